@@ -1,0 +1,366 @@
+//! Typed async client: follows the leader, retries 503s with backoff and
+//! skips endpoints whose circuit breaker is open.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::breaker::Breaker;
+use crate::error::{ApiError, ErrorBody, ErrorCode};
+use crate::routes;
+use crate::types::*;
+
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// Base URLs or `host:port` of the nodes.
+    pub endpoints: Vec<String>,
+    /// Bearer token sent with every request.
+    pub token: Option<String>,
+    /// Timeout of one HTTP attempt.
+    pub request_timeout: Duration,
+    /// How long one call keeps retrying 503s and unreachable nodes.
+    pub retry_for: Duration,
+}
+
+impl ClientConfig {
+    pub fn new(endpoints: Vec<String>) -> Self {
+        ClientConfig {
+            endpoints,
+            token: None,
+            request_timeout: Duration::from_secs(10),
+            retry_for: Duration::from_secs(15),
+        }
+    }
+}
+
+/// Why a call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The server answered with an API error.
+    #[error("{error} (HTTP {status})")]
+    Api { status: u16, error: ApiError },
+    /// No node could be reached, or the outcome of a write is unknown because
+    /// the connection broke after it was sent.
+    #[error("transport: {0}")]
+    Transport(String),
+    #[error("no endpoints configured")]
+    NoEndpoints,
+}
+
+impl ClientError {
+    pub fn code(&self) -> Option<ErrorCode> {
+        match self {
+            ClientError::Api { error, .. } => Some(error.code),
+            _ => None,
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, ClientError>;
+
+struct Endpoint {
+    base: String,
+    breaker: Breaker,
+}
+
+struct State {
+    endpoints: Vec<Endpoint>,
+    /// Index of the endpoint believed to be the leader.
+    preferred: usize,
+    /// Node id → endpoint index, learned from `x-dsync-node`.
+    ids: HashMap<u64, usize>,
+}
+
+/// Cheap to clone; clones share leader knowledge and breakers.
+#[derive(Clone)]
+pub struct Client {
+    http: reqwest::Client,
+    config: Arc<ClientConfig>,
+    state: Arc<Mutex<State>>,
+}
+
+/// Normalizes `host:port` into `http://host:port`.
+pub fn base_url(endpoint: &str) -> String {
+    let e = endpoint.trim().trim_end_matches('/');
+    if e.starts_with("http://") || e.starts_with("https://") {
+        e.to_string()
+    } else {
+        format!("http://{e}")
+    }
+}
+
+impl Client {
+    pub fn new(config: ClientConfig) -> Result<Self> {
+        if config.endpoints.is_empty() {
+            return Err(ClientError::NoEndpoints);
+        }
+        let http = reqwest::Client::builder()
+            .timeout(config.request_timeout)
+            .pool_max_idle_per_host(256)
+            .tcp_nodelay(true)
+            .build()
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
+        let endpoints = config
+            .endpoints
+            .iter()
+            .map(|e| Endpoint {
+                base: base_url(e),
+                breaker: Breaker::new(3, Duration::from_secs(2)),
+            })
+            .collect();
+        Ok(Client {
+            http,
+            config: Arc::new(config),
+            state: Arc::new(Mutex::new(State {
+                endpoints,
+                preferred: 0,
+                ids: HashMap::new(),
+            })),
+        })
+    }
+
+    pub fn endpoints(&self) -> Vec<String> {
+        self.lock().endpoints.iter().map(|e| e.base.clone()).collect()
+    }
+
+    /// Prefer this endpoint index for the next calls (e.g. to spread load).
+    pub fn prefer(&self, index: usize) {
+        let mut s = self.lock();
+        if index < s.endpoints.len() {
+            s.preferred = index;
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Picks the preferred endpoint if its breaker allows, else the next one
+    /// that does, else the one whose breaker reopens first.
+    fn pick(&self, attempt: usize) -> (usize, String) {
+        let s = self.lock();
+        let now = Instant::now();
+        let n = s.endpoints.len();
+        let start = (s.preferred + attempt) % n;
+        for k in 0..n {
+            let i = (start + k) % n;
+            if s.endpoints[i].breaker.allows(now) {
+                return (i, s.endpoints[i].base.clone());
+            }
+        }
+        let i = (0..n)
+            .min_by_key(|&i| s.endpoints[i].breaker.ready_at(now))
+            .unwrap_or(0);
+        (i, s.endpoints[i].base.clone())
+    }
+
+    fn observe(&self, index: usize, headers: &reqwest::header::HeaderMap) {
+        let parse = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+        };
+        let mut s = self.lock();
+        s.endpoints[index].breaker.on_success();
+        if let Some(node) = parse(crate::HEADER_NODE) {
+            s.ids.insert(node, index);
+        }
+        if let Some(leader) = parse(crate::HEADER_LEADER) {
+            if let Some(&i) = s.ids.get(&leader) {
+                s.preferred = i;
+            }
+        }
+    }
+
+    fn failed(&self, index: usize) {
+        let mut s = self.lock();
+        s.endpoints[index].breaker.on_failure(Instant::now());
+        if s.preferred == index {
+            s.preferred = (index + 1) % s.endpoints.len();
+        }
+    }
+
+    /// Sends a request with leader following and retries; decodes the JSON
+    /// response or the API error.
+    pub async fn call<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T> {
+        let bytes = self.call_raw(method, path, body).await?;
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Transport(format!("bad response body: {e}")))
+    }
+
+    /// Like [`call`](Self::call) but returns the raw body.
+    pub async fn call_raw<B: Serialize + ?Sized>(&self, method: Method, path: &str, body: Option<&B>) -> Result<Vec<u8>> {
+        let body = match body {
+            Some(b) => Some(serde_json::to_vec(b).map_err(|e| ClientError::Transport(e.to_string()))?),
+            None => None,
+        };
+        let idempotent = method == Method::GET || method == Method::HEAD;
+        let deadline = Instant::now() + self.config.retry_for;
+        let mut backoff = Duration::from_millis(25);
+        let mut attempt = 0usize;
+        loop {
+            let (index, base) = self.pick(attempt);
+            let mut req = self.http.request(method.clone(), format!("{base}{path}"));
+            if let Some(t) = &self.config.token {
+                req = req.bearer_auth(t);
+            }
+            if let Some(b) = &body {
+                req = req.header("content-type", "application/json").body(b.clone());
+            }
+            let retry = match req.send().await {
+                Ok(resp) => {
+                    let status = resp.status();
+                    self.observe(index, resp.headers());
+                    let bytes = resp.bytes().await.map_err(|e| ClientError::Transport(e.to_string()))?;
+                    if status.is_success() {
+                        return Ok(bytes.to_vec());
+                    }
+                    let error = decode_error(status, &bytes);
+                    if status != StatusCode::SERVICE_UNAVAILABLE {
+                        return Err(ClientError::Api { status: status.as_u16(), error });
+                    }
+                    // No leader or no quorum yet: another node may know better.
+                    attempt += 1;
+                    Err(ClientError::Api { status: status.as_u16(), error })
+                }
+                Err(e) => {
+                    self.failed(index);
+                    attempt += 1;
+                    // A write whose request may have reached the server must not
+                    // be sent twice: report the unknown outcome.
+                    if !idempotent && !e.is_connect() {
+                        return Err(ClientError::Transport(format!("{base}: {e}")));
+                    }
+                    Err(ClientError::Transport(format!("{base}: {e}")))
+                }
+            };
+            if Instant::now() + backoff > deadline {
+                return retry;
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_millis(500));
+        }
+    }
+
+    /// One request to one node, no retry, no leader following.
+    pub async fn call_node<T: DeserializeOwned>(&self, endpoint: &str, path: &str) -> Result<T> {
+        let mut req = self.http.get(format!("{}{path}", base_url(endpoint)));
+        if let Some(t) = &self.config.token {
+            req = req.bearer_auth(t);
+        }
+        let resp = req.send().await.map_err(|e| ClientError::Transport(e.to_string()))?;
+        let status = resp.status();
+        let bytes = resp.bytes().await.map_err(|e| ClientError::Transport(e.to_string()))?;
+        if !status.is_success() {
+            return Err(ClientError::Api {
+                status: status.as_u16(),
+                error: decode_error(status, &bytes),
+            });
+        }
+        serde_json::from_slice(&bytes).map_err(|e| ClientError::Transport(format!("bad response body: {e}")))
+    }
+
+    pub async fn status(&self) -> Result<NodeStatus> {
+        self.call::<(), _>(Method::GET, routes::STATUS, None).await
+    }
+
+    pub async fn node_status(&self, endpoint: &str) -> Result<NodeStatus> {
+        self.call_node(endpoint, routes::STATUS).await
+    }
+
+    pub async fn kv_put(&self, key: &str, value: serde_json::Value, if_version: Option<u64>) -> Result<KvPutResponse> {
+        let body = KvPutRequest { value, if_version };
+        self.call(Method::PUT, &routes::kv_key(key), Some(&body)).await
+    }
+
+    pub async fn kv_get(&self, key: &str, consistency: Consistency) -> Result<KvItem> {
+        let path = format!("{}?consistency={}", routes::kv_key(key), consistency.as_str());
+        self.call::<(), _>(Method::GET, &path, None).await
+    }
+
+    pub async fn kv_delete(&self, key: &str, if_version: Option<u64>) -> Result<KvDeleteResponse> {
+        let mut path = routes::kv_key(key);
+        if let Some(v) = if_version {
+            path.push_str(&format!("?if_version={v}"));
+        }
+        self.call::<(), _>(Method::DELETE, &path, None).await
+    }
+
+    pub async fn kv_list(&self, prefix: &str, limit: Option<usize>, consistency: Consistency) -> Result<KvListResponse> {
+        let mut path = format!(
+            "{}?prefix={}&consistency={}",
+            routes::KV,
+            routes::encode_segment(prefix),
+            consistency.as_str()
+        );
+        if let Some(l) = limit {
+            path.push_str(&format!("&limit={l}"));
+        }
+        self.call::<(), _>(Method::GET, &path, None).await
+    }
+
+    pub async fn join(&self, id: u64, addr: &str) -> Result<MembershipResponse> {
+        let body = JoinRequest {
+            id,
+            addr: addr.to_string(),
+            voter: true,
+        };
+        self.call(Method::POST, routes::MEMBERS, Some(&body)).await
+    }
+}
+
+fn decode_error(status: StatusCode, bytes: &[u8]) -> ApiError {
+    serde_json::from_slice::<ErrorBody>(bytes)
+        .map(|b| b.error)
+        .unwrap_or_else(|_| {
+            let code = match status.as_u16() {
+                400 => ErrorCode::InvalidArgument,
+                401 => ErrorCode::Unauthenticated,
+                403 => ErrorCode::PermissionDenied,
+                404 => ErrorCode::NotFound,
+                413 => ErrorCode::TooLarge,
+                429 => ErrorCode::RateLimited,
+                503 => ErrorCode::Unavailable,
+                _ => ErrorCode::Internal,
+            };
+            ApiError::new(code, String::from_utf8_lossy(bytes).chars().take(200).collect::<String>())
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls_are_normalized() {
+        assert_eq!(base_url("127.0.0.1:7000"), "http://127.0.0.1:7000");
+        assert_eq!(base_url("https://a:1/"), "https://a:1");
+    }
+
+    #[test]
+    fn non_json_errors_get_a_code_from_the_status() {
+        let e = decode_error(StatusCode::PAYLOAD_TOO_LARGE, b"length limit exceeded");
+        assert_eq!(e.code, ErrorCode::TooLarge);
+    }
+
+    #[tokio::test]
+    async fn unreachable_endpoints_trip_breakers_and_give_up_after_retry_window() {
+        // Port 1 on loopback refuses connections immediately.
+        let mut cfg = ClientConfig::new(vec!["127.0.0.1:1".into(), "127.0.0.1:2".into()]);
+        cfg.retry_for = Duration::from_millis(300);
+        let c = Client::new(cfg).unwrap();
+        let err = c.status().await.unwrap_err();
+        assert!(matches!(err, ClientError::Transport(_)), "{err:?}");
+        let s = c.lock();
+        assert!(s.endpoints.iter().all(|e| e.breaker.is_open(Instant::now())));
+    }
+}

@@ -1,0 +1,24 @@
+//! Wire types, error codes, route paths and the typed async [`Client`] of dsync.
+//!
+//! This crate is the leaf of the workspace: the server, the CLI, the dashboard
+//! and the tests all speak through these types, so a field renamed here is
+//! renamed everywhere.
+
+pub mod breaker;
+pub mod client;
+pub mod error;
+pub mod routes;
+pub mod types;
+
+pub use client::{Client, ClientConfig};
+pub use error::{ApiError, ErrorBody, ErrorCode};
+
+/// Response header naming the node that answered.
+pub const HEADER_NODE: &str = "x-dsync-node";
+/// Response header naming the leader as the answering node knows it (empty if none).
+pub const HEADER_LEADER: &str = "x-dsync-leader";
+/// Response header carrying the answering node's current Raft term.
+pub const HEADER_TERM: &str = "x-dsync-term";
+
+/// Version of the peer wire protocol; nodes refuse peers that speak another.
+pub const PROTOCOL_VERSION: u32 = 1;

@@ -1,0 +1,48 @@
+//! Route paths shared by the server's routers and the client.
+
+pub const HEALTH: &str = "/health";
+pub const READY: &str = "/ready";
+pub const METRICS: &str = "/metrics";
+pub const STATUS: &str = "/v1/status";
+pub const KV: &str = "/v1/kv";
+pub const MEMBERS: &str = "/v1/cluster/members";
+
+/// Peer-only routes (Raft RPCs and one-hop forwarding between nodes).
+pub const RAFT_APPEND: &str = "/raft/append";
+pub const RAFT_VOTE: &str = "/raft/vote";
+pub const RAFT_SNAPSHOT: &str = "/raft/snapshot";
+pub const RAFT_FORWARD: &str = "/raft/forward";
+pub const RAFT_READ_INDEX: &str = "/raft/read_index";
+
+/// Longest key accepted by the KV, in bytes.
+pub const MAX_KEY_LEN: usize = 512;
+
+/// Path of one KV key. Keys are validated by the server; the client
+/// percent-encodes the characters a path segment cannot carry.
+pub fn kv_key(key: &str) -> String {
+    format!("{KV}/{}", encode_segment(key))
+}
+
+/// Percent-encodes everything outside RFC 3986's unreserved set, so any
+/// key survives being one path segment.
+pub fn encode_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segments_are_encoded() {
+        assert_eq!(encode_segment("app/config x"), "app%2Fconfig%20x");
+        assert_eq!(kv_key("a.b-c_d~"), "/v1/kv/a.b-c_d~");
+    }
+}

@@ -1,0 +1,205 @@
+//! JSON bodies of the HTTP API.
+
+use serde::{Deserialize, Serialize};
+
+/// `PUT /v1/kv/{key}` body.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct KvPutRequest {
+    /// Any JSON value.
+    pub value: serde_json::Value,
+    /// Compare-and-set: the write applies only if the key's current version is
+    /// this (0 = the key must not exist).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub if_version: Option<u64>,
+}
+
+/// `PUT /v1/kv/{key}` response.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct KvPutResponse {
+    /// The new version of the key: the cluster revision of this write.
+    pub version: u64,
+}
+
+/// `DELETE /v1/kv/{key}` query and response.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct KvDeleteQuery {
+    #[serde(default)]
+    pub if_version: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct KvDeleteResponse {
+    /// Whether a value was present and removed.
+    pub deleted: bool,
+}
+
+/// `GET /v1/kv/{key}` response, also one item of a listing.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct KvItem {
+    pub key: String,
+    pub value: serde_json::Value,
+    pub version: u64,
+    /// Present on `consistency=stale` reads: how far behind the leader this
+    /// node may be.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staleness_ms: Option<u64>,
+}
+
+/// `GET /v1/kv?prefix=` response.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct KvListResponse {
+    pub items: Vec<KvItem>,
+    /// True when the listing stopped at `limit`.
+    pub truncated: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staleness_ms: Option<u64>,
+}
+
+/// The read consistency levels of DESIGN §2.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Consistency {
+    /// Leader state confirmed by a quorum round (ReadIndex).
+    #[default]
+    Linearizable,
+    /// The leader's applied state, without a quorum round.
+    Leader,
+    /// This node's state, possibly behind; bounded by `max_staleness_ms`.
+    Stale,
+}
+
+impl Consistency {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Consistency::Linearizable => "linearizable",
+            Consistency::Leader => "leader",
+            Consistency::Stale => "stale",
+        }
+    }
+}
+
+/// Query string of reads.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ReadQuery {
+    #[serde(default)]
+    pub consistency: Consistency,
+    #[serde(default)]
+    pub max_staleness_ms: Option<u64>,
+    #[serde(default)]
+    pub prefix: Option<String>,
+    #[serde(default)]
+    pub limit: Option<usize>,
+}
+
+/// Role of a node as it reports itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Leader,
+    Follower,
+    Candidate,
+    Learner,
+    Shutdown,
+}
+
+impl std::fmt::Display for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = match self {
+            Role::Leader => "leader",
+            Role::Follower => "follower",
+            Role::Candidate => "candidate",
+            Role::Learner => "learner",
+            Role::Shutdown => "shutdown",
+        };
+        f.write_str(s)
+    }
+}
+
+/// Membership kind of a cluster member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MemberKind {
+    Voter,
+    Learner,
+}
+
+/// One member as the answering node sees the membership.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MemberStatus {
+    pub id: u64,
+    pub addr: String,
+    pub kind: MemberKind,
+    /// Last log index known replicated to this member (leader only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub match_index: Option<u64>,
+}
+
+/// `GET /v1/status`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct NodeStatus {
+    pub id: u64,
+    pub addr: String,
+    /// dsync release version of this node.
+    pub version: String,
+    /// Peer wire protocol version.
+    pub protocol: u32,
+    pub role: Role,
+    pub term: u64,
+    pub leader: Option<u64>,
+    pub last_index: u64,
+    pub commit_index: u64,
+    pub applied_index: u64,
+    pub snapshot_index: u64,
+    /// Milliseconds since the leader last confirmed its quorum (leader only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub millis_since_quorum_ack: Option<u64>,
+    pub members: Vec<MemberStatus>,
+}
+
+/// `POST /v1/cluster/members`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct JoinRequest {
+    pub id: u64,
+    pub addr: String,
+    /// Promote to voter once caught up (default true); false keeps a learner.
+    #[serde(default = "default_true")]
+    pub voter: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Response to membership changes: the membership after the change.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct MembershipResponse {
+    pub members: Vec<MemberStatus>,
+}
+
+/// `GET /health` and `GET /ready`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Health {
+    pub ok: bool,
+    pub id: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn put_request_rejects_unknown_fields() {
+        let err = serde_json::from_str::<KvPutRequest>(r#"{"value":1,"bogus":2}"#).unwrap_err();
+        assert!(err.to_string().contains("bogus"));
+    }
+
+    #[test]
+    fn consistency_defaults_to_linearizable() {
+        let q: ReadQuery = serde_json::from_str("{}").unwrap();
+        assert_eq!(q.consistency, Consistency::Linearizable);
+    }
+}
