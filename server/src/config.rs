@@ -62,14 +62,18 @@ impl Default for Config {
 
 impl Config {
     pub fn from_yaml_file(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::Config(format!("cannot read config file {}: {e}", path.display())))?;
-        serde_yaml::from_str(&text).map_err(|e| Error::Config(format!("config file {}: {e}", path.display())))
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::Config(format!("cannot read config file {}: {e}", path.display()))
+        })?;
+        serde_yaml::from_str(&text)
+            .map_err(|e| Error::Config(format!("config file {}: {e}", path.display())))
     }
 
     /// The address others use to reach this node.
     pub fn advertised(&self) -> String {
-        self.advertise.clone().unwrap_or_else(|| self.listen.to_string())
+        self.advertise
+            .clone()
+            .unwrap_or_else(|| self.listen.to_string())
     }
 
     pub fn validate(&self) -> Result<()> {
@@ -96,7 +100,10 @@ impl Config {
             return bad("max_batch must be between 1 and 65536".into());
         }
         if self.bootstrap && !self.join.is_empty() {
-            return bad("bootstrap and join are exclusive: a node either starts a cluster or joins one".into());
+            return bad(
+                "bootstrap and join are exclusive: a node either starts a cluster or joins one"
+                    .into(),
+            );
         }
         Ok(())
     }
@@ -108,7 +115,9 @@ mod tests {
 
     #[test]
     fn yaml_overrides_defaults_and_rejects_typos() {
-        let c: Config = serde_yaml::from_str("id: 3\nlisten: 127.0.0.1:9000\njoin: [\"127.0.0.1:9001\"]\n").unwrap();
+        let c: Config =
+            serde_yaml::from_str("id: 3\nlisten: 127.0.0.1:9000\njoin: [\"127.0.0.1:9001\"]\n")
+                .unwrap();
         assert_eq!(c.id, 3);
         assert_eq!(c.heartbeat_ms, 100);
         assert_eq!(c.advertised(), "127.0.0.1:9000");

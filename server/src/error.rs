@@ -15,7 +15,10 @@ pub enum Error {
     TooLarge(String),
     /// A compare-and-set or similar precondition failed.
     #[error("{message}")]
-    Conflict { message: String, current_version: u64 },
+    Conflict {
+        message: String,
+        current_version: u64,
+    },
     /// No leader is known, no quorum, or this node is shutting down.
     #[error("{0}")]
     Unavailable(String),
@@ -36,13 +39,16 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     pub fn to_api(&self) -> ApiError {
         match self {
-            Error::Config(m) | Error::InvalidArgument(m) => ApiError::new(ErrorCode::InvalidArgument, m),
+            Error::Config(m) | Error::InvalidArgument(m) => {
+                ApiError::new(ErrorCode::InvalidArgument, m)
+            }
             Error::NotFound(m) => ApiError::new(ErrorCode::NotFound, m),
             Error::TooLarge(m) => ApiError::new(ErrorCode::TooLarge, m),
             Error::Conflict {
                 message,
                 current_version,
-            } => ApiError::new(ErrorCode::Conflict, message).with_detail("current_version", *current_version),
+            } => ApiError::new(ErrorCode::Conflict, message)
+                .with_detail("current_version", *current_version),
             Error::Unavailable(m) => ApiError::new(ErrorCode::Unavailable, m),
             Error::Corrupt { .. } | Error::Storage(_) | Error::Internal(_) => {
                 ApiError::new(ErrorCode::Internal, self.to_string())

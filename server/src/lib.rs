@@ -1,13 +1,109 @@
-//! dsync node runtime.
+//! dsync node runtime: configuration, Raft (openraft) over a redb log, the
+//! replicated state machine, and the HTTP API (axum).
 
 pub mod config;
 pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod node;
+pub mod proposer;
+pub mod raft;
+pub mod state;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::serve::ListenerExt;
+use dsync_api::{Client, ClientConfig};
 
 pub use config::Config;
 pub use error::{Error, Result};
+pub use node::Node;
+
+/// The release this node reports; builds can override it (rolling-upgrade tests
+/// use two builds of the same code that report different versions).
+pub const VERSION: &str = match option_env!("DSYNC_BUILD_VERSION") {
+    Some(v) => v,
+    None => env!("CARGO_PKG_VERSION"),
+};
 
 /// Runs one node until SIGTERM or SIGINT.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     config.validate()?;
-    anyhow::bail!("node runtime is being written")
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?
+        .tap_io(|tcp| {
+            // Small request/response pairs: waiting to coalesce only adds latency.
+            let _ = tcp.set_nodelay(true);
+        });
+    let node = Node::start(config.clone()).await?;
+    tracing::info!(
+        id = node.id,
+        addr = %node.addr,
+        data_dir = %config.data_dir.display(),
+        version = VERSION,
+        "dsync node started"
+    );
+    if config.bootstrap {
+        node.bootstrap_if_new().await?;
+    }
+    if !config.join.is_empty() && !node.is_voter() {
+        tokio::spawn(join_until_member(node.clone()));
+    }
+    let app = http::router(node.clone());
+    let served = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await;
+    tracing::info!("shutting down");
+    node.shutdown().await;
+    served.context("http server failed")
+}
+
+/// Asks the cluster to add this node until it is a voter; the leader adds it
+/// as a learner first and promotes it once it has caught up.
+async fn join_until_member(node: Arc<Node>) {
+    let client = match Client::new(ClientConfig {
+        retry_for: Duration::from_secs(5),
+        ..ClientConfig::new(node.config.join.clone())
+    }) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!("cannot join: {e}");
+            return;
+        }
+    };
+    let mut delay = Duration::from_millis(100);
+    loop {
+        match client.join(node.id, &node.addr).await {
+            Ok(_) => {
+                tracing::info!(id = node.id, "joined the cluster as a voter");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(id = node.id, "join not done yet: {e}");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(2));
+            }
+        }
+        if node.is_voter() {
+            return;
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = term => {},
+        _ = tokio::signal::ctrl_c() => {},
+    }
 }

@@ -62,7 +62,10 @@ mod tests {
         assert!(b.allows(t0), "two failures stay below the threshold");
         b.on_failure(t0);
         assert!(!b.allows(t0 + Duration::from_millis(1999)));
-        assert!(b.allows(t0 + Duration::from_secs(2)), "half-open after cooldown");
+        assert!(
+            b.allows(t0 + Duration::from_secs(2)),
+            "half-open after cooldown"
+        );
         // A failed probe re-opens at once.
         b.on_failure(t0 + Duration::from_secs(2));
         assert!(b.is_open(t0 + Duration::from_secs(3)));

@@ -124,7 +124,11 @@ impl Client {
     }
 
     pub fn endpoints(&self) -> Vec<String> {
-        self.lock().endpoints.iter().map(|e| e.base.clone()).collect()
+        self.lock()
+            .endpoints
+            .iter()
+            .map(|e| e.base.clone())
+            .collect()
     }
 
     /// Prefer this endpoint index for the next calls (e.g. to spread load).
@@ -141,11 +145,11 @@ impl Client {
 
     /// Picks the preferred endpoint if its breaker allows, else the next one
     /// that does, else the one whose breaker reopens first.
-    fn pick(&self, attempt: usize) -> (usize, String) {
+    fn pick(&self) -> (usize, String) {
         let s = self.lock();
         let now = Instant::now();
         let n = s.endpoints.len();
-        let start = (s.preferred + attempt) % n;
+        let start = s.preferred % n;
         for k in 0..n {
             let i = (start + k) % n;
             if s.endpoints[i].breaker.allows(now) {
@@ -177,9 +181,12 @@ impl Client {
         }
     }
 
-    fn failed(&self, index: usize) {
+    /// Records a failure and moves on to the next endpoint.
+    fn failed(&self, index: usize, breaker: bool) {
         let mut s = self.lock();
-        s.endpoints[index].breaker.on_failure(Instant::now());
+        if breaker {
+            s.endpoints[index].breaker.on_failure(Instant::now());
+        }
         if s.preferred == index {
             s.preferred = (index + 1) % s.endpoints.len();
         }
@@ -194,47 +201,64 @@ impl Client {
         body: Option<&B>,
     ) -> Result<T> {
         let bytes = self.call_raw(method, path, body).await?;
-        serde_json::from_slice(&bytes).map_err(|e| ClientError::Transport(format!("bad response body: {e}")))
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ClientError::Transport(format!("bad response body: {e}")))
     }
 
     /// Like [`call`](Self::call) but returns the raw body.
-    pub async fn call_raw<B: Serialize + ?Sized>(&self, method: Method, path: &str, body: Option<&B>) -> Result<Vec<u8>> {
+    pub async fn call_raw<B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<Vec<u8>> {
         let body = match body {
-            Some(b) => Some(serde_json::to_vec(b).map_err(|e| ClientError::Transport(e.to_string()))?),
+            Some(b) => {
+                Some(serde_json::to_vec(b).map_err(|e| ClientError::Transport(e.to_string()))?)
+            }
             None => None,
         };
         let idempotent = method == Method::GET || method == Method::HEAD;
         let deadline = Instant::now() + self.config.retry_for;
         let mut backoff = Duration::from_millis(25);
-        let mut attempt = 0usize;
         loop {
-            let (index, base) = self.pick(attempt);
+            let (index, base) = self.pick();
             let mut req = self.http.request(method.clone(), format!("{base}{path}"));
             if let Some(t) = &self.config.token {
                 req = req.bearer_auth(t);
             }
             if let Some(b) = &body {
-                req = req.header("content-type", "application/json").body(b.clone());
+                req = req
+                    .header("content-type", "application/json")
+                    .body(b.clone());
             }
             let retry = match req.send().await {
                 Ok(resp) => {
                     let status = resp.status();
                     self.observe(index, resp.headers());
-                    let bytes = resp.bytes().await.map_err(|e| ClientError::Transport(e.to_string()))?;
+                    let bytes = resp
+                        .bytes()
+                        .await
+                        .map_err(|e| ClientError::Transport(e.to_string()))?;
                     if status.is_success() {
                         return Ok(bytes.to_vec());
                     }
                     let error = decode_error(status, &bytes);
                     if status != StatusCode::SERVICE_UNAVAILABLE {
-                        return Err(ClientError::Api { status: status.as_u16(), error });
+                        return Err(ClientError::Api {
+                            status: status.as_u16(),
+                            error,
+                        });
                     }
                     // No leader or no quorum yet: another node may know better.
-                    attempt += 1;
-                    Err(ClientError::Api { status: status.as_u16(), error })
+                    self.failed(index, false);
+                    Err(ClientError::Api {
+                        status: status.as_u16(),
+                        error,
+                    })
                 }
                 Err(e) => {
-                    self.failed(index);
-                    attempt += 1;
+                    self.failed(index, true);
                     // A write whose request may have reached the server must not
                     // be sent twice: report the unknown outcome.
                     if !idempotent && !e.is_connect() {
@@ -257,16 +281,23 @@ impl Client {
         if let Some(t) = &self.config.token {
             req = req.bearer_auth(t);
         }
-        let resp = req.send().await.map_err(|e| ClientError::Transport(e.to_string()))?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
         let status = resp.status();
-        let bytes = resp.bytes().await.map_err(|e| ClientError::Transport(e.to_string()))?;
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| ClientError::Transport(e.to_string()))?;
         if !status.is_success() {
             return Err(ClientError::Api {
                 status: status.as_u16(),
                 error: decode_error(status, &bytes),
             });
         }
-        serde_json::from_slice(&bytes).map_err(|e| ClientError::Transport(format!("bad response body: {e}")))
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ClientError::Transport(format!("bad response body: {e}")))
     }
 
     pub async fn status(&self) -> Result<NodeStatus> {
@@ -277,13 +308,23 @@ impl Client {
         self.call_node(endpoint, routes::STATUS).await
     }
 
-    pub async fn kv_put(&self, key: &str, value: serde_json::Value, if_version: Option<u64>) -> Result<KvPutResponse> {
+    pub async fn kv_put(
+        &self,
+        key: &str,
+        value: serde_json::Value,
+        if_version: Option<u64>,
+    ) -> Result<KvPutResponse> {
         let body = KvPutRequest { value, if_version };
-        self.call(Method::PUT, &routes::kv_key(key), Some(&body)).await
+        self.call(Method::PUT, &routes::kv_key(key), Some(&body))
+            .await
     }
 
     pub async fn kv_get(&self, key: &str, consistency: Consistency) -> Result<KvItem> {
-        let path = format!("{}?consistency={}", routes::kv_key(key), consistency.as_str());
+        let path = format!(
+            "{}?consistency={}",
+            routes::kv_key(key),
+            consistency.as_str()
+        );
         self.call::<(), _>(Method::GET, &path, None).await
     }
 
@@ -295,7 +336,12 @@ impl Client {
         self.call::<(), _>(Method::DELETE, &path, None).await
     }
 
-    pub async fn kv_list(&self, prefix: &str, limit: Option<usize>, consistency: Consistency) -> Result<KvListResponse> {
+    pub async fn kv_list(
+        &self,
+        prefix: &str,
+        limit: Option<usize>,
+        consistency: Consistency,
+    ) -> Result<KvListResponse> {
         let mut path = format!(
             "{}?prefix={}&consistency={}",
             routes::KV,
@@ -332,7 +378,13 @@ fn decode_error(status: StatusCode, bytes: &[u8]) -> ApiError {
                 503 => ErrorCode::Unavailable,
                 _ => ErrorCode::Internal,
             };
-            ApiError::new(code, String::from_utf8_lossy(bytes).chars().take(200).collect::<String>())
+            ApiError::new(
+                code,
+                String::from_utf8_lossy(bytes)
+                    .chars()
+                    .take(200)
+                    .collect::<String>(),
+            )
         })
 }
 
@@ -356,11 +408,14 @@ mod tests {
     async fn unreachable_endpoints_trip_breakers_and_give_up_after_retry_window() {
         // Port 1 on loopback refuses connections immediately.
         let mut cfg = ClientConfig::new(vec!["127.0.0.1:1".into(), "127.0.0.1:2".into()]);
-        cfg.retry_for = Duration::from_millis(300);
+        cfg.retry_for = Duration::from_secs(1);
         let c = Client::new(cfg).unwrap();
         let err = c.status().await.unwrap_err();
         assert!(matches!(err, ClientError::Transport(_)), "{err:?}");
         let s = c.lock();
-        assert!(s.endpoints.iter().all(|e| e.breaker.is_open(Instant::now())));
+        assert!(s
+            .endpoints
+            .iter()
+            .all(|e| e.breaker.is_open(Instant::now())));
     }
 }

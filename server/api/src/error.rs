@@ -112,7 +112,8 @@ mod tests {
 
     #[test]
     fn error_body_round_trips_with_details() {
-        let e = ApiError::new(ErrorCode::Conflict, "version mismatch").with_detail("current_version", 7);
+        let e = ApiError::new(ErrorCode::Conflict, "version mismatch")
+            .with_detail("current_version", 7);
         let text = serde_json::to_string(&ErrorBody { error: e.clone() }).unwrap();
         assert_eq!(
             text,

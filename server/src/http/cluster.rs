@@ -1,0 +1,82 @@
+//! Health, readiness, metrics, status and membership.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use dsync_api::routes;
+use dsync_api::types::{Health, JoinRequest, MembershipResponse, NodeStatus};
+
+use super::error::HttpResult;
+use super::extract::ApiJson;
+use crate::node::Node;
+
+pub fn router() -> Router<Arc<Node>> {
+    Router::new()
+        .route(routes::HEALTH, get(health))
+        .route(routes::READY, get(ready))
+        .route(routes::METRICS, get(metrics))
+        .route(routes::STATUS, get(status))
+        .route(routes::MEMBERS, post(join))
+}
+
+/// The process is alive and serving HTTP.
+async fn health(State(node): State<Arc<Node>>) -> Json<Health> {
+    Json(Health {
+        ok: true,
+        id: node.id,
+        reason: None,
+    })
+}
+
+/// A leader is known and this node has applied everything it knows committed.
+async fn ready(State(node): State<Arc<Node>>) -> Response {
+    let s = node.status();
+    let reason = if s.leader.is_none() {
+        Some("no leader is known".to_string())
+    } else if s.applied_index < s.commit_index {
+        Some(format!(
+            "applied {} of {} committed entries",
+            s.applied_index, s.commit_index
+        ))
+    } else {
+        None
+    };
+    let code = if reason.is_some() {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    let body = Health {
+        ok: reason.is_none(),
+        id: node.id,
+        reason,
+    };
+    (code, Json(body)).into_response()
+}
+
+async fn metrics(State(node): State<Arc<Node>>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        node.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn status(State(node): State<Arc<Node>>) -> Json<NodeStatus> {
+    Json(node.status())
+}
+
+async fn join(
+    State(node): State<Arc<Node>>,
+    ApiJson(req): ApiJson<JoinRequest>,
+) -> HttpResult<Json<MembershipResponse>> {
+    let members = node.join(req.id, req.addr, req.voter).await?;
+    Ok(Json(MembershipResponse { members }))
+}

@@ -1,0 +1,151 @@
+//! `/v1/kv`: the replicated key-value store.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::routing::get;
+use axum::{Json, Router};
+use dsync_api::routes::MAX_KEY_LEN;
+use dsync_api::types::{
+    KvDeleteQuery, KvDeleteResponse, KvItem, KvListResponse, KvPutRequest, KvPutResponse, ReadQuery,
+};
+use dsync_api::ErrorCode;
+
+use super::error::{invalid, HttpError, HttpResult};
+use super::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::error::Error;
+use crate::node::Node;
+use crate::state::{CmdValue, Command};
+
+const MAX_LIST: usize = 10_000;
+
+pub fn router() -> Router<Arc<Node>> {
+    Router::new().route("/v1/kv", get(list)).route(
+        "/v1/kv/{*key}",
+        get(get_key).put(put_key).delete(delete_key),
+    )
+}
+
+/// Keys are 1..=512 bytes of printable text.
+pub fn validate_key(key: &str) -> HttpResult<()> {
+    if key.is_empty() {
+        return Err(invalid("key must not be empty"));
+    }
+    if key.len() > MAX_KEY_LEN {
+        return Err(invalid(format!(
+            "key is {} bytes; the limit is {MAX_KEY_LEN}",
+            key.len()
+        )));
+    }
+    if key.chars().any(char::is_control) {
+        return Err(invalid("key must not contain control characters"));
+    }
+    Ok(())
+}
+
+fn parse_value(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap_or(serde_json::Value::Null)
+}
+
+async fn get_key(
+    State(node): State<Arc<Node>>,
+    ApiPath(key): ApiPath<String>,
+    ApiQuery(q): ApiQuery<ReadQuery>,
+) -> HttpResult<Json<KvItem>> {
+    validate_key(&key)?;
+    let staleness_ms = node.read_barrier(q.consistency, q.max_staleness_ms).await?;
+    let st = node.sm.read();
+    let e = st
+        .data
+        .kv
+        .get(&key)
+        .ok_or_else(|| HttpError::from(Error::NotFound(format!("key {key:?} not found"))))?;
+    Ok(Json(KvItem {
+        value: parse_value(&e.value),
+        version: e.version,
+        key,
+        staleness_ms,
+    }))
+}
+
+async fn put_key(
+    State(node): State<Arc<Node>>,
+    ApiPath(key): ApiPath<String>,
+    ApiJson(req): ApiJson<KvPutRequest>,
+) -> HttpResult<Json<KvPutResponse>> {
+    validate_key(&key)?;
+    let cmd = Command::KvPut {
+        key,
+        value: req.value.to_string(),
+        if_version: req.if_version,
+    };
+    match node.write(cmd).await? {
+        CmdValue::Version(version) => Ok(Json(KvPutResponse { version })),
+        other => Err(Error::Internal(format!("unexpected result {other:?}")).into()),
+    }
+}
+
+async fn delete_key(
+    State(node): State<Arc<Node>>,
+    ApiPath(key): ApiPath<String>,
+    ApiQuery(q): ApiQuery<KvDeleteQuery>,
+) -> HttpResult<Json<KvDeleteResponse>> {
+    validate_key(&key)?;
+    match node
+        .write(Command::KvDelete {
+            key,
+            if_version: q.if_version,
+        })
+        .await?
+    {
+        CmdValue::Deleted(deleted) => Ok(Json(KvDeleteResponse { deleted })),
+        other => Err(Error::Internal(format!("unexpected result {other:?}")).into()),
+    }
+}
+
+async fn list(
+    State(node): State<Arc<Node>>,
+    ApiQuery(q): ApiQuery<ReadQuery>,
+) -> HttpResult<Json<KvListResponse>> {
+    let prefix = q.prefix.unwrap_or_default();
+    if prefix.len() > MAX_KEY_LEN {
+        return Err(invalid(format!("prefix longer than {MAX_KEY_LEN} bytes")));
+    }
+    let limit = q.limit.unwrap_or(1000);
+    if limit == 0 || limit > MAX_LIST {
+        return Err(HttpError(dsync_api::ApiError::new(
+            ErrorCode::InvalidArgument,
+            format!("limit must be between 1 and {MAX_LIST}"),
+        )));
+    }
+    let staleness_ms = node.read_barrier(q.consistency, q.max_staleness_ms).await?;
+    let st = node.sm.read();
+    let (items, truncated) = st.data.kv.list(&prefix, limit);
+    Ok(Json(KvListResponse {
+        items: items
+            .into_iter()
+            .map(|(k, e)| KvItem {
+                key: k.clone(),
+                value: parse_value(&e.value),
+                version: e.version,
+                staleness_ms: None,
+            })
+            .collect(),
+        truncated,
+        staleness_ms,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_validated() {
+        assert!(validate_key("app/config").is_ok());
+        assert!(validate_key("").is_err());
+        assert!(validate_key("a\nb").is_err());
+        assert!(validate_key(&"x".repeat(MAX_KEY_LEN + 1)).is_err());
+        assert!(validate_key(&"x".repeat(MAX_KEY_LEN)).is_ok());
+    }
+}

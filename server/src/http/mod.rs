@@ -1,0 +1,86 @@
+//! HTTP: one router per domain, merged here, with the response headers,
+//! metrics and JSON fallbacks every route shares.
+
+mod cluster;
+pub mod error;
+mod extract;
+mod kv;
+mod raft;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderValue, Method, Uri};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::Router;
+use dsync_api::{ApiError, ErrorCode, HEADER_LEADER, HEADER_NODE, HEADER_TERM};
+
+use self::error::HttpError;
+use crate::metrics::RouteLabels;
+use crate::node::Node;
+
+/// Peers may send large append batches and snapshot chunks.
+const PEER_BODY_LIMIT: usize = 256 * 1024 * 1024;
+
+pub fn router(node: Arc<Node>) -> Router {
+    let client = Router::new()
+        .merge(cluster::router())
+        .merge(kv::router())
+        .layer(DefaultBodyLimit::max(node.config.max_body_bytes));
+    let peer = raft::router().layer(DefaultBodyLimit::max(PEER_BODY_LIMIT));
+    Router::new()
+        .merge(client)
+        .merge(peer)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(node.clone(), observe))
+        .with_state(node)
+}
+
+async fn not_found(method: Method, uri: Uri) -> HttpError {
+    HttpError(ApiError::new(
+        ErrorCode::NotFound,
+        format!("no route for {method} {}", uri.path()),
+    ))
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> HttpError {
+    HttpError(ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        format!("{method} is not allowed on {}", uri.path()),
+    ))
+}
+
+/// Adds `x-dsync-node`, `x-dsync-leader`, `x-dsync-term` and records latency.
+async fn observe(State(node): State<Arc<Node>>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().to_string();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let mut resp = next.run(req).await;
+    let (leader, term) = {
+        let m = node.raft.metrics();
+        let m = m.borrow();
+        (m.current_leader, m.current_term)
+    };
+    let h = resp.headers_mut();
+    h.insert(HEADER_NODE, HeaderValue::from(node.id));
+    h.insert(
+        HEADER_LEADER,
+        leader.map_or(HeaderValue::from_static(""), HeaderValue::from),
+    );
+    h.insert(HEADER_TERM, HeaderValue::from(term));
+    node.metrics
+        .requests
+        .get_or_create(&RouteLabels {
+            method,
+            route,
+            status: resp.status().as_u16(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    resp
+}

@@ -1,0 +1,159 @@
+//! Prometheus metrics of one node (`GET /metrics`).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub method: String,
+    pub route: String,
+    pub status: u16,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+fn latency_histogram() -> Histogram {
+    // 50 µs … ~26 s.
+    Histogram::new(exponential_buckets(0.00005, 2.0, 20))
+}
+
+pub struct Metrics {
+    registry: Registry,
+    pub term: Gauge,
+    pub is_leader: Gauge,
+    pub leader_changes: Counter,
+    pub commit_index: Gauge,
+    pub applied_index: Gauge,
+    pub last_log_index: Gauge,
+    pub apply_lag: Gauge,
+    pub fsync_seconds: Histogram,
+    pub batch_size: Histogram,
+    pub snapshots_built: Counter,
+    pub snapshots_installed: Counter,
+    pub forwarded: Counter,
+    pub requests: HistogramFamily<RouteLabels>,
+}
+
+impl Metrics {
+    pub fn new() -> Metrics {
+        let mut registry = Registry::with_prefix("dsync");
+        let m = Metrics {
+            term: Gauge::default(),
+            is_leader: Gauge::default(),
+            leader_changes: Counter::default(),
+            commit_index: Gauge::default(),
+            applied_index: Gauge::default(),
+            last_log_index: Gauge::default(),
+            apply_lag: Gauge::default(),
+            fsync_seconds: latency_histogram(),
+            batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 14)),
+            snapshots_built: Counter::default(),
+            snapshots_installed: Counter::default(),
+            forwarded: Counter::default(),
+            requests: Family::new_with_constructor(latency_histogram),
+            registry: Registry::default(),
+        };
+        registry.register("raft_term", "Current Raft term", m.term.clone());
+        registry.register(
+            "raft_is_leader",
+            "1 if this node is the leader",
+            m.is_leader.clone(),
+        );
+        registry.register(
+            "raft_leader_changes",
+            "Leader changes seen by this node",
+            m.leader_changes.clone(),
+        );
+        registry.register(
+            "raft_commit_index",
+            "Highest log index known committed",
+            m.commit_index.clone(),
+        );
+        registry.register(
+            "raft_applied_index",
+            "Highest log index applied to the state machine",
+            m.applied_index.clone(),
+        );
+        registry.register(
+            "raft_last_log_index",
+            "Highest log index stored",
+            m.last_log_index.clone(),
+        );
+        registry.register(
+            "raft_apply_lag",
+            "Committed entries not yet applied",
+            m.apply_lag.clone(),
+        );
+        registry.register(
+            "log_fsync_seconds",
+            "Duration of one durable log append (redb commit with fsync)",
+            m.fsync_seconds.clone(),
+        );
+        registry.register(
+            "proposal_batch_commands",
+            "Commands per proposed Raft entry",
+            m.batch_size.clone(),
+        );
+        registry.register(
+            "snapshots_built",
+            "Snapshots built by this node",
+            m.snapshots_built.clone(),
+        );
+        registry.register(
+            "snapshots_installed",
+            "Snapshots received from a leader and installed",
+            m.snapshots_installed.clone(),
+        );
+        registry.register(
+            "forwarded_requests",
+            "Client requests this node forwarded to the leader",
+            m.forwarded.clone(),
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request latency by route",
+            m.requests.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    /// The registry rendered in the Prometheus text format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_prometheus_text_with_route_labels() {
+        let m = Metrics::new();
+        m.term.set(4);
+        m.requests
+            .get_or_create(&RouteLabels {
+                method: "PUT".into(),
+                route: "/v1/kv/{*key}".into(),
+                status: 200,
+            })
+            .observe(0.001);
+        let text = m.render();
+        assert!(text.contains("dsync_raft_term 4"), "{text}");
+        assert!(text.contains("dsync_http_request_duration_seconds_count{method=\"PUT\",route=\"/v1/kv/{*key}\",status=\"200\"} 1"), "{text}");
+        assert!(text.ends_with("# EOF\n"));
+    }
+}

@@ -1,0 +1,129 @@
+//! Writes, and their one-hop forwarding from followers to the leader.
+
+use std::time::Duration;
+
+use dsync_api::types::MemberStatus;
+use dsync_api::{routes, ErrorCode};
+use serde::{Deserialize, Serialize};
+
+use super::Node;
+use crate::error::{Error, Result};
+use crate::proposer::ProposeError;
+use crate::raft::network::{post_bincode, PeerError};
+use crate::state::{CmdError, CmdValue, Command};
+
+/// What a follower asks of the leader over `/raft/forward`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ForwardRequest {
+    Write(Command),
+    /// A linearizable read index (ReadIndex round on the leader).
+    ReadIndex,
+    /// The leader's applied index, without a round.
+    AppliedIndex,
+    Join {
+        id: u64,
+        addr: String,
+        voter: bool,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum ForwardReply {
+    Value(CmdValue),
+    Index(u64),
+    Members(Vec<MemberStatus>),
+}
+
+const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
+
+fn cmd_err(e: Error) -> CmdError {
+    let api = e.to_api();
+    CmdError {
+        code: api.code,
+        message: api.message,
+        details: (!api.details.is_empty())
+            .then(|| serde_json::Value::Object(api.details).to_string()),
+    }
+}
+
+impl Node {
+    /// Applies one command through Raft, forwarding to the leader if needed.
+    pub async fn write(&self, cmd: Command) -> Result<CmdValue> {
+        if let Some((leader, addr)) = self.leader() {
+            if leader != self.id {
+                return self.forward_write(addr, cmd).await;
+            }
+        }
+        match self.proposer.propose(cmd.clone()).await {
+            Ok(out) => out.map_err(|e| Error::Api(e.to_api())),
+            Err(ProposeError::NotLeader(Some((_, addr)))) => self.forward_write(addr, cmd).await,
+            Err(ProposeError::NotLeader(None)) => {
+                Err(Error::Unavailable("no leader is elected yet".into()))
+            }
+            Err(ProposeError::Stopped(m)) => {
+                Err(Error::Unavailable(format!("node is stopping: {m}")))
+            }
+        }
+    }
+
+    /// A write on the leader only: forwarded requests never hop twice.
+    async fn write_local(&self, cmd: Command) -> Result<CmdValue> {
+        match self.proposer.propose(cmd).await {
+            Ok(out) => out.map_err(|e| Error::Api(e.to_api())),
+            Err(ProposeError::NotLeader(_)) => {
+                Err(Error::Unavailable("leadership moved; retry".into()))
+            }
+            Err(ProposeError::Stopped(m)) => {
+                Err(Error::Unavailable(format!("node is stopping: {m}")))
+            }
+        }
+    }
+
+    async fn forward_write(&self, addr: String, cmd: Command) -> Result<CmdValue> {
+        match self.forward(&addr, &ForwardRequest::Write(cmd)).await? {
+            ForwardReply::Value(v) => Ok(v),
+            other => Err(Error::Internal(format!(
+                "unexpected forward reply {other:?}"
+            ))),
+        }
+    }
+
+    pub(super) async fn forward(&self, addr: &str, req: &ForwardRequest) -> Result<ForwardReply> {
+        self.metrics.forwarded.inc();
+        let reply: Result<ForwardReply, CmdError> = post_bincode(
+            &self.peers,
+            addr,
+            routes::RAFT_FORWARD,
+            req,
+            FORWARD_TIMEOUT,
+        )
+        .await
+        .map_err(|e| match e {
+            PeerError::Unreachable(..) => Error::Unavailable(format!("leader unreachable: {e}")),
+            PeerError::Network(..) => {
+                Error::Unavailable(format!("forwarding to the leader failed: {e}"))
+            }
+        })?;
+        reply.map_err(|e| Error::Api(e.to_api()))
+    }
+
+    /// Serves a request forwarded by a follower.
+    pub async fn handle_forward(&self, req: ForwardRequest) -> Result<ForwardReply, CmdError> {
+        if !self.is_leader() {
+            return Err(CmdError::new(
+                ErrorCode::Unavailable,
+                "this node is no longer the leader; retry",
+            ));
+        }
+        let res = match req {
+            ForwardRequest::Write(cmd) => self.write_local(cmd).await.map(ForwardReply::Value),
+            ForwardRequest::ReadIndex => self.local_read_index().await.map(ForwardReply::Index),
+            ForwardRequest::AppliedIndex => Ok(ForwardReply::Index(self.applied_index())),
+            ForwardRequest::Join { id, addr, voter } => self
+                .join_local(id, addr, voter)
+                .await
+                .map(ForwardReply::Members),
+        };
+        res.map_err(cmd_err)
+    }
+}

@@ -1,0 +1,158 @@
+//! Membership changes and the status report.
+
+use std::collections::BTreeSet;
+
+use dsync_api::types::{MemberKind, MemberStatus, NodeStatus, Role};
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{BasicNode, ChangeMembers, ServerState};
+
+use super::{ForwardReply, ForwardRequest, Node};
+use crate::error::{Error, Result};
+
+fn membership_err(e: RaftError<u64, ClientWriteError<u64, BasicNode>>) -> Error {
+    match e {
+        RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => {
+            Error::Unavailable("leadership moved; retry".into())
+        }
+        RaftError::APIError(ClientWriteError::ChangeMembershipError(c)) => {
+            Error::Unavailable(format!("membership change refused for now: {c}"))
+        }
+        other => Error::Unavailable(other.to_string()),
+    }
+}
+
+impl Node {
+    /// Current members as this node sees them; match indexes on the leader.
+    pub fn members(&self) -> Vec<MemberStatus> {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        let membership = m.membership_config.membership();
+        let voters: BTreeSet<u64> = membership.voter_ids().collect();
+        membership
+            .nodes()
+            .map(|(id, node)| MemberStatus {
+                id: *id,
+                addr: node.addr.clone(),
+                kind: if voters.contains(id) {
+                    MemberKind::Voter
+                } else {
+                    MemberKind::Learner
+                },
+                match_index: m
+                    .replication
+                    .as_ref()
+                    .and_then(|r| r.get(id))
+                    .map(|l| l.map_or(0, |l| l.index)),
+            })
+            .collect()
+    }
+
+    pub fn is_voter(&self) -> bool {
+        self.raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .any(|v| v == self.id)
+    }
+
+    /// Adds a node as a learner and, if asked, promotes it to voter once it
+    /// has caught up. Runs on the leader; followers forward it.
+    pub async fn join(&self, id: u64, addr: String, voter: bool) -> Result<Vec<MemberStatus>> {
+        validate_member(id, &addr)?;
+        match self.leader() {
+            Some((leader, _)) if leader == self.id => self.join_local(id, addr, voter).await,
+            Some((_, leader_addr)) => match self
+                .forward(&leader_addr, &ForwardRequest::Join { id, addr, voter })
+                .await?
+            {
+                ForwardReply::Members(m) => Ok(m),
+                other => Err(Error::Internal(format!(
+                    "unexpected forward reply {other:?}"
+                ))),
+            },
+            None => Err(Error::Unavailable("no leader is elected yet".into())),
+        }
+    }
+
+    pub(super) async fn join_local(
+        &self,
+        id: u64,
+        addr: String,
+        voter: bool,
+    ) -> Result<Vec<MemberStatus>> {
+        validate_member(id, &addr)?;
+        let existing = self.members().into_iter().find(|m| m.id == id);
+        if let Some(m) = &existing {
+            if m.addr != addr {
+                return Err(Error::InvalidArgument(format!(
+                    "node {id} is already a member at {}; remove it before re-adding it at {addr}",
+                    m.addr
+                )));
+            }
+        }
+        if existing.is_none() {
+            // Blocks until the learner has caught up, so promotion is quick.
+            self.raft
+                .add_learner(id, BasicNode::new(addr), true)
+                .await
+                .map_err(membership_err)?;
+        }
+        let is_voter = existing.is_some_and(|m| m.kind == MemberKind::Voter);
+        if voter && !is_voter {
+            self.raft
+                .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
+                .await
+                .map_err(membership_err)?;
+        }
+        Ok(self.members())
+    }
+
+    pub fn status(&self) -> NodeStatus {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        let role = match m.state {
+            ServerState::Leader => Role::Leader,
+            ServerState::Follower => Role::Follower,
+            ServerState::Candidate => Role::Candidate,
+            ServerState::Learner => Role::Learner,
+            ServerState::Shutdown => Role::Shutdown,
+        };
+        let applied = m.last_applied.map_or(0, |l| l.index);
+        let commit = (self.metrics.commit_index.get().max(0) as u64).max(applied);
+        NodeStatus {
+            id: self.id,
+            addr: self.addr.clone(),
+            version: crate::VERSION.to_string(),
+            protocol: dsync_api::PROTOCOL_VERSION,
+            role,
+            term: m.current_term,
+            leader: m.current_leader,
+            last_index: m.last_log_index.unwrap_or(0),
+            commit_index: commit,
+            applied_index: applied,
+            snapshot_index: m.snapshot.map_or(0, |l| l.index),
+            millis_since_quorum_ack: m.millis_since_quorum_ack,
+            members: {
+                drop(m);
+                self.members()
+            },
+        }
+    }
+}
+
+fn validate_member(id: u64, addr: &str) -> Result<()> {
+    if id == 0 {
+        return Err(Error::InvalidArgument("member id must be > 0".into()));
+    }
+    if addr.is_empty()
+        || addr.len() > 255
+        || addr.chars().any(|c| c.is_control() || c.is_whitespace())
+    {
+        return Err(Error::InvalidArgument(format!(
+            "member address {addr:?} is not a host:port"
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,189 @@
+//! One running node: Raft, storage, state and the background tasks.
+
+mod forward;
+mod membership;
+mod reads;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use openraft::BasicNode;
+
+pub use forward::{ForwardReply, ForwardRequest};
+
+use crate::config::Config;
+use crate::error::{Error, Result};
+use crate::metrics::Metrics;
+use crate::proposer::Proposer;
+use crate::raft::log_store::LogStore;
+use crate::raft::network::{peer_http_client, Network};
+use crate::raft::state_machine::{SmShared, StateMachine};
+use crate::raft::Raft;
+
+/// Batches in flight at once from the proposer.
+const PROPOSALS_IN_FLIGHT: usize = 4;
+
+pub struct Node {
+    pub id: u64,
+    pub addr: String,
+    pub config: Config,
+    pub raft: Raft,
+    pub sm: Arc<SmShared>,
+    pub log: LogStore,
+    pub metrics: Arc<Metrics>,
+    pub peers: reqwest::Client,
+    proposer: Proposer,
+    /// When a leader last appended to us (for `stale` reads).
+    leader_contact: Mutex<Option<Instant>>,
+}
+
+impl Node {
+    /// Opens storage (refusing corrupt files), starts Raft and the proposer.
+    pub async fn start(config: Config) -> Result<Arc<Node>> {
+        config.validate()?;
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| {
+            Error::Storage(format!(
+                "cannot create data dir {}: {e}",
+                config.data_dir.display()
+            ))
+        })?;
+        let metrics = Arc::new(Metrics::new());
+        let log = LogStore::open(&config.data_dir.join("raft-log.redb"), metrics.clone())?;
+        let sm = SmShared::open(config.data_dir.clone(), metrics.clone())?;
+
+        let raft_config = openraft::Config {
+            cluster_name: "dsync".into(),
+            heartbeat_interval: config.heartbeat_ms,
+            election_timeout_min: config.election_timeout_min_ms,
+            election_timeout_max: config.election_timeout_max_ms,
+            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.snapshot_every),
+            max_in_snapshot_log_to_keep: config.keep_logs_after_snapshot,
+            max_payload_entries: 64,
+            snapshot_max_chunk_size: 1024 * 1024,
+            install_snapshot_timeout: 5_000,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| Error::Config(format!("raft configuration: {e}")))?;
+
+        let peers = peer_http_client();
+        let raft = Raft::new(
+            config.id,
+            Arc::new(raft_config),
+            Network::new(peers.clone()),
+            log.clone(),
+            StateMachine { shared: sm.clone() },
+        )
+        .await
+        .map_err(|e| Error::Internal(format!("cannot start raft: {e}")))?;
+
+        let proposer = Proposer::spawn(
+            raft.clone(),
+            config.max_batch,
+            PROPOSALS_IN_FLIGHT,
+            metrics.clone(),
+        );
+        let node = Arc::new(Node {
+            id: config.id,
+            addr: config.advertised(),
+            config,
+            raft,
+            sm,
+            log,
+            metrics,
+            peers,
+            proposer,
+            leader_contact: Mutex::new(None),
+        });
+        tokio::spawn(watch_metrics(node.clone()));
+        Ok(node)
+    }
+
+    /// Initializes a one-node cluster if this node has never been part of one.
+    pub async fn bootstrap_if_new(&self) -> Result<()> {
+        let initialized = self
+            .raft
+            .is_initialized()
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        if initialized {
+            return Ok(());
+        }
+        let members = BTreeMap::from([(self.id, BasicNode::new(self.addr.clone()))]);
+        self.raft
+            .initialize(members)
+            .await
+            .map_err(|e| Error::Internal(format!("bootstrap: {e}")))?;
+        tracing::info!(id = self.id, "bootstrapped a new cluster");
+        Ok(())
+    }
+
+    /// The leader as this node knows it: (id, address).
+    pub fn leader(&self) -> Option<(u64, String)> {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        let id = m.current_leader?;
+        let addr = m.membership_config.membership().get_node(&id)?.addr.clone();
+        Some((id, addr))
+    }
+
+    pub fn is_leader(&self) -> bool {
+        self.raft.metrics().borrow().current_leader == Some(self.id)
+    }
+
+    pub fn term(&self) -> u64 {
+        self.raft.metrics().borrow().current_term
+    }
+
+    pub fn touch_leader_contact(&self) {
+        *self
+            .leader_contact
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
+    }
+
+    fn since_leader_contact(&self) -> Option<Duration> {
+        self.leader_contact
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .map(|t| t.elapsed())
+    }
+
+    pub async fn shutdown(&self) {
+        if let Err(e) = self.raft.shutdown().await {
+            tracing::warn!("raft shutdown: {e}");
+        }
+    }
+}
+
+/// Mirrors Raft metrics into Prometheus gauges and counts leader changes.
+async fn watch_metrics(node: Arc<Node>) {
+    let mut rx = node.raft.metrics();
+    let mut last_leader = None;
+    loop {
+        {
+            let m = rx.borrow_and_update();
+            node.metrics.term.set(m.current_term as i64);
+            node.metrics
+                .is_leader
+                .set(i64::from(m.current_leader == Some(node.id)));
+            node.metrics
+                .last_log_index
+                .set(m.last_log_index.unwrap_or(0) as i64);
+            let applied = m.last_applied.map_or(0, |l| l.index);
+            let committed = (node.metrics.commit_index.get().max(0) as u64).max(applied);
+            node.metrics.apply_lag.set((committed - applied) as i64);
+            if m.current_leader != last_leader {
+                if m.current_leader.is_some() {
+                    node.metrics.leader_changes.inc();
+                    tracing::info!(leader = ?m.current_leader, term = m.current_term, "leader changed");
+                }
+                last_leader = m.current_leader;
+            }
+        }
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! Batches concurrent commands into one Raft entry.
+//!
+//! One entry = one log append = one fsync per node, so under load many
+//! client writes share the cost of a round. A bounded number of batches are
+//! in flight at once; while they are, new commands queue up and form the
+//! next, larger batch.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use openraft::error::{ClientWriteError, RaftError};
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+use crate::metrics::Metrics;
+use crate::raft::Raft;
+use crate::state::{CmdOutput, Command, Request};
+
+/// Why a command was not applied.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProposeError {
+    /// This node is not the leader; the leader if known (id, address).
+    NotLeader(Option<(u64, String)>),
+    /// Raft is shutting down or failed.
+    Stopped(String),
+}
+
+struct Pending {
+    cmd: Command,
+    reply: oneshot::Sender<Result<CmdOutput, ProposeError>>,
+}
+
+#[derive(Clone)]
+pub struct Proposer {
+    tx: mpsc::Sender<Pending>,
+}
+
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Bytes of commands per entry; keeps append RPCs and log rows bounded.
+const MAX_BATCH_BYTES: usize = 2 * 1024 * 1024;
+
+impl Proposer {
+    pub fn spawn(
+        raft: Raft,
+        max_batch: usize,
+        in_flight: usize,
+        metrics: Arc<Metrics>,
+    ) -> Proposer {
+        let (tx, rx) = mpsc::channel(max_batch * 4);
+        tokio::spawn(run(raft, rx, max_batch, in_flight, metrics));
+        Proposer { tx }
+    }
+
+    pub async fn propose(&self, cmd: Command) -> Result<CmdOutput, ProposeError> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Pending { cmd, reply })
+            .await
+            .map_err(|_| ProposeError::Stopped("proposer stopped".into()))?;
+        rx.await
+            .unwrap_or_else(|_| Err(ProposeError::Stopped("proposal dropped".into())))
+    }
+}
+
+async fn run(
+    raft: Raft,
+    mut rx: mpsc::Receiver<Pending>,
+    max_batch: usize,
+    in_flight: usize,
+    metrics: Arc<Metrics>,
+) {
+    let slots = Arc::new(Semaphore::new(in_flight.max(1)));
+    loop {
+        let Ok(permit) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let Some(first) = rx.recv().await else { return };
+        let mut bytes = first.cmd.size_hint();
+        let mut batch = vec![first];
+        while batch.len() < max_batch && bytes < MAX_BATCH_BYTES {
+            match rx.try_recv() {
+                Ok(p) => {
+                    bytes += p.cmd.size_hint();
+                    batch.push(p);
+                }
+                Err(_) => break,
+            }
+        }
+        metrics.batch_size.observe(batch.len() as f64);
+        let raft = raft.clone();
+        tokio::spawn(async move {
+            let (cmds, replies): (Vec<_>, Vec<_>) =
+                batch.into_iter().map(|p| (p.cmd, p.reply)).unzip();
+            let result = raft
+                .client_write(Request {
+                    now_ms: now_ms(),
+                    cmds,
+                })
+                .await;
+            drop(permit);
+            match result {
+                Ok(resp) => {
+                    for (reply, out) in replies.into_iter().zip(resp.data.0) {
+                        let _ = reply.send(Ok(out));
+                    }
+                }
+                Err(e) => {
+                    let err = match e {
+                        RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
+                            ProposeError::NotLeader(f.leader_id.zip(f.leader_node.map(|n| n.addr)))
+                        }
+                        other => ProposeError::Stopped(other.to_string()),
+                    };
+                    for reply in replies {
+                        let _ = reply.send(Err(err.clone()));
+                    }
+                }
+            }
+        });
+    }
+}

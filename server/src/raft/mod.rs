@@ -1,0 +1,71 @@
+//! openraft glue: type configuration, storage and peer network.
+
+pub mod log_store;
+pub mod network;
+pub mod snapshot;
+pub mod state_machine;
+
+use std::io::Cursor;
+
+use crate::state::{Request, Response};
+
+openraft::declare_raft_types!(
+    /// dsync's Raft type configuration.
+    pub TypeConfig:
+        D = Request,
+        R = Response,
+        NodeId = u64,
+        Node = openraft::BasicNode,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = Cursor<Vec<u8>>,
+        AsyncRuntime = openraft::TokioRuntime,
+);
+
+pub type Raft = openraft::Raft<TypeConfig>;
+pub type NodeId = u64;
+pub type LogId = openraft::LogId<NodeId>;
+pub type Entry = openraft::Entry<TypeConfig>;
+pub type StorageError = openraft::StorageError<NodeId>;
+pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, openraft::BasicNode>;
+pub type StoredMembership = openraft::StoredMembership<NodeId, openraft::BasicNode>;
+
+/// Frames a payload as `crc32 (LE) ++ payload`.
+pub fn frame(payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(payload.len() + 4);
+    out.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+    out.extend_from_slice(payload);
+    out
+}
+
+/// Checks and strips the frame of [`frame`].
+pub fn unframe(bytes: &[u8]) -> Option<&[u8]> {
+    if bytes.len() < 4 {
+        return None;
+    }
+    let (crc, payload) = bytes.split_at(4);
+    let want = u32::from_le_bytes(crc.try_into().ok()?);
+    (crc32fast::hash(payload) == want).then_some(payload)
+}
+
+pub(crate) fn io_err<E: std::fmt::Display>(
+    subject: openraft::ErrorSubject<NodeId>,
+    verb: openraft::ErrorVerb,
+    e: E,
+) -> StorageError {
+    openraft::StorageIOError::new(subject, verb, openraft::AnyError::error(e.to_string())).into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frames_detect_flipped_bits() {
+        let f = frame(b"hello");
+        assert_eq!(unframe(&f), Some(&b"hello"[..]));
+        let mut bad = f.clone();
+        bad[6] ^= 0x01;
+        assert_eq!(unframe(&bad), None);
+        assert_eq!(unframe(&f[..3]), None);
+    }
+}

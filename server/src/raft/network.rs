@@ -1,0 +1,163 @@
+//! Raft RPCs between peers: compact bincode bodies over pooled keep-alive
+//! HTTP connections (`/raft/append`, `/raft/vote`, `/raft/snapshot`).
+
+use std::time::Duration;
+
+use dsync_api::routes;
+use openraft::error::{
+    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::BasicNode;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::{NodeId, TypeConfig};
+
+/// Header every peer request carries: the sender's wire protocol version.
+pub const PROTOCOL_HEADER: &str = "x-dsync-protocol";
+pub const BINCODE: &str = "application/x-dsync-bincode";
+
+/// Why a peer call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerError {
+    /// The peer could not be reached at all (connection refused, reset before sending).
+    #[error("peer {0} unreachable: {1}")]
+    Unreachable(String, String),
+    #[error("peer {0}: {1}")]
+    Network(String, String),
+}
+
+/// Builds the shared HTTP client for peer traffic.
+pub fn peer_http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(32)
+        .tcp_nodelay(true)
+        .connect_timeout(Duration::from_millis(500))
+        .build()
+        .expect("static reqwest configuration")
+}
+
+pub fn peer_url(addr: &str, path: &str) -> String {
+    format!("{}{path}", dsync_api::client::base_url(addr))
+}
+
+/// POSTs a bincode body to a peer and decodes the bincode reply.
+pub async fn post_bincode<Req: Serialize, Resp: DeserializeOwned>(
+    http: &reqwest::Client,
+    addr: &str,
+    path: &str,
+    req: &Req,
+    timeout: Duration,
+) -> Result<Resp, PeerError> {
+    let net = |e: &dyn std::fmt::Display| PeerError::Network(addr.to_string(), e.to_string());
+    let body = bincode::serialize(req).map_err(|e| net(&e))?;
+    let resp = http
+        .post(peer_url(addr, path))
+        .header("content-type", BINCODE)
+        .header(PROTOCOL_HEADER, dsync_api::PROTOCOL_VERSION.to_string())
+        .timeout(timeout)
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| {
+            if e.is_connect() {
+                PeerError::Unreachable(addr.to_string(), e.to_string())
+            } else {
+                net(&e)
+            }
+        })?;
+    let status = resp.status();
+    let bytes = resp.bytes().await.map_err(|e| net(&e))?;
+    if !status.is_success() {
+        return Err(net(&format!(
+            "HTTP {status}: {}",
+            String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
+        )));
+    }
+    bincode::deserialize(&bytes).map_err(|e| net(&format!("bad reply: {e}")))
+}
+
+pub struct Network {
+    http: reqwest::Client,
+}
+
+impl Network {
+    pub fn new(http: reqwest::Client) -> Self {
+        Network { http }
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for Network {
+    type Network = PeerConn;
+
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerConn {
+        PeerConn {
+            http: self.http.clone(),
+            target,
+            addr: node.addr.clone(),
+        }
+    }
+}
+
+pub struct PeerConn {
+    http: reqwest::Client,
+    target: NodeId,
+    addr: String,
+}
+
+impl PeerConn {
+    async fn call<Req, Resp, E>(
+        &self,
+        path: &str,
+        req: &Req,
+        option: &RPCOption,
+    ) -> Result<Resp, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>
+    where
+        Req: Serialize,
+        Resp: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let reply: Result<Resp, RaftError<NodeId, E>> =
+            post_bincode(&self.http, &self.addr, path, req, option.hard_ttl())
+                .await
+                .map_err(|e| match e {
+                    PeerError::Unreachable(..) => RPCError::Unreachable(Unreachable::new(&e)),
+                    PeerError::Network(..) => RPCError::Network(NetworkError::new(&e)),
+                })?;
+        reply.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
+    }
+}
+
+impl RaftNetwork<TypeConfig> for PeerConn {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+        self.call(routes::RAFT_APPEND, &rpc, &option).await
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> Result<
+        InstallSnapshotResponse<NodeId>,
+        RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
+    > {
+        self.call(routes::RAFT_SNAPSHOT, &rpc, &option).await
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
+        self.call(routes::RAFT_VOTE, &rpc, &option).await
+    }
+}

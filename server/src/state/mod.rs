@@ -1,0 +1,179 @@
+//! The deterministic replicated state: everything a Raft entry can change.
+//!
+//! Entries carry a batch of [`Command`]s plus the leader's clock at proposal
+//! time, so applying the same log on any node gives the same state and the
+//! same results. All group-specific state lives in [`StateData`] so that one
+//! process could later host several groups.
+
+pub mod kv;
+
+use dsync_api::ErrorCode;
+use serde::{Deserialize, Serialize};
+
+/// One mutation of the replicated state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Command {
+    /// `value` is JSON text, kept as text so the log stays compact binary.
+    KvPut {
+        key: String,
+        value: String,
+        if_version: Option<u64>,
+    },
+    KvDelete {
+        key: String,
+        if_version: Option<u64>,
+    },
+}
+
+impl Command {
+    /// Rough size in bytes, used to bound a batch.
+    pub fn size_hint(&self) -> usize {
+        match self {
+            Command::KvPut { key, value, .. } => key.len() + value.len() + 16,
+            Command::KvDelete { key, .. } => key.len() + 16,
+        }
+    }
+}
+
+/// The successful result of one command.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum CmdValue {
+    Version(u64),
+    Deleted(bool),
+}
+
+/// A command refused by the state machine (bincode-friendly, unlike
+/// `ApiError`, whose details are free-form JSON).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CmdError {
+    pub code: ErrorCode,
+    pub message: String,
+    /// Extra fields of the API error, as JSON object text.
+    pub details: Option<String>,
+}
+
+impl CmdError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        CmdError {
+            code,
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+        self.details = Some(details.to_string());
+        self
+    }
+
+    pub fn to_api(&self) -> dsync_api::ApiError {
+        let mut e = dsync_api::ApiError::new(self.code, self.message.clone());
+        if let Some(serde_json::Value::Object(map)) = self
+            .details
+            .as_deref()
+            .and_then(|d| serde_json::from_str(d).ok())
+        {
+            e.details = map;
+        }
+        e
+    }
+}
+
+pub type CmdOutput = Result<CmdValue, CmdError>;
+
+/// Application data of one Raft entry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    /// Leader wall clock (ms since the Unix epoch) when the batch was proposed;
+    /// the only clock the state machine may read.
+    pub now_ms: u64,
+    pub cmds: Vec<Command>,
+}
+
+/// Results of one entry, one per command, in order.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Response(pub Vec<CmdOutput>);
+
+/// Everything the replicated log decides.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StateData {
+    /// Advanced by every applied command. KV versions (and fencing tokens)
+    /// are revisions: unique and strictly increasing even when many commands
+    /// share one Raft entry.
+    pub revision: u64,
+    /// Leader clock of the last applied entry.
+    pub now_ms: u64,
+    pub kv: kv::KvTable,
+}
+
+impl StateData {
+    pub fn apply(&mut self, req: &Request) -> Response {
+        // A new leader's clock may lag the old one's: time never goes back.
+        self.now_ms = self.now_ms.max(req.now_ms);
+        let out = req.cmds.iter().map(|c| self.apply_one(c)).collect();
+        Response(out)
+    }
+
+    fn apply_one(&mut self, cmd: &Command) -> CmdOutput {
+        self.revision += 1;
+        let rev = self.revision;
+        match cmd {
+            Command::KvPut {
+                key,
+                value,
+                if_version,
+            } => self.kv.put(key, value, *if_version, rev),
+            Command::KvDelete { key, if_version } => self.kv.delete(key, *if_version),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn put(key: &str, v: &str, if_version: Option<u64>) -> Command {
+        Command::KvPut {
+            key: key.into(),
+            value: v.into(),
+            if_version,
+        }
+    }
+
+    #[test]
+    fn revisions_are_unique_within_one_entry() {
+        let mut s = StateData::default();
+        let r = s.apply(&Request {
+            now_ms: 5,
+            cmds: vec![put("a", "1", None), put("a", "2", None)],
+        });
+        assert_eq!(
+            r.0,
+            vec![Ok(CmdValue::Version(1)), Ok(CmdValue::Version(2))]
+        );
+        assert_eq!(s.kv.get("a").unwrap().value, "2");
+    }
+
+    #[test]
+    fn clock_never_goes_back() {
+        let mut s = StateData::default();
+        s.apply(&Request {
+            now_ms: 100,
+            cmds: vec![],
+        });
+        s.apply(&Request {
+            now_ms: 50,
+            cmds: vec![],
+        });
+        assert_eq!(s.now_ms, 100);
+    }
+
+    #[test]
+    fn errors_keep_their_details() {
+        let e = CmdError::new(ErrorCode::Conflict, "x")
+            .with_details(serde_json::json!({"current_version": 3}));
+        let bytes = bincode::serialize(&e).unwrap();
+        let back: CmdError = bincode::deserialize(&bytes).unwrap();
+        assert_eq!(back.to_api().details["current_version"], 3);
+    }
+}
