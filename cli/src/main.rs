@@ -1,1 +1,113 @@
-fn main() {}
+//! `dsync`: the server, the CLI and the dashboard in one binary.
+
+mod cluster_file;
+mod commands;
+mod context;
+mod local;
+mod output;
+mod progress;
+
+use clap::{Parser, Subcommand};
+
+use commands::bench::BenchCommand;
+use commands::cluster::ClusterCommand;
+use commands::kv::KvCommand;
+use commands::server::ServerArgs;
+use context::GlobalArgs;
+
+/// Distributed locks, queue and coherent cache: run nodes, manage local
+/// clusters and talk to the API.
+#[derive(Debug, Parser)]
+#[command(name = "dsync", version, propagate_version = true)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub cmd: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run one node (the bundled server) in the foreground until SIGTERM/SIGINT.
+    ///
+    /// Settings are read from --config (YAML, the fields below in snake_case),
+    /// then each flag or DSYNC_* variable given overrides its field. Logs go to
+    /// stderr; filter them with DSYNC_LOG or RUST_LOG (default:
+    /// info,openraft=warn).
+    Server(Box<ServerArgs>),
+    /// Start, inspect and stop a cluster of local nodes.
+    #[command(subcommand)]
+    Cluster(ClusterCommand),
+    /// Read and write the replicated key-value store.
+    #[command(subcommand)]
+    Kv(KvCommand),
+    /// Measure throughput and latency against a running cluster.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version also arrive here, on stdout and with success.
+            let _ = e.print();
+            let code = if e.use_stderr() {
+                commands::EXIT_USAGE
+            } else {
+                commands::EXIT_OK
+            };
+            std::process::exit(code);
+        }
+    };
+    std::process::exit(commands::run(cli));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn global_flags_work_after_the_subcommand() {
+        let cli = Cli::try_parse_from([
+            "dsync",
+            "kv",
+            "get",
+            "k",
+            "--output",
+            "json",
+            "--endpoints",
+            "a:1,b:2",
+        ])
+        .unwrap();
+        assert_eq!(cli.global.endpoints, vec!["a:1", "b:2"]);
+        assert_eq!(cli.global.output, output::Output::Json);
+    }
+
+    #[test]
+    fn every_command_has_help_text() {
+        fn walk(cmd: &clap::Command, path: &str) {
+            for sub in cmd.get_subcommands() {
+                let name = format!("{path} {}", sub.get_name());
+                assert!(sub.get_about().is_some(), "`{name}` has no help text");
+                for arg in sub.get_arguments() {
+                    if arg.get_id() != "help" && arg.get_id() != "version" {
+                        assert!(
+                            arg.get_help().is_some(),
+                            "`{name}` argument {} has no help",
+                            arg.get_id()
+                        );
+                    }
+                }
+                walk(sub, &name);
+            }
+        }
+        walk(&Cli::command(), "dsync");
+    }
+}

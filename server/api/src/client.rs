@@ -261,10 +261,11 @@ impl Client {
                     self.failed(index, true);
                     // A write whose request may have reached the server must not
                     // be sent twice: report the unknown outcome.
+                    let err = ClientError::Transport(format!("{base}: {}", chain(&e)));
                     if !idempotent && !e.is_connect() {
-                        return Err(ClientError::Transport(format!("{base}: {e}")));
+                        return Err(err);
                     }
-                    Err(ClientError::Transport(format!("{base}: {e}")))
+                    Err(err)
                 }
             };
             if Instant::now() + backoff > deadline {
@@ -362,6 +363,21 @@ impl Client {
         };
         self.call(Method::POST, routes::MEMBERS, Some(&body)).await
     }
+}
+
+/// The error with its causes ("connection refused" hides in the chain).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let s = c.to_string();
+        if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        cur = c.source();
+    }
+    out
 }
 
 fn decode_error(status: StatusCode, bytes: &[u8]) -> ApiError {

@@ -1,0 +1,160 @@
+//! `<dir>/cluster.yaml`: what `dsync cluster up` started, so later commands
+//! find the endpoints and `cluster down` finds the processes.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use serde::{Deserialize, Serialize};
+
+/// Format version of the file; bumped on incompatible changes.
+pub const CLUSTER_FILE_VERSION: u32 = 1;
+pub const CLUSTER_FILE_NAME: &str = "cluster.yaml";
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ClusterFile {
+    pub version: u32,
+    /// How the nodes run: `local` (processes on this machine).
+    pub runtime: String,
+    /// The `dsync` binary the nodes were started from.
+    pub binary: PathBuf,
+    pub created_at_ms: u64,
+    pub nodes: Vec<NodeEntry>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct NodeEntry {
+    pub id: u64,
+    /// `host:port` clients and peers use.
+    pub addr: String,
+    /// Process id while the node runs; null once stopped.
+    pub pid: Option<u32>,
+    /// The node's own folder (config, log, data).
+    pub dir: PathBuf,
+    pub data_dir: PathBuf,
+    /// The node's `node.yaml`.
+    pub config: PathBuf,
+    /// Where the node's stdout and stderr are appended.
+    pub log: PathBuf,
+    /// dsync version the node runs.
+    pub version: String,
+}
+
+impl ClusterFile {
+    pub fn path(dir: &Path) -> PathBuf {
+        dir.join(CLUSTER_FILE_NAME)
+    }
+
+    /// Loads `<dir>/cluster.yaml`; `Ok(None)` when there is none.
+    pub fn load(dir: &Path) -> anyhow::Result<Option<ClusterFile>> {
+        let path = Self::path(dir);
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+        };
+        let file: ClusterFile = serde_yaml::from_str(&text)
+            .with_context(|| format!("{} is not a valid cluster file", path.display()))?;
+        if file.version != CLUSTER_FILE_VERSION {
+            bail!(
+                "{} has format version {}, this dsync understands version {}",
+                path.display(),
+                file.version,
+                CLUSTER_FILE_VERSION
+            );
+        }
+        Ok(Some(file))
+    }
+
+    /// Writes `<dir>/cluster.yaml` through a temporary file and a rename, so
+    /// a crash never leaves a half-written file that would orphan the nodes.
+    pub fn save(&self, dir: &Path) -> anyhow::Result<()> {
+        let path = Self::path(dir);
+        let tmp = dir.join(format!(".{CLUSTER_FILE_NAME}.tmp"));
+        let text = serde_yaml::to_string(self)?;
+        std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
+        std::fs::rename(&tmp, &path)
+            .with_context(|| format!("cannot replace {}", path.display()))?;
+        Ok(())
+    }
+
+    pub fn endpoints(&self) -> Vec<String> {
+        self.nodes.iter().map(|n| n.addr.clone()).collect()
+    }
+
+    pub fn node_mut(&mut self, id: u64) -> Option<&mut NodeEntry> {
+        self.nodes.iter_mut().find(|n| n.id == id)
+    }
+}
+
+/// Milliseconds since the Unix epoch (0 if the clock is before it).
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample(dir: &Path) -> ClusterFile {
+        ClusterFile {
+            version: CLUSTER_FILE_VERSION,
+            runtime: "local".into(),
+            binary: PathBuf::from("/usr/bin/dsync"),
+            created_at_ms: 1_700_000_000_000,
+            nodes: (1..=2)
+                .map(|i| NodeEntry {
+                    id: i,
+                    addr: format!("127.0.0.1:{}", 7000 + i),
+                    pid: if i == 1 { Some(42) } else { None },
+                    dir: dir.join(format!("node-{i}")),
+                    data_dir: dir.join(format!("node-{i}/data")),
+                    config: dir.join(format!("node-{i}/node.yaml")),
+                    log: dir.join(format!("node-{i}/server.log")),
+                    version: "0.1.0".into(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn save_then_load_round_trips() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = sample(tmp.path());
+        file.save(tmp.path()).unwrap();
+        assert_eq!(ClusterFile::load(tmp.path()).unwrap(), Some(file.clone()));
+        assert_eq!(file.endpoints(), vec!["127.0.0.1:7001", "127.0.0.1:7002"]);
+        assert!(!tmp.path().join(".cluster.yaml.tmp").exists());
+    }
+
+    #[test]
+    fn missing_file_is_none_and_garbage_is_an_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        assert_eq!(ClusterFile::load(tmp.path()).unwrap(), None);
+        std::fs::write(ClusterFile::path(tmp.path()), "nodes: 7\n").unwrap();
+        let err = ClusterFile::load(tmp.path()).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("not a valid cluster file"),
+            "{err:#}"
+        );
+    }
+
+    #[test]
+    fn unknown_format_versions_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut file = sample(tmp.path());
+        file.version = 99;
+        file.save(tmp.path()).unwrap();
+        let err = ClusterFile::load(tmp.path()).unwrap_err();
+        assert!(err.to_string().contains("format version 99"), "{err}");
+    }
+
+    #[test]
+    fn stopped_nodes_have_null_pids() {
+        let tmp = tempfile::tempdir().unwrap();
+        let text = serde_yaml::to_string(&sample(tmp.path())).unwrap();
+        assert!(text.contains("pid: null"), "{text}");
+    }
+}

@@ -1,0 +1,75 @@
+//! `dsync bench kv`: replicated writes, one Raft commit each.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::{closed_loop, print_report, LoadArgs};
+use crate::context::GlobalArgs;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum KeyPattern {
+    /// Every write goes to a new key, bench/<client>/<n>.
+    Distinct,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct KvBenchArgs {
+    #[command(flatten)]
+    pub load: LoadArgs,
+
+    /// Size of each written value, in bytes.
+    #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(0..=16 * 1024 * 1024), value_name = "BYTES")]
+    pub value_size: u32,
+
+    /// Which keys the writes go to.
+    #[arg(long, value_enum, default_value_t = KeyPattern::Distinct)]
+    pub keys: KeyPattern,
+}
+
+pub async fn run(global: &GlobalArgs, args: KvBenchArgs) -> anyhow::Result<i32> {
+    // A short retry window: a stalled cluster should show up as errors in
+    // the report, not as requests hanging past the end of the run.
+    let client = global.client_with(|c| {
+        c.retry_for = Duration::from_secs(2);
+        c.request_timeout = Duration::from_secs(5);
+    })?;
+    let value = Value::String("x".repeat(args.value_size as usize));
+    let key_of = match args.keys {
+        KeyPattern::Distinct => key,
+    };
+    eprintln!(
+        "bench kv: {} clients for {} s, {}-byte values, against {}",
+        args.load.clients,
+        args.load.duration,
+        args.value_size,
+        client.endpoints().join(",")
+    );
+    let report = closed_loop("kv", &args.load, move |c, n| {
+        let (client, value) = (client.clone(), value.clone());
+        async move {
+            client
+                .kv_put(&key_of(c, n), value, None)
+                .await
+                .map(|_| ())
+                .map_err(|e| crate::context::RequestError(e).to_string())
+        }
+    })
+    .await?;
+    print_report(global.output, &report)
+}
+
+fn key(client: u32, n: u64) -> String {
+    format!("bench/{client}/{n}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_distinct_per_client_and_operation() {
+        assert_eq!(key(3, 17), "bench/3/17");
+        assert_ne!(key(1, 11), key(11, 1));
+    }
+}

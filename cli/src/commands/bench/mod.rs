@@ -1,0 +1,251 @@
+//! `dsync bench`: closed-loop load. The driver here (clients, deadline,
+//! latency histogram, report) is shared; each bench only supplies one
+//! operation.
+
+pub mod kv;
+
+use std::fmt::Display;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clap::Subcommand;
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::context::GlobalArgs;
+use crate::output::{Output, Table};
+
+/// Highest latency the histogram tracks exactly: one minute, in microseconds.
+const MAX_LATENCY_US: u64 = 60_000_000;
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Write distinct keys as fast as the cluster commits them.
+    Kv(kv::KvBenchArgs),
+}
+
+pub async fn run(global: &GlobalArgs, cmd: BenchCommand) -> anyhow::Result<i32> {
+    match cmd {
+        BenchCommand::Kv(args) => kv::run(global, args).await,
+    }
+}
+
+/// Load shape common to every bench.
+#[derive(Debug, Clone, clap::Args)]
+pub struct LoadArgs {
+    /// Concurrent clients, each keeping one request in flight.
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub clients: u32,
+
+    /// How long to run, in seconds.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=86_400), value_name = "SECONDS")]
+    pub duration: u64,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Report {
+    pub bench: String,
+    pub clients: u32,
+    pub duration_s: f64,
+    /// Successful operations.
+    pub ops: u64,
+    pub errors: u64,
+    pub ops_per_sec: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+    /// The most recent failure, to tell what went wrong.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+struct Shared {
+    ops: AtomicU64,
+    errors: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+/// Runs `op(client, n)` from `load.clients` tasks, each starting its next
+/// call when the previous one returns, until `load.duration` passes. Only
+/// successful calls enter the latency histogram.
+pub async fn closed_loop<F, Fut, E>(name: &str, load: &LoadArgs, op: F) -> anyhow::Result<Report>
+where
+    F: Fn(u32, u64) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), E>> + Send + 'static,
+    E: Display,
+{
+    let op = Arc::new(op);
+    let shared = Arc::new(Shared {
+        ops: AtomicU64::new(0),
+        errors: AtomicU64::new(0),
+        last_error: Mutex::new(None),
+    });
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(load.duration);
+    let mut tasks = Vec::with_capacity(load.clients as usize);
+    for client in 0..load.clients {
+        let (op, shared) = (op.clone(), shared.clone());
+        // One histogram per task: recording stays lock-free, merged at the end.
+        let mut hist = new_histogram()?;
+        tasks.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                let began = Instant::now();
+                match op(client, n).await {
+                    Ok(()) => {
+                        hist.saturating_record(began.elapsed().as_micros().max(1) as u64);
+                        shared.ops.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => {
+                        shared.errors.fetch_add(1, Ordering::Relaxed);
+                        *shared.last_error.lock().unwrap_or_else(|p| p.into_inner()) =
+                            Some(e.to_string());
+                    }
+                }
+                n += 1;
+            }
+            hist
+        }));
+    }
+    let ticker = tokio::spawn(report_progress(name.to_string(), shared.clone(), start));
+    let mut total = new_histogram()?;
+    for task in tasks {
+        let hist = task.await?;
+        total
+            .add(&hist)
+            .map_err(|e| anyhow::anyhow!("cannot merge latencies: {e}"))?;
+    }
+    ticker.abort();
+    let elapsed = start.elapsed().as_secs_f64();
+    let ops = shared.ops.load(Ordering::Relaxed);
+    let ms = |us: u64| us as f64 / 1000.0;
+    let last_error = shared
+        .last_error
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone();
+    Ok(Report {
+        bench: name.to_string(),
+        clients: load.clients,
+        duration_s: round3(elapsed),
+        ops,
+        errors: shared.errors.load(Ordering::Relaxed),
+        ops_per_sec: round3(if elapsed > 0.0 {
+            ops as f64 / elapsed
+        } else {
+            0.0
+        }),
+        p50_ms: ms(total.value_at_quantile(0.5)),
+        p99_ms: ms(total.value_at_quantile(0.99)),
+        p999_ms: ms(total.value_at_quantile(0.999)),
+        max_ms: ms(total.max()),
+        last_error,
+    })
+}
+
+fn new_histogram() -> anyhow::Result<Histogram<u64>> {
+    Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)
+        .map_err(|e| anyhow::anyhow!("cannot create a histogram: {e}"))
+}
+
+fn round3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+async fn report_progress(name: String, shared: Arc<Shared>, start: Instant) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        eprintln!(
+            "bench {name}: {:>3}s  ops={}  errors={}",
+            start.elapsed().as_secs(),
+            shared.ops.load(Ordering::Relaxed),
+            shared.errors.load(Ordering::Relaxed)
+        );
+    }
+}
+
+/// Prints the report; fails when nothing succeeded, so scripts notice.
+pub fn print_report(output: Output, report: &Report) -> anyhow::Result<i32> {
+    output.print(report, || {
+        let mut t = Table::new([
+            "BENCH", "CLIENTS", "OPS", "ERRORS", "OPS/S", "P50_MS", "P99_MS", "P999_MS", "MAX_MS",
+        ]);
+        t.row([
+            report.bench.clone(),
+            report.clients.to_string(),
+            report.ops.to_string(),
+            report.errors.to_string(),
+            format!("{:.1}", report.ops_per_sec),
+            format!("{:.3}", report.p50_ms),
+            format!("{:.3}", report.p99_ms),
+            format!("{:.3}", report.p999_ms),
+            format!("{:.3}", report.max_ms),
+        ]);
+        t.render()
+    })?;
+    if let Some(e) = &report.last_error {
+        if output == Output::Table {
+            eprintln!("last error: {e}");
+        }
+    }
+    if report.ops == 0 && report.errors > 0 {
+        anyhow::bail!(
+            "every operation failed; last error: {}",
+            report.last_error.as_deref().unwrap_or("unknown")
+        );
+    }
+    Ok(crate::commands::EXIT_OK)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_driver_counts_successes_and_errors_apart() {
+        let load = LoadArgs {
+            clients: 4,
+            duration: 1,
+        };
+        let report = closed_loop("test", &load, |client, n| async move {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            if client == 0 && n % 2 == 1 {
+                Err("odd")
+            } else {
+                Ok(())
+            }
+        })
+        .await
+        .unwrap();
+        assert!(report.ops > 100, "{report:?}");
+        assert!(report.errors > 10, "{report:?}");
+        assert_eq!(report.last_error.as_deref(), Some("odd"));
+        assert!(report.p50_ms >= 2.0 && report.p50_ms < 100.0, "{report:?}");
+        assert!(report.max_ms >= report.p999_ms && report.p999_ms >= report.p99_ms);
+        assert!(report.duration_s >= 1.0);
+    }
+
+    #[test]
+    fn a_run_with_only_errors_fails() {
+        let report = Report {
+            bench: "kv".into(),
+            clients: 1,
+            duration_s: 1.0,
+            ops: 0,
+            errors: 3,
+            ops_per_sec: 0.0,
+            p50_ms: 0.0,
+            p99_ms: 0.0,
+            p999_ms: 0.0,
+            max_ms: 0.0,
+            last_error: Some("unavailable: refused".into()),
+        };
+        let err = print_report(Output::Json, &report).unwrap_err().to_string();
+        assert!(err.contains("unavailable: refused"), "{err}");
+    }
+}

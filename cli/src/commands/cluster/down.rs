@@ -1,0 +1,225 @@
+//! `dsync cluster down`: stop the local nodes (SIGTERM, then SIGKILL after a
+//! grace period), optionally deleting the cluster's folder.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use nix::sys::signal::Signal;
+use serde::Serialize;
+
+use crate::cluster_file::ClusterFile;
+use crate::context::GlobalArgs;
+use crate::local::{is_dsync_process, pid_alive, send_signal};
+
+#[derive(Debug, clap::Args)]
+pub struct DownArgs {
+    /// Also delete the cluster's folder (data, logs, cluster.yaml).
+    #[arg(long)]
+    pub purge: bool,
+
+    /// Seconds a node gets to exit after SIGTERM before it is killed.
+    #[arg(long, default_value_t = 10, value_name = "SECONDS")]
+    pub grace: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+enum Outcome {
+    NotRunning,
+    /// The pid now belongs to another program.
+    LeftAlone,
+    Stopped,
+    /// Still alive after the grace period, so SIGKILLed.
+    Killed,
+    StillRunning,
+}
+
+#[derive(Debug, Serialize)]
+struct Stopped {
+    id: u64,
+    pid: Option<u32>,
+    result: Outcome,
+}
+
+pub async fn run(global: &GlobalArgs, args: DownArgs) -> anyhow::Result<i32> {
+    let dir = global.dir()?;
+    let Some(mut file) = ClusterFile::load(&dir)? else {
+        bail!("no cluster in {} (no cluster.yaml)", dir.display());
+    };
+    let mut results: Vec<Stopped> = Vec::new();
+    let mut signalled = Vec::new();
+    // Signal everything first so the nodes shut down in parallel.
+    for node in &file.nodes {
+        let result = match node.pid {
+            None => Outcome::NotRunning,
+            Some(pid) if !pid_alive(pid) => Outcome::NotRunning,
+            // The pid was recycled by an unrelated process: never signal it.
+            Some(pid) if !is_dsync_process(pid) => Outcome::LeftAlone,
+            Some(pid) => {
+                send_signal(pid, Signal::SIGTERM)?;
+                signalled.push(pid);
+                Outcome::Stopped
+            }
+        };
+        results.push(Stopped {
+            id: node.id,
+            pid: node.pid,
+            result,
+        });
+    }
+    let grace = Duration::from_secs(args.grace);
+    let remaining = wait_gone(&signalled, grace).await;
+    for pid in &remaining {
+        send_signal(*pid, Signal::SIGKILL)?;
+    }
+    let survivors = wait_gone(&remaining, Duration::from_secs(2)).await;
+    for r in &mut results {
+        if let Some(pid) = r.pid.filter(|p| remaining.contains(p)) {
+            r.result = if survivors.contains(&pid) {
+                Outcome::StillRunning
+            } else {
+                Outcome::Killed
+            };
+        }
+    }
+
+    if args.purge {
+        std::fs::remove_dir_all(&dir)
+            .with_context(|| format!("cannot remove {}", dir.display()))?;
+    } else {
+        for node in &mut file.nodes {
+            if !node.pid.is_some_and(|p| survivors.contains(&p)) {
+                node.pid = None;
+            }
+        }
+        file.save(&dir)?;
+    }
+    global.output.print(&results, || {
+        let mut out = String::new();
+        for r in &results {
+            let pid = r.pid.map_or(String::new(), |p| format!(" (pid {p})"));
+            let result = match r.result {
+                Outcome::NotRunning => "not running".to_string(),
+                Outcome::LeftAlone => {
+                    "left alone: its pid now belongs to another program".to_string()
+                }
+                Outcome::Stopped => "stopped".to_string(),
+                Outcome::Killed => format!("killed: still running {} s after SIGTERM", args.grace),
+                Outcome::StillRunning => "still running after SIGKILL".to_string(),
+            };
+            out.push_str(&format!("node {}{pid}: {result}\n", r.id));
+        }
+        out
+    })?;
+    if args.purge {
+        eprintln!("removed {}", dir.display());
+    }
+    if !survivors.is_empty() {
+        bail!("some nodes did not exit even after SIGKILL: pids {survivors:?}");
+    }
+    Ok(crate::commands::EXIT_OK)
+}
+
+/// Waits until every pid is gone or `limit` passes; returns those still alive.
+async fn wait_gone(pids: &[u32], limit: Duration) -> Vec<u32> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let alive: Vec<u32> = pids.iter().copied().filter(|p| pid_alive(*p)).collect();
+        if alive.is_empty() || Instant::now() >= deadline {
+            return alive;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster_file::{NodeEntry, CLUSTER_FILE_VERSION};
+    use crate::output::Output;
+    use std::path::Path;
+
+    fn global(dir: &Path) -> GlobalArgs {
+        GlobalArgs {
+            endpoints: vec![],
+            token: None,
+            output: Output::Json,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    fn cluster(dir: &Path, pid: Option<u32>) -> ClusterFile {
+        ClusterFile {
+            version: CLUSTER_FILE_VERSION,
+            runtime: "local".into(),
+            binary: "/bin/true".into(),
+            created_at_ms: 0,
+            nodes: vec![NodeEntry {
+                id: 1,
+                addr: "127.0.0.1:1".into(),
+                pid,
+                dir: dir.join("node-1"),
+                data_dir: dir.join("node-1/data"),
+                config: dir.join("node-1/node.yaml"),
+                log: dir.join("node-1/server.log"),
+                version: "0.1.0".into(),
+            }],
+        }
+    }
+
+    #[tokio::test]
+    async fn unrelated_processes_are_never_signalled() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut sleeper = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        cluster(tmp.path(), Some(sleeper.id()))
+            .save(tmp.path())
+            .unwrap();
+        let args = DownArgs {
+            purge: false,
+            grace: 1,
+        };
+        run(&global(tmp.path()), args).await.unwrap();
+        assert!(pid_alive(sleeper.id()), "sleep must survive");
+        sleeper.kill().unwrap();
+        sleeper.wait().unwrap();
+        let file = ClusterFile::load(tmp.path()).unwrap().unwrap();
+        assert_eq!(file.nodes[0].pid, None);
+    }
+
+    #[tokio::test]
+    async fn purge_removes_the_folder() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("c");
+        std::fs::create_dir(&dir).unwrap();
+        cluster(&dir, None).save(&dir).unwrap();
+        run(
+            &global(&dir),
+            DownArgs {
+                purge: true,
+                grace: 1,
+            },
+        )
+        .await
+        .unwrap();
+        assert!(!dir.exists());
+    }
+
+    #[tokio::test]
+    async fn no_cluster_file_is_an_error() {
+        let tmp = tempfile::tempdir().unwrap();
+        let err = run(
+            &global(tmp.path()),
+            DownArgs {
+                purge: true,
+                grace: 1,
+            },
+        )
+        .await
+        .unwrap_err();
+        assert!(err.to_string().contains("no cluster"), "{err}");
+        assert!(tmp.path().exists());
+    }
+}

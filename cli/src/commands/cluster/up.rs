@@ -1,0 +1,373 @@
+//! `dsync cluster up`: start N local nodes, or bring the stopped nodes of an
+//! existing cluster back, and wait until they form one cluster.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use dsync_api::types::NodeStatus;
+use serde::Serialize;
+
+use super::wait::{all_agree, healthy, leader_is, wait_for, Watched};
+use crate::cluster_file::{now_ms, ClusterFile, NodeEntry, CLUSTER_FILE_VERSION};
+use crate::context::GlobalArgs;
+use crate::local::{free_ports, is_dsync_process, spawn_node, NodeYaml};
+use crate::output::Table;
+use crate::progress::Progress;
+
+const DEFAULT_NODES: u8 = 3;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Runtime {
+    /// `dsync server` processes on 127.0.0.1.
+    Local,
+    /// Docker Compose (not available in this build).
+    Compose,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct UpArgs {
+    /// Number of nodes, 1 to 9 [default: 3]. An existing cluster keeps its
+    /// size: change it with `dsync cluster scale`.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=9))]
+    pub nodes: Option<u8>,
+
+    /// Where the nodes run.
+    #[arg(long, value_enum, default_value_t = Runtime::Local)]
+    pub runtime: Runtime,
+
+    /// Seconds to wait for a leader and for every node to become a voter.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub timeout: u64,
+}
+
+/// One line of the result.
+#[derive(Debug, Serialize)]
+struct UpNode {
+    id: u64,
+    addr: String,
+    role: Option<String>,
+    pid: Option<u32>,
+    /// `started`, `running` (left alone) or `restarted`.
+    state: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+struct UpReport {
+    dir: PathBuf,
+    leader: Option<u64>,
+    nodes: Vec<UpNode>,
+}
+
+pub async fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<i32> {
+    if args.runtime == Runtime::Compose {
+        bail!("the compose runtime is not available in this build; use --runtime local");
+    }
+    let dir = global.dir()?;
+    let binary = std::env::current_exe().context("cannot locate the dsync binary")?;
+    let timeout = Duration::from_secs(args.timeout);
+    let mut progress = Progress::new();
+    let (file, states, statuses) = match ClusterFile::load(&dir)? {
+        Some(file) => restart(&dir, file, binary, args.nodes, timeout, &mut progress).await?,
+        None => {
+            let n = args.nodes.unwrap_or(DEFAULT_NODES);
+            create(&dir, binary, n, timeout, &mut progress).await?
+        }
+    };
+    progress.finish();
+    let roles: HashMap<u64, &NodeStatus> = statuses.iter().map(|s| (s.id, s)).collect();
+    let report = UpReport {
+        dir: dir.clone(),
+        leader: statuses.iter().find_map(|s| s.leader),
+        nodes: file
+            .nodes
+            .iter()
+            .map(|n| UpNode {
+                id: n.id,
+                addr: n.addr.clone(),
+                role: roles.get(&n.id).map(|s| s.role.to_string()),
+                pid: n.pid,
+                state: states.get(&n.id).copied().unwrap_or("started"),
+            })
+            .collect(),
+    };
+    global.output.print(&report, || {
+        let mut t = Table::new(["ID", "ADDR", "ROLE", "PID", "STATE"]);
+        for n in &report.nodes {
+            t.row([
+                n.id.to_string(),
+                n.addr.clone(),
+                n.role.clone().unwrap_or_else(|| "-".into()),
+                n.pid.map_or("-".into(), |p| p.to_string()),
+                n.state.to_string(),
+            ]);
+        }
+        t.render()
+    })?;
+    eprintln!("export DSYNC_ENDPOINTS={}", file.endpoints().join(","));
+    Ok(crate::commands::EXIT_OK)
+}
+
+type Started = (ClusterFile, HashMap<u64, &'static str>, Vec<NodeStatus>);
+
+/// A fresh cluster: node 1 bootstraps, the others join through the nodes
+/// before them once node 1 leads.
+async fn create(
+    dir: &Path,
+    binary: PathBuf,
+    n: u8,
+    timeout: Duration,
+    progress: &mut Progress,
+) -> anyhow::Result<Started> {
+    refuse_leftovers(dir)?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let ports = free_ports(n as usize)?;
+    let mut file = ClusterFile {
+        version: CLUSTER_FILE_VERSION,
+        runtime: "local".into(),
+        binary,
+        created_at_ms: now_ms(),
+        nodes: Vec::new(),
+    };
+    for (i, port) in (1u64..).zip(&ports) {
+        let node_dir = dir.join(format!("node-{i}"));
+        let data_dir = node_dir.join("data");
+        std::fs::create_dir_all(&data_dir)
+            .with_context(|| format!("cannot create {}", data_dir.display()))?;
+        let config = node_dir.join("node.yaml");
+        NodeYaml {
+            id: i,
+            listen: ([127, 0, 0, 1], *port).into(),
+            data_dir: data_dir.clone(),
+            bootstrap: i == 1,
+            join: file
+                .nodes
+                .iter()
+                .map(|n: &NodeEntry| n.addr.clone())
+                .collect(),
+        }
+        .write(&config)?;
+        file.nodes.push(NodeEntry {
+            id: i,
+            addr: format!("127.0.0.1:{port}"),
+            pid: None,
+            log: node_dir.join("server.log"),
+            dir: node_dir,
+            data_dir,
+            config,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        });
+    }
+    // Written before anything starts so `cluster down` can always clean up.
+    file.save(dir)?;
+    let mut watched = Vec::new();
+    let ids: Vec<u64> = file.nodes.iter().map(|n| n.id).collect();
+    for (k, id) in ids.iter().enumerate() {
+        watched.push(start(dir, &mut file, *id, progress)?);
+        if k == 0 {
+            wait_for(
+                &mut watched,
+                timeout,
+                progress,
+                "waiting for node 1 to lead",
+                |o| leader_is(*id, o),
+            )
+            .await
+            .map_err(keep_running_hint)?;
+        }
+    }
+    let statuses = wait_for(
+        &mut watched,
+        timeout,
+        progress,
+        "waiting for every node to join",
+        |o| all_agree(n as usize, o),
+    )
+    .await
+    .map_err(keep_running_hint)?;
+    record_versions(&mut file, &statuses);
+    file.save(dir)?;
+    let states = ids.iter().map(|id| (*id, "started")).collect();
+    Ok((file, states, statuses))
+}
+
+/// An existing cluster: leave healthy nodes alone, start the others again
+/// from their node.yaml and data.
+async fn restart(
+    dir: &Path,
+    mut file: ClusterFile,
+    binary: PathBuf,
+    nodes: Option<u8>,
+    timeout: Duration,
+    progress: &mut Progress,
+) -> anyhow::Result<Started> {
+    if file.runtime != "local" {
+        bail!(
+            "{} uses the {} runtime, which this build cannot run",
+            ClusterFile::path(dir).display(),
+            file.runtime
+        );
+    }
+    if let Some(n) = nodes.filter(|n| *n as usize != file.nodes.len()) {
+        bail!(
+            "the cluster in {} has {} nodes, not {n}; change its size with `dsync cluster scale --nodes {n}`",
+            dir.display(),
+            file.nodes.len()
+        );
+    }
+    file.binary = binary;
+    let mut states = HashMap::new();
+    let mut watched = Vec::new();
+    let ids: Vec<u64> = file.nodes.iter().map(|n| n.id).collect();
+    for id in ids {
+        let Some(node) = file.nodes.iter().find(|n| n.id == id).cloned() else {
+            continue;
+        };
+        if let Some(pid) = node.pid.filter(|p| is_dsync_process(*p)) {
+            if healthy(node.id, &node.addr).await {
+                progress.note(format!("node {id} running on {} (pid {pid})", node.addr));
+                states.insert(id, "running");
+                watched.push(Watched {
+                    id,
+                    addr: node.addr.clone(),
+                    log: node.log.clone(),
+                    child: None,
+                });
+                continue;
+            }
+            bail!(
+                "node {id} (pid {pid}) is running but {} does not answer /health; see {} or stop it with `dsync cluster down`",
+                node.addr,
+                node.log.display()
+            );
+        }
+        watched.push(start(dir, &mut file, id, progress)?);
+        states.insert(id, "restarted");
+    }
+    let n = file.nodes.len();
+    let statuses = wait_for(
+        &mut watched,
+        timeout,
+        progress,
+        "waiting for the cluster",
+        |o| all_agree(n, o),
+    )
+    .await
+    .map_err(keep_running_hint)?;
+    record_versions(&mut file, &statuses);
+    file.save(dir)?;
+    Ok((file, states, statuses))
+}
+
+/// Spawns node `id` and records its pid at once.
+fn start(
+    dir: &Path,
+    file: &mut ClusterFile,
+    id: u64,
+    progress: &mut Progress,
+) -> anyhow::Result<Watched> {
+    let binary = file.binary.clone();
+    let node = file
+        .node_mut(id)
+        .context("node missing from the cluster file")?;
+    progress.note(format!("starting node {id} on {}", node.addr));
+    let child = spawn_node(&binary, &node.config, &node.log)?;
+    node.pid = Some(child.id());
+    let watched = Watched {
+        id,
+        addr: node.addr.clone(),
+        log: node.log.clone(),
+        child: Some(child),
+    };
+    file.save(dir)?;
+    Ok(watched)
+}
+
+/// A folder with node data but no cluster file would make new nodes start
+/// on old logs; refuse instead of guessing.
+fn refuse_leftovers(dir: &Path) -> anyhow::Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    let leftover = entries
+        .flatten()
+        .any(|e| e.file_name().to_string_lossy().starts_with("node-"));
+    if leftover {
+        bail!(
+            "{} holds node folders but no cluster.yaml; remove it or pick another --dir",
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
+fn record_versions(file: &mut ClusterFile, statuses: &[NodeStatus]) {
+    for s in statuses {
+        if let Some(node) = file.node_mut(s.id) {
+            node.version.clone_from(&s.version);
+        }
+    }
+}
+
+fn keep_running_hint(e: anyhow::Error) -> anyhow::Error {
+    anyhow::anyhow!("{e:#}\nnodes that started keep running: inspect them with `dsync cluster status`, stop them with `dsync cluster down`")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leftover_node_folders_are_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        refuse_leftovers(tmp.path()).unwrap();
+        refuse_leftovers(&tmp.path().join("missing")).unwrap();
+        std::fs::create_dir(tmp.path().join("node-1")).unwrap();
+        let err = refuse_leftovers(tmp.path()).unwrap_err().to_string();
+        assert!(err.contains("no cluster.yaml"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn compose_runtime_is_refused_clearly() {
+        let tmp = tempfile::tempdir().unwrap();
+        let global = GlobalArgs {
+            endpoints: vec![],
+            token: None,
+            output: crate::output::Output::Table,
+            dir: tmp.path().to_path_buf(),
+        };
+        let args = UpArgs {
+            nodes: None,
+            runtime: Runtime::Compose,
+            timeout: 1,
+        };
+        let err = run(&global, args).await.unwrap_err().to_string();
+        assert!(err.contains("compose runtime is not available"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_different_size_points_to_scale() {
+        let tmp = tempfile::tempdir().unwrap();
+        let file = ClusterFile {
+            version: CLUSTER_FILE_VERSION,
+            runtime: "local".into(),
+            binary: PathBuf::from("/bin/true"),
+            created_at_ms: 0,
+            nodes: vec![],
+        };
+        let mut progress = Progress::new();
+        let err = restart(
+            tmp.path(),
+            file,
+            PathBuf::from("/bin/true"),
+            Some(5),
+            Duration::from_secs(1),
+            &mut progress,
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("dsync cluster scale --nodes 5"), "{err}");
+    }
+}

@@ -1,0 +1,221 @@
+//! The `local` runtime: nodes are `dsync server` processes on loopback,
+//! started detached and found again by pid.
+
+use std::fs::OpenOptions;
+use std::net::{SocketAddr, TcpListener};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use anyhow::Context;
+use nix::sys::signal::{self, Signal};
+use nix::unistd::Pid;
+use serde::Serialize;
+
+/// Variables naming one node's identity. A child must take these from its
+/// node.yaml, not from whatever the user exported for some other node.
+const NODE_IDENTITY_ENV: &[&str] = &[
+    "DSYNC_CONFIG",
+    "DSYNC_ID",
+    "DSYNC_LISTEN",
+    "DSYNC_ADVERTISE",
+    "DSYNC_DATA_DIR",
+    "DSYNC_BOOTSTRAP",
+    "DSYNC_JOIN",
+];
+
+/// The fields of `node.yaml` that `cluster up` decides. Everything else is
+/// left out so the server's defaults and inherited `DSYNC_*` variables
+/// (e.g. `DSYNC_SNAPSHOT_EVERY`) apply.
+#[derive(Debug, Serialize)]
+pub struct NodeYaml {
+    pub id: u64,
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub bootstrap: bool,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub join: Vec<String>,
+}
+
+impl NodeYaml {
+    pub fn write(&self, path: &Path) -> anyhow::Result<()> {
+        let text = serde_yaml::to_string(self)?;
+        std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
+    }
+}
+
+/// Free loopback ports, all held open at once so none is handed out twice.
+pub fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
+    let listeners = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0"))
+        .collect::<std::io::Result<Vec<_>>>()
+        .context("cannot find a free port on 127.0.0.1")?;
+    listeners
+        .iter()
+        .map(|l| Ok(l.local_addr()?.port()))
+        .collect()
+}
+
+/// Starts `binary server --config <config>` in its own process group (so a
+/// Ctrl-C of the CLI does not reach it), output appended to `log`.
+pub fn spawn_node(binary: &Path, config: &Path, log: &Path) -> anyhow::Result<Child> {
+    let out = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log)
+        .with_context(|| format!("cannot open {}", log.display()))?;
+    let err = out.try_clone()?;
+    let mut cmd = Command::new(binary);
+    cmd.arg("server")
+        .arg("--config")
+        .arg(config)
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .process_group(0);
+    for var in NODE_IDENTITY_ENV {
+        cmd.env_remove(var);
+    }
+    cmd.spawn()
+        .with_context(|| format!("cannot start {}", binary.display()))
+}
+
+/// Whether `pid` names a live process. Zombies count as gone: when no init
+/// reaps them (some containers), they would otherwise look alive forever.
+pub fn pid_alive(pid: u32) -> bool {
+    let Ok(raw) = i32::try_from(pid) else {
+        return false;
+    };
+    if let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state letter follows the parenthesised command name, which may
+        // itself contain spaces and parentheses.
+        let state = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next());
+        return !matches!(state, Some("Z" | "X" | "x"));
+    }
+    if Path::new("/proc/self").exists() {
+        return false;
+    }
+    matches!(
+        signal::kill(Pid::from_raw(raw), None),
+        Ok(()) | Err(nix::errno::Errno::EPERM)
+    )
+}
+
+/// The command line of `pid`, for telling our nodes from a recycled pid.
+pub fn command_line(pid: u32) -> Option<String> {
+    if let Ok(bytes) = std::fs::read(format!("/proc/{pid}/cmdline")) {
+        let text: Vec<String> = bytes
+            .split(|b| *b == 0)
+            .filter(|s| !s.is_empty())
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+            .collect();
+        return Some(text.join(" "));
+    }
+    // Without /proc (macOS), ask ps.
+    let out = Command::new("ps")
+        .args(["-o", "command=", "-p", &pid.to_string()])
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// Whether `pid` is alive and runs a dsync binary.
+pub fn is_dsync_process(pid: u32) -> bool {
+    pid_alive(pid) && command_line(pid).is_some_and(|c| c.contains("dsync"))
+}
+
+pub fn send_signal(pid: u32, sig: Signal) -> anyhow::Result<()> {
+    let raw = i32::try_from(pid).context("pid out of range")?;
+    match signal::kill(Pid::from_raw(raw), sig) {
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
+        Err(e) => Err(e).with_context(|| format!("cannot send {sig} to pid {pid}")),
+    }
+}
+
+/// The last `n` lines of a log file (empty if it cannot be read).
+pub fn log_tail(path: &Path, n: usize) -> Vec<String> {
+    let Ok(bytes) = std::fs::read(path) else {
+        return Vec::new();
+    };
+    let text = String::from_utf8_lossy(&bytes);
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|l| l.to_string())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_yaml_is_a_valid_server_config_with_only_decided_fields() {
+        let node = NodeYaml {
+            id: 2,
+            listen: "127.0.0.1:7002".parse().unwrap(),
+            data_dir: PathBuf::from("/tmp/x/node-2/data"),
+            bootstrap: false,
+            join: vec!["127.0.0.1:7001".into()],
+        };
+        let text = serde_yaml::to_string(&node).unwrap();
+        assert!(!text.contains("bootstrap"), "{text}");
+        assert!(!text.contains("snapshot_every"), "{text}");
+        let config: dsync_server::Config = serde_yaml::from_str(&text).unwrap();
+        assert_eq!(config.id, 2);
+        assert_eq!(config.join, vec!["127.0.0.1:7001"]);
+        assert_eq!(
+            config.snapshot_every,
+            dsync_server::Config::default().snapshot_every
+        );
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn free_ports_are_distinct_and_nonzero() {
+        let ports = free_ports(5).unwrap();
+        let mut unique = ports.clone();
+        unique.sort();
+        unique.dedup();
+        assert_eq!(unique.len(), 5);
+        assert!(ports.iter().all(|p| *p != 0));
+    }
+
+    #[test]
+    fn own_process_is_alive_and_gone_pids_are_not() {
+        assert!(pid_alive(std::process::id()));
+        assert!(!pid_alive(u32::MAX));
+        let mut child = Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        child.wait().unwrap();
+        // Reaped: the pid is free (and almost surely not reused this fast).
+        assert!(!pid_alive(pid) || !is_dsync_process(pid));
+    }
+
+    #[test]
+    fn unreaped_children_count_as_gone() {
+        let mut child = Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while pid_alive(pid) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(!pid_alive(pid), "a zombie must not look alive");
+        child.wait().unwrap();
+    }
+
+    #[test]
+    fn log_tail_keeps_the_last_lines() {
+        let tmp = tempfile::tempdir().unwrap();
+        let path = tmp.path().join("server.log");
+        std::fs::write(&path, "a\nb\nc\nd\n").unwrap();
+        assert_eq!(log_tail(&path, 2), vec!["c", "d"]);
+        assert_eq!(log_tail(&path, 10).len(), 4);
+        assert!(log_tail(&tmp.path().join("missing"), 3).is_empty());
+    }
+}
