@@ -35,6 +35,9 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// Most commands batched into one Raft entry.
     pub max_batch: usize,
+    /// Batches proposed concurrently; more batches overlap rounds, fewer make
+    /// each batch (and each fsync) carry more commands.
+    pub max_inflight_batches: usize,
     /// Default bound for `consistency=stale` reads without `max_staleness_ms`.
     pub max_staleness_ms: u64,
 }
@@ -55,6 +58,7 @@ impl Default for Config {
             keep_logs_after_snapshot: 1_000,
             max_body_bytes: 2 * 1024 * 1024,
             max_batch: 1024,
+            max_inflight_batches: 2,
             max_staleness_ms: 5_000,
         }
     }
@@ -98,6 +102,9 @@ impl Config {
         }
         if self.max_batch == 0 || self.max_batch > 65_536 {
             return bad("max_batch must be between 1 and 65536".into());
+        }
+        if self.max_inflight_batches == 0 || self.max_inflight_batches > 256 {
+            return bad("max_inflight_batches must be between 1 and 256".into());
         }
         if self.bootstrap && !self.join.is_empty() {
             return bad(

@@ -2,7 +2,8 @@
 //! node; corrupted files stop a node with a message naming the file.
 
 use std::collections::BTreeMap;
-use std::process::Command;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use dsync_api::types::Consistency;
 use dsync_tests::Cluster;
@@ -49,13 +50,31 @@ async fn acknowledged_writes_survive_kill_9_of_all_nodes() {
     assert_eq!(acked.len(), 400);
 }
 
+/// Starts one node by hand and returns its output once it exits. A node
+/// that keeps running has accepted the damaged data: it is killed and the
+/// test fails.
 fn start_server(c: &Cluster, id: u64) -> std::process::Output {
     let node = c.node(id);
-    Command::new(&c.bin)
+    let mut child = Command::new(&c.bin)
         .args(["server", "--config"])
         .arg(&node.config)
-        .output()
-        .expect("run dsync server")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run dsync server");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().expect("wait").is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!(
+                "node {id} kept running on damaged data:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().expect("output")
 }
 
 fn flip_all(path: &std::path::Path, marker: &[u8]) -> usize {

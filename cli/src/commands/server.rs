@@ -84,6 +84,10 @@ pub struct ServerArgs {
     #[arg(long, env = "DSYNC_MAX_BATCH", value_name = "N")]
     pub max_batch: Option<usize>,
 
+    /// Batches proposed to Raft concurrently.
+    #[arg(long, env = "DSYNC_MAX_INFLIGHT_BATCHES", value_name = "N")]
+    pub max_inflight_batches: Option<usize>,
+
     /// Default bound of `consistency=stale` reads that give no max_staleness_ms.
     #[arg(long, env = "DSYNC_MAX_STALENESS_MS", value_name = "MS")]
     pub max_staleness_ms: Option<u64>,
@@ -131,6 +135,7 @@ impl ServerArgs {
         );
         set(&mut c.max_body_bytes, &self.max_body_bytes);
         set(&mut c.max_batch, &self.max_batch);
+        set(&mut c.max_inflight_batches, &self.max_inflight_batches);
         set(&mut c.max_staleness_ms, &self.max_staleness_ms);
         Ok(c)
     }

@@ -21,9 +21,6 @@ use crate::raft::network::{peer_http_client, Network};
 use crate::raft::state_machine::{SmShared, StateMachine};
 use crate::raft::Raft;
 
-/// Batches in flight at once from the proposer.
-const PROPOSALS_IN_FLIGHT: usize = 4;
-
 pub struct Node {
     pub id: u64,
     pub addr: String,
@@ -81,7 +78,7 @@ impl Node {
         let proposer = Proposer::spawn(
             raft.clone(),
             config.max_batch,
-            PROPOSALS_IN_FLIGHT,
+            config.max_inflight_batches,
             metrics.clone(),
         );
         let node = Arc::new(Node {

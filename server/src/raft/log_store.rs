@@ -2,35 +2,38 @@
 //!
 //! Every entry is stored as `crc32 ++ bincode(entry)` and the whole log is
 //! verified when the node opens it, so a damaged file stops the node instead
-//! of being served. `append` reports the flush only after the redb commit,
-//! which fsyncs: nothing is acknowledged before it is durable here.
+//! of being served. Writes go through the group-commit writer thread
+//! (`log_writer.rs`); `append` reports the flush only after the redb commit
+//! that holds the entries, which fsyncs: nothing is acknowledged before it is
+//! durable here.
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
-use std::ops::RangeBounds;
+use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::mpsc::Sender;
+use std::sync::{Arc, Mutex};
 
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{ErrorSubject, ErrorVerb, LogState, RaftLogId, RaftLogReader, Vote};
-use redb::{Database, Durability, ReadableTable, TableDefinition};
+use redb::{Database, ReadableTable};
 
+use super::log_writer::{
+    HighWater, Job, Tail, Writer, KEY_COMMITTED, KEY_PURGED, KEY_VOTE, LOGS, META,
+};
 use super::{frame, io_err, unframe, Entry, LogId, NodeId, StorageError, TypeConfig};
 use crate::error::Error;
 use crate::metrics::Metrics;
-
-const LOGS: TableDefinition<u64, &[u8]> = TableDefinition::new("logs");
-const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
-
-const KEY_VOTE: &str = "vote";
-const KEY_COMMITTED: &str = "committed";
-const KEY_PURGED: &str = "last_purged";
 
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<Database>,
     path: Arc<PathBuf>,
-    metrics: Arc<Metrics>,
+    writer: Sender<Job>,
+    tail: Tail,
+    /// The commit index not yet written: it rides along with the next
+    /// transaction instead of costing one of its own on every advance.
+    committed: Arc<Mutex<Option<LogId>>>,
 }
 
 fn corrupt(path: &Path, detail: impl Into<String>) -> Error {
@@ -41,82 +44,36 @@ fn corrupt(path: &Path, detail: impl Into<String>) -> Error {
 }
 
 impl LogStore {
-    /// Opens (or creates) the log and verifies every stored entry.
+    /// Opens (or creates) the log, verifies every stored entry and starts
+    /// the writer thread.
     pub fn open(path: &Path, metrics: Arc<Metrics>) -> Result<LogStore, Error> {
-        let db = Database::create(path)
-            .map_err(|e| corrupt(path, format!("cannot open the Raft log: {e}")))?;
-        let store = LogStore {
-            db: Arc::new(db),
-            path: Arc::new(path.to_path_buf()),
+        let db = Arc::new(
+            Database::create(path)
+                .map_err(|e| corrupt(path, format!("cannot open the Raft log: {e}")))?,
+        );
+        let hwm = HighWater::new(path);
+        verify(&db, path, &hwm)?;
+        let tail: Tail = Arc::new(Mutex::new(BTreeMap::new()));
+        let committed = Arc::new(Mutex::new(None));
+        let writer = Writer {
+            db: db.clone(),
+            hwm,
+            tail: tail.clone(),
+            committed: committed.clone(),
             metrics,
-        };
-        store.verify()?;
-        Ok(store)
+        }
+        .spawn();
+        Ok(LogStore {
+            db,
+            path: Arc::new(path.to_path_buf()),
+            writer,
+            tail,
+            committed,
+        })
     }
 
-    fn verify(&self) -> Result<(), Error> {
-        let path = self.path.as_path();
-        let tx = self
-            .db
-            .begin_write()
-            .map_err(|e| corrupt(path, e.to_string()))?;
-        // Create the tables on first use so readers never miss them.
-        tx.open_table(LOGS)
-            .map_err(|e| corrupt(path, e.to_string()))?;
-        tx.open_table(META)
-            .map_err(|e| corrupt(path, e.to_string()))?;
-        tx.commit().map_err(|e| corrupt(path, e.to_string()))?;
-
-        let rx = self
-            .db
-            .begin_read()
-            .map_err(|e| corrupt(path, e.to_string()))?;
-        let logs = rx
-            .open_table(LOGS)
-            .map_err(|e| corrupt(path, e.to_string()))?;
-        let mut prev: Option<u64> = None;
-        for row in logs.iter().map_err(|e| corrupt(path, e.to_string()))? {
-            let (k, v) = row.map_err(|e| corrupt(path, e.to_string()))?;
-            let index = k.value();
-            let entry = decode_entry(v.value()).ok_or_else(|| {
-                corrupt(
-                    path,
-                    format!("log entry {index} fails its checksum or cannot be decoded"),
-                )
-            })?;
-            if entry.get_log_id().index != index {
-                return Err(corrupt(
-                    path,
-                    format!(
-                        "log entry stored at {index} claims index {}",
-                        entry.get_log_id().index
-                    ),
-                ));
-            }
-            if let Some(p) = prev {
-                if index != p + 1 {
-                    return Err(corrupt(
-                        path,
-                        format!("log has a gap between {p} and {index}"),
-                    ));
-                }
-            }
-            prev = Some(index);
-        }
-        let meta = rx
-            .open_table(META)
-            .map_err(|e| corrupt(path, e.to_string()))?;
-        for key in [KEY_VOTE, KEY_COMMITTED, KEY_PURGED] {
-            if let Some(v) = meta.get(key).map_err(|e| corrupt(path, e.to_string()))? {
-                if unframe(v.value()).is_none() {
-                    return Err(corrupt(
-                        path,
-                        format!("metadata {key:?} fails its checksum"),
-                    ));
-                }
-            }
-        }
-        Ok(())
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     fn read_meta<T: serde::de::DeserializeOwned>(
@@ -134,31 +91,95 @@ impl LogStore {
         bincode::deserialize(payload).map(Some).map_err(|e| err(&e))
     }
 
-    fn write_meta<T: serde::Serialize>(
+    /// Queues a job and waits until the writer has made it durable.
+    async fn submit(
         &self,
-        key: &str,
-        value: &T,
-        durable: bool,
+        make: impl FnOnce(super::log_writer::Done) -> Job,
     ) -> Result<(), StorageError> {
-        let err = |e: &dyn std::fmt::Display| io_err(ErrorSubject::Store, ErrorVerb::Write, e);
-        let bytes = frame(&bincode::serialize(value).map_err(|e| err(&e))?);
-        let mut tx = self.db.begin_write().map_err(|e| err(&e))?;
-        if !durable {
-            // Losing the commit index only delays replay after a crash; it is
-            // re-learned from the leader, so it need not cost an fsync.
-            tx.set_durability(Durability::None);
-        }
-        {
-            let mut t = tx.open_table(META).map_err(|e| err(&e))?;
-            t.insert(key, bytes.as_slice()).map_err(|e| err(&e))?;
-        }
-        tx.commit().map_err(|e| err(&e))
+        let err = |e: &dyn std::fmt::Display| io_err(ErrorSubject::Logs, ErrorVerb::Write, e);
+        let (done, rx) = tokio::sync::oneshot::channel();
+        self.writer
+            .send(make(done))
+            .map_err(|_| err(&"log writer stopped"))?;
+        rx.await
+            .map_err(|_| err(&"log writer stopped"))?
+            .map_err(|e| err(&e))
     }
 
-    /// The commit index last recorded (for status and replay at start).
-    pub fn committed(&self) -> Option<LogId> {
-        self.read_meta(KEY_COMMITTED).ok().flatten().flatten()
+    fn tail(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Entry>> {
+        self.tail.lock().unwrap_or_else(|p| p.into_inner())
     }
+}
+
+fn verify(db: &Database, path: &Path, hwm: &HighWater) -> Result<(), Error> {
+    let tx = db.begin_write().map_err(|e| corrupt(path, e.to_string()))?;
+    // Create the tables on first use so readers never miss them.
+    tx.open_table(LOGS)
+        .map_err(|e| corrupt(path, e.to_string()))?;
+    tx.open_table(META)
+        .map_err(|e| corrupt(path, e.to_string()))?;
+    tx.commit().map_err(|e| corrupt(path, e.to_string()))?;
+
+    let rx = db.begin_read().map_err(|e| corrupt(path, e.to_string()))?;
+    let logs = rx
+        .open_table(LOGS)
+        .map_err(|e| corrupt(path, e.to_string()))?;
+    let mut prev: Option<u64> = None;
+    for row in logs.iter().map_err(|e| corrupt(path, e.to_string()))? {
+        let (k, v) = row.map_err(|e| corrupt(path, e.to_string()))?;
+        let index = k.value();
+        let entry = decode_entry(v.value()).ok_or_else(|| {
+            corrupt(
+                path,
+                format!("log entry {index} fails its checksum or cannot be decoded"),
+            )
+        })?;
+        if entry.get_log_id().index != index {
+            return Err(corrupt(
+                path,
+                format!(
+                    "log entry stored at {index} claims index {}",
+                    entry.get_log_id().index
+                ),
+            ));
+        }
+        if let Some(p) = prev {
+            if index != p + 1 {
+                return Err(corrupt(
+                    path,
+                    format!("log has a gap between {p} and {index}"),
+                ));
+            }
+        }
+        prev = Some(index);
+    }
+    let meta = rx
+        .open_table(META)
+        .map_err(|e| corrupt(path, e.to_string()))?;
+    let mut purged = 0;
+    for key in [KEY_VOTE, KEY_COMMITTED, KEY_PURGED] {
+        if let Some(v) = meta.get(key).map_err(|e| corrupt(path, e.to_string()))? {
+            let payload = unframe(v.value())
+                .ok_or_else(|| corrupt(path, format!("metadata {key:?} fails its checksum")))?;
+            if key == KEY_PURGED {
+                purged = bincode::deserialize::<LogId>(payload).map_or(0, |l| l.index);
+            }
+        }
+    }
+    let end = prev.unwrap_or(0).max(purged);
+    if let Some(mark) = hwm.load() {
+        if mark > end {
+            return Err(corrupt(
+                path,
+                format!(
+                    "the log ends at index {end} but entries up to {mark} were durably written \
+                     (see {}): the file was damaged or rolled back",
+                    hwm.path().display()
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn decode_entry(bytes: &[u8]) -> Option<Entry> {
@@ -171,15 +192,34 @@ impl RaftLogReader<TypeConfig> for LogStore {
         range: RB,
     ) -> Result<Vec<Entry>, StorageError> {
         let err = |e: &dyn std::fmt::Display| io_err(ErrorSubject::Logs, ErrorVerb::Read, e);
+        // The tail first: whatever is below its first key is durable in redb.
+        let (from_tail, tail_start) = {
+            let tail = self.tail();
+            let start = tail.first_key_value().map(|(k, _)| *k);
+            let entries: Vec<Entry> = tail.range(range.clone()).map(|(_, e)| e.clone()).collect();
+            (entries, start)
+        };
+        let lo = match range.start_bound() {
+            Bound::Included(&s) => s,
+            Bound::Excluded(&s) => s + 1,
+            Bound::Unbounded => 0,
+        };
+        if tail_start.is_some_and(|t| lo >= t) {
+            return Ok(from_tail);
+        }
         let rx = self.db.begin_read().map_err(|e| err(&e))?;
         let t = rx.open_table(LOGS).map_err(|e| err(&e))?;
         let mut out = Vec::new();
         for row in t.range(range).map_err(|e| err(&e))? {
             let (k, v) = row.map_err(|e| err(&e))?;
+            if tail_start.is_some_and(|t| k.value() >= t) {
+                break;
+            }
             let entry = decode_entry(v.value())
                 .ok_or_else(|| err(&format!("log entry {} is corrupt", k.value())))?;
             out.push(entry);
         }
+        out.extend(from_tail);
         Ok(out)
     }
 }
@@ -190,16 +230,17 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
         let err = |e: &dyn std::fmt::Display| io_err(ErrorSubject::Logs, ErrorVerb::Read, e);
         let last_purged: Option<LogId> = self.read_meta(KEY_PURGED)?;
-        let rx = self.db.begin_read().map_err(|e| err(&e))?;
-        let t = rx.open_table(LOGS).map_err(|e| err(&e))?;
-        let last = match t.last().map_err(|e| err(&e))? {
-            Some((_, v)) => Some(
-                *decode_entry(v.value())
-                    .ok_or_else(|| err(&"last log entry is corrupt"))?
-                    .get_log_id(),
-            ),
-            None => None,
-        };
+        let mut last = self.tail().last_key_value().map(|(_, e)| *e.get_log_id());
+        if last.is_none() {
+            let rx = self.db.begin_read().map_err(|e| err(&e))?;
+            let t = rx.open_table(LOGS).map_err(|e| err(&e))?;
+            let row = t.last().map_err(|e| err(&e))?;
+            if let Some((_, v)) = row {
+                let entry =
+                    decode_entry(v.value()).ok_or_else(|| err(&"last log entry is corrupt"))?;
+                last = Some(*entry.get_log_id());
+            }
+        }
         Ok(LogState {
             last_purged_log_id: last_purged,
             last_log_id: last.or(last_purged),
@@ -211,7 +252,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError> {
-        self.write_meta(KEY_VOTE, vote, true)
+        let bytes = frame(
+            &bincode::serialize(vote)
+                .map_err(|e| io_err(ErrorSubject::Vote, ErrorVerb::Write, e))?,
+        );
+        self.submit(|done| Job::Meta(KEY_VOTE, bytes, done)).await
     }
 
     async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError> {
@@ -219,13 +264,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
-        if let Some(c) = committed {
-            self.metrics.commit_index.set(c.index as i64);
-        }
-        self.write_meta(KEY_COMMITTED, &committed, false)
+        // Persisted with the next transaction. Losing it in a crash only means
+        // replaying less at start; the rest is re-learned from the leader.
+        *self.committed.lock().unwrap_or_else(|p| p.into_inner()) = committed;
+        Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
+        if let Some(c) = *self.committed.lock().unwrap_or_else(|p| p.into_inner()) {
+            return Ok(Some(c));
+        }
         Ok(self.read_meta::<Option<LogId>>(KEY_COMMITTED)?.flatten())
     }
 
@@ -238,55 +286,26 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
     {
-        let err = |e: &dyn std::fmt::Display| io_err(ErrorSubject::Logs, ErrorVerb::Write, e);
-        let tx = self.db.begin_write().map_err(|e| err(&e))?;
+        let entries: Vec<Entry> = entries.into_iter().collect();
         {
-            let mut t = tx.open_table(LOGS).map_err(|e| err(&e))?;
-            for entry in entries {
-                let bytes = frame(&bincode::serialize(&entry).map_err(|e| err(&e))?);
-                t.insert(entry.get_log_id().index, bytes.as_slice())
-                    .map_err(|e| err(&e))?;
+            // Visible to readers at once; durable when the callback fires.
+            let mut tail = self.tail();
+            for e in &entries {
+                tail.insert(e.get_log_id().index, e.clone());
             }
         }
-        let started = Instant::now();
-        let res = tx.commit();
-        self.metrics
-            .fsync_seconds
-            .observe(started.elapsed().as_secs_f64());
-        match res {
-            Ok(()) => {
-                callback.log_io_completed(Ok(()));
-                Ok(())
-            }
-            Err(e) => {
-                callback.log_io_completed(Err(std::io::Error::other(e.to_string())));
-                Err(err(&e))
-            }
-        }
+        self.writer
+            .send(Job::Append(entries, callback))
+            .map_err(|_| io_err(ErrorSubject::Logs, ErrorVerb::Write, "log writer stopped"))
     }
 
     async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        let err = |e: &dyn std::fmt::Display| io_err(ErrorSubject::Logs, ErrorVerb::Delete, e);
-        let tx = self.db.begin_write().map_err(|e| err(&e))?;
-        {
-            let mut t = tx.open_table(LOGS).map_err(|e| err(&e))?;
-            t.retain_in(log_id.index.., |_, _| false)
-                .map_err(|e| err(&e))?;
-        }
-        tx.commit().map_err(|e| err(&e))
+        self.tail().retain(|&k, _| k < log_id.index);
+        self.submit(|done| Job::Truncate(log_id.index, done)).await
     }
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
-        let err = |e: &dyn std::fmt::Display| io_err(ErrorSubject::Logs, ErrorVerb::Delete, e);
-        // Record the purge point first: a crash in between leaves extra
-        // entries, never a gap the state machine cannot explain.
-        self.write_meta(KEY_PURGED, &log_id, true)?;
-        let tx = self.db.begin_write().map_err(|e| err(&e))?;
-        {
-            let mut t = tx.open_table(LOGS).map_err(|e| err(&e))?;
-            t.retain_in(..=log_id.index, |_, _| false)
-                .map_err(|e| err(&e))?;
-        }
-        tx.commit().map_err(|e| err(&e))
+        self.tail().retain(|&k, _| k > log_id.index);
+        self.submit(|done| Job::Purge(log_id, done)).await
     }
 }

@@ -1,6 +1,7 @@
 //! openraft glue: type configuration, storage and peer network.
 
 pub mod log_store;
+pub mod log_writer;
 pub mod network;
 pub mod snapshot;
 pub mod state_machine;
