@@ -37,6 +37,15 @@ impl ClientConfig {
     }
 }
 
+/// Options of one call.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CallOpts {
+    /// Timeout of one attempt (default: the client's `request_timeout`).
+    pub timeout: Option<Duration>,
+    /// Safe to send again after a connection broke mid-request.
+    pub idempotent: bool,
+}
+
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -212,18 +221,43 @@ impl Client {
         path: &str,
         body: Option<&B>,
     ) -> Result<Vec<u8>> {
+        let idempotent = method == Method::GET || method == Method::HEAD;
+        self.call_opts(
+            method,
+            path,
+            body,
+            CallOpts {
+                timeout: None,
+                idempotent,
+            },
+        )
+        .await
+    }
+
+    /// The general form: a per-call timeout and whether resending after a
+    /// broken connection is safe.
+    pub async fn call_opts<B: Serialize + ?Sized>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+        opts: CallOpts,
+    ) -> Result<Vec<u8>> {
         let body = match body {
             Some(b) => {
                 Some(serde_json::to_vec(b).map_err(|e| ClientError::Transport(e.to_string()))?)
             }
             None => None,
         };
-        let idempotent = method == Method::GET || method == Method::HEAD;
+        let idempotent = opts.idempotent;
         let deadline = Instant::now() + self.config.retry_for;
         let mut backoff = Duration::from_millis(25);
         loop {
             let (index, base) = self.pick();
             let mut req = self.http.request(method.clone(), format!("{base}{path}"));
+            if let Some(t) = opts.timeout {
+                req = req.timeout(t);
+            }
             if let Some(t) = &self.config.token {
                 req = req.bearer_auth(t);
             }
@@ -378,6 +412,94 @@ fn chain(e: &dyn std::error::Error) -> String {
         cur = c.source();
     }
     out
+}
+
+impl Client {
+    /// Acquires a lock, waiting up to `req.wait_ms` in its queue. Safe to
+    /// retry: the same owner re-acquiring gets the same grant back.
+    pub async fn lock_acquire(
+        &self,
+        name: &str,
+        req: &crate::locks::AcquireRequest,
+    ) -> Result<crate::locks::AcquireResponse> {
+        let opts = CallOpts {
+            timeout: Some(self.config.request_timeout + Duration::from_millis(req.wait_ms)),
+            idempotent: true,
+        };
+        let bytes = self
+            .call_opts(
+                Method::POST,
+                &routes::lock(name, Some("acquire")),
+                Some(req),
+                opts,
+            )
+            .await?;
+        decode(&bytes)
+    }
+
+    pub async fn lock_release(
+        &self,
+        name: &str,
+        owner: &str,
+        token: u64,
+    ) -> Result<crate::locks::ReleaseResponse> {
+        let body = crate::locks::ReleaseRequest {
+            owner: owner.to_string(),
+            token,
+        };
+        self.call(
+            Method::POST,
+            &routes::lock(name, Some("release")),
+            Some(&body),
+        )
+        .await
+    }
+
+    pub async fn lock_keepalive(
+        &self,
+        name: &str,
+        owner: &str,
+        token: u64,
+        ttl_ms: Option<u64>,
+    ) -> Result<crate::locks::KeepaliveResponse> {
+        let body = crate::locks::KeepaliveRequest {
+            owner: owner.to_string(),
+            token,
+            ttl_ms,
+        };
+        let opts = CallOpts {
+            timeout: None,
+            idempotent: true,
+        };
+        let bytes = self
+            .call_opts(
+                Method::POST,
+                &routes::lock(name, Some("keepalive")),
+                Some(&body),
+                opts,
+            )
+            .await?;
+        decode(&bytes)
+    }
+
+    pub async fn lock_get(&self, name: &str) -> Result<crate::locks::LockInfo> {
+        self.call::<(), _>(Method::GET, &routes::lock(name, None), None)
+            .await
+    }
+
+    pub async fn locks(&self) -> Result<crate::locks::LockList> {
+        self.call::<(), _>(Method::GET, routes::LOCKS, None).await
+    }
+
+    pub async fn lock_graph(&self) -> Result<crate::locks::LockGraph> {
+        self.call::<(), _>(Method::GET, routes::LOCK_GRAPH, None)
+            .await
+    }
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| ClientError::Transport(format!("bad response body: {e}")))
 }
 
 fn decode_error(status: StatusCode, bytes: &[u8]) -> ApiError {

@@ -7,10 +7,11 @@
 pub mod breaker;
 pub mod client;
 pub mod error;
+pub mod locks;
 pub mod routes;
 pub mod types;
 
-pub use client::{Client, ClientConfig};
+pub use client::{CallOpts, Client, ClientConfig, ClientError};
 pub use error::{ApiError, ErrorBody, ErrorCode};
 
 /// Response header naming the node that answered.

@@ -6,6 +6,16 @@ pub const METRICS: &str = "/metrics";
 pub const STATUS: &str = "/v1/status";
 pub const KV: &str = "/v1/kv";
 pub const MEMBERS: &str = "/v1/cluster/members";
+pub const LOCKS: &str = "/v1/locks";
+pub const LOCK_GRAPH: &str = "/v1/locks/graph";
+
+/// Path of one lock, or one of its verbs (`acquire`, `release`, `keepalive`).
+pub fn lock(name: &str, verb: Option<&str>) -> String {
+    match verb {
+        Some(v) => format!("{LOCKS}/{}/{v}", encode_segment(name)),
+        None => format!("{LOCKS}/{}", encode_segment(name)),
+    }
+}
 
 /// Peer-only routes (Raft RPCs and one-hop forwarding between nodes).
 pub const RAFT_APPEND: &str = "/raft/append";

@@ -1,0 +1,162 @@
+//! Wire types of the lock manager (`/v1/locks`).
+
+use serde::{Deserialize, Serialize};
+
+/// Longest lock name, in bytes.
+pub const MAX_LOCK_NAME: usize = 256;
+/// Longest owner id, in bytes.
+pub const MAX_OWNER: usize = 128;
+/// Lease bounds.
+pub const MIN_TTL_MS: u64 = 100;
+pub const MAX_TTL_MS: u64 = 24 * 3600 * 1000;
+pub const DEFAULT_TTL_MS: u64 = 30_000;
+/// Longest a single acquire may wait in the queue.
+pub const MAX_WAIT_MS: u64 = 600_000;
+
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, Hash, PartialOrd, Ord,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum LockMode {
+    #[default]
+    Exclusive,
+    Shared,
+}
+
+impl LockMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LockMode::Exclusive => "exclusive",
+            LockMode::Shared => "shared",
+        }
+    }
+}
+
+/// `POST /v1/locks/{name}/acquire`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AcquireRequest {
+    pub owner: String,
+    #[serde(default)]
+    pub mode: LockMode,
+    /// Lease length; the lock is released if not kept alive within it.
+    #[serde(default = "default_ttl")]
+    pub ttl_ms: u64,
+    /// 0 = try once (409 `lock_busy`); > 0 = wait in the FIFO queue this long.
+    #[serde(default)]
+    pub wait_ms: u64,
+}
+
+fn default_ttl() -> u64 {
+    DEFAULT_TTL_MS
+}
+
+/// One holder of a lock.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HolderInfo {
+    pub owner: String,
+    pub mode: LockMode,
+    /// Fencing token of this grant.
+    pub token: u64,
+    pub ttl_ms: u64,
+    /// Milliseconds since the grant (leader clock).
+    pub held_ms: u64,
+    /// Milliseconds until the lease expires unless kept alive.
+    pub expires_in_ms: u64,
+}
+
+/// One queued request.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct WaiterInfo {
+    pub owner: String,
+    pub mode: LockMode,
+    /// Milliseconds in the queue so far.
+    pub waited_ms: u64,
+    /// Milliseconds until the request gives up.
+    pub deadline_in_ms: u64,
+    /// True for a shared holder waiting to become exclusive.
+    #[serde(default)]
+    pub upgrade: bool,
+}
+
+/// `acquire` response: the grant.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct AcquireResponse {
+    pub name: String,
+    pub owner: String,
+    pub mode: LockMode,
+    /// Fencing token: unique and strictly increasing across all grants.
+    pub token: u64,
+    pub ttl_ms: u64,
+    pub holders: Vec<HolderInfo>,
+}
+
+/// `POST /v1/locks/{name}/release`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ReleaseRequest {
+    pub owner: String,
+    pub token: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ReleaseResponse {
+    pub released: bool,
+}
+
+/// `POST /v1/locks/{name}/keepalive`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct KeepaliveRequest {
+    pub owner: String,
+    pub token: u64,
+    /// New lease length (default: the grant's).
+    #[serde(default)]
+    pub ttl_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct KeepaliveResponse {
+    pub token: u64,
+    pub ttl_ms: u64,
+}
+
+/// `GET /v1/locks/{name}` and one item of `GET /v1/locks`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LockInfo {
+    pub name: String,
+    pub holders: Vec<HolderInfo>,
+    pub waiters: Vec<WaiterInfo>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LockList {
+    pub locks: Vec<LockInfo>,
+}
+
+/// An edge of the wait-for graph: `waiter` waits for `holder` on `lock`
+/// (`holder` may also be a conflicting request ahead in the queue).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WaitEdge {
+    pub waiter: String,
+    pub holder: String,
+    pub lock: String,
+}
+
+/// A refused request that would have closed a cycle.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DeadlockInfo {
+    /// Owners in wait order: the first waits for the second, …, the last
+    /// for the first. The first is the refused requester.
+    pub cycle: Vec<String>,
+    pub lock: String,
+    /// Leader clock (ms since the Unix epoch) of the refusal.
+    pub at_ms: u64,
+}
+
+/// `GET /v1/locks/graph`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LockGraph {
+    pub edges: Vec<WaitEdge>,
+    pub deadlocks: Vec<DeadlockInfo>,
+}
