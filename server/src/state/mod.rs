@@ -6,6 +6,7 @@
 //! process could later host several groups.
 
 pub mod kv;
+pub mod locks;
 
 use dsync_api::ErrorCode;
 use serde::{Deserialize, Serialize};
