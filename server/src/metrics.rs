@@ -36,6 +36,11 @@ pub struct Metrics {
     pub snapshots_installed: Counter,
     pub forwarded: Counter,
     pub requests: HistogramFamily<RouteLabels>,
+    pub locks_held: Gauge,
+    pub locks_waiting: Gauge,
+    pub locks_expired: Gauge,
+    pub locks_deadlocks: Gauge,
+    pub lock_wait_seconds: Histogram,
 }
 
 impl Metrics {
@@ -55,6 +60,11 @@ impl Metrics {
             snapshots_installed: Counter::default(),
             forwarded: Counter::default(),
             requests: Family::new_with_constructor(latency_histogram),
+            locks_held: Gauge::default(),
+            locks_waiting: Gauge::default(),
+            locks_expired: Gauge::default(),
+            locks_deadlocks: Gauge::default(),
+            lock_wait_seconds: latency_histogram(),
             registry: Registry::default(),
         };
         registry.register("raft_term", "Current Raft term", m.term.clone());
@@ -117,6 +127,31 @@ impl Metrics {
             "http_request_duration_seconds",
             "HTTP request latency by route",
             m.requests.clone(),
+        );
+        registry.register(
+            "locks_held",
+            "Lock grants currently held",
+            m.locks_held.clone(),
+        );
+        registry.register(
+            "locks_waiting",
+            "Lock requests waiting in queues",
+            m.locks_waiting.clone(),
+        );
+        registry.register(
+            "locks_expired",
+            "Leases expired since the cluster began (replicated count)",
+            m.locks_expired.clone(),
+        );
+        registry.register(
+            "locks_deadlocks",
+            "Requests refused because they would deadlock (replicated count)",
+            m.locks_deadlocks.clone(),
+        );
+        registry.register(
+            "lock_wait_seconds",
+            "Time acquire requests served by this node spent queued before their grant",
+            m.lock_wait_seconds.clone(),
         );
         Metrics { registry, ..m }
     }

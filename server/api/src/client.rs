@@ -349,7 +349,32 @@ impl Client {
         value: serde_json::Value,
         if_version: Option<u64>,
     ) -> Result<KvPutResponse> {
-        let body = KvPutRequest { value, if_version };
+        let body = KvPutRequest {
+            value,
+            if_version,
+            fence: None,
+        };
+        self.call(Method::PUT, &routes::kv_key(key), Some(&body))
+            .await
+    }
+
+    /// A write the store accepts only while `token` is the current grant of `lock`.
+    pub async fn kv_put_fenced(
+        &self,
+        key: &str,
+        value: serde_json::Value,
+        if_version: Option<u64>,
+        lock: &str,
+        token: u64,
+    ) -> Result<KvPutResponse> {
+        let body = KvPutRequest {
+            value,
+            if_version,
+            fence: Some(Fence {
+                lock: lock.to_string(),
+                token,
+            }),
+        };
         self.call(Method::PUT, &routes::kv_key(key), Some(&body))
             .await
     }

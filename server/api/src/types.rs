@@ -12,6 +12,18 @@ pub struct KvPutRequest {
     /// this (0 = the key must not exist).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub if_version: Option<u64>,
+    /// Fencing: the store applies the write only if `token` is the current
+    /// grant of `lock` (412 `stale_token` otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fence: Option<Fence>,
+}
+
+/// A fencing token presented with a write.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Fence {
+    pub lock: String,
+    pub token: u64,
 }
 
 /// `PUT /v1/kv/{key}` response.

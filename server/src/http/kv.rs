@@ -78,6 +78,7 @@ async fn put_key(
         key,
         value: req.value.to_string(),
         if_version: req.if_version,
+        fence: req.fence.map(|f| (f.lock, f.token)),
     };
     match node.write(cmd).await? {
         CmdValue::Version(version) => Ok(Json(KvPutResponse { version })),

@@ -5,6 +5,7 @@ mod cluster;
 pub mod error;
 mod extract;
 mod kv;
+mod locks;
 mod raft;
 
 use std::sync::Arc;
@@ -28,6 +29,7 @@ pub fn router(node: Arc<Node>) -> Router {
     let client = Router::new()
         .merge(cluster::router())
         .merge(kv::router())
+        .merge(locks::router())
         .layer(DefaultBodyLimit::max(node.config.max_body_bytes));
     let peer = raft::router().layer(DefaultBodyLimit::max(PEER_BODY_LIMIT));
     Router::new()

@@ -67,7 +67,7 @@ impl Node {
     }
 
     /// A write on the leader only: forwarded requests never hop twice.
-    async fn write_local(&self, cmd: Command) -> Result<CmdValue> {
+    pub(crate) async fn write_local(&self, cmd: Command) -> Result<CmdValue> {
         match self.proposer.propose(cmd).await {
             Ok(out) => out.map_err(|e| Error::Api(e.to_api())),
             Err(ProposeError::NotLeader(_)) => {

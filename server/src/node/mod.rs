@@ -1,6 +1,7 @@
 //! One running node: Raft, storage, state and the background tasks.
 
 mod forward;
+mod locks;
 mod membership;
 mod reads;
 
@@ -94,6 +95,7 @@ impl Node {
             leader_contact: Mutex::new(None),
         });
         tokio::spawn(watch_metrics(node.clone()));
+        tokio::spawn(locks::run_lock_ticker(node.clone()));
         Ok(node)
     }
 

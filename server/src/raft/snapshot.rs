@@ -116,6 +116,7 @@ mod tests {
                 key: "k".into(),
                 value: "\"v\"".into(),
                 if_version: None,
+                fence: None,
             }],
         });
         SnapshotFile {

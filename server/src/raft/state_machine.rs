@@ -28,6 +28,8 @@ pub struct SmShared {
     current: RwLock<Option<(SnapshotMeta, Arc<Vec<u8>>)>>,
     dir: PathBuf,
     metrics: Arc<Metrics>,
+    /// Last applied index, for handlers that wait on the state (lock waiters).
+    applied_tx: tokio::sync::watch::Sender<u64>,
 }
 
 impl SmShared {
@@ -46,6 +48,7 @@ impl SmShared {
             current: RwLock::new(current),
             dir,
             metrics,
+            applied_tx: tokio::sync::watch::channel(0).0,
         }))
     }
 
@@ -56,6 +59,26 @@ impl SmShared {
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Applied> {
         self.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Changes whenever entries are applied or a snapshot is installed.
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.applied_tx.subscribe()
+    }
+
+    fn applied(&self, st: &Applied) {
+        let index = st.last_applied.map_or(0, |l| l.index);
+        self.metrics.applied_index.set(index as i64);
+        let (held, waiting) = st.data.locks.counts();
+        self.metrics.locks_held.set(held as i64);
+        self.metrics.locks_waiting.set(waiting as i64);
+        self.metrics
+            .locks_expired
+            .set(st.data.locks.stats.expired as i64);
+        self.metrics
+            .locks_deadlocks
+            .set(st.data.locks.stats.deadlocks as i64);
+        self.applied_tx.send_replace(index);
     }
 
     pub fn snapshot_index(&self) -> u64 {
@@ -149,9 +172,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 }
             }
         }
-        if let Some(l) = st.last_applied {
-            self.shared.metrics.applied_index.set(l.index as i64);
-        }
+        self.shared.applied(&st);
         Ok(out)
     }
 
@@ -187,9 +208,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         st.last_applied = meta.last_log_id;
         st.membership = meta.last_membership.clone();
         self.shared.metrics.snapshots_installed.inc();
-        if let Some(l) = meta.last_log_id {
-            self.shared.metrics.applied_index.set(l.index as i64);
-        }
+        self.shared.applied(&st);
         Ok(())
     }
 

@@ -8,6 +8,7 @@
 pub mod kv;
 pub mod locks;
 
+use dsync_api::locks::LockMode;
 use dsync_api::ErrorCode;
 use serde::{Deserialize, Serialize};
 
@@ -19,11 +20,41 @@ pub enum Command {
         key: String,
         value: String,
         if_version: Option<u64>,
+        /// `(lock, token)`: apply only if `token` is a current grant of `lock`.
+        fence: Option<(String, u64)>,
     },
     KvDelete {
         key: String,
         if_version: Option<u64>,
     },
+    LockAcquire {
+        name: String,
+        owner: String,
+        mode: LockMode,
+        ttl_ms: u64,
+        wait_ms: u64,
+    },
+    LockRelease {
+        name: String,
+        owner: String,
+        token: u64,
+    },
+    LockKeepalive {
+        name: String,
+        owner: String,
+        token: u64,
+        ttl_ms: Option<u64>,
+    },
+    /// The client of a queued request went away (or gave up).
+    LockCancel {
+        name: String,
+        owner: String,
+        since_seq: u64,
+    },
+    /// Expire what is due at the entry's leader clock.
+    LockTick,
+    /// A new leader's grace: extend every lease.
+    LockExtendLeases { by_ms: u64 },
 }
 
 impl Command {
@@ -32,6 +63,11 @@ impl Command {
         match self {
             Command::KvPut { key, value, .. } => key.len() + value.len() + 16,
             Command::KvDelete { key, .. } => key.len() + 16,
+            Command::LockAcquire { name, owner, .. }
+            | Command::LockRelease { name, owner, .. }
+            | Command::LockKeepalive { name, owner, .. }
+            | Command::LockCancel { name, owner, .. } => name.len() + owner.len() + 32,
+            Command::LockTick | Command::LockExtendLeases { .. } => 16,
         }
     }
 }
@@ -41,6 +77,9 @@ impl Command {
 pub enum CmdValue {
     Version(u64),
     Deleted(bool),
+    Granted(locks::Holder),
+    Queued { seq: u64 },
+    Done,
 }
 
 /// A command refused by the state machine (bincode-friendly, unlike
@@ -105,6 +144,7 @@ pub struct StateData {
     /// Leader clock of the last applied entry.
     pub now_ms: u64,
     pub kv: kv::KvTable,
+    pub locks: locks::LockTable,
 }
 
 impl StateData {
@@ -118,13 +158,70 @@ impl StateData {
     fn apply_one(&mut self, cmd: &Command) -> CmdOutput {
         self.revision += 1;
         let rev = self.revision;
+        let mut ctx = locks::Ctx {
+            now_ms: self.now_ms,
+            revision: &mut self.revision,
+        };
+        let l = &mut self.locks;
         match cmd {
             Command::KvPut {
                 key,
                 value,
                 if_version,
-            } => self.kv.put(key, value, *if_version, rev),
+                fence,
+            } => {
+                if let Some((lock, token)) = fence {
+                    if !l.is_current_grant(lock, *token) {
+                        return Err(CmdError::new(
+                            ErrorCode::StaleToken,
+                            format!(
+                                "fencing token {token} is not the current grant of lock {lock:?}"
+                            ),
+                        ));
+                    }
+                }
+                self.kv.put(key, value, *if_version, rev)
+            }
             Command::KvDelete { key, if_version } => self.kv.delete(key, *if_version),
+            Command::LockAcquire {
+                name,
+                owner,
+                mode,
+                ttl_ms,
+                wait_ms,
+            } => l
+                .acquire(name, owner, *mode, *ttl_ms, *wait_ms, &mut ctx)
+                .map(|a| match a {
+                    locks::Acquired::Granted(h) => CmdValue::Granted(h),
+                    locks::Acquired::Queued { seq } => CmdValue::Queued { seq },
+                }),
+            Command::LockRelease { name, owner, token } => l
+                .release(name, owner, *token, &mut ctx)
+                .map(|_| CmdValue::Done),
+            Command::LockKeepalive {
+                name,
+                owner,
+                token,
+                ttl_ms,
+            } => l
+                .keepalive(name, owner, *token, *ttl_ms, &mut ctx)
+                .map(CmdValue::Granted),
+            Command::LockCancel {
+                name,
+                owner,
+                since_seq,
+            } => {
+                l.cancel(name, owner, *since_seq, &mut ctx);
+                Ok(CmdValue::Done)
+            }
+            Command::LockTick => {
+                l.tick(&mut ctx);
+                Ok(CmdValue::Done)
+            }
+            Command::LockExtendLeases { by_ms } => {
+                l.extend_leases(*by_ms);
+                Ok(CmdValue::Done)
+            }
         }
     }
 }
@@ -138,6 +235,7 @@ mod tests {
             key: key.into(),
             value: v.into(),
             if_version,
+            fence: None,
         }
     }
 

@@ -25,11 +25,19 @@ pub fn closing_cycle(graph: &Graph, from: &str, targets: &[String]) -> Option<Ve
     None
 }
 
-fn dfs(graph: &Graph, at: &str, goal: &str, seen: &mut BTreeSet<String>, path: &mut Vec<String>) -> bool {
+fn dfs(
+    graph: &Graph,
+    at: &str,
+    goal: &str,
+    seen: &mut BTreeSet<String>,
+    path: &mut Vec<String>,
+) -> bool {
     if !seen.insert(at.to_string()) {
         return false;
     }
-    let Some(next) = graph.get(at) else { return false };
+    let Some(next) = graph.get(at) else {
+        return false;
+    };
     for n in next {
         path.push(n.clone());
         if n == goal || dfs(graph, n, goal, seen, path) {
@@ -74,7 +82,10 @@ mod tests {
     #[test]
     fn finds_two_and_three_owner_cycles() {
         let g = graph(&[(1, 2)]);
-        assert_eq!(closing_cycle(&g, "2", &["1".into()]), Some(vec!["2".into(), "1".into()]));
+        assert_eq!(
+            closing_cycle(&g, "2", &["1".into()]),
+            Some(vec!["2".into(), "1".into()])
+        );
         let g = graph(&[(1, 2), (2, 3)]);
         assert_eq!(
             closing_cycle(&g, "3", &["1".into()]),

@@ -89,7 +89,14 @@ fn conflicts(a: LockMode, b: LockMode) -> bool {
 }
 
 impl Lock {
-    fn grant(&mut self, owner: &str, mode: LockMode, ttl_ms: u64, ctx: &mut Ctx, stats: &mut LockStats) -> Holder {
+    fn grant(
+        &mut self,
+        owner: &str,
+        mode: LockMode,
+        ttl_ms: u64,
+        ctx: &mut Ctx,
+        stats: &mut LockStats,
+    ) -> Holder {
         let h = Holder {
             owner: owner.to_string(),
             mode,
@@ -110,11 +117,17 @@ impl Lock {
     fn promote(&mut self, ctx: &mut Ctx, stats: &mut LockStats) {
         while let Some(head) = self.waiters.front() {
             let holds = self.holders.iter().any(|h| h.owner == head.owner);
-            let others = self.holders.iter().filter(|h| h.owner != head.owner).count();
+            let others = self
+                .holders
+                .iter()
+                .filter(|h| h.owner != head.owner)
+                .count();
             let grantable = match (head.upgrade && holds, head.mode) {
                 (true, _) => others == 0,
                 (false, LockMode::Exclusive) => self.holders.is_empty(),
-                (false, LockMode::Shared) => self.holders.iter().all(|h| h.mode == LockMode::Shared),
+                (false, LockMode::Shared) => {
+                    self.holders.iter().all(|h| h.mode == LockMode::Shared)
+                }
             };
             if !grantable {
                 return;
@@ -216,7 +229,10 @@ impl LockTable {
             self.drop_if_empty(name);
             return Err(CmdError::new(
                 ErrorCode::Deadlock,
-                format!("waiting for {name:?} would deadlock: {}", cycle.join(" -> ")),
+                format!(
+                    "waiting for {name:?} would deadlock: {}",
+                    cycle.join(" -> ")
+                ),
             )
             .with_details(serde_json::json!({ "cycle": cycle })));
         }
@@ -239,10 +255,20 @@ impl LockTable {
         Ok(Acquired::Queued { seq })
     }
 
-    pub fn release(&mut self, name: &str, owner: &str, token: u64, ctx: &mut Ctx) -> Result<(), CmdError> {
-        let lock = self.locks.get_mut(name).ok_or_else(|| stale(name, owner, token))?;
+    pub fn release(
+        &mut self,
+        name: &str,
+        owner: &str,
+        token: u64,
+        ctx: &mut Ctx,
+    ) -> Result<(), CmdError> {
+        let lock = self
+            .locks
+            .get_mut(name)
+            .ok_or_else(|| stale(name, owner, token))?;
         let before = lock.holders.len();
-        lock.holders.retain(|h| !(h.owner == owner && h.token == token));
+        lock.holders
+            .retain(|h| !(h.owner == owner && h.token == token));
         if lock.holders.len() == before {
             return Err(stale(name, owner, token));
         }
@@ -262,7 +288,11 @@ impl LockTable {
         let h = self
             .locks
             .get_mut(name)
-            .and_then(|l| l.holders.iter_mut().find(|h| h.owner == owner && h.token == token))
+            .and_then(|l| {
+                l.holders
+                    .iter_mut()
+                    .find(|h| h.owner == owner && h.token == token)
+            })
             .ok_or_else(|| stale(name, owner, token))?;
         if let Some(t) = ttl_ms {
             h.ttl_ms = t;
@@ -274,11 +304,14 @@ impl LockTable {
     /// The client behind a queued request went away: drop the request, or
     /// the grant that answered it if it came too late to be delivered.
     pub fn cancel(&mut self, name: &str, owner: &str, since_seq: u64, ctx: &mut Ctx) {
-        let Some(lock) = self.locks.get_mut(name) else { return };
+        let Some(lock) = self.locks.get_mut(name) else {
+            return;
+        };
         let queued = lock.waiters.len();
         lock.waiters.retain(|w| w.owner != owner);
         if lock.waiters.len() == queued {
-            lock.holders.retain(|h| !(h.owner == owner && h.token > since_seq));
+            lock.holders
+                .retain(|h| !(h.owner == owner && h.token > since_seq));
         }
         lock.promote(ctx, &mut self.stats);
         self.drop_if_empty(name);
@@ -322,7 +355,11 @@ impl LockTable {
     }
 
     fn drop_if_empty(&mut self, name: &str) {
-        if self.locks.get(name).is_some_and(|l| l.holders.is_empty() && l.waiters.is_empty()) {
+        if self
+            .locks
+            .get(name)
+            .is_some_and(|l| l.holders.is_empty() && l.waiters.is_empty())
+        {
             self.locks.remove(name);
         }
     }
@@ -358,9 +395,9 @@ impl LockTable {
     }
 
     pub fn counts(&self) -> (usize, usize) {
-        self.locks
-            .values()
-            .fold((0, 0), |(h, w), l| (h + l.holders.len(), w + l.waiters.len()))
+        self.locks.values().fold((0, 0), |(h, w), l| {
+            (h + l.holders.len(), w + l.waiters.len())
+        })
     }
 
     /// Wire view of one lock; ages relative to `now_ms`.

@@ -10,10 +10,21 @@ use super::{Acquired, Ctx, LockTable};
 
 #[derive(Debug, Clone)]
 enum Op {
-    Acquire { owner: u8, mode: LockMode, wait: bool, short_ttl: bool },
-    Release { owner: u8 },
-    Cancel { owner: u8 },
-    Tick { advance: u64 },
+    Acquire {
+        owner: u8,
+        mode: LockMode,
+        wait: bool,
+        short_ttl: bool,
+    },
+    Release {
+        owner: u8,
+    },
+    Cancel {
+        owner: u8,
+    },
+    Tick {
+        advance: u64,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -40,18 +51,22 @@ enum Outcome {
 #[derive(Default)]
 struct Model {
     now: u64,
-    holders: Vec<(u8, LockMode, u64)>,        // owner, mode, expires
+    holders: Vec<(u8, LockMode, u64)>, // owner, mode, expires
     queue: Vec<(u8, LockMode, bool, u64, u64)>, // owner, mode, upgrade, deadline, ttl
 }
 
 impl Model {
     fn compatible(&self, owner: u8, mode: LockMode) -> bool {
-        self.holders.iter().all(|&(o, m, _)| o == owner || (m == Shared && mode == Shared))
+        self.holders
+            .iter()
+            .all(|&(o, m, _)| o == owner || (m == Shared && mode == Shared))
     }
 
     fn settle(&mut self) {
         loop {
-            let Some(&(o, mode, upgrade, _, ttl)) = self.queue.first() else { return };
+            let Some(&(o, mode, upgrade, _, ttl)) = self.queue.first() else {
+                return;
+            };
             let holds = self.holders.iter().any(|h| h.0 == o);
             let ok = if upgrade && holds {
                 self.holders.iter().all(|h| h.0 == o)
@@ -88,7 +103,11 @@ impl Model {
             }
             // Another holder already waiting to upgrade waits for us: crossed upgrades.
             let holders = &self.holders;
-            if self.queue.iter().any(|q| q.2 && q.0 != o && holders.iter().any(|h| h.0 == q.0)) {
+            if self
+                .queue
+                .iter()
+                .any(|q| q.2 && q.0 != o && holders.iter().any(|h| h.0 == q.0))
+            {
                 return Outcome::Deadlock;
             }
             self.queue.insert(0, (o, mode, true, self.now + 1000, ttl));
@@ -208,15 +227,35 @@ proptest! {
 fn fifo_shared_batching_and_no_writer_starvation() {
     let mut t = LockTable::default();
     let mut rev = 0;
-    let mut ctx = Ctx { now_ms: 0, revision: &mut rev };
-    let Ok(Acquired::Granted(a)) = t.acquire("L", "a", Shared, 1000, 0, &mut ctx) else { panic!() };
-    assert!(matches!(t.acquire("L", "w", Exclusive, 1000, 1000, &mut ctx), Ok(Acquired::Queued { .. })));
+    let mut ctx = Ctx {
+        now_ms: 0,
+        revision: &mut rev,
+    };
+    let Ok(Acquired::Granted(a)) = t.acquire("L", "a", Shared, 1000, 0, &mut ctx) else {
+        panic!()
+    };
+    assert!(matches!(
+        t.acquire("L", "w", Exclusive, 1000, 1000, &mut ctx),
+        Ok(Acquired::Queued { .. })
+    ));
     // A later shared request waits behind the queued writer.
-    assert!(matches!(t.acquire("L", "b", Shared, 1000, 1000, &mut ctx), Ok(Acquired::Queued { .. })));
-    assert!(matches!(t.acquire("L", "c", Shared, 1000, 1000, &mut ctx), Ok(Acquired::Queued { .. })));
+    assert!(matches!(
+        t.acquire("L", "b", Shared, 1000, 1000, &mut ctx),
+        Ok(Acquired::Queued { .. })
+    ));
+    assert!(matches!(
+        t.acquire("L", "c", Shared, 1000, 1000, &mut ctx),
+        Ok(Acquired::Queued { .. })
+    ));
     t.release("L", "a", a.token, &mut ctx).unwrap();
     let l = t.get("L").unwrap();
-    assert_eq!(l.holders.iter().map(|h| h.owner.as_str()).collect::<Vec<_>>(), ["w"]);
+    assert_eq!(
+        l.holders
+            .iter()
+            .map(|h| h.owner.as_str())
+            .collect::<Vec<_>>(),
+        ["w"]
+    );
     let w = l.holders[0].token;
     t.release("L", "w", w, &mut ctx).unwrap();
     // Both shared waiters are granted together, with fresh, larger tokens.
@@ -231,15 +270,32 @@ fn fifo_shared_batching_and_no_writer_starvation() {
 fn cross_lock_deadlocks_are_refused_with_the_cycle() {
     let mut t = LockTable::default();
     let mut rev = 0;
-    let mut ctx = Ctx { now_ms: 0, revision: &mut rev };
+    let mut ctx = Ctx {
+        now_ms: 0,
+        revision: &mut rev,
+    };
     for (o, l) in [("a", "L1"), ("b", "L2"), ("c", "L3")] {
         t.acquire(l, o, Exclusive, 1000, 0, &mut ctx).unwrap();
     }
-    assert!(matches!(t.acquire("L2", "a", Exclusive, 1000, 1000, &mut ctx), Ok(Acquired::Queued { .. })));
-    assert!(matches!(t.acquire("L3", "b", Exclusive, 1000, 1000, &mut ctx), Ok(Acquired::Queued { .. })));
-    let err = t.acquire("L1", "c", Exclusive, 1000, 1000, &mut ctx).unwrap_err();
+    assert!(matches!(
+        t.acquire("L2", "a", Exclusive, 1000, 1000, &mut ctx),
+        Ok(Acquired::Queued { .. })
+    ));
+    assert!(matches!(
+        t.acquire("L3", "b", Exclusive, 1000, 1000, &mut ctx),
+        Ok(Acquired::Queued { .. })
+    ));
+    let err = t
+        .acquire("L1", "c", Exclusive, 1000, 1000, &mut ctx)
+        .unwrap_err();
     assert_eq!(err.code, ErrorCode::Deadlock);
-    assert_eq!(err.to_api().details["cycle"], serde_json::json!(["c", "a", "b"]));
+    assert_eq!(
+        err.to_api().details["cycle"],
+        serde_json::json!(["c", "a", "b"])
+    );
     assert_eq!(t.recent_deadlocks().len(), 1);
-    assert!(t.get("L1").unwrap().waiters.is_empty(), "refused request is not queued");
+    assert!(
+        t.get("L1").unwrap().waiters.is_empty(),
+        "refused request is not queued"
+    );
 }

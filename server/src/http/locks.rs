@@ -1,0 +1,143 @@
+//! `/v1/locks`: acquire, release, keepalive, inspection and the wait-for graph.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use dsync_api::locks::*;
+use dsync_api::types::ReadQuery;
+
+use super::error::{invalid, HttpResult};
+use super::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::error::Error;
+use crate::node::Node;
+use crate::proposer::now_ms;
+use crate::state::{CmdValue, Command};
+
+/// Most locks listed by `GET /v1/locks`.
+const MAX_LISTED: usize = 10_000;
+
+pub fn router() -> Router<Arc<Node>> {
+    Router::new()
+        .route("/v1/locks", get(list))
+        .route("/v1/locks/graph", get(graph))
+        .route("/v1/locks/{name}", get(one))
+        .route("/v1/locks/{name}/acquire", post(acquire))
+        .route("/v1/locks/{name}/release", post(release))
+        .route("/v1/locks/{name}/keepalive", post(keepalive))
+}
+
+fn check_text(what: &str, value: &str, max: usize) -> HttpResult<()> {
+    if value.is_empty() || value.len() > max {
+        return Err(invalid(format!("{what} must be 1 to {max} bytes")));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(invalid(format!(
+            "{what} must not contain control characters"
+        )));
+    }
+    Ok(())
+}
+
+fn check_ttl(ttl_ms: u64) -> HttpResult<()> {
+    if !(MIN_TTL_MS..=MAX_TTL_MS).contains(&ttl_ms) {
+        return Err(invalid(format!(
+            "ttl_ms must be between {MIN_TTL_MS} and {MAX_TTL_MS}"
+        )));
+    }
+    Ok(())
+}
+
+async fn acquire(
+    State(node): State<Arc<Node>>,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(req): ApiJson<AcquireRequest>,
+) -> HttpResult<Json<AcquireResponse>> {
+    check_text("lock name", &name, MAX_LOCK_NAME)?;
+    check_text("owner", &req.owner, MAX_OWNER)?;
+    check_ttl(req.ttl_ms)?;
+    if req.wait_ms > MAX_WAIT_MS {
+        return Err(invalid(format!("wait_ms must be at most {MAX_WAIT_MS}")));
+    }
+    Ok(Json(node.lock_acquire(name, req).await?))
+}
+
+async fn release(
+    State(node): State<Arc<Node>>,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(req): ApiJson<ReleaseRequest>,
+) -> HttpResult<Json<ReleaseResponse>> {
+    check_text("lock name", &name, MAX_LOCK_NAME)?;
+    check_text("owner", &req.owner, MAX_OWNER)?;
+    node.write(Command::LockRelease {
+        name,
+        owner: req.owner,
+        token: req.token,
+    })
+    .await?;
+    Ok(Json(ReleaseResponse { released: true }))
+}
+
+async fn keepalive(
+    State(node): State<Arc<Node>>,
+    ApiPath(name): ApiPath<String>,
+    ApiJson(req): ApiJson<KeepaliveRequest>,
+) -> HttpResult<Json<KeepaliveResponse>> {
+    check_text("lock name", &name, MAX_LOCK_NAME)?;
+    check_text("owner", &req.owner, MAX_OWNER)?;
+    if let Some(t) = req.ttl_ms {
+        check_ttl(t)?;
+    }
+    let cmd = Command::LockKeepalive {
+        name,
+        owner: req.owner,
+        token: req.token,
+        ttl_ms: req.ttl_ms,
+    };
+    match node.write(cmd).await? {
+        CmdValue::Granted(h) => Ok(Json(KeepaliveResponse {
+            token: h.token,
+            ttl_ms: h.ttl_ms,
+        })),
+        other => Err(Error::Internal(format!("unexpected result {other:?}")).into()),
+    }
+}
+
+async fn one(
+    State(node): State<Arc<Node>>,
+    ApiPath(name): ApiPath<String>,
+    ApiQuery(q): ApiQuery<ReadQuery>,
+) -> HttpResult<Json<LockInfo>> {
+    check_text("lock name", &name, MAX_LOCK_NAME)?;
+    node.read_barrier(q.consistency, q.max_staleness_ms).await?;
+    let info = node.sm.read().data.locks.info(&name, now_ms());
+    // A lock nobody holds or waits for simply has no holders.
+    Ok(Json(info.unwrap_or(LockInfo {
+        name,
+        holders: Vec::new(),
+        waiters: Vec::new(),
+    })))
+}
+
+async fn list(
+    State(node): State<Arc<Node>>,
+    ApiQuery(q): ApiQuery<ReadQuery>,
+) -> HttpResult<Json<LockList>> {
+    node.read_barrier(q.consistency, q.max_staleness_ms).await?;
+    let limit = q.limit.unwrap_or(1000).clamp(1, MAX_LISTED);
+    let locks = node.sm.read().data.locks.infos(now_ms(), limit);
+    Ok(Json(LockList { locks }))
+}
+
+async fn graph(
+    State(node): State<Arc<Node>>,
+    ApiQuery(q): ApiQuery<ReadQuery>,
+) -> HttpResult<Json<LockGraph>> {
+    node.read_barrier(q.consistency, q.max_staleness_ms).await?;
+    let st = node.sm.read();
+    Ok(Json(LockGraph {
+        edges: st.data.locks.edges(),
+        deadlocks: st.data.locks.recent_deadlocks(),
+    }))
+}

@@ -1,0 +1,182 @@
+//! Lock requests on a node: the grant, or a wait in the replicated queue
+//! watched on this node's own applied state.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dsync_api::locks::{AcquireRequest, AcquireResponse};
+use dsync_api::{ApiError, ErrorCode};
+
+use super::Node;
+use crate::error::{Error, Result};
+use crate::proposer::now_ms;
+use crate::state::locks::{holder_info, Holder};
+use crate::state::{CmdValue, Command};
+
+/// How long past its deadline a waiter waits for the leader's expiry entry
+/// before giving up on its own (e.g. while no leader can commit it).
+const EXPIRY_GRACE: Duration = Duration::from_secs(2);
+
+/// Withdraws a queued request if its client goes away before the grant is
+/// delivered (the handler future is dropped) or the wait fails locally.
+struct CancelOnDrop {
+    node: Arc<Node>,
+    cmd: Option<Command>,
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        if let Some(cmd) = self.cmd.take() {
+            let node = self.node.clone();
+            tokio::spawn(async move {
+                if let Err(e) = node.write(cmd).await {
+                    tracing::warn!("could not withdraw an abandoned lock request: {e}");
+                }
+            });
+        }
+    }
+}
+
+impl Node {
+    pub async fn lock_acquire(
+        self: &Arc<Self>,
+        name: String,
+        req: AcquireRequest,
+    ) -> Result<AcquireResponse> {
+        let cmd = Command::LockAcquire {
+            name: name.clone(),
+            owner: req.owner.clone(),
+            mode: req.mode,
+            ttl_ms: req.ttl_ms,
+            wait_ms: req.wait_ms,
+        };
+        let holder = match self.write(cmd).await? {
+            CmdValue::Granted(h) => h,
+            CmdValue::Queued { seq } => {
+                let mut guard = CancelOnDrop {
+                    node: self.clone(),
+                    cmd: Some(Command::LockCancel {
+                        name: name.clone(),
+                        owner: req.owner.clone(),
+                        since_seq: seq,
+                    }),
+                };
+                let started = Instant::now();
+                let h = self
+                    .wait_for_grant(&name, &req.owner, seq, req.wait_ms)
+                    .await?;
+                guard.cmd = None;
+                self.metrics
+                    .lock_wait_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                h
+            }
+            other => return Err(Error::Internal(format!("unexpected result {other:?}"))),
+        };
+        Ok(self.grant_response(name, &holder))
+    }
+
+    fn grant_response(&self, name: String, h: &Holder) -> AcquireResponse {
+        let now = now_ms();
+        let holders = self
+            .sm
+            .read()
+            .data
+            .locks
+            .get(&name)
+            .map(|l| l.holders.iter().map(|x| holder_info(x, now)).collect())
+            .unwrap_or_default();
+        AcquireResponse {
+            name,
+            owner: h.owner.clone(),
+            mode: h.mode,
+            token: h.token,
+            ttl_ms: h.ttl_ms,
+            holders,
+        }
+    }
+
+    /// Waits until this node has applied the grant answering the request
+    /// queued at `seq`, or until the request left the queue.
+    async fn wait_for_grant(
+        &self,
+        name: &str,
+        owner: &str,
+        seq: u64,
+        wait_ms: u64,
+    ) -> Result<Holder> {
+        let mut rx = self.sm.subscribe();
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms) + EXPIRY_GRACE;
+        let busy = || {
+            Error::Api(ApiError::new(
+                ErrorCode::LockBusy,
+                format!("gave up waiting for lock {name:?} after {wait_ms} ms"),
+            ))
+        };
+        loop {
+            {
+                let st = self.sm.read();
+                let lock = st.data.locks.get(name);
+                if let Some(h) =
+                    lock.and_then(|l| l.holders.iter().find(|h| h.owner == owner && h.token > seq))
+                {
+                    return Ok(h.clone());
+                }
+                if !lock.is_some_and(|l| l.waiters.iter().any(|w| w.owner == owner)) {
+                    return Err(busy());
+                }
+            }
+            match tokio::time::timeout_at(deadline, rx.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Err(Error::Unavailable("node is stopping".into())),
+                Err(_) => return Err(busy()),
+            }
+        }
+    }
+}
+
+/// On the leader: extends every lease once per new term, then commits
+/// expiry entries whenever a lease or queued request is due.
+pub async fn run_lock_ticker(node: Arc<Node>) {
+    let mut metrics = node.raft.metrics();
+    loop {
+        let term = loop {
+            {
+                let m = metrics.borrow_and_update();
+                if m.current_leader == Some(node.id) {
+                    break m.current_term;
+                }
+            }
+            if metrics.changed().await.is_err() {
+                return;
+            }
+        };
+        let grace = Command::LockExtendLeases {
+            by_ms: node.config.election_timeout_max_ms,
+        };
+        if let Err(e) = node.write_local(grace).await {
+            tracing::warn!("lease extension for term {term} not committed: {e}");
+            if metrics.changed().await.is_err() {
+                return;
+            }
+            continue;
+        }
+        let mut every = tokio::time::interval(Duration::from_millis(20));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        while node.is_leader() && node.term() == term {
+            every.tick().await;
+            let due = node
+                .sm
+                .read()
+                .data
+                .locks
+                .next_deadline()
+                .is_some_and(|d| d <= now_ms());
+            if due {
+                if let Err(e) = node.write_local(Command::LockTick).await {
+                    tracing::debug!("lock tick not committed: {e}");
+                }
+            }
+        }
+    }
+}
