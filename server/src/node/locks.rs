@@ -122,7 +122,10 @@ impl Node {
                 {
                     return Ok(h.clone());
                 }
-                if !lock.is_some_and(|l| l.waiters.iter().any(|w| w.owner == owner)) {
+                // A follower may not have applied the queuing entry yet: the
+                // request's absence means something only once it has.
+                let caught_up = st.data.revision >= seq;
+                if caught_up && !lock.is_some_and(|l| l.waiters.iter().any(|w| w.owner == owner)) {
                     return Err(busy());
                 }
             }
