@@ -3,6 +3,7 @@
 mod cluster_file;
 mod commands;
 mod context;
+mod duration;
 mod local;
 mod output;
 mod progress;
@@ -17,6 +18,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use commands::bench::BenchCommand;
 use commands::cluster::ClusterCommand;
 use commands::kv::KvCommand;
+use commands::lock::LockCommand;
 use commands::server::ServerArgs;
 use context::GlobalArgs;
 
@@ -46,6 +48,9 @@ pub enum Command {
     /// Read and write the replicated key-value store.
     #[command(subcommand)]
     Kv(KvCommand),
+    /// Take, renew, release and inspect distributed locks, or run a command under one.
+    #[command(subcommand)]
+    Lock(LockCommand),
     /// Measure throughput and latency against a running cluster.
     #[command(subcommand)]
     Bench(BenchCommand),

@@ -3,6 +3,7 @@
 //! operation.
 
 pub mod kv;
+pub mod lock;
 
 use std::fmt::Display;
 use std::future::Future;
@@ -24,11 +25,14 @@ const MAX_LATENCY_US: u64 = 60_000_000;
 pub enum BenchCommand {
     /// Write distinct keys as fast as the cluster commits them.
     Kv(kv::KvBenchArgs),
+    /// Lock acquire+release cycles: distinct names, or one contended lock.
+    Lock(lock::LockBenchArgs),
 }
 
 pub async fn run(global: &GlobalArgs, cmd: BenchCommand) -> anyhow::Result<i32> {
     match cmd {
         BenchCommand::Kv(args) => kv::run(global, args).await,
+        BenchCommand::Lock(args) => lock::run(global, args).await,
     }
 }
 

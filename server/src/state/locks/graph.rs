@@ -1,4 +1,5 @@
-//! The wait-for graph across all locks and owners, and cycle search.
+//! The wait-for graph as an explicit map, and cycle search over it: the
+//! reference the lock table's implicit search is tested against.
 
 use std::collections::{BTreeMap, BTreeSet};
 

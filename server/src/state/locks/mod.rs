@@ -4,6 +4,7 @@
 //! Pure and deterministic: time comes from the entry's leader clock and
 //! tokens from the state's revision counter, so every replica decides alike.
 
+#[cfg(test)]
 pub mod graph;
 #[cfg(test)]
 mod model_tests;
@@ -15,7 +16,6 @@ use dsync_api::ErrorCode;
 use serde::{Deserialize, Serialize};
 
 use super::CmdError;
-use graph::Graph;
 
 /// Refused cycles remembered for `GET /v1/locks/graph`.
 const RECENT_DEADLOCKS: usize = 32;
@@ -183,7 +183,6 @@ impl LockTable {
         wait_ms: u64,
         ctx: &mut Ctx,
     ) -> Result<Acquired, CmdError> {
-        let graph = self.graph();
         let lock = self.locks.entry(name.to_string()).or_default();
         let mut upgrade = false;
         if let Some(h) = lock.holders.iter_mut().find(|h| h.owner == owner) {
@@ -216,7 +215,7 @@ impl LockTable {
             self.drop_if_empty(name);
             return Err(busy);
         }
-        if let Some(cycle) = graph::closing_cycle(&graph, owner, &blockers) {
+        if let Some(cycle) = self.closing_cycle(owner, &blockers) {
             self.stats.deadlocks += 1;
             if self.deadlocks.len() == RECENT_DEADLOCKS {
                 self.deadlocks.pop_front();
@@ -382,12 +381,73 @@ impl LockTable {
         out
     }
 
-    fn graph(&self) -> Graph {
-        let mut g = Graph::new();
+    /// The graph as a map (tests compare the implicit search against it).
+    #[cfg(test)]
+    pub fn graph(&self) -> graph::Graph {
+        let mut g = graph::Graph::new();
         for e in self.edges() {
             g.entry(e.waiter).or_default().insert(e.holder);
         }
         g
+    }
+
+    /// Whether `from` waiting for `targets` would close a cycle, searching
+    /// the wait-for graph without materializing it: only the owners reachable
+    /// from `targets` are expanded, and names are borrowed, not copied.
+    fn closing_cycle(&self, from: &str, targets: &[String]) -> Option<Vec<String>> {
+        // owner → (lock, queue position) of each request it has queued.
+        let mut waits: std::collections::HashMap<&str, Vec<(&Lock, usize)>> = Default::default();
+        for lock in self.locks.values() {
+            for (i, w) in lock.waiters.iter().enumerate() {
+                waits.entry(w.owner.as_str()).or_default().push((lock, i));
+            }
+        }
+        let mut seen: std::collections::HashSet<&str> = Default::default();
+        for t in targets {
+            let mut path: Vec<&str> = vec![t.as_str()];
+            if self.dfs(&waits, t, from, &mut seen, &mut path) {
+                let mut cycle = vec![from.to_string()];
+                cycle.extend(path[..path.len() - 1].iter().map(|s| s.to_string()));
+                return Some(cycle);
+            }
+        }
+        None
+    }
+
+    fn dfs<'a>(
+        &'a self,
+        waits: &std::collections::HashMap<&'a str, Vec<(&'a Lock, usize)>>,
+        at: &'a str,
+        goal: &str,
+        seen: &mut std::collections::HashSet<&'a str>,
+        path: &mut Vec<&'a str>,
+    ) -> bool {
+        if !seen.insert(at) {
+            return false;
+        }
+        for &(lock, pos) in waits.get(at).map(Vec::as_slice).unwrap_or_default() {
+            let w = &lock.waiters[pos];
+            let ahead = if w.upgrade { 0 } else { pos };
+            let holders = lock
+                .holders
+                .iter()
+                .filter(|h| h.owner != w.owner && (w.upgrade || conflicts(w.mode, h.mode)))
+                .map(|h| h.owner.as_str());
+            let queued = lock
+                .waiters
+                .iter()
+                .take(ahead)
+                .filter(|x| x.owner != w.owner && conflicts(w.mode, x.mode))
+                .map(|x| x.owner.as_str());
+            for next in holders.chain(queued) {
+                path.push(next);
+                if next == goal || self.dfs(waits, next, goal, seen, path) {
+                    return true;
+                }
+                path.pop();
+            }
+        }
+        false
     }
 
     pub fn recent_deadlocks(&self) -> Vec<DeadlockInfo> {
