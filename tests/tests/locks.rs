@@ -353,3 +353,48 @@ async fn two_and_three_owner_deadlocks_are_refused_with_the_cycle() {
     assert!(cycles.contains(&vec!["b".to_string(), "a".to_string()]));
     assert!(cycles.contains(&vec!["z".to_string(), "x".to_string(), "y".to_string()]));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_waiter_whose_client_disconnects_leaves_the_queue() {
+    let c = Cluster::up(3, &[]);
+    c.wait_leader(3).await;
+    let client = c.client();
+    client
+        .lock_acquire("gone", &req("holder", LockMode::Exclusive, 30_000, 0))
+        .await
+        .unwrap();
+    for node in c.nodes() {
+        // A raw request whose client gives up after 300 ms (the server would wait 30 s).
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_millis(300))
+            .build()
+            .unwrap();
+        let r = http
+            .post(format!("http://{}/v1/locks/gone/acquire", node.addr))
+            .json(&req(
+                &format!("impatient-{}", node.id),
+                LockMode::Exclusive,
+                30_000,
+                30_000,
+            ))
+            .send()
+            .await;
+        assert!(
+            r.is_err(),
+            "the request should have timed out on the client side"
+        );
+        wait_until(
+            Duration::from_secs(10),
+            "the abandoned request to leave the queue",
+            || async {
+                let l = client.lock_get("gone").await.ok()?;
+                l.waiters.is_empty().then_some(())
+            },
+        )
+        .await;
+    }
+    assert_eq!(
+        client.lock_get("gone").await.unwrap().holders[0].owner,
+        "holder"
+    );
+}
