@@ -3,8 +3,10 @@
 //! Appends, truncations, purges and votes queue here; the thread applies
 //! everything queued in one redb write transaction and one fsync, then
 //! reports each job done. openraft learns an entry is flushed only from the
-//! callback sent after that fsync, so batching never acknowledges early, and
-//! the Raft core keeps replicating while the disk works.
+//! callback sent after that fsync, so batching never acknowledges early.
+//! (openraft 0.9 itself waits for each append's callback before going on, so
+//! today this mainly keeps redb work off the async runtime and lets
+//! replication read fresh entries from the in-memory tail.)
 
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
