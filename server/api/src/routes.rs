@@ -8,6 +8,15 @@ pub const KV: &str = "/v1/kv";
 pub const MEMBERS: &str = "/v1/cluster/members";
 pub const LOCKS: &str = "/v1/locks";
 pub const LOCK_GRAPH: &str = "/v1/locks/graph";
+pub const QUEUES: &str = "/v1/queues";
+
+/// Path of one topic, or one of its verbs (`messages`, `consume`, `ack`, …).
+pub fn topic(name: &str, verb: Option<&str>) -> String {
+    match verb {
+        Some(v) => format!("{QUEUES}/{}/{v}", encode_segment(name)),
+        None => format!("{QUEUES}/{}", encode_segment(name)),
+    }
+}
 
 /// Path of one lock, or one of its verbs (`acquire`, `release`, `keepalive`).
 pub fn lock(name: &str, verb: Option<&str>) -> String {

@@ -1,0 +1,155 @@
+//! Wire types of the message queue (`/v1/queues`).
+
+use serde::{Deserialize, Serialize};
+
+pub const MAX_TOPIC: usize = 200;
+pub const MAX_CONSUMER: usize = 128;
+pub const MAX_DEDUP_ID: usize = 128;
+/// Hard cap of one message's payload (JSON text), in bytes.
+pub const HARD_MAX_MESSAGE_BYTES: u64 = 1024 * 1024;
+pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 256 * 1024;
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 10;
+pub const DEFAULT_VISIBILITY_MS: u64 = 30_000;
+pub const DEFAULT_RETENTION_MS: u64 = 4 * 24 * 3600 * 1000;
+/// Window in which a repeated `dedup_id` is recognized.
+pub const DEDUP_WINDOW_MS: u64 = 5 * 60 * 1000;
+/// Most messages in one enqueue, consume or ack.
+pub const MAX_BATCH: usize = 1000;
+pub const MAX_VISIBILITY_MS: u64 = 12 * 3600 * 1000;
+pub const MAX_DELAY_MS: u64 = 15 * 60 * 1000;
+pub const MAX_WAIT_MS: u64 = 60_000;
+/// Dead-letter topics are named `{topic}.dlq`.
+pub const DLQ_SUFFIX: &str = ".dlq";
+
+/// One message to enqueue.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NewMessage {
+    pub payload: serde_json::Value,
+    /// Invisible for this long after enqueue.
+    #[serde(default)]
+    pub delay_ms: Option<u64>,
+    /// Enqueues with the same id within 5 minutes yield the first message's id.
+    #[serde(default)]
+    pub dedup_id: Option<String>,
+}
+
+/// `POST /v1/queues/{topic}/messages`: one message, or `{"messages": [...]}`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum EnqueueRequest {
+    Batch { messages: Vec<NewMessage> },
+    One(NewMessage),
+}
+
+impl EnqueueRequest {
+    pub fn into_messages(self) -> Vec<NewMessage> {
+        match self {
+            EnqueueRequest::Batch { messages } => messages,
+            EnqueueRequest::One(m) => vec![m],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct EnqueueResponse {
+    pub ids: Vec<u64>,
+}
+
+/// `POST /v1/queues/{topic}/consume`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ConsumeRequest {
+    pub consumer: String,
+    #[serde(default = "one")]
+    pub max: usize,
+    /// How long the messages stay invisible to others (default: the topic's).
+    #[serde(default)]
+    pub visibility_ms: Option<u64>,
+    /// Long poll: wait up to this long for a message if none is ready.
+    #[serde(default)]
+    pub wait_ms: u64,
+}
+
+fn one() -> usize {
+    1
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Delivered {
+    pub id: u64,
+    pub payload: serde_json::Value,
+    /// 1 on first delivery, +1 on every redelivery.
+    pub attempt: u32,
+    /// Identifies this delivery; ack, nack and extend take it.
+    pub receipt: String,
+    pub enqueued_at_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ConsumeResponse {
+    pub messages: Vec<Delivered>,
+}
+
+/// `POST /v1/queues/{topic}/ack`, `/nack` (with `delay_ms`), `/extend`
+/// (with `visibility_ms`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiptsRequest {
+    pub receipts: Vec<String>,
+    #[serde(default)]
+    pub delay_ms: Option<u64>,
+    #[serde(default)]
+    pub visibility_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ReceiptsResponse {
+    /// How many receipts took effect.
+    pub count: usize,
+}
+
+/// `PUT /v1/queues/{topic}`: per-topic settings (any subset).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TopicSettings {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub visibility_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_message_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_ms: Option<u64>,
+}
+
+/// `GET /v1/queues/{topic}` and one item of `GET /v1/queues`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TopicStats {
+    pub topic: String,
+    pub ready: u64,
+    pub in_flight: u64,
+    pub delayed: u64,
+    /// Messages in `{topic}.dlq`.
+    pub dead_lettered: u64,
+    pub enqueued_total: u64,
+    pub acked_total: u64,
+    pub redelivered_total: u64,
+    /// Age of the oldest message not yet acked (0 if none).
+    pub oldest_age_ms: u64,
+    pub max_attempts: u32,
+    pub visibility_ms: u64,
+    pub max_message_bytes: u64,
+    pub retention_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct TopicList {
+    pub topics: Vec<TopicStats>,
+}
+
+/// `POST /v1/queues/{topic}/redrive` response.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RedriveResponse {
+    pub moved: u64,
+}
