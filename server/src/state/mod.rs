@@ -7,6 +7,7 @@
 
 pub mod kv;
 pub mod locks;
+pub mod queue;
 
 use dsync_api::locks::LockMode;
 use dsync_api::ErrorCode;

@@ -4,6 +4,7 @@
 
 pub mod kv;
 pub mod lock;
+pub mod queue;
 
 use std::fmt::Display;
 use std::future::Future;
@@ -27,12 +28,15 @@ pub enum BenchCommand {
     Kv(kv::KvBenchArgs),
     /// Lock acquire+release cycles: distinct names, or one contended lock.
     Lock(lock::LockBenchArgs),
+    /// Producers push batches while consumers receive and ack them: messages/s end to end.
+    Queue(queue::QueueBenchArgs),
 }
 
 pub async fn run(global: &GlobalArgs, cmd: BenchCommand) -> anyhow::Result<i32> {
     match cmd {
         BenchCommand::Kv(args) => kv::run(global, args).await,
         BenchCommand::Lock(args) => lock::run(global, args).await,
+        BenchCommand::Queue(args) => queue::run(global, args).await,
     }
 }
 
@@ -66,10 +70,34 @@ pub struct Report {
     pub last_error: Option<String>,
 }
 
-struct Shared {
-    ops: AtomicU64,
-    errors: AtomicU64,
+/// Counters shared by the tasks of one load: successful calls, the items
+/// they handled, calls that found nothing to do, and failures.
+#[derive(Default)]
+pub struct Counters {
+    pub ops: AtomicU64,
+    pub items: AtomicU64,
+    pub idle: AtomicU64,
+    pub errors: AtomicU64,
     last_error: Mutex<Option<String>>,
+}
+
+impl Counters {
+    fn failed(&self, error: String) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        *self.last_error.lock().unwrap_or_else(|p| p.into_inner()) = Some(error);
+    }
+
+    pub fn get(&self, counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
+
+    /// The most recent failure, to tell what went wrong.
+    pub fn last_error(&self) -> Option<String> {
+        self.last_error
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
 }
 
 /// Runs `op(client, n)` from `load.clients` tasks, each starting its next
@@ -81,17 +109,44 @@ where
     Fut: Future<Output = Result<(), E>> + Send + 'static,
     E: Display,
 {
-    let op = Arc::new(op);
-    let shared = Arc::new(Shared {
-        ops: AtomicU64::new(0),
-        errors: AtomicU64::new(0),
-        last_error: Mutex::new(None),
-    });
+    let counters = Arc::new(Counters::default());
     let start = Instant::now();
     let deadline = start + Duration::from_secs(load.duration);
-    let mut tasks = Vec::with_capacity(load.clients as usize);
-    for client in 0..load.clients {
-        let (op, shared) = (op.clone(), shared.clone());
+    let ticker = tokio::spawn(report_progress(name.to_string(), counters.clone(), start));
+    let hist = drive(load.clients, deadline, counters.clone(), move |client, n| {
+        let call = op(client, n);
+        async move { call.await.map(|()| 1) }
+    })
+    .await;
+    ticker.abort();
+    Ok(summarize(
+        name,
+        load.clients,
+        start.elapsed(),
+        &counters,
+        &hist?,
+    ))
+}
+
+/// The driver under [`closed_loop`]: `clients` tasks call `op(client, n)`
+/// back to back until `deadline`. `op` answers how many items it handled;
+/// a call that handled none (an empty poll) counts as idle and stays out
+/// of `ops` and of the histogram of latencies it returns.
+pub async fn drive<F, Fut, E>(
+    clients: u32,
+    deadline: Instant,
+    counters: Arc<Counters>,
+    op: F,
+) -> anyhow::Result<Histogram<u64>>
+where
+    F: Fn(u32, u64) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<u64, E>> + Send + 'static,
+    E: Display,
+{
+    let op = Arc::new(op);
+    let mut tasks = Vec::with_capacity(clients as usize);
+    for client in 0..clients {
+        let (op, counters) = (op.clone(), counters.clone());
         // One histogram per task: recording stays lock-free, merged at the end.
         let mut hist = new_histogram()?;
         tasks.push(tokio::spawn(async move {
@@ -99,22 +154,21 @@ where
             while Instant::now() < deadline {
                 let began = Instant::now();
                 match op(client, n).await {
-                    Ok(()) => {
+                    Ok(0) => {
+                        counters.idle.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(items) => {
                         hist.saturating_record(began.elapsed().as_micros().max(1) as u64);
-                        shared.ops.fetch_add(1, Ordering::Relaxed);
+                        counters.ops.fetch_add(1, Ordering::Relaxed);
+                        counters.items.fetch_add(items, Ordering::Relaxed);
                     }
-                    Err(e) => {
-                        shared.errors.fetch_add(1, Ordering::Relaxed);
-                        *shared.last_error.lock().unwrap_or_else(|p| p.into_inner()) =
-                            Some(e.to_string());
-                    }
+                    Err(e) => counters.failed(e.to_string()),
                 }
                 n += 1;
             }
             hist
         }));
     }
-    let ticker = tokio::spawn(report_progress(name.to_string(), shared.clone(), start));
     let mut total = new_histogram()?;
     for task in tasks {
         let hist = task.await?;
@@ -122,31 +176,41 @@ where
             .add(&hist)
             .map_err(|e| anyhow::anyhow!("cannot merge latencies: {e}"))?;
     }
-    ticker.abort();
-    let elapsed = start.elapsed().as_secs_f64();
-    let ops = shared.ops.load(Ordering::Relaxed);
+    Ok(total)
+}
+
+/// The report of one load from its counters and latencies.
+pub fn summarize(
+    name: &str,
+    clients: u32,
+    elapsed: Duration,
+    counters: &Counters,
+    hist: &Histogram<u64>,
+) -> Report {
+    let elapsed = elapsed.as_secs_f64();
+    let ops = counters.get(&counters.ops);
     let ms = |us: u64| us as f64 / 1000.0;
-    let last_error = shared
-        .last_error
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .clone();
-    Ok(Report {
+    Report {
         bench: name.to_string(),
-        clients: load.clients,
+        clients,
         duration_s: round3(elapsed),
         ops,
-        errors: shared.errors.load(Ordering::Relaxed),
-        ops_per_sec: round3(if elapsed > 0.0 {
-            ops as f64 / elapsed
-        } else {
-            0.0
-        }),
-        p50_ms: ms(total.value_at_quantile(0.5)),
-        p99_ms: ms(total.value_at_quantile(0.99)),
-        p999_ms: ms(total.value_at_quantile(0.999)),
-        max_ms: ms(total.max()),
-        last_error,
+        errors: counters.get(&counters.errors),
+        ops_per_sec: per_sec(ops, elapsed),
+        p50_ms: ms(hist.value_at_quantile(0.5)),
+        p99_ms: ms(hist.value_at_quantile(0.99)),
+        p999_ms: ms(hist.value_at_quantile(0.999)),
+        max_ms: ms(hist.max()),
+        last_error: counters.last_error(),
+    }
+}
+
+/// `count` per second over `elapsed_s`, rounded to thousandths.
+pub fn per_sec(count: u64, elapsed_s: f64) -> f64 {
+    round3(if elapsed_s > 0.0 {
+        count as f64 / elapsed_s
+    } else {
+        0.0
     })
 }
 
@@ -159,7 +223,7 @@ fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
-async fn report_progress(name: String, shared: Arc<Shared>, start: Instant) {
+async fn report_progress(name: String, counters: Arc<Counters>, start: Instant) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.tick().await;
     loop {
@@ -167,8 +231,8 @@ async fn report_progress(name: String, shared: Arc<Shared>, start: Instant) {
         eprintln!(
             "bench {name}: {:>3}s  ops={}  errors={}",
             start.elapsed().as_secs(),
-            shared.ops.load(Ordering::Relaxed),
-            shared.errors.load(Ordering::Relaxed)
+            counters.get(&counters.ops),
+            counters.get(&counters.errors)
         );
     }
 }

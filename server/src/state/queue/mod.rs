@@ -1,0 +1,395 @@
+//! The replicated message queue: FIFO topics, delayed and in-flight
+//! messages, receipts per delivery, ack/nack/extend, attempts and dead
+//! letters, dedup, redrive. Pure and deterministic like the lock table.
+
+#[cfg(test)]
+mod model_tests;
+
+use std::collections::BTreeMap;
+
+use dsync_api::queue::*;
+use dsync_api::ErrorCode;
+use serde::{Deserialize, Serialize};
+
+use super::CmdError;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub id: u64,
+    /// JSON text.
+    pub payload: String,
+    /// Deliveries so far.
+    pub attempt: u32,
+    pub enqueued_at_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InFlight {
+    pub msg: Message,
+    /// Revision of this delivery; part of its receipt.
+    pub delivery: u64,
+    pub deadline_ms: u64,
+    pub consumer: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Settings {
+    pub max_attempts: u32,
+    pub visibility_ms: u64,
+    pub max_message_bytes: u64,
+    pub retention_ms: u64,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            visibility_ms: DEFAULT_VISIBILITY_MS,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+            retention_ms: DEFAULT_RETENTION_MS,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Topic {
+    pub settings: Settings,
+    next_id: u64,
+    /// Ready messages by id: consumers always get the oldest first.
+    ready: BTreeMap<u64, Message>,
+    /// (visible at, id) → message.
+    delayed: BTreeMap<(u64, u64), Message>,
+    in_flight: BTreeMap<u64, InFlight>,
+    /// dedup id → (message id, forgotten at).
+    dedup: BTreeMap<String, (u64, u64)>,
+    enqueued_total: u64,
+    acked_total: u64,
+    redelivered_total: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct QueueTable {
+    topics: BTreeMap<String, Topic>,
+}
+
+/// One message of an enqueue command.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Incoming {
+    pub payload: String,
+    pub delay_ms: u64,
+    pub dedup_id: Option<String>,
+}
+
+pub fn receipt(id: u64, delivery: u64) -> String {
+    format!("{id}-{delivery}")
+}
+
+fn parse_receipt(r: &str) -> Option<(u64, u64)> {
+    let (a, b) = r.split_once('-')?;
+    Some((a.parse().ok()?, b.parse().ok()?))
+}
+
+pub fn dlq_name(topic: &str) -> String {
+    format!("{topic}{DLQ_SUFFIX}")
+}
+
+impl Topic {
+    fn push_ready(&mut self, mut m: Message, keep_id: bool) -> u64 {
+        if !keep_id {
+            self.next_id += 1;
+            m.id = self.next_id;
+        }
+        let id = m.id;
+        self.ready.insert(id, m);
+        id
+    }
+
+    /// Checks every receipt before any takes effect: a batch is applied
+    /// whole or not at all.
+    fn check_receipts(&self, topic: &str, receipts: &[String]) -> Result<Vec<u64>, CmdError> {
+        let mut ids = Vec::with_capacity(receipts.len());
+        let mut stale = Vec::new();
+        for r in receipts {
+            match parse_receipt(r) {
+                Some((id, d)) if self.in_flight.get(&id).is_some_and(|f| f.delivery == d) => ids.push(id),
+                Some(_) => stale.push(r.clone()),
+                None => {
+                    return Err(CmdError::new(ErrorCode::InvalidArgument, format!("{r:?} is not a receipt")));
+                }
+            }
+        }
+        if !stale.is_empty() {
+            return Err(CmdError::new(
+                ErrorCode::StaleReceipt,
+                format!("{} receipt(s) of topic {topic:?} are not current deliveries (acked, expired or redelivered)", stale.len()),
+            )
+            .with_details(serde_json::json!({ "stale": stale })));
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        Ok(ids)
+    }
+
+    fn stats(&self, name: &str, dead_lettered: u64, now_ms: u64) -> TopicStats {
+        let oldest = self
+            .ready
+            .values()
+            .chain(self.delayed.values())
+            .chain(self.in_flight.values().map(|f| &f.msg))
+            .map(|m| m.enqueued_at_ms)
+            .min();
+        TopicStats {
+            topic: name.to_string(),
+            ready: self.ready.len() as u64,
+            in_flight: self.in_flight.len() as u64,
+            delayed: self.delayed.len() as u64,
+            dead_lettered,
+            enqueued_total: self.enqueued_total,
+            acked_total: self.acked_total,
+            redelivered_total: self.redelivered_total,
+            oldest_age_ms: oldest.map_or(0, |t| now_ms.saturating_sub(t)),
+            max_attempts: self.settings.max_attempts,
+            visibility_ms: self.settings.visibility_ms,
+            max_message_bytes: self.settings.max_message_bytes,
+            retention_ms: self.settings.retention_ms,
+        }
+    }
+}
+
+impl QueueTable {
+    pub fn get(&self, topic: &str) -> Option<&Topic> {
+        self.topics.get(topic)
+    }
+
+    pub fn ready_count(&self, topic: &str) -> usize {
+        self.topics.get(topic).map_or(0, |t| t.ready.len())
+    }
+
+    pub fn enqueue(&mut self, topic: &str, msgs: &[Incoming], now_ms: u64) -> Result<Vec<u64>, CmdError> {
+        let t = self.topics.entry(topic.to_string()).or_default();
+        let limit = t.settings.max_message_bytes;
+        if let Some(big) = msgs.iter().find(|m| m.payload.len() as u64 > limit) {
+            return Err(CmdError::new(
+                ErrorCode::TooLarge,
+                format!("a payload of {} bytes exceeds topic {topic:?}'s limit of {limit}", big.payload.len()),
+            ));
+        }
+        let mut ids = Vec::with_capacity(msgs.len());
+        for m in msgs {
+            if let Some(d) = &m.dedup_id {
+                if let Some(&(id, until)) = t.dedup.get(d) {
+                    if until > now_ms {
+                        ids.push(id);
+                        continue;
+                    }
+                }
+            }
+            t.next_id += 1;
+            let msg = Message {
+                id: t.next_id,
+                payload: m.payload.clone(),
+                attempt: 0,
+                enqueued_at_ms: now_ms,
+            };
+            if m.delay_ms > 0 {
+                t.delayed.insert((now_ms.saturating_add(m.delay_ms), msg.id), msg);
+            } else {
+                t.ready.insert(msg.id, msg);
+            }
+            if let Some(d) = &m.dedup_id {
+                t.dedup.insert(d.clone(), (t.next_id, now_ms.saturating_add(DEDUP_WINDOW_MS)));
+            }
+            t.enqueued_total += 1;
+            ids.push(t.next_id);
+        }
+        Ok(ids)
+    }
+
+    /// Delivers up to `max` ready messages, oldest first. `revision` numbers
+    /// the deliveries.
+    pub fn consume(
+        &mut self,
+        topic: &str,
+        consumer: &str,
+        max: usize,
+        visibility_ms: Option<u64>,
+        now_ms: u64,
+        revision: &mut u64,
+    ) -> Vec<InFlight> {
+        let Some(t) = self.topics.get_mut(topic) else { return Vec::new() };
+        let visibility = visibility_ms.unwrap_or(t.settings.visibility_ms);
+        let mut out = Vec::new();
+        while out.len() < max {
+            let Some((_, mut msg)) = t.ready.pop_first() else { break };
+            msg.attempt += 1;
+            *revision += 1;
+            let f = InFlight {
+                msg,
+                delivery: *revision,
+                deadline_ms: now_ms.saturating_add(visibility),
+                consumer: consumer.to_string(),
+            };
+            t.in_flight.insert(f.msg.id, f.clone());
+            out.push(f);
+        }
+        out
+    }
+
+    pub fn ack(&mut self, topic: &str, receipts: &[String]) -> Result<usize, CmdError> {
+        let t = self.topic_mut(topic)?;
+        let ids = t.check_receipts(topic, receipts)?;
+        for id in &ids {
+            t.in_flight.remove(id);
+        }
+        t.acked_total += ids.len() as u64;
+        Ok(ids.len())
+    }
+
+    pub fn nack(&mut self, topic: &str, receipts: &[String], delay_ms: u64, now_ms: u64) -> Result<usize, CmdError> {
+        let t = self.topic_mut(topic)?;
+        let ids = t.check_receipts(topic, receipts)?;
+        let mut dead = Vec::new();
+        for id in &ids {
+            let f = t.in_flight.remove(id).expect("checked");
+            if f.msg.attempt >= t.settings.max_attempts {
+                dead.push(f.msg);
+            } else if delay_ms > 0 {
+                t.delayed.insert((now_ms.saturating_add(delay_ms), f.msg.id), f.msg);
+            } else {
+                t.ready.insert(f.msg.id, f.msg);
+            }
+        }
+        self.dead_letter(topic, dead);
+        Ok(ids.len())
+    }
+
+    pub fn extend(&mut self, topic: &str, receipts: &[String], visibility_ms: u64, now_ms: u64) -> Result<usize, CmdError> {
+        let t = self.topic_mut(topic)?;
+        let ids = t.check_receipts(topic, receipts)?;
+        for id in &ids {
+            if let Some(f) = t.in_flight.get_mut(id) {
+                f.deadline_ms = now_ms.saturating_add(visibility_ms);
+            }
+        }
+        Ok(ids.len())
+    }
+
+    /// Moves every ready dead letter of `topic` back into it, as new messages.
+    pub fn redrive(&mut self, topic: &str) -> u64 {
+        let Some(dlq) = self.topics.get_mut(&dlq_name(topic)) else { return 0 };
+        let letters: Vec<Message> = std::mem::take(&mut dlq.ready).into_values().collect();
+        let t = self.topics.entry(topic.to_string()).or_default();
+        for mut m in letters.iter().cloned() {
+            m.attempt = 0;
+            t.push_ready(m, false);
+        }
+        letters.len() as u64
+    }
+
+    pub fn configure(&mut self, topic: &str, s: &TopicSettings) {
+        let t = self.topics.entry(topic.to_string()).or_default();
+        if let Some(v) = s.max_attempts {
+            t.settings.max_attempts = v;
+        }
+        if let Some(v) = s.visibility_ms {
+            t.settings.visibility_ms = v;
+        }
+        if let Some(v) = s.max_message_bytes {
+            t.settings.max_message_bytes = v;
+        }
+        if let Some(v) = s.retention_ms {
+            t.settings.retention_ms = v;
+        }
+    }
+
+    /// Due work at `now_ms`: delayed messages become ready, expired
+    /// deliveries are redelivered (or dead-lettered past max_attempts),
+    /// messages past retention and old dedup ids are dropped.
+    pub fn tick(&mut self, now_ms: u64) {
+        let names: Vec<String> = self.topics.keys().cloned().collect();
+        for name in names {
+            let t = self.topics.get_mut(&name).expect("listed");
+            while let Some(entry) = t.delayed.first_entry() {
+                if entry.key().0 > now_ms {
+                    break;
+                }
+                let m = entry.remove();
+                t.ready.insert(m.id, m);
+            }
+            let expired: Vec<u64> = t.in_flight.iter().filter(|(_, f)| f.deadline_ms <= now_ms).map(|(id, _)| *id).collect();
+            let mut dead = Vec::new();
+            for id in expired {
+                let f = t.in_flight.remove(&id).expect("listed");
+                t.redelivered_total += 1;
+                if f.msg.attempt >= t.settings.max_attempts {
+                    dead.push(f.msg);
+                } else {
+                    t.ready.insert(f.msg.id, f.msg);
+                }
+            }
+            let retention = t.settings.retention_ms;
+            t.ready.retain(|_, m| m.enqueued_at_ms.saturating_add(retention) > now_ms);
+            t.dedup.retain(|_, &mut (_, until)| until > now_ms);
+            self.dead_letter(&name, dead);
+        }
+    }
+
+    /// The earliest moment `tick` has something to do.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.topics
+            .values()
+            .flat_map(|t| {
+                let delayed = t.delayed.keys().next().map(|k| k.0);
+                let in_flight = t.in_flight.values().map(|f| f.deadline_ms).min();
+                let retention = t
+                    .ready
+                    .values()
+                    .next()
+                    .map(|m| m.enqueued_at_ms.saturating_add(t.settings.retention_ms));
+                [delayed, in_flight, retention].into_iter().flatten()
+            })
+            .min()
+    }
+
+    fn dead_letter(&mut self, topic: &str, msgs: Vec<Message>) {
+        if msgs.is_empty() {
+            return;
+        }
+        let dlq = self.topics.entry(dlq_name(topic)).or_default();
+        for m in msgs {
+            dlq.enqueued_total += 1;
+            dlq.push_ready(m, false);
+        }
+    }
+
+    fn topic_mut(&mut self, topic: &str) -> Result<&mut Topic, CmdError> {
+        self.topics
+            .get_mut(topic)
+            .ok_or_else(|| CmdError::new(ErrorCode::NotFound, format!("topic {topic:?} does not exist")))
+    }
+
+    pub fn stats(&self, topic: &str, now_ms: u64) -> Option<TopicStats> {
+        let t = self.topics.get(topic)?;
+        let dead = self.topics.get(&dlq_name(topic)).map_or(0, |d| (d.ready.len() + d.in_flight.len()) as u64);
+        Some(t.stats(topic, dead, now_ms))
+    }
+
+    pub fn all_stats(&self, now_ms: u64, limit: usize) -> Vec<TopicStats> {
+        self.topics
+            .keys()
+            .take(limit)
+            .filter_map(|n| self.stats(n, now_ms))
+            .collect()
+    }
+
+    /// (ready, in flight, dead-lettered) summed over every topic, for metrics.
+    pub fn totals(&self) -> (usize, usize, usize) {
+        self.topics.iter().fold((0, 0, 0), |(r, f, d), (name, t)| {
+            if name.ends_with(DLQ_SUFFIX) {
+                (r, f, d + t.ready.len() + t.in_flight.len())
+            } else {
+                (r + t.ready.len(), f + t.in_flight.len(), d)
+            }
+        })
+    }
+}
