@@ -41,6 +41,9 @@ pub struct Metrics {
     pub locks_expired: Gauge,
     pub locks_deadlocks: Gauge,
     pub lock_wait_seconds: Histogram,
+    pub queue_ready: Gauge,
+    pub queue_in_flight: Gauge,
+    pub queue_dead_lettered: Gauge,
 }
 
 impl Metrics {
@@ -65,6 +68,9 @@ impl Metrics {
             locks_expired: Gauge::default(),
             locks_deadlocks: Gauge::default(),
             lock_wait_seconds: latency_histogram(),
+            queue_ready: Gauge::default(),
+            queue_in_flight: Gauge::default(),
+            queue_dead_lettered: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register("raft_term", "Current Raft term", m.term.clone());
@@ -152,6 +158,21 @@ impl Metrics {
             "lock_wait_seconds",
             "Time acquire requests served by this node spent queued before their grant",
             m.lock_wait_seconds.clone(),
+        );
+        registry.register(
+            "queue_ready",
+            "Messages ready across all topics",
+            m.queue_ready.clone(),
+        );
+        registry.register(
+            "queue_in_flight",
+            "Messages delivered and not yet acked",
+            m.queue_in_flight.clone(),
+        );
+        registry.register(
+            "queue_dead_lettered",
+            "Messages in dead-letter topics",
+            m.queue_dead_lettered.clone(),
         );
         Metrics { registry, ..m }
     }

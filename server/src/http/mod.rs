@@ -6,6 +6,7 @@ pub mod error;
 mod extract;
 mod kv;
 mod locks;
+mod queue;
 mod raft;
 
 use std::sync::Arc;
@@ -30,6 +31,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .merge(cluster::router())
         .merge(kv::router())
         .merge(locks::router())
+        .merge(queue::router())
         .layer(DefaultBodyLimit::max(node.config.max_body_bytes));
     let peer = raft::router().layer(DefaultBodyLimit::max(PEER_BODY_LIMIT));
     Router::new()

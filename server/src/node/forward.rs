@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use dsync_api::types::MemberStatus;
 use dsync_api::{routes, ErrorCode};
 use serde::{Deserialize, Serialize};
 
@@ -31,7 +30,8 @@ pub enum ForwardRequest {
 pub enum ForwardReply {
     Value(CmdValue),
     Index(u64),
-    Members(Vec<MemberStatus>),
+    /// JSON text: `MemberStatus` skips empty fields, which bincode cannot.
+    Members(String),
 }
 
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
@@ -122,7 +122,7 @@ impl Node {
             ForwardRequest::Join { id, addr, voter } => self
                 .join_local(id, addr, voter)
                 .await
-                .map(ForwardReply::Members),
+                .map(|m| ForwardReply::Members(serde_json::to_string(&m).unwrap_or_default())),
         };
         res.map_err(cmd_err)
     }

@@ -138,8 +138,9 @@ impl Node {
     }
 }
 
-/// On the leader: extends every lease once per new term, then commits
-/// expiry entries whenever a lease or queued request is due.
+/// On the leader: extends every lease once per new term, then commits a
+/// `Tick` whenever a lease, queued lock request, delayed message or
+/// delivery deadline is due.
 pub async fn run_lock_ticker(node: Arc<Node>) {
     let mut metrics = node.raft.metrics();
     loop {
@@ -168,15 +169,18 @@ pub async fn run_lock_ticker(node: Arc<Node>) {
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         while node.is_leader() && node.term() == term {
             every.tick().await;
-            let due = node
-                .sm
-                .read()
-                .data
-                .locks
-                .next_deadline()
-                .is_some_and(|d| d <= now_ms());
+            let due = {
+                let st = node.sm.read();
+                let locks = st.data.locks.next_deadline();
+                let queues = st.data.queues.next_deadline();
+                locks
+                    .into_iter()
+                    .chain(queues)
+                    .min()
+                    .is_some_and(|d| d <= now_ms())
+            };
             if due {
-                if let Err(e) = node.write_local(Command::LockTick).await {
+                if let Err(e) = node.write_local(Command::Tick).await {
                     tracing::debug!("lock tick not committed: {e}");
                 }
             }

@@ -67,7 +67,8 @@ impl Node {
                 .forward(&leader_addr, &ForwardRequest::Join { id, addr, voter })
                 .await?
             {
-                ForwardReply::Members(m) => Ok(m),
+                ForwardReply::Members(m) => serde_json::from_str(&m)
+                    .map_err(|e| Error::Internal(format!("bad membership from the leader: {e}"))),
                 other => Err(Error::Internal(format!(
                     "unexpected forward reply {other:?}"
                 ))),

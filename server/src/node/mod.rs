@@ -3,6 +3,7 @@
 mod forward;
 mod locks;
 mod membership;
+mod queue;
 mod reads;
 
 use std::collections::BTreeMap;

@@ -52,10 +52,47 @@ pub enum Command {
         owner: String,
         since_seq: u64,
     },
-    /// Expire what is due at the entry's leader clock.
-    LockTick,
+    /// Expire what is due at the entry's leader clock (locks and queues).
+    Tick,
     /// A new leader's grace: extend every lease.
-    LockExtendLeases { by_ms: u64 },
+    LockExtendLeases {
+        by_ms: u64,
+    },
+    QueueEnqueue {
+        topic: String,
+        msgs: Vec<queue::Incoming>,
+    },
+    QueueConsume {
+        topic: String,
+        consumer: String,
+        max: usize,
+        visibility_ms: Option<u64>,
+    },
+    QueueAck {
+        topic: String,
+        receipts: Vec<String>,
+    },
+    QueueNack {
+        topic: String,
+        receipts: Vec<String>,
+        delay_ms: u64,
+    },
+    QueueExtend {
+        topic: String,
+        receipts: Vec<String>,
+        visibility_ms: u64,
+    },
+    QueueRedrive {
+        topic: String,
+    },
+    /// Plain fields: bincode cannot carry the wire type's skipped options.
+    QueueConfigure {
+        topic: String,
+        max_attempts: Option<u32>,
+        visibility_ms: Option<u64>,
+        max_message_bytes: Option<u64>,
+        retention_ms: Option<u64>,
+    },
 }
 
 impl Command {
@@ -68,7 +105,20 @@ impl Command {
             | Command::LockRelease { name, owner, .. }
             | Command::LockKeepalive { name, owner, .. }
             | Command::LockCancel { name, owner, .. } => name.len() + owner.len() + 32,
-            Command::LockTick | Command::LockExtendLeases { .. } => 16,
+            Command::Tick | Command::LockExtendLeases { .. } => 16,
+            Command::QueueEnqueue { topic, msgs } => {
+                topic.len() + msgs.iter().map(|m| m.payload.len() + 32).sum::<usize>()
+            }
+            Command::QueueAck { topic, receipts }
+            | Command::QueueNack {
+                topic, receipts, ..
+            }
+            | Command::QueueExtend {
+                topic, receipts, ..
+            } => topic.len() + receipts.iter().map(|r| r.len() + 8).sum::<usize>(),
+            Command::QueueConsume { topic, .. }
+            | Command::QueueRedrive { topic }
+            | Command::QueueConfigure { topic, .. } => topic.len() + 32,
         }
     }
 }
@@ -81,6 +131,9 @@ pub enum CmdValue {
     Granted(locks::Holder),
     Queued { seq: u64 },
     Done,
+    Ids(Vec<u64>),
+    Delivered(Vec<queue::InFlight>),
+    Count(u64),
 }
 
 /// A command refused by the state machine (bincode-friendly, unlike
@@ -146,6 +199,7 @@ pub struct StateData {
     pub now_ms: u64,
     pub kv: kv::KvTable,
     pub locks: locks::LockTable,
+    pub queues: queue::QueueTable,
 }
 
 impl StateData {
@@ -215,12 +269,67 @@ impl StateData {
                 l.cancel(name, owner, *since_seq, &mut ctx);
                 Ok(CmdValue::Done)
             }
-            Command::LockTick => {
+            Command::Tick => {
                 l.tick(&mut ctx);
+                self.queues.tick(self.now_ms);
                 Ok(CmdValue::Done)
             }
             Command::LockExtendLeases { by_ms } => {
                 l.extend_leases(*by_ms);
+                Ok(CmdValue::Done)
+            }
+            Command::QueueEnqueue { topic, msgs } => self
+                .queues
+                .enqueue(topic, msgs, self.now_ms)
+                .map(CmdValue::Ids),
+            Command::QueueConsume {
+                topic,
+                consumer,
+                max,
+                visibility_ms,
+            } => Ok(CmdValue::Delivered(self.queues.consume(
+                topic,
+                consumer,
+                *max,
+                *visibility_ms,
+                self.now_ms,
+                &mut self.revision,
+            ))),
+            Command::QueueAck { topic, receipts } => self
+                .queues
+                .ack(topic, receipts)
+                .map(|n| CmdValue::Count(n as u64)),
+            Command::QueueNack {
+                topic,
+                receipts,
+                delay_ms,
+            } => self
+                .queues
+                .nack(topic, receipts, *delay_ms, self.now_ms)
+                .map(|n| CmdValue::Count(n as u64)),
+            Command::QueueExtend {
+                topic,
+                receipts,
+                visibility_ms,
+            } => self
+                .queues
+                .extend(topic, receipts, *visibility_ms, self.now_ms)
+                .map(|n| CmdValue::Count(n as u64)),
+            Command::QueueRedrive { topic } => Ok(CmdValue::Count(self.queues.redrive(topic))),
+            Command::QueueConfigure {
+                topic,
+                max_attempts,
+                visibility_ms,
+                max_message_bytes,
+                retention_ms,
+            } => {
+                let s = dsync_api::queue::TopicSettings {
+                    max_attempts: *max_attempts,
+                    visibility_ms: *visibility_ms,
+                    max_message_bytes: *max_message_bytes,
+                    retention_ms: *retention_ms,
+                };
+                self.queues.configure(topic, &s);
                 Ok(CmdValue::Done)
             }
         }

@@ -111,10 +111,15 @@ impl Topic {
         let mut stale = Vec::new();
         for r in receipts {
             match parse_receipt(r) {
-                Some((id, d)) if self.in_flight.get(&id).is_some_and(|f| f.delivery == d) => ids.push(id),
+                Some((id, d)) if self.in_flight.get(&id).is_some_and(|f| f.delivery == d) => {
+                    ids.push(id)
+                }
                 Some(_) => stale.push(r.clone()),
                 None => {
-                    return Err(CmdError::new(ErrorCode::InvalidArgument, format!("{r:?} is not a receipt")));
+                    return Err(CmdError::new(
+                        ErrorCode::InvalidArgument,
+                        format!("{r:?} is not a receipt"),
+                    ));
                 }
             }
         }
@@ -165,13 +170,21 @@ impl QueueTable {
         self.topics.get(topic).map_or(0, |t| t.ready.len())
     }
 
-    pub fn enqueue(&mut self, topic: &str, msgs: &[Incoming], now_ms: u64) -> Result<Vec<u64>, CmdError> {
+    pub fn enqueue(
+        &mut self,
+        topic: &str,
+        msgs: &[Incoming],
+        now_ms: u64,
+    ) -> Result<Vec<u64>, CmdError> {
         let t = self.topics.entry(topic.to_string()).or_default();
         let limit = t.settings.max_message_bytes;
         if let Some(big) = msgs.iter().find(|m| m.payload.len() as u64 > limit) {
             return Err(CmdError::new(
                 ErrorCode::TooLarge,
-                format!("a payload of {} bytes exceeds topic {topic:?}'s limit of {limit}", big.payload.len()),
+                format!(
+                    "a payload of {} bytes exceeds topic {topic:?}'s limit of {limit}",
+                    big.payload.len()
+                ),
             ));
         }
         let mut ids = Vec::with_capacity(msgs.len());
@@ -192,12 +205,16 @@ impl QueueTable {
                 enqueued_at_ms: now_ms,
             };
             if m.delay_ms > 0 {
-                t.delayed.insert((now_ms.saturating_add(m.delay_ms), msg.id), msg);
+                t.delayed
+                    .insert((now_ms.saturating_add(m.delay_ms), msg.id), msg);
             } else {
                 t.ready.insert(msg.id, msg);
             }
             if let Some(d) = &m.dedup_id {
-                t.dedup.insert(d.clone(), (t.next_id, now_ms.saturating_add(DEDUP_WINDOW_MS)));
+                t.dedup.insert(
+                    d.clone(),
+                    (t.next_id, now_ms.saturating_add(DEDUP_WINDOW_MS)),
+                );
             }
             t.enqueued_total += 1;
             ids.push(t.next_id);
@@ -216,11 +233,15 @@ impl QueueTable {
         now_ms: u64,
         revision: &mut u64,
     ) -> Vec<InFlight> {
-        let Some(t) = self.topics.get_mut(topic) else { return Vec::new() };
+        let Some(t) = self.topics.get_mut(topic) else {
+            return Vec::new();
+        };
         let visibility = visibility_ms.unwrap_or(t.settings.visibility_ms);
         let mut out = Vec::new();
         while out.len() < max {
-            let Some((_, mut msg)) = t.ready.pop_first() else { break };
+            let Some((_, mut msg)) = t.ready.pop_first() else {
+                break;
+            };
             msg.attempt += 1;
             *revision += 1;
             let f = InFlight {
@@ -245,7 +266,13 @@ impl QueueTable {
         Ok(ids.len())
     }
 
-    pub fn nack(&mut self, topic: &str, receipts: &[String], delay_ms: u64, now_ms: u64) -> Result<usize, CmdError> {
+    pub fn nack(
+        &mut self,
+        topic: &str,
+        receipts: &[String],
+        delay_ms: u64,
+        now_ms: u64,
+    ) -> Result<usize, CmdError> {
         let t = self.topic_mut(topic)?;
         let ids = t.check_receipts(topic, receipts)?;
         let mut dead = Vec::new();
@@ -254,7 +281,8 @@ impl QueueTable {
             if f.msg.attempt >= t.settings.max_attempts {
                 dead.push(f.msg);
             } else if delay_ms > 0 {
-                t.delayed.insert((now_ms.saturating_add(delay_ms), f.msg.id), f.msg);
+                t.delayed
+                    .insert((now_ms.saturating_add(delay_ms), f.msg.id), f.msg);
             } else {
                 t.ready.insert(f.msg.id, f.msg);
             }
@@ -263,7 +291,13 @@ impl QueueTable {
         Ok(ids.len())
     }
 
-    pub fn extend(&mut self, topic: &str, receipts: &[String], visibility_ms: u64, now_ms: u64) -> Result<usize, CmdError> {
+    pub fn extend(
+        &mut self,
+        topic: &str,
+        receipts: &[String],
+        visibility_ms: u64,
+        now_ms: u64,
+    ) -> Result<usize, CmdError> {
         let t = self.topic_mut(topic)?;
         let ids = t.check_receipts(topic, receipts)?;
         for id in &ids {
@@ -276,7 +310,9 @@ impl QueueTable {
 
     /// Moves every ready dead letter of `topic` back into it, as new messages.
     pub fn redrive(&mut self, topic: &str) -> u64 {
-        let Some(dlq) = self.topics.get_mut(&dlq_name(topic)) else { return 0 };
+        let Some(dlq) = self.topics.get_mut(&dlq_name(topic)) else {
+            return 0;
+        };
         let letters: Vec<Message> = std::mem::take(&mut dlq.ready).into_values().collect();
         let t = self.topics.entry(topic.to_string()).or_default();
         for mut m in letters.iter().cloned() {
@@ -316,7 +352,12 @@ impl QueueTable {
                 let m = entry.remove();
                 t.ready.insert(m.id, m);
             }
-            let expired: Vec<u64> = t.in_flight.iter().filter(|(_, f)| f.deadline_ms <= now_ms).map(|(id, _)| *id).collect();
+            let expired: Vec<u64> = t
+                .in_flight
+                .iter()
+                .filter(|(_, f)| f.deadline_ms <= now_ms)
+                .map(|(id, _)| *id)
+                .collect();
             let mut dead = Vec::new();
             for id in expired {
                 let f = t.in_flight.remove(&id).expect("listed");
@@ -328,7 +369,8 @@ impl QueueTable {
                 }
             }
             let retention = t.settings.retention_ms;
-            t.ready.retain(|_, m| m.enqueued_at_ms.saturating_add(retention) > now_ms);
+            t.ready
+                .retain(|_, m| m.enqueued_at_ms.saturating_add(retention) > now_ms);
             t.dedup.retain(|_, &mut (_, until)| until > now_ms);
             self.dead_letter(&name, dead);
         }
@@ -363,14 +405,20 @@ impl QueueTable {
     }
 
     fn topic_mut(&mut self, topic: &str) -> Result<&mut Topic, CmdError> {
-        self.topics
-            .get_mut(topic)
-            .ok_or_else(|| CmdError::new(ErrorCode::NotFound, format!("topic {topic:?} does not exist")))
+        self.topics.get_mut(topic).ok_or_else(|| {
+            CmdError::new(
+                ErrorCode::NotFound,
+                format!("topic {topic:?} does not exist"),
+            )
+        })
     }
 
     pub fn stats(&self, topic: &str, now_ms: u64) -> Option<TopicStats> {
         let t = self.topics.get(topic)?;
-        let dead = self.topics.get(&dlq_name(topic)).map_or(0, |d| (d.ready.len() + d.in_flight.len()) as u64);
+        let dead = self
+            .topics
+            .get(&dlq_name(topic))
+            .map_or(0, |d| (d.ready.len() + d.in_flight.len()) as u64);
         Some(t.stats(topic, dead, now_ms))
     }
 
