@@ -19,6 +19,7 @@ use commands::bench::BenchCommand;
 use commands::cluster::ClusterCommand;
 use commands::kv::KvCommand;
 use commands::lock::LockCommand;
+use commands::queue::QueueCommand;
 use commands::server::ServerArgs;
 use context::GlobalArgs;
 
@@ -51,6 +52,9 @@ pub enum Command {
     /// Take, renew, release and inspect distributed locks, or run a command under one.
     #[command(subcommand)]
     Lock(LockCommand),
+    /// Push, receive and settle messages of the replicated queue; inspect topics.
+    #[command(subcommand)]
+    Queue(QueueCommand),
     /// Measure throughput and latency against a running cluster.
     #[command(subcommand)]
     Bench(BenchCommand),

@@ -69,7 +69,15 @@ async fn worker(client: Client, owner: String, rounds: usize) -> (Vec<Hold>, u64
             Err(_) => unknown += 1,
         }
         let end = Instant::now();
-        let _ = client.lock_release("counter", &owner, grant.token).await;
+        // Retry a lost release: otherwise the next round's re-acquire is
+        // idempotent and returns this same grant.
+        loop {
+            match client.lock_release("counter", &owner, grant.token).await {
+                Ok(_) => break,
+                Err(e) if e.code() == Some(ErrorCode::StaleToken) => break,
+                Err(_) => continue,
+            }
+        }
         holds.push(Hold {
             token: grant.token,
             start,

@@ -158,13 +158,15 @@ async fn run(c: &Cluster, faults: bool) {
     for t in consumers {
         t.await.unwrap();
     }
-    let s = seen.lock().unwrap();
-    let unexpected: Vec<_> = s.deliveries.keys().filter(|k| !acked.contains(k)).collect();
-    assert!(
-        unexpected.is_empty(),
-        "messages nobody enqueued: {unexpected:?}"
-    );
-    let duplicates: u32 = s.deliveries.values().map(|d| d - 1).sum();
+    let duplicates: u32 = {
+        let s = seen.lock().unwrap();
+        let unexpected: Vec<_> = s.deliveries.keys().filter(|k| !acked.contains(k)).collect();
+        assert!(
+            unexpected.is_empty(),
+            "messages nobody enqueued: {unexpected:?}"
+        );
+        s.deliveries.values().map(|d| d - 1).sum()
+    };
     let stats = client.queue_stats("jobs").await.unwrap();
     assert_eq!(
         stats.enqueued_total as usize, total,

@@ -113,10 +113,15 @@ where
     let start = Instant::now();
     let deadline = start + Duration::from_secs(load.duration);
     let ticker = tokio::spawn(report_progress(name.to_string(), counters.clone(), start));
-    let hist = drive(load.clients, deadline, counters.clone(), move |client, n| {
-        let call = op(client, n);
-        async move { call.await.map(|()| 1) }
-    })
+    let hist = drive(
+        load.clients,
+        deadline,
+        counters.clone(),
+        move |client, n| {
+            let call = op(client, n);
+            async move { call.await.map(|()| 1) }
+        },
+    )
     .await;
     ticker.abort();
     Ok(summarize(
@@ -296,6 +301,23 @@ mod tests {
         assert!(report.p50_ms >= 2.0 && report.p50_ms < 100.0, "{report:?}");
         assert!(report.max_ms >= report.p999_ms && report.p999_ms >= report.p99_ms);
         assert!(report.duration_s >= 1.0);
+    }
+
+    #[tokio::test]
+    async fn empty_calls_are_idle_and_items_add_up() {
+        let counters = Arc::new(Counters::default());
+        let deadline = Instant::now() + Duration::from_millis(300);
+        let hist = drive(2, deadline, counters.clone(), |_, n| async move {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+            Ok::<_, String>(n % 2 * 10)
+        })
+        .await
+        .unwrap();
+        let (ops, idle) = (counters.get(&counters.ops), counters.get(&counters.idle));
+        assert!(ops > 10 && idle > 10, "ops={ops} idle={idle}");
+        assert_eq!(counters.get(&counters.items), ops * 10);
+        assert_eq!(hist.len(), ops);
+        assert_eq!(counters.last_error(), None);
     }
 
     #[test]
