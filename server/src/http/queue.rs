@@ -127,12 +127,22 @@ async fn consume(
     }))
 }
 
-fn receipts(req: &ReceiptsRequest) -> HttpResult<Vec<String>> {
+/// The shared part of ack, nack and extend: validate, build the command
+/// with `make`, apply it, report how many receipts took effect.
+async fn settle(
+    node: &Node,
+    topic: String,
+    req: &ReceiptsRequest,
+    make: impl FnOnce(String, Vec<String>) -> Command,
+) -> HttpResult<Json<ReceiptsResponse>> {
+    check_name("topic", &topic, MAX_TOPIC)?;
     check_count("receipts", req.receipts.len())?;
     if req.receipts.iter().any(|r| r.len() > 64) {
         return Err(invalid("a receipt is at most 64 bytes"));
     }
-    Ok(req.receipts.clone())
+    let cmd = make(topic, req.receipts.clone());
+    let n = count_of(node.write(cmd).await?)?;
+    Ok(Json(ReceiptsResponse { count: n as usize }))
 }
 
 async fn ack(
@@ -140,10 +150,11 @@ async fn ack(
     ApiPath(topic): ApiPath<String>,
     ApiJson(req): ApiJson<ReceiptsRequest>,
 ) -> HttpResult<Json<ReceiptsResponse>> {
-    check_name("topic", &topic, MAX_TOPIC)?;
-    let receipts = receipts(&req)?;
-    let n = count_of(node.write(Command::QueueAck { topic, receipts }).await?)?;
-    Ok(Json(ReceiptsResponse { count: n as usize }))
+    settle(&node, topic, &req, |topic, receipts| Command::QueueAck {
+        topic,
+        receipts,
+    })
+    .await
 }
 
 async fn nack(
@@ -151,19 +162,16 @@ async fn nack(
     ApiPath(topic): ApiPath<String>,
     ApiJson(req): ApiJson<ReceiptsRequest>,
 ) -> HttpResult<Json<ReceiptsResponse>> {
-    check_name("topic", &topic, MAX_TOPIC)?;
-    let receipts = receipts(&req)?;
     let delay_ms = req.delay_ms.unwrap_or(0);
     if delay_ms > MAX_DELAY_MS {
         return Err(invalid(format!("delay_ms must be at most {MAX_DELAY_MS}")));
     }
-    let cmd = Command::QueueNack {
+    settle(&node, topic, &req, |topic, receipts| Command::QueueNack {
         topic,
         receipts,
         delay_ms,
-    };
-    let n = count_of(node.write(cmd).await?)?;
-    Ok(Json(ReceiptsResponse { count: n as usize }))
+    })
+    .await
 }
 
 async fn extend(
@@ -171,8 +179,6 @@ async fn extend(
     ApiPath(topic): ApiPath<String>,
     ApiJson(req): ApiJson<ReceiptsRequest>,
 ) -> HttpResult<Json<ReceiptsResponse>> {
-    check_name("topic", &topic, MAX_TOPIC)?;
-    let receipts = receipts(&req)?;
     let visibility_ms = req
         .visibility_ms
         .filter(|v| (1..=MAX_VISIBILITY_MS).contains(v))
@@ -181,13 +187,12 @@ async fn extend(
                 "extend needs visibility_ms between 1 and {MAX_VISIBILITY_MS}"
             ))
         })?;
-    let cmd = Command::QueueExtend {
+    settle(&node, topic, &req, |topic, receipts| Command::QueueExtend {
         topic,
         receipts,
         visibility_ms,
-    };
-    let n = count_of(node.write(cmd).await?)?;
-    Ok(Json(ReceiptsResponse { count: n as usize }))
+    })
+    .await
 }
 
 async fn redrive(
