@@ -8,6 +8,11 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TopicLabels {
+    pub topic: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
     pub method: String,
     pub route: String,
@@ -44,6 +49,22 @@ pub struct Metrics {
     pub queue_ready: Gauge,
     pub queue_in_flight: Gauge,
     pub queue_dead_lettered: Gauge,
+    /// Per topic, refreshed from the replicated state at scrape time.
+    pub topic: TopicGauges,
+}
+
+/// Per-topic queue gauges. The `_total` ones are replicated running totals:
+/// use `rate()` on them for enqueue, ack and redelivery rates.
+#[derive(Default)]
+pub struct TopicGauges {
+    pub ready: Family<TopicLabels, Gauge>,
+    pub in_flight: Family<TopicLabels, Gauge>,
+    pub delayed: Family<TopicLabels, Gauge>,
+    pub dead_lettered: Family<TopicLabels, Gauge>,
+    pub enqueued: Family<TopicLabels, Gauge>,
+    pub acked: Family<TopicLabels, Gauge>,
+    pub redelivered: Family<TopicLabels, Gauge>,
+    pub oldest_age_seconds: Family<TopicLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
 }
 
 impl Metrics {
@@ -71,6 +92,7 @@ impl Metrics {
             queue_ready: Gauge::default(),
             queue_in_flight: Gauge::default(),
             queue_dead_lettered: Gauge::default(),
+            topic: TopicGauges::default(),
             registry: Registry::default(),
         };
         registry.register("raft_term", "Current Raft term", m.term.clone());
@@ -174,7 +196,68 @@ impl Metrics {
             "Messages in dead-letter topics",
             m.queue_dead_lettered.clone(),
         );
+        let t = &m.topic;
+        registry.register("topic_ready", "Ready messages per topic", t.ready.clone());
+        registry.register(
+            "topic_in_flight",
+            "Delivered, unacked messages per topic",
+            t.in_flight.clone(),
+        );
+        registry.register(
+            "topic_delayed",
+            "Delayed messages per topic",
+            t.delayed.clone(),
+        );
+        registry.register(
+            "topic_dead_lettered",
+            "Messages in the topic's dead-letter queue",
+            t.dead_lettered.clone(),
+        );
+        registry.register(
+            "topic_enqueued",
+            "Messages ever enqueued (replicated total; use rate())",
+            t.enqueued.clone(),
+        );
+        registry.register(
+            "topic_acked",
+            "Messages ever acked (replicated total; use rate())",
+            t.acked.clone(),
+        );
+        registry.register(
+            "topic_redelivered",
+            "Deliveries that expired and were redelivered (replicated total)",
+            t.redelivered.clone(),
+        );
+        registry.register(
+            "topic_oldest_age_seconds",
+            "Age of the oldest unacked message",
+            t.oldest_age_seconds.clone(),
+        );
         Metrics { registry, ..m }
+    }
+
+    /// Sets the per-topic gauges from the current queue stats.
+    pub fn refresh_topics(&self, stats: &[dsync_api::queue::TopicStats]) {
+        let t = &self.topic;
+        for s in stats {
+            let l = TopicLabels {
+                topic: s.topic.clone(),
+            };
+            t.ready.get_or_create(&l).set(s.ready as i64);
+            t.in_flight.get_or_create(&l).set(s.in_flight as i64);
+            t.delayed.get_or_create(&l).set(s.delayed as i64);
+            t.dead_lettered
+                .get_or_create(&l)
+                .set(s.dead_lettered as i64);
+            t.enqueued.get_or_create(&l).set(s.enqueued_total as i64);
+            t.acked.get_or_create(&l).set(s.acked_total as i64);
+            t.redelivered
+                .get_or_create(&l)
+                .set(s.redelivered_total as i64);
+            t.oldest_age_seconds
+                .get_or_create(&l)
+                .set(s.oldest_age_ms as f64 / 1000.0);
+        }
     }
 
     /// The registry rendered in the Prometheus text format.
@@ -195,6 +278,31 @@ impl Default for Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn per_topic_gauges_follow_the_stats() {
+        let m = Metrics::new();
+        let stats: dsync_api::queue::TopicStats = serde_json::from_value(serde_json::json!({
+            "topic": "jobs", "ready": 3, "in_flight": 1, "delayed": 0, "dead_lettered": 2,
+            "enqueued_total": 9, "acked_total": 5, "redelivered_total": 1, "oldest_age_ms": 1500,
+            "max_attempts": 10, "visibility_ms": 30000, "max_message_bytes": 262144, "retention_ms": 1000
+        }))
+        .unwrap();
+        m.refresh_topics(&[stats]);
+        let text = m.render();
+        assert!(
+            text.contains("dsync_topic_ready{topic=\"jobs\"} 3"),
+            "{text}"
+        );
+        assert!(
+            text.contains("dsync_topic_dead_lettered{topic=\"jobs\"} 2"),
+            "{text}"
+        );
+        assert!(
+            text.contains("dsync_topic_oldest_age_seconds{topic=\"jobs\"} 1.5"),
+            "{text}"
+        );
+    }
 
     #[test]
     fn renders_prometheus_text_with_route_labels() {

@@ -59,6 +59,13 @@ async fn ready(State(node): State<Arc<Node>>) -> Response {
 }
 
 async fn metrics(State(node): State<Arc<Node>>) -> Response {
+    let topics = node
+        .sm
+        .read()
+        .data
+        .queues
+        .all_stats(crate::proposer::now_ms(), 1000);
+    node.metrics.refresh_topics(&topics);
     (
         [(
             header::CONTENT_TYPE,
