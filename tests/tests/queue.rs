@@ -263,14 +263,18 @@ async fn redelivery_dead_letters_redrive_and_stale_receipts() {
     assert_eq!(dlq.ready, 1);
     // Every node's /metrics shows it once that node has applied it.
     for n in c.nodes() {
-        wait_until(Duration::from_secs(10), "the dead letter in /metrics", || async {
-            let text = dsync_tests::fetch_metrics(&n.addr).await;
-            (dsync_tests::metric(&text, "dsync_topic_dead_lettered{topic=\"slow\"}") == Some(1.0)).then_some(())
-        })
+        wait_until(
+            Duration::from_secs(10),
+            "the dead letter in /metrics",
+            || async {
+                let text = dsync_tests::fetch_metrics(&n.addr).await;
+                (dsync_tests::metric(&text, "dsync_topic_dead_lettered{topic=\"slow\"}")
+                    == Some(1.0))
+                .then_some(())
+            },
+        )
         .await;
     }
-        "{text}"
-    );
     // Redrive brings it back, fresh.
     assert_eq!(client.queue_redrive("slow").await.unwrap().moved, 1);
     let back = client
