@@ -176,31 +176,41 @@ impl Writer {
 /// this node already acknowledged. The mark is written after every commit
 /// (the commit's fsync has returned, so it never claims more than is durable),
 /// and a log that opens shorter than its mark is refused as corrupt.
-#[derive(Clone)]
 pub struct HighWater {
     path: std::path::PathBuf,
+    /// Kept open: the mark is rewritten after every commit.
+    file: Mutex<Option<std::fs::File>>,
 }
 
 impl HighWater {
     pub fn new(log_path: &std::path::Path) -> Self {
         let mut p = log_path.as_os_str().to_owned();
         p.push(".hwm");
-        HighWater { path: p.into() }
+        HighWater {
+            path: p.into(),
+            file: Mutex::new(None),
+        }
     }
 
     pub fn path(&self) -> &std::path::Path {
         &self.path
     }
 
+    /// Overwrites the mark in place (one `pwrite`); `durable` adds an fsync.
     pub fn store(&self, index: u64, durable: bool) -> std::io::Result<()> {
-        use std::io::Write;
-        let payload = index.to_le_bytes();
-        let mut f = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&self.path)?;
-        f.write_all(&frame(&payload))?;
+        use std::os::unix::fs::FileExt;
+        let mut guard = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.is_none() {
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .read(true)
+                .write(true)
+                .open(&self.path)?;
+            *guard = Some(f);
+        }
+        let f = guard.as_ref().expect("opened above");
+        f.write_all_at(&frame(&index.to_le_bytes()), 0)?;
         if durable {
             f.sync_all()?;
         }
