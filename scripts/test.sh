@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+
 step() { printf '\n== %s\n' "$*"; }
 
 step "format (cargo fmt --check)"
@@ -17,8 +20,11 @@ cargo build -p dsync
 export DSYNC_BIN="$PWD/target/debug/dsync"
 
 step "unit tests"
-cargo test --workspace --exclude dsync-tests
+cargo test --workspace --exclude dsync-tests 2>&1 | tee -a "$log"
 
 step "end-to-end tests (real clusters on loopback)"
 # Each test starts its own cluster; two at a time keeps elections honest on 2 cores.
-cargo test -p dsync-tests -- --test-threads="${DSYNC_E2E_THREADS:-2}" --show-output
+cargo test -p dsync-tests -- --test-threads="${DSYNC_E2E_THREADS:-2}" --show-output 2>&1 | tee -a "$log"
+
+# One closing line for the whole run.
+awk '/^test result:/ { p += $4; f += $6 } END { printf "\ntotal: %d passed, %d failed\n", p, f }' "$log"
