@@ -151,3 +151,26 @@ async fn a_node_that_missed_many_writes_catches_up_through_a_snapshot() {
     assert_eq!(list.items.len(), writes);
     assert_eq!(list.items[599].value, json!(599));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn status_marks_unreachable_nodes_and_fails_without_quorum() {
+    let c = Cluster::up(3, &[]);
+    c.wait_leader(3).await;
+    c.kill9(2);
+    let out = c.dsync_ok(&["cluster", "status"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("unreachable"),
+        "node 2 should show as unreachable:\n{table}"
+    );
+
+    c.kill9(3);
+    let out = c.dsync(&["cluster", "status", "--output", "json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "no quorum must fail the command"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status json");
+    assert_eq!(v["quorum"], json!(false));
+}
