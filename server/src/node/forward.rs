@@ -49,20 +49,24 @@ fn cmd_err(e: Error) -> CmdError {
 impl Node {
     /// Applies one command through Raft, forwarding to the leader if needed.
     pub async fn write(&self, cmd: Command) -> Result<CmdValue> {
-        if let Some((leader, addr)) = self.leader() {
-            if leader != self.id {
-                return self.forward_write(addr, cmd).await;
-            }
-        }
-        match self.proposer.propose(cmd.clone()).await {
-            Ok(out) => out.map_err(|e| Error::Api(e.to_api())),
-            Err(ProposeError::NotLeader(Some((_, addr)))) => self.forward_write(addr, cmd).await,
-            Err(ProposeError::NotLeader(None)) => {
-                Err(Error::Unavailable("no leader is elected yet".into()))
-            }
-            Err(ProposeError::Stopped(m)) => {
-                Err(Error::Unavailable(format!("node is stopping: {m}")))
-            }
+        match self.leader() {
+            Some((leader, addr)) if leader != self.id => self.forward_write(addr, cmd).await,
+            // Believed leader: no copy of the command is kept (it may carry a
+            // large batch); if leadership just moved, the client's 503 retry
+            // finds the new leader.
+            Some(_) => self.write_local(cmd).await,
+            None => match self.proposer.propose(cmd.clone()).await {
+                Ok(out) => out.map_err(|e| Error::Api(e.to_api())),
+                Err(ProposeError::NotLeader(Some((_, addr)))) => {
+                    self.forward_write(addr, cmd).await
+                }
+                Err(ProposeError::NotLeader(None)) => {
+                    Err(Error::Unavailable("no leader is elected yet".into()))
+                }
+                Err(ProposeError::Stopped(m)) => {
+                    Err(Error::Unavailable(format!("node is stopping: {m}")))
+                }
+            },
         }
     }
 

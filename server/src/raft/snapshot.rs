@@ -110,7 +110,7 @@ mod tests {
 
     fn sample() -> SnapshotFile {
         let mut data = StateData::default();
-        data.apply(&Request {
+        data.apply(Request {
             now_ms: 1,
             cmds: vec![Command::KvPut {
                 key: "k".into(),

@@ -62,16 +62,16 @@ impl KvTable {
 
     pub fn put(
         &mut self,
-        key: &str,
-        value: &str,
+        key: String,
+        value: String,
         if_version: Option<u64>,
         revision: u64,
     ) -> CmdOutput {
-        self.check(key, if_version)?;
+        self.check(&key, if_version)?;
         self.entries.insert(
-            key.to_string(),
+            key,
             KvEntry {
-                value: value.to_string(),
+                value,
                 version: revision,
             },
         );
@@ -91,11 +91,17 @@ mod tests {
     #[test]
     fn compare_and_set_by_version() {
         let mut t = KvTable::default();
-        assert_eq!(t.put("k", "1", Some(0), 10), Ok(CmdValue::Version(10)));
-        let err = t.put("k", "2", Some(0), 11).unwrap_err();
+        assert_eq!(
+            t.put("k".into(), "1".into(), Some(0), 10),
+            Ok(CmdValue::Version(10))
+        );
+        let err = t.put("k".into(), "2".into(), Some(0), 11).unwrap_err();
         assert_eq!(err.code, ErrorCode::Conflict);
         assert!(err.details.unwrap().contains("10"));
-        assert_eq!(t.put("k", "2", Some(10), 12), Ok(CmdValue::Version(12)));
+        assert_eq!(
+            t.put("k".into(), "2".into(), Some(10), 12),
+            Ok(CmdValue::Version(12))
+        );
         assert!(t.delete("k", Some(10)).is_err());
         assert_eq!(t.delete("k", Some(12)), Ok(CmdValue::Deleted(true)));
         assert_eq!(t.delete("k", None), Ok(CmdValue::Deleted(false)));
@@ -105,7 +111,8 @@ mod tests {
     fn prefix_listing_is_ordered_and_bounded() {
         let mut t = KvTable::default();
         for (i, k) in ["a/2", "a/1", "b/1", "a/3"].iter().enumerate() {
-            t.put(k, "0", None, i as u64 + 1).unwrap();
+            t.put(k.to_string(), "0".into(), None, i as u64 + 1)
+                .unwrap();
         }
         let (items, more) = t.list("a/", 2);
         assert_eq!(

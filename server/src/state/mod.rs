@@ -203,14 +203,14 @@ pub struct StateData {
 }
 
 impl StateData {
-    pub fn apply(&mut self, req: &Request) -> Response {
+    pub fn apply(&mut self, req: Request) -> Response {
         // A new leader's clock may lag the old one's: time never goes back.
         self.now_ms = self.now_ms.max(req.now_ms);
-        let out = req.cmds.iter().map(|c| self.apply_one(c)).collect();
+        let out = req.cmds.into_iter().map(|c| self.apply_one(c)).collect();
         Response(out)
     }
 
-    fn apply_one(&mut self, cmd: &Command) -> CmdOutput {
+    fn apply_one(&mut self, cmd: Command) -> CmdOutput {
         self.revision += 1;
         let rev = self.revision;
         let mut ctx = locks::Ctx {
@@ -218,6 +218,8 @@ impl StateData {
             revision: &mut self.revision,
         };
         let l = &mut self.locks;
+        // Commands are taken by value so payloads move into the state
+        // instead of being copied.
         match cmd {
             Command::KvPut {
                 key,
@@ -225,7 +227,7 @@ impl StateData {
                 if_version,
                 fence,
             } => {
-                if let Some((lock, token)) = fence {
+                if let Some((lock, token)) = &fence {
                     if !l.is_current_grant(lock, *token) {
                         return Err(CmdError::new(
                             ErrorCode::StaleToken,
@@ -235,9 +237,13 @@ impl StateData {
                         ));
                     }
                 }
-                self.kv.put(key, value, *if_version, rev)
+                self.kv.put(key, value, if_version, rev)
             }
-            Command::KvDelete { key, if_version } => self.kv.delete(key, *if_version),
+            Command::QueueEnqueue { topic, msgs } => self
+                .queues
+                .enqueue(&topic, msgs, self.now_ms)
+                .map(CmdValue::Ids),
+            Command::KvDelete { key, if_version } => self.kv.delete(&key, if_version),
             Command::LockAcquire {
                 name,
                 owner,
@@ -245,13 +251,13 @@ impl StateData {
                 ttl_ms,
                 wait_ms,
             } => l
-                .acquire(name, owner, *mode, *ttl_ms, *wait_ms, &mut ctx)
+                .acquire(&name, &owner, mode, ttl_ms, wait_ms, &mut ctx)
                 .map(|a| match a {
                     locks::Acquired::Granted(h) => CmdValue::Granted(h),
                     locks::Acquired::Queued { seq } => CmdValue::Queued { seq },
                 }),
             Command::LockRelease { name, owner, token } => l
-                .release(name, owner, *token, &mut ctx)
+                .release(&name, &owner, token, &mut ctx)
                 .map(|_| CmdValue::Done),
             Command::LockKeepalive {
                 name,
@@ -259,14 +265,14 @@ impl StateData {
                 token,
                 ttl_ms,
             } => l
-                .keepalive(name, owner, *token, *ttl_ms, &mut ctx)
+                .keepalive(&name, &owner, token, ttl_ms, &mut ctx)
                 .map(CmdValue::Granted),
             Command::LockCancel {
                 name,
                 owner,
                 since_seq,
             } => {
-                l.cancel(name, owner, *since_seq, &mut ctx);
+                l.cancel(&name, &owner, since_seq, &mut ctx);
                 Ok(CmdValue::Done)
             }
             Command::Tick => {
@@ -275,29 +281,25 @@ impl StateData {
                 Ok(CmdValue::Done)
             }
             Command::LockExtendLeases { by_ms } => {
-                l.extend_leases(*by_ms);
+                l.extend_leases(by_ms);
                 Ok(CmdValue::Done)
             }
-            Command::QueueEnqueue { topic, msgs } => self
-                .queues
-                .enqueue(topic, msgs, self.now_ms)
-                .map(CmdValue::Ids),
             Command::QueueConsume {
                 topic,
                 consumer,
                 max,
                 visibility_ms,
             } => Ok(CmdValue::Delivered(self.queues.consume(
-                topic,
-                consumer,
-                *max,
-                *visibility_ms,
+                &topic,
+                &consumer,
+                max,
+                visibility_ms,
                 self.now_ms,
                 &mut self.revision,
             ))),
             Command::QueueAck { topic, receipts } => self
                 .queues
-                .ack(topic, receipts)
+                .ack(&topic, &receipts)
                 .map(|n| CmdValue::Count(n as u64)),
             Command::QueueNack {
                 topic,
@@ -305,7 +307,7 @@ impl StateData {
                 delay_ms,
             } => self
                 .queues
-                .nack(topic, receipts, *delay_ms, self.now_ms)
+                .nack(&topic, &receipts, delay_ms, self.now_ms)
                 .map(|n| CmdValue::Count(n as u64)),
             Command::QueueExtend {
                 topic,
@@ -313,9 +315,9 @@ impl StateData {
                 visibility_ms,
             } => self
                 .queues
-                .extend(topic, receipts, *visibility_ms, self.now_ms)
+                .extend(&topic, &receipts, visibility_ms, self.now_ms)
                 .map(|n| CmdValue::Count(n as u64)),
-            Command::QueueRedrive { topic } => Ok(CmdValue::Count(self.queues.redrive(topic))),
+            Command::QueueRedrive { topic } => Ok(CmdValue::Count(self.queues.redrive(&topic))),
             Command::QueueConfigure {
                 topic,
                 max_attempts,
@@ -324,12 +326,12 @@ impl StateData {
                 retention_ms,
             } => {
                 let s = dsync_api::queue::TopicSettings {
-                    max_attempts: *max_attempts,
-                    visibility_ms: *visibility_ms,
-                    max_message_bytes: *max_message_bytes,
-                    retention_ms: *retention_ms,
+                    max_attempts,
+                    visibility_ms,
+                    max_message_bytes,
+                    retention_ms,
                 };
-                self.queues.configure(topic, &s);
+                self.queues.configure(&topic, &s);
                 Ok(CmdValue::Done)
             }
         }
@@ -352,7 +354,7 @@ mod tests {
     #[test]
     fn revisions_are_unique_within_one_entry() {
         let mut s = StateData::default();
-        let r = s.apply(&Request {
+        let r = s.apply(Request {
             now_ms: 5,
             cmds: vec![put("a", "1", None), put("a", "2", None)],
         });
@@ -366,11 +368,11 @@ mod tests {
     #[test]
     fn clock_never_goes_back() {
         let mut s = StateData::default();
-        s.apply(&Request {
+        s.apply(Request {
             now_ms: 100,
             cmds: vec![],
         });
-        s.apply(&Request {
+        s.apply(Request {
             now_ms: 50,
             cmds: vec![],
         });

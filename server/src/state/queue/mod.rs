@@ -173,7 +173,7 @@ impl QueueTable {
     pub fn enqueue(
         &mut self,
         topic: &str,
-        msgs: &[Incoming],
+        msgs: Vec<Incoming>,
         now_ms: u64,
     ) -> Result<Vec<u64>, CmdError> {
         let t = self.topics.entry(topic.to_string()).or_default();
@@ -200,7 +200,7 @@ impl QueueTable {
             t.next_id += 1;
             let msg = Message {
                 id: t.next_id,
-                payload: m.payload.clone(),
+                payload: m.payload,
                 attempt: 0,
                 enqueued_at_ms: now_ms,
             };

@@ -73,7 +73,7 @@ proptest! {
                     m.next += 1;
                     let pid = m.next;
                     let inc = Incoming { payload: pid.to_string(), delay_ms: if delay { 30 } else { 0 }, dedup_id: dedup.map(|d| d.to_string()) };
-                    let ids = q.enqueue("t", &[inc], m.now).unwrap();
+                    let ids = q.enqueue("t", vec![inc], m.now).unwrap();
                     match expected_dup {
                         Some(first) => {
                             // Same id as the first enqueue; nothing new.
