@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 
@@ -28,7 +28,6 @@ use crate::metrics::Metrics;
 #[derive(Clone)]
 pub struct LogStore {
     db: Arc<Database>,
-    path: Arc<PathBuf>,
     writer: Sender<Job>,
     tail: Tail,
     /// The commit index not yet written: it rides along with the next
@@ -65,15 +64,10 @@ impl LogStore {
         .spawn();
         Ok(LogStore {
             db,
-            path: Arc::new(path.to_path_buf()),
             writer,
             tail,
             committed,
         })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     fn read_meta<T: serde::de::DeserializeOwned>(

@@ -81,13 +81,6 @@ impl SmShared {
         self.applied_tx.send_replace(index);
     }
 
-    pub fn snapshot_index(&self) -> u64 {
-        let cur = self.current.read().unwrap_or_else(|p| p.into_inner());
-        cur.as_ref()
-            .and_then(|(m, _)| m.last_log_id)
-            .map_or(0, |l| l.index)
-    }
-
     fn store_snapshot(
         &self,
         meta: SnapshotMeta,

@@ -24,14 +24,6 @@ impl KvTable {
         self.entries.get(key)
     }
 
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
     /// Keys starting with `prefix`, in order, at most `limit`; the flag says
     /// whether more were left.
     pub fn list(&self, prefix: &str, limit: usize) -> (Vec<(&String, &KvEntry)>, bool) {

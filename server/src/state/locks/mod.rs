@@ -159,14 +159,6 @@ impl LockTable {
         self.locks.get(name)
     }
 
-    pub fn len(&self) -> usize {
-        self.locks.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.locks.is_empty()
-    }
-
     /// Whether `token` is a current grant of `lock` (the fenced-write check).
     pub fn is_current_grant(&self, lock: &str, token: u64) -> bool {
         self.locks
