@@ -5,8 +5,10 @@ mod locks;
 mod membership;
 mod queue;
 mod reads;
+mod transfer;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -35,6 +37,8 @@ pub struct Node {
     proposer: Proposer,
     /// When a leader last appended to us (for `stale` reads).
     leader_contact: Mutex<Option<Instant>>,
+    handing_off: AtomicBool,
+    transfer_lock: tokio::sync::Mutex<()>,
 }
 
 impl Node {
@@ -94,6 +98,8 @@ impl Node {
             peers,
             proposer,
             leader_contact: Mutex::new(None),
+            handing_off: AtomicBool::new(false),
+            transfer_lock: tokio::sync::Mutex::new(()),
         });
         tokio::spawn(watch_metrics(node.clone()));
         tokio::spawn(locks::run_lock_ticker(node.clone()));
