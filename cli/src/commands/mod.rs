@@ -5,6 +5,7 @@ pub mod cluster;
 pub mod kv;
 pub mod leader;
 pub mod lock;
+pub mod probe;
 pub mod queue;
 pub mod server;
 
@@ -54,6 +55,7 @@ async fn dispatch(global: GlobalArgs, cmd: Command) -> anyhow::Result<i32> {
         Command::Leader(c) => leader::run(&global, c).await,
         Command::Lock(c) => lock::run(&global, c).await,
         Command::Queue(c) => queue::run(&global, c).await,
+        Command::Probe(c) => probe::run(&global, c).await,
         Command::Bench(c) => bench::run(&global, c).await,
     }
 }
