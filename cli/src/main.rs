@@ -18,6 +18,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use commands::bench::BenchCommand;
 use commands::cluster::ClusterCommand;
 use commands::kv::KvCommand;
+use commands::leader::LeaderCommand;
 use commands::lock::LockCommand;
 use commands::queue::QueueCommand;
 use commands::server::ServerArgs;
@@ -49,6 +50,9 @@ pub enum Command {
     /// Read and write the replicated key-value store.
     #[command(subcommand)]
     Kv(KvCommand),
+    /// Move Raft leadership to a chosen node.
+    #[command(subcommand)]
+    Leader(LeaderCommand),
     /// Take, renew, release and inspect distributed locks, or run a command under one.
     #[command(subcommand)]
     Lock(LockCommand),

@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod cluster;
 pub mod kv;
+pub mod leader;
 pub mod lock;
 pub mod queue;
 pub mod server;
@@ -50,6 +51,7 @@ async fn dispatch(global: GlobalArgs, cmd: Command) -> anyhow::Result<i32> {
         Command::Server(_) => unreachable_server(),
         Command::Cluster(c) => cluster::run(&global, c).await,
         Command::Kv(c) => kv::run(&global, c).await,
+        Command::Leader(c) => leader::run(&global, c).await,
         Command::Lock(c) => lock::run(&global, c).await,
         Command::Queue(c) => queue::run(&global, c).await,
         Command::Bench(c) => bench::run(&global, c).await,

@@ -6,6 +6,7 @@ pub const METRICS: &str = "/metrics";
 pub const STATUS: &str = "/v1/status";
 pub const KV: &str = "/v1/kv";
 pub const MEMBERS: &str = "/v1/cluster/members";
+pub const LEADER_TRANSFER: &str = "/v1/cluster/leader/transfer";
 pub const LOCKS: &str = "/v1/locks";
 pub const LOCK_GRAPH: &str = "/v1/locks/graph";
 pub const QUEUES: &str = "/v1/queues";

@@ -5,8 +5,10 @@ mod locks;
 mod membership;
 mod queue;
 mod reads;
+mod transfer;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -39,6 +41,8 @@ pub struct Node {
     proposer: Proposer,
     /// When a leader last appended to us (for `stale` reads).
     leader_contact: Mutex<Option<Instant>>,
+    handing_off: AtomicBool,
+    transfer_lock: tokio::sync::Mutex<()>,
 }
 
 impl Node {
@@ -101,6 +105,8 @@ impl Node {
             events,
             proposer,
             leader_contact: Mutex::new(None),
+            handing_off: AtomicBool::new(false),
+            transfer_lock: tokio::sync::Mutex::new(()),
         });
         tokio::spawn(watch_metrics(node.clone()));
         tokio::spawn(crate::events::watch_roles(node.clone()));
