@@ -100,8 +100,9 @@ fn timed_out(endpoints: &[String]) -> Poll {
 fn short(e: ClientError) -> String {
     match e {
         ClientError::Api { error, .. } => format!("{}: {}", error.code.as_str(), error.message),
-        ClientError::Transport(m) if m.contains("onnection refused") => "connection refused".into(),
         ClientError::Transport(m) if m.contains("timed out") => "timed out".into(),
+        // reqwest's outer message; the cause (refused, reset) is in its chain.
+        ClientError::Transport(m) if m.contains("error sending request") => "unreachable".into(),
         other => other.to_string(),
     }
 }
