@@ -63,7 +63,7 @@ pub fn describe(event: Event, received_ms: u64) -> Option<EventRow> {
             at_ms,
         } => (
             at_ms,
-            format!("message {id} of {topic} dead-lettered after {attempt} attempts"),
+            format!("message {id} of {topic} dead-lettered after {attempt} attempt(s)"),
             Severity::Alert,
         ),
         Event::Lagged { skipped } => (

@@ -11,19 +11,29 @@ use super::{panel_block, selected_style};
 use crate::app::{App, NodeRow};
 
 pub fn draw(f: &mut Frame, area: Rect, app: &App) {
-    let [table_area, info_area] =
-        Layout::vertical([Constraint::Min(3), Constraint::Length(2)]).areas(area);
+    let nodes = app.visible_nodes();
+    let [table_area, events_area, info_area] = Layout::vertical([
+        Constraint::Length(nodes.len() as u16 + 3),
+        Constraint::Min(3),
+        Constraint::Length(2),
+    ])
+    .areas(area);
     let header = Row::new([
         "ID", "ADDRESS", "ROLE", "TERM", "LEADER", "COMMIT", "APPLIED", "LAG", "HEALTH", "VERSION",
     ])
     .bold()
     .underlined();
-    let nodes = app.visible_nodes();
     let rows = nodes.iter().map(|n| row(n));
+    let addr_width = app
+        .nodes
+        .iter()
+        .map(|n| address(n).len())
+        .max()
+        .unwrap_or(0);
     let widths = [
         Constraint::Length(3),
-        Constraint::Min(15),
-        Constraint::Length(12),
+        Constraint::Length(addr_width.max(7) as u16),
+        Constraint::Length(11),
         Constraint::Length(5),
         Constraint::Length(6),
         Constraint::Length(8),
@@ -41,6 +51,7 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
         .highlight_symbol("▶ ");
     let mut state = TableState::default().with_selected(Some(app.selected()));
     f.render_stateful_widget(table, table_area, &mut state);
+    super::events::list(f, events_area, app, " Recent events ", false);
 
     let events = match &app.events_source {
         Ok(ep) => Line::from(format!(" events: following {ep}")).dark_gray(),
@@ -50,12 +61,17 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     f.render_widget(Paragraph::new(vec![events, hint]), info_area);
 }
 
+/// `host:port`: every node speaks plain HTTP.
+fn address(n: &NodeRow) -> &str {
+    n.endpoint.trim_start_matches("http://")
+}
+
 fn row(n: &NodeRow) -> Row<'static> {
     let Some(s) = &n.status else {
         let why = n.error.clone().unwrap_or_default();
         return Row::new(vec![
             Cell::from("?"),
-            Cell::from(n.endpoint.clone()),
+            Cell::from(address(n).to_string()),
             Cell::from("UNREACHABLE").red().bold(),
             Cell::from("-"),
             Cell::from("-"),
@@ -85,7 +101,7 @@ fn row(n: &NodeRow) -> Row<'static> {
     };
     Row::new(vec![
         Cell::from(s.id.to_string()),
-        Cell::from(n.endpoint.clone()),
+        Cell::from(address(n).to_string()),
         Cell::from(s.role.to_string()).style(role_style),
         Cell::from(s.term.to_string()),
         Cell::from(s.leader.map_or("-".into(), |l| l.to_string())),

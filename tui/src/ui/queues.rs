@@ -13,7 +13,7 @@ use crate::app::{App, TopicRow};
 use crate::describe::age;
 
 /// Samples shown in a row's inline sparkline.
-const INLINE: usize = 12;
+const INLINE: usize = 10;
 
 pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     let [table_area, spark_area] =
