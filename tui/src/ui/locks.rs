@@ -21,9 +21,9 @@ pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     let title = format!(" Locks ({}) ", locks.len());
     let header = Row::new(["LOCK", "HOLDERS", "WAITERS"]).bold().underlined();
     let widths = [
-        Constraint::Percentage(25),
-        Constraint::Percentage(40),
-        Constraint::Percentage(35),
+        Constraint::Percentage(20),
+        Constraint::Percentage(47),
+        Constraint::Percentage(33),
     ];
     let table = Table::new(locks.iter().map(|l| row(l)), widths)
         .header(header)
