@@ -13,6 +13,8 @@ use crate::node::Node;
 
 /// Events kept for a slow subscriber before it starts skipping.
 const CAPACITY: usize = 1024;
+/// Open streams per node; more are refused (each costs a task and a queue).
+pub const MAX_SUBSCRIBERS: usize = 64;
 
 /// Cheap to clone; clones publish to the same subscribers.
 #[derive(Clone)]
@@ -38,11 +40,15 @@ impl EventBus {
         let _ = self.tx.send(event);
     }
 
-    pub fn subscribe(&self) -> Subscription {
-        Subscription {
+    /// A new subscription, or `None` when [`MAX_SUBSCRIBERS`] are open.
+    pub fn subscribe(&self) -> Option<Subscription> {
+        if self.tx.receiver_count() >= MAX_SUBSCRIBERS {
+            return None;
+        }
+        Some(Subscription {
             rx: self.tx.subscribe(),
             closed: self.closed.subscribe(),
-        }
+        })
     }
 
     /// Ends every open subscription.
@@ -122,7 +128,7 @@ mod tests {
     #[tokio::test]
     async fn a_slow_subscriber_skips_and_is_told() {
         let bus = EventBus::default();
-        let mut sub = bus.subscribe();
+        let mut sub = bus.subscribe().unwrap();
         for i in 0..(CAPACITY as u64 + 10) {
             bus.publish(Event::Lagged { skipped: i });
         }
@@ -135,11 +141,22 @@ mod tests {
     #[tokio::test]
     async fn closing_ends_subscriptions() {
         let bus = EventBus::default();
-        let mut sub = bus.subscribe();
+        let mut sub = bus.subscribe().unwrap();
         bus.publish(lagged());
         bus.close();
         assert_eq!(sub.next().await, None);
-        let mut late = bus.subscribe();
+        let mut late = bus.subscribe().unwrap();
         assert_eq!(late.next().await, None);
+    }
+
+    #[test]
+    fn subscribers_are_bounded_and_freed_on_drop() {
+        let bus = EventBus::default();
+        let subs: Vec<_> = (0..MAX_SUBSCRIBERS)
+            .map(|_| bus.subscribe().expect("below the limit"))
+            .collect();
+        assert!(bus.subscribe().is_none());
+        drop(subs);
+        assert!(bus.subscribe().is_some());
     }
 }

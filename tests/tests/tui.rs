@@ -191,3 +191,14 @@ async fn dashboard_shows_leader_deadlock_and_backlog_then_follows_a_new_leader()
     assert_eq!(c.wait_leader(2).await, new);
     waiter.abort();
 }
+
+#[test]
+fn without_a_terminal_it_refuses_plainly() {
+    let out = Command::new(dsync_tests::dsync_bin())
+        .args(["tui", "--endpoints", "127.0.0.1:9"])
+        .output()
+        .expect("run dsync");
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("needs an interactive terminal"), "{err}");
+}

@@ -9,10 +9,11 @@ use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::routing::get;
 use axum::Router;
 use dsync_api::events::Event;
-use dsync_api::routes;
+use dsync_api::{routes, ApiError, ErrorCode};
 use futures::stream::{self, Stream};
 
-use crate::events::role_event;
+use super::error::HttpResult;
+use crate::events::{role_event, MAX_SUBSCRIBERS};
 use crate::node::Node;
 
 /// Comment lines keep idle connections (and proxies) from timing out and
@@ -28,15 +29,20 @@ pub fn router() -> Router<Arc<Node>> {
 /// slowing the node down.
 async fn events(
     State(node): State<Arc<Node>>,
-) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
-    let sub = node.events.subscribe();
+) -> HttpResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
+    let sub = node.events.subscribe().ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::RateLimited,
+            format!("this node already streams events to {MAX_SUBSCRIBERS} subscribers"),
+        )
+    })?;
     let first = stream::iter([role_event(&node)]);
     let rest = stream::unfold(
         sub,
         |mut sub| async move { sub.next().await.map(|e| (e, sub)) },
     );
     let body = futures::StreamExt::map(futures::StreamExt::chain(first, rest), |e| Ok(to_sse(&e)));
-    Sse::new(body).keep_alive(KeepAlive::new().interval(KEEP_ALIVE))
+    Ok(Sse::new(body).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
 }
 
 fn to_sse(e: &Event) -> SseEvent {
