@@ -2,6 +2,7 @@
 
 mod cluster_file;
 mod commands;
+mod compose;
 mod context;
 mod duration;
 mod local;
@@ -20,6 +21,7 @@ use commands::cluster::ClusterCommand;
 use commands::kv::KvCommand;
 use commands::leader::LeaderCommand;
 use commands::lock::LockCommand;
+use commands::probe::ProbeCommand;
 use commands::queue::QueueCommand;
 use commands::server::ServerArgs;
 use context::GlobalArgs;
@@ -67,6 +69,9 @@ pub enum Command {
     /// Push, receive and settle messages of the replicated queue; inspect topics.
     #[command(subcommand)]
     Queue(QueueCommand),
+    /// Check one node's liveness or readiness (for health checks; exit 0 or 1).
+    #[command(subcommand)]
+    Probe(ProbeCommand),
     /// Measure throughput and latency against a running cluster.
     #[command(subcommand)]
     Bench(BenchCommand),

@@ -5,6 +5,7 @@ pub mod cluster;
 pub mod kv;
 pub mod leader;
 pub mod lock;
+pub mod probe;
 pub mod queue;
 pub mod server;
 pub mod tui;
@@ -56,6 +57,7 @@ async fn dispatch(global: GlobalArgs, cmd: Command) -> anyhow::Result<i32> {
         Command::Tui => tui::run(&global).await,
         Command::Lock(c) => lock::run(&global, c).await,
         Command::Queue(c) => queue::run(&global, c).await,
+        Command::Probe(c) => probe::run(&global, c).await,
         Command::Bench(c) => bench::run(&global, c).await,
     }
 }
