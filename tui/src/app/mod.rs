@@ -103,6 +103,8 @@ pub enum Action {
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeRow {
     pub endpoint: String,
+    /// From the node's status, remembered while it is unreachable.
+    pub id: Option<u64>,
     pub status: Option<NodeStatus>,
     /// Why the node could not be reached.
     pub error: Option<String>,
@@ -179,6 +181,7 @@ impl App {
                 .iter()
                 .map(|e| NodeRow {
                     endpoint: e.clone(),
+                    id: None,
                     status: None,
                     error: Some("not polled yet".into()),
                     healthy: false,
@@ -258,8 +261,14 @@ impl App {
             .nodes
             .iter()
             .filter_map(|n| n.status.as_ref().ok())
-            .find(|s| s.role == Role::Leader)
+            .filter(|s| s.role == Role::Leader)
+            .max_by_key(|s| s.term)
             .cloned();
+        let known: HashMap<String, u64> = self
+            .nodes
+            .iter()
+            .filter_map(|n| Some((n.endpoint.clone(), n.id?)))
+            .collect();
         self.nodes = p
             .nodes
             .iter()
@@ -277,6 +286,10 @@ impl App {
                 };
                 NodeRow {
                     endpoint: n.endpoint.clone(),
+                    id: status
+                        .as_ref()
+                        .map(|s| s.id)
+                        .or_else(|| known.get(&n.endpoint).copied()),
                     error: n.status.as_ref().err().cloned(),
                     status,
                     healthy: n.healthy,

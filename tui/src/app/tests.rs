@@ -100,6 +100,29 @@ fn panels_cycle_and_selection_stays_in_bounds() {
 }
 
 #[test]
+fn an_unreachable_node_keeps_its_last_known_id() {
+    let mut app = fixtures::app(true);
+    assert_eq!(app.nodes[1].id, Some(2));
+    let mut p = fixtures::poll(9, true);
+    p.nodes[1].status = Err("timed out".into());
+    app.update(Action::Polled(p));
+    assert_eq!(app.nodes[1].id, Some(2));
+    assert!(app.nodes[1].status.is_none());
+    assert_eq!(app.nodes[2].id, None, "never reached");
+}
+
+#[test]
+fn a_deposed_leader_loses_to_the_higher_term() {
+    let mut app = fixtures::app(true);
+    let mut p = fixtures::poll(9, true);
+    let s = p.nodes[1].status.as_mut().unwrap();
+    s.role = dsync_api::types::Role::Leader;
+    s.term = 8;
+    app.update(Action::Polled(p));
+    assert_eq!(app.leader().map(|l| l.id), Some(2));
+}
+
+#[test]
 fn failed_refreshes_keep_the_last_data_marked_stale() {
     let mut app = fixtures::app(true);
     let mut p = fixtures::poll(9, true);

@@ -10,11 +10,14 @@ use crate::model::{CachePoll, LineState};
 
 impl App {
     /// The leader as the reachable nodes report it.
+    /// The leader as the reachable nodes report it; a deposed leader that
+    /// has not noticed yet loses to the one with the higher term.
     pub fn leader(&self) -> Option<&NodeStatus> {
         self.nodes
             .iter()
             .filter_map(|n| n.status.as_ref())
-            .find(|s| s.role == Role::Leader)
+            .filter(|s| s.role == Role::Leader)
+            .max_by_key(|s| s.term)
     }
 
     pub fn matches(&self, text: &str) -> bool {

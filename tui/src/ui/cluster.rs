@@ -70,7 +70,7 @@ fn row(n: &NodeRow) -> Row<'static> {
     let Some(s) = &n.status else {
         let why = n.error.clone().unwrap_or_default();
         return Row::new(vec![
-            Cell::from("?"),
+            Cell::from(n.id.map_or("?".into(), |i| i.to_string())),
             Cell::from(address(n).to_string()),
             Cell::from("UNREACHABLE").red().bold(),
             Cell::from("-"),
