@@ -19,6 +19,9 @@ use crate::{routes, Client};
 const IDLE_LIMIT: Duration = Duration::from_secs(15);
 /// A stream has no overall deadline, only the idle limit above.
 const STREAM_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
+/// The server answers at once; a node that accepts the connection but does
+/// not answer (stopped, overloaded) is given up on after this.
+const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -155,12 +158,16 @@ impl Client {
     /// Subscribes to the events of the node at `endpoint` (no leader
     /// following: lock and queue events are the same on every node).
     pub async fn events(&self, endpoint: &str) -> Result<EventStream> {
-        let resp = self
+        let send = self
             .get_node(endpoint, routes::EVENTS)
             .timeout(STREAM_TIMEOUT)
             .header("accept", "text/event-stream")
-            .send()
+            .send();
+        let resp = tokio::time::timeout(OPEN_TIMEOUT, send)
             .await
+            .map_err(|_| {
+                ClientError::Transport(format!("no answer within {} s", OPEN_TIMEOUT.as_secs()))
+            })?
             .map_err(|e| ClientError::Transport(e.to_string()))?;
         let status = resp.status();
         if !status.is_success() {
