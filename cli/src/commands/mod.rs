@@ -8,6 +8,7 @@ pub mod lock;
 pub mod probe;
 pub mod queue;
 pub mod server;
+pub mod tui;
 
 use dsync_api::ErrorCode;
 
@@ -53,6 +54,7 @@ async fn dispatch(global: GlobalArgs, cmd: Command) -> anyhow::Result<i32> {
         Command::Cluster(c) => cluster::run(&global, c).await,
         Command::Kv(c) => kv::run(&global, c).await,
         Command::Leader(c) => leader::run(&global, c).await,
+        Command::Tui => tui::run(&global).await,
         Command::Lock(c) => lock::run(&global, c).await,
         Command::Queue(c) => queue::run(&global, c).await,
         Command::Probe(c) => probe::run(&global, c).await,
