@@ -32,6 +32,7 @@ pub struct Node {
     pub log: LogStore,
     pub metrics: Arc<Metrics>,
     pub peers: reqwest::Client,
+    pub cache: crate::cache::Cache,
     proposer: Proposer,
     /// When a leader last appended to us (for `stale` reads).
     leader_contact: Mutex<Option<Instant>>,
@@ -83,8 +84,10 @@ impl Node {
             config.max_inflight_batches,
             metrics.clone(),
         );
+        let cache = crate::cache::Cache::new(&config.cache);
         let node = Arc::new(Node {
             id: config.id,
+            cache,
             addr: config.advertised(),
             config,
             raft,
@@ -97,6 +100,7 @@ impl Node {
         });
         tokio::spawn(watch_metrics(node.clone()));
         tokio::spawn(locks::run_lock_ticker(node.clone()));
+        tokio::spawn(crate::cache::run(node.clone()));
         Ok(node)
     }
 
