@@ -1,6 +1,7 @@
 //! Harness for end-to-end tests: real clusters of the built `dsync` binary,
 //! each in its own temp dir on ephemeral loopback ports, always torn down.
 
+pub mod linearizability;
 pub mod wait;
 
 use std::path::{Path, PathBuf};

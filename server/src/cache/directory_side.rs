@@ -23,11 +23,13 @@ impl Node {
             DirRequest::Renew { key, from, grant } => {
                 let (term, _) = self.dir_enter()?;
                 let _k = self.cache.keys.lock(&key).await;
+                // A deposed leader unaware of it must not extend a lease past
+                // its successor's wait: confirm leadership after the holder
+                // sent this request.
+                let until = Instant::now() + self.cache.lease;
+                self.read_barrier(Consistency::Linearizable, None).await?;
                 let mut st = self.cache.dir();
-                let ok = st.term == term
-                    && st
-                        .dir
-                        .renew(&key, from, grant, Instant::now() + self.cache.lease);
+                let ok = st.term == term && st.dir.renew(&key, from, grant, until);
                 Ok(DirReply::Renewed(ok))
             }
         }
@@ -42,14 +44,7 @@ impl Node {
             ));
         }
         let term = self.term();
-        let mut st = self.cache.dir();
-        if st.term != term {
-            st.dir.clear();
-            st.term = term;
-            st.ready_at = Instant::now() + self.cache.lease;
-            tracing::info!(term, "cache directory reset for a new term");
-        }
-        Ok((term, st.ready_at))
+        Ok((term, self.cache.enter_term(term)))
     }
 
     async fn dir_read(self: &Arc<Self>, key: &str, from: u64) -> Result<DirReply> {

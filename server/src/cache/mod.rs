@@ -144,6 +144,19 @@ impl Cache {
     fn dir(&self) -> MutexGuard<'_, DirState> {
         self.dir.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// The directory of `term`: a new term starts empty, and completes no
+    /// operation until one lease has passed. Returns when it is ready.
+    fn enter_term(&self, term: u64) -> Instant {
+        let mut st = self.dir();
+        if st.term != term {
+            st.dir.clear();
+            st.term = term;
+            st.ready_at = Instant::now() + self.lease;
+            tracing::info!(term, "cache directory reset for a new term");
+        }
+        st.ready_at
+    }
 }
 
 /// Background work of every node: drop all lines when the leader term
@@ -161,7 +174,14 @@ pub async fn run(node: Arc<Node>) {
                 if changed.is_err() {
                     return;
                 }
-                let t = rx.borrow_and_update().current_term;
+                let (t, leader) = {
+                    let m = rx.borrow_and_update();
+                    (m.current_term, m.current_leader)
+                };
+                if leader == Some(node.id) {
+                    // Start the new directory's one-lease wait as early as possible.
+                    node.cache.enter_term(t);
+                }
                 if t != term {
                     term = t;
                     let dirty = node.cache.lines().clear();
