@@ -40,6 +40,9 @@ async fn mesi_state_sequence_and_local_hits_without_network() {
         .kv_put(key, json!("v1"), None)
         .await
         .expect("seed");
+    // A new directory completes nothing for one lease; wait that out so the
+    // lines below start with their whole lease (no renewal traffic).
+    c.cache_put("warm-up", json!(0)).await.expect("warm-up");
 
     let r = a.cache_get(key).await.expect("read at A");
     assert_eq!((r.value.clone(), r.state, r.hit), (json!("v1"), E, false));
@@ -171,4 +174,56 @@ async fn a_node_cut_off_from_the_leader_stops_serving_at_lease_end() {
         .await
         .expect("read at the old leader");
     assert_eq!(r.value, json!("new"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_back_buffers_in_m_and_flushes_on_remote_read_and_timer() {
+    let cluster = Cluster::up(
+        3,
+        &[
+            ("DSYNC_CACHE_WRITE_POLICY", "write-back"),
+            ("DSYNC_CACHE_WRITEBACK_DELAY_MS", "200"),
+            ("DSYNC_CACHE_LEASE_MS", "5000"),
+        ],
+    );
+    cluster.wait_leader(3).await;
+    let (a, b) = (cluster.client_for(1), cluster.client_for(2));
+    let key = "wb";
+    // A new directory completes nothing for one lease; wait that out first
+    // so the lines granted below start with their whole lease.
+    a.cache_put("warm-up", json!(0)).await.expect("warm-up");
+    let first = a.cache_put(key, json!(1)).await.expect("first write");
+    assert_eq!((first.state, first.version.is_some()), (M, true));
+    // The line is M: the next write stays local until flushed.
+    let second = a.cache_put(key, json!(2)).await.expect("buffered write");
+    assert_eq!((second.state, second.version), (M, None));
+    let r = a.cache_get(key).await.unwrap();
+    assert_eq!((r.value, r.hit), (json!(2), true));
+    // A read elsewhere downgrades A, which flushes first.
+    let r = b.cache_get(key).await.expect("remote read");
+    assert_eq!(r.value, json!(2));
+    assert_eq!(
+        states(&b, key).await,
+        BTreeMap::from([(1, S), (2, S), (3, I)])
+    );
+    // The timer flushes too: the KV catches up without any read.
+    let third = a
+        .cache_put(key, json!(3))
+        .await
+        .expect("write through again");
+    assert!(
+        third.version.is_some(),
+        "S lines write through the directory"
+    );
+    let fourth = a.cache_put(key, json!(4)).await.expect("buffered again");
+    assert_eq!(fourth.version, None);
+    let kv = cluster.client();
+    wait_until(Duration::from_secs(10), "the timer flush", || async {
+        let v = kv
+            .kv_get(key, dsync_api::types::Consistency::Linearizable)
+            .await
+            .ok()?;
+        (v.value == json!(4)).then_some(())
+    })
+    .await;
 }
