@@ -38,7 +38,7 @@ async fn worker(client: Client, id: u64, rec: Arc<Recorder>, stop: Arc<AtomicBoo
         rng ^= rng >> 7;
         rng ^= rng << 17;
         let key = KEYS[(rng % KEYS.len() as u64) as usize].to_string();
-        let write = (rng >> 8) % 3 == 0;
+        let write = (rng >> 8).is_multiple_of(3);
         let call = rec.micros();
         let kind_ret = if write {
             n += 1;
