@@ -2,6 +2,7 @@
 //! latency histogram, report) is shared; each bench only supplies one
 //! operation.
 
+pub mod cache;
 pub mod kv;
 pub mod lock;
 pub mod queue;
@@ -30,6 +31,8 @@ pub enum BenchCommand {
     Lock(lock::LockBenchArgs),
     /// Producers push batches while consumers receive and ack them: messages/s end to end.
     Queue(queue::QueueBenchArgs),
+    /// Cache hit GETs on one node, or writes that invalidate --sharers copies.
+    Cache(cache::CacheBenchArgs),
 }
 
 pub async fn run(global: &GlobalArgs, cmd: BenchCommand) -> anyhow::Result<i32> {
@@ -37,6 +40,7 @@ pub async fn run(global: &GlobalArgs, cmd: BenchCommand) -> anyhow::Result<i32> 
         BenchCommand::Kv(args) => kv::run(global, args).await,
         BenchCommand::Lock(args) => lock::run(global, args).await,
         BenchCommand::Queue(args) => queue::run(global, args).await,
+        BenchCommand::Cache(args) => cache::run(global, args).await,
     }
 }
 
