@@ -27,7 +27,7 @@ async fn remote_requests(cluster: &Cluster, id: u64) -> f64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mesi_state_sequence_and_local_hits_without_network() {
     // Long leases: nothing expires or renews while the test looks.
-    let cluster = Cluster::up(3, &[("DSYNC_CACHE_LEASE_MS", "20000")]);
+    let cluster = Cluster::up(3, &[("DSYNC_CACHE_LEASE_MS", "8000")]);
     cluster.wait_leader(3).await;
     let (a, b, c) = (
         cluster.client_for(1),

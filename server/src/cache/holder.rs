@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dsync_api::cache::{CacheItem, LineInfo, LineState, NodeLineState};
+use dsync_api::cache::{LineInfo, LineState, NodeLineState};
 use dsync_api::routes;
 
 use super::metrics::StateLabels;
@@ -57,6 +57,14 @@ impl Drop for Pending<'_> {
     }
 }
 
+/// A cache read: `value` is the stored JSON text.
+pub struct CacheRead {
+    pub value: String,
+    pub version: u64,
+    pub state: LineState,
+    pub hit: bool,
+}
+
 /// What a cache write returned to its client.
 pub struct PutOutcome {
     pub version: Option<u64>,
@@ -78,7 +86,7 @@ fn line_of(g: Granted, sent: Instant, lease: Duration) -> Line {
 impl Node {
     /// `GET /v1/cache/{key}`: a valid local line with no network hop, else
     /// the directory.
-    pub async fn cache_get(self: &Arc<Self>, key: &str) -> Result<CacheItem> {
+    pub async fn cache_get(self: &Arc<Self>, key: &str) -> Result<CacheRead> {
         let lookup = self.cache.lines().get(key, Instant::now());
         if let Lookup::Hit {
             value,
@@ -92,11 +100,10 @@ impl Node {
             if renew {
                 self.spawn_renew(key, grant);
             }
-            return Ok(CacheItem {
-                value: serde_json::from_str(&value).unwrap_or(serde_json::Value::Null),
+            return Ok(CacheRead {
+                value,
                 version,
                 state,
-                node: self.id,
                 hit: true,
             });
         }
@@ -124,16 +131,15 @@ impl Node {
             drop(pending);
             return Err(Error::NotFound(format!("key {key:?} not found")));
         };
-        let value = serde_json::from_str(&g.value).unwrap_or(serde_json::Value::Null);
+        let value = g.value.clone();
         let (version, state, term) = (g.version, g.state, g.term);
         let line = (term == self.term()).then(|| line_of(g, sent, self.cache.lease));
         let installed = pending.finish(line);
         self.update_line_gauges();
-        Ok(CacheItem {
+        Ok(CacheRead {
             value,
             version,
             state: if installed { state } else { LineState::I },
-            node: self.id,
             hit: false,
         })
     }

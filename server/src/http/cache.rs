@@ -3,11 +3,12 @@
 use std::sync::Arc;
 
 use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use dsync_api::cache::{
-    CacheDeleteResponse, CacheItem, CacheLines, CachePutRequest, CachePutResponse, CacheStates,
-    CacheStats,
+    CacheDeleteResponse, CacheLines, CachePutRequest, CachePutResponse, CacheStates, CacheStats,
 };
 use dsync_api::routes;
 use serde::Deserialize;
@@ -42,12 +43,23 @@ fn validate_cache_key(key: &str) -> HttpResult<()> {
     Ok(())
 }
 
+/// `CacheItem` as JSON. The stored value is already JSON text: it is spliced
+/// in rather than parsed and serialized again on every hit.
 async fn get_key(
     State(node): State<Arc<Node>>,
     ApiPath(key): ApiPath<String>,
-) -> HttpResult<Json<CacheItem>> {
+) -> HttpResult<Response> {
     validate_cache_key(&key)?;
-    Ok(Json(node.cache_get(&key).await?))
+    let r = node.cache_get(&key).await?;
+    let body = format!(
+        r#"{{"value":{},"version":{},"state":"{}","node":{},"hit":{}}}"#,
+        r.value,
+        r.version,
+        r.state.as_str(),
+        node.id,
+        r.hit
+    );
+    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
 async fn put_key(
