@@ -17,6 +17,7 @@ use clap::{Parser, Subcommand};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use commands::bench::BenchCommand;
+use commands::cache::CacheCommand;
 use commands::cluster::ClusterCommand;
 use commands::kv::KvCommand;
 use commands::leader::LeaderCommand;
@@ -75,6 +76,9 @@ pub enum Command {
     /// Measure throughput and latency against a running cluster.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Read and write through a node's coherent (MESI) cache; inspect line states.
+    #[command(subcommand)]
+    Cache(CacheCommand),
 }
 
 fn main() {

@@ -1,6 +1,7 @@
 //! dsync node runtime: configuration, Raft (openraft) over a redb log, the
 //! replicated state machine, and the HTTP API (axum).
 
+pub mod cache;
 pub mod config;
 pub mod error;
 pub mod events;

@@ -1,6 +1,7 @@
 //! Dispatch of parsed commands and the one place errors become exit codes.
 
 pub mod bench;
+pub mod cache;
 pub mod cluster;
 pub mod kv;
 pub mod leader;
@@ -59,6 +60,7 @@ async fn dispatch(global: GlobalArgs, cmd: Command) -> anyhow::Result<i32> {
         Command::Queue(c) => queue::run(&global, c).await,
         Command::Probe(c) => probe::run(&global, c).await,
         Command::Bench(c) => bench::run(&global, c).await,
+        Command::Cache(c) => cache::run(&global, c).await,
     }
 }
 

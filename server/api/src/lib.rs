@@ -5,6 +5,7 @@
 //! renamed everywhere.
 
 pub mod breaker;
+pub mod cache;
 pub mod client;
 pub mod error;
 pub mod events;
