@@ -306,7 +306,9 @@ impl Client {
                 return retry;
             }
             tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_millis(500));
+            // Capped low: an election takes under a second, and a client
+            // asleep in a long backoff adds its sleep to the failover time.
+            backoff = (backoff * 2).min(Duration::from_millis(100));
         }
     }
 
