@@ -1,6 +1,7 @@
 //! dsync node runtime: configuration, Raft (openraft) over a redb log, the
 //! replicated state machine, and the HTTP API (axum).
 
+pub mod backup;
 pub mod config;
 pub mod error;
 pub mod http;
@@ -48,6 +49,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     );
     if config.bootstrap {
         node.bootstrap_if_new().await?;
+        tokio::spawn(node.clone().name_new_cluster());
     }
     if !config.join.is_empty() && !node.is_voter() {
         tokio::spawn(join_until_member(node.clone()));

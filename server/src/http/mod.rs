@@ -5,6 +5,7 @@ mod cluster;
 pub mod error;
 mod extract;
 mod kv;
+mod lifecycle;
 mod locks;
 mod queue;
 mod raft;
@@ -32,6 +33,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .merge(kv::router())
         .merge(locks::router())
         .merge(queue::router())
+        .merge(lifecycle::router())
         .layer(DefaultBodyLimit::max(node.config.max_body_bytes));
     let peer = raft::router().layer(DefaultBodyLimit::max(PEER_BODY_LIMIT));
     Router::new()
@@ -39,6 +41,10 @@ pub fn router(node: Arc<Node>) -> Router {
         .merge(peer)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            node.clone(),
+            lifecycle::drain_gate,
+        ))
         .layer(middleware::from_fn_with_state(node.clone(), observe))
         .with_state(node)
 }

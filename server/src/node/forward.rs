@@ -24,6 +24,9 @@ pub enum ForwardRequest {
         addr: String,
         voter: bool,
     },
+    Remove {
+        id: u64,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -125,6 +128,10 @@ impl Node {
             ForwardRequest::AppliedIndex => Ok(ForwardReply::Index(self.applied_index())),
             ForwardRequest::Join { id, addr, voter } => self
                 .join_local(id, addr, voter)
+                .await
+                .map(|m| ForwardReply::Members(serde_json::to_string(&m).unwrap_or_default())),
+            ForwardRequest::Remove { id } => self
+                .remove_local(id)
                 .await
                 .map(|m| ForwardReply::Members(serde_json::to_string(&m).unwrap_or_default())),
         };

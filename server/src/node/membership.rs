@@ -9,7 +9,7 @@ use openraft::{BasicNode, ChangeMembers, ServerState};
 use super::{ForwardReply, ForwardRequest, Node};
 use crate::error::{Error, Result};
 
-fn membership_err(e: RaftError<u64, ClientWriteError<u64, BasicNode>>) -> Error {
+pub(super) fn membership_err(e: RaftError<u64, ClientWriteError<u64, BasicNode>>) -> Error {
     match e {
         RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => {
             Error::Unavailable("leadership moved; retry".into())

@@ -93,6 +93,11 @@ pub enum Command {
         max_message_bytes: Option<u64>,
         retention_ms: Option<u64>,
     },
+    /// Names the cluster once: the first id applied wins, later ones are
+    /// ignored, so every node and every backup agrees on it.
+    SetClusterId {
+        id: String,
+    },
 }
 
 impl Command {
@@ -119,6 +124,7 @@ impl Command {
             Command::QueueConsume { topic, .. }
             | Command::QueueRedrive { topic }
             | Command::QueueConfigure { topic, .. } => topic.len() + 32,
+            Command::SetClusterId { id } => id.len() + 16,
         }
     }
 }
@@ -200,6 +206,8 @@ pub struct StateData {
     pub kv: kv::KvTable,
     pub locks: locks::LockTable,
     pub queues: queue::QueueTable,
+    /// Set once by the first leader of a new cluster (see `SetClusterId`).
+    pub cluster_id: Option<String>,
 }
 
 impl StateData {
@@ -334,6 +342,10 @@ impl StateData {
                 self.queues.configure(&topic, &s);
                 Ok(CmdValue::Done)
             }
+            Command::SetClusterId { id } => {
+                self.cluster_id.get_or_insert(id);
+                Ok(CmdValue::Done)
+            }
         }
     }
 }
@@ -341,6 +353,18 @@ impl StateData {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_first_cluster_id_wins() {
+        let mut d = StateData::default();
+        let set = |id: &str| Request {
+            now_ms: 1,
+            cmds: vec![Command::SetClusterId { id: id.into() }],
+        };
+        d.apply(set("a"));
+        d.apply(set("b"));
+        assert_eq!(d.cluster_id.as_deref(), Some("a"));
+    }
 
     fn put(key: &str, v: &str, if_version: Option<u64>) -> Command {
         Command::KvPut {

@@ -1,6 +1,7 @@
 //! `dsync cluster`: local clusters (start, inspect, stop).
 
 pub mod down;
+pub mod scale;
 pub mod status;
 pub mod up;
 mod wait;
@@ -38,6 +39,15 @@ pub enum ClusterCommand {
     /// never signalled. Without --purge the data stays, and `dsync cluster up`
     /// starts the same cluster again.
     Down(down::DownArgs),
+    /// Grow or shrink the local cluster to N voters, one member at a time.
+    ///
+    /// Growing starts new nodes that join as learners and are promoted to
+    /// voters once caught up. Shrinking removes members (highest ids first,
+    /// never the leader) from the Raft membership, and only then stops their
+    /// processes and deletes their folders. The leader refuses a removal
+    /// that would leave fewer healthy voters than a quorum of the rest.
+    /// Even sizes are allowed but warned about.
+    Scale(scale::ScaleArgs),
 }
 
 pub async fn run(global: &GlobalArgs, cmd: ClusterCommand) -> anyhow::Result<i32> {
@@ -45,5 +55,6 @@ pub async fn run(global: &GlobalArgs, cmd: ClusterCommand) -> anyhow::Result<i32
         ClusterCommand::Up(args) => up::run(global, args).await,
         ClusterCommand::Status(args) => status::run(global, args).await,
         ClusterCommand::Down(args) => down::run(global, args).await,
+        ClusterCommand::Scale(args) => scale::run(global, args).await,
     }
 }

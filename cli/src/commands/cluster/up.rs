@@ -261,7 +261,7 @@ async fn restart(
 }
 
 /// Spawns node `id` and records its pid at once.
-fn start(
+pub(super) fn start(
     dir: &Path,
     file: &mut ClusterFile,
     id: u64,
