@@ -15,6 +15,7 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+use commands::backup::BackupCommand;
 use commands::bench::BenchCommand;
 use commands::cluster::ClusterCommand;
 use commands::kv::KvCommand;
@@ -58,6 +59,9 @@ pub enum Command {
     /// Measure throughput and latency against a running cluster.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Take, verify and restore backups of a cluster's state.
+    #[command(subcommand)]
+    Backup(BackupCommand),
 }
 
 fn main() {

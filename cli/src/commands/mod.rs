@@ -1,5 +1,6 @@
 //! Dispatch of parsed commands and the one place errors become exit codes.
 
+pub mod backup;
 pub mod bench;
 pub mod cluster;
 pub mod kv;
@@ -53,6 +54,7 @@ async fn dispatch(global: GlobalArgs, cmd: Command) -> anyhow::Result<i32> {
         Command::Lock(c) => lock::run(&global, c).await,
         Command::Queue(c) => queue::run(&global, c).await,
         Command::Bench(c) => bench::run(&global, c).await,
+        Command::Backup(c) => backup::run(&global, c).await,
     }
 }
 
