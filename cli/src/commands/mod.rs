@@ -4,7 +4,9 @@ pub mod backup;
 pub mod bench;
 pub mod cluster;
 pub mod kv;
+pub mod leader;
 pub mod lock;
+pub mod probe;
 pub mod queue;
 pub mod server;
 
@@ -51,8 +53,10 @@ async fn dispatch(global: GlobalArgs, cmd: Command) -> anyhow::Result<i32> {
         Command::Server(_) => unreachable_server(),
         Command::Cluster(c) => cluster::run(&global, c).await,
         Command::Kv(c) => kv::run(&global, c).await,
+        Command::Leader(c) => leader::run(&global, c).await,
         Command::Lock(c) => lock::run(&global, c).await,
         Command::Queue(c) => queue::run(&global, c).await,
+        Command::Probe(c) => probe::run(&global, c).await,
         Command::Bench(c) => bench::run(&global, c).await,
         Command::Backup(c) => backup::run(&global, c).await,
     }

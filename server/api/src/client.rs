@@ -422,6 +422,14 @@ impl Client {
         };
         self.call(Method::POST, routes::MEMBERS, Some(&body)).await
     }
+
+    /// Hands leadership to `to` (or the most caught-up follower). A retry is
+    /// harmless: once `to` leads, a repeat returns at once.
+    pub async fn leader_transfer(&self, to: Option<u64>) -> Result<LeaderTransferResponse> {
+        let body = LeaderTransferRequest { to };
+        self.call(Method::POST, routes::LEADER_TRANSFER, Some(&body))
+            .await
+    }
 }
 
 /// The error with its causes ("connection refused" hides in the chain).

@@ -6,6 +6,7 @@ pub const METRICS: &str = "/metrics";
 pub const STATUS: &str = "/v1/status";
 pub const KV: &str = "/v1/kv";
 pub const MEMBERS: &str = "/v1/cluster/members";
+pub const LEADER_TRANSFER: &str = "/v1/cluster/leader/transfer";
 pub const BACKUP: &str = "/v1/cluster/backup";
 pub const NODE_DRAIN: &str = "/v1/node/drain";
 

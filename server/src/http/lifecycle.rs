@@ -49,16 +49,23 @@ async fn backup(State(node): State<Arc<Node>>) -> HttpResult<Response> {
         .into_response())
 }
 
-/// Drains this node (not the leader: drain is about the node asked).
+/// Drains the node asked (not the leader): it turns clients away and, if
+/// it leads, hands leadership to the most caught-up follower. Repeating it
+/// is harmless, so a failed hand-off can simply be retried.
 async fn drain(State(node): State<Arc<Node>>) -> HttpResult<Json<DrainResponse>> {
     node.set_draining(true);
     tracing::info!(id = node.id, "draining: client requests now get 503");
-    let s = node.status();
+    let was_leader = node.is_leader();
+    let leader = if was_leader {
+        Some(node.transfer_leader(None).await?.leader)
+    } else {
+        node.status().leader
+    };
     Ok(Json(DrainResponse {
         id: node.id,
         draining: true,
-        leader: s.leader,
-        was_leader: s.leader == Some(node.id),
+        leader,
+        was_leader,
     }))
 }
 

@@ -84,6 +84,7 @@ impl Node {
         voter: bool,
     ) -> Result<Vec<MemberStatus>> {
         validate_member(id, &addr)?;
+        self.refuse_while_handing_off()?;
         let existing = self.members().into_iter().find(|m| m.id == id);
         if let Some(m) = &existing {
             if m.addr != addr {

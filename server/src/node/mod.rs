@@ -6,6 +6,7 @@ mod locks;
 mod membership;
 mod queue;
 mod reads;
+mod transfer;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::AtomicBool;
@@ -39,6 +40,8 @@ pub struct Node {
     leader_contact: Mutex<Option<Instant>>,
     /// Set by `POST /v1/node/drain`: client requests get 503 here.
     draining: AtomicBool,
+    handing_off: AtomicBool,
+    transfer_lock: tokio::sync::Mutex<()>,
 }
 
 impl Node {
@@ -99,6 +102,8 @@ impl Node {
             proposer,
             leader_contact: Mutex::new(None),
             draining: AtomicBool::new(false),
+            handing_off: AtomicBool::new(false),
+            transfer_lock: tokio::sync::Mutex::new(()),
         });
         tokio::spawn(watch_metrics(node.clone()));
         tokio::spawn(locks::run_lock_ticker(node.clone()));

@@ -64,6 +64,7 @@ pub fn run(global: &GlobalArgs, args: RestoreArgs) -> anyhow::Result<i32> {
         binary: std::env::current_exe().context("cannot locate the dsync binary")?,
         created_at_ms: now_ms(),
         nodes: Vec::new(),
+        compose: None,
     };
     for (id, addr) in &members {
         let node_dir = dir.join(format!("node-{id}"));
