@@ -22,6 +22,7 @@ use commands::cluster::ClusterCommand;
 use commands::kv::KvCommand;
 use commands::leader::LeaderCommand;
 use commands::lock::LockCommand;
+use commands::node::NodeCommand;
 use commands::probe::ProbeCommand;
 use commands::queue::QueueCommand;
 use commands::server::ServerArgs;
@@ -56,6 +57,11 @@ pub enum Command {
     /// Move Raft leadership to a chosen node.
     #[command(subcommand)]
     Leader(LeaderCommand),
+    /// Drain a node or wait until it is ready (rolling maintenance).
+    #[command(subcommand)]
+    Node(NodeCommand),
+    /// Print the version nodes of this binary report and their wire protocol.
+    Version,
     /// Take, renew, release and inspect distributed locks, or run a command under one.
     #[command(subcommand)]
     Lock(LockCommand),

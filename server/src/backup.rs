@@ -58,7 +58,7 @@ pub fn encode(snapshot: &SnapshotFile, created_at_ms: u64) -> Result<Vec<u8>, Er
     let last = snapshot.meta.last_log_id;
     let header = BackupHeader {
         format: BACKUP_FORMAT,
-        dsync_version: crate::VERSION.to_string(),
+        dsync_version: crate::version().to_string(),
         cluster_id: snapshot.data.cluster_id.clone(),
         index: last.map_or(0, |l| l.index),
         term: last.map_or(0, |l| l.leader_id.term),

@@ -29,6 +29,21 @@ pub const VERSION: &str = match option_env!("DSYNC_BUILD_VERSION") {
     None => env!("CARGO_PKG_VERSION"),
 };
 
+/// The version this process reports (status, backups, logs): [`VERSION`],
+/// unless `DSYNC_VERSION_OVERRIDE` is set. That variable is a testing aid
+/// for rolling upgrades: it changes only the reported string, never the
+/// code, the wire protocol or the data formats, so a wrapper script that
+/// sets it stands in for "a second build of the same code".
+pub fn version() -> &'static str {
+    static V: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    V.get_or_init(|| {
+        std::env::var("DSYNC_VERSION_OVERRIDE")
+            .ok()
+            .filter(|v| !v.trim().is_empty() && v.len() <= 64)
+            .unwrap_or_else(|| VERSION.to_string())
+    })
+}
+
 /// Runs one node until SIGTERM or SIGINT.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     config.validate()?;
@@ -44,7 +59,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         id = node.id,
         addr = %node.addr,
         data_dir = %config.data_dir.display(),
-        version = VERSION,
+        version = version(),
         "dsync node started"
     );
     if config.bootstrap {

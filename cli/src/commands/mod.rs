@@ -6,9 +6,11 @@ pub mod cluster;
 pub mod kv;
 pub mod leader;
 pub mod lock;
+pub mod node;
 pub mod probe;
 pub mod queue;
 pub mod server;
+pub mod version;
 
 use dsync_api::ErrorCode;
 
@@ -54,6 +56,8 @@ async fn dispatch(global: GlobalArgs, cmd: Command) -> anyhow::Result<i32> {
         Command::Cluster(c) => cluster::run(&global, c).await,
         Command::Kv(c) => kv::run(&global, c).await,
         Command::Leader(c) => leader::run(&global, c).await,
+        Command::Node(c) => node::run(&global, c).await,
+        Command::Version => version::run(&global),
         Command::Lock(c) => lock::run(&global, c).await,
         Command::Queue(c) => queue::run(&global, c).await,
         Command::Probe(c) => probe::run(&global, c).await,

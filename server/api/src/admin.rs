@@ -37,4 +37,21 @@ impl Client {
         serde_json::from_slice(&bytes)
             .map_err(|e| ClientError::Transport(format!("bad response body: {e}")))
     }
+
+    /// Ends the drain of the node this client talks to.
+    pub async fn undrain(&self) -> Result<DrainResponse> {
+        let bytes = self
+            .call_opts::<()>(
+                Method::DELETE,
+                routes::NODE_DRAIN,
+                None,
+                CallOpts {
+                    timeout: None,
+                    idempotent: true,
+                },
+            )
+            .await?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ClientError::Transport(format!("bad response body: {e}")))
+    }
 }

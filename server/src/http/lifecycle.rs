@@ -18,7 +18,7 @@ pub fn router() -> Router<Arc<Node>> {
     Router::new()
         .route(&format!("{}/{{id}}", routes::MEMBERS), delete(remove))
         .route(routes::BACKUP, get(backup))
-        .route(routes::NODE_DRAIN, post(drain))
+        .route(routes::NODE_DRAIN, post(drain).delete(undrain))
 }
 
 async fn remove(
@@ -67,6 +67,18 @@ async fn drain(State(node): State<Arc<Node>>) -> HttpResult<Json<DrainResponse>>
         leader,
         was_leader,
     }))
+}
+
+/// Ends a drain without a restart (e.g. when a maintenance is called off).
+async fn undrain(State(node): State<Arc<Node>>) -> Json<DrainResponse> {
+    node.set_draining(false);
+    tracing::info!(id = node.id, "drain ended: taking client requests again");
+    Json(DrainResponse {
+        id: node.id,
+        draining: false,
+        leader: node.status().leader,
+        was_leader: false,
+    })
 }
 
 /// Whether a request is client traffic a draining node turns away. Status,

@@ -126,7 +126,7 @@ impl Node {
         NodeStatus {
             id: self.id,
             addr: self.addr.clone(),
-            version: crate::VERSION.to_string(),
+            version: crate::version().to_string(),
             protocol: dsync_api::PROTOCOL_VERSION,
             role,
             term: m.current_term,

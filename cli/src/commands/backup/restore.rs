@@ -91,7 +91,8 @@ pub fn run(global: &GlobalArgs, args: RestoreArgs) -> anyhow::Result<i32> {
             dir: node_dir,
             data_dir,
             config,
-            version: dsync_server::VERSION.to_string(),
+            version: dsync_server::version().to_string(),
+            binary: None,
         });
     }
     file.save(&dir)?;

@@ -175,6 +175,7 @@ fn grow(
             data_dir,
             config,
             version: version.clone(),
+            binary: None,
         });
         file.save(dir)?;
         added.push(start(dir, file, id, progress)?);
