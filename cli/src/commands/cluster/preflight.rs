@@ -91,7 +91,13 @@ pub fn judge(
         "quorum + 1 healthy",
         healthy > quorum,
         format!(
-            "{healthy} healthy voters, quorum {quorum}: one node may be down at a time only if more than a quorum is healthy"
+            "{healthy} of {} voters healthy, quorum {quorum}: {}",
+            voters.len(),
+            if healthy > quorum {
+                "one node at a time can be down"
+            } else {
+                "taking one node down would risk the quorum"
+            }
         ),
     ));
     let other: Vec<String> = statuses

@@ -101,6 +101,12 @@ pub async fn run(global: &GlobalArgs, args: ScaleArgs) -> anyhow::Result<i32> {
     )
     .await?;
     progress.finish();
+    for s in &statuses {
+        if let Some(node) = file.node_mut(s.id) {
+            node.version.clone_from(&s.version);
+        }
+    }
+    file.save(&dir)?;
     let report = ScaleReport {
         from,
         to: file.nodes.len(),
@@ -141,9 +147,11 @@ fn grow(
     let count = target - file.nodes.len();
     let ports = free_ports(count)?;
     let first = file.nodes.iter().map(|n| n.id).max().unwrap_or(0) + 1;
-    let version = file.nodes.first().map_or_else(
-        || env!("CARGO_PKG_VERSION").to_string(),
-        |n| n.version.clone(),
+    // New nodes run what the existing ones run (an upgraded cluster keeps
+    // its binary when it grows).
+    let (version, binary) = file.nodes.first().map_or_else(
+        || (env!("CARGO_PKG_VERSION").to_string(), None),
+        |n| (n.version.clone(), n.binary.clone()),
     );
     let mut added = Vec::new();
     for (id, port) in (first..).zip(ports) {
@@ -175,7 +183,7 @@ fn grow(
             data_dir,
             config,
             version: version.clone(),
-            binary: None,
+            binary: binary.clone(),
         });
         file.save(dir)?;
         added.push(start(dir, file, id, progress)?);
