@@ -304,3 +304,53 @@ fn dsync_server_version() -> String {
         .unwrap();
     json_of(&out)["version"].as_str().unwrap().to_string()
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_rolling_upgrade_script_upgrades_and_rolls_back_from_primitives() {
+    let c = Cluster::up(3, &[]);
+    c.wait_leader(3).await;
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/rolling-upgrade.sh");
+    let run = |binary: &Path| {
+        let out = std::process::Command::new("bash")
+            .arg(&script)
+            .arg("--binary")
+            .arg(binary)
+            .arg("--dsync")
+            .arg(dsync_bin())
+            .args(["--timeout", "20"])
+            .env("DSYNC_DIR", c.cluster_dir())
+            .env_remove("DSYNC_ENDPOINTS")
+            .output()
+            .unwrap();
+        (out.status.code(), json_of(&out))
+    };
+    let next = wrapper(c.dir.path(), "dsync-next", "0.1.0-next", false);
+    let (code, report) = run(&next);
+    assert_eq!(code, Some(0), "{report}");
+    assert_eq!(report["ok"], json!(true));
+    let results: Vec<&str> = report["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["result"].as_str().unwrap())
+        .collect();
+    assert_eq!(results, vec!["upgraded"; 3]);
+    assert!(c.statuses().await.iter().all(|s| s.version == "0.1.0-next"));
+
+    // A broken build: the first node is rolled back to what it ran before.
+    let broken = wrapper(c.dir.path(), "dsync-broken", "0.1.0-broken", true);
+    let (code, report) = run(&broken);
+    assert_eq!(code, Some(1), "{report}");
+    assert_eq!(
+        report["nodes"][0]["result"],
+        json!("rolled_back"),
+        "{report}"
+    );
+    c.wait_leader(3).await;
+    let statuses = c.statuses().await;
+    assert_eq!(statuses.len(), 3);
+    assert!(
+        statuses.iter().all(|s| s.version == "0.1.0-next"),
+        "{statuses:?}"
+    );
+}

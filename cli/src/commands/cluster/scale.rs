@@ -246,7 +246,7 @@ async fn shrink(
 }
 
 /// SIGTERM, then SIGKILL after 10 s.
-pub(super) async fn stop(pid: u32) -> anyhow::Result<()> {
+pub(crate) async fn stop(pid: u32) -> anyhow::Result<()> {
     send_signal(pid, Signal::SIGTERM)?;
     let deadline = Instant::now() + Duration::from_secs(10);
     while pid_alive(pid) {

@@ -250,7 +250,16 @@ async fn upgrade_node(
     let old_binary = node.binary.clone();
     let old_path = old_binary.clone().unwrap_or_else(|| file.binary.clone());
     progress.step(format!("node {id}: starting {}", binary.display()));
-    let started = restart(dir, file, id, binary, &target.version, timeout, progress).await;
+    let started = restart(
+        dir,
+        file,
+        id,
+        binary,
+        Some(&target.version),
+        timeout,
+        progress,
+    )
+    .await;
     let Err(why) = started else {
         progress.note(format!("node {id}: upgraded to {}", target.version));
         return NodeResult {
@@ -274,13 +283,13 @@ async fn upgrade_node(
         file,
         id,
         &old_path,
-        &step.from_version,
+        Some(&step.from_version),
         timeout,
         progress,
     )
     .await
     {
-        Ok(()) => {
+        Ok(_) => {
             if let Some(n) = file.node_mut(id) {
                 n.binary = old_binary;
             }
@@ -294,24 +303,24 @@ async fn upgrade_node(
     }
 }
 
-/// Starts node `id` from `binary` and waits until it runs `version`, every
-/// node follows one leader as a voter, and it has applied what the leader
-/// committed.
-async fn restart(
+/// Starts node `id` from `binary` (recorded for later restarts once it
+/// works) and waits until it runs `version` (when
+/// given), every node follows one leader as a voter, and it has applied
+/// what the leader committed. Returns the version it reports.
+pub(crate) async fn restart(
     dir: &Path,
     file: &mut ClusterFile,
     id: u64,
     binary: &Path,
-    version: &str,
+    version: Option<&str>,
     timeout: Duration,
     progress: &mut Progress,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<String> {
     let node = file
         .node_mut(id)
         .context("node missing from the cluster file")?;
     let child = spawn_node(binary, &node.config, &node.log)?;
     node.pid = Some(child.id());
-    node.binary = Some(binary.to_path_buf());
     file.save(dir)?;
     let n = file.nodes.len();
     let mut watched: Vec<Watched> = file
@@ -327,19 +336,30 @@ async fn restart(
     if let Some(w) = watched.iter_mut().find(|w| w.id == id) {
         w.child = Some(child);
     }
-    let what = format!("waiting for node {id} to run {version} and catch up");
-    wait_for(&mut watched, timeout, progress, &what, |o| {
+    let what = match version {
+        Some(v) => format!("waiting for node {id} to run {v} and catch up"),
+        None => format!("waiting for node {id} to catch up"),
+    };
+    let statuses = wait_for(&mut watched, timeout, progress, &what, |o| {
         caught_up(id, version, n, o)
     })
     .await?;
+    let reported = statuses
+        .iter()
+        .find(|s| s.id == id)
+        .map(|s| s.version.clone())
+        .unwrap_or_default();
+    // Recorded only once it works: a binary that fails to come up is never
+    // what a later plain restart (or a rollback) starts.
     if let Some(node) = file.node_mut(id) {
-        node.version = version.to_string();
+        node.version.clone_from(&reported);
+        node.binary = Some(binary.to_path_buf());
     }
     file.save(dir)?;
-    Ok(())
+    Ok(reported)
 }
 
-fn caught_up(id: u64, version: &str, voters: usize, observed: &Observed) -> Readiness {
+fn caught_up(id: u64, version: Option<&str>, voters: usize, observed: &Observed) -> Readiness {
     let mut r = all_agree(voters, observed);
     let commit = observed
         .iter()
@@ -347,9 +367,9 @@ fn caught_up(id: u64, version: &str, voters: usize, observed: &Observed) -> Read
         .find(|s| s.role == Role::Leader)
         .map_or(0, |s| s.commit_index);
     if let Some((_, Ok(s))) = observed.iter().find(|(n, _)| *n == id) {
-        if s.version != version {
+        if let Some(v) = version.filter(|v| *v != s.version) {
             r.not_ready
-                .push((id, format!("reports version {}, not {version}", s.version)));
+                .push((id, format!("reports version {}, not {v}", s.version)));
         } else if s.applied_index < commit {
             r.not_ready
                 .push((id, format!("applied {} of {commit}", s.applied_index)));

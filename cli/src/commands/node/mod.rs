@@ -2,6 +2,7 @@
 
 pub mod drain;
 pub mod ready;
+pub mod restart;
 
 use anyhow::Context;
 use clap::Subcommand;
@@ -22,12 +23,20 @@ pub enum NodeCommand {
     ///
     /// Exits 0 once ready, 1 if --timeout passes first (with the reason).
     Ready(ready::ReadyArgs),
+    /// Restart one node of the local cluster, optionally from another binary.
+    ///
+    /// Stops it (SIGTERM, SIGKILL after 10 s), starts it again from --binary
+    /// (recorded in cluster.yaml for later restarts) or from the binary it
+    /// ran, and waits until it follows the leader and has caught up. Drain it
+    /// first to move clients and leadership off it.
+    Restart(restart::RestartArgs),
 }
 
 pub async fn run(global: &GlobalArgs, cmd: NodeCommand) -> anyhow::Result<i32> {
     match cmd {
         NodeCommand::Drain(args) => drain::run(global, args).await,
         NodeCommand::Ready(args) => ready::run(global, args).await,
+        NodeCommand::Restart(args) => restart::run(global, args).await,
     }
 }
 
