@@ -271,3 +271,66 @@ async fn a_damaged_backup_is_refused_by_inspect_and_restore() {
         Some(1)
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lost_quorum_is_recovered_from_a_stopped_nodes_data_folder() {
+    // Frequent snapshots, so the state is a snapshot plus a log tail.
+    let c = Cluster::up(3, &[("DSYNC_SNAPSHOT_EVERY", "50")]);
+    let leader = c.wait_leader(3).await;
+    let client = c.client();
+    for i in 0..180 {
+        client
+            .kv_put(&format!("k/{i:03}"), json!(i), None)
+            .await
+            .unwrap();
+    }
+    // Every node is lost but the old leader's disk.
+    for id in 1..=3 {
+        c.kill9(id);
+    }
+    let data = c.node(leader).data_dir;
+    let file = c.dir.path().join("salvaged.backup");
+    let out = c.dsync_ok(&[
+        "backup",
+        "create",
+        "--from-data-dir",
+        data.to_str().unwrap(),
+        "--out",
+        file.to_str().unwrap(),
+        "--output",
+        "json",
+    ]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["salvaged"]["snapshot_index"].as_u64().unwrap() > 0, "{v}");
+    assert!(
+        v["salvaged"]["last_index"].as_u64().unwrap()
+            > v["salvaged"]["snapshot_index"].as_u64().unwrap(),
+        "{v}"
+    );
+
+    let restored_dir = tempfile::Builder::new()
+        .prefix("dsync-dr-")
+        .tempdir()
+        .unwrap();
+    let into = restored_dir.path().join("cluster");
+    c.dsync_ok(&[
+        "backup",
+        "restore",
+        file.to_str().unwrap(),
+        "--into",
+        into.to_str().unwrap(),
+        "--nodes",
+        "3",
+    ]);
+    let r = Cluster::adopt(restored_dir, &[]);
+    r.dsync_ok(&["cluster", "up"]);
+    r.wait_leader(3).await;
+    let items = r
+        .client()
+        .kv_list("k/", None, Consistency::Linearizable)
+        .await
+        .unwrap()
+        .items;
+    assert_eq!(items.len(), 180, "every acknowledged write survives");
+    assert_eq!(items[179].value, json!(179));
+}

@@ -16,6 +16,13 @@ pub struct CreateArgs {
     /// --output, so the file is given with --out.
     #[arg(long, value_name = "FILE")]
     pub out: PathBuf,
+
+    /// Disaster recovery, no quorum needed: build the backup offline from a
+    /// STOPPED node's data folder (its snapshot plus its whole log) instead
+    /// of asking the cluster. The log's tail past the commit point may hold
+    /// writes that were never acknowledged; the report shows both indexes.
+    #[arg(long, value_name = "DIR")]
+    pub from_data_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Serialize)]
@@ -24,11 +31,17 @@ pub struct Created {
     pub bytes: usize,
     pub header: BackupHeader,
     pub summary: BackupSummary,
+    /// Set for offline backups taken with --from-data-dir.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub salvaged: Option<dsync_server::backup::Salvaged>,
 }
 
 pub async fn run(global: &GlobalArgs, args: CreateArgs) -> anyhow::Result<i32> {
     let mut progress = Progress::new();
-    let created = take(global, &args.out, &mut progress).await?;
+    let created = match &args.from_data_dir {
+        Some(dir) => salvage(dir, &args.out, &mut progress).await?,
+        None => take(global, &args.out, &mut progress).await?,
+    };
     progress.finish();
     global.output.print(&created, || table(&created))?;
     Ok(crate::commands::EXIT_OK)
@@ -60,6 +73,41 @@ pub async fn take(
         bytes: bytes.len(),
         summary: dsync_server::backup::summarize(&snap),
         header,
+        salvaged: None,
+    })
+}
+
+/// Builds a backup from a stopped node's data folder.
+async fn salvage(dir: &Path, out: &Path, progress: &mut Progress) -> anyhow::Result<Created> {
+    progress.step(format!("reading the snapshot and log in {}", dir.display()));
+    let (snap, found) = dsync_server::backup::salvage(dir)
+        .await
+        .with_context(|| format!("cannot salvage {}", dir.display()))?;
+    let bytes = dsync_server::backup::encode(&snap, crate::cluster_file::now_ms())?;
+    let (header, snap) = dsync_server::backup::decode(&bytes, "the salvaged backup")?;
+    super::write_atomic(out, &bytes)?;
+    if found.last_index > found.committed_index {
+        progress.note(format!(
+            "note: entries {}..={} were in the log past the last recorded commit ({}); \
+             they may not have been acknowledged",
+            found.committed_index + 1,
+            found.last_index,
+            found.committed_index
+        ));
+    }
+    progress.note(format!(
+        "wrote {} from {} (snapshot at {}, log up to {})",
+        out.display(),
+        dir.display(),
+        found.snapshot_index,
+        found.last_index
+    ));
+    Ok(Created {
+        file: std::path::absolute(out)?,
+        bytes: bytes.len(),
+        summary: dsync_server::backup::summarize(&snap),
+        header,
+        salvaged: Some(found),
     })
 }
 
