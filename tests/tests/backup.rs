@@ -334,3 +334,51 @@ async fn lost_quorum_is_recovered_from_a_stopped_nodes_data_folder() {
     assert_eq!(items.len(), 180, "every acknowledged write survives");
     assert_eq!(items[179].value, json!(179));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn schedule_takes_backups_and_keeps_the_newest() {
+    let c = Cluster::up(1, &[]);
+    c.wait_leader(1).await;
+    let out_dir = c.dir.path().join("backups");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    std::fs::write(out_dir.join("README"), "not ours").unwrap();
+    let out = c.dsync_ok(&[
+        "backup",
+        "schedule",
+        "--every",
+        "50ms",
+        "--keep",
+        "2",
+        "--count",
+        "4",
+        "--out-dir",
+        out_dir.to_str().unwrap(),
+        "--output",
+        "json",
+    ]);
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4);
+    assert!(lines.iter().all(|l| l["ok"] == json!(true)), "{lines:?}");
+    let mut names: Vec<String> = std::fs::read_dir(&out_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names.len(),
+        3,
+        "two backups and the foreign file: {names:?}"
+    );
+    assert_eq!(names[0], "README");
+    // The survivors are the last two taken, and valid.
+    let last = lines[3]["file"].as_str().unwrap();
+    assert!(last.ends_with(&names[2]), "{last} vs {names:?}");
+    c.dsync_ok(&[
+        "backup",
+        "inspect",
+        out_dir.join(&names[1]).to_str().unwrap(),
+    ]);
+}
