@@ -33,7 +33,7 @@ if [ -z "$binary" ]; then
     dir="$profile"; [ "$profile" = dev ] && dir=debug
     binary="target/static/x86_64-unknown-linux-gnu/$dir/dsync"
 fi
-if ldd "$binary" >/dev/null 2>&1; then
+if ldd "$binary" 2>/dev/null | grep -q "=>"; then
     echo "$binary is dynamically linked; the scratch image needs a static binary" >&2
     exit 1
 fi

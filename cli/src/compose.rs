@@ -25,13 +25,14 @@ pub struct ComposeInfo {
 
 /// How node ports are published on the host.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Publish {
+pub enum Publish<'a> {
     /// Node i on host port `base + i`: the checked-in compose/docker-compose.yml,
     /// which a unit test keeps equal to this generator's output.
     #[cfg_attr(not(test), allow(dead_code))]
     Fixed(u16),
-    /// Ephemeral ports on 127.0.0.1, found with `compose port` (tests, CLI).
-    Loopback,
+    /// Node i on 127.0.0.1:`ports[i-1]`, ports picked free at creation and
+    /// kept, so a restarted container keeps its address.
+    Loopback(&'a [u16]),
 }
 
 pub fn service(id: u64) -> String {
@@ -61,7 +62,10 @@ pub fn compose_yaml(n: u64, image: &str, publish: Publish) -> String {
         }
         let port = match publish {
             Publish::Fixed(base) => format!("{}:{NODE_PORT}", base + id as u16),
-            Publish::Loopback => format!("127.0.0.1::{NODE_PORT}"),
+            Publish::Loopback(ports) => {
+                let port = ports.get(id as usize - 1).copied().unwrap_or(0);
+                format!("127.0.0.1:{port}:{NODE_PORT}")
+            }
         };
         services.insert(
             service(id),
@@ -217,7 +221,7 @@ mod tests {
 
     #[test]
     fn node_one_bootstraps_and_the_others_join_through_earlier_nodes() {
-        let text = compose_yaml(3, "dsync:test", Publish::Loopback);
+        let text = compose_yaml(3, "dsync:test", Publish::Loopback(&[9001, 9002, 9003]));
         let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
         let env = |id: u64| doc["services"][service(id).as_str()]["environment"].clone();
         assert_eq!(env(1)["DSYNC_BOOTSTRAP"], serde_yaml::Value::from("true"));
@@ -232,7 +236,7 @@ mod tests {
         );
         assert_eq!(
             doc["services"]["dsync-2"]["ports"][0],
-            serde_yaml::Value::from("127.0.0.1::7000")
+            serde_yaml::Value::from("127.0.0.1:9002:7000")
         );
         assert!(doc["volumes"]["dsync-3-data"].is_mapping());
     }

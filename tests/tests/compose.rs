@@ -135,6 +135,7 @@ impl ComposeCluster {
         Client::new(cfg).expect("client")
     }
 
+    /// Waits until every node of `among` follows the same leader, one of them.
     async fn leader(&self, among: &[u64]) -> u64 {
         wait_until(Duration::from_secs(30), "a leader", || async {
             let mut seen = Vec::new();
@@ -144,9 +145,11 @@ impl ComposeCluster {
                 }
             }
             let first = *seen.first()?;
-            (seen.len() == among.len() && seen.iter().all(|l| *l == first))
-                .then_some(first)
-                .flatten()
+            let leader = first?;
+            (seen.len() == among.len()
+                && seen.iter().all(|l| *l == first)
+                && among.contains(&leader))
+            .then_some(leader)
         })
         .await
     }

@@ -15,6 +15,7 @@ use crate::compose::{
     compose, compose_yaml, project_name, prometheus_yaml, published_addr, require_image,
     ComposeInfo, Publish, COMPOSE_FILE, PROMETHEUS_FILE,
 };
+use crate::local::free_ports;
 use crate::progress::Progress;
 
 /// Creates the compose project in `dir`, or brings an existing one back up
@@ -98,8 +99,12 @@ fn create_files(dir: &Path, nodes: u8, image: &str) -> anyhow::Result<ClusterFil
         .with_context(|| format!("cannot resolve {}", dir.display()))?;
     let n = u64::from(nodes);
     let compose_file = dir.join(COMPOSE_FILE);
-    std::fs::write(&compose_file, compose_yaml(n, image, Publish::Loopback))
-        .with_context(|| format!("cannot write {}", compose_file.display()))?;
+    let ports = free_ports(n as usize)?;
+    std::fs::write(
+        &compose_file,
+        compose_yaml(n, image, Publish::Loopback(&ports)),
+    )
+    .with_context(|| format!("cannot write {}", compose_file.display()))?;
     std::fs::write(dir.join(PROMETHEUS_FILE), prometheus_yaml(n))
         .with_context(|| format!("cannot write {}", dir.join(PROMETHEUS_FILE).display()))?;
     let info = ComposeInfo {
