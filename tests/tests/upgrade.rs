@@ -354,3 +354,18 @@ async fn the_rolling_upgrade_script_upgrades_and_rolls_back_from_primitives() {
         "{statuses:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn draining_the_only_voter_is_refused_and_it_keeps_serving() {
+    let c = Cluster::up(1, &[]);
+    c.wait_leader(1).await;
+    let out = c.dsync(&["node", "drain", "1"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("only voter"), "{err}");
+    c.client()
+        .kv_put("k", json!(1), None)
+        .await
+        .expect("still serving");
+    c.dsync_ok(&["node", "ready", "1", "--timeout", "5"]);
+}

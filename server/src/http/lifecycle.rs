@@ -50,14 +50,25 @@ async fn backup(State(node): State<Arc<Node>>) -> HttpResult<Response> {
 }
 
 /// Drains the node asked (not the leader): it turns clients away and, if
-/// it leads, hands leadership to the most caught-up follower. Repeating it
-/// is harmless, so a failed hand-off can simply be retried.
+/// it leads, hands leadership to the most caught-up follower. If that
+/// hand-off fails the drain is called off and the error returned; repeating
+/// a drain is harmless.
 async fn drain(State(node): State<Arc<Node>>) -> HttpResult<Json<DrainResponse>> {
     node.set_draining(true);
     tracing::info!(id = node.id, "draining: client requests now get 503");
     let was_leader = node.is_leader();
     let leader = if was_leader {
-        Some(node.transfer_leader(None).await?.leader)
+        match node.transfer_leader(None).await {
+            Ok(t) => Some(t.leader),
+            Err(e) => {
+                // A leader that cannot hand off (e.g. a one-node cluster)
+                // keeps serving rather than leaving the cluster leaderless
+                // for clients.
+                node.set_draining(false);
+                tracing::warn!(id = node.id, "drain called off, hand-off failed: {e}");
+                return Err(e.into());
+            }
+        }
     } else {
         node.status().leader
     };

@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::up::start;
 use super::wait::{all_agree, wait_for, Watched};
 use crate::cluster_file::{ClusterFile, NodeEntry};
-use crate::context::{GlobalArgs, RequestExt};
+use crate::context::{GlobalArgs, RequestError, RequestExt};
 use crate::local::{free_ports, is_dsync_process, pid_alive, send_signal, NodeYaml};
 use crate::output::Table;
 use crate::progress::Progress;
@@ -213,15 +213,23 @@ async fn shrink(
     let mut removed = Vec::new();
     for id in victims {
         progress.step(format!("removing node {id} from the membership"));
-        let after = client.remove_member(id).await.api().with_context(|| {
-            format!("cannot remove node {id}; nodes removed so far: {removed:?}")
-        })?;
-        if after
-            .members
-            .iter()
-            .any(|m| m.id == id && m.kind == MemberKind::Voter)
-        {
-            bail!("node {id} is still a voter after its removal was acknowledged");
+        match client.remove_member(id).await {
+            Ok(after) => {
+                if after
+                    .members
+                    .iter()
+                    .any(|m| m.id == id && m.kind == MemberKind::Voter)
+                {
+                    bail!("node {id} is still a voter after its removal was acknowledged");
+                }
+            }
+            // A retried removal whose first attempt went through.
+            Err(e) if e.code() == Some(dsync_api::ErrorCode::NotFound) => {}
+            Err(e) => {
+                return Err(RequestError(e)).with_context(|| {
+                    format!("cannot remove node {id}; nodes removed so far: {removed:?}")
+                })
+            }
         }
         let node = file
             .nodes
