@@ -55,13 +55,7 @@ pub async fn run(global: &GlobalArgs, args: ScaleArgs) -> anyhow::Result<i32> {
     }
     let target = args.nodes as usize;
     let from = file.nodes.len();
-    let warning = target.is_multiple_of(2).then(|| {
-        format!(
-            "{target} voters tolerate {} failure(s), no more than {}: prefer an odd size",
-            (target - 1) / 2,
-            target - 1
-        )
-    });
+    let warning = even_size_warning(target);
     if let Some(w) = &warning {
         eprintln!("warning: {w}");
     }
@@ -134,6 +128,17 @@ pub async fn run(global: &GlobalArgs, args: ScaleArgs) -> anyhow::Result<i32> {
         t.render()
     })?;
     Ok(crate::commands::EXIT_OK)
+}
+
+/// Even sizes buy no extra fault tolerance over one node fewer.
+fn even_size_warning(voters: usize) -> Option<String> {
+    voters.is_multiple_of(2).then(|| {
+        format!(
+            "{voters} voters tolerate {} failure(s), no more than {}: prefer an odd size",
+            (voters - 1) / 2,
+            voters - 1
+        )
+    })
 }
 
 /// Starts the new nodes; each joins as a learner and the leader promotes it
@@ -266,4 +271,17 @@ pub(crate) async fn stop(pid: u32) -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn even_sizes_are_warned_about() {
+        assert_eq!(even_size_warning(3), None);
+        assert_eq!(even_size_warning(1), None);
+        let w = even_size_warning(4).unwrap();
+        assert!(w.contains("tolerate 1 failure(s), no more than 3"), "{w}");
+    }
 }

@@ -416,3 +416,96 @@ fn print(global: &GlobalArgs, r: &Report) -> anyhow::Result<()> {
         out
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster_file::{NodeEntry, CLUSTER_FILE_VERSION};
+    use dsync_api::types::{MemberKind, MemberStatus};
+
+    fn status(id: u64, leader: u64, version: &str, applied: u64) -> NodeStatus {
+        NodeStatus {
+            id,
+            addr: format!("a:{id}"),
+            version: version.into(),
+            protocol: 1,
+            role: if id == leader {
+                Role::Leader
+            } else {
+                Role::Follower
+            },
+            term: 2,
+            leader: Some(leader),
+            last_index: 10,
+            commit_index: 10,
+            applied_index: applied,
+            snapshot_index: 0,
+            millis_since_quorum_ack: None,
+            members: (1..=3)
+                .map(|m| MemberStatus {
+                    id: m,
+                    addr: format!("a:{m}"),
+                    kind: MemberKind::Voter,
+                    match_index: None,
+                })
+                .collect(),
+        }
+    }
+
+    fn file(binaries: [Option<&str>; 3]) -> ClusterFile {
+        ClusterFile {
+            version: CLUSTER_FILE_VERSION,
+            runtime: "local".into(),
+            binary: "/old/dsync".into(),
+            created_at_ms: 0,
+            compose: None,
+            nodes: (1..=3u64)
+                .map(|id| NodeEntry {
+                    id,
+                    addr: format!("a:{id}"),
+                    pid: None,
+                    dir: "/x".into(),
+                    data_dir: "/x/data".into(),
+                    config: "/x/node.yaml".into(),
+                    log: "/x/log".into(),
+                    version: "0.1.0".into(),
+                    binary: binaries[id as usize - 1].map(PathBuf::from),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn followers_go_first_the_leader_last_and_done_nodes_are_skipped() {
+        let target = VersionInfo {
+            version: "0.2.0".into(),
+            protocol: 1,
+        };
+        let st = vec![
+            status(1, 2, "0.1.0", 10),
+            status(2, 2, "0.1.0", 10),
+            status(3, 2, "0.2.0", 10),
+        ];
+        let f = file([None, None, Some("/new/dsync")]);
+        let p = plan(&f, &st, Path::new("/new/dsync"), &target);
+        let order: Vec<(u64, &str)> = p.iter().map(|s| (s.id, s.action)).collect();
+        assert_eq!(order, vec![(1, "upgrade"), (3, "skip"), (2, "upgrade")]);
+    }
+
+    #[test]
+    fn a_restarted_node_is_ready_only_on_the_new_version_and_caught_up() {
+        let observe = |v: &str, applied| -> Observed {
+            vec![
+                (1, Ok(status(1, 2, v, applied))),
+                (2, Ok(status(2, 2, "0.1.0", 10))),
+                (3, Ok(status(3, 2, "0.1.0", 10))),
+            ]
+        };
+        assert!(caught_up(1, Some("0.2.0"), 3, &observe("0.2.0", 10)).ready());
+        let r = caught_up(1, Some("0.2.0"), 3, &observe("0.1.0", 10));
+        assert!(r.not_ready[0].1.contains("reports version 0.1.0"), "{r:?}");
+        let r = caught_up(1, Some("0.2.0"), 3, &observe("0.2.0", 4));
+        assert!(r.not_ready[0].1.contains("applied 4 of 10"), "{r:?}");
+        assert!(caught_up(1, None, 3, &observe("0.1.0", 10)).ready());
+    }
+}
