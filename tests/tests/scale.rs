@@ -157,3 +157,20 @@ async fn removals_keep_a_healthy_quorum_and_removing_the_leader_hands_over() {
         assert_eq!(voters, rest, "membership seen by node {id}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scaling_down_removes_a_dead_node_first_and_warns_on_even_sizes() {
+    let c = Cluster::up(3, &[]);
+    let leader = c.wait_leader(3).await;
+    let dead = (1..=3).find(|id| *id != leader).unwrap();
+    c.kill9(dead);
+    let out = c.dsync_ok(&["cluster", "scale", "--nodes", "2", "--output", "json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["removed"], json!([dead]), "{v}");
+    assert!(v["warning"].as_str().unwrap().contains("odd"), "{v}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("warning:"));
+    let mut rest: Vec<u64> = (1..=3).filter(|id| *id != dead).collect();
+    rest.sort();
+    wait_membership(&c, &rest).await;
+    c.client().kv_put("k", json!(1), None).await.expect("write");
+}

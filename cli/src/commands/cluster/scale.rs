@@ -10,7 +10,7 @@ use nix::sys::signal::Signal;
 use serde::Serialize;
 
 use super::up::start;
-use super::wait::{all_agree, wait_for, Watched};
+use super::wait::{all_agree, healthy, wait_for, Watched};
 use crate::cluster_file::{ClusterFile, NodeEntry};
 use crate::context::{GlobalArgs, RequestError, RequestExt};
 use crate::local::{free_ports, is_dsync_process, pid_alive, send_signal, NodeYaml};
@@ -207,14 +207,11 @@ async fn shrink(
 ) -> anyhow::Result<Vec<u64>> {
     let client = global.client()?;
     let leader = client.status().await.api()?.leader;
-    let mut victims: Vec<u64> = file
-        .nodes
-        .iter()
-        .map(|n| n.id)
-        .filter(|id| Some(*id) != leader)
-        .collect();
-    victims.sort_unstable_by(|a, b| b.cmp(a));
-    victims.truncate(file.nodes.len() - target);
+    let mut candidates = Vec::new();
+    for n in file.nodes.iter().filter(|n| Some(n.id) != leader) {
+        candidates.push((n.id, healthy(n.id, &n.addr).await));
+    }
+    let victims = pick_victims(candidates, file.nodes.len() - target);
     let mut removed = Vec::new();
     for id in victims {
         progress.step(format!("removing node {id} from the membership"));
@@ -258,6 +255,17 @@ async fn shrink(
     Ok(removed)
 }
 
+/// Which members to remove: nodes that are down first (removing them costs
+/// no redundancy), then the highest ids.
+fn pick_victims(mut candidates: Vec<(u64, bool)>, count: usize) -> Vec<u64> {
+    candidates.sort_by_key(|(id, up)| (*up, std::cmp::Reverse(*id)));
+    candidates
+        .into_iter()
+        .take(count)
+        .map(|(id, _)| id)
+        .collect()
+}
+
 /// SIGTERM, then SIGKILL after 10 s.
 pub(crate) async fn stop(pid: u32) -> anyhow::Result<()> {
     send_signal(pid, Signal::SIGTERM)?;
@@ -276,6 +284,14 @@ pub(crate) async fn stop(pid: u32) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nodes_that_are_down_are_removed_first_then_the_highest_ids() {
+        let c = vec![(2, true), (3, false), (4, true), (5, true)];
+        assert_eq!(pick_victims(c.clone(), 2), vec![3, 5]);
+        assert_eq!(pick_victims(c, 1), vec![3]);
+        assert_eq!(pick_victims(vec![(2, true), (3, true)], 2), vec![3, 2]);
+    }
 
     #[test]
     fn even_sizes_are_warned_about() {
