@@ -48,7 +48,7 @@ pub enum Command {
     /// stderr; filter them with DSYNC_LOG or RUST_LOG (default:
     /// info,openraft=warn).
     Server(Box<ServerArgs>),
-    /// Start, inspect and stop a cluster of local nodes.
+    /// Start, inspect, scale, upgrade and stop a cluster of local nodes.
     #[command(subcommand)]
     Cluster(ClusterCommand),
     /// Read and write the replicated key-value store.

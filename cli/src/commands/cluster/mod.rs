@@ -45,8 +45,9 @@ pub enum ClusterCommand {
     /// Grow or shrink the local cluster to N voters, one member at a time.
     ///
     /// Growing starts new nodes that join as learners and are promoted to
-    /// voters once caught up. Shrinking removes members (highest ids first,
-    /// never the leader) from the Raft membership, and only then stops their
+    /// voters once caught up. Shrinking removes members (nodes that are down
+    /// first, then the highest ids, never the leader) from the Raft
+    /// membership, and only then stops their
     /// processes and deletes their folders. The leader refuses a removal
     /// that would leave fewer healthy voters than a quorum of the rest.
     /// Even sizes are allowed but warned about.
