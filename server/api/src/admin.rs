@@ -19,14 +19,16 @@ impl Client {
             .await
     }
 
-    /// A backup file of the cluster's state at a linearizable point.
-    pub async fn backup(&self) -> Result<Vec<u8>> {
-        let opts = CallOpts {
-            timeout: Some(BACKUP_TIMEOUT),
-            idempotent: true,
-        };
-        self.call_opts::<()>(Method::GET, routes::BACKUP, None, opts)
-            .await
+    /// A backup file of the cluster's state at a linearizable point;
+    /// `progress` sees (announced length, bytes so far) as pieces arrive.
+    pub async fn backup(&self, mut progress: impl FnMut(Option<u64>, u64)) -> Result<Vec<u8>> {
+        let mut out = Vec::new();
+        self.download(routes::BACKUP, BACKUP_TIMEOUT, |total, piece| {
+            out.extend_from_slice(piece);
+            progress(total, out.len() as u64);
+        })
+        .await?;
+        Ok(out)
     }
 
     /// Drains the node this client talks to (build it with that one endpoint).

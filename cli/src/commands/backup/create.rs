@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use dsync_server::backup::{BackupHeader, BackupSummary};
+use indicatif::HumanBytes;
 use serde::Serialize;
 
 use crate::context::{GlobalArgs, RequestExt};
@@ -55,7 +56,29 @@ pub async fn take(
 ) -> anyhow::Result<Created> {
     let client = global.client()?;
     progress.step("asking the leader for a consistent snapshot");
-    let bytes = client.backup().await.api().context("backup failed")?;
+    let mut shown = None;
+    let bytes = client
+        .backup(|total, got| {
+            // One update per tenth, so piped output stays a few lines.
+            let (step, text) = match total.filter(|t| *t > 0) {
+                Some(t) => (
+                    Some(got * 10 / t),
+                    format!(
+                        "downloading the backup: {} of {}",
+                        HumanBytes(got),
+                        HumanBytes(t)
+                    ),
+                ),
+                None => (None, format!("downloading the backup: {}", HumanBytes(got))),
+            };
+            if step.is_none() || step != shown {
+                shown = step;
+                progress.step(text);
+            }
+        })
+        .await
+        .api()
+        .context("backup failed")?;
     progress.step(format!("received {} bytes; verifying", bytes.len()));
     let (header, snap) = dsync_server::backup::decode(&bytes, "the backup received")
         .map_err(|e| anyhow::anyhow!("the cluster sent a damaged backup: {e}"))?;
