@@ -96,9 +96,13 @@ async fn drain_turns_clients_away_and_moves_leadership_and_ready_reports_it() {
     let v = json_of(&out);
     assert!(v["reason"].as_str().unwrap().contains("draining"), "{v}");
 
-    // A restart ends the drain.
-    c.kill9(leader);
-    c.dsync_ok(&["cluster", "up"]);
+    // DELETE ends the drain (so does a restart).
+    let resp = reqwest::Client::new()
+        .delete(format!("http://{}/v1/node/drain", c.node(leader).addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
     let out = c.dsync_ok(&[
         "node",
         "ready",
