@@ -42,6 +42,10 @@ pub struct NodeEntry {
     pub log: PathBuf,
     /// dsync version the node runs.
     pub version: String,
+    /// The binary this node runs when it differs from the cluster's
+    /// (set by `cluster upgrade`, node by node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binary: Option<PathBuf>,
 }
 
 impl ClusterFile {
@@ -120,6 +124,7 @@ mod tests {
                     config: dir.join(format!("node-{i}/node.yaml")),
                     log: dir.join(format!("node-{i}/server.log")),
                     version: "0.1.0".into(),
+                    binary: None,
                 })
                 .collect(),
         }

@@ -45,16 +45,50 @@ impl NodeYaml {
     }
 }
 
+/// Lowest port picked for a node.
+const FIRST_NODE_PORT: u16 = 10_000;
+
 /// Free loopback ports, all held open at once so none is handed out twice.
+///
+/// They are picked below the kernel's ephemeral range when it leaves room:
+/// a port inside that range can be taken by the local end of any outgoing
+/// connection while its node is stopped, and the node's restart (upgrade,
+/// `cluster up`) would then fail with "address in use".
 pub fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
-    let listeners = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0"))
-        .collect::<std::io::Result<Vec<_>>>()
-        .context("cannot find a free port on 127.0.0.1")?;
+    use rand::Rng;
+    let ephemeral_start = ephemeral_range_start().unwrap_or(32_768);
+    let mut listeners = Vec::with_capacity(n);
+    if ephemeral_start > FIRST_NODE_PORT + 100 {
+        let mut rng = rand::thread_rng();
+        for _ in 0..n * 100 {
+            if listeners.len() == n {
+                break;
+            }
+            let port = rng.gen_range(FIRST_NODE_PORT..ephemeral_start);
+            if let Ok(l) = TcpListener::bind(("127.0.0.1", port)) {
+                listeners.push(l);
+            }
+        }
+    }
+    while listeners.len() < n {
+        listeners.push(
+            TcpListener::bind("127.0.0.1:0").context("cannot find a free port on 127.0.0.1")?,
+        );
+    }
     listeners
         .iter()
         .map(|l| Ok(l.local_addr()?.port()))
         .collect()
+}
+
+/// First port of the kernel's ephemeral range (Linux), if readable.
+fn ephemeral_range_start() -> Option<u16> {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Starts `binary server --config <config>` in its own process group (so a
@@ -184,6 +218,9 @@ mod tests {
         unique.dedup();
         assert_eq!(unique.len(), 5);
         assert!(ports.iter().all(|p| *p != 0));
+        if let Some(start) = ephemeral_range_start().filter(|s| *s > FIRST_NODE_PORT + 100) {
+            assert!(ports.iter().all(|p| *p < start), "{ports:?} below {start}");
+        }
     }
 
     #[test]

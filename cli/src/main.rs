@@ -16,12 +16,14 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+use commands::backup::BackupCommand;
 use commands::bench::BenchCommand;
 use commands::cache::CacheCommand;
 use commands::cluster::ClusterCommand;
 use commands::kv::KvCommand;
 use commands::leader::LeaderCommand;
 use commands::lock::LockCommand;
+use commands::node::NodeCommand;
 use commands::probe::ProbeCommand;
 use commands::queue::QueueCommand;
 use commands::server::ServerArgs;
@@ -47,7 +49,7 @@ pub enum Command {
     /// stderr; filter them with DSYNC_LOG or RUST_LOG (default:
     /// info,openraft=warn).
     Server(Box<ServerArgs>),
-    /// Start, inspect and stop a cluster of local nodes.
+    /// Start, inspect, scale, upgrade and stop a cluster of local nodes.
     #[command(subcommand)]
     Cluster(ClusterCommand),
     /// Read and write the replicated key-value store.
@@ -64,6 +66,11 @@ pub enum Command {
     /// leadership to the selected node and r force-releases the selected
     /// lock, each after a confirmation.
     Tui,
+    /// Drain a node or wait until it is ready (rolling maintenance).
+    #[command(subcommand)]
+    Node(NodeCommand),
+    /// Print the version nodes of this binary report and their wire protocol.
+    Version,
     /// Take, renew, release and inspect distributed locks, or run a command under one.
     #[command(subcommand)]
     Lock(LockCommand),
@@ -79,6 +86,9 @@ pub enum Command {
     /// Read and write through a node's coherent (MESI) cache; inspect line states.
     #[command(subcommand)]
     Cache(CacheCommand),
+    /// Take, verify and restore backups of a cluster's state.
+    #[command(subcommand)]
+    Backup(BackupCommand),
 }
 
 fn main() {

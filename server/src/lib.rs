@@ -1,6 +1,7 @@
 //! dsync node runtime: configuration, Raft (openraft) over a redb log, the
 //! replicated state machine, and the HTTP API (axum).
 
+pub mod backup;
 pub mod cache;
 pub mod config;
 pub mod error;
@@ -30,6 +31,21 @@ pub const VERSION: &str = match option_env!("DSYNC_BUILD_VERSION") {
     None => env!("CARGO_PKG_VERSION"),
 };
 
+/// The version this process reports (status, backups, logs): [`VERSION`],
+/// unless `DSYNC_VERSION_OVERRIDE` is set. That variable is a testing aid
+/// for rolling upgrades: it changes only the reported string, never the
+/// code, the wire protocol or the data formats, so a wrapper script that
+/// sets it stands in for "a second build of the same code".
+pub fn version() -> &'static str {
+    static V: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    V.get_or_init(|| {
+        std::env::var("DSYNC_VERSION_OVERRIDE")
+            .ok()
+            .filter(|v| !v.trim().is_empty() && v.len() <= 64)
+            .unwrap_or_else(|| VERSION.to_string())
+    })
+}
+
 /// Runs one node until SIGTERM or SIGINT.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     config.validate()?;
@@ -45,11 +61,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         id = node.id,
         addr = %node.addr,
         data_dir = %config.data_dir.display(),
-        version = VERSION,
+        version = version(),
         "dsync node started"
     );
     if config.bootstrap {
         node.bootstrap_if_new().await?;
+        tokio::spawn(node.clone().name_new_cluster());
     }
     if !config.join.is_empty() && !node.is_voter() {
         tokio::spawn(join_until_member(node.clone()));

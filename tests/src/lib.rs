@@ -80,6 +80,19 @@ impl Cluster {
         c
     }
 
+    /// A handle on a cluster folder prepared elsewhere (e.g. by `dsync
+    /// backup restore` into `<dir>/cluster`); nothing is started.
+    pub fn adopt(dir: tempfile::TempDir, env: &[(&str, &str)]) -> Cluster {
+        Cluster {
+            dir,
+            bin: dsync_bin(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
+    }
+
     pub fn cluster_dir(&self) -> PathBuf {
         self.dir.path().join("cluster")
     }

@@ -4,6 +4,7 @@
 //! and the tests all speak through these types, so a field renamed here is
 //! renamed everywhere.
 
+pub mod admin;
 pub mod breaker;
 pub mod cache;
 pub mod client;

@@ -7,6 +7,13 @@ pub const STATUS: &str = "/v1/status";
 pub const KV: &str = "/v1/kv";
 pub const MEMBERS: &str = "/v1/cluster/members";
 pub const LEADER_TRANSFER: &str = "/v1/cluster/leader/transfer";
+pub const BACKUP: &str = "/v1/cluster/backup";
+pub const NODE_DRAIN: &str = "/v1/node/drain";
+
+/// Path of one member.
+pub fn member(id: u64) -> String {
+    format!("{MEMBERS}/{id}")
+}
 pub const LOCKS: &str = "/v1/locks";
 pub const LOCK_GRAPH: &str = "/v1/locks/graph";
 pub const QUEUES: &str = "/v1/queues";

@@ -208,6 +208,18 @@ pub struct MembershipResponse {
     pub members: Vec<MemberStatus>,
 }
 
+/// `POST /v1/node/drain` response.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DrainResponse {
+    /// The node that now refuses client requests.
+    pub id: u64,
+    pub draining: bool,
+    /// The leader as the node knows it after the drain.
+    pub leader: Option<u64>,
+    /// Whether the node led when the drain started.
+    pub was_leader: bool,
+}
+
 /// `GET /health` and `GET /ready`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Health {

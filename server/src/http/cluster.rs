@@ -39,7 +39,9 @@ async fn health(State(node): State<Arc<Node>>) -> Json<Health> {
 /// A leader is known and this node has applied everything it knows committed.
 async fn ready(State(node): State<Arc<Node>>) -> Response {
     let s = node.status();
-    let reason = if s.leader.is_none() {
+    let reason = if node.is_draining() {
+        Some("draining: not taking client requests".to_string())
+    } else if s.leader.is_none() {
         Some("no leader is known".to_string())
     } else if s.applied_index < s.commit_index {
         Some(format!(

@@ -7,6 +7,7 @@ pub mod error;
 mod events;
 mod extract;
 mod kv;
+mod lifecycle;
 mod locks;
 mod queue;
 mod raft;
@@ -36,6 +37,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .merge(locks::router())
         .merge(queue::router())
         .merge(events::router())
+        .merge(lifecycle::router())
         .layer(DefaultBodyLimit::max(node.config.max_body_bytes));
     let peer = raft::router().layer(DefaultBodyLimit::max(PEER_BODY_LIMIT));
     Router::new()
@@ -43,6 +45,10 @@ pub fn router(node: Arc<Node>) -> Router {
         .merge(peer)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            node.clone(),
+            lifecycle::drain_gate,
+        ))
         .layer(middleware::from_fn_with_state(node.clone(), observe))
         .with_state(node)
 }

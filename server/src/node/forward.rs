@@ -29,6 +29,9 @@ pub enum ForwardRequest {
     },
     /// To a leadership-transfer target, from the leader handing off.
     Elect,
+    Remove {
+        id: u64,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -152,6 +155,10 @@ impl Node {
                     })
             }
             ForwardRequest::Elect => self.elect_now().await.map(|()| ForwardReply::Done),
+            ForwardRequest::Remove { id } => self
+                .remove_local(id)
+                .await
+                .map(|m| ForwardReply::Members(serde_json::to_string(&m).unwrap_or_default())),
         };
         res.map_err(cmd_err)
     }

@@ -9,7 +9,7 @@ use openraft::{BasicNode, ChangeMembers, ServerState};
 use super::{ForwardReply, ForwardRequest, Node};
 use crate::error::{Error, Result};
 
-fn membership_err(e: RaftError<u64, ClientWriteError<u64, BasicNode>>) -> Error {
+pub(super) fn membership_err(e: RaftError<u64, ClientWriteError<u64, BasicNode>>) -> Error {
     match e {
         RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => {
             Error::Unavailable("leadership moved; retry".into())
@@ -120,7 +120,7 @@ impl Node {
         NodeStatus {
             id: self.id,
             addr: self.addr.clone(),
-            version: crate::VERSION.to_string(),
+            version: crate::version().to_string(),
             protocol: dsync_api::PROTOCOL_VERSION,
             role,
             term: m.current_term,

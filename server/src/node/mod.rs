@@ -1,6 +1,7 @@
 //! One running node: Raft, storage, state and the background tasks.
 
 mod forward;
+mod lifecycle;
 mod locks;
 mod membership;
 mod queue;
@@ -42,6 +43,8 @@ pub struct Node {
     proposer: Proposer,
     /// When a leader last appended to us (for `stale` reads).
     leader_contact: Mutex<Option<Instant>>,
+    /// Set by `POST /v1/node/drain`: client requests get 503 here.
+    draining: AtomicBool,
     handing_off: AtomicBool,
     transfer_lock: tokio::sync::Mutex<()>,
 }
@@ -108,6 +111,7 @@ impl Node {
             events,
             proposer,
             leader_contact: Mutex::new(None),
+            draining: AtomicBool::new(false),
             handing_off: AtomicBool::new(false),
             transfer_lock: tokio::sync::Mutex::new(()),
         });
@@ -135,6 +139,26 @@ impl Node {
             .map_err(|e| Error::Internal(format!("bootstrap: {e}")))?;
         tracing::info!(id = self.id, "bootstrapped a new cluster");
         Ok(())
+    }
+
+    /// Names a freshly bootstrapped cluster once this node leads it.
+    pub async fn name_new_cluster(self: Arc<Self>) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if self.cluster_id().is_some() {
+                return;
+            }
+            if self.is_leader() {
+                match self.ensure_cluster_id().await {
+                    Ok(id) => {
+                        tracing::info!(cluster_id = %id, "named the new cluster");
+                        return;
+                    }
+                    Err(e) => tracing::debug!("cluster id not set yet: {e}"),
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// The leader as this node knows it: (id, address).

@@ -90,7 +90,7 @@ impl Node {
         }
     }
 
-    async fn wait_applied(&self, index: u64) -> Result<()> {
+    pub(super) async fn wait_applied(&self, index: u64) -> Result<()> {
         if self.applied_index() >= index {
             return Ok(());
         }

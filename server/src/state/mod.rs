@@ -98,6 +98,11 @@ pub enum Command {
     LockForceRelease {
         name: String,
     },
+    /// Names the cluster once: the first id applied wins, later ones are
+    /// ignored, so every node and every backup agrees on it.
+    SetClusterId {
+        id: String,
+    },
 }
 
 impl Command {
@@ -125,6 +130,7 @@ impl Command {
             | Command::QueueRedrive { topic }
             | Command::QueueConfigure { topic, .. } => topic.len() + 32,
             Command::LockForceRelease { name } => name.len() + 16,
+            Command::SetClusterId { id } => id.len() + 16,
         }
     }
 }
@@ -214,6 +220,8 @@ pub struct StateData {
     /// it (`/v1/events`); not part of the replicated state or snapshots.
     #[serde(skip)]
     pub outbox: Vec<Event>,
+    /// Set once by the first leader of a new cluster (see `SetClusterId`).
+    pub cluster_id: Option<String>,
 }
 
 impl StateData {
@@ -360,6 +368,10 @@ impl StateData {
             Command::LockForceRelease { name } => {
                 Ok(CmdValue::Released(l.force_release(&name, &mut ctx)))
             }
+            Command::SetClusterId { id } => {
+                self.cluster_id.get_or_insert(id);
+                Ok(CmdValue::Done)
+            }
         }
     }
 }
@@ -367,6 +379,18 @@ impl StateData {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_first_cluster_id_wins() {
+        let mut d = StateData::default();
+        let set = |id: &str| Request {
+            now_ms: 1,
+            cmds: vec![Command::SetClusterId { id: id.into() }],
+        };
+        d.apply(set("a"));
+        d.apply(set("b"));
+        assert_eq!(d.cluster_id.as_deref(), Some("a"));
+    }
 
     fn put(key: &str, v: &str, if_version: Option<u64>) -> Command {
         Command::KvPut {

@@ -128,6 +128,7 @@ fn create_files(dir: &Path, nodes: u8, image: &str) -> anyhow::Result<ClusterFil
                 config: compose_file.clone(),
                 log: Default::default(),
                 version: String::new(),
+                binary: None,
             })
             .collect(),
     };

@@ -197,6 +197,7 @@ mod tests {
                 config: dir.join("node-1/node.yaml"),
                 log: dir.join("node-1/server.log"),
                 version: "0.1.0".into(),
+                binary: None,
             }],
         }
     }

@@ -167,6 +167,7 @@ async fn create(
             data_dir,
             config,
             version: env!("CARGO_PKG_VERSION").to_string(),
+            binary: None,
         });
     }
     // Written before anything starts so `cluster down` can always clean up.
@@ -271,16 +272,17 @@ async fn restart(
 }
 
 /// Spawns node `id` and records its pid at once.
-fn start(
+pub(super) fn start(
     dir: &Path,
     file: &mut ClusterFile,
     id: u64,
     progress: &mut Progress,
 ) -> anyhow::Result<Watched> {
-    let binary = file.binary.clone();
+    let default_binary = file.binary.clone();
     let node = file
         .node_mut(id)
         .context("node missing from the cluster file")?;
+    let binary = node.binary.clone().unwrap_or(default_binary);
     progress.note(format!("starting node {id} on {}", node.addr));
     let child = spawn_node(&binary, &node.config, &node.log)?;
     node.pid = Some(child.id());
