@@ -9,6 +9,8 @@ pub const MEMBERS: &str = "/v1/cluster/members";
 pub const LOCKS: &str = "/v1/locks";
 pub const LOCK_GRAPH: &str = "/v1/locks/graph";
 pub const QUEUES: &str = "/v1/queues";
+pub const AUTH_WHOAMI: &str = "/v1/auth/whoami";
+pub const AUTH_TOKENS: &str = "/v1/auth/tokens";
 
 /// Path of one topic, or one of its verbs (`messages`, `consume`, `ack`, …).
 pub fn topic(name: &str, verb: Option<&str>) -> String {
@@ -26,6 +28,8 @@ pub fn lock(name: &str, verb: Option<&str>) -> String {
     }
 }
 
+/// Prefix of every peer-only route: all of them require the cluster secret.
+pub const RAFT_PREFIX: &str = "/raft/";
 /// Peer-only routes (Raft RPCs and one-hop forwarding between nodes).
 pub const RAFT_APPEND: &str = "/raft/append";
 pub const RAFT_VOTE: &str = "/raft/vote";

@@ -1,6 +1,7 @@
 //! HTTP: one router per domain, merged here, with the response headers,
 //! metrics and JSON fallbacks every route shares.
 
+mod auth;
 mod cluster;
 pub mod error;
 mod extract;
@@ -20,6 +21,7 @@ use axum::Router;
 use dsync_api::{ApiError, ErrorCode, HEADER_LEADER, HEADER_NODE, HEADER_TERM};
 
 use self::error::HttpError;
+use crate::auth::guard::guard;
 use crate::metrics::RouteLabels;
 use crate::node::Node;
 
@@ -28,6 +30,7 @@ const PEER_BODY_LIMIT: usize = 256 * 1024 * 1024;
 
 pub fn router(node: Arc<Node>) -> Router {
     let client = Router::new()
+        .merge(auth::router())
         .merge(cluster::router())
         .merge(kv::router())
         .merge(locks::router())
@@ -39,6 +42,8 @@ pub fn router(node: Arc<Node>) -> Router {
         .merge(peer)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        // Outside every route, so routes any router adds are guarded too.
+        .layer(middleware::from_fn_with_state(node.clone(), guard))
         .layer(middleware::from_fn_with_state(node.clone(), observe))
         .with_state(node)
 }

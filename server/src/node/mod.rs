@@ -14,6 +14,7 @@ use openraft::BasicNode;
 
 pub use forward::{ForwardReply, ForwardRequest};
 
+use crate::auth::guard::Security;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
@@ -32,6 +33,8 @@ pub struct Node {
     pub log: LogStore,
     pub metrics: Arc<Metrics>,
     pub peers: reqwest::Client,
+    /// Credentials, limits and the audit log.
+    pub security: Arc<Security>,
     proposer: Proposer,
     /// When a leader last appended to us (for `stale` reads).
     leader_contact: Mutex<Option<Instant>>,
@@ -66,7 +69,8 @@ impl Node {
         .validate()
         .map_err(|e| Error::Config(format!("raft configuration: {e}")))?;
 
-        let peers = peer_http_client();
+        let security = Arc::new(Security::from_config(&config).map_err(Error::Config)?);
+        let peers = peer_http_client(security.auth.cluster_secret());
         let raft = Raft::new(
             config.id,
             Arc::new(raft_config),
@@ -92,6 +96,7 @@ impl Node {
             log,
             metrics,
             peers,
+            security,
             proposer,
             leader_contact: Mutex::new(None),
         });

@@ -32,10 +32,21 @@ pub enum PeerError {
     Network(String, String),
 }
 
-/// Builds the shared HTTP client for peer traffic.
-pub fn peer_http_client() -> reqwest::Client {
+/// Builds the shared HTTP client for peer traffic. Every peer request is
+/// sent through it, so it carries the cluster secret (when there is one)
+/// on all of them.
+pub fn peer_http_client(cluster_secret: Option<&str>) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(s) = cluster_secret {
+        let mut v = reqwest::header::HeaderValue::from_str(s).expect("secrets are validated text");
+        v.set_sensitive(true);
+        headers.insert(dsync_api::HEADER_CLUSTER_SECRET, v);
+    }
     reqwest::Client::builder()
+        .default_headers(headers)
         .pool_max_idle_per_host(32)
+        // Below the peers' header read timeout, which closes idle connections.
+        .pool_idle_timeout(Duration::from_secs(20))
         .tcp_nodelay(true)
         .connect_timeout(Duration::from_millis(500))
         .build()
