@@ -36,6 +36,10 @@ pub struct NodeYaml {
     pub bootstrap: bool,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub join: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<dsync_server::auth::AuthConfig>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_log: Option<PathBuf>,
 }
 
 impl NodeYaml {
@@ -162,6 +166,8 @@ mod tests {
             data_dir: PathBuf::from("/tmp/x/node-2/data"),
             bootstrap: false,
             join: vec!["127.0.0.1:7001".into()],
+            auth: None,
+            audit_log: None,
         };
         let text = serde_yaml::to_string(&node).unwrap();
         assert!(!text.contains("bootstrap"), "{text}");

@@ -7,6 +7,7 @@ mod duration;
 mod local;
 mod output;
 mod progress;
+mod secrets;
 
 use clap::{Parser, Subcommand};
 
@@ -15,6 +16,7 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+use commands::auth::AuthCommand;
 use commands::bench::BenchCommand;
 use commands::cluster::ClusterCommand;
 use commands::kv::KvCommand;
@@ -58,6 +60,9 @@ pub enum Command {
     /// Measure throughput and latency against a running cluster.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Create client tokens and check which principal a token is.
+    #[command(subcommand)]
+    Auth(AuthCommand),
 }
 
 fn main() {

@@ -62,7 +62,9 @@ pub fn classify(method: &Method, path: &str, query: Option<&str>) -> Access {
     let by_method =
         |target: Target| Access::Needs(if read { Role::Read } else { Role::Write }, target);
     match path {
-        "/health" | "/ready" | "/openapi.json" => return Access::Public,
+        // Status shows topology, never data; tools poll it while a cluster
+        // forms, as with Consul's /v1/status.
+        "/health" | "/ready" | "/openapi.json" | "/v1/status" => return Access::Public,
         "/metrics" => return Access::Needs(Role::Read, Target::Nothing),
         _ => {}
     }
@@ -77,7 +79,6 @@ pub fn classify(method: &Method, path: &str, query: Option<&str>) -> Access {
     match segs.as_slice() {
         ["auth", "whoami"] => Access::Authenticated,
         ["auth", ..] | ["cluster", ..] | ["node", ..] => Access::Needs(Role::Admin, Target::Global),
-        ["status"] => Access::Needs(Role::Read, Target::Nothing),
         ["events"] => Access::Needs(Role::Read, Target::Global),
         [k, name, "force-release"] => match kind_of(k) {
             Some(kind) => Access::Needs(Role::Admin, Target::Named(kind, name.to_string())),
@@ -173,7 +174,7 @@ mod tests {
             c("POST", "/v1/auth/tokens"),
             needs(Role::Admin, Target::Global)
         );
-        assert_eq!(c("GET", "/v1/status"), needs(Role::Read, Target::Nothing));
+        assert_eq!(c("GET", "/v1/status"), Access::Public);
         assert_eq!(c("GET", "/metrics"), needs(Role::Read, Target::Nothing));
         assert_eq!(
             c("GET", "/v1/cluster/backup"),
