@@ -86,32 +86,32 @@ pub async fn guard(State(node): State<Arc<Node>>, mut req: Request, next: Next) 
     }
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let mut admin = false;
-    let checked = sec.auth.authenticate(req.headers()).and_then(|p| {
-        match &access {
-            Access::Peer => {
-                return Err(ApiError::new(
-                    ErrorCode::PermissionDenied,
-                    "peer routes accept only the cluster secret, never a client credential",
-                ))
+    let checked = match sec.auth.authenticate(req.headers()) {
+        // Without the cluster secret (checked above), a peer route is refused
+        // whatever else the request carries.
+        _ if access == Access::Peer => Err((credential_hint(&req), peer_refusal(&req))),
+        Err(e) => Err((credential_hint(&req), e)),
+        Ok(p) => {
+            let refused = match &access {
+                Access::Peer => Some(peer_refusal(&req)),
+                Access::Needs(role, target) => permit(&p, *role, target).err(),
+                Access::Public | Access::Authenticated => None,
+            };
+            match refused {
+                Some(e) => Err((p.name, e)),
+                None => Ok(p),
             }
-            Access::Needs(role, target) => {
-                permit(&p, *role, target)?;
-                admin = *role == Role::Admin;
-            }
-            Access::Public | Access::Authenticated => {}
         }
-        Ok(p)
-    });
+    };
     let principal = match checked {
         Ok(p) => p,
-        Err(e) => {
+        Err((who, e)) => {
             let resp = refuse(e);
-            let who = credential_hint(&req);
             audit(&node, who, remote, &method, &path, resp.status().as_u16()).await;
             return resp;
         }
     };
+    let admin = matches!(access, Access::Needs(Role::Admin, _));
     let key = if principal.bound || principal == Principal::peer() {
         principal.name.clone()
     } else {
@@ -139,6 +139,21 @@ pub async fn guard(State(node): State<Arc<Node>>, mut req: Request, next: Next) 
         audit(&node, name, remote, &method, &path, status).await;
     }
     resp
+}
+
+/// Why a request without the cluster secret cannot reach a peer route.
+fn peer_refusal(req: &Request) -> ApiError {
+    if req.headers().contains_key(header::AUTHORIZATION) {
+        ApiError::new(
+            ErrorCode::PermissionDenied,
+            "peer routes accept only the cluster secret, never a client credential",
+        )
+    } else {
+        ApiError::new(
+            ErrorCode::Unauthenticated,
+            "peer routes need the cluster secret",
+        )
+    }
 }
 
 /// Who a refused request claimed to be, without keeping its credential.
