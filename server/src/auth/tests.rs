@@ -145,3 +145,51 @@ fn bad_token_requests_and_short_secrets_are_refused() {
     let err = read_secret(&dir.path().join("short"), "secret").unwrap_err();
     assert!(err.contains("shorter than"), "{err}");
 }
+
+#[test]
+fn eddsa_tokens_verify_against_the_public_key_only() {
+    use base64::Engine;
+    use ring::signature::{Ed25519KeyPair, KeyPair};
+    let rng = ring::rand::SystemRandom::new();
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
+    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+    // SubjectPublicKeyInfo of an Ed25519 key: a fixed prefix, then the key.
+    let mut spki = vec![
+        0x30, 0x2a, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x03, 0x21, 0x00,
+    ];
+    spki.extend_from_slice(pair.public_key().as_ref());
+    let pem = format!(
+        "-----BEGIN PUBLIC KEY-----\n{}\n-----END PUBLIC KEY-----\n",
+        base64::engine::general_purpose::STANDARD.encode(&spki)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("pub.pem"), pem).unwrap();
+    std::fs::write(dir.path().join("cluster"), CLUSTER).unwrap();
+    let auth = Auth::from_config(&AuthConfig {
+        mode: AuthMode::Token,
+        jwt_algorithm: JwtAlgorithm::EdDSA,
+        jwt_public_key_file: Some(dir.path().join("pub.pem")),
+        cluster_secret_file: Some(dir.path().join("cluster")),
+        ..AuthConfig::default()
+    })
+    .unwrap();
+    let claims = Claims {
+        sub: "issuer-made".into(),
+        role: Role::Read,
+        scopes: vec!["kv:app/*".into()],
+        exp: now_secs() + 60,
+        iat: now_secs(),
+    };
+    let token = jsonwebtoken::encode(
+        &Header::new(Algorithm::EdDSA),
+        &claims,
+        &EncodingKey::from_ed_der(pkcs8.as_ref()),
+    )
+    .unwrap();
+    let p = auth.authenticate(&bearer(&token)).unwrap();
+    assert_eq!((p.name.as_str(), p.role), ("issuer-made", Role::Read));
+    // A node holding only a public key cannot sign, and HS256 tokens fail.
+    assert!(auth.mint(&request("x", Role::Read, &[])).is_err());
+    let (hs, _) = mint_hs256(SECRET.as_bytes(), &request("x", Role::Admin, &[])).unwrap();
+    assert!(auth.authenticate(&bearer(&hs)).is_err());
+}
