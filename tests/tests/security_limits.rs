@@ -326,3 +326,39 @@ async fn long_polls_and_request_rate_are_limited_per_client() {
         assert_eq!(r.status(), StatusCode::OK);
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_past_the_limit_are_closed_and_slots_come_back() {
+    let node = Node::start("limits:\n  max_connections: 16\n").await;
+    // Let the readiness poll's connections close before counting.
+    let http = fresh_client();
+    let mut held = Vec::new();
+    let mut refused = false;
+    for _ in 0..40 {
+        let mut s = TcpStream::connect(&node.addr).await.unwrap();
+        // An accepted connection answers; one over the limit is closed unread.
+        s.write_all(b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 512];
+        match tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => held.push(s),
+            _ => {
+                refused = true;
+                break;
+            }
+        }
+    }
+    assert!(refused, "40 connections were all accepted");
+    assert!(held.len() <= 16, "{} connections held", held.len());
+    drop(held);
+    wait_until(
+        Duration::from_secs(10),
+        "a free connection slot",
+        || async {
+            let r = http.get(node.url("/health")).send().await.ok()?;
+            r.status().is_success().then_some(())
+        },
+    )
+    .await;
+}

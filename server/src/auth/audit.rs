@@ -3,6 +3,7 @@
 //! query strings: only the method, the path and the status.
 
 use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use serde::Serialize;
@@ -44,9 +45,11 @@ impl Audit {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir)?;
         }
+        // Who did what is for operators only.
         let file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(path)?;
         let (tx, rx) = mpsc::channel(QUEUE);
         tokio::task::spawn_blocking(move || write_lines(file, rx));
