@@ -46,7 +46,8 @@ pub struct LimitsConfig {
     /// Open client and peer connections; further ones are closed at accept.
     pub max_connections: usize,
     /// A connection must send a request's headers within this time (slow
-    /// clients cannot hold connections open); also closes idle connections.
+    /// clients cannot hold connections open); also closes idle connections,
+    /// so keep it above the 20 s for which the dsync client pools them.
     pub header_read_timeout_ms: u64,
     /// Waiters queued on one lock; further waits get 429 `rate_limited`.
     pub max_waiters_per_lock: usize,

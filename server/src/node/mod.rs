@@ -70,7 +70,11 @@ impl Node {
         .map_err(|e| Error::Config(format!("raft configuration: {e}")))?;
 
         let security = Arc::new(Security::from_config(&config).map_err(Error::Config)?);
-        let peers = peer_http_client(security.auth.cluster_secret());
+        // Half the header read timeout (which also closes idle connections),
+        // at most 20 s like the API client.
+        let idle = Duration::from_millis(config.limits.header_read_timeout_ms / 2)
+            .min(Duration::from_secs(20));
+        let peers = peer_http_client(security.auth.cluster_secret(), idle);
         let raft = Raft::new(
             config.id,
             Arc::new(raft_config),

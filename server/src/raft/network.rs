@@ -35,7 +35,9 @@ pub enum PeerError {
 /// Builds the shared HTTP client for peer traffic. Every peer request is
 /// sent through it, so it carries the cluster secret (when there is one)
 /// on all of them.
-pub fn peer_http_client(cluster_secret: Option<&str>) -> reqwest::Client {
+/// Idle pooled connections are dropped after `idle`, which must be shorter
+/// than the peers' header read timeout (it closes idle connections too).
+pub fn peer_http_client(cluster_secret: Option<&str>, idle: Duration) -> reqwest::Client {
     let mut headers = reqwest::header::HeaderMap::new();
     if let Some(s) = cluster_secret {
         let mut v = reqwest::header::HeaderValue::from_str(s).expect("secrets are validated text");
@@ -45,8 +47,7 @@ pub fn peer_http_client(cluster_secret: Option<&str>) -> reqwest::Client {
     reqwest::Client::builder()
         .default_headers(headers)
         .pool_max_idle_per_host(32)
-        // Below the peers' header read timeout, which closes idle connections.
-        .pool_idle_timeout(Duration::from_secs(20))
+        .pool_idle_timeout(idle)
         .tcp_nodelay(true)
         .connect_timeout(Duration::from_millis(500))
         .build()
