@@ -36,9 +36,33 @@ pub struct NodeYaml {
     pub bootstrap: bool,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub join: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<dsync_server::auth::AuthConfig>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_log: Option<PathBuf>,
 }
 
 impl NodeYaml {
+    /// The auth settings the cluster's nodes run with (from the first node's
+    /// node.yaml), so nodes added later can talk to the others.
+    pub fn cluster_auth(
+        file: &crate::cluster_file::ClusterFile,
+    ) -> anyhow::Result<Option<dsync_server::auth::AuthConfig>> {
+        let Some(first) = file.nodes.first() else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(&first.config)
+            .with_context(|| format!("cannot read {}", first.config.display()))?;
+        let doc: serde_yaml::Value = serde_yaml::from_str(&text)
+            .with_context(|| format!("{} is not YAML", first.config.display()))?;
+        match doc.get("auth") {
+            None => Ok(None),
+            Some(v) => serde_yaml::from_value(v.clone())
+                .map(Some)
+                .with_context(|| format!("bad auth section in {}", first.config.display())),
+        }
+    }
+
     pub fn write(&self, path: &Path) -> anyhow::Result<()> {
         let text = serde_yaml::to_string(self)?;
         std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
@@ -196,6 +220,8 @@ mod tests {
             data_dir: PathBuf::from("/tmp/x/node-2/data"),
             bootstrap: false,
             join: vec!["127.0.0.1:7001".into()],
+            auth: None,
+            audit_log: None,
         };
         let text = serde_yaml::to_string(&node).unwrap();
         assert!(!text.contains("bootstrap"), "{text}");

@@ -8,6 +8,7 @@ mod duration;
 mod local;
 mod output;
 mod progress;
+mod secrets;
 
 use clap::{Parser, Subcommand};
 
@@ -16,6 +17,7 @@ use clap::{Parser, Subcommand};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+use commands::auth::AuthCommand;
 use commands::backup::BackupCommand;
 use commands::bench::BenchCommand;
 use commands::cache::CacheCommand;
@@ -89,6 +91,9 @@ pub enum Command {
     /// Take, verify and restore backups of a cluster's state.
     #[command(subcommand)]
     Backup(BackupCommand),
+    /// Create client tokens and check which principal a token is.
+    #[command(subcommand)]
+    Auth(AuthCommand),
 }
 
 fn main() {

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::auth::{AuthConfig, LimitsConfig};
 use crate::error::{Error, Result};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -40,6 +41,12 @@ pub struct Config {
     pub max_inflight_batches: usize,
     /// Default bound for `consistency=stale` reads without `max_staleness_ms`.
     pub max_staleness_ms: u64,
+    /// Authentication of clients and peers (see docs/operations.md, Security).
+    pub auth: AuthConfig,
+    /// Connection, waiter, long-poll and rate limits.
+    pub limits: LimitsConfig,
+    /// JSON-lines audit log of mutating, admin and refused calls.
+    pub audit_log: Option<PathBuf>,
     /// The coherent cache (`/v1/cache`).
     pub cache: CacheConfig,
 }
@@ -135,6 +142,9 @@ impl Default for Config {
             max_batch: 1024,
             max_inflight_batches: 2,
             max_staleness_ms: 5_000,
+            auth: AuthConfig::default(),
+            limits: LimitsConfig::default(),
+            audit_log: None,
             cache: CacheConfig::default(),
         }
     }
@@ -182,6 +192,8 @@ impl Config {
         if self.max_inflight_batches == 0 || self.max_inflight_batches > 256 {
             return bad("max_inflight_batches must be between 1 and 256".into());
         }
+        self.auth.validate().map_err(Error::Config)?;
+        self.limits.validate().map_err(Error::Config)?;
         if self.bootstrap && !self.join.is_empty() {
             return bad(
                 "bootstrap and join are exclusive: a node either starts a cluster or joins one"

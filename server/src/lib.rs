@@ -1,6 +1,7 @@
 //! dsync node runtime: configuration, Raft (openraft) over a redb log, the
 //! replicated state machine, and the HTTP API (axum).
 
+pub mod auth;
 pub mod backup;
 pub mod cache;
 pub mod config;
@@ -11,13 +12,13 @@ pub mod metrics;
 pub mod node;
 pub mod proposer;
 pub mod raft;
+pub mod serve;
 pub mod state;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use axum::serve::ListenerExt;
 use dsync_api::{Client, ClientConfig};
 
 pub use config::Config;
@@ -51,11 +52,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     config.validate()?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?
-        .tap_io(|tcp| {
-            // Small request/response pairs: waiting to coalesce only adds latency.
-            let _ = tcp.set_nodelay(true);
-        });
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    warn_if_open(&config);
     let node = Node::start(config.clone()).await?;
     tracing::info!(
         id = node.id,
@@ -73,17 +71,33 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     }
     let app = http::router(node.clone());
     let events = node.events.clone();
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            shutdown_signal().await;
-            // Event streams never end on their own; graceful shutdown waits
-            // for every open connection.
-            events.close();
-        })
-        .await;
+    let shutdown = async move {
+        shutdown_signal().await;
+        // Event streams never end on their own; closing them lets the
+        // connection drain finish at once.
+        events.close();
+    };
+    serve::serve(listener, app, &config.limits, shutdown).await;
     tracing::info!("shutting down");
     node.shutdown().await;
-    served.context("http server failed")
+    Ok(())
+}
+
+/// Without auth, anyone who reaches the node may do anything: say so loudly
+/// unless it only listens on loopback.
+fn warn_if_open(config: &Config) {
+    if config.auth.mode == auth::AuthMode::None && !config.listen.ip().is_loopback() {
+        tracing::warn!(
+            listen = %config.listen,
+            "AUTH IS OFF on a non-loopback address: anyone who can reach this node can read, \
+             write and administer the cluster. Set auth.mode: token (see docs/operations.md, Security)."
+        );
+        if config.auth.cluster_secret_file.is_none() {
+            tracing::warn!(
+                "no auth.cluster_secret_file: anyone can also send Raft RPCs to this node"
+            );
+        }
+    }
 }
 
 /// Asks the cluster to add this node until it is a voter; the leader adds it
@@ -91,6 +105,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 async fn join_until_member(node: Arc<Node>) {
     let client = match Client::new(ClientConfig {
         retry_for: Duration::from_secs(5),
+        cluster_secret: node.security.auth.cluster_secret().map(str::to_string),
         ..ClientConfig::new(node.config.join.clone())
     }) {
         Ok(c) => c,

@@ -65,6 +65,11 @@ pub struct Cluster {
 impl Cluster {
     /// Starts `n` nodes; `env` is passed to the CLI and inherited by the servers.
     pub fn up(n: usize, env: &[(&str, &str)]) -> Cluster {
+        Cluster::up_with(n, env, &[])
+    }
+
+    /// Like [`up`](Self::up), with more `cluster up` arguments (e.g. `--auth token`).
+    pub fn up_with(n: usize, env: &[(&str, &str)], args: &[&str]) -> Cluster {
         let c = Cluster {
             dir: tempfile::Builder::new()
                 .prefix("dsync-e2e-")
@@ -76,7 +81,10 @@ impl Cluster {
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
         };
-        c.dsync_ok(&["cluster", "up", "--nodes", &n.to_string()]);
+        let nodes = n.to_string();
+        let mut up = vec!["cluster", "up", "--nodes", &nodes];
+        up.extend_from_slice(args);
+        c.dsync_ok(&up);
         c
     }
 

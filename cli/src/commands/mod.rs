@@ -1,5 +1,6 @@
 //! Dispatch of parsed commands and the one place errors become exit codes.
 
+pub mod auth;
 pub mod backup;
 pub mod bench;
 pub mod cache;
@@ -30,7 +31,15 @@ pub const EXIT_DEADLOCK: i32 = 4;
 
 /// Runs the command and returns the process exit code.
 pub fn run(cli: Cli) -> i32 {
-    let Cli { global, cmd } = cli;
+    let Cli { mut global, cmd } = cli;
+    // A local secured cluster (`cluster up --auth token`) left an admin token
+    // in its folder: use it unless a token was given.
+    if global.token.is_none() {
+        global.token = global
+            .dir()
+            .ok()
+            .and_then(|d| crate::secrets::Secrets::admin_token(&d));
+    }
     // The server owns its runtime and logging; everything else shares one
     // runtime built here.
     let result = match cmd {
@@ -55,6 +64,7 @@ pub fn run(cli: Cli) -> i32 {
 async fn dispatch(global: GlobalArgs, cmd: Command) -> anyhow::Result<i32> {
     match cmd {
         Command::Server(_) => unreachable_server(),
+        Command::Auth(c) => auth::run(&global, c).await,
         Command::Cluster(c) => cluster::run(&global, c).await,
         Command::Kv(c) => kv::run(&global, c).await,
         Command::Leader(c) => leader::run(&global, c).await,

@@ -20,6 +20,9 @@ pub struct ClientConfig {
     pub endpoints: Vec<String>,
     /// Bearer token sent with every request.
     pub token: Option<String>,
+    /// Cluster secret sent instead of a token by nodes calling each other's
+    /// client API (joining); never needed by ordinary clients.
+    pub cluster_secret: Option<String>,
     /// Timeout of one HTTP attempt.
     pub request_timeout: Duration,
     /// How long one call keeps retrying 503s and unreachable nodes.
@@ -31,6 +34,7 @@ impl ClientConfig {
         ClientConfig {
             endpoints,
             token: None,
+            cluster_secret: None,
             request_timeout: Duration::from_secs(10),
             retry_for: Duration::from_secs(15),
         }
@@ -110,6 +114,10 @@ impl Client {
         let http = reqwest::Client::builder()
             .timeout(config.request_timeout)
             .pool_max_idle_per_host(256)
+            // Below the server's header read timeout (30 s by default), which
+            // also closes idle connections: reusing one it is closing would
+            // fail a write with an unknown outcome.
+            .pool_idle_timeout(Duration::from_secs(20))
             .tcp_nodelay(true)
             .build()
             .map_err(|e| ClientError::Transport(e.to_string()))?;
@@ -201,6 +209,16 @@ impl Client {
         }
     }
 
+    fn credentials(&self, mut req: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        if let Some(t) = &self.config.token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(s) = &self.config.cluster_secret {
+            req = req.header(crate::HEADER_CLUSTER_SECRET, s);
+        }
+        req
+    }
+
     /// Sends a request with leader following and retries; decodes the JSON
     /// response or the API error.
     pub async fn call<B: Serialize + ?Sized, T: DeserializeOwned>(
@@ -258,9 +276,7 @@ impl Client {
             if let Some(t) = opts.timeout {
                 req = req.timeout(t);
             }
-            if let Some(t) = &self.config.token {
-                req = req.bearer_auth(t);
-            }
+            req = self.credentials(req);
             if let Some(b) = &body {
                 req = req
                     .header("content-type", "application/json")
@@ -324,11 +340,9 @@ impl Client {
 
     /// One request to one node, no retry, no leader following.
     pub async fn call_node<T: DeserializeOwned>(&self, endpoint: &str, path: &str) -> Result<T> {
-        let mut req = self.http.get(format!("{}{path}", base_url(endpoint)));
-        if let Some(t) = &self.config.token {
-            req = req.bearer_auth(t);
-        }
-        let resp = req
+        let req = self.http.get(format!("{}{path}", base_url(endpoint)));
+        let resp = self
+            .credentials(req)
             .send()
             .await
             .map_err(|e| ClientError::Transport(e.to_string()))?;
@@ -440,6 +454,21 @@ impl Client {
     pub async fn leader_transfer(&self, to: Option<u64>) -> Result<LeaderTransferResponse> {
         let body = LeaderTransferRequest { to };
         self.call(Method::POST, routes::LEADER_TRANSFER, Some(&body))
+            .await
+    }
+
+    /// Who the node takes this client's credentials for.
+    pub async fn whoami(&self) -> Result<crate::auth::WhoAmI> {
+        self.call::<(), _>(Method::GET, routes::AUTH_WHOAMI, None)
+            .await
+    }
+
+    /// Asks the node to sign a token (admin; HS256 nodes only).
+    pub async fn create_token(
+        &self,
+        req: &crate::auth::TokenRequest,
+    ) -> Result<crate::auth::TokenResponse> {
+        self.call(Method::POST, routes::AUTH_TOKENS, Some(req))
             .await
     }
 }

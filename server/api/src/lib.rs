@@ -5,6 +5,7 @@
 //! renamed everywhere.
 
 pub mod admin;
+pub mod auth;
 pub mod breaker;
 pub mod cache;
 pub mod client;
@@ -24,6 +25,9 @@ pub const HEADER_NODE: &str = "x-dsync-node";
 pub const HEADER_LEADER: &str = "x-dsync-leader";
 /// Response header carrying the answering node's current Raft term.
 pub const HEADER_TERM: &str = "x-dsync-term";
+
+/// Request header carrying the cluster secret on peer (`/raft/*`) calls.
+pub const HEADER_CLUSTER_SECRET: &str = "x-dsync-cluster-secret";
 
 /// Version of the peer wire protocol; nodes refuse peers that speak another.
 pub const PROTOCOL_VERSION: u32 = 1;

@@ -29,6 +29,8 @@ pub fn cache_key(key: &str, verb: Option<&str>) -> String {
         None => format!("{CACHE}/{}", encode_segment(key)),
     }
 }
+pub const AUTH_WHOAMI: &str = "/v1/auth/whoami";
+pub const AUTH_TOKENS: &str = "/v1/auth/tokens";
 
 /// Path of one topic, or one of its verbs (`messages`, `consume`, `ack`, …).
 pub fn topic(name: &str, verb: Option<&str>) -> String {
@@ -46,6 +48,8 @@ pub fn lock(name: &str, verb: Option<&str>) -> String {
     }
 }
 
+/// Prefix of every peer-only route: all of them require the cluster secret.
+pub const RAFT_PREFIX: &str = "/raft/";
 /// Peer-only routes (Raft RPCs and one-hop forwarding between nodes).
 pub const RAFT_APPEND: &str = "/raft/append";
 pub const RAFT_VOTE: &str = "/raft/vote";

@@ -10,6 +10,9 @@ use dsync_api::types::ReadQuery;
 
 use super::error::{invalid, HttpResult};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::auth::guard::Caller;
+use crate::auth::limits::rate_limited;
+use crate::auth::ownership::{not_yours, owned_by, qualify_owner};
 use crate::error::Error;
 use crate::node::Node;
 use crate::proposer::now_ms;
@@ -50,10 +53,29 @@ fn check_ttl(ttl_ms: u64) -> HttpResult<()> {
     Ok(())
 }
 
+/// 403 if the grant `token` of `name` is held by another principal's owner.
+/// Read from this node's state: where it lags, the qualified owner still
+/// makes the state machine refuse (412) what is not the caller's.
+fn check_grant_owner(node: &Node, caller: &Caller, name: &str, token: u64) -> HttpResult<()> {
+    let st = node.sm.read();
+    let holder = st
+        .data
+        .locks
+        .get(name)
+        .and_then(|l| l.holders.iter().find(|h| h.token == token));
+    match holder {
+        Some(h) if !owned_by(&caller.principal, &h.owner) => {
+            Err(not_yours(&format!("grant {token} of lock {name:?}")).into())
+        }
+        _ => Ok(()),
+    }
+}
+
 async fn acquire(
     State(node): State<Arc<Node>>,
+    caller: Caller,
     ApiPath(name): ApiPath<String>,
-    ApiJson(req): ApiJson<AcquireRequest>,
+    ApiJson(mut req): ApiJson<AcquireRequest>,
 ) -> HttpResult<Json<AcquireResponse>> {
     check_text("lock name", &name, MAX_LOCK_NAME)?;
     check_text("owner", &req.owner, MAX_OWNER)?;
@@ -61,19 +83,36 @@ async fn acquire(
     if req.wait_ms > MAX_WAIT_MS {
         return Err(invalid(format!("wait_ms must be at most {MAX_WAIT_MS}")));
     }
+    let max_waiters = node.security.limits.config.max_waiters_per_lock;
+    let waiting = node
+        .sm
+        .read()
+        .data
+        .locks
+        .get(&name)
+        .map_or(0, |l| l.waiters.len());
+    if req.wait_ms > 0 && waiting >= max_waiters {
+        return Err(rate_limited(format!(
+            "lock {name:?} already has {waiting} waiters (the limit is {max_waiters})"
+        ))
+        .into());
+    }
+    req.owner = qualify_owner(&caller.principal, &req.owner);
     Ok(Json(node.lock_acquire(name, req).await?))
 }
 
 async fn release(
     State(node): State<Arc<Node>>,
+    caller: Caller,
     ApiPath(name): ApiPath<String>,
     ApiJson(req): ApiJson<ReleaseRequest>,
 ) -> HttpResult<Json<ReleaseResponse>> {
     check_text("lock name", &name, MAX_LOCK_NAME)?;
     check_text("owner", &req.owner, MAX_OWNER)?;
+    check_grant_owner(&node, &caller, &name, req.token)?;
     node.write(Command::LockRelease {
         name,
-        owner: req.owner,
+        owner: qualify_owner(&caller.principal, &req.owner),
         token: req.token,
     })
     .await?;
@@ -82,6 +121,7 @@ async fn release(
 
 async fn keepalive(
     State(node): State<Arc<Node>>,
+    caller: Caller,
     ApiPath(name): ApiPath<String>,
     ApiJson(req): ApiJson<KeepaliveRequest>,
 ) -> HttpResult<Json<KeepaliveResponse>> {
@@ -90,9 +130,10 @@ async fn keepalive(
     if let Some(t) = req.ttl_ms {
         check_ttl(t)?;
     }
+    check_grant_owner(&node, &caller, &name, req.token)?;
     let cmd = Command::LockKeepalive {
         name,
-        owner: req.owner,
+        owner: qualify_owner(&caller.principal, &req.owner),
         token: req.token,
         ttl_ms: req.ttl_ms,
     };

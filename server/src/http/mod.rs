@@ -1,6 +1,7 @@
 //! HTTP: one router per domain, merged here, with the response headers,
 //! metrics and JSON fallbacks every route shares.
 
+mod auth;
 mod cache;
 mod cluster;
 pub mod error;
@@ -23,6 +24,7 @@ use axum::Router;
 use dsync_api::{ApiError, ErrorCode, HEADER_LEADER, HEADER_NODE, HEADER_TERM};
 
 use self::error::HttpError;
+use crate::auth::guard::guard;
 use crate::metrics::RouteLabels;
 use crate::node::Node;
 
@@ -32,6 +34,7 @@ const PEER_BODY_LIMIT: usize = 256 * 1024 * 1024;
 pub fn router(node: Arc<Node>) -> Router {
     let client = Router::new()
         .merge(cache::router())
+        .merge(auth::router())
         .merge(cluster::router())
         .merge(kv::router())
         .merge(locks::router())
@@ -49,6 +52,8 @@ pub fn router(node: Arc<Node>) -> Router {
             node.clone(),
             lifecycle::drain_gate,
         ))
+        // Outside every route, so routes any router adds are guarded too.
+        .layer(middleware::from_fn_with_state(node.clone(), guard))
         .layer(middleware::from_fn_with_state(node.clone(), observe))
         .with_state(node)
 }

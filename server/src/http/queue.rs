@@ -13,6 +13,8 @@ use dsync_api::{ApiError, ErrorCode};
 
 use super::error::{invalid, HttpError, HttpResult};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::auth::guard::Caller;
+use crate::auth::ownership::qualify_owner;
 use crate::error::Error;
 use crate::node::Node;
 use crate::proposer::now_ms;
@@ -95,8 +97,9 @@ async fn enqueue(
 
 async fn consume(
     State(node): State<Arc<Node>>,
+    caller: Caller,
     ApiPath(topic): ApiPath<String>,
-    ApiJson(req): ApiJson<ConsumeRequest>,
+    ApiJson(mut req): ApiJson<ConsumeRequest>,
 ) -> HttpResult<Json<ConsumeResponse>> {
     check_name("topic", &topic, MAX_TOPIC)?;
     check_name("consumer", &req.consumer, MAX_CONSUMER)?;
@@ -112,7 +115,14 @@ async fn consume(
     if req.wait_ms > MAX_WAIT_MS {
         return Err(invalid(format!("wait_ms must be at most {MAX_WAIT_MS}")));
     }
+    let _poll = if req.wait_ms > 0 {
+        Some(node.security.limits.long_poll(&caller.key)?)
+    } else {
+        None
+    };
+    req.consumer = qualify_owner(&caller.principal, &req.consumer);
     let delivered = node.queue_consume(topic, req).await?;
+    let auth = &node.security.auth;
     Ok(Json(ConsumeResponse {
         messages: delivered
             .into_iter()
@@ -120,7 +130,7 @@ async fn consume(
                 id: f.msg.id,
                 payload: serde_json::from_str(&f.msg.payload).unwrap_or(serde_json::Value::Null),
                 attempt: f.msg.attempt,
-                receipt: receipt(f.msg.id, f.delivery),
+                receipt: auth.seal_receipt(&caller.principal, receipt(f.msg.id, f.delivery)),
                 enqueued_at_ms: f.msg.enqueued_at_ms,
             })
             .collect(),
@@ -131,6 +141,7 @@ async fn consume(
 /// with `make`, apply it, report how many receipts took effect.
 async fn settle(
     node: &Node,
+    caller: &Caller,
     topic: String,
     req: &ReceiptsRequest,
     make: impl FnOnce(String, Vec<String>) -> Command,
@@ -140,25 +151,33 @@ async fn settle(
     if req.receipts.iter().any(|r| r.len() > 64) {
         return Err(invalid("a receipt is at most 64 bytes"));
     }
-    let cmd = make(topic, req.receipts.clone());
+    // A receipt delivered to another principal is refused before anything
+    // is applied (403), like the all-or-nothing check of stale receipts.
+    let receipts = req
+        .receipts
+        .iter()
+        .map(|r| node.security.auth.open_receipt(&caller.principal, r))
+        .collect::<Result<Vec<_>, _>>()?;
+    let cmd = make(topic, receipts);
     let n = count_of(node.write(cmd).await?)?;
     Ok(Json(ReceiptsResponse { count: n as usize }))
 }
 
 async fn ack(
     State(node): State<Arc<Node>>,
+    caller: Caller,
     ApiPath(topic): ApiPath<String>,
     ApiJson(req): ApiJson<ReceiptsRequest>,
 ) -> HttpResult<Json<ReceiptsResponse>> {
-    settle(&node, topic, &req, |topic, receipts| Command::QueueAck {
-        topic,
-        receipts,
+    settle(&node, &caller, topic, &req, |topic, receipts| {
+        Command::QueueAck { topic, receipts }
     })
     .await
 }
 
 async fn nack(
     State(node): State<Arc<Node>>,
+    caller: Caller,
     ApiPath(topic): ApiPath<String>,
     ApiJson(req): ApiJson<ReceiptsRequest>,
 ) -> HttpResult<Json<ReceiptsResponse>> {
@@ -166,16 +185,19 @@ async fn nack(
     if delay_ms > MAX_DELAY_MS {
         return Err(invalid(format!("delay_ms must be at most {MAX_DELAY_MS}")));
     }
-    settle(&node, topic, &req, |topic, receipts| Command::QueueNack {
-        topic,
-        receipts,
-        delay_ms,
+    settle(&node, &caller, topic, &req, |topic, receipts| {
+        Command::QueueNack {
+            topic,
+            receipts,
+            delay_ms,
+        }
     })
     .await
 }
 
 async fn extend(
     State(node): State<Arc<Node>>,
+    caller: Caller,
     ApiPath(topic): ApiPath<String>,
     ApiJson(req): ApiJson<ReceiptsRequest>,
 ) -> HttpResult<Json<ReceiptsResponse>> {
@@ -187,10 +209,12 @@ async fn extend(
                 "extend needs visibility_ms between 1 and {MAX_VISIBILITY_MS}"
             ))
         })?;
-    settle(&node, topic, &req, |topic, receipts| Command::QueueExtend {
-        topic,
-        receipts,
-        visibility_ms,
+    settle(&node, &caller, topic, &req, |topic, receipts| {
+        Command::QueueExtend {
+            topic,
+            receipts,
+            visibility_ms,
+        }
     })
     .await
 }

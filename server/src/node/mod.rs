@@ -18,6 +18,7 @@ use openraft::BasicNode;
 pub use forward::{ForwardReply, ForwardRequest};
 pub(crate) use membership::role_of;
 
+use crate::auth::guard::Security;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::events::EventBus;
@@ -40,6 +41,8 @@ pub struct Node {
     /// What `GET /v1/events` streams; publish to it from anywhere.
     pub events: EventBus,
     pub cache: crate::cache::Cache,
+    /// Credentials, limits and the audit log.
+    pub security: Arc<Security>,
     proposer: Proposer,
     /// When a leader last appended to us (for `stale` reads).
     leader_contact: Mutex<Option<Instant>>,
@@ -80,7 +83,12 @@ impl Node {
         .validate()
         .map_err(|e| Error::Config(format!("raft configuration: {e}")))?;
 
-        let peers = peer_http_client();
+        let security = Arc::new(Security::from_config(&config).map_err(Error::Config)?);
+        // Half the header read timeout (which also closes idle connections),
+        // at most 20 s like the API client.
+        let idle = Duration::from_millis(config.limits.header_read_timeout_ms / 2)
+            .min(Duration::from_secs(20));
+        let peers = peer_http_client(security.auth.cluster_secret(), idle);
         let raft = Raft::new(
             config.id,
             Arc::new(raft_config),
@@ -109,6 +117,7 @@ impl Node {
             metrics,
             peers,
             events,
+            security,
             proposer,
             leader_contact: Mutex::new(None),
             draining: AtomicBool::new(false),

@@ -32,10 +32,22 @@ pub enum PeerError {
     Network(String, String),
 }
 
-/// Builds the shared HTTP client for peer traffic.
-pub fn peer_http_client() -> reqwest::Client {
+/// Builds the shared HTTP client for peer traffic. Every peer request is
+/// sent through it, so it carries the cluster secret (when there is one)
+/// on all of them.
+/// Idle pooled connections are dropped after `idle`, which must be shorter
+/// than the peers' header read timeout (it closes idle connections too).
+pub fn peer_http_client(cluster_secret: Option<&str>, idle: Duration) -> reqwest::Client {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(s) = cluster_secret {
+        let mut v = reqwest::header::HeaderValue::from_str(s).expect("secrets are validated text");
+        v.set_sensitive(true);
+        headers.insert(dsync_api::HEADER_CLUSTER_SECRET, v);
+    }
     reqwest::Client::builder()
+        .default_headers(headers)
         .pool_max_idle_per_host(32)
+        .pool_idle_timeout(idle)
         .tcp_nodelay(true)
         .connect_timeout(Duration::from_millis(500))
         .build()

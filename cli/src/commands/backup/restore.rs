@@ -81,6 +81,9 @@ pub fn run(global: &GlobalArgs, args: RestoreArgs) -> anyhow::Result<i32> {
             // The snapshot carries the membership: nothing to bootstrap or join.
             bootstrap: false,
             join: vec![],
+            // A restored cluster starts without auth; secure it as a new one.
+            auth: None,
+            audit_log: None,
         }
         .write(&config)?;
         file.nodes.push(NodeEntry {

@@ -158,6 +158,7 @@ fn grow(
         || (env!("CARGO_PKG_VERSION").to_string(), None),
         |n| (n.version.clone(), n.binary.clone()),
     );
+    let auth = NodeYaml::cluster_auth(file)?;
     let mut added = Vec::new();
     for (id, port) in (first..).zip(ports) {
         let node_dir = dir.join(format!("node-{id}"));
@@ -177,6 +178,8 @@ fn grow(
             data_dir: data_dir.clone(),
             bootstrap: false,
             join: file.endpoints(),
+            audit_log: auth.as_ref().map(|_| node_dir.join("audit.log")),
+            auth: auth.clone(),
         }
         .write(&config)?;
         file.nodes.push(NodeEntry {

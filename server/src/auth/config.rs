@@ -1,0 +1,148 @@
+//! The `auth:` and `limits:` sections of the node configuration.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthMode {
+    /// Every caller is an anonymous admin. For loopback development only:
+    /// the node warns loudly when it listens elsewhere.
+    #[default]
+    None,
+    /// Every client request carries a JWT (`Authorization: Bearer ...`).
+    Token,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum JwtAlgorithm {
+    /// Shared secret (`jwt_secret_file`); the node can also sign tokens.
+    #[default]
+    HS256,
+    /// RSA public key in PEM (`jwt_public_key_file`); tokens are signed elsewhere.
+    RS256,
+    /// Ed25519 public key in PEM (`jwt_public_key_file`).
+    EdDSA,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    pub mode: AuthMode,
+    pub jwt_algorithm: JwtAlgorithm,
+    /// HS256 secret (at least 32 bytes; surrounding whitespace is ignored).
+    pub jwt_secret_file: Option<PathBuf>,
+    /// RS256/EdDSA public key (PEM).
+    pub jwt_public_key_file: Option<PathBuf>,
+    /// Secret every peer presents on `/raft/*` (at least 32 bytes). Required
+    /// with `mode: token`; without auth it still isolates the peer routes.
+    pub cluster_secret_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Open client and peer connections; further ones are closed at accept.
+    pub max_connections: usize,
+    /// A connection must send a request's headers within this time (slow
+    /// clients cannot hold connections open); also closes idle connections,
+    /// so keep it above the 20 s for which the dsync client pools them.
+    pub header_read_timeout_ms: u64,
+    /// Waiters queued on one lock; further waits get 429 `rate_limited`.
+    pub max_waiters_per_lock: usize,
+    /// Concurrent queue long polls (`wait_ms` > 0) per principal (per
+    /// remote IP without auth); further ones get 429.
+    pub max_long_polls_per_client: usize,
+    /// Requests per second per principal (per remote IP without auth); 0 = no limit.
+    pub rate_limit_per_sec: u32,
+    /// Burst above the rate (default: one second's worth).
+    pub rate_limit_burst: u32,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            max_connections: 16_384,
+            header_read_timeout_ms: 30_000,
+            max_waiters_per_lock: 10_000,
+            max_long_polls_per_client: 1_000,
+            rate_limit_per_sec: 0,
+            rate_limit_burst: 0,
+        }
+    }
+}
+
+impl AuthConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if self.mode == AuthMode::None {
+            return Ok(());
+        }
+        if self.cluster_secret_file.is_none() {
+            return Err(
+                "auth.mode token needs auth.cluster_secret_file: peers must prove membership"
+                    .into(),
+            );
+        }
+        match self.jwt_algorithm {
+            JwtAlgorithm::HS256 if self.jwt_secret_file.is_none() => {
+                Err("auth.jwt_algorithm HS256 needs auth.jwt_secret_file".into())
+            }
+            JwtAlgorithm::RS256 | JwtAlgorithm::EdDSA if self.jwt_public_key_file.is_none() => {
+                Err(format!(
+                    "auth.jwt_algorithm {:?} needs auth.jwt_public_key_file",
+                    self.jwt_algorithm
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl LimitsConfig {
+    pub fn validate(&self) -> Result<(), String> {
+        if !(16..=1_000_000).contains(&self.max_connections) {
+            return Err("limits.max_connections must be 16 to 1000000".into());
+        }
+        if !(100..=600_000).contains(&self.header_read_timeout_ms) {
+            return Err("limits.header_read_timeout_ms must be 100 to 600000".into());
+        }
+        if self.max_waiters_per_lock == 0 || self.max_long_polls_per_client == 0 {
+            return Err(
+                "limits.max_waiters_per_lock and max_long_polls_per_client must be > 0".into(),
+            );
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_mode_needs_its_key_and_a_cluster_secret() {
+        let mut a = AuthConfig {
+            mode: AuthMode::Token,
+            ..AuthConfig::default()
+        };
+        assert!(a.validate().unwrap_err().contains("cluster_secret_file"));
+        a.cluster_secret_file = Some("c".into());
+        assert!(a.validate().unwrap_err().contains("jwt_secret_file"));
+        a.jwt_secret_file = Some("s".into());
+        a.validate().unwrap();
+        a.jwt_algorithm = JwtAlgorithm::EdDSA;
+        assert!(a.validate().unwrap_err().contains("jwt_public_key_file"));
+        assert!(AuthConfig::default().validate().is_ok());
+    }
+
+    #[test]
+    fn limits_are_bounded() {
+        LimitsConfig::default().validate().unwrap();
+        let l = LimitsConfig {
+            header_read_timeout_ms: 0,
+            ..LimitsConfig::default()
+        };
+        assert!(l.validate().is_err());
+    }
+}

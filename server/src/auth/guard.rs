@@ -1,0 +1,193 @@
+//! The one middleware in front of every route: peer routes need the cluster
+//! secret; client routes need a credential whose role and scopes cover what
+//! [`policy::classify`](super::policy::classify) says the call needs; then
+//! the per-client rate limit; then the audit record.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderValue, Method};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use dsync_api::auth::Role;
+use dsync_api::{ApiError, ErrorCode};
+
+use super::audit::{outcome_of, printable, Audit, Record};
+use super::limits::{rate_limited, Limits};
+use super::policy::{classify, permit, Access};
+use super::{Auth, Principal};
+use crate::config::Config;
+use crate::http::error::HttpError;
+use crate::node::Node;
+use crate::proposer::now_ms;
+
+/// Everything the guard needs, built once per node.
+pub struct Security {
+    pub auth: Auth,
+    pub limits: Limits,
+    pub audit: Option<Audit>,
+}
+
+impl Security {
+    pub fn from_config(c: &Config) -> Result<Security, String> {
+        let audit = c
+            .audit_log
+            .as_deref()
+            .map(|p| {
+                Audit::open(p).map_err(|e| format!("cannot open audit log {}: {e}", p.display()))
+            })
+            .transpose()?;
+        Ok(Security {
+            auth: Auth::from_config(&c.auth)?,
+            limits: Limits::new(c.limits.clone()),
+            audit,
+        })
+    }
+}
+
+/// The caller of a client request, for handlers that bind ownership or
+/// count per-client resources.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub principal: Principal,
+    /// Whom per-client limits count against: the principal, or the remote
+    /// IP when auth is off.
+    pub key: String,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(parts.extensions.get::<Caller>().cloned().unwrap_or(Caller {
+            principal: Principal::anonymous(),
+            key: "anonymous".into(),
+        }))
+    }
+}
+
+fn refuse(e: ApiError) -> Response {
+    HttpError(e).into_response()
+}
+
+pub async fn guard(State(node): State<Arc<Node>>, mut req: Request, next: Next) -> Response {
+    let sec = &node.security;
+    let access = classify(req.method(), req.uri().path(), req.uri().query());
+    let remote = req
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0);
+    match access {
+        Access::Public => return next.run(req).await,
+        Access::Peer if sec.auth.is_peer(req.headers()) => return next.run(req).await,
+        _ => {}
+    }
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let checked = match sec.auth.authenticate(req.headers()) {
+        // Without the cluster secret (checked above), a peer route is refused
+        // whatever else the request carries.
+        _ if access == Access::Peer => Err((credential_hint(&req), peer_refusal(&req))),
+        Err(e) => Err((credential_hint(&req), e)),
+        Ok(p) => {
+            let refused = match &access {
+                Access::Peer => Some(peer_refusal(&req)),
+                Access::Needs(role, target) => permit(&p, *role, target).err(),
+                Access::Public | Access::Authenticated => None,
+            };
+            match refused {
+                Some(e) => Err((p.name, e)),
+                None => Ok(p),
+            }
+        }
+    };
+    let principal = match checked {
+        Ok(p) => p,
+        Err((who, e)) => {
+            let resp = refuse(e);
+            audit(&node, who, remote, &method, &path, resp.status().as_u16()).await;
+            return resp;
+        }
+    };
+    let admin = matches!(access, Access::Needs(Role::Admin, _));
+    let key = if principal.bound || principal == Principal::peer() {
+        principal.name.clone()
+    } else {
+        remote.map_or_else(|| "anonymous".into(), |a| a.ip().to_string())
+    };
+    if principal != Principal::peer() {
+        if let Err(wait) = sec.limits.check_rate(&key) {
+            let mut resp = refuse(rate_limited(format!(
+                "more than {} requests per second",
+                sec.limits.config.rate_limit_per_sec
+            )));
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+            audit(&node, principal.name, remote, &method, &path, 429).await;
+            return resp;
+        }
+    }
+    let name = principal.name.clone();
+    req.extensions_mut().insert(Caller { principal, key });
+    let resp = next.run(req).await;
+    let mutating = !(method == Method::GET || method == Method::HEAD);
+    let status = resp.status().as_u16();
+    if mutating || admin || outcome_of(status) == "denied" {
+        audit(&node, name, remote, &method, &path, status).await;
+    }
+    resp
+}
+
+/// Why a request without the cluster secret cannot reach a peer route.
+fn peer_refusal(req: &Request) -> ApiError {
+    if req.headers().contains_key(header::AUTHORIZATION) {
+        ApiError::new(
+            ErrorCode::PermissionDenied,
+            "peer routes accept only the cluster secret, never a client credential",
+        )
+    } else {
+        ApiError::new(
+            ErrorCode::Unauthenticated,
+            "peer routes need the cluster secret",
+        )
+    }
+}
+
+/// Who a refused request claimed to be, without keeping its credential.
+fn credential_hint(req: &Request) -> String {
+    if req.headers().contains_key(dsync_api::HEADER_CLUSTER_SECRET) {
+        "(bad cluster secret)".into()
+    } else if req.headers().contains_key(header::AUTHORIZATION) {
+        "(invalid token)".into()
+    } else {
+        "(none)".into()
+    }
+}
+
+async fn audit(
+    node: &Node,
+    principal: String,
+    remote: Option<SocketAddr>,
+    method: &Method,
+    path: &str,
+    status: u16,
+) {
+    let Some(audit) = &node.security.audit else {
+        return;
+    };
+    audit
+        .record(Record {
+            ts_ms: now_ms(),
+            node: node.id,
+            principal: printable(&principal),
+            remote: remote.map(|a| a.to_string()),
+            method: method.to_string(),
+            path: printable(path),
+            status,
+            outcome: outcome_of(status),
+        })
+        .await;
+}

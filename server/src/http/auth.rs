@@ -1,0 +1,44 @@
+//! `/v1/auth`: who am I, and token signing for admins.
+
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use dsync_api::auth::{TokenRequest, TokenResponse, WhoAmI};
+use dsync_api::routes;
+
+use super::error::HttpResult;
+use super::extract::ApiJson;
+use crate::auth::guard::Caller;
+use crate::auth::AuthMode;
+use crate::node::Node;
+
+pub fn router() -> Router<Arc<Node>> {
+    Router::new()
+        .route(routes::AUTH_WHOAMI, get(whoami))
+        .route(routes::AUTH_TOKENS, post(create_token))
+}
+
+async fn whoami(State(node): State<Arc<Node>>, caller: Caller) -> Json<WhoAmI> {
+    let p = caller.principal;
+    Json(WhoAmI {
+        auth_mode: match node.security.auth.mode {
+            AuthMode::None => "none".into(),
+            AuthMode::Token => "token".into(),
+        },
+        subject: p.name,
+        role: p.role,
+        scopes: p.scopes.iter().map(ToString::to_string).collect(),
+        expires_at: p.expires_at,
+    })
+}
+
+/// The guard lets only admins here (every `/v1/auth/*` route but whoami).
+async fn create_token(
+    State(node): State<Arc<Node>>,
+    ApiJson(req): ApiJson<TokenRequest>,
+) -> HttpResult<Json<TokenResponse>> {
+    let (token, expires_at) = node.security.auth.mint(&req)?;
+    Ok(Json(TokenResponse { token, expires_at }))
+}

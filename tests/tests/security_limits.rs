@@ -1,0 +1,364 @@
+//! Issue 9, acceptance 4: 10,000 lock waiters, slowloris connections,
+//! oversized and deeply nested bodies, long polls and request rates: the node
+//! refuses what is past its limits, keeps answering other clients, and its
+//! memory stays bounded.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use dsync_tests::{dsync_bin, wait_until};
+use reqwest::StatusCode;
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// One `dsync server` with its own configuration, killed on drop.
+struct Node {
+    child: Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Node {
+    async fn start(extra_yaml: &str) -> Node {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let config = dir.path().join("node.yaml");
+        let data: PathBuf = dir.path().join("data");
+        std::fs::write(
+            &config,
+            format!(
+                "id: 1\nlisten: {addr}\ndata_dir: {}\nbootstrap: true\n{extra_yaml}",
+                data.display()
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+        let child = Command::new(dsync_bin())
+            .arg("server")
+            .arg("--config")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let node = Node {
+            child,
+            addr,
+            _dir: dir,
+        };
+        let http = reqwest::Client::new();
+        wait_until(Duration::from_secs(30), "the node to be ready", || async {
+            let r = http.get(node.url("/ready")).send().await.ok()?;
+            r.status().is_success().then_some(())
+        })
+        .await;
+        node
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A client that opens a fresh connection per request: pooled connections
+/// may be closed by the node's header read timeout while idle.
+fn fresh_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+async fn responsive(node: &Node, http: &reqwest::Client, what: &str) {
+    let r = http.get(node.url("/health")).send().await;
+    assert!(
+        r.is_ok_and(|r| r.status().is_success()),
+        "health failed {what}"
+    );
+    let r = http
+        .put(node.url("/v1/kv/probe"))
+        .json(&json!({"value": what}))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("kv put failed {what}: {e}"));
+    assert_eq!(r.status(), StatusCode::OK, "kv put {what}");
+}
+
+/// 10,000 waiters need as many sockets here and in the node (which inherits
+/// the limit): raise the soft limit to the hard one.
+fn raise_fd_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    let _ = setrlimit(Resource::RLIMIT_NOFILE, hard, hard);
+    let (soft, _) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    assert!(soft >= 12_000, "need 12000 file descriptors, have {soft}");
+}
+
+/// Waiters queued over all locks.
+async fn waiter_count(http: &reqwest::Client, node: &Node) -> usize {
+    let Ok(r) = http.get(node.url("/v1/locks")).send().await else {
+        return usize::MAX;
+    };
+    let v: Value = r.json().await.unwrap_or(Value::Null);
+    v["locks"].as_array().map_or(usize::MAX, |locks| {
+        locks
+            .iter()
+            .map(|l| l["waiters"].as_array().map_or(0, Vec::len))
+            .sum()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ten_thousand_waiters_slow_clients_and_big_bodies_leave_the_node_responsive() {
+    raise_fd_limit();
+    // 10,000 waiters over 100 locks, 100 each: the per-lock limit.
+    const LOCKS: usize = 100;
+    const PER_LOCK: usize = 100;
+    const WAITERS: usize = LOCKS * PER_LOCK;
+    let node =
+        Node::start("limits:\n  header_read_timeout_ms: 1000\n  max_waiters_per_lock: 100\n").await;
+    let http = fresh_client();
+    let rss_start = node.rss_kib();
+    for l in 0..LOCKS {
+        let r = http
+            .post(node.url(&format!("/v1/locks/hot{l}/acquire")))
+            .json(&json!({"owner": "holder", "ttl_ms": 600000}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+
+    // Each waiter on its own open connection.
+    let gate = Arc::new(tokio::sync::Semaphore::new(100));
+    let mut tasks = Vec::with_capacity(WAITERS);
+    for i in 0..WAITERS {
+        let addr = node.addr.clone();
+        let gate = gate.clone();
+        tasks.push(tokio::spawn(async move {
+            let _slot = gate.acquire().await.unwrap();
+            let body = format!(r#"{{"owner":"w{i}","ttl_ms":1000,"wait_ms":300000}}"#);
+            let req = format!(
+                "POST /v1/locks/hot{}/acquire HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                i % LOCKS,
+                body.len()
+            );
+            let mut s = TcpStream::connect(&addr).await.unwrap();
+            s.write_all(req.as_bytes()).await.unwrap();
+            s
+        }));
+    }
+    let mut streams = Vec::with_capacity(WAITERS);
+    for t in tasks {
+        streams.push(t.await.unwrap());
+    }
+    wait_until(
+        Duration::from_secs(300),
+        "10,000 queued waiters",
+        || async { (waiter_count(&http, &node).await == WAITERS).then_some(()) },
+    )
+    .await;
+    responsive(&node, &http, "with 10,000 waiters").await;
+
+    // One more waiter is past the limit: 429 with Retry-After.
+    let r = http
+        .post(node.url("/v1/locks/hot7/acquire"))
+        .json(&json!({"owner": "late", "ttl_ms": 1000, "wait_ms": 1000}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.headers().contains_key("retry-after"));
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["error"]["code"], "rate_limited");
+
+    // Slowloris: connections that never finish their headers are closed.
+    let mut slow = Vec::new();
+    for _ in 0..300 {
+        let mut s = TcpStream::connect(&node.addr).await.unwrap();
+        s.write_all(b"GET /health HTTP/1.1\r\nhost: x\r\nx-slow: ")
+            .await
+            .unwrap();
+        slow.push(s);
+    }
+    responsive(&node, &http, "with 300 slow clients").await;
+    let closed = futures::future::join_all(slow.into_iter().map(|mut s| async move {
+        // Keep dribbling a byte at a time until the node hangs up.
+        for _ in 0..100 {
+            if s.write_all(b"a").await.is_err() {
+                return true;
+            }
+            let mut buf = [0u8; 256];
+            match tokio::time::timeout(Duration::from_millis(200), s.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return true,
+                // A 408 answer before closing is fine too.
+                Ok(Ok(_)) => return true,
+                Err(_) => {}
+            }
+        }
+        false
+    }))
+    .await;
+    assert!(
+        closed.iter().all(|c| *c),
+        "{} slow connections were never closed",
+        closed.iter().filter(|c| !**c).count()
+    );
+
+    // Oversized and deeply nested bodies: 413 and 400, never a 5xx.
+    let huge = format!(r#"{{"value":"{}"}}"#, "x".repeat(3 * 1024 * 1024));
+    let r = fresh_client()
+        .put(node.url("/v1/kv/big"))
+        .header("content-type", "application/json")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let deep = format!(
+        r#"{{"value":{}{}}}"#,
+        "[".repeat(100_000),
+        "]".repeat(100_000)
+    );
+    let r = http
+        .put(node.url("/v1/kv/deep"))
+        .header("content-type", "application/json")
+        .body(deep)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    responsive(&node, &http, "after abusive bodies").await;
+
+    let rss_peak = node.rss_kib();
+    eprintln!("RSS: {rss_start} KiB at start, {rss_peak} KiB with {WAITERS} waiters");
+    assert!(
+        rss_peak < 1024 * 1024,
+        "RSS {rss_peak} KiB exceeds 1 GiB with {WAITERS} waiters"
+    );
+
+    // Clients that go away withdraw their requests.
+    drop(streams);
+    wait_until(
+        Duration::from_secs(180),
+        "abandoned waiters to be withdrawn",
+        || async { (waiter_count(&http, &node).await == 0).then_some(()) },
+    )
+    .await;
+    responsive(&node, &http, "after the waiters left").await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn long_polls_and_request_rate_are_limited_per_client() {
+    let node = Node::start(
+        "limits:\n  max_long_polls_per_client: 2\n  rate_limit_per_sec: 20\n  rate_limit_burst: 20\n",
+    )
+    .await;
+    let http = fresh_client();
+    // Five long polls at once, each lasting 10 s unless refused: the first
+    // two to arrive hold the client's two slots, the other three get 429.
+    let polls = futures::future::join_all((0..5).map(|_| {
+        http.post(node.url("/v1/queues/idle/consume"))
+            .json(&json!({"consumer": "c", "max": 1, "wait_ms": 10000}))
+            .timeout(Duration::from_secs(30))
+            .send()
+    }))
+    .await;
+    let mut statuses: Vec<u16> = polls
+        .iter()
+        .map(|r| r.as_ref().unwrap().status().as_u16())
+        .collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, vec![200, 200, 429, 429, 429]);
+    for r in polls.into_iter().map(Result::unwrap) {
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            let v: Value = r.json().await.unwrap();
+            assert_eq!(v["error"]["code"], "rate_limited");
+        }
+    }
+
+    // 100 requests at once from one client: the excess gets 429 + Retry-After.
+    let replies =
+        futures::future::join_all((0..100).map(|_| http.get(node.url("/v1/locks")).send())).await;
+    let limited: Vec<_> = replies
+        .into_iter()
+        .map(|r| r.unwrap())
+        .filter(|r| r.status() == StatusCode::TOO_MANY_REQUESTS)
+        .collect();
+    assert!(limited.len() >= 50, "only {} of 100 limited", limited.len());
+    for r in &limited {
+        let after: u64 = r.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(after >= 1);
+    }
+    // Probes are never limited.
+    for _ in 0..50 {
+        let r = http.get(node.url("/health")).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connections_past_the_limit_are_closed_and_slots_come_back() {
+    let node = Node::start("limits:\n  max_connections: 16\n").await;
+    // Let the readiness poll's connections close before counting.
+    let http = fresh_client();
+    let mut held = Vec::new();
+    let mut refused = false;
+    for _ in 0..40 {
+        let mut s = TcpStream::connect(&node.addr).await.unwrap();
+        // An accepted connection answers; one over the limit is closed unread.
+        s.write_all(b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        let mut buf = [0u8; 512];
+        match tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => held.push(s),
+            _ => {
+                refused = true;
+                break;
+            }
+        }
+    }
+    assert!(refused, "40 connections were all accepted");
+    assert!(held.len() <= 16, "{} connections held", held.len());
+    drop(held);
+    wait_until(
+        Duration::from_secs(10),
+        "a free connection slot",
+        || async {
+            let r = http.get(node.url("/health")).send().await.ok()?;
+            r.status().is_success().then_some(())
+        },
+    )
+    .await;
+}
