@@ -6,7 +6,8 @@
 #
 # --profile dev builds faster (the test suite uses it); --binary reuses an
 # already built static binary instead of compiling one.
-# The image is tagged dsync:<version> (and dsync:latest unless --tag is given).
+# The image is tagged dsync:<version> (and dsync:latest unless --tag is given);
+# --tag takes a tag (rc1) or a whole reference (dsync:rc1).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -44,8 +45,11 @@ trap 'rm -rf "$ctx"' EXIT
 cp "$binary" "$ctx/dsync"
 mkdir "$ctx/data"
 
-tags=(-t "dsync:${tag:-$version}")
+# --tag takes a tag (rc1) or a whole reference (dsync:rc1).
+ref="dsync:${tag:-$version}"
+case "$tag" in *:*) ref="$tag" ;; esac
+tags=(-t "$ref")
 [ -z "$tag" ] && tags+=(-t dsync:latest)
 echo "==> docker build ${tags[*]}"
 docker build -q -f compose/Dockerfile "${tags[@]}" "$ctx"
-echo "built dsync:${tag:-$version}"
+echo "built $ref"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the tools the test suite drives besides cargo, when missing:
-# kubernetes-validate (PyPI) for the manifests, and with DSYNC_DOCKER_TESTS=1
-# Prometheus (Debian) for the scrape test. Called by scripts/test.sh.
+# kubernetes-validate (PyPI) for the manifests, tmux (Debian) for the
+# dashboard's end-to-end test, and with DSYNC_DOCKER_TESTS=1 Prometheus
+# (Debian) for the scrape test. Called by scripts/test.sh.
 set -euo pipefail
 
 apt_install() {
@@ -15,6 +16,11 @@ apt_install() {
 if ! command -v kubernetes-validate >/dev/null 2>&1; then
     echo "installing kubernetes-validate (pip)"
     python3 -m pip install --quiet --disable-pip-version-check kubernetes-validate
+fi
+
+if ! command -v tmux >/dev/null 2>&1; then
+    echo "installing tmux (apt)"
+    apt_install tmux
 fi
 
 if [ "${DSYNC_DOCKER_TESTS:-}" = 1 ] && ! command -v prometheus >/dev/null 2>&1; then

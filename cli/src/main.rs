@@ -57,6 +57,14 @@ pub enum Command {
     /// Move Raft leadership to a chosen node.
     #[command(subcommand)]
     Leader(LeaderCommand),
+    /// Live dashboard: nodes, locks and the wait-for graph, cache, queues, events.
+    ///
+    /// Polls every node each 500 ms (an unreachable node is marked, never
+    /// waited for) and follows one node's /v1/events. Keys: Tab or 1-5 switch
+    /// panels, arrows select, / filters, ? shows help, q quits; t transfers
+    /// leadership to the selected node and r force-releases the selected
+    /// lock, each after a confirmation.
+    Tui,
     /// Drain a node or wait until it is ready (rolling maintenance).
     #[command(subcommand)]
     Node(NodeCommand),

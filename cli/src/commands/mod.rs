@@ -10,6 +10,7 @@ pub mod node;
 pub mod probe;
 pub mod queue;
 pub mod server;
+pub mod tui;
 pub mod version;
 
 use dsync_api::ErrorCode;
@@ -56,6 +57,7 @@ async fn dispatch(global: GlobalArgs, cmd: Command) -> anyhow::Result<i32> {
         Command::Cluster(c) => cluster::run(&global, c).await,
         Command::Kv(c) => kv::run(&global, c).await,
         Command::Leader(c) => leader::run(&global, c).await,
+        Command::Tui => tui::run(&global).await,
         Command::Node(c) => node::run(&global, c).await,
         Command::Version => version::run(&global),
         Command::Lock(c) => lock::run(&global, c).await,

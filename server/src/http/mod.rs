@@ -3,6 +3,7 @@
 
 mod cluster;
 pub mod error;
+mod events;
 mod extract;
 mod kv;
 mod lifecycle;
@@ -33,6 +34,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .merge(kv::router())
         .merge(locks::router())
         .merge(queue::router())
+        .merge(events::router())
         .merge(lifecycle::router())
         .layer(DefaultBodyLimit::max(node.config.max_body_bytes));
     let peer = raft::router().layer(DefaultBodyLimit::max(PEER_BODY_LIMIT));

@@ -95,7 +95,7 @@ impl SnapshotV1 {
                 kv: self.kv,
                 locks: self.locks,
                 queues: self.queues,
-                cluster_id: None,
+                ..StateData::default()
             },
         }
     }
