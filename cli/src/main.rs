@@ -18,6 +18,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use commands::backup::BackupCommand;
 use commands::bench::BenchCommand;
+use commands::cache::CacheCommand;
 use commands::cluster::ClusterCommand;
 use commands::kv::KvCommand;
 use commands::leader::LeaderCommand;
@@ -82,6 +83,9 @@ pub enum Command {
     /// Measure throughput and latency against a running cluster.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Read and write through a node's coherent (MESI) cache; inspect line states.
+    #[command(subcommand)]
+    Cache(CacheCommand),
     /// Take, verify and restore backups of a cluster's state.
     #[command(subcommand)]
     Backup(BackupCommand),

@@ -40,6 +40,78 @@ pub struct Config {
     pub max_inflight_batches: usize,
     /// Default bound for `consistency=stale` reads without `max_staleness_ms`.
     pub max_staleness_ms: u64,
+    /// The coherent cache (`/v1/cache`).
+    pub cache: CacheConfig,
+}
+
+/// How a cache write reaches the replicated KV.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum WritePolicy {
+    /// Every write is committed through Raft before it is acknowledged.
+    WriteThrough,
+    /// A node holding the line in M or E acknowledges at once and commits
+    /// later; unflushed writes are lost if that node crashes.
+    WriteBack,
+}
+
+impl std::str::FromStr for WritePolicy {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "write-through" => Ok(WritePolicy::WriteThrough),
+            "write-back" => Ok(WritePolicy::WriteBack),
+            _ => Err(format!(
+                "unknown write policy {s:?} (write-through or write-back)"
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Most lines one node keeps.
+    pub capacity_entries: usize,
+    /// Most bytes of keys and values one node keeps.
+    pub capacity_bytes: usize,
+    /// Lease of a line; renewed while the line is used.
+    pub lease_ms: u64,
+    pub write_policy: WritePolicy,
+    /// Write-back: how often M lines are flushed to the KV.
+    pub writeback_delay_ms: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            capacity_entries: 100_000,
+            capacity_bytes: 256 * 1024 * 1024,
+            lease_ms: 2_000,
+            write_policy: WritePolicy::WriteThrough,
+            writeback_delay_ms: 10,
+        }
+    }
+}
+
+impl CacheConfig {
+    fn validate(&self) -> Result<()> {
+        let bad = |m: &str| Err(Error::Config(format!("cache: {m}")));
+        if self.capacity_entries == 0 || self.capacity_entries > 100_000_000 {
+            return bad("capacity_entries must be between 1 and 100000000");
+        }
+        if !(4096..=1 << 40).contains(&self.capacity_bytes) {
+            return bad("capacity_bytes must be between 4 KiB and 1 TiB");
+        }
+        if !(50..=600_000).contains(&self.lease_ms) {
+            return bad("lease_ms must be between 50 and 600000");
+        }
+        if self.writeback_delay_ms == 0 || self.writeback_delay_ms * 4 > self.lease_ms {
+            return bad("writeback_delay_ms must be > 0 and at most a quarter of lease_ms");
+        }
+        Ok(())
+    }
 }
 
 impl Default for Config {
@@ -63,6 +135,7 @@ impl Default for Config {
             max_batch: 1024,
             max_inflight_batches: 2,
             max_staleness_ms: 5_000,
+            cache: CacheConfig::default(),
         }
     }
 }
@@ -115,7 +188,7 @@ impl Config {
                     .into(),
             );
         }
-        Ok(())
+        self.cache.validate()
     }
 }
 
@@ -148,5 +221,23 @@ mod tests {
             ..Config::default()
         };
         assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn cache_section_parses_and_validates() {
+        let c: Config =
+            serde_yaml::from_str("cache:\n  lease_ms: 500\n  write_policy: write-back\n").unwrap();
+        assert_eq!(c.cache.write_policy, WritePolicy::WriteBack);
+        assert_eq!(c.cache.writeback_delay_ms, 10);
+        c.validate().unwrap();
+        let mut bad = c.clone();
+        bad.cache.writeback_delay_ms = 400;
+        assert!(bad.validate().is_err());
+        bad.cache = CacheConfig {
+            capacity_entries: 0,
+            ..CacheConfig::default()
+        };
+        assert!(bad.validate().is_err());
+        assert!(serde_yaml::from_str::<Config>("cache:\n  write_policy: sometimes\n").is_err());
     }
 }

@@ -2,6 +2,7 @@
 //! replicated state machine, and the HTTP API (axum).
 
 pub mod backup;
+pub mod cache;
 pub mod config;
 pub mod error;
 pub mod events;

@@ -4,6 +4,7 @@
 pub mod chaos;
 pub mod checkers;
 pub mod history;
+pub mod linearizability;
 pub mod nemesis;
 pub mod wait;
 pub mod workloads;

@@ -1,6 +1,8 @@
 //! Issue 6, acceptance 2: the real `dsync tui` in tmux against a live
 //! 3-node cluster shows the leader, a refused deadlock cycle and a queue
-//! backlog, and follows a new leader after the old one is killed.
+//! backlog, runs its two admin actions (force-release `r`, leader transfer
+//! `t`) after confirmation, and follows a new leader after the leader is
+//! killed.
 
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -112,7 +114,7 @@ fn acquire(owner: &str, wait_ms: u64) -> AcquireRequest {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn dashboard_shows_leader_deadlock_and_backlog_then_follows_a_new_leader() {
+async fn dashboard_shows_leader_deadlock_and_backlog_runs_admin_actions_and_follows_a_new_leader() {
     assert!(
         Command::new("tmux").arg("-V").output().is_ok(),
         "this test drives the dashboard in tmux: install tmux"
@@ -170,22 +172,55 @@ async fn dashboard_shows_leader_deadlock_and_backlog_then_follows_a_new_leader()
     })
     .await;
 
+    // `r` on the first lock (x, held by a), confirmed.
+    tmux.keys("r");
+    tmux.wait_for("the force-release confirmation", |s| {
+        s.contains("Force-release lock \"x\"").then_some(())
+    })
+    .await;
+    tmux.keys("y");
+    tmux.wait_for("the force-release outcome", |s| {
+        s.contains("lock x released from a").then_some(())
+    })
+    .await;
+    let x = client.lock_get("x").await.expect("lock x");
+    assert!(x.holders.is_empty(), "{x:?}");
+
     tmux.keys("4");
     tmux.wait_for("a depth of 25 in the Queues panel", |s| {
         (ready_of(s, "backlog") == Some(25)).then_some(())
     })
     .await;
 
-    c.kill9(leader);
+    // `t` on a follower's row, confirmed: it becomes the leader.
+    let ids: Vec<u64> = c.nodes().iter().map(|n| n.id).collect();
+    let row = ids.iter().position(|&id| id != leader).expect("a follower");
+    let target = ids[row];
     tmux.keys("1");
+    for _ in 0..row {
+        tmux.keys("Down");
+    }
+    tmux.keys("t");
+    let question = format!("Transfer leadership to node {target}?");
+    tmux.wait_for("the transfer confirmation", |s| {
+        s.contains(&question).then_some(())
+    })
+    .await;
+    tmux.keys("y");
+    tmux.wait_for("the transferred leader in the header", |s| {
+        (header_leader(s) == Some(target)).then_some(())
+    })
+    .await;
+
+    c.kill9(target);
     let new = tmux
         .wait_for("a new leader in the header", |s| {
-            header_leader(s).filter(|&l| l != leader)
+            header_leader(s).filter(|&l| l != target)
         })
         .await;
     tmux.wait_for("the killed node marked unreachable", |s| {
         let row = s.lines().find(|l| l.contains("UNREACHABLE"))?;
-        row.contains(&c.node(leader).addr).then_some(())
+        row.contains(&c.node(target).addr).then_some(())
     })
     .await;
     assert_eq!(c.wait_leader(2).await, new);

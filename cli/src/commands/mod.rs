@@ -2,6 +2,7 @@
 
 pub mod backup;
 pub mod bench;
+pub mod cache;
 pub mod cluster;
 pub mod kv;
 pub mod leader;
@@ -64,6 +65,7 @@ async fn dispatch(global: GlobalArgs, cmd: Command) -> anyhow::Result<i32> {
         Command::Queue(c) => queue::run(&global, c).await,
         Command::Probe(c) => probe::run(&global, c).await,
         Command::Bench(c) => bench::run(&global, c).await,
+        Command::Cache(c) => cache::run(&global, c).await,
         Command::Backup(c) => backup::run(&global, c).await,
     }
 }

@@ -104,6 +104,26 @@ pub struct ServerArgs {
     /// Default bound of `consistency=stale` reads that give no max_staleness_ms.
     #[arg(long, env = "DSYNC_MAX_STALENESS_MS", value_name = "MS")]
     pub max_staleness_ms: Option<u64>,
+
+    /// Most cache lines this node keeps.
+    #[arg(long, env = "DSYNC_CACHE_CAPACITY_ENTRIES", value_name = "N")]
+    pub cache_capacity_entries: Option<usize>,
+
+    /// Most bytes of cached keys and values this node keeps.
+    #[arg(long, env = "DSYNC_CACHE_CAPACITY_BYTES", value_name = "BYTES")]
+    pub cache_capacity_bytes: Option<usize>,
+
+    /// Lease of a cache line, renewed while it is used.
+    #[arg(long, env = "DSYNC_CACHE_LEASE_MS", value_name = "MS")]
+    pub cache_lease_ms: Option<u64>,
+
+    /// Cache write policy: write-through (default) or write-back.
+    #[arg(long, env = "DSYNC_CACHE_WRITE_POLICY", value_name = "POLICY")]
+    pub cache_write_policy: Option<dsync_server::config::WritePolicy>,
+
+    /// Write-back: how often modified lines are flushed to the KV.
+    #[arg(long, env = "DSYNC_CACHE_WRITEBACK_DELAY_MS", value_name = "MS")]
+    pub cache_writeback_delay_ms: Option<u64>,
 }
 
 impl ServerArgs {
@@ -160,6 +180,14 @@ impl ServerArgs {
                 c.join.clear();
             }
         }
+        set(&mut c.cache.capacity_entries, &self.cache_capacity_entries);
+        set(&mut c.cache.capacity_bytes, &self.cache_capacity_bytes);
+        set(&mut c.cache.lease_ms, &self.cache_lease_ms);
+        set(&mut c.cache.write_policy, &self.cache_write_policy);
+        set(
+            &mut c.cache.writeback_delay_ms,
+            &self.cache_writeback_delay_ms,
+        );
         Ok(c)
     }
 }

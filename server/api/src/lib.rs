@@ -6,6 +6,7 @@
 
 pub mod admin;
 pub mod breaker;
+pub mod cache;
 pub mod client;
 pub mod error;
 pub mod events;

@@ -1,6 +1,7 @@
 //! HTTP: one router per domain, merged here, with the response headers,
 //! metrics and JSON fallbacks every route shares.
 
+mod cache;
 mod cluster;
 pub mod error;
 mod events;
@@ -30,6 +31,7 @@ const PEER_BODY_LIMIT: usize = 256 * 1024 * 1024;
 
 pub fn router(node: Arc<Node>) -> Router {
     let client = Router::new()
+        .merge(cache::router())
         .merge(cluster::router())
         .merge(kv::router())
         .merge(locks::router())

@@ -39,6 +39,7 @@ pub struct Node {
     pub peers: reqwest::Client,
     /// What `GET /v1/events` streams; publish to it from anywhere.
     pub events: EventBus,
+    pub cache: crate::cache::Cache,
     proposer: Proposer,
     /// When a leader last appended to us (for `stale` reads).
     leader_contact: Mutex<Option<Instant>>,
@@ -96,8 +97,10 @@ impl Node {
             config.max_inflight_batches,
             metrics.clone(),
         );
+        let cache = crate::cache::Cache::new(&config.cache);
         let node = Arc::new(Node {
             id: config.id,
+            cache,
             addr: config.advertised(),
             config,
             raft,
@@ -115,6 +118,7 @@ impl Node {
         tokio::spawn(watch_metrics(node.clone()));
         tokio::spawn(crate::events::watch_roles(node.clone()));
         tokio::spawn(locks::run_lock_ticker(node.clone()));
+        tokio::spawn(crate::cache::run(node.clone()));
         Ok(node)
     }
 

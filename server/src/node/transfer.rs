@@ -117,7 +117,7 @@ impl Node {
         let quiet_since = Instant::now();
         tokio::time::sleep(lease + LEASE_MARGIN).await;
 
-        let (_, addr) = self
+        let addr = self
             .member_addr(target)
             .ok_or_else(|| Error::InvalidArgument(format!("node {target} left the cluster")))?;
         // The target may lose one vote round (e.g. to a slow voter whose lease
@@ -197,12 +197,5 @@ impl Node {
                     "this is the only voter; there is no one to hand off to".into(),
                 )
             })
-    }
-
-    fn member_addr(&self, id: u64) -> Option<(u64, String)> {
-        let m = self.raft.metrics();
-        let m = m.borrow();
-        let addr = m.membership_config.membership().get_node(&id)?.addr.clone();
-        Some((id, addr))
     }
 }

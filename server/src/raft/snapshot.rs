@@ -95,7 +95,8 @@ impl SnapshotV1 {
                 kv: self.kv,
                 locks: self.locks,
                 queues: self.queues,
-                ..StateData::default()
+                cluster_id: None,
+                outbox: Vec::new(),
             },
         }
     }

@@ -216,12 +216,12 @@ pub struct StateData {
     pub kv: kv::KvTable,
     pub locks: locks::LockTable,
     pub queues: queue::QueueTable,
-    /// Set once by the first leader of a new cluster (see `SetClusterId`).
-    pub cluster_id: Option<String>,
     /// Events of the entries applied since the state machine last drained
     /// it (`/v1/events`); not part of the replicated state or snapshots.
     #[serde(skip)]
     pub outbox: Vec<Event>,
+    /// Set once by the first leader of a new cluster (see `SetClusterId`).
+    pub cluster_id: Option<String>,
 }
 
 impl StateData {

@@ -2,6 +2,7 @@
 //! latency histogram, report) is shared; each bench only supplies one
 //! operation.
 
+pub mod cache;
 pub mod failover;
 pub mod kv;
 pub mod lock;
@@ -33,6 +34,8 @@ pub enum BenchCommand {
     Failover(failover::FailoverBenchArgs),
     /// Producers push batches while consumers receive and ack them: messages/s end to end.
     Queue(queue::QueueBenchArgs),
+    /// Cache hit GETs on one node, or writes that invalidate --sharers copies.
+    Cache(cache::CacheBenchArgs),
 }
 
 pub async fn run(global: &GlobalArgs, cmd: BenchCommand) -> anyhow::Result<i32> {
@@ -41,6 +44,7 @@ pub async fn run(global: &GlobalArgs, cmd: BenchCommand) -> anyhow::Result<i32> 
         BenchCommand::Lock(args) => lock::run(global, args).await,
         BenchCommand::Queue(args) => queue::run(global, args).await,
         BenchCommand::Failover(args) => failover::run(global, args).await,
+        BenchCommand::Cache(args) => cache::run(global, args).await,
     }
 }
 
