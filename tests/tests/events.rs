@@ -194,3 +194,37 @@ async fn force_release_of_a_free_lock_and_of_bad_input() {
         "--force with --owner is a usage error"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cache_write_publishes_the_invalidation_of_the_other_copies() {
+    let c = Cluster::up(3, &[]);
+    let leader = c.wait_leader(3).await;
+    let mut events = c
+        .client()
+        .events(&c.node(leader).addr)
+        .await
+        .expect("subscribe");
+    // Two readers hold the line in S; a write on the third invalidates both.
+    let readers: Vec<u64> = (1..=3).filter(|id| *id != leader).collect();
+    let writer = c.client_for(leader);
+    writer.cache_put("k", json!(1)).await.expect("first write");
+    for id in &readers {
+        c.client_for(*id).cache_get("k").await.expect("read");
+    }
+    writer.cache_put("k", json!(2)).await.expect("second write");
+    let e = next_matching(&mut events, "cache invalidation", |e| {
+        matches!(e, Event::CacheInvalidated { .. })
+    })
+    .await;
+    let Event::CacheInvalidated {
+        key,
+        writer: w,
+        mut nodes,
+        ..
+    } = e
+    else {
+        unreachable!("matched above")
+    };
+    nodes.sort_unstable();
+    assert_eq!((key.as_str(), w, nodes), ("k", leader, readers));
+}

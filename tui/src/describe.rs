@@ -66,6 +66,23 @@ pub fn describe(event: Event, received_ms: u64) -> Option<EventRow> {
             format!("message {id} of {topic} dead-lettered after {attempt} attempt(s)"),
             Severity::Alert,
         ),
+        Event::CacheInvalidated {
+            key,
+            writer,
+            nodes,
+            at_ms,
+        } => (
+            at_ms,
+            format!(
+                "cache {key}: write on node {writer} invalidated node(s) {}",
+                nodes
+                    .iter()
+                    .map(u64::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Severity::Info,
+        ),
         Event::Lagged { skipped } => (
             received_ms,
             format!("dashboard fell behind: {skipped} events skipped"),

@@ -61,6 +61,14 @@ pub enum Event {
         attempt: u32,
         at_ms: u64,
     },
+    /// The cache directory invalidated other nodes' copies of `key` for a
+    /// write from `writer`.
+    CacheInvalidated {
+        key: String,
+        writer: u64,
+        nodes: Vec<u64>,
+        at_ms: u64,
+    },
     /// This subscriber fell behind and `skipped` events were dropped for it.
     Lagged { skipped: u64 },
     /// A kind this build does not know (sent by a newer server).
@@ -77,6 +85,7 @@ impl Event {
             Event::Deadlock { .. } => "deadlock",
             Event::LockForceReleased { .. } => "lock_force_released",
             Event::DeadLetter { .. } => "dead_letter",
+            Event::CacheInvalidated { .. } => "cache_invalidated",
             Event::Lagged { .. } => "lagged",
             Event::Unknown => "unknown",
         }

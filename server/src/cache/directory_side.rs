@@ -100,8 +100,18 @@ impl Node {
             self.tell_holder(node, req, lease_until).await;
             node
         });
-        for node in futures::future::join_all(invalidations).await {
-            self.cache.dir().dir.remove(key, node);
+        let invalidated = futures::future::join_all(invalidations).await;
+        for node in &invalidated {
+            self.cache.dir().dir.remove(key, *node);
+        }
+        if !invalidated.is_empty() {
+            self.events
+                .publish(dsync_api::events::Event::CacheInvalidated {
+                    key: key.to_string(),
+                    writer: from,
+                    nodes: invalidated,
+                    at_ms: crate::proposer::now_ms(),
+                });
         }
         let cmd = match &value {
             Some(v) => Command::KvPut {
