@@ -29,11 +29,11 @@ if [ "${DSYNC_DOCKER_TESTS:-}" = 1 ]; then
 fi
 
 step "unit tests"
-cargo test --workspace --exclude dsync-tests 2>&1 | tee -a "$log"
+cargo test --workspace --exclude dsync-tests --no-fail-fast 2>&1 | tee -a "$log"
 
 step "end-to-end tests (real clusters on loopback)"
 # Each test starts its own cluster; two at a time keeps elections honest on 2 cores.
-cargo test -p dsync-tests -- --test-threads="${DSYNC_E2E_THREADS:-2}" --show-output 2>&1 | tee -a "$log"
+cargo test -p dsync-tests --no-fail-fast -- --test-threads="${DSYNC_E2E_THREADS:-2}" --show-output 2>&1 | tee -a "$log"
 
 # One closing line for the whole run.
 awk '/^test result:/ { p += $4; f += $6 } END { printf "\ntotal: %d passed, %d failed\n", p, f }' "$log"

@@ -124,8 +124,10 @@ async fn a_node_cut_off_from_the_leader_stops_serving_at_lease_end() {
     assert_ne!(r.state, I);
     let lease_end = t0 + Duration::from_millis(LEASE_MS);
 
-    // Cut F (and everyone) off from the leader.
+    // Cut F off: stop the leader and G too, so F cannot help elect a new
+    // leader (failover takes under a second) and must rely on its lease alone.
     cluster.signal(leader, Signal::SIGSTOP);
+    cluster.signal(g, Signal::SIGSTOP);
     // While the lease lasts F may serve hits; after it, never.
     let mut cfg = dsync_api::ClientConfig::new(vec![cluster.node(f).addr]);
     cfg.retry_for = Duration::from_millis(1);
@@ -148,6 +150,7 @@ async fn a_node_cut_off_from_the_leader_stops_serving_at_lease_end() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert!(hits > 0, "F never served its line while the lease lasted");
+    cluster.signal(g, Signal::SIGCONT);
 
     // A new leader is elected without the stopped one; a write through it is
     // then seen by F (no stale read).
