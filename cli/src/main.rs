@@ -2,6 +2,7 @@
 
 mod cluster_file;
 mod commands;
+mod compose;
 mod context;
 mod duration;
 mod local;
@@ -19,7 +20,9 @@ use commands::bench::BenchCommand;
 use commands::cache::CacheCommand;
 use commands::cluster::ClusterCommand;
 use commands::kv::KvCommand;
+use commands::leader::LeaderCommand;
 use commands::lock::LockCommand;
+use commands::probe::ProbeCommand;
 use commands::queue::QueueCommand;
 use commands::server::ServerArgs;
 use context::GlobalArgs;
@@ -50,12 +53,26 @@ pub enum Command {
     /// Read and write the replicated key-value store.
     #[command(subcommand)]
     Kv(KvCommand),
+    /// Move Raft leadership to a chosen node.
+    #[command(subcommand)]
+    Leader(LeaderCommand),
+    /// Live dashboard: nodes, locks and the wait-for graph, cache, queues, events.
+    ///
+    /// Polls every node each 500 ms (an unreachable node is marked, never
+    /// waited for) and follows one node's /v1/events. Keys: Tab or 1-5 switch
+    /// panels, arrows select, / filters, ? shows help, q quits; t transfers
+    /// leadership to the selected node and r force-releases the selected
+    /// lock, each after a confirmation.
+    Tui,
     /// Take, renew, release and inspect distributed locks, or run a command under one.
     #[command(subcommand)]
     Lock(LockCommand),
     /// Push, receive and settle messages of the replicated queue; inspect topics.
     #[command(subcommand)]
     Queue(QueueCommand),
+    /// Check one node's liveness or readiness (for health checks; exit 0 or 1).
+    #[command(subcommand)]
+    Probe(ProbeCommand),
     /// Measure throughput and latency against a running cluster.
     #[command(subcommand)]
     Bench(BenchCommand),

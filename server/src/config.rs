@@ -123,9 +123,12 @@ impl Default for Config {
             data_dir: PathBuf::from("dsync-data"),
             bootstrap: false,
             join: Vec::new(),
-            heartbeat_ms: 100,
-            election_timeout_min_ms: 800,
-            election_timeout_max_ms: 1600,
+            // A follower campaigns after max + a random [min, max) of silence
+            // (openraft 0.9 adds the leader lease, = max, to the timeout):
+            // 750–900 ms here, for sub-second failover. See docs/architecture.md.
+            heartbeat_ms: 50,
+            election_timeout_min_ms: 300,
+            election_timeout_max_ms: 450,
             snapshot_every: 10_000,
             keep_logs_after_snapshot: 1_000,
             max_body_bytes: 2 * 1024 * 1024,
@@ -199,7 +202,7 @@ mod tests {
             serde_yaml::from_str("id: 3\nlisten: 127.0.0.1:9000\njoin: [\"127.0.0.1:9001\"]\n")
                 .unwrap();
         assert_eq!(c.id, 3);
-        assert_eq!(c.heartbeat_ms, 100);
+        assert_eq!(c.heartbeat_ms, 50);
         assert_eq!(c.advertised(), "127.0.0.1:9000");
         c.validate().unwrap();
         assert!(serde_yaml::from_str::<Config>("idd: 3\n").is_err());

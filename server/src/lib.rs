@@ -4,6 +4,7 @@
 pub mod cache;
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod metrics;
 pub mod node;
@@ -54,8 +55,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tokio::spawn(join_until_member(node.clone()));
     }
     let app = http::router(node.clone());
+    let events = node.events.clone();
     let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(async move {
+            shutdown_signal().await;
+            // Event streams never end on their own; graceful shutdown waits
+            // for every open connection.
+            events.close();
+        })
         .await;
     tracing::info!("shutting down");
     node.shutdown().await;

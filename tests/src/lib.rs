@@ -1,8 +1,13 @@
 //! Harness for end-to-end tests: real clusters of the built `dsync` binary,
 //! each in its own temp dir on ephemeral loopback ports, always torn down.
 
+pub mod chaos;
+pub mod checkers;
+pub mod history;
 pub mod linearizability;
+pub mod nemesis;
 pub mod wait;
+pub mod workloads;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -4,9 +4,12 @@ pub mod bench;
 pub mod cache;
 pub mod cluster;
 pub mod kv;
+pub mod leader;
 pub mod lock;
+pub mod probe;
 pub mod queue;
 pub mod server;
+pub mod tui;
 
 use dsync_api::ErrorCode;
 
@@ -51,8 +54,11 @@ async fn dispatch(global: GlobalArgs, cmd: Command) -> anyhow::Result<i32> {
         Command::Server(_) => unreachable_server(),
         Command::Cluster(c) => cluster::run(&global, c).await,
         Command::Kv(c) => kv::run(&global, c).await,
+        Command::Leader(c) => leader::run(&global, c).await,
+        Command::Tui => tui::run(&global).await,
         Command::Lock(c) => lock::run(&global, c).await,
         Command::Queue(c) => queue::run(&global, c).await,
+        Command::Probe(c) => probe::run(&global, c).await,
         Command::Bench(c) => bench::run(&global, c).await,
         Command::Cache(c) => cache::run(&global, c).await,
     }

@@ -24,6 +24,19 @@ pub struct ServerArgs {
     #[arg(long, env = "DSYNC_ID")]
     pub id: Option<u64>,
 
+    /// Derive the id from a StatefulSet-style hostname `<name>-<ordinal>`:
+    /// id = ordinal + 1, and ordinal 0 bootstraps (its --join is ignored).
+    /// For Kubernetes, where the image has no shell to compute it.
+    #[arg(
+        long,
+        env = "DSYNC_ID_FROM_HOSTNAME",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = BoolishValueParser::new(),
+        value_name = "BOOL"
+    )]
+    pub id_from_hostname: Option<bool>,
+
     /// Address the HTTP server binds, e.g. 127.0.0.1:7401.
     #[arg(long, env = "DSYNC_LISTEN", value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
@@ -165,8 +178,26 @@ impl ServerArgs {
             &mut c.cache.writeback_delay_ms,
             &self.cache_writeback_delay_ms,
         );
+        if self.id_from_hostname == Some(true) && self.id.is_none() {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .context("cannot read the hostname")?;
+            let ordinal = ordinal_of(host.trim())?;
+            c.id = ordinal + 1;
+            if ordinal == 0 {
+                c.bootstrap = true;
+                c.join.clear();
+            }
+        }
         Ok(c)
     }
+}
+
+/// The `<ordinal>` of a StatefulSet pod name `<name>-<ordinal>`.
+fn ordinal_of(host: &str) -> anyhow::Result<u64> {
+    host.rsplit_once('-')
+        .and_then(|(_, n)| n.parse::<u64>().ok())
+        .filter(|n| *n < u64::MAX)
+        .with_context(|| format!("hostname {host:?} does not end in -<ordinal>"))
 }
 
 pub fn run(args: ServerArgs) -> anyhow::Result<i32> {
@@ -211,6 +242,14 @@ mod tests {
     struct Wrap {
         #[command(flatten)]
         args: ServerArgs,
+    }
+
+    #[test]
+    fn statefulset_ordinals_come_from_the_hostname() {
+        assert_eq!(ordinal_of("dsync-0").unwrap(), 0);
+        assert_eq!(ordinal_of("my-dsync-12").unwrap(), 12);
+        assert!(ordinal_of("dsync").is_err());
+        assert!(ordinal_of("dsync-a").is_err());
     }
 
     fn parse(argv: &[&str]) -> ServerArgs {

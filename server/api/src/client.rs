@@ -306,7 +306,19 @@ impl Client {
                 return retry;
             }
             tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_millis(500));
+            // Capped low: an election takes under a second, and a client
+            // asleep in a long backoff adds its sleep to the failover time.
+            backoff = (backoff * 2).min(Duration::from_millis(100));
+        }
+    }
+
+    /// A GET to one node with this client's credentials, for callers that
+    /// read the response themselves (streams).
+    pub(crate) fn get_node(&self, endpoint: &str, path: &str) -> reqwest::RequestBuilder {
+        let req = self.http.get(format!("{}{path}", base_url(endpoint)));
+        match &self.config.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
         }
     }
 
@@ -422,6 +434,14 @@ impl Client {
         };
         self.call(Method::POST, routes::MEMBERS, Some(&body)).await
     }
+
+    /// Hands leadership to `to` (or the most caught-up follower). A retry is
+    /// harmless: once `to` leads, a repeat returns at once.
+    pub async fn leader_transfer(&self, to: Option<u64>) -> Result<LeaderTransferResponse> {
+        let body = LeaderTransferRequest { to };
+        self.call(Method::POST, routes::LEADER_TRANSFER, Some(&body))
+            .await
+    }
 }
 
 /// The error with its causes ("connection refused" hides in the chain).
@@ -519,6 +539,21 @@ impl Client {
     pub async fn lock_graph(&self) -> Result<crate::locks::LockGraph> {
         self.call::<(), _>(Method::GET, routes::LOCK_GRAPH, None)
             .await
+    }
+
+    /// Admin: drops every holder of `name` and grants to the next waiter.
+    /// Not retried after a broken connection: a second force could evict
+    /// the holder the first one let in.
+    pub async fn lock_force_release(
+        &self,
+        name: &str,
+    ) -> Result<crate::locks::ForceReleaseResponse> {
+        self.call::<(), _>(
+            Method::POST,
+            &routes::lock(name, Some("force-release")),
+            None,
+        )
+        .await
     }
 }
 
@@ -635,7 +670,7 @@ fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
         .map_err(|e| ClientError::Transport(format!("bad response body: {e}")))
 }
 
-fn decode_error(status: StatusCode, bytes: &[u8]) -> ApiError {
+pub(crate) fn decode_error(status: StatusCode, bytes: &[u8]) -> ApiError {
     serde_json::from_slice::<ErrorBody>(bytes)
         .map(|b| b.error)
         .unwrap_or_else(|_| {

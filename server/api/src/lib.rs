@@ -8,6 +8,7 @@ pub mod breaker;
 pub mod cache;
 pub mod client;
 pub mod error;
+pub mod events;
 pub mod locks;
 pub mod queue;
 pub mod routes;

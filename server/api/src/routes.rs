@@ -6,6 +6,7 @@ pub const METRICS: &str = "/metrics";
 pub const STATUS: &str = "/v1/status";
 pub const KV: &str = "/v1/kv";
 pub const MEMBERS: &str = "/v1/cluster/members";
+pub const LEADER_TRANSFER: &str = "/v1/cluster/leader/transfer";
 pub const LOCKS: &str = "/v1/locks";
 pub const LOCK_GRAPH: &str = "/v1/locks/graph";
 pub const QUEUES: &str = "/v1/queues";
@@ -20,6 +21,7 @@ pub fn cache_key(key: &str, verb: Option<&str>) -> String {
         None => format!("{CACHE}/{}", encode_segment(key)),
     }
 }
+pub const EVENTS: &str = "/v1/events";
 
 /// Path of one topic, or one of its verbs (`messages`, `consume`, `ack`, …).
 pub fn topic(name: &str, verb: Option<&str>) -> String {

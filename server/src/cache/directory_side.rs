@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dsync_api::cache::LineState;
+use dsync_api::events::Event;
 use dsync_api::routes;
 use dsync_api::types::Consistency;
 
@@ -100,8 +101,19 @@ impl Node {
             self.tell_holder(node, req, lease_until).await;
             node
         });
-        for node in futures::future::join_all(invalidations).await {
-            self.cache.dir().dir.remove(key, node);
+        let invalidated = futures::future::join_all(invalidations).await;
+        for node in &invalidated {
+            self.cache.dir().dir.remove(key, *node);
+        }
+        if !invalidated.is_empty() {
+            self.events.publish(Event::CacheInvalidated {
+                key: key.to_string(),
+                writer: from,
+                nodes: invalidated,
+                at_ms: std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as u64),
+            });
         }
         let cmd = match &value {
             Some(v) => Command::KvPut {
@@ -158,7 +170,7 @@ impl Node {
         let reply = if node == self.id {
             Some(self.handle_holder(req).await)
         } else {
-            match self.member_addr(node) {
+            match self.cache_peer_addr(node) {
                 Some(addr) => {
                     let wait = lease_until
                         .saturating_duration_since(started)
@@ -192,7 +204,7 @@ impl Node {
         }
     }
 
-    fn member_addr(&self, id: u64) -> Option<String> {
+    fn cache_peer_addr(&self, id: u64) -> Option<String> {
         let m = self.raft.metrics();
         let m = m.borrow();
         m.membership_config

@@ -8,7 +8,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use dsync_api::routes;
-use dsync_api::types::{Health, JoinRequest, MembershipResponse, NodeStatus};
+use dsync_api::types::{
+    Health, JoinRequest, LeaderTransferRequest, LeaderTransferResponse, MembershipResponse,
+    NodeStatus,
+};
 
 use super::error::HttpResult;
 use super::extract::ApiJson;
@@ -21,6 +24,7 @@ pub fn router() -> Router<Arc<Node>> {
         .route(routes::METRICS, get(metrics))
         .route(routes::STATUS, get(status))
         .route(routes::MEMBERS, post(join))
+        .route(routes::LEADER_TRANSFER, post(transfer_leader))
 }
 
 /// The process is alive and serving HTTP.
@@ -86,4 +90,11 @@ async fn join(
 ) -> HttpResult<Json<MembershipResponse>> {
     let members = node.join(req.id, req.addr, req.voter).await?;
     Ok(Json(MembershipResponse { members }))
+}
+
+async fn transfer_leader(
+    State(node): State<Arc<Node>>,
+    ApiJson(req): ApiJson<LeaderTransferRequest>,
+) -> HttpResult<Json<LeaderTransferResponse>> {
+    Ok(Json(node.transfer_leader(req.to).await?))
 }

@@ -4,6 +4,7 @@
 mod cache;
 mod cluster;
 pub mod error;
+mod events;
 mod extract;
 mod kv;
 mod locks;
@@ -34,6 +35,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .merge(kv::router())
         .merge(locks::router())
         .merge(queue::router())
+        .merge(events::router())
         .layer(DefaultBodyLimit::max(node.config.max_body_bytes));
     let peer = raft::router().layer(DefaultBodyLimit::max(PEER_BODY_LIMIT));
     Router::new()

@@ -84,6 +84,7 @@ impl Node {
         voter: bool,
     ) -> Result<Vec<MemberStatus>> {
         validate_member(id, &addr)?;
+        self.refuse_while_handing_off()?;
         let existing = self.members().into_iter().find(|m| m.id == id);
         if let Some(m) = &existing {
             if m.addr != addr {
@@ -113,13 +114,7 @@ impl Node {
     pub fn status(&self) -> NodeStatus {
         let m = self.raft.metrics();
         let m = m.borrow();
-        let role = match m.state {
-            ServerState::Leader => Role::Leader,
-            ServerState::Follower => Role::Follower,
-            ServerState::Candidate => Role::Candidate,
-            ServerState::Learner => Role::Learner,
-            ServerState::Shutdown => Role::Shutdown,
-        };
+        let role = role_of(m.state);
         let applied = m.last_applied.map_or(0, |l| l.index);
         let commit = (self.metrics.commit_index.get().max(0) as u64).max(applied);
         NodeStatus {
@@ -140,6 +135,16 @@ impl Node {
                 self.members()
             },
         }
+    }
+}
+
+pub(crate) fn role_of(state: ServerState) -> Role {
+    match state {
+        ServerState::Leader => Role::Leader,
+        ServerState::Follower => Role::Follower,
+        ServerState::Candidate => Role::Candidate,
+        ServerState::Learner => Role::Learner,
+        ServerState::Shutdown => Role::Shutdown,
     }
 }
 

@@ -5,17 +5,21 @@ mod locks;
 mod membership;
 mod queue;
 mod reads;
+mod transfer;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use openraft::BasicNode;
 
 pub use forward::{ForwardReply, ForwardRequest};
+pub(crate) use membership::role_of;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::events::EventBus;
 use crate::metrics::Metrics;
 use crate::proposer::Proposer;
 use crate::raft::log_store::LogStore;
@@ -33,9 +37,13 @@ pub struct Node {
     pub metrics: Arc<Metrics>,
     pub peers: reqwest::Client,
     pub cache: crate::cache::Cache,
+    /// What `GET /v1/events` streams; publish to it from anywhere.
+    pub events: EventBus,
     proposer: Proposer,
     /// When a leader last appended to us (for `stale` reads).
     leader_contact: Mutex<Option<Instant>>,
+    handing_off: AtomicBool,
+    transfer_lock: tokio::sync::Mutex<()>,
 }
 
 impl Node {
@@ -50,7 +58,9 @@ impl Node {
         })?;
         let metrics = Arc::new(Metrics::new());
         let log = LogStore::open(&config.data_dir.join("raft-log.redb"), metrics.clone())?;
+        let events = EventBus::default();
         let sm = SmShared::open(config.data_dir.clone(), metrics.clone())?;
+        sm.publish_to(events.clone());
 
         let raft_config = openraft::Config {
             cluster_name: "dsync".into(),
@@ -95,10 +105,14 @@ impl Node {
             log,
             metrics,
             peers,
+            events,
             proposer,
             leader_contact: Mutex::new(None),
+            handing_off: AtomicBool::new(false),
+            transfer_lock: tokio::sync::Mutex::new(()),
         });
         tokio::spawn(watch_metrics(node.clone()));
+        tokio::spawn(crate::events::watch_roles(node.clone()));
         tokio::spawn(locks::run_lock_ticker(node.clone()));
         tokio::spawn(crate::cache::run(node.clone()));
         Ok(node)
@@ -155,6 +169,7 @@ impl Node {
     }
 
     pub async fn shutdown(&self) {
+        self.events.close();
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!("raft shutdown: {e}");
         }

@@ -1,5 +1,6 @@
 //! `dsync cluster`: local clusters (start, inspect, stop).
 
+mod compose_up;
 pub mod down;
 pub mod status;
 pub mod up;
