@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use dsync_api::cache::LineState::{self, E, I, M, S};
+use dsync_api::events::Event;
 use dsync_api::Client;
 use dsync_tests::{fetch_metrics, metric, wait_until, Cluster};
 use nix::sys::signal::Signal;
@@ -58,7 +59,33 @@ async fn mesi_state_sequence_and_local_hits_without_network() {
         BTreeMap::from([(1, S), (2, S), (3, I)])
     );
 
+    let leader = cluster.wait_leader(3).await;
+    let mut events = cluster
+        .client()
+        .events(&cluster.node(leader).addr)
+        .await
+        .expect("subscribe to the leader's events");
     let w = c.cache_put(key, json!("v2")).await.expect("write at C");
+    let invalidated = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            match events.next().await {
+                Some(Ok(Event::CacheInvalidated {
+                    key: k,
+                    writer,
+                    mut nodes,
+                    ..
+                })) if k == key => {
+                    nodes.sort();
+                    return (writer, nodes);
+                }
+                Some(Ok(_)) => {}
+                other => panic!("event stream ended: {other:?}"),
+            }
+        }
+    })
+    .await
+    .expect("a cache_invalidated event");
+    assert_eq!(invalidated, (3, vec![1, 2]));
     assert_eq!(w.state, M);
     assert!(w.version.unwrap() > r.version);
     assert_eq!(
