@@ -100,6 +100,32 @@ async fn mesi_state_sequence_and_local_hits_without_network() {
         BTreeMap::from([(1, S), (2, I), (3, S)])
     );
 
+    // A's own lines, as the dashboard reads them.
+    let addr_a = cluster.node(1).addr;
+    let lines: serde_json::Value = reqwest::get(format!("http://{addr_a}/v1/cache/lines"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(lines["node"], json!(1));
+    let line = lines["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["key"] == json!(key))
+        .expect("A lists its line");
+    assert_eq!(line["state"], json!("S"));
+    assert_eq!(line["version"], json!(w.version.unwrap()));
+    assert!(line["lease_remaining_ms"].as_u64().unwrap() <= 8000);
+    for bad in ["/v1/cache/lines?limit=0", "/v1/cache/%6Cines/states"] {
+        let status = reqwest::get(format!("http://{addr_a}{bad}"))
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 400, "{bad}");
+    }
+
     // Hits on A reach no other node.
     let before = (
         remote_requests(&cluster, 2).await,
