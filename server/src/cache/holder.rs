@@ -31,15 +31,10 @@ impl Pending<'_> {
     /// Installs `line` unless the request was voided; returns whether it was.
     fn finish(mut self, line: Option<Line>) -> bool {
         self.done = true;
-        let (installed, evicted) = self.node.cache.lines().finish(
-            self.key,
-            self.token,
-            line,
-            self.is_write,
-            Instant::now(),
-        );
-        self.node.after_evictions(evicted);
-        installed
+        self.node
+            .cache
+            .lines()
+            .finish(self.key, self.token, line, self.is_write, Instant::now())
     }
 }
 
@@ -267,18 +262,21 @@ impl Node {
 
     /// Serves the directory's message to this node as a holder.
     pub async fn handle_holder(&self, req: HolderRequest) -> HolderReply {
+        if let HolderRequest::State { key } = &req {
+            return HolderReply::State(self.cache.lines().info(key, Instant::now()));
+        }
+        // Wait for a flush in progress: its commit must precede the ack, or
+        // the directory could read the value it replaces.
+        let _g = self.cache.flush.lock().await;
         let (held, dirty) = match &req {
-            HolderRequest::State { key } => {
-                return HolderReply::State(self.cache.lines().info(key, Instant::now()));
-            }
             HolderRequest::Invalidate { key } => {
                 self.metrics.cache.invalidations_received.inc();
                 self.cache.lines().invalidate(key)
             }
             HolderRequest::Downgrade { key } => self.cache.lines().downgrade(key),
+            HolderRequest::State { .. } => (false, None),
         };
         if let Some(d) = dirty {
-            let _g = self.cache.flush.lock().await;
             self.flush_locked(d).await;
         }
         self.update_line_gauges();
@@ -304,14 +302,6 @@ impl Node {
         let _g = self.cache.flush.lock().await;
         for d in dirty {
             self.flush_locked(d).await;
-        }
-    }
-
-    /// Evicted write-back lines still owe their commit.
-    fn after_evictions(self: &Arc<Self>, evicted: Vec<Dirty>) {
-        if !evicted.is_empty() {
-            let node = self.clone();
-            tokio::spawn(async move { node.flush_all(evicted).await });
         }
     }
 

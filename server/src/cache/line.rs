@@ -80,6 +80,10 @@ pub struct LineStore {
     pending: HashMap<String, Pending>,
     next_dirty: u64,
     next_epoch: u64,
+    /// Write-back lines evicted before their write was committed; the
+    /// next flush commits them, and an invalidation or downgrade of the key
+    /// commits them first.
+    leaving: HashMap<String, Dirty>,
     pub evictions: u64,
 }
 
@@ -109,6 +113,7 @@ impl LineStore {
             pending: HashMap::new(),
             next_dirty: 0,
             next_epoch: 0,
+            leaving: HashMap::new(),
             evictions: 0,
         }
     }
@@ -196,8 +201,7 @@ impl LineStore {
     /// Ends a request begun with [`begin`](Self::begin) and installs its line
     /// unless an invalidation, downgrade or write of this key happened
     /// meanwhile. A write's end voids reads still in flight (they may have
-    /// been answered before it). Returns whether the line was installed, and
-    /// the dirty lines evicted to make room.
+    /// been answered before it). Returns whether the line was installed.
     pub fn finish(
         &mut self,
         key: &str,
@@ -205,7 +209,7 @@ impl LineStore {
         line: Option<Line>,
         is_write: bool,
         now: Instant,
-    ) -> (bool, Vec<Dirty>) {
+    ) -> bool {
         let fresh = match self.pending.get_mut(key) {
             Some(p) => {
                 let fresh = p.epoch == token;
@@ -222,7 +226,7 @@ impl LineStore {
         };
         let out = match line {
             Some(line) if fresh && now < line.lease_until => self.install(key, line),
-            _ => (false, Vec::new()),
+            _ => false,
         };
         if is_write {
             self.bump(key);
@@ -238,14 +242,13 @@ impl LineStore {
         }
     }
 
-    fn install(&mut self, key: &str, line: Line) -> (bool, Vec<Dirty>) {
-        let mut evicted = Vec::new();
-        if let Some(old) = self.remove(key) {
-            evicted.extend(dirty_of(key, old));
+    fn install(&mut self, key: &str, line: Line) -> bool {
+        if let Some(d) = self.remove(key).and_then(|old| dirty_of(key, old)) {
+            self.leaving.insert(d.key.clone(), d);
         }
         let need = size(key, &line);
         if need > self.cap_bytes {
-            return (false, evicted);
+            return false;
         }
         while !self.slots.is_empty()
             && (self.slots.len() + 1 > self.cap_entries || self.bytes + need > self.cap_bytes)
@@ -255,7 +258,9 @@ impl LineStore {
             };
             if let Some(old) = self.remove(&victim) {
                 self.evictions += 1;
-                evicted.extend(dirty_of(&victim, old));
+                if let Some(d) = dirty_of(&victim, old) {
+                    self.leaving.insert(victim, d);
+                }
             }
         }
         self.tick += 1;
@@ -269,7 +274,7 @@ impl LineStore {
                 tick: self.tick,
             },
         );
-        (true, evicted)
+        true
     }
 
     /// The directory invalidates this copy: the key becomes I. Returns
@@ -278,7 +283,7 @@ impl LineStore {
         self.bump(key);
         match self.remove(key) {
             Some(l) => (true, dirty_of(key, l)),
-            None => (false, None),
+            None => (false, self.leaving.remove(key)),
         }
     }
 
@@ -287,7 +292,7 @@ impl LineStore {
     pub fn downgrade(&mut self, key: &str) -> (bool, Option<Dirty>) {
         self.bump(key);
         let Some(slot) = self.slots.get_mut(key) else {
-            return (false, None);
+            return (false, self.leaving.remove(key));
         };
         let old = slot.line.state;
         slot.line.state = LineState::S;
@@ -335,6 +340,11 @@ impl LineStore {
         true
     }
 
+    /// Evicted writes not yet committed, handed over for committing.
+    pub fn take_leaving(&mut self) -> Vec<Dirty> {
+        self.leaving.drain().map(|(_, d)| d).collect()
+    }
+
     /// Every dirty line, for the periodic write-back flush.
     pub fn dirty(&self) -> Vec<Dirty> {
         self.slots
@@ -367,9 +377,12 @@ impl LineStore {
             self.next_epoch += 1;
             p.epoch = self.next_epoch;
         }
-        keys.into_iter()
-            .filter_map(|k| self.remove(&k).and_then(|l| dirty_of(&k, l)))
-            .collect()
+        let mut out = self.take_leaving();
+        out.extend(
+            keys.into_iter()
+                .filter_map(|k| self.remove(&k).and_then(|l| dirty_of(&k, l))),
+        );
+        out
     }
 
     pub fn info(&self, key: &str, now: Instant) -> Option<LineInfo> {

@@ -23,7 +23,7 @@ fn store(entries: usize) -> LineStore {
 
 fn put(s: &mut LineStore, key: &str, l: Line, now: Instant) -> bool {
     let (t, _) = s.begin(key, false);
-    s.finish(key, t, Some(l), false, now).0
+    s.finish(key, t, Some(l), false, now)
 }
 
 #[test]
@@ -107,7 +107,7 @@ fn invalidation_makes_the_key_invalid_and_voids_answers_in_flight() {
     // A grant sent before an invalidation but received after it.
     let (t, _) = s.begin("k", false);
     s.invalidate("k");
-    let (installed, _) = s.finish("k", t, Some(line("1", LineState::S, t0 + LEASE)), false, t0);
+    let installed = s.finish("k", t, Some(line("1", LineState::S, t0 + LEASE)), false, t0);
     assert!(!installed);
     assert_eq!(s.get("k", t0), Lookup::Miss);
 }
@@ -129,10 +129,7 @@ fn downgrade_turns_exclusive_into_shared_and_voids_pending_grants() {
     assert_eq!(s.by_state().e, 0);
     let (t, _) = s.begin("x", false);
     assert_eq!(s.downgrade("x"), (false, None));
-    assert!(
-        !s.finish("x", t, Some(line("1", LineState::E, t0 + LEASE)), false, t0)
-            .0
-    );
+    assert!(!s.finish("x", t, Some(line("1", LineState::E, t0 + LEASE)), false, t0));
 }
 
 #[test]
@@ -148,37 +145,28 @@ fn a_write_voids_reads_around_it_but_keeps_its_own_line() {
         "the writer drops its own copy"
     );
     let (read_during, _) = s.begin("k", false);
-    assert!(
-        !s.finish(
-            "k",
-            read_before,
-            Some(line("old", LineState::S, t0 + LEASE)),
-            false,
-            t0
-        )
-        .0
-    );
-    assert!(
-        s.finish(
-            "k",
-            w,
-            Some(line("new", LineState::M, t0 + LEASE)),
-            true,
-            t0
-        )
-        .0
-    );
+    assert!(!s.finish(
+        "k",
+        read_before,
+        Some(line("old", LineState::S, t0 + LEASE)),
+        false,
+        t0
+    ));
+    assert!(s.finish(
+        "k",
+        w,
+        Some(line("new", LineState::M, t0 + LEASE)),
+        true,
+        t0
+    ));
     // A read answered before the write but received after it.
-    assert!(
-        !s.finish(
-            "k",
-            read_during,
-            Some(line("old", LineState::S, t0 + LEASE)),
-            false,
-            t0
-        )
-        .0
-    );
+    assert!(!s.finish(
+        "k",
+        read_during,
+        Some(line("old", LineState::S, t0 + LEASE)),
+        false,
+        t0
+    ));
     assert!(
         matches!(s.get("k", t0), Lookup::Hit { ref value, state: LineState::M, .. } if value == "new")
     );
@@ -238,9 +226,27 @@ fn clear_drops_everything_and_returns_unflushed_writes() {
     assert_eq!(dirty.len(), 1);
     assert_eq!(s.len(), 0);
     assert_eq!(s.by_state(), Default::default());
-    assert!(
-        !s.finish("c", t, Some(line("1", LineState::E, t0 + LEASE)), false, t0)
-            .0
-    );
+    assert!(!s.finish("c", t, Some(line("1", LineState::E, t0 + LEASE)), false, t0));
     assert_eq!(s.list(t0, 10).0.len(), 0);
+}
+
+#[test]
+fn an_evicted_write_is_kept_until_committed_or_claimed() {
+    let t0 = Instant::now();
+    let mut s = store(1);
+    put(&mut s, "a", line("1", LineState::E, t0 + LEASE), t0);
+    assert!(s.write_local("a", "2", t0));
+    put(&mut s, "b", line("1", LineState::S, t0 + LEASE), t0);
+    assert_eq!(s.get("a", t0), Lookup::Miss);
+    // A downgrade of the evicted key hands its write over for committing.
+    let (held, dirty) = s.downgrade("a");
+    assert!(!held);
+    assert_eq!(dirty.map(|d| d.value), Some("2".into()));
+    assert!(s.take_leaving().is_empty(), "claimed once only");
+    put(&mut s, "a", line("1", LineState::E, t0 + LEASE), t0);
+    s.write_local("a", "3", t0);
+    put(&mut s, "c", line("1", LineState::S, t0 + LEASE), t0);
+    let left = s.take_leaving();
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].value, "3");
 }
