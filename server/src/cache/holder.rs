@@ -103,6 +103,15 @@ impl Node {
             });
         }
         self.metrics.cache.misses.inc();
+        if self.cache.write_back() {
+            // This node's own evicted write must be committed before the
+            // directory reads the KV for it.
+            let _g = self.cache.flush.lock().await;
+            let leaving = self.cache.lines().take_leaving_key(key);
+            if let Some(d) = leaving {
+                self.flush_locked(d).await;
+            }
+        }
         let (token, _) = self.cache.lines().begin(key, false);
         let pending = Pending {
             node: self,
@@ -163,10 +172,13 @@ impl Node {
             is_write: true,
             done: false,
         };
-        if let Some(d) = own_dirty {
-            // An acknowledged write-back write must not vanish if this one fails.
+        if !own_dirty.is_empty() {
+            // Acknowledged write-back writes must not vanish if this one
+            // fails, nor be committed after it.
             let _g = self.cache.flush.lock().await;
-            self.flush_locked(d).await;
+            for d in own_dirty {
+                self.flush_locked(d).await;
+            }
         }
         let sent = Instant::now();
         let reply = self
@@ -274,9 +286,9 @@ impl Node {
                 self.cache.lines().invalidate(key)
             }
             HolderRequest::Downgrade { key } => self.cache.lines().downgrade(key),
-            HolderRequest::State { .. } => (false, None),
+            HolderRequest::State { .. } => (false, Vec::new()),
         };
-        if let Some(d) = dirty {
+        for d in dirty {
             self.flush_locked(d).await;
         }
         self.update_line_gauges();

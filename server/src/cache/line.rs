@@ -163,7 +163,9 @@ impl LineStore {
             return Lookup::Miss;
         };
         if now >= slot.line.lease_until {
-            self.remove(key);
+            if let Some(d) = self.remove(key).and_then(|l| dirty_of(key, l)) {
+                self.leaving.insert(d.key.clone(), d);
+            }
             return Lookup::Miss;
         }
         let l = &slot.line;
@@ -180,12 +182,14 @@ impl LineStore {
 
     /// Marks a request for `key` in flight and returns its token. A write
     /// (`is_write`) first drops this node's own line and voids answers
-    /// still in flight for the key, which may carry the value it replaces.
-    pub fn begin(&mut self, key: &str, is_write: bool) -> (u64, Option<Dirty>) {
-        let mut dirty = None;
+    /// still in flight for the key, which may carry the value it replaces;
+    /// it returns the uncommitted writes of the key, oldest first.
+    pub fn begin(&mut self, key: &str, is_write: bool) -> (u64, Vec<Dirty>) {
+        let mut dirty = Vec::new();
         if is_write {
             self.bump(key);
-            dirty = self.remove(key).and_then(|l| dirty_of(key, l));
+            dirty.extend(self.leaving.remove(key));
+            dirty.extend(self.remove(key).and_then(|l| dirty_of(key, l)));
         }
         let p = self.pending.entry(key.to_string()).or_default();
         p.count += 1;
@@ -279,28 +283,35 @@ impl LineStore {
 
     /// The directory invalidates this copy: the key becomes I. Returns
     /// whether a line was held, and its unflushed write if any.
-    pub fn invalidate(&mut self, key: &str) -> (bool, Option<Dirty>) {
+    pub fn invalidate(&mut self, key: &str) -> (bool, Vec<Dirty>) {
         self.bump(key);
-        match self.remove(key) {
-            Some(l) => (true, dirty_of(key, l)),
-            None => (false, self.leaving.remove(key)),
-        }
+        // An evicted write of the key is older than the line's own.
+        let mut dirty: Vec<Dirty> = self.leaving.remove(key).into_iter().collect();
+        let held = match self.remove(key) {
+            Some(l) => {
+                dirty.extend(dirty_of(key, l));
+                true
+            }
+            None => false,
+        };
+        (held, dirty)
     }
 
     /// Another node reads: an M or E line becomes S (its write, if any,
     /// handed back for flushing). Returns whether a line was held.
-    pub fn downgrade(&mut self, key: &str) -> (bool, Option<Dirty>) {
+    pub fn downgrade(&mut self, key: &str) -> (bool, Vec<Dirty>) {
         self.bump(key);
+        let mut dirty: Vec<Dirty> = self.leaving.remove(key).into_iter().collect();
         let Some(slot) = self.slots.get_mut(key) else {
-            return (false, self.leaving.remove(key));
+            return (false, dirty);
         };
         let old = slot.line.state;
         slot.line.state = LineState::S;
-        let dirty = slot.line.dirty.take().map(|seq| Dirty {
+        dirty.extend(slot.line.dirty.take().map(|seq| Dirty {
             key: key.to_string(),
             value: slot.line.value.clone(),
             seq,
-        });
+        }));
         self.by_state[idx(old)] -= 1;
         self.by_state[idx(LineState::S)] += 1;
         (true, dirty)

@@ -102,7 +102,7 @@ fn invalidation_makes_the_key_invalid_and_voids_answers_in_flight() {
     let t0 = Instant::now();
     let mut s = store(10);
     put(&mut s, "k", line("1", LineState::S, t0 + LEASE), t0);
-    assert_eq!(s.invalidate("k"), (true, None));
+    assert_eq!(s.invalidate("k"), (true, vec![]));
     assert_eq!(s.get("k", t0), Lookup::Miss);
     // A grant sent before an invalidation but received after it.
     let (t, _) = s.begin("k", false);
@@ -117,7 +117,7 @@ fn downgrade_turns_exclusive_into_shared_and_voids_pending_grants() {
     let t0 = Instant::now();
     let mut s = store(10);
     put(&mut s, "k", line("1", LineState::E, t0 + LEASE), t0);
-    assert_eq!(s.downgrade("k"), (true, None));
+    assert_eq!(s.downgrade("k"), (true, vec![]));
     assert!(matches!(
         s.get("k", t0),
         Lookup::Hit {
@@ -128,7 +128,7 @@ fn downgrade_turns_exclusive_into_shared_and_voids_pending_grants() {
     assert_eq!(s.by_state().s, 1);
     assert_eq!(s.by_state().e, 0);
     let (t, _) = s.begin("x", false);
-    assert_eq!(s.downgrade("x"), (false, None));
+    assert_eq!(s.downgrade("x"), (false, vec![]));
     assert!(!s.finish("x", t, Some(line("1", LineState::E, t0 + LEASE)), false, t0));
 }
 
@@ -211,7 +211,10 @@ fn write_back_keeps_writes_dirty_until_flushed() {
     s.write_local("k", "4", t0);
     let (held, dirty) = s.downgrade("k");
     assert!(held);
-    assert_eq!(dirty.map(|d| d.value), Some("4".into()));
+    assert_eq!(
+        dirty.into_iter().map(|d| d.value).collect::<Vec<_>>(),
+        ["4"]
+    );
 }
 
 #[test]
@@ -241,7 +244,10 @@ fn an_evicted_write_is_kept_until_committed_or_claimed() {
     // A downgrade of the evicted key hands its write over for committing.
     let (held, dirty) = s.downgrade("a");
     assert!(!held);
-    assert_eq!(dirty.map(|d| d.value), Some("2".into()));
+    assert_eq!(
+        dirty.into_iter().map(|d| d.value).collect::<Vec<_>>(),
+        ["2"]
+    );
     assert!(s.take_leaving().is_empty(), "claimed once only");
     put(&mut s, "a", line("1", LineState::E, t0 + LEASE), t0);
     s.write_local("a", "3", t0);
@@ -249,4 +255,22 @@ fn an_evicted_write_is_kept_until_committed_or_claimed() {
     let left = s.take_leaving();
     assert_eq!(left.len(), 1);
     assert_eq!(left[0].value, "3");
+    // A dirty line whose lease ended is not served, but its write is kept.
+    put(&mut s, "d", line("1", LineState::E, t0 + LEASE), t0);
+    s.write_local("d", "9", t0);
+    assert_eq!(s.get("d", t0 + LEASE), Lookup::Miss);
+    assert_eq!(s.take_leaving_key("d").map(|d| d.value), Some("9".into()));
+    // Evicted and live writes of one key come back oldest first.
+    let mut s = store(1);
+    put(&mut s, "a", line("1", LineState::E, t0 + LEASE), t0);
+    s.write_local("a", "old", t0);
+    put(&mut s, "b", line("1", LineState::S, t0 + LEASE), t0);
+    put(&mut s, "a", line("1", LineState::E, t0 + LEASE), t0);
+    s.write_local("a", "new", t0);
+    let (held, dirty) = s.invalidate("a");
+    assert!(held);
+    assert_eq!(
+        dirty.into_iter().map(|d| d.value).collect::<Vec<_>>(),
+        ["old", "new"]
+    );
 }

@@ -33,6 +33,11 @@ impl LineStore {
         true
     }
 
+    /// The evicted, uncommitted write of `key`, handed over for committing.
+    pub fn take_leaving_key(&mut self, key: &str) -> Option<Dirty> {
+        self.leaving.remove(key)
+    }
+
     /// Evicted writes not yet committed, handed over for committing.
     pub fn take_leaving(&mut self) -> Vec<Dirty> {
         self.leaving.drain().map(|(_, d)| d).collect()
