@@ -274,3 +274,21 @@ fn an_evicted_write_is_kept_until_committed_or_claimed() {
         ["old", "new"]
     );
 }
+
+#[test]
+fn a_local_write_voids_reads_in_flight() {
+    let t0 = Instant::now();
+    let mut s = store(10);
+    let (late, _) = s.begin("k", false);
+    put(&mut s, "k", line("old", LineState::E, t0 + LEASE), t0);
+    assert!(s.write_local("k", "new", t0));
+    // The other read was answered with the old value before the write.
+    assert!(!s.finish(
+        "k",
+        late,
+        Some(line("old", LineState::E, t0 + LEASE)),
+        false,
+        t0
+    ));
+    assert!(matches!(s.get("k", t0), Lookup::Hit { ref value, .. } if value == "new"));
+}

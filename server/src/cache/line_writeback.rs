@@ -30,6 +30,9 @@ impl LineStore {
         self.by_state[0] += 1;
         self.bytes = self.bytes - old_size + size(key, l);
         self.touch(key);
+        // A read of this key still in flight carries the value this write
+        // replaces: it must not install over it.
+        self.bump(key);
         true
     }
 
