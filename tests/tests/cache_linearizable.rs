@@ -40,10 +40,14 @@ async fn worker(client: Client, id: u64, rec: Arc<Recorder>, stop: Arc<AtomicBoo
         let key = KEYS[(rng % KEYS.len() as u64) as usize].to_string();
         let write = (rng >> 8).is_multiple_of(3);
         let call = rec.micros();
+        let mut note = String::new();
         let kind_ret = if write {
             n += 1;
             let value = format!("c{id}-{n}");
             let res = client.cache_put(&key, json!(value)).await;
+            if let Ok(r) = &res {
+                note = format!("client {id}: {:?} {:?}", r.state, r.version);
+            }
             // Any failure may still have committed: the outcome is unknown.
             let ret = res.is_ok().then(|| rec.micros());
             Some((Kind::Write(Some(json!(value).to_string())), ret))
@@ -51,6 +55,10 @@ async fn worker(client: Client, id: u64, rec: Arc<Recorder>, stop: Arc<AtomicBoo
             match client.cache_get(&key).await {
                 Ok(item) => {
                     hits += u64::from(item.hit);
+                    note = format!(
+                        "client {id}: {:?} v{} hit={}",
+                        item.state, item.version, item.hit
+                    );
                     Some((Kind::Read(Some(item.value.to_string())), Some(rec.micros())))
                 }
                 Err(ClientError::Api { error, .. }) if error.code == ErrorCode::NotFound => {
@@ -67,6 +75,7 @@ async fn worker(client: Client, id: u64, rec: Arc<Recorder>, stop: Arc<AtomicBoo
                 kind,
                 call,
                 ret,
+                note,
             });
         }
     }
@@ -116,8 +125,12 @@ async fn finish(rec: Arc<Recorder>, stop: Arc<AtomicBool>, tasks: Workers) {
     assert!(writes >= 20, "too few writes completed to mean anything");
     assert!(hits >= 20, "too few local hits to mean anything");
     if let Err(v) = check(&ops) {
-        let mut lines: Vec<String> = v.ops.iter().map(|o| format!("{o:?}")).collect();
-        lines.truncate(400);
+        let mut ops = v.ops.clone();
+        ops.sort_by_key(|o| o.call);
+        let lines: Vec<String> = ops
+            .iter()
+            .map(|o| format!("{} {:?} {:?} {}", o.call, o.ret, o.kind, o.note))
+            .collect();
         panic!(
             "history of key {:?} is not linearizable:\n{}",
             v.key,
