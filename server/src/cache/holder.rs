@@ -297,16 +297,28 @@ impl Node {
 
     /// Commits one write-back write; the caller holds the flush lock.
     pub(super) async fn flush_locked(&self, d: Dirty) {
-        let cmd = Command::KvPut {
-            key: d.key.clone(),
-            value: d.value,
-            if_version: None,
-            fence: None,
-        };
-        match self.write(cmd).await {
-            Ok(CmdValue::Version(v)) => self.cache.lines().flushed(&d.key, d.seq, v),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(key = %d.key, "write-back flush failed: {e}"),
+        // An acknowledged write lives only here: ride out a leader change
+        // (503s) for up to one lease before giving it up.
+        let deadline = Instant::now() + self.cache.lease;
+        loop {
+            let cmd = Command::KvPut {
+                key: d.key.clone(),
+                value: d.value.clone(),
+                if_version: None,
+                fence: None,
+            };
+            match self.write(cmd).await {
+                Ok(CmdValue::Version(v)) => {
+                    self.cache.lines().flushed(&d.key, d.seq, v);
+                    return;
+                }
+                Ok(_) => return,
+                Err(e) if Instant::now() >= deadline => {
+                    tracing::warn!(key = %d.key, "write-back flush failed, write lost: {e}");
+                    return;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
         }
     }
 
