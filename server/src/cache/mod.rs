@@ -12,6 +12,7 @@ mod line;
 mod metrics;
 #[cfg(test)]
 mod model_tests;
+mod states;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
