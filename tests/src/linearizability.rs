@@ -26,6 +26,9 @@ pub struct Op {
     pub call: u64,
     /// When the client got the answer; `None` if the outcome is unknown.
     pub ret: Option<u64>,
+    /// Free text for failure reports (client, node, what it saw); ignored
+    /// by the checker.
+    pub note: String,
 }
 
 /// The first key whose history cannot be linearized, with its operations.
@@ -123,6 +126,7 @@ mod tests {
             kind: Kind::Write(Some(v.into())),
             call,
             ret,
+            note: String::new(),
         }
     }
 
@@ -132,6 +136,7 @@ mod tests {
             kind: Kind::Read(v.map(str::to_string)),
             call,
             ret: Some(ret),
+            note: String::new(),
         }
     }
 

@@ -170,6 +170,14 @@ impl ServerArgs {
         set(&mut c.max_batch, &self.max_batch);
         set(&mut c.max_inflight_batches, &self.max_inflight_batches);
         set(&mut c.max_staleness_ms, &self.max_staleness_ms);
+        set(&mut c.cache.capacity_entries, &self.cache_capacity_entries);
+        set(&mut c.cache.capacity_bytes, &self.cache_capacity_bytes);
+        set(&mut c.cache.lease_ms, &self.cache_lease_ms);
+        set(&mut c.cache.write_policy, &self.cache_write_policy);
+        set(
+            &mut c.cache.writeback_delay_ms,
+            &self.cache_writeback_delay_ms,
+        );
         if self.id_from_hostname == Some(true) && self.id.is_none() {
             let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
                 .context("cannot read the hostname")?;
@@ -180,14 +188,6 @@ impl ServerArgs {
                 c.join.clear();
             }
         }
-        set(&mut c.cache.capacity_entries, &self.cache_capacity_entries);
-        set(&mut c.cache.capacity_bytes, &self.cache_capacity_bytes);
-        set(&mut c.cache.lease_ms, &self.cache_lease_ms);
-        set(&mut c.cache.write_policy, &self.cache_write_policy);
-        set(
-            &mut c.cache.writeback_delay_ms,
-            &self.cache_writeback_delay_ms,
-        );
         Ok(c)
     }
 }

@@ -61,8 +61,8 @@ pub enum Event {
         attempt: u32,
         at_ms: u64,
     },
-    /// The cache directory invalidated other nodes' copies of `key` for a
-    /// write from `writer`.
+    /// The cache directory (on the leader) invalidated the other copies of
+    /// `key` before committing a write or delete from `writer`.
     CacheInvalidated {
         key: String,
         writer: u64,

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dsync_api::cache::LineState;
+use dsync_api::events::Event;
 use dsync_api::routes;
 use dsync_api::types::Consistency;
 
@@ -105,13 +106,12 @@ impl Node {
             self.cache.dir().dir.remove(key, *node);
         }
         if !invalidated.is_empty() {
-            self.events
-                .publish(dsync_api::events::Event::CacheInvalidated {
-                    key: key.to_string(),
-                    writer: from,
-                    nodes: invalidated,
-                    at_ms: crate::proposer::now_ms(),
-                });
+            self.events.publish(Event::CacheInvalidated {
+                key: key.to_string(),
+                writer: from,
+                nodes: invalidated,
+                at_ms: crate::proposer::now_ms(),
+            });
         }
         let cmd = match &value {
             Some(v) => Command::KvPut {
@@ -168,7 +168,7 @@ impl Node {
         let reply = if node == self.id {
             Some(self.handle_holder(req).await)
         } else {
-            match self.member_addr(node) {
+            match self.cache_peer_addr(node) {
                 Some(addr) => {
                     let wait = lease_until
                         .saturating_duration_since(started)
@@ -202,7 +202,7 @@ impl Node {
         }
     }
 
-    pub(crate) fn member_addr(&self, id: u64) -> Option<String> {
+    fn cache_peer_addr(&self, id: u64) -> Option<String> {
         let m = self.raft.metrics();
         let m = m.borrow();
         m.membership_config

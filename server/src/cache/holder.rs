@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use dsync_api::cache::{LineInfo, LineState, NodeLineState};
+use dsync_api::cache::LineState;
 use dsync_api::routes;
 
 use super::metrics::StateLabels;
@@ -15,7 +15,6 @@ use crate::raft::network::{post_bincode, PeerError};
 use crate::state::{CmdError, CmdValue, Command};
 
 const DIR_TIMEOUT: Duration = Duration::from_secs(10);
-const STATE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// A request in flight for a key; dropping it unfinished (client gone)
 /// still ends the pending mark.
@@ -31,15 +30,10 @@ impl Pending<'_> {
     /// Installs `line` unless the request was voided; returns whether it was.
     fn finish(mut self, line: Option<Line>) -> bool {
         self.done = true;
-        let (installed, evicted) = self.node.cache.lines().finish(
-            self.key,
-            self.token,
-            line,
-            self.is_write,
-            Instant::now(),
-        );
-        self.node.after_evictions(evicted);
-        installed
+        self.node
+            .cache
+            .lines()
+            .finish(self.key, self.token, line, self.is_write, Instant::now())
     }
 }
 
@@ -108,6 +102,15 @@ impl Node {
             });
         }
         self.metrics.cache.misses.inc();
+        if self.cache.write_back() {
+            // This node's own evicted write must be committed before the
+            // directory reads the KV for it.
+            let _g = self.cache.flush.lock().await;
+            let leaving = self.cache.lines().take_leaving_key(key);
+            if let Some(d) = leaving {
+                self.flush_locked(d).await;
+            }
+        }
         let (token, _) = self.cache.lines().begin(key, false);
         let pending = Pending {
             node: self,
@@ -168,10 +171,13 @@ impl Node {
             is_write: true,
             done: false,
         };
-        if let Some(d) = own_dirty {
-            // An acknowledged write-back write must not vanish if this one fails.
+        if !own_dirty.is_empty() {
+            // Acknowledged write-back writes must not vanish if this one
+            // fails, nor be committed after it.
             let _g = self.cache.flush.lock().await;
-            self.flush_locked(d).await;
+            for d in own_dirty {
+                self.flush_locked(d).await;
+            }
         }
         let sent = Instant::now();
         let reply = self
@@ -267,18 +273,21 @@ impl Node {
 
     /// Serves the directory's message to this node as a holder.
     pub async fn handle_holder(&self, req: HolderRequest) -> HolderReply {
+        if let HolderRequest::State { key } = &req {
+            return HolderReply::State(self.cache.lines().info(key, Instant::now()));
+        }
+        // Wait for a flush in progress: its commit must precede the ack, or
+        // the directory could read the value it replaces.
+        let _g = self.cache.flush.lock().await;
         let (held, dirty) = match &req {
-            HolderRequest::State { key } => {
-                return HolderReply::State(self.cache.lines().info(key, Instant::now()));
-            }
             HolderRequest::Invalidate { key } => {
                 self.metrics.cache.invalidations_received.inc();
                 self.cache.lines().invalidate(key)
             }
             HolderRequest::Downgrade { key } => self.cache.lines().downgrade(key),
+            HolderRequest::State { .. } => (false, Vec::new()),
         };
-        if let Some(d) = dirty {
-            let _g = self.cache.flush.lock().await;
+        for d in dirty {
             self.flush_locked(d).await;
         }
         self.update_line_gauges();
@@ -287,16 +296,28 @@ impl Node {
 
     /// Commits one write-back write; the caller holds the flush lock.
     pub(super) async fn flush_locked(&self, d: Dirty) {
-        let cmd = Command::KvPut {
-            key: d.key.clone(),
-            value: d.value,
-            if_version: None,
-            fence: None,
-        };
-        match self.write(cmd).await {
-            Ok(CmdValue::Version(v)) => self.cache.lines().flushed(&d.key, d.seq, v),
-            Ok(_) => {}
-            Err(e) => tracing::warn!(key = %d.key, "write-back flush failed: {e}"),
+        // An acknowledged write lives only here: ride out a leader change
+        // (503s) for up to one lease before giving it up.
+        let deadline = Instant::now() + self.cache.lease;
+        loop {
+            let cmd = Command::KvPut {
+                key: d.key.clone(),
+                value: d.value.clone(),
+                if_version: None,
+                fence: None,
+            };
+            match self.write(cmd).await {
+                Ok(CmdValue::Version(v)) => {
+                    self.cache.lines().flushed(&d.key, d.seq, v);
+                    return;
+                }
+                Ok(_) => return,
+                Err(e) if Instant::now() >= deadline => {
+                    tracing::warn!(key = %d.key, "write-back flush failed, write lost: {e}");
+                    return;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
         }
     }
 
@@ -304,14 +325,6 @@ impl Node {
         let _g = self.cache.flush.lock().await;
         for d in dirty {
             self.flush_locked(d).await;
-        }
-    }
-
-    /// Evicted write-back lines still owe their commit.
-    fn after_evictions(self: &Arc<Self>, evicted: Vec<Dirty>) {
-        if !evicted.is_empty() {
-            let node = self.clone();
-            tokio::spawn(async move { node.flush_all(evicted).await });
         }
     }
 
@@ -328,69 +341,5 @@ impl Node {
         if evictions > seen {
             self.metrics.cache.evictions.inc_by(evictions - seen);
         }
-    }
-
-    /// This node's own lines, most recently used first.
-    pub fn cache_lines(&self, limit: usize) -> (Vec<LineInfo>, bool) {
-        self.cache.lines().list(Instant::now(), limit)
-    }
-
-    /// The state of `key` on every member (unreachable ones say why).
-    pub async fn cache_states(&self, key: &str) -> Vec<NodeLineState> {
-        let members: Vec<(u64, String)> = {
-            let m = self.raft.metrics();
-            let m = m.borrow();
-            m.membership_config
-                .membership()
-                .nodes()
-                .map(|(id, n)| (*id, n.addr.clone()))
-                .collect()
-        };
-        let asks = members.into_iter().map(|(id, addr)| async move {
-            let info = if id == self.id {
-                Ok(self.cache.lines().info(key, Instant::now()))
-            } else {
-                let req = HolderRequest::State {
-                    key: key.to_string(),
-                };
-                post_bincode::<_, HolderReply>(
-                    &self.peers,
-                    &addr,
-                    routes::RAFT_CACHE_HOLDER,
-                    &req,
-                    STATE_TIMEOUT,
-                )
-                .await
-                .map_err(|e| e.to_string())
-                .and_then(|r| match r {
-                    HolderReply::State(s) => Ok(s),
-                    other => Err(format!("unexpected reply {other:?}")),
-                })
-            };
-            match info {
-                Ok(Some(l)) => NodeLineState {
-                    node: id,
-                    state: l.state,
-                    version: Some(l.version),
-                    lease_remaining_ms: Some(l.lease_remaining_ms),
-                    error: None,
-                },
-                Ok(None) => NodeLineState {
-                    node: id,
-                    state: LineState::I,
-                    version: None,
-                    lease_remaining_ms: None,
-                    error: None,
-                },
-                Err(e) => NodeLineState {
-                    node: id,
-                    state: LineState::I,
-                    version: None,
-                    lease_remaining_ms: None,
-                    error: Some(e),
-                },
-            }
-        });
-        futures::future::join_all(asks).await
     }
 }

@@ -80,6 +80,10 @@ pub struct LineStore {
     pending: HashMap<String, Pending>,
     next_dirty: u64,
     next_epoch: u64,
+    /// Write-back lines evicted before their write was committed; the
+    /// next flush commits them, and an invalidation or downgrade of the key
+    /// commits them first.
+    leaving: HashMap<String, Dirty>,
     pub evictions: u64,
 }
 
@@ -109,6 +113,7 @@ impl LineStore {
             pending: HashMap::new(),
             next_dirty: 0,
             next_epoch: 0,
+            leaving: HashMap::new(),
             evictions: 0,
         }
     }
@@ -158,7 +163,9 @@ impl LineStore {
             return Lookup::Miss;
         };
         if now >= slot.line.lease_until {
-            self.remove(key);
+            if let Some(d) = self.remove(key).and_then(|l| dirty_of(key, l)) {
+                self.leaving.insert(d.key.clone(), d);
+            }
             return Lookup::Miss;
         }
         let l = &slot.line;
@@ -175,12 +182,14 @@ impl LineStore {
 
     /// Marks a request for `key` in flight and returns its token. A write
     /// (`is_write`) first drops this node's own line and voids answers
-    /// still in flight for the key, which may carry the value it replaces.
-    pub fn begin(&mut self, key: &str, is_write: bool) -> (u64, Option<Dirty>) {
-        let mut dirty = None;
+    /// still in flight for the key, which may carry the value it replaces;
+    /// it returns the uncommitted writes of the key, oldest first.
+    pub fn begin(&mut self, key: &str, is_write: bool) -> (u64, Vec<Dirty>) {
+        let mut dirty = Vec::new();
         if is_write {
             self.bump(key);
-            dirty = self.remove(key).and_then(|l| dirty_of(key, l));
+            dirty.extend(self.leaving.remove(key));
+            dirty.extend(self.remove(key).and_then(|l| dirty_of(key, l)));
         }
         let p = self.pending.entry(key.to_string()).or_default();
         p.count += 1;
@@ -196,8 +205,7 @@ impl LineStore {
     /// Ends a request begun with [`begin`](Self::begin) and installs its line
     /// unless an invalidation, downgrade or write of this key happened
     /// meanwhile. A write's end voids reads still in flight (they may have
-    /// been answered before it). Returns whether the line was installed, and
-    /// the dirty lines evicted to make room.
+    /// been answered before it). Returns whether the line was installed.
     pub fn finish(
         &mut self,
         key: &str,
@@ -205,7 +213,7 @@ impl LineStore {
         line: Option<Line>,
         is_write: bool,
         now: Instant,
-    ) -> (bool, Vec<Dirty>) {
+    ) -> bool {
         let fresh = match self.pending.get_mut(key) {
             Some(p) => {
                 let fresh = p.epoch == token;
@@ -222,7 +230,7 @@ impl LineStore {
         };
         let out = match line {
             Some(line) if fresh && now < line.lease_until => self.install(key, line),
-            _ => (false, Vec::new()),
+            _ => false,
         };
         if is_write {
             self.bump(key);
@@ -238,14 +246,13 @@ impl LineStore {
         }
     }
 
-    fn install(&mut self, key: &str, line: Line) -> (bool, Vec<Dirty>) {
-        let mut evicted = Vec::new();
-        if let Some(old) = self.remove(key) {
-            evicted.extend(dirty_of(key, old));
+    fn install(&mut self, key: &str, line: Line) -> bool {
+        if let Some(d) = self.remove(key).and_then(|old| dirty_of(key, old)) {
+            self.leaving.insert(d.key.clone(), d);
         }
         let need = size(key, &line);
         if need > self.cap_bytes {
-            return (false, evicted);
+            return false;
         }
         while !self.slots.is_empty()
             && (self.slots.len() + 1 > self.cap_entries || self.bytes + need > self.cap_bytes)
@@ -255,7 +262,9 @@ impl LineStore {
             };
             if let Some(old) = self.remove(&victim) {
                 self.evictions += 1;
-                evicted.extend(dirty_of(&victim, old));
+                if let Some(d) = dirty_of(&victim, old) {
+                    self.leaving.insert(victim, d);
+                }
             }
         }
         self.tick += 1;
@@ -269,33 +278,40 @@ impl LineStore {
                 tick: self.tick,
             },
         );
-        (true, evicted)
+        true
     }
 
     /// The directory invalidates this copy: the key becomes I. Returns
     /// whether a line was held, and its unflushed write if any.
-    pub fn invalidate(&mut self, key: &str) -> (bool, Option<Dirty>) {
+    pub fn invalidate(&mut self, key: &str) -> (bool, Vec<Dirty>) {
         self.bump(key);
-        match self.remove(key) {
-            Some(l) => (true, dirty_of(key, l)),
-            None => (false, None),
-        }
+        // An evicted write of the key is older than the line's own.
+        let mut dirty: Vec<Dirty> = self.leaving.remove(key).into_iter().collect();
+        let held = match self.remove(key) {
+            Some(l) => {
+                dirty.extend(dirty_of(key, l));
+                true
+            }
+            None => false,
+        };
+        (held, dirty)
     }
 
     /// Another node reads: an M or E line becomes S (its write, if any,
     /// handed back for flushing). Returns whether a line was held.
-    pub fn downgrade(&mut self, key: &str) -> (bool, Option<Dirty>) {
+    pub fn downgrade(&mut self, key: &str) -> (bool, Vec<Dirty>) {
         self.bump(key);
+        let mut dirty: Vec<Dirty> = self.leaving.remove(key).into_iter().collect();
         let Some(slot) = self.slots.get_mut(key) else {
-            return (false, None);
+            return (false, dirty);
         };
         let old = slot.line.state;
         slot.line.state = LineState::S;
-        let dirty = slot.line.dirty.take().map(|seq| Dirty {
+        dirty.extend(slot.line.dirty.take().map(|seq| Dirty {
             key: key.to_string(),
             value: slot.line.value.clone(),
             seq,
-        });
+        }));
         self.by_state[idx(old)] -= 1;
         self.by_state[idx(LineState::S)] += 1;
         (true, dirty)
@@ -310,56 +326,6 @@ impl LineStore {
         }
     }
 
-    /// Write-back: a write to a valid M or E line with at least half its
-    /// lease left is kept locally (M, dirty). Returns false if not possible.
-    pub fn write_local(&mut self, key: &str, value: &str, now: Instant) -> bool {
-        let lease = self.lease;
-        let Some(slot) = self.slots.get_mut(key) else {
-            return false;
-        };
-        let l = &mut slot.line;
-        let ok = matches!(l.state, LineState::M | LineState::E)
-            && l.lease_until.saturating_duration_since(now) >= lease / 2;
-        if !ok {
-            return false;
-        }
-        self.next_dirty += 1;
-        let old_size = size(key, l);
-        self.by_state[idx(l.state)] -= 1;
-        l.state = LineState::M;
-        l.value = value.to_string();
-        l.dirty = Some(self.next_dirty);
-        self.by_state[0] += 1;
-        self.bytes = self.bytes - old_size + size(key, l);
-        self.touch(key);
-        true
-    }
-
-    /// Every dirty line, for the periodic write-back flush.
-    pub fn dirty(&self) -> Vec<Dirty> {
-        self.slots
-            .iter()
-            .filter_map(|(k, s)| {
-                s.line.dirty.map(|seq| Dirty {
-                    key: k.clone(),
-                    value: s.line.value.clone(),
-                    seq,
-                })
-            })
-            .collect()
-    }
-
-    /// A flush of write `seq` committed at `version`: the line is clean
-    /// unless it was written again meanwhile.
-    pub fn flushed(&mut self, key: &str, seq: u64, version: u64) {
-        if let Some(slot) = self.slots.get_mut(key) {
-            if slot.line.dirty == Some(seq) {
-                slot.line.dirty = None;
-                slot.line.version = version;
-            }
-        }
-    }
-
     /// Drops every line (new leader term); returns unflushed writes.
     pub fn clear(&mut self) -> Vec<Dirty> {
         let keys: Vec<String> = self.slots.keys().cloned().collect();
@@ -367,9 +333,12 @@ impl LineStore {
             self.next_epoch += 1;
             p.epoch = self.next_epoch;
         }
-        keys.into_iter()
-            .filter_map(|k| self.remove(&k).and_then(|l| dirty_of(&k, l)))
-            .collect()
+        let mut out = self.take_leaving();
+        out.extend(
+            keys.into_iter()
+                .filter_map(|k| self.remove(&k).and_then(|l| dirty_of(&k, l))),
+        );
+        out
     }
 
     pub fn info(&self, key: &str, now: Instant) -> Option<LineInfo> {
@@ -421,6 +390,9 @@ fn line_info(key: &str, l: &Line, now: Instant) -> LineInfo {
         dirty: l.dirty.is_some(),
     }
 }
+
+#[path = "line_writeback.rs"]
+mod writeback;
 
 #[cfg(test)]
 #[path = "line_tests.rs"]

@@ -12,6 +12,7 @@ mod line;
 mod metrics;
 #[cfg(test)]
 mod model_tests;
+mod states;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -194,7 +195,12 @@ pub async fn run(node: Arc<Node>) {
             }
             _ = tick.tick(), if write_back => {
                 let _g = node.cache.flush.lock().await;
-                let dirty = node.cache.lines().dirty();
+                let dirty = {
+                    let mut lines = node.cache.lines();
+                    let mut d = lines.take_leaving();
+                    d.extend(lines.dirty());
+                    d
+                };
                 for d in dirty {
                     node.flush_locked(d).await;
                 }
