@@ -40,6 +40,8 @@ pub struct NodeYaml {
     pub auth: Option<dsync_server::auth::AuthConfig>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audit_log: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<dsync_server::tls::TlsConfig>,
 }
 
 impl NodeYaml {
@@ -168,6 +170,7 @@ mod tests {
             join: vec!["127.0.0.1:7001".into()],
             auth: None,
             audit_log: None,
+            tls: None,
         };
         let text = serde_yaml::to_string(&node).unwrap();
         assert!(!text.contains("bootstrap"), "{text}");

@@ -18,6 +18,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use commands::auth::AuthCommand;
 use commands::bench::BenchCommand;
+use commands::cert::CertCommand;
 use commands::cluster::ClusterCommand;
 use commands::kv::KvCommand;
 use commands::lock::LockCommand;
@@ -63,6 +64,9 @@ pub enum Command {
     /// Create client tokens and check which principal a token is.
     #[command(subcommand)]
     Auth(AuthCommand),
+    /// Create the CA and node certificates of a TLS cluster.
+    #[command(subcommand)]
+    Cert(CertCommand),
 }
 
 fn main() {

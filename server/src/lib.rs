@@ -11,6 +11,7 @@ pub mod proposer;
 pub mod raft;
 pub mod serve;
 pub mod state;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,7 +52,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tokio::spawn(join_until_member(node.clone()));
     }
     let app = http::router(node.clone());
-    serve::serve(listener, app, &config.limits, shutdown_signal()).await;
+    let tls = node.security.tls.as_ref().map(|t| t.acceptor.clone());
+    serve::serve(listener, app, &config.limits, tls, shutdown_signal()).await;
     tracing::info!("shutting down");
     node.shutdown().await;
     Ok(())
@@ -80,6 +82,8 @@ async fn join_until_member(node: Arc<Node>) {
     let client = match Client::new(ClientConfig {
         retry_for: Duration::from_secs(5),
         cluster_secret: node.security.auth.cluster_secret().map(str::to_string),
+        ca_cert: node.config.tls.as_ref().map(|t| t.ca_file.clone()),
+        identity_pem: node.security.tls.as_ref().map(|t| t.identity_pem.clone()),
         ..ClientConfig::new(node.config.join.clone())
     }) {
         Ok(c) => c,

@@ -74,7 +74,8 @@ impl Node {
         // at most 20 s like the API client.
         let idle = Duration::from_millis(config.limits.header_read_timeout_ms / 2)
             .min(Duration::from_secs(20));
-        let peers = peer_http_client(security.auth.cluster_secret(), idle);
+        let peers = peer_http_client(security.auth.cluster_secret(), idle, security.tls.as_ref())
+            .map_err(Error::Config)?;
         let raft = Raft::new(
             config.id,
             Arc::new(raft_config),
