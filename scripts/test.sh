@@ -9,6 +9,9 @@ trap 'rm -f "$log"' EXIT
 
 step() { printf '\n== %s\n' "$*"; }
 
+step "tools the tests drive"
+scripts/ensure-tools.sh
+
 step "format (cargo fmt --check)"
 cargo fmt --all -- --check
 
@@ -18,6 +21,12 @@ cargo clippy --workspace --all-targets -- -D warnings
 step "build dsync"
 cargo build -p dsync
 export DSYNC_BIN="$PWD/target/debug/dsync"
+
+if [ "${DSYNC_DOCKER_TESTS:-}" = 1 ]; then
+    step "container image (static dsync, FROM scratch)"
+    scripts/build-image.sh --profile dev --tag "${DSYNC_IMAGE:=dsync:test}"
+    export DSYNC_IMAGE
+fi
 
 step "unit tests"
 cargo test --workspace --exclude dsync-tests 2>&1 | tee -a "$log"

@@ -13,12 +13,17 @@ pub const CLUSTER_FILE_NAME: &str = "cluster.yaml";
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ClusterFile {
     pub version: u32,
-    /// How the nodes run: `local` (processes on this machine).
+    /// How the nodes run: `local` (processes on this machine) or `compose`
+    /// (containers; for those, `pid` is null, `data_dir` is the path inside
+    /// the container and `log` is empty: use `docker logs`).
     pub runtime: String,
     /// The `dsync` binary the nodes were started from.
     pub binary: PathBuf,
     pub created_at_ms: u64,
     pub nodes: Vec<NodeEntry>,
+    /// Set for the `compose` runtime: the project, its file and image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compose: Option<crate::compose::ComposeInfo>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -37,6 +42,10 @@ pub struct NodeEntry {
     pub log: PathBuf,
     /// dsync version the node runs.
     pub version: String,
+    /// The binary this node runs when it differs from the cluster's
+    /// (set by `cluster upgrade`, node by node).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binary: Option<PathBuf>,
 }
 
 impl ClusterFile {
@@ -101,6 +110,7 @@ mod tests {
     fn sample(dir: &Path) -> ClusterFile {
         ClusterFile {
             version: CLUSTER_FILE_VERSION,
+            compose: None,
             runtime: "local".into(),
             binary: PathBuf::from("/usr/bin/dsync"),
             created_at_ms: 1_700_000_000_000,
@@ -114,6 +124,7 @@ mod tests {
                     config: dir.join(format!("node-{i}/node.yaml")),
                     log: dir.join(format!("node-{i}/server.log")),
                     version: "0.1.0".into(),
+                    binary: None,
                 })
                 .collect(),
         }

@@ -44,6 +44,24 @@ pub struct NodeYaml {
     pub tls: Option<dsync_server::tls::TlsConfig>,
 }
 
+/// The auth, audit and TLS settings of an existing node's `node.yaml`, for
+/// a node added beside it (all local nodes share the secrets and the CA; a
+/// new node reuses that node's certificate, which names the same hosts).
+pub fn security_of(existing: &Path, node_dir: &Path) -> NodeSecurity {
+    let config = dsync_server::Config::from_yaml_file(existing).unwrap_or_default();
+    NodeSecurity {
+        auth: (config.auth != Default::default()).then_some(config.auth),
+        audit_log: config.audit_log.map(|_| node_dir.join("audit.log")),
+        tls: config.tls,
+    }
+}
+
+pub struct NodeSecurity {
+    pub auth: Option<dsync_server::auth::AuthConfig>,
+    pub audit_log: Option<PathBuf>,
+    pub tls: Option<dsync_server::tls::TlsConfig>,
+}
+
 impl NodeYaml {
     pub fn write(&self, path: &Path) -> anyhow::Result<()> {
         let text = serde_yaml::to_string(self)?;
@@ -51,16 +69,50 @@ impl NodeYaml {
     }
 }
 
+/// Lowest port picked for a node.
+const FIRST_NODE_PORT: u16 = 10_000;
+
 /// Free loopback ports, all held open at once so none is handed out twice.
+///
+/// They are picked below the kernel's ephemeral range when it leaves room:
+/// a port inside that range can be taken by the local end of any outgoing
+/// connection while its node is stopped, and the node's restart (upgrade,
+/// `cluster up`) would then fail with "address in use".
 pub fn free_ports(n: usize) -> anyhow::Result<Vec<u16>> {
-    let listeners = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0"))
-        .collect::<std::io::Result<Vec<_>>>()
-        .context("cannot find a free port on 127.0.0.1")?;
+    use rand::Rng;
+    let ephemeral_start = ephemeral_range_start().unwrap_or(32_768);
+    let mut listeners = Vec::with_capacity(n);
+    if ephemeral_start > FIRST_NODE_PORT + 100 {
+        let mut rng = rand::thread_rng();
+        for _ in 0..n * 100 {
+            if listeners.len() == n {
+                break;
+            }
+            let port = rng.gen_range(FIRST_NODE_PORT..ephemeral_start);
+            if let Ok(l) = TcpListener::bind(("127.0.0.1", port)) {
+                listeners.push(l);
+            }
+        }
+    }
+    while listeners.len() < n {
+        listeners.push(
+            TcpListener::bind("127.0.0.1:0").context("cannot find a free port on 127.0.0.1")?,
+        );
+    }
     listeners
         .iter()
         .map(|l| Ok(l.local_addr()?.port()))
         .collect()
+}
+
+/// First port of the kernel's ephemeral range (Linux), if readable.
+fn ephemeral_range_start() -> Option<u16> {
+    std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Starts `binary server --config <config>` in its own process group (so a
@@ -193,6 +245,9 @@ mod tests {
         unique.dedup();
         assert_eq!(unique.len(), 5);
         assert!(ports.iter().all(|p| *p != 0));
+        if let Some(start) = ephemeral_range_start().filter(|s| *s > FIRST_NODE_PORT + 100) {
+            assert!(ports.iter().all(|p| *p < start), "{ports:?} below {start}");
+        }
     }
 
     #[test]

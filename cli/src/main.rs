@@ -2,6 +2,7 @@
 
 mod cluster_file;
 mod commands;
+mod compose;
 mod context;
 mod duration;
 mod local;
@@ -17,11 +18,16 @@ use clap::{Parser, Subcommand};
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use commands::auth::AuthCommand;
+use commands::backup::BackupCommand;
 use commands::bench::BenchCommand;
+use commands::cache::CacheCommand;
 use commands::cert::CertCommand;
 use commands::cluster::ClusterCommand;
 use commands::kv::KvCommand;
+use commands::leader::LeaderCommand;
 use commands::lock::LockCommand;
+use commands::node::NodeCommand;
+use commands::probe::ProbeCommand;
 use commands::queue::QueueCommand;
 use commands::server::ServerArgs;
 use context::GlobalArgs;
@@ -46,18 +52,37 @@ pub enum Command {
     /// stderr; filter them with DSYNC_LOG or RUST_LOG (default:
     /// info,openraft=warn).
     Server(Box<ServerArgs>),
-    /// Start, inspect and stop a cluster of local nodes.
+    /// Start, inspect, scale, upgrade and stop a cluster of local nodes.
     #[command(subcommand)]
     Cluster(ClusterCommand),
     /// Read and write the replicated key-value store.
     #[command(subcommand)]
     Kv(KvCommand),
+    /// Move Raft leadership to a chosen node.
+    #[command(subcommand)]
+    Leader(LeaderCommand),
+    /// Live dashboard: nodes, locks and the wait-for graph, cache, queues, events.
+    ///
+    /// Polls every node each 500 ms (an unreachable node is marked, never
+    /// waited for) and follows one node's /v1/events. Keys: Tab or 1-5 switch
+    /// panels, arrows select, / filters, ? shows help, q quits; t transfers
+    /// leadership to the selected node and r force-releases the selected
+    /// lock, each after a confirmation.
+    Tui,
+    /// Drain a node or wait until it is ready (rolling maintenance).
+    #[command(subcommand)]
+    Node(NodeCommand),
+    /// Print the version nodes of this binary report and their wire protocol.
+    Version,
     /// Take, renew, release and inspect distributed locks, or run a command under one.
     #[command(subcommand)]
     Lock(LockCommand),
     /// Push, receive and settle messages of the replicated queue; inspect topics.
     #[command(subcommand)]
     Queue(QueueCommand),
+    /// Check one node's liveness or readiness (for health checks; exit 0 or 1).
+    #[command(subcommand)]
+    Probe(ProbeCommand),
     /// Measure throughput and latency against a running cluster.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -67,6 +92,12 @@ pub enum Command {
     /// Create the CA and node certificates of a TLS cluster.
     #[command(subcommand)]
     Cert(CertCommand),
+    /// Read and write through a node's coherent (MESI) cache; inspect line states.
+    #[command(subcommand)]
+    Cache(CacheCommand),
+    /// Take, verify and restore backups of a cluster's state.
+    #[command(subcommand)]
+    Backup(BackupCommand),
 }
 
 fn main() {

@@ -49,6 +49,78 @@ pub struct Config {
     pub audit_log: Option<PathBuf>,
     /// TLS for clients, mutual TLS for peers.
     pub tls: Option<crate::tls::TlsConfig>,
+    /// The coherent cache (`/v1/cache`).
+    pub cache: CacheConfig,
+}
+
+/// How a cache write reaches the replicated KV.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum WritePolicy {
+    /// Every write is committed through Raft before it is acknowledged.
+    WriteThrough,
+    /// A node holding the line in M or E acknowledges at once and commits
+    /// later; unflushed writes are lost if that node crashes.
+    WriteBack,
+}
+
+impl std::str::FromStr for WritePolicy {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        match s {
+            "write-through" => Ok(WritePolicy::WriteThrough),
+            "write-back" => Ok(WritePolicy::WriteBack),
+            _ => Err(format!(
+                "unknown write policy {s:?} (write-through or write-back)"
+            )),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Most lines one node keeps.
+    pub capacity_entries: usize,
+    /// Most bytes of keys and values one node keeps.
+    pub capacity_bytes: usize,
+    /// Lease of a line; renewed while the line is used.
+    pub lease_ms: u64,
+    pub write_policy: WritePolicy,
+    /// Write-back: how often M lines are flushed to the KV.
+    pub writeback_delay_ms: u64,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            capacity_entries: 100_000,
+            capacity_bytes: 256 * 1024 * 1024,
+            lease_ms: 2_000,
+            write_policy: WritePolicy::WriteThrough,
+            writeback_delay_ms: 10,
+        }
+    }
+}
+
+impl CacheConfig {
+    fn validate(&self) -> Result<()> {
+        let bad = |m: &str| Err(Error::Config(format!("cache: {m}")));
+        if self.capacity_entries == 0 || self.capacity_entries > 100_000_000 {
+            return bad("capacity_entries must be between 1 and 100000000");
+        }
+        if !(4096..=1 << 40).contains(&self.capacity_bytes) {
+            return bad("capacity_bytes must be between 4 KiB and 1 TiB");
+        }
+        if !(50..=600_000).contains(&self.lease_ms) {
+            return bad("lease_ms must be between 50 and 600000");
+        }
+        if self.writeback_delay_ms == 0 || self.writeback_delay_ms * 4 > self.lease_ms {
+            return bad("writeback_delay_ms must be > 0 and at most a quarter of lease_ms");
+        }
+        Ok(())
+    }
 }
 
 impl Default for Config {
@@ -60,9 +132,12 @@ impl Default for Config {
             data_dir: PathBuf::from("dsync-data"),
             bootstrap: false,
             join: Vec::new(),
-            heartbeat_ms: 100,
-            election_timeout_min_ms: 800,
-            election_timeout_max_ms: 1600,
+            // A follower campaigns after max + a random [min, max) of silence
+            // (openraft 0.9 adds the leader lease, = max, to the timeout):
+            // 750–900 ms here, for sub-second failover. See docs/architecture.md.
+            heartbeat_ms: 50,
+            election_timeout_min_ms: 300,
+            election_timeout_max_ms: 450,
             snapshot_every: 10_000,
             keep_logs_after_snapshot: 1_000,
             max_body_bytes: 2 * 1024 * 1024,
@@ -73,6 +148,7 @@ impl Default for Config {
             limits: LimitsConfig::default(),
             audit_log: None,
             tls: None,
+            cache: CacheConfig::default(),
         }
     }
 }
@@ -129,7 +205,7 @@ impl Config {
                     .into(),
             );
         }
-        Ok(())
+        self.cache.validate()
     }
 }
 
@@ -143,7 +219,7 @@ mod tests {
             serde_yaml::from_str("id: 3\nlisten: 127.0.0.1:9000\njoin: [\"127.0.0.1:9001\"]\n")
                 .unwrap();
         assert_eq!(c.id, 3);
-        assert_eq!(c.heartbeat_ms, 100);
+        assert_eq!(c.heartbeat_ms, 50);
         assert_eq!(c.advertised(), "127.0.0.1:9000");
         c.validate().unwrap();
         assert!(serde_yaml::from_str::<Config>("idd: 3\n").is_err());
@@ -162,5 +238,23 @@ mod tests {
             ..Config::default()
         };
         assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn cache_section_parses_and_validates() {
+        let c: Config =
+            serde_yaml::from_str("cache:\n  lease_ms: 500\n  write_policy: write-back\n").unwrap();
+        assert_eq!(c.cache.write_policy, WritePolicy::WriteBack);
+        assert_eq!(c.cache.writeback_delay_ms, 10);
+        c.validate().unwrap();
+        let mut bad = c.clone();
+        bad.cache.writeback_delay_ms = 400;
+        assert!(bad.validate().is_err());
+        bad.cache = CacheConfig {
+            capacity_entries: 0,
+            ..CacheConfig::default()
+        };
+        assert!(bad.validate().is_err());
+        assert!(serde_yaml::from_str::<Config>("cache:\n  write_policy: sometimes\n").is_err());
     }
 }

@@ -2,8 +2,11 @@
 //! replicated state machine, and the HTTP API (axum).
 
 pub mod auth;
+pub mod backup;
+pub mod cache;
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod http;
 pub mod metrics;
 pub mod node;
@@ -30,6 +33,21 @@ pub const VERSION: &str = match option_env!("DSYNC_BUILD_VERSION") {
     None => env!("CARGO_PKG_VERSION"),
 };
 
+/// The version this process reports (status, backups, logs): [`VERSION`],
+/// unless `DSYNC_VERSION_OVERRIDE` is set. That variable is a testing aid
+/// for rolling upgrades: it changes only the reported string, never the
+/// code, the wire protocol or the data formats, so a wrapper script that
+/// sets it stands in for "a second build of the same code".
+pub fn version() -> &'static str {
+    static V: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    V.get_or_init(|| {
+        std::env::var("DSYNC_VERSION_OVERRIDE")
+            .ok()
+            .filter(|v| !v.trim().is_empty() && v.len() <= 64)
+            .unwrap_or_else(|| VERSION.to_string())
+    })
+}
+
 /// Runs one node until SIGTERM or SIGINT.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     config.validate()?;
@@ -42,18 +60,26 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         id = node.id,
         addr = %node.addr,
         data_dir = %config.data_dir.display(),
-        version = VERSION,
+        version = version(),
         "dsync node started"
     );
     if config.bootstrap {
         node.bootstrap_if_new().await?;
+        tokio::spawn(node.clone().name_new_cluster());
     }
     if !config.join.is_empty() && !node.is_voter() {
         tokio::spawn(join_until_member(node.clone()));
     }
     let app = http::router(node.clone());
     let tls = node.security.tls.as_ref().map(|t| t.acceptor.clone());
-    serve::serve(listener, app, &config.limits, tls, shutdown_signal()).await;
+    let events = node.events.clone();
+    let stop = async move {
+        shutdown_signal().await;
+        // Event streams never end on their own; graceful shutdown waits
+        // for every open connection.
+        events.close();
+    };
+    serve::serve(listener, app, &config.limits, tls, stop).await;
     tracing::info!("shutting down");
     node.shutdown().await;
     Ok(())

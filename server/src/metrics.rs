@@ -51,6 +51,7 @@ pub struct Metrics {
     pub queue_dead_lettered: Gauge,
     /// Per topic, refreshed from the replicated state at scrape time.
     pub topic: TopicGauges,
+    pub cache: crate::cache::CacheMetrics,
 }
 
 /// Per-topic queue gauges. The `_total` ones are replicated running totals:
@@ -93,6 +94,7 @@ impl Metrics {
             queue_in_flight: Gauge::default(),
             queue_dead_lettered: Gauge::default(),
             topic: TopicGauges::default(),
+            cache: Default::default(),
             registry: Registry::default(),
         };
         registry.register("raft_term", "Current Raft term", m.term.clone());
@@ -233,6 +235,7 @@ impl Metrics {
             "Age of the oldest unacked message",
             t.oldest_age_seconds.clone(),
         );
+        m.cache.register(&mut registry);
         Metrics { registry, ..m }
     }
 

@@ -1,7 +1,13 @@
 //! Harness for end-to-end tests: real clusters of the built `dsync` binary,
 //! each in its own temp dir on ephemeral loopback ports, always torn down.
 
+pub mod chaos;
+pub mod checkers;
+pub mod history;
+pub mod linearizability;
+pub mod nemesis;
 pub mod wait;
+pub mod workloads;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -80,6 +86,19 @@ impl Cluster {
         up.extend_from_slice(args);
         c.dsync_ok(&up);
         c
+    }
+
+    /// A handle on a cluster folder prepared elsewhere (e.g. by `dsync
+    /// backup restore` into `<dir>/cluster`); nothing is started.
+    pub fn adopt(dir: tempfile::TempDir, env: &[(&str, &str)]) -> Cluster {
+        Cluster {
+            dir,
+            bin: dsync_bin(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        }
     }
 
     pub fn cluster_dir(&self) -> PathBuf {

@@ -146,7 +146,7 @@ pub async fn run(global: &GlobalArgs, cmd: KvCommand) -> anyhow::Result<i32> {
 
 /// JSON if the text parses as JSON, otherwise the text as a JSON string, so
 /// `put k 5` stores a number and `put k hello` a string. `-` reads `stdin`.
-fn parse_value(arg: &str, mut stdin: impl Read) -> anyhow::Result<Value> {
+pub(crate) fn parse_value(arg: &str, mut stdin: impl Read) -> anyhow::Result<Value> {
     let text = if arg == "-" {
         let mut s = String::new();
         stdin

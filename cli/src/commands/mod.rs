@@ -1,13 +1,20 @@
 //! Dispatch of parsed commands and the one place errors become exit codes.
 
 pub mod auth;
+pub mod backup;
 pub mod bench;
+pub mod cache;
 pub mod cert;
 pub mod cluster;
 pub mod kv;
+pub mod leader;
 pub mod lock;
+pub mod node;
+pub mod probe;
 pub mod queue;
 pub mod server;
+pub mod tui;
+pub mod version;
 
 use dsync_api::ErrorCode;
 
@@ -75,9 +82,16 @@ async fn dispatch(global: GlobalArgs, cmd: Command) -> anyhow::Result<i32> {
         Command::Cert(c) => cert::run(&global, c).await,
         Command::Cluster(c) => cluster::run(&global, c).await,
         Command::Kv(c) => kv::run(&global, c).await,
+        Command::Leader(c) => leader::run(&global, c).await,
+        Command::Tui => tui::run(&global).await,
+        Command::Node(c) => node::run(&global, c).await,
+        Command::Version => version::run(&global),
         Command::Lock(c) => lock::run(&global, c).await,
         Command::Queue(c) => queue::run(&global, c).await,
+        Command::Probe(c) => probe::run(&global, c).await,
         Command::Bench(c) => bench::run(&global, c).await,
+        Command::Cache(c) => cache::run(&global, c).await,
+        Command::Backup(c) => backup::run(&global, c).await,
     }
 }
 

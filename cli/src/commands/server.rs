@@ -24,6 +24,19 @@ pub struct ServerArgs {
     #[arg(long, env = "DSYNC_ID")]
     pub id: Option<u64>,
 
+    /// Derive the id from a StatefulSet-style hostname `<name>-<ordinal>`:
+    /// id = ordinal + 1, and ordinal 0 bootstraps (its --join is ignored).
+    /// For Kubernetes, where the image has no shell to compute it.
+    #[arg(
+        long,
+        env = "DSYNC_ID_FROM_HOSTNAME",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_parser = BoolishValueParser::new(),
+        value_name = "BOOL"
+    )]
+    pub id_from_hostname: Option<bool>,
+
     /// Address the HTTP server binds, e.g. 127.0.0.1:7401.
     #[arg(long, env = "DSYNC_LISTEN", value_name = "ADDR")]
     pub listen: Option<SocketAddr>,
@@ -91,6 +104,26 @@ pub struct ServerArgs {
     /// Default bound of `consistency=stale` reads that give no max_staleness_ms.
     #[arg(long, env = "DSYNC_MAX_STALENESS_MS", value_name = "MS")]
     pub max_staleness_ms: Option<u64>,
+
+    /// Most cache lines this node keeps.
+    #[arg(long, env = "DSYNC_CACHE_CAPACITY_ENTRIES", value_name = "N")]
+    pub cache_capacity_entries: Option<usize>,
+
+    /// Most bytes of cached keys and values this node keeps.
+    #[arg(long, env = "DSYNC_CACHE_CAPACITY_BYTES", value_name = "BYTES")]
+    pub cache_capacity_bytes: Option<usize>,
+
+    /// Lease of a cache line, renewed while it is used.
+    #[arg(long, env = "DSYNC_CACHE_LEASE_MS", value_name = "MS")]
+    pub cache_lease_ms: Option<u64>,
+
+    /// Cache write policy: write-through (default) or write-back.
+    #[arg(long, env = "DSYNC_CACHE_WRITE_POLICY", value_name = "POLICY")]
+    pub cache_write_policy: Option<dsync_server::config::WritePolicy>,
+
+    /// Write-back: how often modified lines are flushed to the KV.
+    #[arg(long, env = "DSYNC_CACHE_WRITEBACK_DELAY_MS", value_name = "MS")]
+    pub cache_writeback_delay_ms: Option<u64>,
 }
 
 impl ServerArgs {
@@ -137,8 +170,34 @@ impl ServerArgs {
         set(&mut c.max_batch, &self.max_batch);
         set(&mut c.max_inflight_batches, &self.max_inflight_batches);
         set(&mut c.max_staleness_ms, &self.max_staleness_ms);
+        if self.id_from_hostname == Some(true) && self.id.is_none() {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .context("cannot read the hostname")?;
+            let ordinal = ordinal_of(host.trim())?;
+            c.id = ordinal + 1;
+            if ordinal == 0 {
+                c.bootstrap = true;
+                c.join.clear();
+            }
+        }
+        set(&mut c.cache.capacity_entries, &self.cache_capacity_entries);
+        set(&mut c.cache.capacity_bytes, &self.cache_capacity_bytes);
+        set(&mut c.cache.lease_ms, &self.cache_lease_ms);
+        set(&mut c.cache.write_policy, &self.cache_write_policy);
+        set(
+            &mut c.cache.writeback_delay_ms,
+            &self.cache_writeback_delay_ms,
+        );
         Ok(c)
     }
+}
+
+/// The `<ordinal>` of a StatefulSet pod name `<name>-<ordinal>`.
+fn ordinal_of(host: &str) -> anyhow::Result<u64> {
+    host.rsplit_once('-')
+        .and_then(|(_, n)| n.parse::<u64>().ok())
+        .filter(|n| *n < u64::MAX)
+        .with_context(|| format!("hostname {host:?} does not end in -<ordinal>"))
 }
 
 pub fn run(args: ServerArgs) -> anyhow::Result<i32> {
@@ -183,6 +242,14 @@ mod tests {
     struct Wrap {
         #[command(flatten)]
         args: ServerArgs,
+    }
+
+    #[test]
+    fn statefulset_ordinals_come_from_the_hostname() {
+        assert_eq!(ordinal_of("dsync-0").unwrap(), 0);
+        assert_eq!(ordinal_of("my-dsync-12").unwrap(), 12);
+        assert!(ordinal_of("dsync").is_err());
+        assert!(ordinal_of("dsync-a").is_err());
     }
 
     fn parse(argv: &[&str]) -> ServerArgs {

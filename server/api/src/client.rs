@@ -351,7 +351,19 @@ impl Client {
                 return retry;
             }
             tokio::time::sleep(backoff).await;
-            backoff = (backoff * 2).min(Duration::from_millis(500));
+            // Capped low: an election takes under a second, and a client
+            // asleep in a long backoff adds its sleep to the failover time.
+            backoff = (backoff * 2).min(Duration::from_millis(100));
+        }
+    }
+
+    /// A GET to one node with this client's credentials, for callers that
+    /// read the response themselves (streams).
+    pub(crate) fn get_node(&self, endpoint: &str, path: &str) -> reqwest::RequestBuilder {
+        let req = self.http.get(format!("{}{path}", base_url(endpoint)));
+        match &self.config.token {
+            Some(t) => req.bearer_auth(t),
+            None => req,
         }
     }
 
@@ -480,6 +492,14 @@ impl Client {
         self.call(Method::POST, routes::AUTH_TOKENS, Some(req))
             .await
     }
+
+    /// Hands leadership to `to` (or the most caught-up follower). A retry is
+    /// harmless: once `to` leads, a repeat returns at once.
+    pub async fn leader_transfer(&self, to: Option<u64>) -> Result<LeaderTransferResponse> {
+        let body = LeaderTransferRequest { to };
+        self.call(Method::POST, routes::LEADER_TRANSFER, Some(&body))
+            .await
+    }
 }
 
 /// The error with its causes ("connection refused" hides in the chain).
@@ -578,6 +598,21 @@ impl Client {
         self.call::<(), _>(Method::GET, routes::LOCK_GRAPH, None)
             .await
     }
+
+    /// Admin: drops every holder of `name` and grants to the next waiter.
+    /// Not retried after a broken connection: a second force could evict
+    /// the holder the first one let in.
+    pub async fn lock_force_release(
+        &self,
+        name: &str,
+    ) -> Result<crate::locks::ForceReleaseResponse> {
+        self.call::<(), _>(
+            Method::POST,
+            &routes::lock(name, Some("force-release")),
+            None,
+        )
+        .await
+    }
 }
 
 impl Client {
@@ -651,12 +686,49 @@ impl Client {
     }
 }
 
+impl Client {
+    /// Reads through the cache of the node this client prefers.
+    pub async fn cache_get(&self, key: &str) -> Result<crate::cache::CacheItem> {
+        self.call::<(), _>(Method::GET, &routes::cache_key(key, None), None)
+            .await
+    }
+
+    pub async fn cache_put(
+        &self,
+        key: &str,
+        value: serde_json::Value,
+    ) -> Result<crate::cache::CachePutResponse> {
+        let body = crate::cache::CachePutRequest { value };
+        self.call(Method::PUT, &routes::cache_key(key, None), Some(&body))
+            .await
+    }
+
+    pub async fn cache_delete(&self, key: &str) -> Result<crate::cache::CacheDeleteResponse> {
+        self.call::<(), _>(Method::DELETE, &routes::cache_key(key, None), None)
+            .await
+    }
+
+    pub async fn cache_states(&self, key: &str) -> Result<crate::cache::CacheStates> {
+        self.call::<(), _>(Method::GET, &routes::cache_key(key, Some("states")), None)
+            .await
+    }
+
+    pub async fn cache_stats(&self) -> Result<crate::cache::CacheStats> {
+        self.call::<(), _>(Method::GET, routes::CACHE, None).await
+    }
+
+    pub async fn cache_lines(&self) -> Result<crate::cache::CacheLines> {
+        self.call::<(), _>(Method::GET, routes::CACHE_LINES, None)
+            .await
+    }
+}
+
 fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     serde_json::from_slice(bytes)
         .map_err(|e| ClientError::Transport(format!("bad response body: {e}")))
 }
 
-fn decode_error(status: StatusCode, bytes: &[u8]) -> ApiError {
+pub(crate) fn decode_error(status: StatusCode, bytes: &[u8]) -> ApiError {
     serde_json::from_slice::<ErrorBody>(bytes)
         .map(|b| b.error)
         .unwrap_or_else(|_| {
@@ -678,6 +750,75 @@ fn decode_error(status: StatusCode, bytes: &[u8]) -> ApiError {
                     .collect::<String>(),
             )
         })
+}
+
+impl Client {
+    /// Streams the body of `GET path` into `sink` piece by piece, following
+    /// the leader and retrying 503s and unreachable nodes like [`call`]
+    /// until the first byte arrives; a stream that breaks after that is an
+    /// error (the caller starts again). `sink` gets the announced length,
+    /// if any, and each piece. Returns the number of bytes received.
+    ///
+    /// [`call`]: Self::call
+    pub async fn download(
+        &self,
+        path: &str,
+        timeout: Duration,
+        mut sink: impl FnMut(Option<u64>, &[u8]),
+    ) -> Result<u64> {
+        let deadline = Instant::now() + self.config.retry_for;
+        let mut backoff = Duration::from_millis(25);
+        loop {
+            let (index, base) = self.pick();
+            let mut req = self.http.get(format!("{base}{path}")).timeout(timeout);
+            if let Some(t) = &self.config.token {
+                req = req.bearer_auth(t);
+            }
+            let err =
+                match req.send().await {
+                    Ok(mut resp) => {
+                        self.observe(index, resp.headers());
+                        let status = resp.status();
+                        if status.is_success() {
+                            let total = resp.content_length();
+                            let mut received = 0u64;
+                            while let Some(piece) = resp.chunk().await.map_err(|e| {
+                                ClientError::Transport(format!("{base}: {}", chain(&e)))
+                            })? {
+                                received += piece.len() as u64;
+                                sink(total, &piece);
+                            }
+                            return Ok(received);
+                        }
+                        let bytes = resp
+                            .bytes()
+                            .await
+                            .map_err(|e| ClientError::Transport(e.to_string()))?;
+                        let error = decode_error(status, &bytes);
+                        if status != StatusCode::SERVICE_UNAVAILABLE {
+                            return Err(ClientError::Api {
+                                status: status.as_u16(),
+                                error,
+                            });
+                        }
+                        self.failed(index, false);
+                        ClientError::Api {
+                            status: status.as_u16(),
+                            error,
+                        }
+                    }
+                    Err(e) => {
+                        self.failed(index, true);
+                        ClientError::Transport(format!("{base}: {}", chain(&e)))
+                    }
+                };
+            if Instant::now() + backoff > deadline {
+                return Err(err);
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_millis(500));
+        }
+    }
 }
 
 #[cfg(test)]

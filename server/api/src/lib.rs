@@ -4,10 +4,13 @@
 //! and the tests all speak through these types, so a field renamed here is
 //! renamed everywhere.
 
+pub mod admin;
 pub mod auth;
 pub mod breaker;
+pub mod cache;
 pub mod client;
 pub mod error;
+pub mod events;
 pub mod locks;
 pub mod queue;
 pub mod routes;

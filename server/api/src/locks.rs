@@ -160,3 +160,11 @@ pub struct LockGraph {
     pub edges: Vec<WaitEdge>,
     pub deadlocks: Vec<DeadlockInfo>,
 }
+
+/// `POST /v1/locks/{name}/force-release` (admin): every holder evicted.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ForceReleaseResponse {
+    pub name: String,
+    /// Owners whose grants were dropped (empty if nobody held the lock).
+    pub released: Vec<String>,
+}

@@ -6,11 +6,31 @@ pub const METRICS: &str = "/metrics";
 pub const STATUS: &str = "/v1/status";
 pub const KV: &str = "/v1/kv";
 pub const MEMBERS: &str = "/v1/cluster/members";
+pub const LEADER_TRANSFER: &str = "/v1/cluster/leader/transfer";
+pub const BACKUP: &str = "/v1/cluster/backup";
+pub const NODE_DRAIN: &str = "/v1/node/drain";
+
+/// Path of one member.
+pub fn member(id: u64) -> String {
+    format!("{MEMBERS}/{id}")
+}
 pub const LOCKS: &str = "/v1/locks";
 pub const LOCK_GRAPH: &str = "/v1/locks/graph";
 pub const QUEUES: &str = "/v1/queues";
 pub const AUTH_WHOAMI: &str = "/v1/auth/whoami";
 pub const AUTH_TOKENS: &str = "/v1/auth/tokens";
+pub const EVENTS: &str = "/v1/events";
+pub const CACHE: &str = "/v1/cache";
+/// This node's own cache lines. `lines` is therefore not a usable cache key.
+pub const CACHE_LINES: &str = "/v1/cache/lines";
+
+/// Path of one cache key, or its `states` view.
+pub fn cache_key(key: &str, verb: Option<&str>) -> String {
+    match verb {
+        Some(v) => format!("{CACHE}/{}/{v}", encode_segment(key)),
+        None => format!("{CACHE}/{}", encode_segment(key)),
+    }
+}
 
 /// Path of one topic, or one of its verbs (`messages`, `consume`, `ack`, …).
 pub fn topic(name: &str, verb: Option<&str>) -> String {
@@ -36,6 +56,10 @@ pub const RAFT_VOTE: &str = "/raft/vote";
 pub const RAFT_SNAPSHOT: &str = "/raft/snapshot";
 pub const RAFT_FORWARD: &str = "/raft/forward";
 pub const RAFT_READ_INDEX: &str = "/raft/read_index";
+/// Cache coherence: requests to the leader's directory.
+pub const RAFT_CACHE_DIRECTORY: &str = "/raft/cache/directory";
+/// Cache coherence: invalidations, downgrades and state queries to a holder.
+pub const RAFT_CACHE_HOLDER: &str = "/raft/cache/holder";
 
 /// Longest key accepted by the KV, in bytes.
 pub const MAX_KEY_LEN: usize = 512;

@@ -184,10 +184,40 @@ fn default_true() -> bool {
     true
 }
 
+/// `POST /v1/cluster/leader/transfer`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LeaderTransferRequest {
+    /// The voter to hand leadership to; default: the most caught-up follower.
+    #[serde(default)]
+    pub to: Option<u64>,
+}
+
+/// Where leadership went and how long the hand-off took.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct LeaderTransferResponse {
+    pub from: u64,
+    pub leader: u64,
+    pub term: u64,
+    pub elapsed_ms: u64,
+}
+
 /// Response to membership changes: the membership after the change.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct MembershipResponse {
     pub members: Vec<MemberStatus>,
+}
+
+/// `POST /v1/node/drain` response.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DrainResponse {
+    /// The node that now refuses client requests.
+    pub id: u64,
+    pub draining: bool,
+    /// The leader as the node knows it after the drain.
+    pub leader: Option<u64>,
+    /// Whether the node led when the drain started.
+    pub was_leader: bool,
 }
 
 /// `GET /health` and `GET /ready`.

@@ -8,7 +8,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use dsync_api::routes;
-use dsync_api::types::{Health, JoinRequest, MembershipResponse, NodeStatus};
+use dsync_api::types::{
+    Health, JoinRequest, LeaderTransferRequest, LeaderTransferResponse, MembershipResponse,
+    NodeStatus,
+};
 
 use super::error::HttpResult;
 use super::extract::ApiJson;
@@ -21,6 +24,7 @@ pub fn router() -> Router<Arc<Node>> {
         .route(routes::METRICS, get(metrics))
         .route(routes::STATUS, get(status))
         .route(routes::MEMBERS, post(join))
+        .route(routes::LEADER_TRANSFER, post(transfer_leader))
 }
 
 /// The process is alive and serving HTTP.
@@ -35,7 +39,9 @@ async fn health(State(node): State<Arc<Node>>) -> Json<Health> {
 /// A leader is known and this node has applied everything it knows committed.
 async fn ready(State(node): State<Arc<Node>>) -> Response {
     let s = node.status();
-    let reason = if s.leader.is_none() {
+    let reason = if node.is_draining() {
+        Some("draining: not taking client requests".to_string())
+    } else if s.leader.is_none() {
         Some("no leader is known".to_string())
     } else if s.applied_index < s.commit_index {
         Some(format!(
@@ -86,4 +92,11 @@ async fn join(
 ) -> HttpResult<Json<MembershipResponse>> {
     let members = node.join(req.id, req.addr, req.voter).await?;
     Ok(Json(MembershipResponse { members }))
+}
+
+async fn transfer_leader(
+    State(node): State<Arc<Node>>,
+    ApiJson(req): ApiJson<LeaderTransferRequest>,
+) -> HttpResult<Json<LeaderTransferResponse>> {
+    Ok(Json(node.transfer_leader(req.to).await?))
 }

@@ -29,6 +29,7 @@ pub fn router() -> Router<Arc<Node>> {
         .route("/v1/locks/{name}/acquire", post(acquire))
         .route("/v1/locks/{name}/release", post(release))
         .route("/v1/locks/{name}/keepalive", post(keepalive))
+        .route("/v1/locks/{name}/force-release", post(force_release))
 }
 
 fn check_text(what: &str, value: &str, max: usize) -> HttpResult<()> {
@@ -141,6 +142,22 @@ async fn keepalive(
             token: h.token,
             ttl_ms: h.ttl_ms,
         })),
+        other => Err(Error::Internal(format!("unexpected result {other:?}")).into()),
+    }
+}
+
+/// Admin override for a holder that is stuck but keeps its lease alive:
+/// drops every grant (their tokens become stale) and wakes the next waiter.
+async fn force_release(
+    State(node): State<Arc<Node>>,
+    ApiPath(name): ApiPath<String>,
+) -> HttpResult<Json<ForceReleaseResponse>> {
+    check_text("lock name", &name, MAX_LOCK_NAME)?;
+    match node
+        .write(Command::LockForceRelease { name: name.clone() })
+        .await?
+    {
+        CmdValue::Released(released) => Ok(Json(ForceReleaseResponse { name, released })),
         other => Err(Error::Internal(format!("unexpected result {other:?}")).into()),
     }
 }

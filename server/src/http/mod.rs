@@ -2,10 +2,13 @@
 //! metrics and JSON fallbacks every route shares.
 
 mod auth;
+mod cache;
 mod cluster;
 pub mod error;
+mod events;
 mod extract;
 mod kv;
+mod lifecycle;
 mod locks;
 mod queue;
 mod raft;
@@ -31,10 +34,13 @@ const PEER_BODY_LIMIT: usize = 256 * 1024 * 1024;
 pub fn router(node: Arc<Node>) -> Router {
     let client = Router::new()
         .merge(auth::router())
+        .merge(cache::router())
         .merge(cluster::router())
         .merge(kv::router())
         .merge(locks::router())
         .merge(queue::router())
+        .merge(events::router())
+        .merge(lifecycle::router())
         .layer(DefaultBodyLimit::max(node.config.max_body_bytes));
     let peer = raft::router().layer(DefaultBodyLimit::max(PEER_BODY_LIMIT));
     Router::new()
@@ -44,6 +50,10 @@ pub fn router(node: Arc<Node>) -> Router {
         .method_not_allowed_fallback(method_not_allowed)
         // Outside every route, so routes any router adds are guarded too.
         .layer(middleware::from_fn_with_state(node.clone(), guard))
+        .layer(middleware::from_fn_with_state(
+            node.clone(),
+            lifecycle::drain_gate,
+        ))
         .layer(middleware::from_fn_with_state(node.clone(), observe))
         .with_state(node)
 }

@@ -21,6 +21,8 @@ pub fn router() -> Router<Arc<Node>> {
         .route(routes::RAFT_VOTE, post(vote))
         .route(routes::RAFT_SNAPSHOT, post(snapshot))
         .route(routes::RAFT_FORWARD, post(forward))
+        .route(routes::RAFT_CACHE_DIRECTORY, post(cache_directory))
+        .route(routes::RAFT_CACHE_HOLDER, post(cache_holder))
 }
 
 fn reject(msg: String) -> Response {
@@ -74,6 +76,36 @@ async fn snapshot(State(node): State<Arc<Node>>, headers: HeaderMap, body: Bytes
 async fn forward(State(node): State<Arc<Node>>, headers: HeaderMap, body: Bytes) -> Response {
     match decode::<ForwardRequest>(&headers, &body) {
         Ok(req) => encode(&node.handle_forward(req).await),
+        Err(r) => r,
+    }
+}
+
+async fn cache_directory(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    match decode::<crate::cache::DirRequest>(&headers, &body) {
+        Ok(req) => {
+            node.metrics.cache.remote_requests.inc();
+            let res = node.handle_directory(req).await.map_err(|e| {
+                let api = e.to_api();
+                crate::state::CmdError::new(api.code, api.message)
+            });
+            encode(&res)
+        }
+        Err(r) => r,
+    }
+}
+
+async fn cache_holder(State(node): State<Arc<Node>>, headers: HeaderMap, body: Bytes) -> Response {
+    match decode::<crate::cache::HolderRequest>(&headers, &body) {
+        Ok(req) => {
+            if !matches!(req, crate::cache::HolderRequest::State { .. }) {
+                node.metrics.cache.remote_requests.inc();
+            }
+            encode(&node.handle_holder(req).await)
+        }
         Err(r) => r,
     }
 }

@@ -24,6 +24,14 @@ pub enum ForwardRequest {
         addr: String,
         voter: bool,
     },
+    TransferLeader {
+        to: Option<u64>,
+    },
+    /// To a leadership-transfer target, from the leader handing off.
+    Elect,
+    Remove {
+        id: u64,
+    },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -32,6 +40,13 @@ pub enum ForwardReply {
     Index(u64),
     /// JSON text: `MemberStatus` skips empty fields, which bincode cannot.
     Members(String),
+    Transferred {
+        from: u64,
+        leader: u64,
+        term: u64,
+        elapsed_ms: u64,
+    },
+    Done,
 }
 
 const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
@@ -72,6 +87,7 @@ impl Node {
 
     /// A write on the leader only: forwarded requests never hop twice.
     pub(crate) async fn write_local(&self, cmd: Command) -> Result<CmdValue> {
+        self.refuse_while_handing_off()?;
         match self.proposer.propose(cmd).await {
             Ok(out) => out.map_err(|e| Error::Api(e.to_api())),
             Err(ProposeError::NotLeader(_)) => {
@@ -113,7 +129,8 @@ impl Node {
 
     /// Serves a request forwarded by a follower.
     pub async fn handle_forward(&self, req: ForwardRequest) -> Result<ForwardReply, CmdError> {
-        if !self.is_leader() {
+        // Only the transfer target's campaign is served by a non-leader.
+        if !matches!(req, ForwardRequest::Elect) && !self.is_leader() {
             return Err(CmdError::new(
                 ErrorCode::Unavailable,
                 "this node is no longer the leader; retry",
@@ -125,6 +142,21 @@ impl Node {
             ForwardRequest::AppliedIndex => Ok(ForwardReply::Index(self.applied_index())),
             ForwardRequest::Join { id, addr, voter } => self
                 .join_local(id, addr, voter)
+                .await
+                .map(|m| ForwardReply::Members(serde_json::to_string(&m).unwrap_or_default())),
+            ForwardRequest::TransferLeader { to } => {
+                self.transfer_local(to)
+                    .await
+                    .map(|r| ForwardReply::Transferred {
+                        from: r.from,
+                        leader: r.leader,
+                        term: r.term,
+                        elapsed_ms: r.elapsed_ms,
+                    })
+            }
+            ForwardRequest::Elect => self.elect_now().await.map(|()| ForwardReply::Done),
+            ForwardRequest::Remove { id } => self
+                .remove_local(id)
                 .await
                 .map(|m| ForwardReply::Members(serde_json::to_string(&m).unwrap_or_default())),
         };

@@ -179,7 +179,7 @@ pub async fn run_lock_ticker(node: Arc<Node>) {
                     .min()
                     .is_some_and(|d| d <= now_ms())
             };
-            if due {
+            if due && !node.handing_off() {
                 if let Err(e) = node.write_local(Command::Tick).await {
                     tracing::debug!("lock tick not committed: {e}");
                 }

@@ -9,7 +9,7 @@ use openraft::{BasicNode, ChangeMembers, ServerState};
 use super::{ForwardReply, ForwardRequest, Node};
 use crate::error::{Error, Result};
 
-fn membership_err(e: RaftError<u64, ClientWriteError<u64, BasicNode>>) -> Error {
+pub(super) fn membership_err(e: RaftError<u64, ClientWriteError<u64, BasicNode>>) -> Error {
     match e {
         RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => {
             Error::Unavailable("leadership moved; retry".into())
@@ -84,6 +84,7 @@ impl Node {
         voter: bool,
     ) -> Result<Vec<MemberStatus>> {
         validate_member(id, &addr)?;
+        self.refuse_while_handing_off()?;
         let existing = self.members().into_iter().find(|m| m.id == id);
         if let Some(m) = &existing {
             if m.addr != addr {
@@ -113,19 +114,13 @@ impl Node {
     pub fn status(&self) -> NodeStatus {
         let m = self.raft.metrics();
         let m = m.borrow();
-        let role = match m.state {
-            ServerState::Leader => Role::Leader,
-            ServerState::Follower => Role::Follower,
-            ServerState::Candidate => Role::Candidate,
-            ServerState::Learner => Role::Learner,
-            ServerState::Shutdown => Role::Shutdown,
-        };
+        let role = role_of(m.state);
         let applied = m.last_applied.map_or(0, |l| l.index);
         let commit = (self.metrics.commit_index.get().max(0) as u64).max(applied);
         NodeStatus {
             id: self.id,
             addr: self.addr.clone(),
-            version: crate::VERSION.to_string(),
+            version: crate::version().to_string(),
             protocol: dsync_api::PROTOCOL_VERSION,
             role,
             term: m.current_term,
@@ -140,6 +135,16 @@ impl Node {
                 self.members()
             },
         }
+    }
+}
+
+pub(crate) fn role_of(state: ServerState) -> Role {
+    match state {
+        ServerState::Leader => Role::Leader,
+        ServerState::Follower => Role::Follower,
+        ServerState::Candidate => Role::Candidate,
+        ServerState::Learner => Role::Learner,
+        ServerState::Shutdown => Role::Shutdown,
     }
 }
 

@@ -1,22 +1,27 @@
 //! One running node: Raft, storage, state and the background tasks.
 
 mod forward;
+mod lifecycle;
 mod locks;
 mod membership;
 mod queue;
 mod reads;
+mod transfer;
 
 use std::collections::BTreeMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use openraft::BasicNode;
 
 pub use forward::{ForwardReply, ForwardRequest};
+pub(crate) use membership::role_of;
 
 use crate::auth::guard::Security;
 use crate::config::Config;
 use crate::error::{Error, Result};
+use crate::events::EventBus;
 use crate::metrics::Metrics;
 use crate::proposer::Proposer;
 use crate::raft::log_store::LogStore;
@@ -35,9 +40,16 @@ pub struct Node {
     pub peers: reqwest::Client,
     /// Credentials, limits and the audit log.
     pub security: Arc<Security>,
+    /// What `GET /v1/events` streams; publish to it from anywhere.
+    pub events: EventBus,
+    pub cache: crate::cache::Cache,
     proposer: Proposer,
     /// When a leader last appended to us (for `stale` reads).
     leader_contact: Mutex<Option<Instant>>,
+    /// Set by `POST /v1/node/drain`: client requests get 503 here.
+    draining: AtomicBool,
+    handing_off: AtomicBool,
+    transfer_lock: tokio::sync::Mutex<()>,
 }
 
 impl Node {
@@ -52,7 +64,9 @@ impl Node {
         })?;
         let metrics = Arc::new(Metrics::new());
         let log = LogStore::open(&config.data_dir.join("raft-log.redb"), metrics.clone())?;
+        let events = EventBus::default();
         let sm = SmShared::open(config.data_dir.clone(), metrics.clone())?;
+        sm.publish_to(events.clone());
 
         let raft_config = openraft::Config {
             cluster_name: "dsync".into(),
@@ -92,8 +106,10 @@ impl Node {
             config.max_inflight_batches,
             metrics.clone(),
         );
+        let cache = crate::cache::Cache::new(&config.cache);
         let node = Arc::new(Node {
             id: config.id,
+            cache,
             addr: config.advertised(),
             config,
             raft,
@@ -102,11 +118,17 @@ impl Node {
             metrics,
             peers,
             security,
+            events,
             proposer,
             leader_contact: Mutex::new(None),
+            draining: AtomicBool::new(false),
+            handing_off: AtomicBool::new(false),
+            transfer_lock: tokio::sync::Mutex::new(()),
         });
         tokio::spawn(watch_metrics(node.clone()));
+        tokio::spawn(crate::events::watch_roles(node.clone()));
         tokio::spawn(locks::run_lock_ticker(node.clone()));
+        tokio::spawn(crate::cache::run(node.clone()));
         Ok(node)
     }
 
@@ -127,6 +149,26 @@ impl Node {
             .map_err(|e| Error::Internal(format!("bootstrap: {e}")))?;
         tracing::info!(id = self.id, "bootstrapped a new cluster");
         Ok(())
+    }
+
+    /// Names a freshly bootstrapped cluster once this node leads it.
+    pub async fn name_new_cluster(self: Arc<Self>) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            if self.cluster_id().is_some() {
+                return;
+            }
+            if self.is_leader() {
+                match self.ensure_cluster_id().await {
+                    Ok(id) => {
+                        tracing::info!(cluster_id = %id, "named the new cluster");
+                        return;
+                    }
+                    Err(e) => tracing::debug!("cluster id not set yet: {e}"),
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     /// The leader as this node knows it: (id, address).
@@ -161,6 +203,7 @@ impl Node {
     }
 
     pub async fn shutdown(&self) {
+        self.events.close();
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!("raft shutdown: {e}");
         }

@@ -65,6 +65,8 @@ impl Node {
     /// ReadIndex on the leader: confirms leadership with a quorum and waits
     /// for the state machine to reach the commit point.
     pub(super) async fn local_read_index(&self) -> Result<u64> {
+        // A ReadIndex round would renew the voters' leases mid hand-off.
+        self.refuse_while_handing_off()?;
         match self.raft.ensure_linearizable().await {
             Ok(read_log_id) => Ok(read_log_id.map_or(0, |l| l.index)),
             Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_))) => {
@@ -88,7 +90,7 @@ impl Node {
         }
     }
 
-    async fn wait_applied(&self, index: u64) -> Result<()> {
+    pub(super) async fn wait_applied(&self, index: u64) -> Result<()> {
         if self.applied_index() >= index {
             return Ok(());
         }

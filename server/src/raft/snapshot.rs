@@ -13,7 +13,8 @@ use crate::error::Error;
 use crate::state::StateData;
 
 const MAGIC: &[u8; 8] = b"DSYNCSNP";
-const FORMAT: u32 = 1;
+/// 2 added `StateData::cluster_id`; format 1 files still load.
+const FORMAT: u32 = 2;
 const HEADER: usize = 8 + 4 + 8 + 4;
 
 /// What a snapshot holds: Raft metadata plus the whole replicated state.
@@ -47,7 +48,7 @@ impl SnapshotFile {
             return Err(bad("not a dsync snapshot (bad magic or truncated header)"));
         }
         let format = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
-        if format != FORMAT {
+        if format != FORMAT && format != 1 {
             return Err(bad(&format!(
                 "snapshot format {format} is not supported (expected {FORMAT})"
             )));
@@ -64,7 +65,40 @@ impl SnapshotFile {
         if crc32fast::hash(payload) != crc {
             return Err(bad("snapshot checksum mismatch"));
         }
-        bincode::deserialize(payload).map_err(|e| bad(&format!("snapshot cannot be decoded: {e}")))
+        let decoded = if format == 1 {
+            bincode::deserialize::<SnapshotV1>(payload).map(SnapshotV1::upgrade)
+        } else {
+            bincode::deserialize(payload)
+        };
+        decoded.map_err(|e| bad(&format!("snapshot cannot be decoded: {e}")))
+    }
+}
+
+/// Format 1: the state before it carried a cluster id.
+#[derive(Deserialize)]
+struct SnapshotV1 {
+    meta: SnapshotMeta,
+    revision: u64,
+    now_ms: u64,
+    kv: crate::state::kv::KvTable,
+    locks: crate::state::locks::LockTable,
+    queues: crate::state::queue::QueueTable,
+}
+
+impl SnapshotV1 {
+    fn upgrade(self) -> SnapshotFile {
+        SnapshotFile {
+            meta: self.meta,
+            data: StateData {
+                revision: self.revision,
+                now_ms: self.now_ms,
+                kv: self.kv,
+                locks: self.locks,
+                queues: self.queues,
+                cluster_id: None,
+                outbox: Vec::new(),
+            },
+        }
     }
 }
 
@@ -131,6 +165,38 @@ mod tests {
         write_atomic(dir.path(), &sample().encode().unwrap()).unwrap();
         let (back, _) = load(dir.path()).unwrap().unwrap();
         assert_eq!(back.data, sample().data);
+    }
+
+    #[test]
+    fn format_1_snapshots_still_load() {
+        // Format 1 encoded the state's fields in order, with no cluster id.
+        #[derive(Serialize)]
+        struct V1<'a> {
+            meta: &'a SnapshotMeta,
+            revision: u64,
+            now_ms: u64,
+            kv: &'a crate::state::kv::KvTable,
+            locks: &'a crate::state::locks::LockTable,
+            queues: &'a crate::state::queue::QueueTable,
+        }
+        let s = sample();
+        let payload = bincode::serialize(&V1 {
+            meta: &s.meta,
+            revision: s.data.revision,
+            now_ms: s.data.now_ms,
+            kv: &s.data.kv,
+            locks: &s.data.locks,
+            queues: &s.data.queues,
+        })
+        .unwrap();
+        let mut bytes = Vec::new();
+        bytes.extend_from_slice(MAGIC);
+        bytes.extend_from_slice(&1u32.to_le_bytes());
+        bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+        bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
+        bytes.extend_from_slice(&payload);
+        let back = SnapshotFile::decode(&bytes, "v1").unwrap();
+        assert_eq!(back.data, s.data);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use std::io::Cursor;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock, RwLockReadGuard};
+use std::sync::{Arc, OnceLock, RwLock, RwLockReadGuard};
 
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, ErrorSubject, ErrorVerb, RaftSnapshotBuilder};
@@ -10,6 +10,7 @@ use openraft::{EntryPayload, ErrorSubject, ErrorVerb, RaftSnapshotBuilder};
 use super::snapshot::{self, SnapshotFile};
 use super::{io_err, Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 use crate::error::Error;
+use crate::events::EventBus;
 use crate::metrics::Metrics;
 use crate::state::{Response, StateData};
 
@@ -30,6 +31,8 @@ pub struct SmShared {
     metrics: Arc<Metrics>,
     /// Last applied index, for handlers that wait on the state (lock waiters).
     applied_tx: tokio::sync::watch::Sender<u64>,
+    /// Where the events of applied entries go (`/v1/events`).
+    events: OnceLock<EventBus>,
 }
 
 impl SmShared {
@@ -49,7 +52,13 @@ impl SmShared {
             dir,
             metrics,
             applied_tx: tokio::sync::watch::channel(0).0,
+            events: OnceLock::new(),
         }))
+    }
+
+    /// Sends the events of every entry applied from now on to `bus`.
+    pub fn publish_to(&self, bus: EventBus) {
+        let _ = self.events.set(bus);
     }
 
     /// Read access for handlers; never held across an await.
@@ -166,6 +175,13 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             }
         }
         self.shared.applied(&st);
+        let events = std::mem::take(&mut st.data.outbox);
+        drop(st);
+        if let Some(bus) = self.shared.events.get() {
+            for e in events {
+                bus.publish(e);
+            }
+        }
         Ok(out)
     }
 

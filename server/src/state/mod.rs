@@ -9,6 +9,7 @@ pub mod kv;
 pub mod locks;
 pub mod queue;
 
+use dsync_api::events::Event;
 use dsync_api::locks::LockMode;
 use dsync_api::ErrorCode;
 use serde::{Deserialize, Serialize};
@@ -93,6 +94,15 @@ pub enum Command {
         max_message_bytes: Option<u64>,
         retention_ms: Option<u64>,
     },
+    /// Admin override: drop every holder of the lock, whatever its token.
+    LockForceRelease {
+        name: String,
+    },
+    /// Names the cluster once: the first id applied wins, later ones are
+    /// ignored, so every node and every backup agrees on it.
+    SetClusterId {
+        id: String,
+    },
 }
 
 impl Command {
@@ -119,6 +129,8 @@ impl Command {
             Command::QueueConsume { topic, .. }
             | Command::QueueRedrive { topic }
             | Command::QueueConfigure { topic, .. } => topic.len() + 32,
+            Command::LockForceRelease { name } => name.len() + 16,
+            Command::SetClusterId { id } => id.len() + 16,
         }
     }
 }
@@ -129,11 +141,15 @@ pub enum CmdValue {
     Version(u64),
     Deleted(bool),
     Granted(locks::Holder),
-    Queued { seq: u64 },
+    Queued {
+        seq: u64,
+    },
     Done,
     Ids(Vec<u64>),
     Delivered(Vec<queue::InFlight>),
     Count(u64),
+    /// Owners evicted by a force-release.
+    Released(Vec<String>),
 }
 
 /// A command refused by the state machine (bincode-friendly, unlike
@@ -200,6 +216,12 @@ pub struct StateData {
     pub kv: kv::KvTable,
     pub locks: locks::LockTable,
     pub queues: queue::QueueTable,
+    /// Events of the entries applied since the state machine last drained
+    /// it (`/v1/events`); not part of the replicated state or snapshots.
+    #[serde(skip)]
+    pub outbox: Vec<Event>,
+    /// Set once by the first leader of a new cluster (see `SetClusterId`).
+    pub cluster_id: Option<String>,
 }
 
 impl StateData {
@@ -207,6 +229,14 @@ impl StateData {
         // A new leader's clock may lag the old one's: time never goes back.
         self.now_ms = self.now_ms.max(req.now_ms);
         let out = req.cmds.into_iter().map(|c| self.apply_one(c)).collect();
+        for (topic, id, attempt) in self.queues.take_dead_lettered() {
+            self.outbox.push(Event::DeadLetter {
+                topic,
+                id,
+                attempt,
+                at_ms: self.now_ms,
+            });
+        }
         Response(out)
     }
 
@@ -216,6 +246,7 @@ impl StateData {
         let mut ctx = locks::Ctx {
             now_ms: self.now_ms,
             revision: &mut self.revision,
+            events: &mut self.outbox,
         };
         let l = &mut self.locks;
         // Commands are taken by value so payloads move into the state
@@ -334,6 +365,13 @@ impl StateData {
                 self.queues.configure(&topic, &s);
                 Ok(CmdValue::Done)
             }
+            Command::LockForceRelease { name } => {
+                Ok(CmdValue::Released(l.force_release(&name, &mut ctx)))
+            }
+            Command::SetClusterId { id } => {
+                self.cluster_id.get_or_insert(id);
+                Ok(CmdValue::Done)
+            }
         }
     }
 }
@@ -341,6 +379,18 @@ impl StateData {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_first_cluster_id_wins() {
+        let mut d = StateData::default();
+        let set = |id: &str| Request {
+            now_ms: 1,
+            cmds: vec![Command::SetClusterId { id: id.into() }],
+        };
+        d.apply(set("a"));
+        d.apply(set("b"));
+        assert_eq!(d.cluster_id.as_deref(), Some("a"));
+    }
 
     fn put(key: &str, v: &str, if_version: Option<u64>) -> Command {
         Command::KvPut {
@@ -377,6 +427,119 @@ mod tests {
             cmds: vec![],
         });
         assert_eq!(s.now_ms, 100);
+    }
+
+    fn acquire(name: &str, owner: &str, wait_ms: u64) -> Command {
+        Command::LockAcquire {
+            name: name.into(),
+            owner: owner.into(),
+            mode: LockMode::Exclusive,
+            ttl_ms: 10_000,
+            wait_ms,
+        }
+    }
+
+    #[test]
+    fn force_release_evicts_holders_and_grants_the_next_waiter() {
+        let mut s = StateData::default();
+        let r = s.apply(Request {
+            now_ms: 1,
+            cmds: vec![acquire("l", "a", 0), acquire("l", "b", 5_000)],
+        });
+        let Ok(CmdValue::Granted(a)) = &r.0[0] else {
+            panic!("a not granted: {r:?}");
+        };
+        let r = s.apply(Request {
+            now_ms: 2,
+            cmds: vec![Command::LockForceRelease { name: "l".into() }],
+        });
+        assert_eq!(r.0, vec![Ok(CmdValue::Released(vec!["a".into()]))]);
+        let holders = &s.locks.get("l").expect("b holds l").holders;
+        assert_eq!(holders.len(), 1);
+        assert_eq!(holders[0].owner, "b");
+        assert!(holders[0].token > a.token);
+        assert!(!s.locks.is_current_grant("l", a.token));
+        // Releasing a lock nobody holds evicts nobody and is not an error.
+        let r = s.apply(Request {
+            now_ms: 3,
+            cmds: vec![Command::LockForceRelease {
+                name: "free".into(),
+            }],
+        });
+        assert_eq!(r.0, vec![Ok(CmdValue::Released(vec![]))]);
+    }
+
+    #[test]
+    fn grants_refusals_and_releases_reach_the_outbox() {
+        let mut s = StateData::default();
+        s.apply(Request {
+            now_ms: 1,
+            cmds: vec![
+                acquire("x", "a", 0),
+                acquire("y", "b", 0),
+                acquire("y", "a", 5_000),
+                acquire("x", "b", 5_000),
+                Command::LockForceRelease { name: "x".into() },
+            ],
+        });
+        let kinds: Vec<&str> = s.outbox.iter().map(Event::kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                "lock_granted",
+                "lock_granted",
+                "deadlock",
+                "lock_force_released"
+            ]
+        );
+        let Event::Deadlock { cycle, lock, .. } = &s.outbox[2] else {
+            unreachable!()
+        };
+        assert_eq!(
+            (lock.as_str(), cycle.clone()),
+            ("x", vec!["b".to_string(), "a".to_string()])
+        );
+    }
+
+    #[test]
+    fn dead_letters_reach_the_outbox() {
+        let mut s = StateData::default();
+        let r = s.apply(Request {
+            now_ms: 1,
+            cmds: vec![
+                Command::QueueConfigure {
+                    topic: "t".into(),
+                    max_attempts: Some(1),
+                    visibility_ms: None,
+                    max_message_bytes: None,
+                    retention_ms: None,
+                },
+                Command::QueueEnqueue {
+                    topic: "t".into(),
+                    msgs: vec![queue::Incoming {
+                        payload: "1".into(),
+                        delay_ms: 0,
+                        dedup_id: None,
+                    }],
+                },
+                Command::QueueConsume {
+                    topic: "t".into(),
+                    consumer: "c".into(),
+                    max: 1,
+                    visibility_ms: Some(10),
+                },
+            ],
+        });
+        assert!(r.0.iter().all(Result::is_ok), "{r:?}");
+        s.apply(Request {
+            now_ms: 100,
+            cmds: vec![Command::Tick],
+        });
+        assert!(
+            matches!(&s.outbox[..], [Event::DeadLetter { topic, attempt: 1, at_ms: 100, .. }] if topic == "t"),
+            "{:?}",
+            s.outbox
+        );
     }
 
     #[test]

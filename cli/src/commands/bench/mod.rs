@@ -2,6 +2,8 @@
 //! latency histogram, report) is shared; each bench only supplies one
 //! operation.
 
+pub mod cache;
+pub mod failover;
 pub mod kv;
 pub mod lock;
 pub mod queue;
@@ -28,8 +30,12 @@ pub enum BenchCommand {
     Kv(kv::KvBenchArgs),
     /// Lock acquire+release cycles: distinct names, or one contended lock.
     Lock(lock::LockBenchArgs),
+    /// Kill -9 the leader of the local cluster under writes, N times: time to the first acknowledged write.
+    Failover(failover::FailoverBenchArgs),
     /// Producers push batches while consumers receive and ack them: messages/s end to end.
     Queue(queue::QueueBenchArgs),
+    /// Cache hit GETs on one node, or writes that invalidate --sharers copies.
+    Cache(cache::CacheBenchArgs),
 }
 
 pub async fn run(global: &GlobalArgs, cmd: BenchCommand) -> anyhow::Result<i32> {
@@ -37,6 +43,8 @@ pub async fn run(global: &GlobalArgs, cmd: BenchCommand) -> anyhow::Result<i32> 
         BenchCommand::Kv(args) => kv::run(global, args).await,
         BenchCommand::Lock(args) => lock::run(global, args).await,
         BenchCommand::Queue(args) => queue::run(global, args).await,
+        BenchCommand::Failover(args) => failover::run(global, args).await,
+        BenchCommand::Cache(args) => cache::run(global, args).await,
     }
 }
 

@@ -46,6 +46,9 @@ pub async fn run(global: &GlobalArgs, args: DownArgs) -> anyhow::Result<i32> {
     let Some(mut file) = ClusterFile::load(&dir)? else {
         bail!("no cluster in {} (no cluster.yaml)", dir.display());
     };
+    if let Some(info) = &file.compose {
+        return compose_down(global, &dir, info, &args);
+    }
     let mut results: Vec<Stopped> = Vec::new();
     let mut signalled = Vec::new();
     // Signal everything first so the nodes shut down in parallel.
@@ -120,6 +123,36 @@ pub async fn run(global: &GlobalArgs, args: DownArgs) -> anyhow::Result<i32> {
     Ok(crate::commands::EXIT_OK)
 }
 
+/// Compose clusters: `compose down` stops and removes the containers and
+/// network; the named volumes (the data) go only with --purge.
+fn compose_down(
+    global: &GlobalArgs,
+    dir: &std::path::Path,
+    info: &crate::compose::ComposeInfo,
+    args: &DownArgs,
+) -> anyhow::Result<i32> {
+    let grace = args.grace.to_string();
+    let mut down = vec!["down", "--timeout", grace.as_str()];
+    if args.purge {
+        down.push("--volumes");
+    }
+    crate::compose::compose(info, &down)?;
+    if args.purge {
+        std::fs::remove_dir_all(dir).with_context(|| format!("cannot remove {}", dir.display()))?;
+    }
+    let report =
+        serde_json::json!({"project": info.project, "stopped": true, "purged": args.purge});
+    global.output.print(&report, || {
+        let what = if args.purge {
+            "removed with its volumes"
+        } else {
+            "stopped (volumes kept)"
+        };
+        format!("compose project {}: {what}\n", info.project)
+    })?;
+    Ok(crate::commands::EXIT_OK)
+}
+
 /// Waits until every pid is gone or `limit` passes; returns those still alive.
 async fn wait_gone(pids: &[u32], limit: Duration) -> Vec<u32> {
     let deadline = Instant::now() + limit;
@@ -151,6 +184,7 @@ mod tests {
     fn cluster(dir: &Path, pid: Option<u32>) -> ClusterFile {
         ClusterFile {
             version: CLUSTER_FILE_VERSION,
+            compose: None,
             runtime: "local".into(),
             binary: "/bin/true".into(),
             created_at_ms: 0,
@@ -163,6 +197,7 @@ mod tests {
                 config: dir.join("node-1/node.yaml"),
                 log: dir.join("node-1/server.log"),
                 version: "0.1.0".into(),
+                binary: None,
             }],
         }
     }

@@ -1,8 +1,12 @@
 //! `dsync cluster`: local clusters (start, inspect, stop).
 
+mod compose_up;
 pub mod down;
+mod preflight;
+pub mod scale;
 pub mod status;
 pub mod up;
+pub mod upgrade;
 mod wait;
 
 use clap::Subcommand;
@@ -38,6 +42,29 @@ pub enum ClusterCommand {
     /// never signalled. Without --purge the data stays, and `dsync cluster up`
     /// starts the same cluster again.
     Down(down::DownArgs),
+    /// Grow or shrink the local cluster to N voters, one member at a time.
+    ///
+    /// Growing starts new nodes that join as learners and are promoted to
+    /// voters once caught up. Shrinking removes members (nodes that are down
+    /// first, then the highest ids, never the leader) from the Raft
+    /// membership, and only then stops their
+    /// processes and deletes their folders. The leader refuses a removal
+    /// that would leave fewer healthy voters than a quorum of the rest.
+    /// Even sizes are allowed but warned about.
+    Scale(scale::ScaleArgs),
+    /// Rolling upgrade of the local cluster to another dsync binary.
+    ///
+    /// Preflight: every node reachable, one leader, every node a voter, more
+    /// than a quorum healthy (so one node can be down), and the new binary
+    /// (`<PATH> version`) speaks the nodes' wire protocol. Then one node at a
+    /// time, followers first and the leader last: drain (the leader hands
+    /// off), stop, start from the new binary, wait until it reports the new
+    /// version, follows the leader as a voter and has caught up. If a node
+    /// fails to come back, it is started again from its previous binary and
+    /// the upgrade stops (exit 1) with a report. Nodes already on the new
+    /// binary are skipped, so re-running resumes. Old and new nodes work
+    /// together while the upgrade runs.
+    Upgrade(upgrade::UpgradeArgs),
 }
 
 pub async fn run(global: &GlobalArgs, cmd: ClusterCommand) -> anyhow::Result<i32> {
@@ -45,5 +72,7 @@ pub async fn run(global: &GlobalArgs, cmd: ClusterCommand) -> anyhow::Result<i32
         ClusterCommand::Up(args) => up::run(global, args).await,
         ClusterCommand::Status(args) => status::run(global, args).await,
         ClusterCommand::Down(args) => down::run(global, args).await,
+        ClusterCommand::Scale(args) => scale::run(global, args).await,
+        ClusterCommand::Upgrade(args) => upgrade::run(global, args).await,
     }
 }

@@ -33,6 +33,8 @@ pub struct NodeRow {
     /// Leader's commit index minus this node's applied index.
     pub lag: Option<u64>,
     pub version: Option<String>,
+    /// Peer wire protocol the node speaks.
+    pub protocol: Option<u32>,
 }
 
 #[derive(Debug, Serialize)]
@@ -174,6 +176,7 @@ fn row(t: &Target, v: &Result<NodeStatus, String>, leader_commit: Option<u64>) -
             applied_index: Some(s.applied_index),
             lag: leader_commit.map(|c| c.saturating_sub(s.applied_index)),
             version: Some(s.version.clone()),
+            protocol: Some(s.protocol),
         },
         Err(e) => NodeRow {
             id: t.id,
@@ -188,6 +191,7 @@ fn row(t: &Target, v: &Result<NodeStatus, String>, leader_commit: Option<u64>) -
             applied_index: None,
             lag: None,
             version: None,
+            protocol: None,
         },
     }
 }

@@ -22,7 +22,8 @@ const DEFAULT_NODES: u8 = 3;
 pub enum Runtime {
     /// `dsync server` processes on 127.0.0.1.
     Local,
-    /// Docker Compose (not available in this build).
+    /// Containers of the dsync image under Docker Compose (build the image
+    /// first with scripts/build-image.sh).
     Compose,
 }
 
@@ -47,6 +48,10 @@ pub struct UpArgs {
     /// (`dsync cert init`); Raft RPCs then need a certificate of that CA.
     #[arg(long)]
     pub tls: bool,
+
+    /// The image for --runtime compose.
+    #[arg(long, default_value = "dsync:latest", value_name = "IMAGE")]
+    pub image: String,
 
     /// Seconds to wait for a leader and for every node to become a voter.
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
@@ -80,14 +85,18 @@ struct UpReport {
 }
 
 pub async fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<i32> {
-    if args.runtime == Runtime::Compose {
-        bail!("the compose runtime is not available in this build; use --runtime local");
-    }
     let dir = global.dir()?;
     let binary = std::env::current_exe().context("cannot locate the dsync binary")?;
     let timeout = Duration::from_secs(args.timeout);
     let mut progress = Progress::new();
-    let (file, states, statuses) = match ClusterFile::load(&dir)? {
+    let existing = ClusterFile::load(&dir)?;
+    let compose =
+        args.runtime == Runtime::Compose || existing.as_ref().is_some_and(|f| f.compose.is_some());
+    let (file, states, statuses) = match existing {
+        existing if compose => {
+            let n = args.nodes.unwrap_or(DEFAULT_NODES);
+            super::compose_up::up(&dir, existing, n, &args.image, timeout, &mut progress).await?
+        }
         Some(file) => restart(&dir, file, binary, args.nodes, timeout, &mut progress).await?,
         None => {
             let n = args.nodes.unwrap_or(DEFAULT_NODES);
@@ -144,7 +153,7 @@ pub async fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<i32> {
     Ok(crate::commands::EXIT_OK)
 }
 
-type Started = (ClusterFile, HashMap<u64, &'static str>, Vec<NodeStatus>);
+pub(super) type Started = (ClusterFile, HashMap<u64, &'static str>, Vec<NodeStatus>);
 
 /// A fresh cluster: node 1 bootstraps, the others join through the nodes
 /// before them once node 1 leads.
@@ -177,6 +186,7 @@ async fn create(
     let ports = free_ports(n as usize)?;
     let mut file = ClusterFile {
         version: CLUSTER_FILE_VERSION,
+        compose: None,
         runtime: "local".into(),
         binary,
         created_at_ms: now_ms(),
@@ -220,6 +230,7 @@ async fn create(
             data_dir,
             config,
             version: env!("CARGO_PKG_VERSION").to_string(),
+            binary: None,
         });
     }
     // Written before anything starts so `cluster down` can always clean up.
@@ -324,16 +335,17 @@ async fn restart(
 }
 
 /// Spawns node `id` and records its pid at once.
-fn start(
+pub(super) fn start(
     dir: &Path,
     file: &mut ClusterFile,
     id: u64,
     progress: &mut Progress,
 ) -> anyhow::Result<Watched> {
-    let binary = file.binary.clone();
+    let default_binary = file.binary.clone();
     let node = file
         .node_mut(id)
         .context("node missing from the cluster file")?;
+    let binary = node.binary.clone().unwrap_or(default_binary);
     progress.note(format!("starting node {id} on {}", node.addr));
     let child = spawn_node(&binary, &node.config, &node.log)?;
     node.pid = Some(child.id());
@@ -392,30 +404,11 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn compose_runtime_is_refused_clearly() {
-        let tmp = tempfile::tempdir().unwrap();
-        let global = GlobalArgs {
-            endpoints: vec![],
-            token: None,
-            output: crate::output::Output::Table,
-            dir: tmp.path().to_path_buf(),
-        };
-        let args = UpArgs {
-            nodes: None,
-            runtime: Runtime::Compose,
-            auth: UpAuth::None,
-            tls: false,
-            timeout: 1,
-        };
-        let err = run(&global, args).await.unwrap_err().to_string();
-        assert!(err.contains("compose runtime is not available"), "{err}");
-    }
-
-    #[tokio::test]
     async fn a_different_size_points_to_scale() {
         let tmp = tempfile::tempdir().unwrap();
         let file = ClusterFile {
             version: CLUSTER_FILE_VERSION,
+            compose: None,
             runtime: "local".into(),
             binary: PathBuf::from("/bin/true"),
             created_at_ms: 0,

@@ -35,7 +35,8 @@ pub enum LockCommand {
     /// Give back a lock held under OWNER with fencing token TOKEN.
     ///
     /// Fails with stale_token (exit 1) if TOKEN is not that owner's current
-    /// grant, e.g. because the lease expired and the lock moved on.
+    /// grant, e.g. because the lease expired and the lock moved on. With
+    /// --force (an operator's override) every holder is evicted instead.
     Release(release::ReleaseArgs),
     /// Extend the lease of a held lock.
     ///

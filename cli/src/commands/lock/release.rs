@@ -9,30 +9,46 @@ pub struct ReleaseArgs {
     pub name: String,
 
     /// The owner the lock was acquired under.
-    #[arg(long, value_name = "OWNER")]
-    pub owner: String,
+    #[arg(long, value_name = "OWNER", required_unless_present = "force")]
+    pub owner: Option<String>,
 
     /// The fencing token of the grant being released.
     ///
     /// (Not `--token`: that global flag is the API bearer token.)
-    #[arg(long, value_name = "TOKEN")]
-    pub fencing_token: u64,
+    #[arg(long, value_name = "TOKEN", required_unless_present = "force")]
+    pub fencing_token: Option<u64>,
+
+    /// Admin override: evict every holder, whatever its owner and token.
+    ///
+    /// For a holder that is stuck but keeps renewing its lease. The evicted
+    /// holders' tokens become stale (fenced writes with them are refused)
+    /// and the next waiter gets the lock.
+    #[arg(long, conflicts_with_all = ["owner", "fencing_token"])]
+    pub force: bool,
 }
 
 pub async fn run(global: &GlobalArgs, args: ReleaseArgs) -> anyhow::Result<i32> {
     let client = global.client()?;
-    let resp = client
-        .lock_release(&args.name, &args.owner, args.fencing_token)
-        .await
-        .api()?;
+    let (Some(owner), Some(token)) = (&args.owner, args.fencing_token) else {
+        let resp = client.lock_force_release(&args.name).await.api()?;
+        global
+            .output
+            .print(&resp, || match resp.released.as_slice() {
+                [] => format!("lock {} had no holder\n", args.name),
+                owners => format!(
+                    "force-released lock {} from {}\n",
+                    args.name,
+                    owners.join(", ")
+                ),
+            })?;
+        return Ok(EXIT_OK);
+    };
+    let resp = client.lock_release(&args.name, owner, token).await.api()?;
     global.output.print(&resp, || {
         if resp.released {
-            format!(
-                "released lock {} (token {})\n",
-                args.name, args.fencing_token
-            )
+            format!("released lock {} (token {token})\n", args.name)
         } else {
-            format!("lock {} was not held by {}\n", args.name, args.owner)
+            format!("lock {} was not held by {owner}\n", args.name)
         }
     })?;
     Ok(EXIT_OK)
@@ -92,6 +108,17 @@ mod tests {
         let crate::Command::Lock(super::super::LockCommand::Release(a)) = cli.cmd else {
             panic!("not a release");
         };
-        assert_eq!(a.fencing_token, 5);
+        assert_eq!(a.fencing_token, Some(5));
+    }
+
+    #[test]
+    fn force_stands_alone() {
+        let cli = Cli::try_parse_from(["dsync", "lock", "release", "x", "--force"]).unwrap();
+        let crate::Command::Lock(super::super::LockCommand::Release(a)) = cli.cmd else {
+            panic!("not a release");
+        };
+        assert!(a.force && a.owner.is_none());
+        let both = ["dsync", "lock", "release", "x", "--force", "--owner", "o"];
+        assert!(Cli::try_parse_from(both).is_err());
     }
 }

@@ -11,6 +11,7 @@ mod model_tests;
 
 use std::collections::{BTreeMap, VecDeque};
 
+use dsync_api::events::Event;
 use dsync_api::locks::{DeadlockInfo, HolderInfo, LockInfo, LockMode, WaitEdge, WaiterInfo};
 use dsync_api::ErrorCode;
 use serde::{Deserialize, Serialize};
@@ -71,10 +72,12 @@ pub enum Acquired {
     Queued { seq: u64 },
 }
 
-/// Clock and token source of one command.
+/// Clock, token source and event outbox of one command.
 pub struct Ctx<'a> {
     pub now_ms: u64,
     pub revision: &'a mut u64,
+    /// Grants and refusals, for `/v1/events` (drained after apply).
+    pub events: &'a mut Vec<Event>,
 }
 
 impl Ctx<'_> {
@@ -91,6 +94,7 @@ fn conflicts(a: LockMode, b: LockMode) -> bool {
 impl Lock {
     fn grant(
         &mut self,
+        name: &str,
         owner: &str,
         mode: LockMode,
         ttl_ms: u64,
@@ -108,13 +112,20 @@ impl Lock {
         self.holders.retain(|x| x.owner != owner);
         self.holders.push(h.clone());
         stats.grants += 1;
+        ctx.events.push(Event::LockGranted {
+            lock: name.to_string(),
+            owner: h.owner.clone(),
+            mode,
+            token: h.token,
+            at_ms: ctx.now_ms,
+        });
         h
     }
 
     /// Grants from the head of the queue while it can: consecutive shared
     /// requests together, an exclusive one alone, an upgrade when its owner
     /// is the sole holder.
-    fn promote(&mut self, ctx: &mut Ctx, stats: &mut LockStats) {
+    fn promote(&mut self, name: &str, ctx: &mut Ctx, stats: &mut LockStats) {
         while let Some(head) = self.waiters.front() {
             let holds = self.holders.iter().any(|h| h.owner == head.owner);
             let others = self
@@ -133,7 +144,7 @@ impl Lock {
                 return;
             }
             let w = self.waiters.pop_front().expect("head exists");
-            self.grant(&w.owner, w.mode, w.ttl_ms, ctx, stats);
+            self.grant(name, &w.owner, w.mode, w.ttl_ms, ctx, stats);
         }
     }
 
@@ -196,7 +207,7 @@ impl LockTable {
             lock.waiters.is_empty() && lock.holders.iter().all(|h| !conflicts(mode, h.mode))
         };
         if free_now {
-            let h = lock.grant(owner, mode, ttl_ms, ctx, &mut self.stats);
+            let h = lock.grant(name, owner, mode, ttl_ms, ctx, &mut self.stats);
             return Ok(Acquired::Granted(h));
         }
         let ahead = if upgrade { 0 } else { lock.waiters.len() };
@@ -215,6 +226,11 @@ impl LockTable {
             self.deadlocks.push_back(DeadlockInfo {
                 cycle: cycle.clone(),
                 lock: name.to_string(),
+                at_ms: ctx.now_ms,
+            });
+            ctx.events.push(Event::Deadlock {
+                lock: name.to_string(),
+                cycle: cycle.clone(),
                 at_ms: ctx.now_ms,
             });
             self.drop_if_empty(name);
@@ -263,7 +279,7 @@ impl LockTable {
         if lock.holders.len() == before {
             return Err(stale(name, owner, token));
         }
-        lock.promote(ctx, &mut self.stats);
+        lock.promote(name, ctx, &mut self.stats);
         self.drop_if_empty(name);
         Ok(())
     }
@@ -292,6 +308,25 @@ impl LockTable {
         Ok(h.clone())
     }
 
+    /// An operator's override: drops every holder of `name` (whatever their
+    /// tokens) and grants to whoever is next. Returns the evicted owners.
+    pub fn force_release(&mut self, name: &str, ctx: &mut Ctx) -> Vec<String> {
+        let Some(lock) = self.locks.get_mut(name) else {
+            return Vec::new();
+        };
+        let owners: Vec<String> = lock.holders.drain(..).map(|h| h.owner).collect();
+        if !owners.is_empty() {
+            ctx.events.push(Event::LockForceReleased {
+                lock: name.to_string(),
+                owners: owners.clone(),
+                at_ms: ctx.now_ms,
+            });
+        }
+        lock.promote(name, ctx, &mut self.stats);
+        self.drop_if_empty(name);
+        owners
+    }
+
     /// The client behind a queued request went away: drop the request, or
     /// the grant that answered it if it came too late to be delivered.
     pub fn cancel(&mut self, name: &str, owner: &str, since_seq: u64, ctx: &mut Ctx) {
@@ -304,7 +339,7 @@ impl LockTable {
             lock.holders
                 .retain(|h| !(h.owner == owner && h.token > since_seq));
         }
-        lock.promote(ctx, &mut self.stats);
+        lock.promote(name, ctx, &mut self.stats);
         self.drop_if_empty(name);
     }
 
@@ -319,7 +354,7 @@ impl LockTable {
             lock.holders.retain(|h| h.expires_at_ms > now);
             self.stats.expired += (held - lock.holders.len()) as u64;
             lock.waiters.retain(|w| w.deadline_ms > now);
-            lock.promote(ctx, &mut self.stats);
+            lock.promote(&name, ctx, &mut self.stats);
             self.drop_if_empty(&name);
         }
     }

@@ -140,7 +140,7 @@ proptest! {
         let mut seqs: std::collections::BTreeMap<u8, u64> = Default::default();
         for op in ops {
             let now = model.now;
-            let mut ctx = Ctx { now_ms: now, revision: &mut revision };
+            let mut ctx = Ctx { now_ms: now, revision: &mut revision, events: &mut Vec::new() };
             let (got, want) = match op {
                 Op::Acquire { owner, mode, wait, short_ttl } => {
                     let ttl = if short_ttl { 20 } else { 500 };
@@ -181,7 +181,7 @@ proptest! {
                 }
                 Op::Tick { advance } => {
                     model.now += advance;
-                    let mut ctx = Ctx { now_ms: model.now, revision: &mut revision };
+                    let mut ctx = Ctx { now_ms: model.now, revision: &mut revision, events: &mut Vec::new() };
                     table.tick(&mut ctx);
                     let now = model.now;
                     model.holders.retain(|h| h.2 > now);
@@ -227,9 +227,11 @@ proptest! {
 fn fifo_shared_batching_and_no_writer_starvation() {
     let mut t = LockTable::default();
     let mut rev = 0;
+    let mut events = Vec::new();
     let mut ctx = Ctx {
         now_ms: 0,
         revision: &mut rev,
+        events: &mut events,
     };
     let Ok(Acquired::Granted(a)) = t.acquire("L", "a", Shared, 1000, 0, &mut ctx) else {
         panic!()
@@ -270,9 +272,11 @@ fn fifo_shared_batching_and_no_writer_starvation() {
 fn cross_lock_deadlocks_are_refused_with_the_cycle() {
     let mut t = LockTable::default();
     let mut rev = 0;
+    let mut events = Vec::new();
     let mut ctx = Ctx {
         now_ms: 0,
         revision: &mut rev,
+        events: &mut events,
     };
     for (o, l) in [("a", "L1"), ("b", "L2"), ("c", "L3")] {
         t.acquire(l, o, Exclusive, 1000, 0, &mut ctx).unwrap();
@@ -356,7 +360,7 @@ proptest! {
         let mut tokens: std::collections::BTreeMap<(u8, u8), u64> = Default::default();
         for op in ops {
             let before = t.graph();
-            let mut ctx = Ctx { now_ms: 0, revision: &mut rev };
+            let mut ctx = Ctx { now_ms: 0, revision: &mut rev, events: &mut Vec::new() };
             match op {
                 MultiOp::Acquire { lock, owner, mode } => {
                     let name = format!("L{lock}");

@@ -70,6 +70,10 @@ pub struct Topic {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct QueueTable {
     topics: BTreeMap<String, Topic>,
+    /// (topic, id, attempt) dead-lettered by the current command, for
+    /// `/v1/events`; drained by the state after every command, never stored.
+    #[serde(skip)]
+    dead_lettered: Vec<(String, u64, u32)>,
 }
 
 /// One message of an enqueue command.
@@ -397,11 +401,18 @@ impl QueueTable {
         if msgs.is_empty() {
             return;
         }
+        self.dead_lettered
+            .extend(msgs.iter().map(|m| (topic.to_string(), m.id, m.attempt)));
         let dlq = self.topics.entry(dlq_name(topic)).or_default();
         for m in msgs {
             dlq.enqueued_total += 1;
             dlq.push_ready(m, false);
         }
+    }
+
+    /// What the last commands dead-lettered, as (topic, id, attempt).
+    pub fn take_dead_lettered(&mut self) -> Vec<(String, u64, u32)> {
+        std::mem::take(&mut self.dead_lettered)
     }
 
     fn topic_mut(&mut self, topic: &str) -> Result<&mut Topic, CmdError> {

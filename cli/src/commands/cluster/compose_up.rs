@@ -1,0 +1,137 @@
+//! `dsync cluster up --runtime compose`: the nodes as containers of the
+//! `dsync` image under Docker Compose, with the cluster file recording the
+//! project so status, down and the other commands find it.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+
+use super::up::Started;
+use super::wait::{all_agree, wait_for, Watched};
+use crate::cluster_file::{now_ms, ClusterFile, NodeEntry, CLUSTER_FILE_VERSION};
+use crate::compose::{
+    compose, compose_yaml, project_name, prometheus_yaml, published_addr, require_image,
+    ComposeInfo, Publish, COMPOSE_FILE, PROMETHEUS_FILE,
+};
+use crate::local::free_ports;
+use crate::progress::Progress;
+
+/// Creates the compose project in `dir`, or brings an existing one back up
+/// (`compose up -d` leaves running containers alone).
+pub async fn up(
+    dir: &Path,
+    existing: Option<ClusterFile>,
+    nodes: u8,
+    image: &str,
+    timeout: Duration,
+    progress: &mut Progress,
+) -> anyhow::Result<Started> {
+    let (mut file, fresh) = match existing {
+        Some(file) => {
+            let Some(info) = &file.compose else {
+                bail!(
+                    "{} holds a {} cluster; stop it with `dsync cluster down` or use another --dir",
+                    ClusterFile::path(dir).display(),
+                    file.runtime
+                );
+            };
+            require_image(&info.image)?;
+            (file, false)
+        }
+        None => (create_files(dir, nodes, image)?, true),
+    };
+    let info = file
+        .compose
+        .clone()
+        .context("compose cluster without compose info")?;
+    progress.step(format!(
+        "starting {} containers ({})",
+        file.nodes.len(),
+        info.image
+    ));
+    compose(&info, &["up", "-d"])?;
+    let mut watched = Vec::new();
+    for node in &mut file.nodes {
+        node.addr = published_addr(&info, node.id)?;
+        watched.push(Watched {
+            id: node.id,
+            addr: node.addr.clone(),
+            log: node.log.clone(),
+            child: None,
+        });
+    }
+    file.save(dir)?;
+    let n = file.nodes.len();
+    let statuses = wait_for(
+        &mut watched,
+        timeout,
+        progress,
+        "waiting for every container to join",
+        |o| all_agree(n, o),
+    )
+    .await
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "{e:#}\nthe containers keep running: see `docker compose -p {} logs`, stop them with `dsync cluster down`",
+            info.project
+        )
+    })?;
+    for s in &statuses {
+        if let Some(node) = file.node_mut(s.id) {
+            node.version.clone_from(&s.version);
+        }
+    }
+    file.save(dir)?;
+    let state = if fresh { "started" } else { "running" };
+    let states: HashMap<u64, &'static str> = file.nodes.iter().map(|n| (n.id, state)).collect();
+    Ok((file, states, statuses))
+}
+
+/// Writes the compose and Prometheus files and a cluster file naming the
+/// project, before anything starts, so `cluster down` can always clean up.
+fn create_files(dir: &Path, nodes: u8, image: &str) -> anyhow::Result<ClusterFile> {
+    require_image(image)?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let dir = dir
+        .canonicalize()
+        .with_context(|| format!("cannot resolve {}", dir.display()))?;
+    let n = u64::from(nodes);
+    let compose_file = dir.join(COMPOSE_FILE);
+    let ports = free_ports(n as usize)?;
+    std::fs::write(
+        &compose_file,
+        compose_yaml(n, image, Publish::Loopback(&ports)),
+    )
+    .with_context(|| format!("cannot write {}", compose_file.display()))?;
+    std::fs::write(dir.join(PROMETHEUS_FILE), prometheus_yaml(n))
+        .with_context(|| format!("cannot write {}", dir.join(PROMETHEUS_FILE).display()))?;
+    let info = ComposeInfo {
+        project: project_name(&dir),
+        file: compose_file.clone(),
+        image: image.to_string(),
+    };
+    let file = ClusterFile {
+        version: CLUSTER_FILE_VERSION,
+        compose: Some(info),
+        runtime: "compose".into(),
+        binary: "/dsync".into(),
+        created_at_ms: now_ms(),
+        nodes: (1..=n)
+            .map(|id| NodeEntry {
+                id,
+                addr: String::new(),
+                pid: None,
+                dir: dir.clone(),
+                data_dir: "/data".into(),
+                config: compose_file.clone(),
+                log: Default::default(),
+                version: String::new(),
+                binary: None,
+            })
+            .collect(),
+    };
+    file.save(&dir)?;
+    Ok(file)
+}

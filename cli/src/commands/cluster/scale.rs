@@ -1,0 +1,314 @@
+//! `dsync cluster scale --nodes N`: grow or shrink the local cluster one
+//! member at a time, never stopping a process before it left the membership.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use dsync_api::types::MemberKind;
+use nix::sys::signal::Signal;
+use serde::Serialize;
+
+use super::up::start;
+use super::wait::{all_agree, healthy, wait_for, Watched};
+use crate::cluster_file::{ClusterFile, NodeEntry};
+use crate::context::{GlobalArgs, RequestError, RequestExt};
+use crate::local::{free_ports, is_dsync_process, pid_alive, send_signal, NodeYaml};
+use crate::output::Table;
+use crate::progress::Progress;
+
+#[derive(Debug, clap::Args)]
+pub struct ScaleArgs {
+    /// Number of voters the cluster should have, 1 to 9. Odd sizes are
+    /// recommended: an even size tolerates no more failures than one fewer.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(1..=9))]
+    pub nodes: u8,
+
+    /// Seconds to wait for new nodes to catch up and become voters.
+    #[arg(long, default_value_t = 120, value_name = "SECONDS")]
+    pub timeout: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct ScaleReport {
+    from: usize,
+    to: usize,
+    added: Vec<u64>,
+    removed: Vec<u64>,
+    leader: Option<u64>,
+    warning: Option<String>,
+}
+
+pub async fn run(global: &GlobalArgs, args: ScaleArgs) -> anyhow::Result<i32> {
+    let dir = global.dir()?;
+    let Some(mut file) = ClusterFile::load(&dir)? else {
+        bail!(
+            "no cluster in {} (no cluster.yaml); start one with `dsync cluster up`",
+            dir.display()
+        );
+    };
+    if file.runtime != "local" {
+        bail!(
+            "scale drives the local runtime only; this cluster uses {}",
+            file.runtime
+        );
+    }
+    let target = args.nodes as usize;
+    let from = file.nodes.len();
+    let warning = even_size_warning(target);
+    if let Some(w) = &warning {
+        eprintln!("warning: {w}");
+    }
+    let timeout = Duration::from_secs(args.timeout);
+    let mut progress = Progress::new();
+    let mut started = Vec::new();
+    let (added, removed) = if target > from {
+        started = grow(&dir, &mut file, target, &mut progress)?;
+        (started.iter().map(|w| w.id).collect(), vec![])
+    } else if target < from {
+        let removed = shrink(global, &dir, &mut file, target, &mut progress).await?;
+        (vec![], removed)
+    } else {
+        progress.note(format!("the cluster already has {from} nodes"));
+        (vec![], vec![])
+    };
+    // Nodes started here are watched through their child handle, so a crash
+    // at startup is reported at once.
+    let mut watched: Vec<Watched> = file
+        .nodes
+        .iter()
+        .filter(|n| !started.iter().any(|w| w.id == n.id))
+        .map(|n| Watched {
+            id: n.id,
+            addr: n.addr.clone(),
+            log: n.log.clone(),
+            child: None,
+        })
+        .collect();
+    watched.append(&mut started);
+    let statuses = wait_for(
+        &mut watched,
+        timeout,
+        &mut progress,
+        "waiting for every member to follow one leader as a voter",
+        |o| all_agree(target, o),
+    )
+    .await?;
+    progress.finish();
+    for s in &statuses {
+        if let Some(node) = file.node_mut(s.id) {
+            node.version.clone_from(&s.version);
+        }
+    }
+    file.save(&dir)?;
+    let report = ScaleReport {
+        from,
+        to: file.nodes.len(),
+        added,
+        removed,
+        leader: statuses.iter().find_map(|s| s.leader),
+        warning,
+    };
+    global.output.print(&report, || {
+        let mut t = Table::new(["FROM", "TO", "ADDED", "REMOVED", "LEADER"]);
+        let ids = |v: &[u64]| {
+            if v.is_empty() {
+                "-".to_string()
+            } else {
+                v.iter().map(u64::to_string).collect::<Vec<_>>().join(",")
+            }
+        };
+        t.row([
+            report.from.to_string(),
+            report.to.to_string(),
+            ids(&report.added),
+            ids(&report.removed),
+            report.leader.map_or("-".into(), |l| l.to_string()),
+        ]);
+        t.render()
+    })?;
+    Ok(crate::commands::EXIT_OK)
+}
+
+/// Even sizes buy no extra fault tolerance over one node fewer.
+fn even_size_warning(voters: usize) -> Option<String> {
+    voters.is_multiple_of(2).then(|| {
+        format!(
+            "{voters} voters tolerate {} failure(s), no more than {}: prefer an odd size",
+            (voters - 1) / 2,
+            voters - 1
+        )
+    })
+}
+
+/// Starts the new nodes; each joins as a learner and the leader promotes it
+/// to voter once it has caught up (the server's join does both).
+fn grow(
+    dir: &Path,
+    file: &mut ClusterFile,
+    target: usize,
+    progress: &mut Progress,
+) -> anyhow::Result<Vec<Watched>> {
+    let count = target - file.nodes.len();
+    let ports = free_ports(count)?;
+    let first = file.nodes.iter().map(|n| n.id).max().unwrap_or(0) + 1;
+    // New nodes run what the existing ones run (an upgraded cluster keeps
+    // its binary when it grows).
+    let (version, binary) = file.nodes.first().map_or_else(
+        || (env!("CARGO_PKG_VERSION").to_string(), None),
+        |n| (n.version.clone(), n.binary.clone()),
+    );
+    let mut added = Vec::new();
+    for (id, port) in (first..).zip(ports) {
+        let node_dir = dir.join(format!("node-{id}"));
+        if node_dir.exists() {
+            bail!(
+                "{} already exists: a node {id} left data behind; remove it first",
+                node_dir.display()
+            );
+        }
+        let data_dir = node_dir.join("data");
+        std::fs::create_dir_all(&data_dir)
+            .with_context(|| format!("cannot create {}", data_dir.display()))?;
+        let config = node_dir.join("node.yaml");
+        let security = file
+            .nodes
+            .first()
+            .map(|n| crate::local::security_of(&n.config, &node_dir));
+        let scheme = match security.as_ref().and_then(|s| s.tls.as_ref()) {
+            Some(_) => "https://",
+            None => "",
+        };
+        NodeYaml {
+            id,
+            listen: ([127, 0, 0, 1], port).into(),
+            data_dir: data_dir.clone(),
+            bootstrap: false,
+            join: file.endpoints(),
+            auth: security.as_ref().and_then(|s| s.auth.clone()),
+            audit_log: security.as_ref().and_then(|s| s.audit_log.clone()),
+            tls: security.and_then(|s| s.tls),
+        }
+        .write(&config)?;
+        file.nodes.push(NodeEntry {
+            id,
+            addr: format!("{scheme}127.0.0.1:{port}"),
+            pid: None,
+            log: node_dir.join("server.log"),
+            dir: node_dir,
+            data_dir,
+            config,
+            version: version.clone(),
+            binary: binary.clone(),
+        });
+        file.save(dir)?;
+        added.push(start(dir, file, id, progress)?);
+    }
+    Ok(added)
+}
+
+/// Removes members from the highest id down, skipping the leader, and
+/// stops each process only once the membership without it has committed.
+async fn shrink(
+    global: &GlobalArgs,
+    dir: &Path,
+    file: &mut ClusterFile,
+    target: usize,
+    progress: &mut Progress,
+) -> anyhow::Result<Vec<u64>> {
+    let client = global.client()?;
+    let leader = client.status().await.api()?.leader;
+    let mut candidates = Vec::new();
+    for n in file.nodes.iter().filter(|n| Some(n.id) != leader) {
+        candidates.push((n.id, healthy(n.id, &n.addr).await));
+    }
+    let victims = pick_victims(candidates, file.nodes.len() - target);
+    let mut removed = Vec::new();
+    for id in victims {
+        progress.step(format!("removing node {id} from the membership"));
+        match client.remove_member(id).await {
+            Ok(after) => {
+                if after
+                    .members
+                    .iter()
+                    .any(|m| m.id == id && m.kind == MemberKind::Voter)
+                {
+                    bail!("node {id} is still a voter after its removal was acknowledged");
+                }
+            }
+            // A retried removal whose first attempt went through.
+            Err(e) if e.code() == Some(dsync_api::ErrorCode::NotFound) => {}
+            Err(e) => {
+                return Err(RequestError(e)).with_context(|| {
+                    format!("cannot remove node {id}; nodes removed so far: {removed:?}")
+                })
+            }
+        }
+        let node = file
+            .nodes
+            .iter()
+            .find(|n| n.id == id)
+            .cloned()
+            .context("node missing from the cluster file")?;
+        progress.step(format!("stopping node {id}"));
+        if let Some(pid) = node.pid.filter(|p| is_dsync_process(*p)) {
+            stop(pid).await?;
+        }
+        // Its log still names it a member of the old configuration: delete
+        // it so a future node with this id cannot start from it.
+        std::fs::remove_dir_all(&node.dir)
+            .with_context(|| format!("cannot remove {}", node.dir.display()))?;
+        file.nodes.retain(|n| n.id != id);
+        file.save(dir)?;
+        progress.note(format!("removed node {id}"));
+        removed.push(id);
+    }
+    Ok(removed)
+}
+
+/// Which members to remove: nodes that are down first (removing them costs
+/// no redundancy), then the highest ids.
+fn pick_victims(mut candidates: Vec<(u64, bool)>, count: usize) -> Vec<u64> {
+    candidates.sort_by_key(|(id, up)| (*up, std::cmp::Reverse(*id)));
+    candidates
+        .into_iter()
+        .take(count)
+        .map(|(id, _)| id)
+        .collect()
+}
+
+/// SIGTERM, then SIGKILL after 10 s.
+pub(crate) async fn stop(pid: u32) -> anyhow::Result<()> {
+    send_signal(pid, Signal::SIGTERM)?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pid_alive(pid) {
+        if Instant::now() >= deadline {
+            send_signal(pid, Signal::SIGKILL)?;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nodes_that_are_down_are_removed_first_then_the_highest_ids() {
+        let c = vec![(2, true), (3, false), (4, true), (5, true)];
+        assert_eq!(pick_victims(c.clone(), 2), vec![3, 5]);
+        assert_eq!(pick_victims(c, 1), vec![3]);
+        assert_eq!(pick_victims(vec![(2, true), (3, true)], 2), vec![3, 2]);
+    }
+
+    #[test]
+    fn even_sizes_are_warned_about() {
+        assert_eq!(even_size_warning(3), None);
+        assert_eq!(even_size_warning(1), None);
+        let w = even_size_warning(4).unwrap();
+        assert!(w.contains("tolerate 1 failure(s), no more than 3"), "{w}");
+    }
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the tools the test suite drives besides cargo, when missing:
+# kubernetes-validate (PyPI) for the manifests, tmux (Debian) for the
+# dashboard's end-to-end test, and with DSYNC_DOCKER_TESTS=1 Prometheus
+# (Debian) for the scrape test. Called by scripts/test.sh.
+set -euo pipefail
+
+apt_install() {
+    if [ "$(id -u)" != 0 ]; then
+        echo "missing $*; install it (apt-get install $*) or run as root" >&2
+        return 1
+    fi
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+if ! command -v kubernetes-validate >/dev/null 2>&1; then
+    echo "installing kubernetes-validate (pip)"
+    python3 -m pip install --quiet --disable-pip-version-check kubernetes-validate
+fi
+
+if ! command -v tmux >/dev/null 2>&1; then
+    echo "installing tmux (apt)"
+    apt_install tmux
+fi
+
+if [ "${DSYNC_DOCKER_TESTS:-}" = 1 ] && ! command -v prometheus >/dev/null 2>&1; then
+    echo "installing prometheus (apt)"
+    apt_install prometheus
+fi

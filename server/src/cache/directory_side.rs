@@ -1,0 +1,203 @@
+//! The directory side, on the leader: per-key serialized reads, writes and
+//! renewals, with downgrades and invalidations sent to the holders.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dsync_api::cache::LineState;
+use dsync_api::routes;
+use dsync_api::types::Consistency;
+
+use super::{DirReply, DirRequest, Granted, HolderReply, HolderRequest};
+use crate::error::{Error, Result};
+use crate::node::Node;
+use crate::raft::network::post_bincode;
+use crate::state::{CmdValue, Command};
+
+impl Node {
+    /// Serves one holder request (from a peer or from this node itself).
+    pub async fn handle_directory(self: &Arc<Self>, req: DirRequest) -> Result<DirReply> {
+        match req {
+            DirRequest::Read { key, from } => self.dir_read(&key, from).await,
+            DirRequest::Write { key, from, value } => self.dir_write(&key, from, value).await,
+            DirRequest::Renew { key, from, grant } => {
+                let (term, _) = self.dir_enter()?;
+                let _k = self.cache.keys.lock(&key).await;
+                // A deposed leader unaware of it must not extend a lease past
+                // its successor's wait: confirm leadership after the holder
+                // sent this request.
+                let until = Instant::now() + self.cache.lease;
+                self.read_barrier(Consistency::Linearizable, None).await?;
+                let mut st = self.cache.dir();
+                let ok = st.term == term && st.dir.renew(&key, from, grant, until);
+                Ok(DirReply::Renewed(ok))
+            }
+        }
+    }
+
+    /// The directory of this term; a new term starts empty and not ready
+    /// until one lease has passed.
+    fn dir_enter(&self) -> Result<(u64, Instant)> {
+        if !self.is_leader() {
+            return Err(Error::Unavailable(
+                "this node is not the leader (cache directory); retry".into(),
+            ));
+        }
+        let term = self.term();
+        Ok((term, self.cache.enter_term(term)))
+    }
+
+    async fn dir_read(self: &Arc<Self>, key: &str, from: u64) -> Result<DirReply> {
+        let (term, ready_at) = self.dir_enter()?;
+        let _k = self.cache.keys.lock(key).await;
+        tokio::time::sleep_until(ready_at.into()).await;
+        let owner = self.cache.dir().dir.read_plan(key, from, Instant::now());
+        if let Some((node, lease_until)) = owner {
+            let req = HolderRequest::Downgrade {
+                key: key.to_string(),
+            };
+            let held = self.tell_holder(node, req, lease_until).await;
+            self.cache.dir().dir.downgraded(key, node, held);
+        }
+        // The latest committed value, with leadership confirmed by a quorum
+        // (a write-back owner's flush above is included).
+        self.read_barrier(Consistency::Linearizable, None).await?;
+        let entry = self.sm.read().data.kv.get(key).cloned();
+        let Some(entry) = entry else {
+            return Ok(DirReply::Read(None));
+        };
+        let mut st = self.cache.dir();
+        if st.term != term {
+            return Err(Error::Unavailable("leadership moved; retry".into()));
+        }
+        let h = st
+            .dir
+            .grant_read(key, from, Instant::now(), self.cache.lease);
+        Ok(DirReply::Read(Some(Granted {
+            term,
+            grant: h.grant,
+            state: h.state,
+            value: entry.value,
+            version: entry.version,
+        })))
+    }
+
+    async fn dir_write(
+        self: &Arc<Self>,
+        key: &str,
+        from: u64,
+        value: Option<String>,
+    ) -> Result<DirReply> {
+        let (term, ready_at) = self.dir_enter()?;
+        let _k = self.cache.keys.lock(key).await;
+        tokio::time::sleep_until(ready_at.into()).await;
+        let targets = self.cache.dir().dir.write_plan(key, from, Instant::now());
+        let invalidations = targets.into_iter().map(|(node, lease_until)| async move {
+            let req = HolderRequest::Invalidate {
+                key: key.to_string(),
+            };
+            self.metrics.cache.invalidations_sent.inc();
+            self.tell_holder(node, req, lease_until).await;
+            node
+        });
+        for node in futures::future::join_all(invalidations).await {
+            self.cache.dir().dir.remove(key, node);
+        }
+        let cmd = match &value {
+            Some(v) => Command::KvPut {
+                key: key.to_string(),
+                value: v.clone(),
+                if_version: None,
+                fence: None,
+            },
+            None => Command::KvDelete {
+                key: key.to_string(),
+                if_version: None,
+            },
+        };
+        match self.write_local(cmd).await? {
+            CmdValue::Version(version) => {
+                let mut st = self.cache.dir();
+                let granted = (st.term == term).then(|| {
+                    let h = st
+                        .dir
+                        .grant_write(key, from, Instant::now(), self.cache.lease);
+                    Granted {
+                        term,
+                        grant: h.grant,
+                        state: LineState::M,
+                        value: value.unwrap_or_default(),
+                        version,
+                    }
+                });
+                Ok(DirReply::Written {
+                    version: Some(version),
+                    deleted: false,
+                    granted,
+                })
+            }
+            CmdValue::Deleted(deleted) => Ok(DirReply::Written {
+                version: None,
+                deleted,
+                granted: None,
+            }),
+            other => Err(Error::Internal(format!("unexpected result {other:?}"))),
+        }
+    }
+
+    /// Sends a downgrade or invalidation and waits for its answer, or, if
+    /// none comes, for the holder's lease to end (it then serves nothing).
+    /// Returns whether the holder acknowledged still holding a line.
+    async fn tell_holder(
+        self: &Arc<Self>,
+        node: u64,
+        req: HolderRequest,
+        lease_until: Instant,
+    ) -> bool {
+        let started = Instant::now();
+        let reply = if node == self.id {
+            Some(self.handle_holder(req).await)
+        } else {
+            match self.member_addr(node) {
+                Some(addr) => {
+                    let wait = lease_until
+                        .saturating_duration_since(started)
+                        .max(Duration::from_millis(1));
+                    post_bincode::<_, HolderReply>(
+                        &self.peers,
+                        &addr,
+                        routes::RAFT_CACHE_HOLDER,
+                        &req,
+                        wait,
+                    )
+                    .await
+                    .map_err(|e| tracing::debug!(node, "cache holder did not answer: {e}"))
+                    .ok()
+                }
+                None => None,
+            }
+        };
+        match reply {
+            Some(HolderReply::Held(held)) => {
+                self.metrics
+                    .cache
+                    .invalidation_seconds
+                    .observe(started.elapsed().as_secs_f64());
+                held
+            }
+            _ => {
+                tokio::time::sleep_until(lease_until.into()).await;
+                false
+            }
+        }
+    }
+
+    pub(crate) fn member_addr(&self, id: u64) -> Option<String> {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        m.membership_config
+            .membership()
+            .get_node(&id)
+            .map(|n| n.addr.clone())
+    }
+}

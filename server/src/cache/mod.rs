@@ -1,0 +1,204 @@
+//! The coherent cache: per-node leased lines (`line.rs`), the leader's
+//! directory (`directory.rs`), and the MESI protocol between them
+//! (`directory_side.rs` on the leader, `holder.rs` on every node).
+//!
+//! The authoritative value is the replicated KV. Coherence messages travel
+//! between peers on `/raft/cache/*` (bincode), never on `/v1`.
+
+mod directory;
+mod directory_side;
+mod holder;
+mod line;
+mod metrics;
+#[cfg(test)]
+mod model_tests;
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use dsync_api::cache::{LineInfo, LineState};
+use serde::{Deserialize, Serialize};
+
+use crate::config::{CacheConfig, WritePolicy};
+use crate::node::Node;
+
+pub use directory::{Directory, KeyLocks};
+pub use line::{Dirty, Line, LineStore, Lookup};
+pub use metrics::CacheMetrics;
+
+/// A holder's request to the directory (`/raft/cache/directory`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum DirRequest {
+    Read {
+        key: String,
+        from: u64,
+    },
+    /// `value: None` deletes.
+    Write {
+        key: String,
+        from: u64,
+        value: Option<String>,
+    },
+    Renew {
+        key: String,
+        from: u64,
+        grant: u64,
+    },
+}
+
+/// A line the directory granted.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Granted {
+    pub term: u64,
+    pub grant: u64,
+    pub state: LineState,
+    pub value: String,
+    pub version: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum DirReply {
+    /// `None`: the key does not exist (no line is granted).
+    Read(Option<Granted>),
+    Written {
+        version: Option<u64>,
+        deleted: bool,
+        granted: Option<Granted>,
+    },
+    Renewed(bool),
+}
+
+/// The directory's request to a holder (`/raft/cache/holder`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum HolderRequest {
+    Invalidate {
+        key: String,
+    },
+    Downgrade {
+        key: String,
+    },
+    /// For `GET /v1/cache/{key}/states`; not a coherence message.
+    State {
+        key: String,
+    },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum HolderReply {
+    /// Whether this node held a line (after a flush of its write, if dirty).
+    Held(bool),
+    State(Option<LineInfo>),
+}
+
+struct DirState {
+    dir: Directory,
+    term: u64,
+    /// No write completes before this: lines granted by an earlier leader
+    /// have all expired by then.
+    ready_at: Instant,
+}
+
+pub struct Cache {
+    pub config: CacheConfig,
+    pub lease: Duration,
+    lines: Mutex<LineStore>,
+    dir: Mutex<DirState>,
+    keys: KeyLocks,
+    /// Serializes write-back flushes, so two flushes of one key never
+    /// commit out of order.
+    flush: tokio::sync::Mutex<()>,
+    renewing: Mutex<HashSet<String>>,
+}
+
+impl Cache {
+    pub fn new(config: &CacheConfig) -> Cache {
+        let lease = Duration::from_millis(config.lease_ms);
+        Cache {
+            config: config.clone(),
+            lease,
+            lines: Mutex::new(LineStore::new(
+                config.capacity_entries,
+                config.capacity_bytes,
+                lease,
+            )),
+            dir: Mutex::new(DirState {
+                dir: Directory::default(),
+                term: 0,
+                ready_at: Instant::now(),
+            }),
+            keys: KeyLocks::default(),
+            flush: tokio::sync::Mutex::new(()),
+            renewing: Mutex::new(HashSet::new()),
+        }
+    }
+
+    pub fn write_back(&self) -> bool {
+        self.config.write_policy == WritePolicy::WriteBack
+    }
+
+    pub fn lines(&self) -> MutexGuard<'_, LineStore> {
+        self.lines.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn dir(&self) -> MutexGuard<'_, DirState> {
+        self.dir.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The directory of `term`: a new term starts empty, and completes no
+    /// operation until one lease has passed. Returns when it is ready.
+    fn enter_term(&self, term: u64) -> Instant {
+        let mut st = self.dir();
+        if st.term != term {
+            st.dir.clear();
+            st.term = term;
+            st.ready_at = Instant::now() + self.lease;
+            tracing::info!(term, "cache directory reset for a new term");
+        }
+        st.ready_at
+    }
+}
+
+/// Background work of every node: drop all lines when the leader term
+/// changes, and flush write-back lines every `writeback_delay_ms`.
+pub async fn run(node: Arc<Node>) {
+    let mut rx = node.raft.metrics();
+    let mut term = rx.borrow().current_term;
+    let mut tick =
+        tokio::time::interval(Duration::from_millis(node.cache.config.writeback_delay_ms));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let write_back = node.cache.write_back();
+    loop {
+        tokio::select! {
+            changed = rx.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let (t, leader) = {
+                    let m = rx.borrow_and_update();
+                    (m.current_term, m.current_leader)
+                };
+                if leader == Some(node.id) {
+                    // Start the new directory's one-lease wait as early as possible.
+                    node.cache.enter_term(t);
+                }
+                if t != term {
+                    term = t;
+                    let dirty = node.cache.lines().clear();
+                    node.update_line_gauges();
+                    if !dirty.is_empty() {
+                        let n = node.clone();
+                        tokio::spawn(async move { n.flush_all(dirty).await });
+                    }
+                }
+            }
+            _ = tick.tick(), if write_back => {
+                let _g = node.cache.flush.lock().await;
+                let dirty = node.cache.lines().dirty();
+                for d in dirty {
+                    node.flush_locked(d).await;
+                }
+            }
+        }
+    }
+}

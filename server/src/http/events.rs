@@ -1,0 +1,51 @@
+//! `GET /v1/events`: the node's event bus as server-sent events.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::routing::get;
+use axum::Router;
+use dsync_api::events::Event;
+use dsync_api::{routes, ApiError, ErrorCode};
+use futures::stream::{self, Stream};
+
+use super::error::HttpResult;
+use crate::events::{role_event, MAX_SUBSCRIBERS};
+use crate::node::Node;
+
+/// Comment lines keep idle connections (and proxies) from timing out and
+/// let a client notice a dead node.
+const KEEP_ALIVE: Duration = Duration::from_secs(5);
+
+pub fn router() -> Router<Arc<Node>> {
+    Router::new().route(routes::EVENTS, get(events))
+}
+
+/// Starts with this node's role, then streams every event published from
+/// now on; a subscriber that falls behind gets a `lagged` event instead of
+/// slowing the node down.
+async fn events(
+    State(node): State<Arc<Node>>,
+) -> HttpResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
+    let sub = node.events.subscribe().ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::RateLimited,
+            format!("this node already streams events to {MAX_SUBSCRIBERS} subscribers"),
+        )
+    })?;
+    let first = stream::iter([role_event(&node)]);
+    let rest = stream::unfold(
+        sub,
+        |mut sub| async move { sub.next().await.map(|e| (e, sub)) },
+    );
+    let body = futures::StreamExt::map(futures::StreamExt::chain(first, rest), |e| Ok(to_sse(&e)));
+    Ok(Sse::new(body).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
+}
+
+fn to_sse(e: &Event) -> SseEvent {
+    let data = serde_json::to_string(e).unwrap_or_else(|_| r#"{"kind":"unknown"}"#.into());
+    SseEvent::default().event(e.kind()).data(data)
+}

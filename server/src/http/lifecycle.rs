@@ -1,0 +1,132 @@
+//! Operator routes: member removal, backups, draining.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, Request, State};
+use axum::http::header;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use dsync_api::types::{DrainResponse, MembershipResponse};
+use dsync_api::{routes, ApiError, ErrorCode};
+
+use super::error::{invalid, HttpError, HttpResult};
+use crate::node::Node;
+
+pub fn router() -> Router<Arc<Node>> {
+    Router::new()
+        .route(&format!("{}/{{id}}", routes::MEMBERS), delete(remove))
+        .route(routes::BACKUP, get(backup))
+        .route(routes::NODE_DRAIN, post(drain).delete(undrain))
+}
+
+async fn remove(
+    State(node): State<Arc<Node>>,
+    Path(id): Path<String>,
+) -> HttpResult<Json<MembershipResponse>> {
+    let id: u64 = id
+        .parse()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| invalid(format!("member id {id:?} is not a positive integer")))?;
+    let members = node.remove_member(id).await?;
+    Ok(Json(MembershipResponse { members }))
+}
+
+async fn backup(State(node): State<Arc<Node>>) -> HttpResult<Response> {
+    let bytes = node.backup().await?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/octet-stream"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"dsync.backup\"",
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
+/// Drains the node asked (not the leader): it turns clients away and, if
+/// it leads, hands leadership to the most caught-up follower. If that
+/// hand-off fails the drain is called off and the error returned; repeating
+/// a drain is harmless.
+async fn drain(State(node): State<Arc<Node>>) -> HttpResult<Json<DrainResponse>> {
+    node.set_draining(true);
+    tracing::info!(id = node.id, "draining: client requests now get 503");
+    let was_leader = node.is_leader();
+    let leader = if was_leader {
+        match node.transfer_leader(None).await {
+            Ok(t) => Some(t.leader),
+            Err(e) => {
+                // A leader that cannot hand off (e.g. a one-node cluster)
+                // keeps serving rather than leaving the cluster leaderless
+                // for clients.
+                node.set_draining(false);
+                tracing::warn!(id = node.id, "drain called off, hand-off failed: {e}");
+                return Err(e.into());
+            }
+        }
+    } else {
+        node.status().leader
+    };
+    Ok(Json(DrainResponse {
+        id: node.id,
+        draining: true,
+        leader,
+        was_leader,
+    }))
+}
+
+/// Ends a drain without a restart (e.g. when a maintenance is called off).
+async fn undrain(State(node): State<Arc<Node>>) -> Json<DrainResponse> {
+    node.set_draining(false);
+    tracing::info!(id = node.id, "drain ended: taking client requests again");
+    Json(DrainResponse {
+        id: node.id,
+        draining: false,
+        leader: node.status().leader,
+        was_leader: false,
+    })
+}
+
+/// Whether a request is client traffic a draining node turns away. Status,
+/// health, admin and peer routes keep working so operators and the rest of
+/// the cluster can still reach it.
+fn is_client_traffic(path: &str) -> bool {
+    path.starts_with("/v1/")
+        && path != routes::STATUS
+        && !path.starts_with("/v1/cluster/")
+        && !path.starts_with("/v1/node/")
+}
+
+/// Middleware: 503 `unavailable` with `Retry-After` on a draining node.
+pub async fn drain_gate(State(node): State<Arc<Node>>, req: Request, next: Next) -> Response {
+    if node.is_draining() && is_client_traffic(req.uri().path()) {
+        return HttpError(ApiError::new(
+            ErrorCode::Unavailable,
+            format!("node {} is draining; use another node", node.id),
+        ))
+        .into_response();
+    }
+    next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_client_traffic_is_drained() {
+        assert!(is_client_traffic("/v1/kv/a"));
+        assert!(is_client_traffic("/v1/locks/x/acquire"));
+        assert!(is_client_traffic("/v1/queues/t/consume"));
+        assert!(!is_client_traffic("/v1/status"));
+        assert!(!is_client_traffic("/v1/cluster/members"));
+        assert!(!is_client_traffic("/v1/node/drain"));
+        assert!(!is_client_traffic("/health"));
+        assert!(!is_client_traffic("/raft/append"));
+    }
+}

@@ -1,0 +1,156 @@
+//! One fault run: lock and queue workloads against a 3-node cluster while
+//! the nemesis injects faults, then heal, drain, and check every invariant.
+//! The CI profile (tests/tests/faults.rs) and the long profile
+//! (scripts/chaos.sh) both run this.
+
+use std::fmt;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::checkers::{check_locks, check_queue};
+use crate::history::{History, Outcome};
+use crate::nemesis::{Fault, Nemesis, Schedule};
+use crate::workloads::{consumer, fenced_value, lock_worker, producer};
+use crate::Cluster;
+
+pub struct Report {
+    pub faults: Vec<(Fault, usize)>,
+    pub lock_ops: (usize, usize, usize),
+    pub queue_ops: (usize, usize, usize),
+    pub grants: usize,
+    pub acknowledged_enqueues: usize,
+    pub delivered: usize,
+    pub duplicates: usize,
+    pub violations: Vec<String>,
+    pub longest_unavailable: Duration,
+    pub elections: u64,
+    pub final_fenced: Option<serde_json::Value>,
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (lo, lf, lu) = self.lock_ops;
+        let (qo, qf, qu) = self.queue_ops;
+        writeln!(f, "faults injected:        {:?}", self.faults)?;
+        writeln!(
+            f,
+            "lock ops ok/fail/unknown: {lo}/{lf}/{lu} ({} grants)",
+            self.grants
+        )?;
+        writeln!(f, "queue ops ok/fail/unknown: {qo}/{qf}/{qu}")?;
+        writeln!(
+            f,
+            "messages: {} acknowledged enqueues, {} delivered, {} duplicates",
+            self.acknowledged_enqueues, self.delivered, self.duplicates
+        )?;
+        writeln!(f, "longest unavailability: {:?}", self.longest_unavailable)?;
+        writeln!(f, "elections:              {}", self.elections)?;
+        writeln!(f, "last fenced write:      {:?}", self.final_fenced)?;
+        writeln!(f, "invariant violations:   {}", self.violations.len())?;
+        for v in &self.violations {
+            writeln!(f, "  - {v}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs the workloads for `duration` under faults of `kinds`.
+pub async fn run(kinds: Vec<Fault>, duration: Duration, schedule: Schedule) -> Report {
+    let cluster = Arc::new(Cluster::up(3, &[]));
+    cluster.wait_leader(3).await;
+    let term_before = max_term(&cluster).await;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let locks = Arc::new(History::new());
+    let queue = Arc::new(History::new());
+    let mut tasks = Vec::new();
+    for p in 0..4 {
+        tasks.push(tokio::spawn(lock_worker(
+            cluster.clone(),
+            p,
+            locks.clone(),
+            stop.clone(),
+        )));
+    }
+    for p in 0..2 {
+        tasks.push(tokio::spawn(producer(
+            cluster.clone(),
+            p,
+            queue.clone(),
+            stop.clone(),
+        )));
+        tasks.push(tokio::spawn(consumer(
+            cluster.clone(),
+            10 + p,
+            queue.clone(),
+            stop.clone(),
+            false,
+        )));
+    }
+    let nemesis = Nemesis::new();
+    let faults = tokio::spawn(nemesis.clone().run(cluster.clone(), kinds, schedule));
+
+    tokio::time::sleep(duration).await;
+    nemesis.stop();
+    faults.await.expect("nemesis");
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for t in tasks {
+        t.await.expect("workload task");
+    }
+    // Every fault is healed: collect whatever is still queued.
+    cluster.wait_leader(3).await;
+    consumer(cluster.clone(), 99, queue.clone(), stop.clone(), true).await;
+
+    let lock_ops = locks.ops();
+    let queue_ops = queue.ops();
+    let mut violations = check_locks(&lock_ops);
+    let q = check_queue(&queue_ops);
+    violations.extend(q.violations.iter().cloned());
+    let grants = lock_ops
+        .iter()
+        .filter(|o| {
+            o.outcome == Outcome::Ok
+                && matches!(
+                    o.op,
+                    crate::checkers::LockOp::Acquire { token: Some(_), .. }
+                )
+        })
+        .count();
+    let mut ok_times: Vec<u64> = lock_ops
+        .iter()
+        .filter(|o| o.outcome == Outcome::Ok)
+        .map(|o| o.complete_us)
+        .chain(
+            queue_ops
+                .iter()
+                .filter(|o| o.outcome == Outcome::Ok)
+                .map(|o| o.complete_us),
+        )
+        .collect();
+    ok_times.sort_unstable();
+    let longest = ok_times.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
+    Report {
+        faults: nemesis.summary(),
+        lock_ops: locks.outcomes(),
+        queue_ops: queue.outcomes(),
+        grants,
+        acknowledged_enqueues: q.acknowledged_enqueues,
+        delivered: q.delivered,
+        duplicates: q.duplicates,
+        violations,
+        longest_unavailable: Duration::from_micros(longest),
+        elections: max_term(&cluster).await.saturating_sub(term_before),
+        final_fenced: fenced_value(&cluster).await,
+    }
+}
+
+async fn max_term(cluster: &Cluster) -> u64 {
+    cluster
+        .statuses()
+        .await
+        .iter()
+        .map(|s| s.term)
+        .max()
+        .unwrap_or(0)
+}

@@ -1,0 +1,226 @@
+//! A Wing–Gong–Lowe style linearizability checker for read/write registers
+//! (the search porcupine and Knossos do), with memoized states.
+//!
+//! Linearizability is local, so a history of several keys is checked one key
+//! at a time. An operation whose outcome is unknown (the client timed out or
+//! the connection broke) may take effect at any point after its call, or
+//! never: it has no return bound and need not be linearized.
+
+use std::collections::{BTreeMap, HashSet};
+
+/// A register value; `None` is "absent" (never written or deleted).
+pub type Value = Option<String>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Kind {
+    Write(Value),
+    /// A read and the value it returned.
+    Read(Value),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Op {
+    pub key: String,
+    pub kind: Kind,
+    /// When the client sent it (any monotonic unit, e.g. µs since start).
+    pub call: u64,
+    /// When the client got the answer; `None` if the outcome is unknown.
+    pub ret: Option<u64>,
+}
+
+/// The first key whose history cannot be linearized, with its operations.
+#[derive(Debug)]
+pub struct Violation {
+    pub key: String,
+    pub ops: Vec<Op>,
+}
+
+/// Checks every key's history; every key starts at `None`.
+pub fn check(history: &[Op]) -> Result<(), Violation> {
+    let mut by_key: BTreeMap<&str, Vec<Op>> = BTreeMap::new();
+    for op in history {
+        by_key.entry(&op.key).or_default().push(op.clone());
+    }
+    for (key, ops) in by_key {
+        if !check_register(&ops, None) {
+            return Err(Violation {
+                key: key.to_string(),
+                ops,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Whether one register's history is linearizable from `init`.
+pub fn check_register(ops: &[Op], init: Value) -> bool {
+    // Reads with an unknown outcome say nothing. Unknown writes whose value
+    // nobody read can be assumed never to have happened: a linearization
+    // with one has no read between it and the next write, so dropping it
+    // keeps every read valid.
+    let read_values: HashSet<&Value> = ops
+        .iter()
+        .filter(|o| o.ret.is_some())
+        .filter_map(|o| match &o.kind {
+            Kind::Read(v) => Some(v),
+            Kind::Write(_) => None,
+        })
+        .collect();
+    let mut ops: Vec<&Op> = ops
+        .iter()
+        .filter(|o| match &o.kind {
+            Kind::Read(_) => o.ret.is_some(),
+            Kind::Write(v) => o.ret.is_some() || read_values.contains(v),
+        })
+        .collect();
+    ops.sort_by_key(|o| o.call);
+    let n = ops.len();
+    let words = n.div_ceil(64).max(1);
+    let required: Vec<usize> = (0..n).filter(|&i| ops[i].ret.is_some()).collect();
+
+    // Depth-first search over (linearized set, value), memoized.
+    let mut seen: HashSet<(Vec<u64>, Value)> = HashSet::new();
+    let mut stack: Vec<(Vec<u64>, Value)> = vec![(vec![0; words], init)];
+    let is_set = |bits: &[u64], i: usize| bits[i / 64] & (1 << (i % 64)) != 0;
+    while let Some((bits, value)) = stack.pop() {
+        if !seen.insert((bits.clone(), value.clone())) {
+            continue;
+        }
+        if required.iter().all(|&i| is_set(&bits, i)) {
+            return true;
+        }
+        // Only an operation called before every pending operation returned
+        // can go next.
+        let horizon = (0..n)
+            .filter(|&i| !is_set(&bits, i))
+            .filter_map(|i| ops[i].ret)
+            .min()
+            .unwrap_or(u64::MAX);
+        for i in 0..n {
+            if is_set(&bits, i) || ops[i].call > horizon {
+                continue;
+            }
+            let next = match &ops[i].kind {
+                Kind::Write(v) => v.clone(),
+                Kind::Read(v) if *v == value => value.clone(),
+                Kind::Read(_) => continue,
+            };
+            let mut b = bits.clone();
+            b[i / 64] |= 1 << (i % 64);
+            stack.push((b, next));
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn w(v: &str, call: u64, ret: Option<u64>) -> Op {
+        Op {
+            key: "k".into(),
+            kind: Kind::Write(Some(v.into())),
+            call,
+            ret,
+        }
+    }
+
+    fn r(v: Option<&str>, call: u64, ret: u64) -> Op {
+        Op {
+            key: "k".into(),
+            kind: Kind::Read(v.map(str::to_string)),
+            call,
+            ret: Some(ret),
+        }
+    }
+
+    #[test]
+    fn sequential_history_is_linearizable() {
+        let h = [
+            r(None, 0, 1),
+            w("a", 2, Some(3)),
+            r(Some("a"), 4, 5),
+            w("b", 6, Some(7)),
+            r(Some("b"), 8, 9),
+        ];
+        assert!(check(&h).is_ok());
+    }
+
+    #[test]
+    fn a_read_concurrent_with_a_write_may_see_either_value() {
+        for seen in [Some("a"), Some("b")] {
+            let h = [w("a", 0, Some(1)), w("b", 10, Some(20)), r(seen, 12, 15)];
+            assert!(check(&h).is_ok(), "{seen:?}");
+        }
+    }
+
+    #[test]
+    fn a_stale_read_after_a_completed_write_is_flagged() {
+        let h = [
+            w("a", 0, Some(10)),
+            w("b", 20, Some(30)),
+            r(Some("a"), 40, 50),
+        ];
+        let v = check(&h).unwrap_err();
+        assert_eq!(v.key, "k");
+    }
+
+    #[test]
+    fn new_then_old_inversion_is_flagged() {
+        // Both reads overlap the write, but once a read saw "b" a later read
+        // cannot see the value before it.
+        let h = [
+            w("a", 0, Some(1)),
+            w("b", 5, Some(100)),
+            r(Some("b"), 10, 20),
+            r(Some("a"), 30, 40),
+        ];
+        assert!(check(&h).is_err());
+    }
+
+    #[test]
+    fn a_value_nobody_wrote_is_flagged() {
+        assert!(check(&[r(Some("ghost"), 0, 1)]).is_err());
+    }
+
+    #[test]
+    fn unknown_writes_may_or_may_not_take_effect() {
+        let took = [w("x", 5, None), r(Some("x"), 50, 60)];
+        assert!(check(&took).is_ok());
+        let did_not = [w("x", 5, None), r(None, 50, 60)];
+        assert!(check(&did_not).is_ok());
+        // But not before it was called.
+        let early = [r(Some("x"), 0, 2), w("x", 5, None)];
+        assert!(check(&early).is_err());
+        // And once observed, it cannot be undone by nothing.
+        let undone = [w("x", 5, None), r(Some("x"), 50, 60), r(None, 70, 80)];
+        assert!(check(&undone).is_err());
+    }
+
+    #[test]
+    fn keys_are_checked_independently() {
+        let mut other = w("z", 0, Some(1));
+        other.key = "other".into();
+        let h = [other, r(None, 5, 6)];
+        assert!(check(&h).is_ok());
+    }
+
+    #[test]
+    fn many_concurrent_operations_stay_tractable() {
+        // Six clients, 400 operations, heavy overlap.
+        let mut h = Vec::new();
+        let mut last = None;
+        for i in 0..400u64 {
+            let t = i * 10;
+            if i % 3 == 0 {
+                let v = format!("v{i}");
+                h.push(w(&v, t, Some(t + 55)));
+                last = Some(v);
+            } else {
+                h.push(r(last.as_deref(), t, t + 55));
+            }
+        }
+        assert!(check(&h).is_ok());
+    }
+}

@@ -1,0 +1,229 @@
+//! Issue 5, acceptance 2 and 4: the MESI cache on a real 3-node cluster.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use dsync_api::cache::LineState::{self, E, I, M, S};
+use dsync_api::Client;
+use dsync_tests::{fetch_metrics, metric, wait_until, Cluster};
+use nix::sys::signal::Signal;
+use serde_json::json;
+
+async fn states(c: &Client, key: &str) -> BTreeMap<u64, LineState> {
+    c.cache_states(key)
+        .await
+        .expect("states")
+        .nodes
+        .into_iter()
+        .map(|n| (n.node, n.state))
+        .collect()
+}
+
+async fn remote_requests(cluster: &Cluster, id: u64) -> f64 {
+    let text = fetch_metrics(&cluster.node(id).addr).await;
+    metric(&text, "dsync_cache_remote_requests_total").expect("remote requests metric")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mesi_state_sequence_and_local_hits_without_network() {
+    // Long leases: nothing expires or renews while the test looks.
+    let cluster = Cluster::up(3, &[("DSYNC_CACHE_LEASE_MS", "8000")]);
+    cluster.wait_leader(3).await;
+    let (a, b, c) = (
+        cluster.client_for(1),
+        cluster.client_for(2),
+        cluster.client_for(3),
+    );
+    let key = "user/42";
+    cluster
+        .client()
+        .kv_put(key, json!("v1"), None)
+        .await
+        .expect("seed");
+    // A new directory completes nothing for one lease; wait that out so the
+    // lines below start with their whole lease (no renewal traffic).
+    c.cache_put("warm-up", json!(0)).await.expect("warm-up");
+
+    let r = a.cache_get(key).await.expect("read at A");
+    assert_eq!((r.value.clone(), r.state, r.hit), (json!("v1"), E, false));
+    assert_eq!(
+        states(&a, key).await,
+        BTreeMap::from([(1, E), (2, I), (3, I)])
+    );
+
+    let r = b.cache_get(key).await.expect("read at B");
+    assert_eq!(r.state, S);
+    assert_eq!(
+        states(&b, key).await,
+        BTreeMap::from([(1, S), (2, S), (3, I)])
+    );
+
+    let w = c.cache_put(key, json!("v2")).await.expect("write at C");
+    assert_eq!(w.state, M);
+    assert!(w.version.unwrap() > r.version);
+    assert_eq!(
+        states(&c, key).await,
+        BTreeMap::from([(1, I), (2, I), (3, M)])
+    );
+
+    let r = a.cache_get(key).await.expect("read at A again");
+    assert_eq!((r.value.clone(), r.state), (json!("v2"), S));
+    assert_eq!(
+        states(&a, key).await,
+        BTreeMap::from([(1, S), (2, I), (3, S)])
+    );
+
+    // Hits on A reach no other node.
+    let before = (
+        remote_requests(&cluster, 2).await,
+        remote_requests(&cluster, 3).await,
+    );
+    let hits_before = a.cache_stats().await.unwrap().hits;
+    for _ in 0..50 {
+        let r = a.cache_get(key).await.expect("hit");
+        assert!(r.hit, "{r:?}");
+        assert_eq!(r.value, json!("v2"));
+    }
+    let after = (
+        remote_requests(&cluster, 2).await,
+        remote_requests(&cluster, 3).await,
+    );
+    assert_eq!(
+        before, after,
+        "a local hit sent coherence traffic to a peer"
+    );
+    assert_eq!(a.cache_stats().await.unwrap().hits, hits_before + 50);
+
+    // Delete invalidates every copy.
+    assert!(b.cache_delete(key).await.unwrap().deleted);
+    assert_eq!(
+        states(&b, key).await,
+        BTreeMap::from([(1, I), (2, I), (3, I)])
+    );
+    let err = a.cache_get(key).await.unwrap_err();
+    assert_eq!(err.code(), Some(dsync_api::ErrorCode::NotFound));
+    let text = fetch_metrics(&cluster.node(1).addr).await;
+    assert!(metric(&text, "dsync_cache_invalidations_received_total").unwrap() >= 2.0);
+    assert!(metric(&text, "dsync_cache_hits_total").unwrap() >= 50.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cut_off_from_the_leader_stops_serving_at_lease_end() {
+    const LEASE_MS: u64 = 1500;
+    let cluster = Cluster::up(3, &[("DSYNC_CACHE_LEASE_MS", "1500")]);
+    let leader = cluster.wait_leader(3).await;
+    let others: Vec<u64> = (1..=3).filter(|&n| n != leader).collect();
+    let (f, g) = (others[0], others[1]);
+    let (fc, gc) = (cluster.client_for(f), cluster.client_for(g));
+    let key = "cfg";
+    gc.cache_put(key, json!("old")).await.expect("seed");
+    // The directory is ready: F's read is a plain miss, then hits.
+    let t0 = Instant::now();
+    let r = fc.cache_get(key).await.expect("read at F");
+    assert!(!r.hit);
+    assert_ne!(r.state, I);
+    let lease_end = t0 + Duration::from_millis(LEASE_MS);
+
+    // Cut F (and everyone) off from the leader.
+    cluster.signal(leader, Signal::SIGSTOP);
+    // While the lease lasts F may serve hits; after it, never.
+    let mut cfg = dsync_api::ClientConfig::new(vec![cluster.node(f).addr]);
+    cfg.retry_for = Duration::from_millis(1);
+    cfg.request_timeout = Duration::from_millis(300);
+    let quick = Client::new(cfg).expect("client");
+    let mut hits = 0;
+    while Instant::now() < lease_end + Duration::from_millis(1500) {
+        let started = Instant::now();
+        if let Ok(r) = quick.cache_get(key).await {
+            if r.hit {
+                hits += 1;
+                assert!(
+                    started < lease_end,
+                    "F served its line {:?} after the lease ended",
+                    started - lease_end
+                );
+            }
+            assert_eq!(r.value, json!("old"));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(hits > 0, "F never served its line while the lease lasted");
+
+    // A new leader is elected without the stopped one; a write through it is
+    // then seen by F (no stale read).
+    wait_until(Duration::from_secs(30), "a new leader", || async {
+        let st = cluster.statuses().await;
+        st.iter()
+            .find(|s| s.role == dsync_api::types::Role::Leader && s.id != leader)
+            .map(|_| ())
+    })
+    .await;
+    gc.cache_put(key, json!("new")).await.expect("write at G");
+    let r = fc.cache_get(key).await.expect("read at F after the write");
+    assert_eq!(r.value, json!("new"));
+    cluster.signal(leader, Signal::SIGCONT);
+    // The old leader rejoins as a follower and drops what it held.
+    wait_until(Duration::from_secs(30), "old leader rejoins", || async {
+        let st = cluster.statuses().await;
+        (st.len() == 3).then_some(())
+    })
+    .await;
+    let r = cluster
+        .client_for(leader)
+        .cache_get(key)
+        .await
+        .expect("read at the old leader");
+    assert_eq!(r.value, json!("new"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_back_buffers_in_m_and_flushes_on_remote_read_and_timer() {
+    let cluster = Cluster::up(
+        3,
+        &[
+            ("DSYNC_CACHE_WRITE_POLICY", "write-back"),
+            ("DSYNC_CACHE_WRITEBACK_DELAY_MS", "200"),
+            ("DSYNC_CACHE_LEASE_MS", "5000"),
+        ],
+    );
+    cluster.wait_leader(3).await;
+    let (a, b) = (cluster.client_for(1), cluster.client_for(2));
+    let key = "wb";
+    // A new directory completes nothing for one lease; wait that out first
+    // so the lines granted below start with their whole lease.
+    a.cache_put("warm-up", json!(0)).await.expect("warm-up");
+    let first = a.cache_put(key, json!(1)).await.expect("first write");
+    assert_eq!((first.state, first.version.is_some()), (M, true));
+    // The line is M: the next write stays local until flushed.
+    let second = a.cache_put(key, json!(2)).await.expect("buffered write");
+    assert_eq!((second.state, second.version), (M, None));
+    let r = a.cache_get(key).await.unwrap();
+    assert_eq!((r.value, r.hit), (json!(2), true));
+    // A read elsewhere downgrades A, which flushes first.
+    let r = b.cache_get(key).await.expect("remote read");
+    assert_eq!(r.value, json!(2));
+    assert_eq!(
+        states(&b, key).await,
+        BTreeMap::from([(1, S), (2, S), (3, I)])
+    );
+    // The timer flushes too: the KV catches up without any read.
+    let third = a
+        .cache_put(key, json!(3))
+        .await
+        .expect("write through again");
+    assert!(
+        third.version.is_some(),
+        "S lines write through the directory"
+    );
+    let fourth = a.cache_put(key, json!(4)).await.expect("buffered again");
+    assert_eq!(fourth.version, None);
+    let kv = cluster.client();
+    wait_until(Duration::from_secs(10), "the timer flush", || async {
+        let v = kv
+            .kv_get(key, dsync_api::types::Consistency::Linearizable)
+            .await
+            .ok()?;
+        (v.value == json!(4)).then_some(())
+    })
+    .await;
+}

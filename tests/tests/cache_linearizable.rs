@@ -1,0 +1,131 @@
+//! Issue 5, acceptance 3: six clients read and write a few keys through
+//! every node's cache while a follower is SIGSTOPped and the leader is
+//! killed; the recorded history must be linearizable.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use dsync_api::client::ClientError;
+use dsync_api::{Client, ClientConfig, ErrorCode};
+use dsync_tests::linearizability::{check, Kind, Op};
+use dsync_tests::Cluster;
+use nix::sys::signal::Signal;
+use serde_json::json;
+
+const KEYS: [&str; 3] = ["x", "y", "z"];
+const CLIENTS: u64 = 6;
+
+struct Recorder {
+    start: Instant,
+    ops: Mutex<Vec<Op>>,
+}
+
+impl Recorder {
+    fn micros(&self) -> u64 {
+        self.start.elapsed().as_micros() as u64
+    }
+}
+
+/// One client bound to one node: random reads and writes of unique values.
+async fn worker(client: Client, id: u64, rec: Arc<Recorder>, stop: Arc<AtomicBool>) -> (u64, u64) {
+    let (mut hits, mut done) = (0, 0);
+    let mut n = 0u64;
+    let mut rng = id.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    while !stop.load(Ordering::Relaxed) {
+        // xorshift: deterministic per client, no extra dependency.
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let key = KEYS[(rng % KEYS.len() as u64) as usize].to_string();
+        let write = (rng >> 8).is_multiple_of(3);
+        let call = rec.micros();
+        let kind_ret = if write {
+            n += 1;
+            let value = format!("c{id}-{n}");
+            let res = client.cache_put(&key, json!(value)).await;
+            // Any failure may still have committed: the outcome is unknown.
+            let ret = res.is_ok().then(|| rec.micros());
+            Some((Kind::Write(Some(json!(value).to_string())), ret))
+        } else {
+            match client.cache_get(&key).await {
+                Ok(item) => {
+                    hits += u64::from(item.hit);
+                    Some((Kind::Read(Some(item.value.to_string())), Some(rec.micros())))
+                }
+                Err(ClientError::Api { error, .. }) if error.code == ErrorCode::NotFound => {
+                    Some((Kind::Read(None), Some(rec.micros())))
+                }
+                // A failed read says nothing.
+                Err(_) => None,
+            }
+        };
+        if let Some((kind, ret)) = kind_ret {
+            done += u64::from(ret.is_some());
+            rec.ops.lock().unwrap().push(Op {
+                key,
+                kind,
+                call,
+                ret,
+            });
+        }
+    }
+    (hits, done)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_cache_history_through_faults_is_linearizable() {
+    let cluster = Cluster::up(3, &[("DSYNC_CACHE_LEASE_MS", "1000")]);
+    let leader = cluster.wait_leader(3).await;
+    let follower = (1..=3).find(|&n| n != leader).unwrap();
+    let rec = Arc::new(Recorder {
+        start: Instant::now(),
+        ops: Mutex::new(Vec::new()),
+    });
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut tasks = Vec::new();
+    for id in 0..CLIENTS {
+        let node = id % 3 + 1;
+        let mut cfg = ClientConfig::new(vec![cluster.node(node).addr]);
+        cfg.request_timeout = Duration::from_secs(3);
+        cfg.retry_for = Duration::from_secs(2);
+        let client = Client::new(cfg).expect("client");
+        tasks.push(tokio::spawn(worker(client, id, rec.clone(), stop.clone())));
+    }
+
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    cluster.signal(follower, Signal::SIGSTOP);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    cluster.signal(follower, Signal::SIGCONT);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    cluster.kill9(leader);
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    stop.store(true, Ordering::Relaxed);
+
+    let (mut hits, mut done) = (0, 0);
+    for t in tasks {
+        let (h, d) = t.await.expect("worker");
+        hits += h;
+        done += d;
+    }
+    let ops = rec.ops.lock().unwrap().clone();
+    let writes = ops
+        .iter()
+        .filter(|o| matches!(o.kind, Kind::Write(_)) && o.ret.is_some())
+        .count();
+    eprintln!(
+        "{} operations recorded, {done} completed ({writes} writes), {hits} local hits",
+        ops.len()
+    );
+    assert!(writes >= 20, "too few writes completed to mean anything");
+    assert!(hits >= 20, "too few local hits to mean anything");
+    if let Err(v) = check(&ops) {
+        let mut lines: Vec<String> = v.ops.iter().map(|o| format!("{o:?}")).collect();
+        lines.truncate(400);
+        panic!(
+            "history of key {:?} is not linearizable:\n{}",
+            v.key,
+            lines.join("\n")
+        );
+    }
+}
