@@ -40,29 +40,29 @@ pub struct NodeYaml {
     pub auth: Option<dsync_server::auth::AuthConfig>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audit_log: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<dsync_server::tls::TlsConfig>,
+}
+
+/// The auth, audit and TLS settings of an existing node's `node.yaml`, for
+/// a node added beside it (all local nodes share the secrets and the CA; a
+/// new node reuses that node's certificate, which names the same hosts).
+pub fn security_of(existing: &Path, node_dir: &Path) -> NodeSecurity {
+    let config = dsync_server::Config::from_yaml_file(existing).unwrap_or_default();
+    NodeSecurity {
+        auth: (config.auth != Default::default()).then_some(config.auth),
+        audit_log: config.audit_log.map(|_| node_dir.join("audit.log")),
+        tls: config.tls,
+    }
+}
+
+pub struct NodeSecurity {
+    pub auth: Option<dsync_server::auth::AuthConfig>,
+    pub audit_log: Option<PathBuf>,
+    pub tls: Option<dsync_server::tls::TlsConfig>,
 }
 
 impl NodeYaml {
-    /// The auth settings the cluster's nodes run with (from the first node's
-    /// node.yaml), so nodes added later can talk to the others.
-    pub fn cluster_auth(
-        file: &crate::cluster_file::ClusterFile,
-    ) -> anyhow::Result<Option<dsync_server::auth::AuthConfig>> {
-        let Some(first) = file.nodes.first() else {
-            return Ok(None);
-        };
-        let text = std::fs::read_to_string(&first.config)
-            .with_context(|| format!("cannot read {}", first.config.display()))?;
-        let doc: serde_yaml::Value = serde_yaml::from_str(&text)
-            .with_context(|| format!("{} is not YAML", first.config.display()))?;
-        match doc.get("auth") {
-            None => Ok(None),
-            Some(v) => serde_yaml::from_value(v.clone())
-                .map(Some)
-                .with_context(|| format!("bad auth section in {}", first.config.display())),
-        }
-    }
-
     pub fn write(&self, path: &Path) -> anyhow::Result<()> {
         let text = serde_yaml::to_string(self)?;
         std::fs::write(path, text).with_context(|| format!("cannot write {}", path.display()))
@@ -222,6 +222,7 @@ mod tests {
             join: vec!["127.0.0.1:7001".into()],
             auth: None,
             audit_log: None,
+            tls: None,
         };
         let text = serde_yaml::to_string(&node).unwrap();
         assert!(!text.contains("bootstrap"), "{text}");

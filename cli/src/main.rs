@@ -21,6 +21,7 @@ use commands::auth::AuthCommand;
 use commands::backup::BackupCommand;
 use commands::bench::BenchCommand;
 use commands::cache::CacheCommand;
+use commands::cert::CertCommand;
 use commands::cluster::ClusterCommand;
 use commands::kv::KvCommand;
 use commands::leader::LeaderCommand;
@@ -85,15 +86,18 @@ pub enum Command {
     /// Measure throughput and latency against a running cluster.
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Create client tokens and check which principal a token is.
+    #[command(subcommand)]
+    Auth(AuthCommand),
+    /// Create the CA and node certificates of a TLS cluster.
+    #[command(subcommand)]
+    Cert(CertCommand),
     /// Read and write through a node's coherent (MESI) cache; inspect line states.
     #[command(subcommand)]
     Cache(CacheCommand),
     /// Take, verify and restore backups of a cluster's state.
     #[command(subcommand)]
     Backup(BackupCommand),
-    /// Create client tokens and check which principal a token is.
-    #[command(subcommand)]
-    Auth(AuthCommand),
 }
 
 fn main() {

@@ -47,6 +47,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// JSON-lines audit log of mutating, admin and refused calls.
     pub audit_log: Option<PathBuf>,
+    /// TLS for clients, mutual TLS for peers.
+    pub tls: Option<crate::tls::TlsConfig>,
     /// The coherent cache (`/v1/cache`).
     pub cache: CacheConfig,
 }
@@ -145,6 +147,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             limits: LimitsConfig::default(),
             audit_log: None,
+            tls: None,
             cache: CacheConfig::default(),
         }
     }
@@ -161,9 +164,11 @@ impl Config {
 
     /// The address others use to reach this node.
     pub fn advertised(&self) -> String {
-        self.advertise
-            .clone()
-            .unwrap_or_else(|| self.listen.to_string())
+        self.advertise.clone().unwrap_or_else(|| match self.tls {
+            // Peers and clients take the scheme from the address.
+            Some(_) => format!("https://{}", self.listen),
+            None => self.listen.to_string(),
+        })
     }
 
     pub fn validate(&self) -> Result<()> {

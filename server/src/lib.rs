@@ -14,6 +14,7 @@ pub mod proposer;
 pub mod raft;
 pub mod serve;
 pub mod state;
+pub mod tls;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -70,14 +71,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         tokio::spawn(join_until_member(node.clone()));
     }
     let app = http::router(node.clone());
+    let tls = node.security.tls.as_ref().map(|t| t.acceptor.clone());
     let events = node.events.clone();
-    let shutdown = async move {
+    let stop = async move {
         shutdown_signal().await;
-        // Event streams never end on their own; closing them lets the
-        // connection drain finish at once.
+        // Event streams never end on their own; graceful shutdown waits
+        // for every open connection.
         events.close();
     };
-    serve::serve(listener, app, &config.limits, shutdown).await;
+    serve::serve(listener, app, &config.limits, tls, stop).await;
     tracing::info!("shutting down");
     node.shutdown().await;
     Ok(())
@@ -106,6 +108,8 @@ async fn join_until_member(node: Arc<Node>) {
     let client = match Client::new(ClientConfig {
         retry_for: Duration::from_secs(5),
         cluster_secret: node.security.auth.cluster_secret().map(str::to_string),
+        ca_cert: node.config.tls.as_ref().map(|t| t.ca_file.clone()),
+        identity_pem: node.security.tls.as_ref().map(|t| t.identity_pem.clone()),
         ..ClientConfig::new(node.config.join.clone())
     }) {
         Ok(c) => c,

@@ -4,6 +4,7 @@
 //! remote address of each connection for per-client limits.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,11 +15,15 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
 use tower::ServiceExt;
 
+use tokio_rustls::TlsAcceptor;
+
 use crate::auth::LimitsConfig;
+use crate::tls::PeerCertificate;
 
 /// How long shutdown waits for open requests (long polls end sooner).
 const DRAIN: Duration = Duration::from_secs(10);
@@ -27,6 +32,7 @@ pub async fn serve(
     listener: TcpListener,
     app: Router,
     limits: &LimitsConfig,
+    tls: Option<TlsAcceptor>,
     shutdown: impl Future<Output = ()>,
 ) {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
@@ -52,26 +58,25 @@ pub async fn serve(
         };
         // Small request/response pairs: waiting to coalesce only adds latency.
         let _ = tcp.set_nodelay(true);
-        let svc = app.clone().map_request(move |req: Request<Incoming>| {
-            let mut req = req.map(Body::new);
-            req.extensions_mut().insert(ConnectInfo(remote));
-            req
-        });
-        let mut stop = stop_rx.clone();
+        let app = app.clone();
+        let stop = stop_rx.clone();
+        let tls = tls.clone();
         tokio::spawn(async move {
-            let mut builder = Builder::new(TokioExecutor::new());
-            builder
-                .http1()
-                .timer(TokioTimer::new())
-                .header_read_timeout(header_timeout);
-            let conn = builder
-                .serve_connection_with_upgrades(TokioIo::new(tcp), TowerToHyperService::new(svc));
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                _ = stop.changed() => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = tokio::time::timeout(DRAIN, conn).await;
+            match tls {
+                None => serve_connection(tcp, app, remote, false, header_timeout, stop).await,
+                Some(acceptor) => {
+                    // The handshake is bounded like the headers that follow it.
+                    let Ok(Ok(stream)) =
+                        tokio::time::timeout(header_timeout, acceptor.accept(tcp)).await
+                    else {
+                        return;
+                    };
+                    let peer = stream
+                        .get_ref()
+                        .1
+                        .peer_certificates()
+                        .is_some_and(|c| !c.is_empty());
+                    serve_connection(stream, app, remote, peer, header_timeout, stop).await
                 }
             }
             drop(slot);
@@ -82,4 +87,39 @@ pub async fn serve(
     drop(stop_rx);
     // Every connection task holds a receiver; when all are gone, all are done.
     let _ = tokio::time::timeout(DRAIN, stop_tx.closed()).await;
+}
+
+async fn serve_connection<I>(
+    io: I,
+    app: Router,
+    remote: SocketAddr,
+    peer_certificate: bool,
+    header_timeout: Duration,
+    mut stop: watch::Receiver<()>,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let svc = app.map_request(move |req: Request<Incoming>| {
+        let mut req = req.map(Body::new);
+        req.extensions_mut().insert(ConnectInfo(remote));
+        if peer_certificate {
+            req.extensions_mut().insert(PeerCertificate);
+        }
+        req
+    });
+    let mut builder = Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    let conn =
+        builder.serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(svc));
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = stop.changed() => {
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(DRAIN, conn).await;
+        }
+    }
 }

@@ -4,6 +4,7 @@ pub mod auth;
 pub mod backup;
 pub mod bench;
 pub mod cache;
+pub mod cert;
 pub mod cluster;
 pub mod kv;
 pub mod leader;
@@ -40,6 +41,19 @@ pub fn run(cli: Cli) -> i32 {
             .ok()
             .and_then(|d| crate::secrets::Secrets::admin_token(&d));
     }
+    // Likewise its CA (`cluster up --tls` is about to create it): clients
+    // read DSYNC_CA_CERT. Set before any thread exists.
+    let creating_tls = matches!(&cmd, Command::Cluster(cluster::ClusterCommand::Up(a)) if a.tls);
+    if std::env::var_os("DSYNC_CA_CERT").is_none() {
+        if let Some(ca) = global
+            .dir()
+            .ok()
+            .map(|d| d.join("tls").join("ca.pem"))
+            .filter(|p| creating_tls || p.exists())
+        {
+            std::env::set_var("DSYNC_CA_CERT", ca);
+        }
+    }
     // The server owns its runtime and logging; everything else shares one
     // runtime built here.
     let result = match cmd {
@@ -65,6 +79,7 @@ async fn dispatch(global: GlobalArgs, cmd: Command) -> anyhow::Result<i32> {
     match cmd {
         Command::Server(_) => unreachable_server(),
         Command::Auth(c) => auth::run(&global, c).await,
+        Command::Cert(c) => cert::run(&global, c).await,
         Command::Cluster(c) => cluster::run(&global, c).await,
         Command::Kv(c) => kv::run(&global, c).await,
         Command::Leader(c) => leader::run(&global, c).await,

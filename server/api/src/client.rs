@@ -23,6 +23,12 @@ pub struct ClientConfig {
     /// Cluster secret sent instead of a token by nodes calling each other's
     /// client API (joining); never needed by ordinary clients.
     pub cluster_secret: Option<String>,
+    /// CA certificate (PEM) to trust for `https://` endpoints instead of the
+    /// system roots; default: the file named by `DSYNC_CA_CERT`.
+    pub ca_cert: Option<std::path::PathBuf>,
+    /// Client certificate and key (PEM) presented over TLS: nodes use theirs
+    /// when calling each other's client API (joining).
+    pub identity_pem: Option<Vec<u8>>,
     /// Timeout of one HTTP attempt.
     pub request_timeout: Duration,
     /// How long one call keeps retrying 503s and unreachable nodes.
@@ -35,6 +41,8 @@ impl ClientConfig {
             endpoints,
             token: None,
             cluster_secret: None,
+            ca_cert: None,
+            identity_pem: None,
             request_timeout: Duration::from_secs(10),
             retry_for: Duration::from_secs(15),
         }
@@ -111,7 +119,28 @@ impl Client {
         if config.endpoints.is_empty() {
             return Err(ClientError::NoEndpoints);
         }
-        let http = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        let ca = config
+            .ca_cert
+            .clone()
+            .or_else(|| std::env::var_os("DSYNC_CA_CERT").map(Into::into));
+        if let Some(path) = ca {
+            let pem = std::fs::read(&path).map_err(|e| {
+                ClientError::Transport(format!("cannot read CA {}: {e}", path.display()))
+            })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| ClientError::Transport(format!("CA {}: {e}", path.display())))?;
+            builder = builder.use_rustls_tls().tls_built_in_root_certs(false);
+            for c in certs {
+                builder = builder.add_root_certificate(c);
+            }
+        }
+        if let Some(pem) = &config.identity_pem {
+            let id = reqwest::Identity::from_pem(pem)
+                .map_err(|e| ClientError::Transport(format!("client certificate: {e}")))?;
+            builder = builder.use_rustls_tls().identity(id);
+        }
+        let http = builder
             .timeout(config.request_timeout)
             .pool_max_idle_per_host(256)
             // Below the server's header read timeout (30 s by default), which
@@ -449,14 +478,6 @@ impl Client {
         self.call(Method::POST, routes::MEMBERS, Some(&body)).await
     }
 
-    /// Hands leadership to `to` (or the most caught-up follower). A retry is
-    /// harmless: once `to` leads, a repeat returns at once.
-    pub async fn leader_transfer(&self, to: Option<u64>) -> Result<LeaderTransferResponse> {
-        let body = LeaderTransferRequest { to };
-        self.call(Method::POST, routes::LEADER_TRANSFER, Some(&body))
-            .await
-    }
-
     /// Who the node takes this client's credentials for.
     pub async fn whoami(&self) -> Result<crate::auth::WhoAmI> {
         self.call::<(), _>(Method::GET, routes::AUTH_WHOAMI, None)
@@ -469,6 +490,14 @@ impl Client {
         req: &crate::auth::TokenRequest,
     ) -> Result<crate::auth::TokenResponse> {
         self.call(Method::POST, routes::AUTH_TOKENS, Some(req))
+            .await
+    }
+
+    /// Hands leadership to `to` (or the most caught-up follower). A retry is
+    /// harmless: once `to` leads, a repeat returns at once.
+    pub async fn leader_transfer(&self, to: Option<u64>) -> Result<LeaderTransferResponse> {
+        let body = LeaderTransferRequest { to };
+        self.call(Method::POST, routes::LEADER_TRANSFER, Some(&body))
             .await
     }
 }

@@ -17,6 +17,8 @@ pub fn member(id: u64) -> String {
 pub const LOCKS: &str = "/v1/locks";
 pub const LOCK_GRAPH: &str = "/v1/locks/graph";
 pub const QUEUES: &str = "/v1/queues";
+pub const AUTH_WHOAMI: &str = "/v1/auth/whoami";
+pub const AUTH_TOKENS: &str = "/v1/auth/tokens";
 pub const EVENTS: &str = "/v1/events";
 pub const CACHE: &str = "/v1/cache";
 /// This node's own cache lines. `lines` is therefore not a usable cache key.
@@ -29,8 +31,6 @@ pub fn cache_key(key: &str, verb: Option<&str>) -> String {
         None => format!("{CACHE}/{}", encode_segment(key)),
     }
 }
-pub const AUTH_WHOAMI: &str = "/v1/auth/whoami";
-pub const AUTH_TOKENS: &str = "/v1/auth/tokens";
 
 /// Path of one topic, or one of its verbs (`messages`, `consume`, `ack`, …).
 pub fn topic(name: &str, verb: Option<&str>) -> String {

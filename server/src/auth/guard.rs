@@ -22,12 +22,15 @@ use crate::config::Config;
 use crate::http::error::HttpError;
 use crate::node::Node;
 use crate::proposer::now_ms;
+use crate::tls::{PeerCertificate, Tls};
 
 /// Everything the guard needs, built once per node.
 pub struct Security {
     pub auth: Auth,
     pub limits: Limits,
     pub audit: Option<Audit>,
+    /// With TLS, peer routes also need a certificate signed by the cluster CA.
+    pub tls: Option<Tls>,
 }
 
 impl Security {
@@ -43,7 +46,15 @@ impl Security {
             auth: Auth::from_config(&c.auth)?,
             limits: Limits::new(c.limits.clone()),
             audit,
+            tls: c.tls.as_ref().map(Tls::load).transpose()?,
         })
+    }
+
+    /// Whether a request may use the peer routes: the cluster secret (when
+    /// there is one) and, with TLS, a certificate signed by the cluster CA.
+    fn is_peer(&self, req: &Request) -> bool {
+        self.auth.is_peer(req.headers())
+            && (self.tls.is_none() || req.extensions().get::<PeerCertificate>().is_some())
     }
 }
 
@@ -81,7 +92,7 @@ pub async fn guard(State(node): State<Arc<Node>>, mut req: Request, next: Next) 
         .map(|c| c.0);
     match access {
         Access::Public => return next.run(req).await,
-        Access::Peer if sec.auth.is_peer(req.headers()) => return next.run(req).await,
+        Access::Peer if sec.is_peer(&req) => return next.run(req).await,
         _ => {}
     }
     let method = req.method().clone();
@@ -104,6 +115,24 @@ pub async fn guard(State(node): State<Arc<Node>>, mut req: Request, next: Next) 
         }
     };
     let principal = match checked {
+        Ok(p) if p == Principal::anonymous() && sec.tls.is_some() => {
+            match with_tls_without_tokens(&req, &access) {
+                Ok(p) => p,
+                Err(e) => {
+                    let resp = refuse(e);
+                    audit(
+                        &node,
+                        p.name,
+                        remote,
+                        &method,
+                        &path,
+                        resp.status().as_u16(),
+                    )
+                    .await;
+                    return resp;
+                }
+            }
+        }
         Ok(p) => p,
         Err((who, e)) => {
             let resp = refuse(e);
@@ -141,17 +170,33 @@ pub async fn guard(State(node): State<Arc<Node>>, mut req: Request, next: Next) 
     resp
 }
 
+/// With TLS but no token auth, a certificate of the cluster CA is the admin
+/// credential: other callers may read and write, not change the cluster.
+fn with_tls_without_tokens(req: &Request, access: &Access) -> Result<Principal, ApiError> {
+    if req.extensions().get::<PeerCertificate>().is_some() {
+        return Ok(Principal::peer());
+    }
+    let p = Principal {
+        role: Role::Write,
+        ..Principal::anonymous()
+    };
+    if let Access::Needs(role, target) = access {
+        permit(&p, *role, target)?;
+    }
+    Ok(p)
+}
+
 /// Why a request without the cluster secret cannot reach a peer route.
 fn peer_refusal(req: &Request) -> ApiError {
     if req.headers().contains_key(header::AUTHORIZATION) {
         ApiError::new(
             ErrorCode::PermissionDenied,
-            "peer routes accept only the cluster secret, never a client credential",
+            "peer routes accept only peers (cluster secret, and with TLS a certificate of the cluster CA), never a client credential",
         )
     } else {
         ApiError::new(
             ErrorCode::Unauthenticated,
-            "peer routes need the cluster secret",
+            "peer routes need the cluster secret (and with TLS a certificate of the cluster CA)",
         )
     }
 }

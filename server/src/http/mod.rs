@@ -33,8 +33,8 @@ const PEER_BODY_LIMIT: usize = 256 * 1024 * 1024;
 
 pub fn router(node: Arc<Node>) -> Router {
     let client = Router::new()
-        .merge(cache::router())
         .merge(auth::router())
+        .merge(cache::router())
         .merge(cluster::router())
         .merge(kv::router())
         .merge(locks::router())
@@ -48,12 +48,12 @@ pub fn router(node: Arc<Node>) -> Router {
         .merge(peer)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        // Outside every route, so routes any router adds are guarded too.
+        .layer(middleware::from_fn_with_state(node.clone(), guard))
         .layer(middleware::from_fn_with_state(
             node.clone(),
             lifecycle::drain_gate,
         ))
-        // Outside every route, so routes any router adds are guarded too.
-        .layer(middleware::from_fn_with_state(node.clone(), guard))
         .layer(middleware::from_fn_with_state(node.clone(), observe))
         .with_state(node)
 }

@@ -38,11 +38,11 @@ pub struct Node {
     pub log: LogStore,
     pub metrics: Arc<Metrics>,
     pub peers: reqwest::Client,
+    /// Credentials, limits and the audit log.
+    pub security: Arc<Security>,
     /// What `GET /v1/events` streams; publish to it from anywhere.
     pub events: EventBus,
     pub cache: crate::cache::Cache,
-    /// Credentials, limits and the audit log.
-    pub security: Arc<Security>,
     proposer: Proposer,
     /// When a leader last appended to us (for `stale` reads).
     leader_contact: Mutex<Option<Instant>>,
@@ -88,7 +88,8 @@ impl Node {
         // at most 20 s like the API client.
         let idle = Duration::from_millis(config.limits.header_read_timeout_ms / 2)
             .min(Duration::from_secs(20));
-        let peers = peer_http_client(security.auth.cluster_secret(), idle);
+        let peers = peer_http_client(security.auth.cluster_secret(), idle, security.tls.as_ref())
+            .map_err(Error::Config)?;
         let raft = Raft::new(
             config.id,
             Arc::new(raft_config),
@@ -116,8 +117,8 @@ impl Node {
             log,
             metrics,
             peers,
-            events,
             security,
+            events,
             proposer,
             leader_contact: Mutex::new(None),
             draining: AtomicBool::new(false),

@@ -37,21 +37,41 @@ pub enum PeerError {
 /// on all of them.
 /// Idle pooled connections are dropped after `idle`, which must be shorter
 /// than the peers' header read timeout (it closes idle connections too).
-pub fn peer_http_client(cluster_secret: Option<&str>, idle: Duration) -> reqwest::Client {
+pub fn peer_http_client(
+    cluster_secret: Option<&str>,
+    idle: Duration,
+    tls: Option<&crate::tls::Tls>,
+) -> Result<reqwest::Client, String> {
     let mut headers = reqwest::header::HeaderMap::new();
     if let Some(s) = cluster_secret {
         let mut v = reqwest::header::HeaderValue::from_str(s).expect("secrets are validated text");
         v.set_sensitive(true);
         headers.insert(dsync_api::HEADER_CLUSTER_SECRET, v);
     }
-    reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder();
+    if let Some(tls) = tls {
+        // Only the cluster CA is trusted, and this node proves itself with
+        // its own certificate (mutual TLS).
+        let identity = reqwest::Identity::from_pem(&tls.identity_pem)
+            .map_err(|e| format!("TLS identity: {e}"))?;
+        builder = builder
+            .use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .identity(identity);
+        for ca in reqwest::Certificate::from_pem_bundle(&tls.ca_pem)
+            .map_err(|e| format!("TLS CA: {e}"))?
+        {
+            builder = builder.add_root_certificate(ca);
+        }
+    }
+    builder
         .default_headers(headers)
         .pool_max_idle_per_host(32)
         .pool_idle_timeout(idle)
         .tcp_nodelay(true)
         .connect_timeout(Duration::from_millis(500))
         .build()
-        .expect("static reqwest configuration")
+        .map_err(|e| format!("peer HTTP client: {e}"))
 }
 
 pub fn peer_url(addr: &str, path: &str) -> String {

@@ -81,9 +81,10 @@ pub fn run(global: &GlobalArgs, args: RestoreArgs) -> anyhow::Result<i32> {
             // The snapshot carries the membership: nothing to bootstrap or join.
             bootstrap: false,
             join: vec![],
-            // A restored cluster starts without auth; secure it as a new one.
+            // A restored cluster starts open; secure it by editing node.yaml.
             auth: None,
             audit_log: None,
+            tls: None,
         }
         .write(&config)?;
         file.nodes.push(NodeEntry {

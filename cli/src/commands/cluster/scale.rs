@@ -158,7 +158,6 @@ fn grow(
         || (env!("CARGO_PKG_VERSION").to_string(), None),
         |n| (n.version.clone(), n.binary.clone()),
     );
-    let auth = NodeYaml::cluster_auth(file)?;
     let mut added = Vec::new();
     for (id, port) in (first..).zip(ports) {
         let node_dir = dir.join(format!("node-{id}"));
@@ -172,19 +171,28 @@ fn grow(
         std::fs::create_dir_all(&data_dir)
             .with_context(|| format!("cannot create {}", data_dir.display()))?;
         let config = node_dir.join("node.yaml");
+        let security = file
+            .nodes
+            .first()
+            .map(|n| crate::local::security_of(&n.config, &node_dir));
+        let scheme = match security.as_ref().and_then(|s| s.tls.as_ref()) {
+            Some(_) => "https://",
+            None => "",
+        };
         NodeYaml {
             id,
             listen: ([127, 0, 0, 1], port).into(),
             data_dir: data_dir.clone(),
             bootstrap: false,
             join: file.endpoints(),
-            audit_log: auth.as_ref().map(|_| node_dir.join("audit.log")),
-            auth: auth.clone(),
+            auth: security.as_ref().and_then(|s| s.auth.clone()),
+            audit_log: security.as_ref().and_then(|s| s.audit_log.clone()),
+            tls: security.and_then(|s| s.tls),
         }
         .write(&config)?;
         file.nodes.push(NodeEntry {
             id,
-            addr: format!("127.0.0.1:{port}"),
+            addr: format!("{scheme}127.0.0.1:{port}"),
             pid: None,
             log: node_dir.join("server.log"),
             dir: node_dir,

@@ -38,14 +38,20 @@ pub struct UpArgs {
     #[arg(long, value_enum, default_value_t = Runtime::Local)]
     pub runtime: Runtime,
 
-    /// The image for --runtime compose.
-    #[arg(long, default_value = "dsync:latest", value_name = "IMAGE")]
-    pub image: String,
     /// Authentication of a new cluster: `token` creates <DIR>/secrets/ (JWT
     /// secret, cluster secret, an admin token the CLI then uses by itself)
     /// and starts the nodes with auth on and an audit log.
     #[arg(long, value_enum, default_value_t = UpAuth::None)]
     pub auth: UpAuth,
+
+    /// Serve clients over TLS and peers over mutual TLS: creates <DIR>/tls/
+    /// (`dsync cert init`); Raft RPCs then need a certificate of that CA.
+    #[arg(long)]
+    pub tls: bool,
+
+    /// The image for --runtime compose.
+    #[arg(long, default_value = "dsync:latest", value_name = "IMAGE")]
+    pub image: String,
 
     /// Seconds to wait for a leader and for every node to become a voter.
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
@@ -97,7 +103,15 @@ pub async fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<i32> {
         Some(file) => restart(&dir, file, binary, args.nodes, timeout, &mut progress).await?,
         None => {
             let n = args.nodes.unwrap_or(DEFAULT_NODES);
-            create(&dir, binary, n, args.auth, timeout, &mut progress).await?
+            create(
+                &dir,
+                binary,
+                n,
+                (args.auth, args.tls),
+                timeout,
+                &mut progress,
+            )
+            .await?
         }
     };
     progress.finish();
@@ -131,6 +145,10 @@ pub async fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<i32> {
         t.render()
     })?;
     eprintln!("export DSYNC_ENDPOINTS={}", file.endpoints().join(","));
+    let ca = dir.join("tls").join("ca.pem");
+    if ca.exists() {
+        eprintln!("export DSYNC_CA_CERT={}", ca.display());
+    }
     let token = crate::secrets::Secrets::at(&dir).admin_token;
     if token.exists() {
         eprintln!("export DSYNC_TOKEN=$(cat {})", token.display());
@@ -146,7 +164,7 @@ async fn create(
     dir: &Path,
     binary: PathBuf,
     n: u8,
-    auth: UpAuth,
+    (auth, tls): (UpAuth, bool),
     timeout: Duration,
     progress: &mut Progress,
 ) -> anyhow::Result<Started> {
@@ -164,6 +182,10 @@ async fn create(
             })
         }
     };
+    let tls_dir = dir.join("tls");
+    if tls {
+        crate::commands::cert::init::init(&tls_dir, n, &["127.0.0.1".into(), "localhost".into()])?;
+    }
     let ports = free_ports(n as usize)?;
     let mut file = ClusterFile {
         version: CLUSTER_FILE_VERSION,
@@ -191,11 +213,20 @@ async fn create(
                 .collect(),
             audit_log: auth.as_ref().map(|_| node_dir.join("audit.log")),
             auth: auth.clone(),
+            tls: tls.then(|| {
+                let (cert_file, key_file) = crate::commands::cert::init::node_files(&tls_dir, i);
+                dsync_server::tls::TlsConfig {
+                    cert_file,
+                    key_file,
+                    ca_file: tls_dir.join("ca.pem"),
+                }
+            }),
         }
         .write(&config)?;
+        let scheme = if tls { "https://" } else { "" };
         file.nodes.push(NodeEntry {
             id: i,
-            addr: format!("127.0.0.1:{port}"),
+            addr: format!("{scheme}127.0.0.1:{port}"),
             pid: None,
             log: node_dir.join("server.log"),
             dir: node_dir,
