@@ -168,7 +168,7 @@ impl Node {
         let reply = if node == self.id {
             Some(self.handle_holder(req).await)
         } else {
-            match self.cache_peer_addr(node) {
+            match self.member_addr(node) {
                 Some(addr) => {
                     let wait = lease_until
                         .saturating_duration_since(started)
@@ -200,14 +200,5 @@ impl Node {
                 false
             }
         }
-    }
-
-    fn cache_peer_addr(&self, id: u64) -> Option<String> {
-        let m = self.raft.metrics();
-        let m = m.borrow();
-        m.membership_config
-            .membership()
-            .get_node(&id)
-            .map(|n| n.addr.clone())
     }
 }

@@ -180,6 +180,14 @@ impl Node {
         Some((id, addr))
     }
 
+    /// The address of member `id`, as the current membership records it.
+    pub(crate) fn member_addr(&self, id: u64) -> Option<String> {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        let addr = m.membership_config.membership().get_node(&id)?.addr.clone();
+        Some(addr)
+    }
+
     pub fn is_leader(&self) -> bool {
         self.raft.metrics().borrow().current_leader == Some(self.id)
     }

@@ -198,11 +198,4 @@ impl Node {
                 )
             })
     }
-
-    fn member_addr(&self, id: u64) -> Option<String> {
-        let m = self.raft.metrics();
-        let m = m.borrow();
-        let addr = m.membership_config.membership().get_node(&id)?.addr.clone();
-        Some(addr)
-    }
 }
