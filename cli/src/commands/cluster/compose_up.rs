@@ -12,8 +12,8 @@ use super::up::Started;
 use super::wait::{all_agree, wait_for, Watched};
 use crate::cluster_file::{now_ms, ClusterFile, NodeEntry, CLUSTER_FILE_VERSION};
 use crate::compose::{
-    compose, compose_yaml, project_name, prometheus_yaml, published_addr, require_image,
-    ComposeInfo, Publish, COMPOSE_FILE, PROMETHEUS_FILE,
+    compose, compose_yaml, node_config_yaml, project_name, prometheus_yaml, published_addr,
+    require_image, share_secrets, ComposeInfo, Publish, COMPOSE_FILE, NODE_CONFIG, PROMETHEUS_FILE,
 };
 use crate::local::free_ports;
 use crate::progress::Progress;
@@ -25,6 +25,7 @@ pub async fn up(
     existing: Option<ClusterFile>,
     nodes: u8,
     image: &str,
+    auth: bool,
     timeout: Duration,
     progress: &mut Progress,
 ) -> anyhow::Result<Started> {
@@ -40,7 +41,7 @@ pub async fn up(
             require_image(&info.image)?;
             (file, false)
         }
-        None => (create_files(dir, nodes, image)?, true),
+        None => (create_files(dir, nodes, image, auth)?, true),
     };
     let info = file
         .compose
@@ -89,9 +90,10 @@ pub async fn up(
     Ok((file, states, statuses))
 }
 
-/// Writes the compose and Prometheus files and a cluster file naming the
+/// Writes the compose and Prometheus files (and, with auth, the secrets and
+/// the node config the containers mount) and a cluster file naming the
 /// project, before anything starts, so `cluster down` can always clean up.
-fn create_files(dir: &Path, nodes: u8, image: &str) -> anyhow::Result<ClusterFile> {
+fn create_files(dir: &Path, nodes: u8, image: &str, auth: bool) -> anyhow::Result<ClusterFile> {
     require_image(image)?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let dir = dir
@@ -99,18 +101,28 @@ fn create_files(dir: &Path, nodes: u8, image: &str) -> anyhow::Result<ClusterFil
         .with_context(|| format!("cannot resolve {}", dir.display()))?;
     let n = u64::from(nodes);
     let compose_file = dir.join(COMPOSE_FILE);
+    if auth {
+        // The same layout as a local secured cluster, so the CLI finds the
+        // admin token in <DIR>/secrets/ by itself.
+        share_secrets(&crate::secrets::Secrets::create(&dir)?)?;
+        let config = dir.join(NODE_CONFIG);
+        std::fs::write(&config, node_config_yaml())
+            .with_context(|| format!("cannot write {}", config.display()))?;
+    }
     let ports = free_ports(n as usize)?;
     std::fs::write(
         &compose_file,
-        compose_yaml(n, image, Publish::Loopback(&ports)),
+        compose_yaml(n, image, Publish::Loopback(&ports), auth),
     )
     .with_context(|| format!("cannot write {}", compose_file.display()))?;
-    std::fs::write(dir.join(PROMETHEUS_FILE), prometheus_yaml(n))
+    let ids: Vec<u64> = (1..=n).collect();
+    std::fs::write(dir.join(PROMETHEUS_FILE), prometheus_yaml(&ids))
         .with_context(|| format!("cannot write {}", dir.join(PROMETHEUS_FILE).display()))?;
     let info = ComposeInfo {
         project: project_name(&dir),
         file: compose_file.clone(),
         image: image.to_string(),
+        auth,
     };
     let file = ClusterFile {
         version: CLUSTER_FILE_VERSION,

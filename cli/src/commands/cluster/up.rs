@@ -94,11 +94,13 @@ pub async fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<i32> {
         args.runtime == Runtime::Compose || existing.as_ref().is_some_and(|f| f.compose.is_some());
     let (file, states, statuses) = match existing {
         existing if compose => {
-            if args.auth == UpAuth::Token {
-                bail!("--auth token is not available with --runtime compose yet (node auth settings come from a node.yaml; docs/operations.md, Security)");
+            if args.tls {
+                bail!("--tls is not available with --runtime compose yet; use --auth token, or the local runtime for TLS");
             }
             let n = args.nodes.unwrap_or(DEFAULT_NODES);
-            super::compose_up::up(&dir, existing, n, &args.image, timeout, &mut progress).await?
+            let auth = args.auth == UpAuth::Token;
+            super::compose_up::up(&dir, existing, n, &args.image, auth, timeout, &mut progress)
+                .await?
         }
         Some(file) => restart(&dir, file, binary, args.nodes, timeout, &mut progress).await?,
         None => {

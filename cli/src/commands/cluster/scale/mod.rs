@@ -1,5 +1,9 @@
-//! `dsync cluster scale --nodes N`: grow or shrink the local cluster one
-//! member at a time, never stopping a process before it left the membership.
+//! `dsync cluster scale --nodes N`: grow or shrink the cluster one member
+//! at a time, never stopping a node before it left the membership. New
+//! nodes are processes (local.rs) or containers (compose.rs).
+
+mod compose;
+mod local;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -9,11 +13,10 @@ use dsync_api::types::MemberKind;
 use nix::sys::signal::Signal;
 use serde::Serialize;
 
-use super::up::start;
 use super::wait::{all_agree, healthy, wait_for, Watched};
-use crate::cluster_file::{ClusterFile, NodeEntry};
+use crate::cluster_file::ClusterFile;
 use crate::context::{GlobalArgs, RequestError, RequestExt};
-use crate::local::{free_ports, is_dsync_process, pid_alive, send_signal, NodeYaml};
+use crate::local::{is_dsync_process, pid_alive, send_signal};
 use crate::output::Table;
 use crate::progress::Progress;
 
@@ -47,9 +50,9 @@ pub async fn run(global: &GlobalArgs, args: ScaleArgs) -> anyhow::Result<i32> {
             dir.display()
         );
     };
-    if file.runtime != "local" {
+    if file.runtime != "local" && file.compose.is_none() {
         bail!(
-            "scale drives the local runtime only; this cluster uses {}",
+            "scale drives the local and compose runtimes; this cluster uses {}",
             file.runtime
         );
     }
@@ -63,7 +66,10 @@ pub async fn run(global: &GlobalArgs, args: ScaleArgs) -> anyhow::Result<i32> {
     let mut progress = Progress::new();
     let mut started = Vec::new();
     let (added, removed) = if target > from {
-        started = grow(&dir, &mut file, target, &mut progress)?;
+        started = match file.compose.clone() {
+            Some(info) => compose::grow(&dir, &info, &mut file, target, &mut progress)?,
+            None => local::grow(&dir, &mut file, target, &mut progress)?,
+        };
         (started.iter().map(|w| w.id).collect(), vec![])
     } else if target < from {
         let removed = shrink(global, &dir, &mut file, target, &mut progress).await?;
@@ -141,74 +147,9 @@ fn even_size_warning(voters: usize) -> Option<String> {
     })
 }
 
-/// Starts the new nodes; each joins as a learner and the leader promotes it
-/// to voter once it has caught up (the server's join does both).
-fn grow(
-    dir: &Path,
-    file: &mut ClusterFile,
-    target: usize,
-    progress: &mut Progress,
-) -> anyhow::Result<Vec<Watched>> {
-    let count = target - file.nodes.len();
-    let ports = free_ports(count)?;
-    let first = file.nodes.iter().map(|n| n.id).max().unwrap_or(0) + 1;
-    // New nodes run what the existing ones run (an upgraded cluster keeps
-    // its binary when it grows).
-    let (version, binary) = file.nodes.first().map_or_else(
-        || (env!("CARGO_PKG_VERSION").to_string(), None),
-        |n| (n.version.clone(), n.binary.clone()),
-    );
-    let mut added = Vec::new();
-    for (id, port) in (first..).zip(ports) {
-        let node_dir = dir.join(format!("node-{id}"));
-        if node_dir.exists() {
-            bail!(
-                "{} already exists: a node {id} left data behind; remove it first",
-                node_dir.display()
-            );
-        }
-        let data_dir = node_dir.join("data");
-        std::fs::create_dir_all(&data_dir)
-            .with_context(|| format!("cannot create {}", data_dir.display()))?;
-        let config = node_dir.join("node.yaml");
-        let security = file
-            .nodes
-            .first()
-            .map(|n| crate::local::security_of(&n.config, &node_dir));
-        let scheme = match security.as_ref().and_then(|s| s.tls.as_ref()) {
-            Some(_) => "https://",
-            None => "",
-        };
-        NodeYaml {
-            id,
-            listen: ([127, 0, 0, 1], port).into(),
-            data_dir: data_dir.clone(),
-            bootstrap: false,
-            join: file.endpoints(),
-            auth: security.as_ref().and_then(|s| s.auth.clone()),
-            audit_log: security.as_ref().and_then(|s| s.audit_log.clone()),
-            tls: security.and_then(|s| s.tls),
-        }
-        .write(&config)?;
-        file.nodes.push(NodeEntry {
-            id,
-            addr: format!("{scheme}127.0.0.1:{port}"),
-            pid: None,
-            log: node_dir.join("server.log"),
-            dir: node_dir,
-            data_dir,
-            config,
-            version: version.clone(),
-            binary: binary.clone(),
-        });
-        file.save(dir)?;
-        added.push(start(dir, file, id, progress)?);
-    }
-    Ok(added)
-}
-
 /// Removes members from the highest id down, skipping the leader, and
-/// stops each process only once the membership without it has committed.
+/// stops each node (process or container) only once the membership
+/// without it has committed.
 async fn shrink(
     global: &GlobalArgs,
     dir: &Path,
@@ -224,7 +165,18 @@ async fn shrink(
     }
     let victims = pick_victims(candidates, file.nodes.len() - target);
     let mut removed = Vec::new();
-    for id in victims {
+    for (k, id) in victims.iter().copied().enumerate() {
+        // Leadership may have moved since the victims were picked: a leader
+        // hands off to a node that stays before it is removed.
+        if client.status().await.api()?.leader == Some(id) {
+            let to = file
+                .nodes
+                .iter()
+                .map(|n| n.id)
+                .find(|n| !victims[k..].contains(n));
+            progress.step(format!("node {id} leads: transferring leadership first"));
+            client.leader_transfer(to).await.api()?;
+        }
         progress.step(format!("removing node {id} from the membership"));
         match client.remove_member(id).await {
             Ok(after) => {
@@ -251,13 +203,18 @@ async fn shrink(
             .cloned()
             .context("node missing from the cluster file")?;
         progress.step(format!("stopping node {id}"));
-        if let Some(pid) = node.pid.filter(|p| is_dsync_process(*p)) {
-            stop(pid).await?;
-        }
         // Its log still names it a member of the old configuration: delete
         // it so a future node with this id cannot start from it.
-        std::fs::remove_dir_all(&node.dir)
-            .with_context(|| format!("cannot remove {}", node.dir.display()))?;
+        match file.compose.clone() {
+            Some(info) => compose::remove(&info, file, id)?,
+            None => {
+                if let Some(pid) = node.pid.filter(|p| is_dsync_process(*p)) {
+                    stop(pid).await?;
+                }
+                std::fs::remove_dir_all(&node.dir)
+                    .with_context(|| format!("cannot remove {}", node.dir.display()))?;
+            }
+        }
         file.nodes.retain(|n| n.id != id);
         file.save(dir)?;
         progress.note(format!("removed node {id}"));
