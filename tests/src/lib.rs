@@ -3,6 +3,7 @@
 
 pub mod chaos;
 pub mod checkers;
+pub mod compose;
 pub mod history;
 pub mod linearizability;
 pub mod nemesis;

@@ -2,180 +2,25 @@
 //! partitioned. Runs only with DSYNC_DOCKER_TESTS=1 (scripts/test.sh builds
 //! the image first); otherwise each test says so and passes.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-use std::time::Duration;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
+use dsync_api::cache::LineState;
 use dsync_api::types::Consistency;
 use dsync_api::{Client, ClientConfig};
-use dsync_tests::{dsync_bin, fetch_metrics, wait_until};
+use dsync_tests::compose::{enabled, run, ComposeCluster, ProbeNetwork};
+use dsync_tests::{fetch_metrics, wait_until};
 use serde_json::{json, Value};
-
-fn enabled() -> bool {
-    let on = std::env::var("DSYNC_DOCKER_TESTS").is_ok_and(|v| v == "1");
-    if !on {
-        eprintln!("skipped: set DSYNC_DOCKER_TESTS=1 (needs Docker and the dsync image)");
-    }
-    on
-}
-
-fn image() -> String {
-    std::env::var("DSYNC_IMAGE").unwrap_or_else(|_| "dsync:latest".into())
-}
-
-fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("run command");
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
-
-/// A compose cluster in a temp dir, taken down with its volumes on drop.
-struct ComposeCluster {
-    _tmp: tempfile::TempDir,
-    dir: PathBuf,
-    file: Value,
-}
-
-impl ComposeCluster {
-    fn up() -> ComposeCluster {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let dir = tmp.path().join("cluster");
-        let out = Command::new(dsync_bin())
-            .arg("--dir")
-            .arg(&dir)
-            .args(["cluster", "up", "--runtime", "compose", "--image", &image()])
-            .output()
-            .expect("run dsync");
-        let mut c = ComposeCluster {
-            _tmp: tmp,
-            dir,
-            file: Value::Null,
-        };
-        assert!(
-            out.status.success(),
-            "cluster up --runtime compose failed: {}\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            c.compose_logs()
-        );
-        c.file = read_cluster_file(&c.dir);
-        c
-    }
-
-    fn project(&self) -> String {
-        self.file["compose"]["project"]
-            .as_str()
-            .expect("project")
-            .to_string()
-    }
-
-    fn compose_logs(&self) -> String {
-        if self.file.is_null() {
-            return String::new();
-        }
-        let mut logs = String::new();
-        for id in self.ids() {
-            if let Ok(o) = Command::new("docker")
-                .args(["logs", "--tail", "20", &self.container(id)])
-                .output()
-            {
-                logs.push_str(&format!("--- dsync-{id}\n"));
-                logs.push_str(&String::from_utf8_lossy(&o.stdout));
-                logs.push_str(&String::from_utf8_lossy(&o.stderr));
-            }
-        }
-        logs
-    }
-
-    /// The container of node `id` (by compose's labels: works with v1 and v2).
-    fn container(&self, id: u64) -> String {
-        let out = run(Command::new("docker").args([
-            "ps",
-            "-aq",
-            "--filter",
-            &format!("label=com.docker.compose.project={}", self.project()),
-            "--filter",
-            &format!("label=com.docker.compose.service=dsync-{id}"),
-        ]));
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    }
-
-    fn addr(&self, id: u64) -> String {
-        self.file["nodes"]
-            .as_array()
-            .and_then(|n| n.iter().find(|n| n["id"] == json!(id)))
-            .and_then(|n| n["addr"].as_str())
-            .expect("node addr")
-            .to_string()
-    }
-
-    fn ids(&self) -> Vec<u64> {
-        self.file["nodes"]
-            .as_array()
-            .expect("nodes")
-            .iter()
-            .filter_map(|n| n["id"].as_u64())
-            .collect()
-    }
-
-    fn client(&self) -> Client {
-        let endpoints = self.ids().iter().map(|id| self.addr(*id)).collect();
-        let mut cfg = ClientConfig::new(endpoints);
-        cfg.retry_for = Duration::from_secs(30);
-        Client::new(cfg).expect("client")
-    }
-
-    fn client_for(&self, id: u64) -> Client {
-        let mut cfg = ClientConfig::new(vec![self.addr(id)]);
-        cfg.retry_for = Duration::from_secs(30);
-        Client::new(cfg).expect("client")
-    }
-
-    /// Waits until every node of `among` follows the same leader, one of them.
-    async fn leader(&self, among: &[u64]) -> u64 {
-        wait_until(Duration::from_secs(30), "a leader", || async {
-            let mut seen = Vec::new();
-            for id in among {
-                if let Ok(s) = self.client_for(*id).node_status(&self.addr(*id)).await {
-                    seen.push(s.leader);
-                }
-            }
-            let first = *seen.first()?;
-            let leader = first?;
-            (seen.len() == among.len()
-                && seen.iter().all(|l| *l == first)
-                && among.contains(&leader))
-            .then_some(leader)
-        })
-        .await
-    }
-}
-
-impl Drop for ComposeCluster {
-    fn drop(&mut self) {
-        let _ = Command::new(dsync_bin())
-            .arg("--dir")
-            .arg(&self.dir)
-            .args(["cluster", "down", "--purge", "--grace", "2"])
-            .output();
-    }
-}
-
-fn read_cluster_file(dir: &Path) -> Value {
-    let text = std::fs::read_to_string(dir.join("cluster.yaml")).expect("cluster.yaml");
-    serde_yaml::from_str(&text).expect("cluster.yaml parses")
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn compose_cluster_survives_a_killed_leader_container_and_it_catches_up() {
     if !enabled() {
         return;
     }
-    let c = ComposeCluster::up();
+    let c = ComposeCluster::up(&[]);
     assert_eq!(c.file["runtime"], json!("compose"));
     let ids = c.ids();
     assert_eq!(ids, vec![1, 2, 3]);
@@ -227,7 +72,7 @@ async fn a_partitioned_leader_loses_leadership_and_refuses_writes_then_converges
     if !enabled() {
         return;
     }
-    let c = ComposeCluster::up();
+    let c = ComposeCluster::up(&[]);
     let ids = c.ids();
     let leader = c.leader(&ids).await;
     let client = c.client();
@@ -238,12 +83,37 @@ async fn a_partitioned_leader_loses_leadership_and_refuses_writes_then_converges
             .expect("write before the partition");
     }
 
-    let network = format!("{}_dsync", c.project());
+    // The node about to be cut off holds a cache line.
+    client
+        .cache_put(KEY, json!("old"))
+        .await
+        .expect("seed the cache");
+    let line = c
+        .client_for(leader)
+        .cache_get(KEY)
+        .await
+        .expect("cache read on the leader");
+    assert_eq!(line.value, json!("old"));
+    assert_ne!(line.state, LineState::I, "the leader holds no line");
+
+    let network = c.network();
     let container = c.container(leader);
     run(Command::new("docker").args(["network", "disconnect", &network, &container]));
+    // Every grant or renewal of that line was confirmed by a quorum before
+    // the cut, so its lease ends by this instant.
+    let lease_end =
+        Instant::now() + Duration::from_millis(dsync_server::Config::default().cache.lease_ms);
+    let (_probe, isolated) = ProbeNetwork::attach(&container);
+    let reads = IsolatedReads::start(&isolated).await;
     let majority: Vec<u64> = ids.iter().copied().filter(|i| *i != leader).collect();
     let new_leader = c.leader(&majority).await;
     assert_ne!(new_leader, leader, "the majority elected a new leader");
+    client
+        .cache_put(KEY, json!("new"))
+        .await
+        .expect("cache write through the majority");
+    let written = Instant::now();
+    reads.check(lease_end, written).await;
 
     let mut acked = Vec::new();
     for i in 0..20 {
@@ -275,6 +145,7 @@ async fn a_partitioned_leader_loses_leadership_and_refuses_writes_then_converges
     assert!(err.contains("unavailable"), "stderr: {err}");
 
     run(Command::new("docker").args(["network", "connect", &network, &container]));
+    drop(_probe);
     let all = c.leader(&ids).await;
     assert_ne!(all, 0);
     let back = c.client_for(leader);
@@ -311,7 +182,7 @@ async fn prometheus_scrapes_every_node() {
     let Ok(prometheus) = which("prometheus") else {
         panic!("DSYNC_DOCKER_TESTS=1 but the prometheus binary is missing (apt-get install prometheus)");
     };
-    let c = ComposeCluster::up();
+    let c = ComposeCluster::up(&[]);
     let ids = c.ids();
     c.leader(&ids).await;
     for id in &ids {
@@ -375,6 +246,87 @@ async fn prometheus_scrapes_every_node() {
         result.is_ok(),
         "prometheus did not report 3 healthy targets"
     );
+}
+
+const KEY: &str = "cfg";
+
+/// Reads of [`KEY`] through the cache of the cut-off node, polled from the
+/// moment of the cut: the host reaches it over a probe network only.
+struct IsolatedReads {
+    samples: Arc<Mutex<Vec<(Instant, Result<Value, String>)>>>,
+    stop: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl IsolatedReads {
+    async fn start(addr: &str) -> IsolatedReads {
+        let mut cfg = ClientConfig::new(vec![addr.to_string()]);
+        cfg.retry_for = Duration::from_millis(1);
+        cfg.request_timeout = Duration::from_millis(500);
+        let quick = Client::new(cfg).expect("client");
+        wait_until(
+            Duration::from_secs(10),
+            "the cut-off node to answer on the probe network",
+            || async { quick.node_status(addr).await.ok() },
+        )
+        .await;
+        let samples = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s, st) = (samples.clone(), stop.clone());
+        let task = tokio::spawn(async move {
+            while !st.load(Ordering::Relaxed) {
+                let started = Instant::now();
+                let read = quick
+                    .cache_get(KEY)
+                    .await
+                    .map(|r| r.value)
+                    .map_err(|e| e.to_string());
+                s.lock().unwrap().push((started, read));
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        });
+        IsolatedReads {
+            samples,
+            stop,
+            task,
+        }
+    }
+
+    /// Waits for a refused read that started after the lease ended and the
+    /// new value was written, then checks that no read started after the
+    /// lease ended returned the old value.
+    async fn check(self, lease_end: Instant, written: Instant) {
+        let after = lease_end.max(written);
+        let refusal = wait_until(
+            Duration::from_secs(30),
+            "a refused cache read on the cut-off node",
+            || async {
+                self.samples
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .find(|(t, r)| *t >= after && r.is_err())
+                    .map(|(_, r)| r.clone())
+            },
+        )
+        .await;
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await.expect("poller");
+        let samples = self.samples.lock().unwrap();
+        let stale: Vec<_> = samples
+            .iter()
+            .filter(|(t, r)| *t >= lease_end && r.as_ref().is_ok_and(|v| *v == json!("old")))
+            .collect();
+        assert!(
+            stale.is_empty(),
+            "the cut-off node served its line after the lease ended: {} reads",
+            stale.len()
+        );
+        let served = samples.iter().filter(|(_, r)| r.is_ok()).count();
+        println!(
+            "cut-off node: {served} cache reads served during its lease, then refused: {refusal:?}"
+        );
+    }
 }
 
 fn which(name: &str) -> Result<PathBuf, ()> {
