@@ -205,6 +205,12 @@ impl ComposeCluster {
         Client::new(self.config(endpoints)).expect("client")
     }
 
+    /// A client of these nodes only (e.g. the majority side of a partition).
+    pub fn client_among(&self, ids: &[u64]) -> Client {
+        let endpoints = ids.iter().map(|id| self.addr(*id)).collect();
+        Client::new(self.config(endpoints)).expect("client")
+    }
+
     pub fn client_for(&self, id: u64) -> Client {
         Client::new(self.config(vec![self.addr(id)])).expect("client")
     }
