@@ -253,10 +253,13 @@ async fn prometheus_scrapes_every_node() {
 
 const KEY: &str = "cfg";
 
+/// When a read started, and the value it returned or why it failed.
+type Sample = (Instant, Result<Value, String>);
+
 /// Reads of [`KEY`] through the cache of the cut-off node, polled from the
 /// moment of the cut: the host reaches it over a probe network only.
 struct IsolatedReads {
-    samples: Arc<Mutex<Vec<(Instant, Result<Value, String>)>>>,
+    samples: Arc<Mutex<Vec<Sample>>>,
     stop: Arc<AtomicBool>,
     task: tokio::task::JoinHandle<()>,
 }

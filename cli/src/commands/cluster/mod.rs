@@ -1,4 +1,5 @@
-//! `dsync cluster`: local clusters (start, inspect, stop).
+//! `dsync cluster`: clusters of local processes or compose containers
+//! (start, inspect, resize, upgrade, stop).
 
 mod compose_up;
 pub mod down;
@@ -42,28 +43,33 @@ pub enum ClusterCommand {
     /// never signalled. Without --purge the data stays, and `dsync cluster up`
     /// starts the same cluster again.
     Down(down::DownArgs),
-    /// Grow or shrink the local cluster to N voters, one member at a time.
+    /// Grow or shrink the cluster to N voters, one member at a time.
     ///
-    /// Growing starts new nodes that join as learners and are promoted to
-    /// voters once caught up. Shrinking removes members (nodes that are down
-    /// first, then the highest ids, never the leader) from the Raft
-    /// membership, and only then stops their
-    /// processes and deletes their folders. The leader refuses a removal
+    /// Growing starts new nodes (processes, or containers with their own
+    /// volume on the compose runtime) that join as learners and are promoted
+    /// to voters once caught up. Shrinking removes members (nodes that are
+    /// down first, then the highest ids, never the leader: a leader picked
+    /// hands off first) from the Raft membership, and only then stops their
+    /// processes and deletes their folders (or removes their containers and
+    /// volumes). The leader refuses a removal
     /// that would leave fewer healthy voters than a quorum of the rest.
     /// Even sizes are allowed but warned about.
     Scale(scale::ScaleArgs),
-    /// Rolling upgrade of the local cluster to another dsync binary.
+    /// Rolling upgrade to another dsync binary (local) or image (compose).
     ///
     /// Preflight: every node reachable, one leader, every node a voter, more
-    /// than a quorum healthy (so one node can be down), and the new binary
-    /// (`<PATH> version`) speaks the nodes' wire protocol. Then one node at a
-    /// time, followers first and the leader last: drain (the leader hands
-    /// off), stop, start from the new binary, wait until it reports the new
-    /// version, follows the leader as a voter and has caught up. If a node
-    /// fails to come back, it is started again from its previous binary and
-    /// the upgrade stops (exit 1) with a report. Nodes already on the new
-    /// binary are skipped, so re-running resumes. Old and new nodes work
-    /// together while the upgrade runs.
+    /// than a quorum healthy (so one node can be down), and the new release
+    /// (`<PATH> version`, or `version` in a throwaway container of the image)
+    /// speaks the nodes' wire protocol. Then one node at a time, followers
+    /// first and the leader last: drain (the leader hands off), stop, start
+    /// from the new binary (or recreate the container from the new image on
+    /// the same volume), wait until it reports the new version, follows the
+    /// leader as a voter and has caught up. If a node fails to come back, it
+    /// is started again from its previous binary or image and the upgrade
+    /// stops (exit 1) with a report. Nodes already on the new release are
+    /// skipped, so re-running resumes. Old and new nodes work together while
+    /// the upgrade runs. --binary is for local clusters, --image for compose
+    /// ones; the other is refused.
     Upgrade(upgrade::UpgradeArgs),
 }
 

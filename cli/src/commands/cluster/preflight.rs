@@ -1,5 +1,5 @@
 //! Preflight of a rolling upgrade: can the cluster lose one node at a time,
-//! and can the new binary talk to the old ones?
+//! and can the new release (binary or image) talk to the old nodes?
 
 use std::time::Duration;
 
@@ -110,12 +110,12 @@ pub fn judge(
         other.is_empty(),
         if other.is_empty() {
             format!(
-                "the new binary reports {} and speaks protocol {}, like every node",
+                "the new release reports {} and speaks protocol {}, like every node",
                 target.version, target.protocol
             )
         } else {
             format!(
-                "the new binary speaks protocol {}: {}",
+                "the new release speaks protocol {}: {}",
                 target.protocol,
                 other.join(", ")
             )

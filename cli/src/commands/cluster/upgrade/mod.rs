@@ -27,14 +27,10 @@ use crate::progress::Progress;
 pub(crate) use local::restart;
 
 #[derive(Debug, clap::Args)]
+#[command(group(clap::ArgGroup::new("release").required(true).args(["binary", "image"])))]
 pub struct UpgradeArgs {
     /// The new dsync binary, or a wrapper script that runs one (local runtime).
-    #[arg(
-        long,
-        value_name = "PATH",
-        required_unless_present = "image",
-        conflicts_with = "image"
-    )]
+    #[arg(long, value_name = "PATH")]
     pub binary: Option<PathBuf>,
 
     /// The new image, e.g. dsync:0.2.0 (compose runtime; build it with
