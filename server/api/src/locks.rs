@@ -13,6 +13,7 @@ pub const DEFAULT_TTL_MS: u64 = 30_000;
 /// Longest a single acquire may wait in the queue.
 pub const MAX_WAIT_MS: u64 = 600_000;
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, Hash, PartialOrd, Ord,
 )]
@@ -33,6 +34,7 @@ impl LockMode {
 }
 
 /// `POST /v1/locks/{name}/acquire`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct AcquireRequest {
@@ -52,6 +54,7 @@ fn default_ttl() -> u64 {
 }
 
 /// One holder of a lock.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct HolderInfo {
     pub owner: String,
@@ -66,6 +69,7 @@ pub struct HolderInfo {
 }
 
 /// One queued request.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct WaiterInfo {
     pub owner: String,
@@ -80,6 +84,7 @@ pub struct WaiterInfo {
 }
 
 /// `acquire` response: the grant.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct AcquireResponse {
     pub name: String,
@@ -92,6 +97,7 @@ pub struct AcquireResponse {
 }
 
 /// `POST /v1/locks/{name}/release`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ReleaseRequest {
@@ -99,12 +105,14 @@ pub struct ReleaseRequest {
     pub token: u64,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ReleaseResponse {
     pub released: bool,
 }
 
 /// `POST /v1/locks/{name}/keepalive`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct KeepaliveRequest {
@@ -115,6 +123,7 @@ pub struct KeepaliveRequest {
     pub ttl_ms: Option<u64>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct KeepaliveResponse {
     pub token: u64,
@@ -122,6 +131,7 @@ pub struct KeepaliveResponse {
 }
 
 /// `GET /v1/locks/{name}` and one item of `GET /v1/locks`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct LockInfo {
     pub name: String,
@@ -129,6 +139,7 @@ pub struct LockInfo {
     pub waiters: Vec<WaiterInfo>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct LockList {
     pub locks: Vec<LockInfo>,
@@ -136,6 +147,7 @@ pub struct LockList {
 
 /// An edge of the wait-for graph: `waiter` waits for `holder` on `lock`
 /// (`holder` may also be a conflicting request ahead in the queue).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct WaitEdge {
     pub waiter: String,
@@ -144,6 +156,7 @@ pub struct WaitEdge {
 }
 
 /// A refused request that would have closed a cycle.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct DeadlockInfo {
     /// Owners in wait order: the first waits for the second, …, the last
@@ -155,6 +168,7 @@ pub struct DeadlockInfo {
 }
 
 /// `GET /v1/locks/graph`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct LockGraph {
     pub edges: Vec<WaitEdge>,
@@ -162,6 +176,7 @@ pub struct LockGraph {
 }
 
 /// `POST /v1/locks/{name}/force-release` (admin): every holder evicted.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ForceReleaseResponse {
     pub name: String,

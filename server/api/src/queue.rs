@@ -22,6 +22,7 @@ pub const MAX_WAIT_MS: u64 = 60_000;
 pub const DLQ_SUFFIX: &str = ".dlq";
 
 /// One message to enqueue.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct NewMessage {
@@ -35,6 +36,7 @@ pub struct NewMessage {
 }
 
 /// `POST /v1/queues/{topic}/messages`: one message, or `{"messages": [...]}`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(untagged)]
 pub enum EnqueueRequest {
@@ -51,12 +53,14 @@ impl EnqueueRequest {
     }
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct EnqueueResponse {
     pub ids: Vec<u64>,
 }
 
 /// `POST /v1/queues/{topic}/consume`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ConsumeRequest {
@@ -75,6 +79,7 @@ fn one() -> usize {
     1
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Delivered {
     pub id: u64,
@@ -86,6 +91,7 @@ pub struct Delivered {
     pub enqueued_at_ms: u64,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ConsumeResponse {
     pub messages: Vec<Delivered>,
@@ -93,6 +99,7 @@ pub struct ConsumeResponse {
 
 /// `POST /v1/queues/{topic}/ack`, `/nack` (with `delay_ms`), `/extend`
 /// (with `visibility_ms`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ReceiptsRequest {
@@ -103,6 +110,7 @@ pub struct ReceiptsRequest {
     pub visibility_ms: Option<u64>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ReceiptsResponse {
     /// How many receipts took effect.
@@ -110,6 +118,7 @@ pub struct ReceiptsResponse {
 }
 
 /// `PUT /v1/queues/{topic}`: per-topic settings (any subset).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TopicSettings {
@@ -124,6 +133,7 @@ pub struct TopicSettings {
 }
 
 /// `GET /v1/queues/{topic}` and one item of `GET /v1/queues`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TopicStats {
     pub topic: String,
@@ -143,12 +153,14 @@ pub struct TopicStats {
     pub retention_ms: u64,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TopicList {
     pub topics: Vec<TopicStats>,
 }
 
 /// `POST /v1/queues/{topic}/redrive` response.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RedriveResponse {
     pub moved: u64,

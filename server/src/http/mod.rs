@@ -10,6 +10,7 @@ mod extract;
 mod kv;
 mod lifecycle;
 mod locks;
+pub mod openapi;
 mod queue;
 mod raft;
 
@@ -32,20 +33,7 @@ use crate::node::Node;
 const PEER_BODY_LIMIT: usize = 256 * 1024 * 1024;
 
 pub fn router(node: Arc<Node>) -> Router {
-    let client = Router::new()
-        .merge(auth::router())
-        .merge(cache::router())
-        .merge(cluster::router())
-        .merge(kv::router())
-        .merge(locks::router())
-        .merge(queue::router())
-        .merge(events::router())
-        .merge(lifecycle::router())
-        .layer(DefaultBodyLimit::max(node.config.max_body_bytes));
-    let peer = raft::router().layer(DefaultBodyLimit::max(PEER_BODY_LIMIT));
-    Router::new()
-        .merge(client)
-        .merge(peer)
+    routes(node.config.max_body_bytes)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Outside every route, so routes any router adds are guarded too.
@@ -56,6 +44,23 @@ pub fn router(node: Arc<Node>) -> Router {
         ))
         .layer(middleware::from_fn_with_state(node.clone(), observe))
         .with_state(node)
+}
+
+/// Every route, before the layers that need a node.
+pub(crate) fn routes(max_body_bytes: usize) -> Router<Arc<Node>> {
+    let client = Router::new()
+        .merge(auth::router())
+        .merge(cache::router())
+        .merge(cluster::router())
+        .merge(kv::router())
+        .merge(locks::router())
+        .merge(queue::router())
+        .merge(events::router())
+        .merge(lifecycle::router())
+        .merge(openapi::router())
+        .layer(DefaultBodyLimit::max(max_body_bytes));
+    let peer = raft::router().layer(DefaultBodyLimit::max(PEER_BODY_LIMIT));
+    Router::new().merge(client).merge(peer)
 }
 
 async fn not_found(method: Method, uri: Uri) -> HttpError {
