@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the tools the test suite drives besides cargo, when missing:
-# kubernetes-validate (PyPI) for the manifests, tmux (Debian) for the
+# kubernetes-validate (PyPI) for the manifests, Schemathesis (PyPI, pinned:
+# its CLI changes between releases) for the API fuzzing test, tmux (Debian) for the
 # dashboard's end-to-end test, and with DSYNC_DOCKER_TESTS=1 Prometheus
 # (Debian) for the scrape test. Called by scripts/test.sh.
 set -euo pipefail
@@ -16,6 +17,12 @@ apt_install() {
 if ! command -v kubernetes-validate >/dev/null 2>&1; then
     echo "installing kubernetes-validate (pip)"
     python3 -m pip install --quiet --disable-pip-version-check kubernetes-validate
+fi
+
+SCHEMATHESIS_VERSION=4.32.5
+if ! schemathesis --version 2>/dev/null | grep -qF "$SCHEMATHESIS_VERSION"; then
+    echo "installing schemathesis $SCHEMATHESIS_VERSION (pip)"
+    python3 -m pip install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
 fi
 
 if ! command -v tmux >/dev/null 2>&1; then

@@ -187,10 +187,20 @@ pub struct WhoAmI {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TokenRequest {
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 128,
+            pattern = "^[^\\x00-\\x1F\\x7F-\\x9F:]*$"
+        )
+    )]
     pub subject: String,
     pub role: Role,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(max_items = 32))]
     pub scopes: Vec<String>,
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 31_622_400))]
     pub ttl_secs: u64,
 }
 

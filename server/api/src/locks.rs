@@ -38,14 +38,24 @@ impl LockMode {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct AcquireRequest {
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 128,
+            pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"
+        )
+    )]
     pub owner: String,
     #[serde(default)]
     pub mode: LockMode,
     /// Lease length; the lock is released if not kept alive within it.
     #[serde(default = "default_ttl")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 100, maximum = 86_400_000))]
     pub ttl_ms: u64,
     /// 0 = try once (409 `lock_busy`); > 0 = wait in the FIFO queue this long.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(maximum = 600_000))]
     pub wait_ms: u64,
 }
 
@@ -101,6 +111,14 @@ pub struct AcquireResponse {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ReleaseRequest {
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 128,
+            pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"
+        )
+    )]
     pub owner: String,
     pub token: u64,
 }
@@ -116,10 +134,19 @@ pub struct ReleaseResponse {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct KeepaliveRequest {
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 128,
+            pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"
+        )
+    )]
     pub owner: String,
     pub token: u64,
     /// New lease length (default: the grant's).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 100, maximum = 86_400_000))]
     pub ttl_ms: Option<u64>,
 }
 

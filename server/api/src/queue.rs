@@ -29,9 +29,18 @@ pub struct NewMessage {
     pub payload: serde_json::Value,
     /// Invisible for this long after enqueue.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(maximum = 900_000))]
     pub delay_ms: Option<u64>,
     /// Enqueues with the same id within 5 minutes yield the first message's id.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 128,
+            pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"
+        )
+    )]
     pub dedup_id: Option<String>,
 }
 
@@ -40,7 +49,10 @@ pub struct NewMessage {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(untagged)]
 pub enum EnqueueRequest {
-    Batch { messages: Vec<NewMessage> },
+    Batch {
+        #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 1000))]
+        messages: Vec<NewMessage>,
+    },
     One(NewMessage),
 }
 
@@ -64,14 +76,25 @@ pub struct EnqueueResponse {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ConsumeRequest {
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 128,
+            pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"
+        )
+    )]
     pub consumer: String,
     #[serde(default = "one")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1000))]
     pub max: usize,
     /// How long the messages stay invisible to others (default: the topic's).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 43_200_000))]
     pub visibility_ms: Option<u64>,
     /// Long poll: wait up to this long for a message if none is ready.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(maximum = 60_000))]
     pub wait_ms: u64,
 }
 
@@ -103,10 +126,13 @@ pub struct ConsumeResponse {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ReceiptsRequest {
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 1000))]
     pub receipts: Vec<String>,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(maximum = 900_000))]
     pub delay_ms: Option<u64>,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 43_200_000))]
     pub visibility_ms: Option<u64>,
 }
 
@@ -123,12 +149,16 @@ pub struct ReceiptsResponse {
 #[serde(deny_unknown_fields)]
 pub struct TopicSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1000))]
     pub max_attempts: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 43_200_000))]
     pub visibility_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1_048_576))]
     pub max_message_bytes: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1000, maximum = 1_209_600_000))]
     pub retention_ms: Option<u64>,
 }
 

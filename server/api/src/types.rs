@@ -185,7 +185,16 @@ pub struct NodeStatus {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct JoinRequest {
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub id: u64,
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 255,
+            pattern = "^[^\\s\\x00-\\x1F\\x7F-\\x9F]*$"
+        )
+    )]
     pub addr: String,
     /// Promote to voter once caught up (default true); false keeps a learner.
     #[serde(default = "default_true")]
@@ -203,6 +212,7 @@ fn default_true() -> bool {
 pub struct LeaderTransferRequest {
     /// The voter to hand leadership to; default: the most caught-up follower.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub to: Option<u64>,
 }
 

@@ -50,7 +50,7 @@ fn validate_cache_key(key: &str) -> HttpResult<()> {
     path = "/v1/cache/{key}",
     tag = "cache",
     params(
-        ("key" = String, Path, description = "Key: 1 to 512 bytes of printable text, one path segment (percent-encode `/`); `lines` is reserved", min_length = 1, max_length = 512, pattern = "^(?!lines$)"),
+        ("key" = String, Path, description = "Key: 1 to 512 bytes of printable text, one path segment (percent-encode `/`); `lines` is reserved", min_length = 1, max_length = 512, pattern = "^(?!lines$)[^\\x00-\\x1F\\x7F-\\x9F]*$"),
     ),
     responses(
         (status = 200, description = "The latest acknowledged value, and this node's line state", body = dsync_api::cache::CacheItem),
@@ -79,7 +79,7 @@ async fn get_key(
     path = "/v1/cache/{key}",
     tag = "cache",
     params(
-        ("key" = String, Path, description = "Key: 1 to 512 bytes of printable text, one path segment (percent-encode `/`); `lines` is reserved", min_length = 1, max_length = 512, pattern = "^(?!lines$)"),
+        ("key" = String, Path, description = "Key: 1 to 512 bytes of printable text, one path segment (percent-encode `/`); `lines` is reserved", min_length = 1, max_length = 512, pattern = "^(?!lines$)[^\\x00-\\x1F\\x7F-\\x9F]*$"),
     ),
     request_body = dsync_api::cache::CachePutRequest,
     responses(
@@ -105,7 +105,7 @@ async fn put_key(
     path = "/v1/cache/{key}",
     tag = "cache",
     params(
-        ("key" = String, Path, description = "Key: 1 to 512 bytes of printable text, one path segment (percent-encode `/`); `lines` is reserved", min_length = 1, max_length = 512, pattern = "^(?!lines$)"),
+        ("key" = String, Path, description = "Key: 1 to 512 bytes of printable text, one path segment (percent-encode `/`); `lines` is reserved", min_length = 1, max_length = 512, pattern = "^(?!lines$)[^\\x00-\\x1F\\x7F-\\x9F]*$"),
     ),
     responses(
         (status = 200, description = "Whether a value was removed", body = dsync_api::cache::CacheDeleteResponse),
@@ -127,7 +127,7 @@ async fn delete_key(
     path = "/v1/cache/{key}/states",
     tag = "cache",
     params(
-        ("key" = String, Path, description = "Key: 1 to 512 bytes of printable text, one path segment (percent-encode `/`); `lines` is reserved", min_length = 1, max_length = 512, pattern = "^(?!lines$)"),
+        ("key" = String, Path, description = "Key: 1 to 512 bytes of printable text, one path segment (percent-encode `/`); `lines` is reserved", min_length = 1, max_length = 512, pattern = "^(?!lines$)[^\\x00-\\x1F\\x7F-\\x9F]*$"),
     ),
     responses(
         (status = 200, description = "Every node's line state for the key", body = dsync_api::cache::CacheStates),

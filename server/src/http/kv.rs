@@ -52,7 +52,7 @@ fn parse_value(text: &str) -> serde_json::Value {
     path = "/v1/kv/{key}",
     tag = "kv",
     params(
-        ("key" = String, Path, description = "Key: 1 to 512 bytes of printable text (percent-encode `/`)", min_length = 1, max_length = 512),
+        ("key" = String, Path, description = "Key: 1 to 512 bytes of printable text (percent-encode `/`)", min_length = 1, max_length = 512, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"),
         ("consistency" = Option<dsync_api::types::Consistency>, Query, description = "Read consistency (default `linearizable`)"),
         ("max_staleness_ms" = Option<u64>, Query, description = "With `consistency=stale`: refuse (503) if this node may be further behind"),
     ),
@@ -87,7 +87,7 @@ async fn get_key(
     path = "/v1/kv/{key}",
     tag = "kv",
     params(
-        ("key" = String, Path, description = "Key: 1 to 512 bytes of printable text (percent-encode `/`)", min_length = 1, max_length = 512),
+        ("key" = String, Path, description = "Key: 1 to 512 bytes of printable text (percent-encode `/`)", min_length = 1, max_length = 512, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"),
     ),
     request_body = dsync_api::types::KvPutRequest,
     responses(
@@ -119,7 +119,7 @@ async fn put_key(
     path = "/v1/kv/{key}",
     tag = "kv",
     params(
-        ("key" = String, Path, description = "Key: 1 to 512 bytes of printable text (percent-encode `/`)", min_length = 1, max_length = 512),
+        ("key" = String, Path, description = "Key: 1 to 512 bytes of printable text (percent-encode `/`)", min_length = 1, max_length = 512, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"),
         ("if_version" = Option<u64>, Query, description = "Compare-and-delete: only if the key is at this version"),
     ),
     responses(

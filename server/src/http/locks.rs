@@ -76,7 +76,7 @@ fn check_grant_owner(node: &Node, caller: &Caller, name: &str, token: u64) -> Ht
     path = "/v1/locks/{name}/acquire",
     tag = "locks",
     params(
-        ("name" = String, Path, description = "Lock name: 1 to 256 bytes of printable text", min_length = 1, max_length = 256),
+        ("name" = String, Path, description = "Lock name: 1 to 256 bytes of printable text", min_length = 1, max_length = 256, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"),
     ),
     request_body = dsync_api::locks::AcquireRequest,
     responses(
@@ -119,7 +119,7 @@ async fn acquire(
     path = "/v1/locks/{name}/release",
     tag = "locks",
     params(
-        ("name" = String, Path, description = "Lock name: 1 to 256 bytes of printable text", min_length = 1, max_length = 256),
+        ("name" = String, Path, description = "Lock name: 1 to 256 bytes of printable text", min_length = 1, max_length = 256, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"),
     ),
     request_body = dsync_api::locks::ReleaseRequest,
     responses(
@@ -150,7 +150,7 @@ async fn release(
     path = "/v1/locks/{name}/keepalive",
     tag = "locks",
     params(
-        ("name" = String, Path, description = "Lock name: 1 to 256 bytes of printable text", min_length = 1, max_length = 256),
+        ("name" = String, Path, description = "Lock name: 1 to 256 bytes of printable text", min_length = 1, max_length = 256, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"),
     ),
     request_body = dsync_api::locks::KeepaliveRequest,
     responses(
@@ -192,7 +192,7 @@ async fn keepalive(
     path = "/v1/locks/{name}/force-release",
     tag = "locks",
     params(
-        ("name" = String, Path, description = "Lock name: 1 to 256 bytes of printable text", min_length = 1, max_length = 256),
+        ("name" = String, Path, description = "Lock name: 1 to 256 bytes of printable text", min_length = 1, max_length = 256, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"),
     ),
     responses(
         (status = 200, description = "Every holder evicted", body = dsync_api::locks::ForceReleaseResponse),
@@ -217,7 +217,7 @@ async fn force_release(
     path = "/v1/locks/{name}",
     tag = "locks",
     params(
-        ("name" = String, Path, description = "Lock name: 1 to 256 bytes of printable text (`graph` names the wait-for graph)", min_length = 1, max_length = 256, pattern = "^(?!graph$)"),
+        ("name" = String, Path, description = "Lock name: 1 to 256 bytes of printable text (`graph` names the wait-for graph)", min_length = 1, max_length = 256, pattern = "^(?!graph$)[^\\x00-\\x1F\\x7F-\\x9F]*$"),
         ("consistency" = Option<dsync_api::types::Consistency>, Query, description = "Read consistency (default `linearizable`)"),
         ("max_staleness_ms" = Option<u64>, Query, description = "With `consistency=stale`: refuse (503) if this node may be further behind"),
     ),

@@ -61,7 +61,7 @@ fn count_of(v: CmdValue) -> HttpResult<u64> {
     path = "/v1/queues/{topic}/messages",
     tag = "queues",
     params(
-        ("topic" = String, Path, description = "Topic: 1 to 200 bytes of printable text", min_length = 1, max_length = 200),
+        ("topic" = String, Path, description = "Topic: 1 to 200 bytes of printable text", min_length = 1, max_length = 200, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"),
     ),
     request_body = dsync_api::queue::EnqueueRequest,
     responses(
@@ -112,7 +112,7 @@ async fn enqueue(
     path = "/v1/queues/{topic}/consume",
     tag = "queues",
     params(
-        ("topic" = String, Path, description = "Topic: 1 to 200 bytes of printable text", min_length = 1, max_length = 200),
+        ("topic" = String, Path, description = "Topic: 1 to 200 bytes of printable text", min_length = 1, max_length = 200, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"),
     ),
     request_body = dsync_api::queue::ConsumeRequest,
     responses(
@@ -192,7 +192,7 @@ async fn settle(
     path = "/v1/queues/{topic}/ack",
     tag = "queues",
     params(
-        ("topic" = String, Path, description = "Topic: 1 to 200 bytes of printable text", min_length = 1, max_length = 200),
+        ("topic" = String, Path, description = "Topic: 1 to 200 bytes of printable text", min_length = 1, max_length = 200, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"),
     ),
     request_body = dsync_api::queue::ReceiptsRequest,
     responses(
@@ -217,7 +217,7 @@ async fn ack(
     path = "/v1/queues/{topic}/nack",
     tag = "queues",
     params(
-        ("topic" = String, Path, description = "Topic: 1 to 200 bytes of printable text", min_length = 1, max_length = 200),
+        ("topic" = String, Path, description = "Topic: 1 to 200 bytes of printable text", min_length = 1, max_length = 200, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"),
     ),
     request_body = dsync_api::queue::ReceiptsRequest,
     responses(
@@ -250,7 +250,7 @@ async fn nack(
     path = "/v1/queues/{topic}/extend",
     tag = "queues",
     params(
-        ("topic" = String, Path, description = "Topic: 1 to 200 bytes of printable text", min_length = 1, max_length = 200),
+        ("topic" = String, Path, description = "Topic: 1 to 200 bytes of printable text", min_length = 1, max_length = 200, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"),
     ),
     request_body = dsync_api::queue::ReceiptsRequest,
     responses(
@@ -287,7 +287,7 @@ async fn extend(
     path = "/v1/queues/{topic}/redrive",
     tag = "queues",
     params(
-        ("topic" = String, Path, description = "Topic: 1 to 200 bytes of printable text", min_length = 1, max_length = 200),
+        ("topic" = String, Path, description = "Topic: 1 to 200 bytes of printable text", min_length = 1, max_length = 200, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"),
     ),
     responses(
         (status = 200, description = "Dead letters moved back to the topic", body = dsync_api::queue::RedriveResponse),
@@ -307,7 +307,7 @@ async fn redrive(
     path = "/v1/queues/{topic}",
     tag = "queues",
     params(
-        ("topic" = String, Path, description = "Topic: 1 to 200 bytes of printable text", min_length = 1, max_length = 200),
+        ("topic" = String, Path, description = "Topic: 1 to 200 bytes of printable text", min_length = 1, max_length = 200, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"),
     ),
     request_body = dsync_api::queue::TopicSettings,
     responses(
@@ -362,7 +362,7 @@ async fn configure(
     path = "/v1/queues/{topic}",
     tag = "queues",
     params(
-        ("topic" = String, Path, description = "Topic: 1 to 200 bytes of printable text", min_length = 1, max_length = 200),
+        ("topic" = String, Path, description = "Topic: 1 to 200 bytes of printable text", min_length = 1, max_length = 200, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"),
         ("consistency" = Option<dsync_api::types::Consistency>, Query, description = "Read consistency (default `linearizable`)"),
         ("max_staleness_ms" = Option<u64>, Query, description = "With `consistency=stale`: refuse (503) if this node may be further behind"),
     ),
