@@ -21,10 +21,12 @@ const SCHEMATHESIS: &str = "4.32.5";
 const EXAMPLES: &str = "30";
 /// The whole run gets this long before it is stopped and the test fails.
 const RUN_LIMIT: Duration = Duration::from_secs(240);
-/// The checks of the acceptance, plus the two that hold the documented
-/// status codes and content types to what the server sends.
+/// The checks of the acceptance, plus those that hold the documented status
+/// codes and content types to what the server sends, and 405s (with
+/// `Allow`) to the methods the document lists.
 const CHECKS: &str = "not_a_server_error,response_schema_conformance,\
-                      status_code_conformance,content_type_conformance";
+                      status_code_conformance,content_type_conformance,\
+                      unsupported_method,allow_header_conformance";
 
 fn hooks_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("schemathesis")
@@ -34,7 +36,11 @@ async fn fetch_document(addr: &str) -> serde_json::Value {
     let resp = reqwest::get(format!("http://{addr}/openapi.json"))
         .await
         .expect("GET /openapi.json");
-    assert_eq!(resp.status(), 200, "/openapi.json is readable without a token");
+    assert_eq!(
+        resp.status(),
+        200,
+        "/openapi.json is readable without a token"
+    );
     let doc: serde_json::Value = resp.json().await.expect("the document is JSON");
     assert_eq!(doc["openapi"], "3.1.0");
     for path in ["/v1/kv/{key}", "/v1/locks/{name}/acquire", "/v1/events"] {
@@ -126,8 +132,8 @@ async fn schemathesis_finds_no_server_error_or_schema_drift() {
 async fn schemathesis_with_an_admin_token_finds_no_drift_and_no_ignored_auth() {
     let c = Cluster::up_with(1, &[], &["--auth", "token"]);
     let addr = c.endpoints()[0].clone();
-    let token = std::fs::read_to_string(c.cluster_dir().join("secrets/admin.token"))
-        .expect("admin token");
+    let token =
+        std::fs::read_to_string(c.cluster_dir().join("secrets/admin.token")).expect("admin token");
     let header = format!("Authorization: Bearer {}", token.trim());
     let work = tempfile::tempdir().expect("tempdir");
     // `ignored_auth` also sends each call without and with a wrong

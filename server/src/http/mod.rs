@@ -18,9 +18,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{HeaderValue, Method, Uri};
+use axum::http::{header, HeaderValue, Method, Uri};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::Router;
 use dsync_api::{ApiError, ErrorCode, HEADER_LEADER, HEADER_NODE, HEADER_TERM};
 
@@ -70,11 +70,19 @@ async fn not_found(method: Method, uri: Uri) -> HttpError {
     ))
 }
 
-async fn method_not_allowed(method: Method, uri: Uri) -> HttpError {
-    HttpError(ApiError::new(
+/// 405 with the `Allow` header RFC 9110 asks for (axum sets it only for a
+/// router of one path).
+async fn method_not_allowed(method: Method, uri: Uri, matched: Option<MatchedPath>) -> Response {
+    let mut resp = HttpError(ApiError::new(
         ErrorCode::MethodNotAllowed,
         format!("{method} is not allowed on {}", uri.path()),
     ))
+    .into_response();
+    if let Some(allow) = matched.and_then(|m| openapi::allow(m.as_str())) {
+        resp.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static(allow));
+    }
+    resp
 }
 
 /// Adds `x-dsync-node`, `x-dsync-leader`, `x-dsync-term` and records latency.

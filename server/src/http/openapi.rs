@@ -6,6 +6,7 @@
 //! Peer routes (`/raft/*`) are left out: they speak bincode between nodes
 //! of one release and are no client's business.
 
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 use axum::http::{header, Method};
@@ -108,6 +109,35 @@ pub fn document() -> &'static str {
             .to_json()
             .expect("the OpenAPI document serializes")
     })
+}
+
+/// The `Allow` header of a route, as axum's template names it (`{*key}`
+/// included): its methods in the document, `HEAD` with `GET`. Peer routes
+/// are all `POST`.
+pub fn allow(template: &str) -> Option<&'static str> {
+    static ALLOW: OnceLock<HashMap<String, String>> = OnceLock::new();
+    if template.starts_with(dsync_api::routes::RAFT_PREFIX) {
+        return Some("POST");
+    }
+    let map = ALLOW.get_or_init(|| {
+        let doc = ApiDoc::openapi();
+        doc.paths
+            .paths
+            .iter()
+            .map(|(path, item)| {
+                let methods = [
+                    ("GET,HEAD", item.get.is_some()),
+                    ("PUT", item.put.is_some()),
+                    ("POST", item.post.is_some()),
+                    ("DELETE", item.delete.is_some()),
+                    ("PATCH", item.patch.is_some()),
+                ];
+                let allow: Vec<&str> = methods.iter().filter(|m| m.1).map(|m| m.0).collect();
+                (path.clone(), allow.join(","))
+            })
+            .collect()
+    });
+    map.get(&template.replace("{*", "{")).map(String::as_str)
 }
 
 /// This document (OpenAPI 3.1). Readable without a credential, like the probes.

@@ -125,3 +125,19 @@ fn the_event_stream_is_documented_as_such() {
     let ok = &d["paths"]["/v1/events"]["get"]["responses"]["200"]["content"];
     assert!(ok["text/event-stream"].is_object(), "{ok}");
 }
+
+#[test]
+fn allow_lists_the_methods_of_a_route() {
+    assert_eq!(allow("/v1/kv/{*key}"), Some("GET,HEAD,PUT,DELETE"));
+    assert_eq!(allow("/v1/node/drain"), Some("POST,DELETE"));
+    assert_eq!(allow("/raft/append"), Some("POST"));
+    assert_eq!(allow("/nowhere"), None);
+    // Every registered route has one, and it names each registered method.
+    for (method, path) in registered() {
+        let allow = allow(&path).unwrap_or_else(|| panic!("no Allow for {path}"));
+        assert!(
+            allow.split(',').any(|m| m == method),
+            "{method} {path}: {allow}"
+        );
+    }
+}
