@@ -23,6 +23,8 @@ use crate::Cluster;
 
 /// Keys in use at a time.
 const KEYS: u64 = 3;
+/// Pause after a failed operation.
+const ERROR_PAUSE: Duration = Duration::from_millis(50);
 /// How long a key set is used before the workload moves to fresh keys.
 pub const EPOCH: Duration = Duration::from_secs(10);
 
@@ -85,20 +87,21 @@ pub async fn kv_worker(
         let key = format!("chaos-kv-{epoch}-{}", rng % KEYS);
         n += 1;
         let value = json!(format!("p{process}-{n}")).to_string();
-        match (rng >> 8) % 3 {
-            0 => {
-                read(&client, process, &history, &key).await;
-            }
+        let ok = match (rng >> 8) % 3 {
+            0 => read(&client, process, &history, &key).await.is_some(),
             1 => {
                 let t = history.now_us();
-                let res = client.kv_put(&key, json!(format!("p{process}-{n}")), None).await;
+                let res = client
+                    .kv_put(&key, json!(format!("p{process}-{n}")), None)
+                    .await;
                 let outcome = res.as_ref().map_or_else(write_outcome, |_| Outcome::Ok);
                 history.record(process, t, outcome, KvOp::Write { key, value });
+                outcome == Outcome::Ok
             }
-            _ => {
+            _ => 'cas: {
                 // Read, then CAS from what was read; a failed read says nothing.
                 let Some((expect, version)) = read(&client, process, &history, &key).await else {
-                    continue;
+                    break 'cas false;
                 };
                 let t = history.now_us();
                 let res = client
@@ -113,7 +116,14 @@ pub async fn kv_worker(
                     refused,
                 };
                 history.record(process, t, outcome, op);
+                outcome == Outcome::Ok || refused
             }
+        };
+        if !ok {
+            // Think time after an error: without it a cluster that is down
+            // turns into a tight loop of failures that only bloats the
+            // history (and the checker's search).
+            tokio::time::sleep(ERROR_PAUSE).await;
         }
     }
 }
@@ -127,7 +137,10 @@ async fn read(
 ) -> Option<(Option<String>, u64)> {
     let t = history.now_us();
     let (outcome, seen) = match client.kv_get(key, Consistency::Linearizable).await {
-        Ok(item) => (Outcome::Ok, Some((Some(item.value.to_string()), item.version))),
+        Ok(item) => (
+            Outcome::Ok,
+            Some((Some(item.value.to_string()), item.version)),
+        ),
         Err(ClientError::Api { error, .. }) if error.code == ErrorCode::NotFound => {
             (Outcome::Ok, Some((None, 0)))
         }
@@ -229,7 +242,13 @@ pub fn check_kv(ops: &[Op<KvOp>]) -> (usize, Vec<String>) {
 mod tests {
     use super::*;
 
-    fn op(process: usize, invoke_us: u64, complete_us: u64, outcome: Outcome, op: KvOp) -> Op<KvOp> {
+    fn op(
+        process: usize,
+        invoke_us: u64,
+        complete_us: u64,
+        outcome: Outcome,
+        op: KvOp,
+    ) -> Op<KvOp> {
         Op {
             process,
             invoke_us,

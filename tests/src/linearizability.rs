@@ -18,9 +18,14 @@ pub enum Kind {
     Read(Value),
     /// A compare-and-set from `expect` to `new` that was acknowledged (or,
     /// with an unknown outcome, may have taken effect).
-    Cas { expect: Value, new: Value },
+    Cas {
+        expect: Value,
+        new: Value,
+    },
     /// A compare-and-set the store refused: the value was not `expect`.
-    CasRefused { expect: Value },
+    CasRefused {
+        expect: Value,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,7 +96,9 @@ pub fn check_register(ops: &[Op], init: Value) -> bool {
     if search(fast, init.clone(), None) == Some(true) {
         return true;
     }
-    let refused = ops.iter().any(|o| matches!(o.kind, Kind::CasRefused { .. }));
+    let refused = ops
+        .iter()
+        .any(|o| matches!(o.kind, Kind::CasRefused { .. }));
     if !refused {
         return false;
     }
@@ -309,7 +316,11 @@ mod tests {
 
     #[test]
     fn a_cas_refused_while_the_value_matched_is_flagged() {
-        let h = [w("a", 0, Some(1)), refused(Some("a"), 2, 3), r(Some("a"), 4, 5)];
+        let h = [
+            w("a", 0, Some(1)),
+            refused(Some("a"), 2, 3),
+            r(Some("a"), 4, 5),
+        ];
         assert!(check(&h).is_err());
     }
 
@@ -332,12 +343,24 @@ mod tests {
 
     #[test]
     fn an_unknown_cas_may_or_may_not_take_effect() {
-        let took = [w("a", 0, Some(1)), cas(Some("a"), "b", 2, None), r(Some("b"), 9, 10)];
+        let took = [
+            w("a", 0, Some(1)),
+            cas(Some("a"), "b", 2, None),
+            r(Some("b"), 9, 10),
+        ];
         assert!(check(&took).is_ok());
-        let did_not = [w("a", 0, Some(1)), cas(Some("a"), "b", 2, None), r(Some("a"), 9, 10)];
+        let did_not = [
+            w("a", 0, Some(1)),
+            cas(Some("a"), "b", 2, None),
+            r(Some("a"), 9, 10),
+        ];
         assert!(check(&did_not).is_ok());
         // It could only apply on "a".
-        let wrong = [w("z", 0, Some(1)), cas(Some("a"), "b", 2, None), r(Some("b"), 9, 10)];
+        let wrong = [
+            w("z", 0, Some(1)),
+            cas(Some("a"), "b", 2, None),
+            r(Some("b"), 9, 10),
+        ];
         assert!(check(&wrong).is_err());
     }
 }

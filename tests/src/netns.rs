@@ -152,14 +152,19 @@ impl Net {
         }
         run(
             "ip",
-            &["netns", "exec", &ns, "nft", "delete", "table", "inet", TABLE],
+            &[
+                "netns", "exec", &ns, "nft", "delete", "table", "inet", TABLE,
+            ],
         )
     }
 
     /// Whether node `id` is cut off right now (for tests of this module).
     pub fn is_isolated(&self, id: u64) -> bool {
-        run_out("ip", &["netns", "exec", &self.ns(id), "nft", "list", "tables"])
-            .is_ok_and(|t| t.contains(TABLE))
+        run_out(
+            "ip",
+            &["netns", "exec", &self.ns(id), "nft", "list", "tables"],
+        )
+        .is_ok_and(|t| t.contains(TABLE))
     }
 }
 
@@ -183,7 +188,10 @@ fn teardown(slot: u32) {
     let prefix = format!("{NAME}{slot}-");
     for ns in namespaces().into_iter().filter(|n| n.starts_with(&prefix)) {
         if let Ok(pids) = run_out("ip", &["netns", "pids", &ns]) {
-            for pid in pids.split_whitespace().filter_map(|p| p.parse::<i32>().ok()) {
+            for pid in pids
+                .split_whitespace()
+                .filter_map(|p| p.parse::<i32>().ok())
+            {
                 let _ = nix::sys::signal::kill(
                     nix::unistd::Pid::from_raw(pid),
                     nix::sys::signal::Signal::SIGKILL,

@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
-use dsync_tests::{chaos, netns};
 use dsync_tests::nemesis::{Fault, Schedule};
+use dsync_tests::{chaos, netns};
 
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "long profile: run scripts/chaos.sh --duration 10m"]
@@ -20,12 +20,7 @@ async fn chaos_long_profile() {
         eprintln!("{}=1: no partitions in this run", netns::OPT_OUT_ENV);
         kinds.retain(|k| *k != Fault::Partition);
     }
-    let report = chaos::run(
-        kinds,
-        Duration::from_secs(secs),
-        Schedule::default(),
-    )
-    .await;
+    let report = chaos::run(kinds, Duration::from_secs(secs), Schedule::default()).await;
     println!("=== chaos summary ({secs} s)\n{report}");
     assert!(report.violations.is_empty(), "{report}");
 }

@@ -9,11 +9,11 @@
 
 use std::time::Duration;
 
+use dsync_api::types::Role;
 use dsync_tests::chaos;
+use dsync_tests::nemesis::{Fault, Schedule};
 use dsync_tests::netns;
 use dsync_tests::wait_until;
-use dsync_api::types::Role;
-use dsync_tests::nemesis::{Fault, Schedule};
 
 async fn clean_under(fault: Fault) {
     let report = chaos::run(vec![fault], Duration::from_secs(14), Schedule::default()).await;
