@@ -454,7 +454,7 @@ mod tests {
             cmds: vec![Command::LockForceRelease { name: "l".into() }],
         });
         assert_eq!(r.0, vec![Ok(CmdValue::Released(vec!["a".into()]))]);
-        let holders = &s.locks.get("l").expect("b holds l").holders;
+        let holders: Vec<_> = s.locks.get("l").expect("b holds l").holders().collect();
         assert_eq!(holders.len(), 1);
         assert_eq!(holders[0].owner, "b");
         assert!(holders[0].token > a.token);
