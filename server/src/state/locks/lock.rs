@@ -1,16 +1,12 @@
 //! One lock: its grants and its FIFO queue, indexed so that every change
 //! costs O(log n) however many requests wait on it.
 //!
-//! The indexes are derived: a snapshot holds the grants and the queue in the
-//! same shape as before they existed (a list of holders in grant order and
-//! the queue in order), and loading rebuilds the rest.
+//! The indexes are derived, never stored (see `stored.rs`).
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use dsync_api::events::Event;
 use dsync_api::locks::LockMode;
-use serde::ser::SerializeStruct;
-use serde::{Deserialize, Serialize, Serializer};
 
 use super::index::Index;
 use super::{Ctx, Holder, LockStats, Waiter};
@@ -284,54 +280,5 @@ impl Lock {
     /// Position a new request that is not an upgrade would take.
     pub(super) fn back(&self) -> i64 {
         self.back
-    }
-
-    /// Rebuilds a lock from its stored form, adding its entries to `idx`.
-    pub(super) fn load(name: &str, repr: LockRepr, idx: &mut Index) -> Lock {
-        let mut lock = Lock::default();
-        for h in repr.holders {
-            lock.put_holder(name, h, idx);
-        }
-        // Stored order is queue order, upgrades first; each upgrade goes in
-        // front of the ones before it, so they are queued back to front.
-        let (mut upgrades, others): (Vec<Waiter>, Vec<Waiter>) =
-            repr.waiters.into_iter().partition(|w| w.upgrade);
-        upgrades.reverse();
-        for w in upgrades.into_iter().chain(others) {
-            lock.enqueue(name, w, idx);
-        }
-        lock
-    }
-}
-
-/// The stored form of a lock (unchanged since before the indexes).
-#[derive(Deserialize)]
-pub(super) struct LockRepr {
-    holders: Vec<Holder>,
-    waiters: VecDeque<Waiter>,
-}
-
-impl Serialize for Lock {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        struct Seq<I>(I);
-        impl<I: Iterator + Clone> Serialize for Seq<I>
-        where
-            I::Item: Serialize,
-        {
-            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.collect_seq(self.0.clone())
-            }
-        }
-        let mut st = s.serialize_struct("Lock", 2)?;
-        st.serialize_field("holders", &Seq(self.holders.values()))?;
-        st.serialize_field("waiters", &Seq(self.waiters.values()))?;
-        st.end()
-    }
-}
-
-impl PartialEq for Lock {
-    fn eq(&self, other: &Self) -> bool {
-        self.holders.values().eq(other.holders.values())
-            && self.waiters.values().eq(other.waiters.values())
     }
 }

@@ -15,6 +15,7 @@ mod lock;
 mod model_tests;
 #[cfg(test)]
 mod scale_tests;
+mod stored;
 mod view;
 mod waits;
 
@@ -67,46 +68,13 @@ pub struct LockStats {
 /// Serialized as its three stored fields (the format of snapshots made
 /// before the indexes existed); the index is rebuilt on load.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(from = "TableRepr")]
+#[serde(from = "stored::TableRepr")]
 pub struct LockTable {
     locks: BTreeMap<String, Lock>,
     deadlocks: VecDeque<DeadlockInfo>,
     pub stats: LockStats,
     #[serde(skip)]
     idx: Index,
-}
-
-#[derive(Deserialize)]
-struct TableRepr {
-    locks: BTreeMap<String, lock::LockRepr>,
-    deadlocks: VecDeque<DeadlockInfo>,
-    stats: LockStats,
-}
-
-impl From<TableRepr> for LockTable {
-    fn from(r: TableRepr) -> Self {
-        let mut idx = Index::default();
-        let locks = r
-            .locks
-            .into_iter()
-            .map(|(name, l)| {
-                let lock = Lock::load(&name, l, &mut idx);
-                (name, lock)
-            })
-            .collect();
-        LockTable {
-            locks,
-            deadlocks: r.deadlocks,
-            stats: r.stats,
-            idx,
-        }
-    }
-}
-
-impl PartialEq for LockTable {
-    fn eq(&self, other: &Self) -> bool {
-        self.locks == other.locks && self.deadlocks == other.deadlocks && self.stats == other.stats
-    }
 }
 
 /// Result of an acquire that was not refused.
