@@ -96,10 +96,10 @@ async fn run(
             let (cmds, replies): (Vec<_>, Vec<_>) =
                 batch.into_iter().map(|p| (p.cmd, p.reply)).unzip();
             let result = raft
-                .client_write(Request {
+                .client_write(Arc::new(Request {
                     now_ms: now_ms(),
                     cmds,
-                })
+                }))
                 .await;
             drop(permit);
             match result {

@@ -171,7 +171,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             st.last_applied = Some(entry.log_id);
             match entry.payload {
                 EntryPayload::Blank => out.push(Response::default()),
-                EntryPayload::Normal(req) => out.push(st.data.apply(req)),
+                EntryPayload::Normal(req) => {
+                    out.push(st.data.apply(std::sync::Arc::unwrap_or_clone(req)))
+                }
                 EntryPayload::Membership(m) => {
                     st.membership = StoredMembership::new(Some(entry.log_id), m);
                     out.push(Response::default());
