@@ -62,7 +62,7 @@ fn check_grant_owner(node: &Node, caller: &Caller, name: &str, token: u64) -> Ht
         .data
         .locks
         .get(name)
-        .and_then(|l| l.holders.iter().find(|h| h.token == token));
+        .and_then(|l| l.holder_by_token(token));
     match holder {
         Some(h) if !owned_by(&caller.principal, &h.owner) => {
             Err(not_yours(&format!("grant {token} of lock {name:?}")).into())
@@ -103,7 +103,7 @@ async fn acquire(
         .data
         .locks
         .get(&name)
-        .map_or(0, |l| l.waiters.len());
+        .map_or(0, |l| l.waiter_count());
     if req.wait_ms > 0 && waiting >= max_waiters {
         return Err(rate_limited(format!(
             "lock {name:?} already has {waiting} waiters (the limit is {max_waiters})"

@@ -5,6 +5,7 @@ pub mod log_writer;
 pub mod network;
 pub mod snapshot;
 pub mod state_machine;
+pub mod wakeups;
 
 use std::io::Cursor;
 
