@@ -379,3 +379,71 @@ async fn connections_past_the_limit_are_closed_and_slots_come_back() {
     )
     .await;
 }
+
+/// Producers that outrun consumers are refused at `limits.max_queued_messages`
+/// (429 with Retry-After) instead of growing the in-memory state until the
+/// node is killed; acking frees room again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_queue_refuses_enqueues_until_consumers_catch_up() {
+    let node = Node::start("limits:\n  max_queued_messages: 5\n").await;
+    let http = fresh_client();
+    let push = |topic: &'static str, n: usize| {
+        let http = http.clone();
+        let url = node.url(&format!("/v1/queues/{topic}/messages"));
+        async move {
+            let messages: Vec<Value> = (0..n).map(|i| json!({ "payload": i })).collect();
+            http.post(url)
+                .json(&json!({ "messages": messages }))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+
+    assert_eq!(push("jobs", 3).await.status(), StatusCode::CREATED);
+    // The limit counts every topic, and a batch is taken whole or not at all.
+    let refused = push("other", 3).await;
+    assert_eq!(refused.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(refused.headers().contains_key("retry-after"));
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "rate_limited", "{body}");
+    assert_eq!(push("other", 2).await.status(), StatusCode::CREATED);
+    assert_eq!(
+        push("jobs", 1).await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+
+    // In-flight messages still count; acked ones don't.
+    let consumed: Value = http
+        .post(node.url("/v1/queues/jobs/consume"))
+        .json(&json!({ "consumer": "c1", "max": 2 }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let receipts: Vec<Value> = consumed["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["receipt"].clone())
+        .collect();
+    assert_eq!(receipts.len(), 2, "{consumed}");
+    assert_eq!(
+        push("jobs", 1).await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    let acked = http
+        .post(node.url("/v1/queues/jobs/ack"))
+        .json(&json!({ "receipts": receipts }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(acked.status(), StatusCode::OK);
+    assert_eq!(push("jobs", 2).await.status(), StatusCode::CREATED);
+    assert_eq!(
+        push("jobs", 1).await.status(),
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}

@@ -14,6 +14,7 @@ use dsync_api::{ApiError, ErrorCode};
 use super::error::{invalid, HttpError, HttpResult};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::auth::guard::Caller;
+use crate::auth::limits::rate_limited;
 use crate::auth::ownership::qualify_owner;
 use crate::error::Error;
 use crate::node::Node;
@@ -100,6 +101,16 @@ async fn enqueue(
             delay_ms,
             dedup_id: m.dedup_id,
         });
+    }
+    let max_held = node.security.limits.config.max_queued_messages;
+    let held = node.sm.read().data.queues.held();
+    if held.saturating_add(msgs.len()) > max_held {
+        return Err(rate_limited(format!(
+            "the queues hold {held} messages and {} more would pass the limit of {max_held}; \
+             consume and ack, then retry",
+            msgs.len()
+        ))
+        .into());
     }
     match node.write(Command::QueueEnqueue { topic, msgs }).await? {
         CmdValue::Ids(ids) => Ok((StatusCode::CREATED, Json(EnqueueResponse { ids }))),
