@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Long fault-injection profile: lock and queue workloads on a 3-node cluster
-# while nodes are killed (one, the leader, or all at once) and paused, then
-# a summary: operations by outcome, faults by type, invariant violations
-# (must be 0), longest unavailability, elections.
+# Long fault-injection profile: lock, queue and KV workloads on a 3-node
+# cluster in network namespaces while nodes are killed (one, the leader, or
+# all at once), paused and partitioned, then a summary: operations by
+# outcome, faults by type, invariant violations (must be 0), longest
+# unavailability, elections. Needs root, iproute2 and nft for partitions
+# (DSYNC_NO_NETNS=1 leaves them out).
 #
 #   scripts/chaos.sh [--duration 10m]     (s, m or h; default 10m)
 set -euo pipefail
@@ -12,7 +14,7 @@ duration="10m"
 while [ $# -gt 0 ]; do
     case "$1" in
         --duration) duration="$2"; shift 2 ;;
-        -h|--help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done

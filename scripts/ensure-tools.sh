@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Installs the tools the test suite drives besides cargo, when missing:
-# kubernetes-validate (PyPI) for the manifests, tmux (Debian) for the
-# dashboard's end-to-end test, and with DSYNC_DOCKER_TESTS=1 Prometheus
-# (Debian) for the scrape test. Called by scripts/test.sh.
+# kubernetes-validate (PyPI) for the manifests, Schemathesis (PyPI, pinned:
+# its CLI changes between releases) for the API fuzzing test, tmux (Debian)
+# for the dashboard's end-to-end test, iproute2 and nftables (Debian) for the
+# partition faults (network namespaces; skipped with DSYNC_NO_NETNS=1), and
+# with DSYNC_DOCKER_TESTS=1 Prometheus (Debian) for the scrape test. Called
+# by scripts/test.sh and scripts/chaos.sh.
 set -euo pipefail
 
 apt_install() {
@@ -18,9 +21,26 @@ if ! command -v kubernetes-validate >/dev/null 2>&1; then
     python3 -m pip install --quiet --disable-pip-version-check kubernetes-validate
 fi
 
+SCHEMATHESIS_VERSION=4.32.5
+if ! schemathesis --version 2>/dev/null | grep -qF "$SCHEMATHESIS_VERSION"; then
+    echo "installing schemathesis $SCHEMATHESIS_VERSION (pip)"
+    python3 -m pip install --quiet --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+
 if ! command -v tmux >/dev/null 2>&1; then
     echo "installing tmux (apt)"
     apt_install tmux
+fi
+
+if [ "${DSYNC_NO_NETNS:-}" != 1 ]; then
+    if ! command -v ip >/dev/null 2>&1; then
+        echo "installing iproute2 (apt)"
+        apt_install iproute2
+    fi
+    if ! command -v nft >/dev/null 2>&1; then
+        echo "installing nftables (apt)"
+        apt_install nftables
+    fi
 fi
 
 if [ "${DSYNC_DOCKER_TESTS:-}" = 1 ] && ! command -v prometheus >/dev/null 2>&1; then

@@ -101,6 +101,11 @@ pub enum Command {
 }
 
 fn main() {
+    // mimalloc asks for transparent huge pages on its arenas, and with THP a
+    // page fault after each purge zeroes 2 MiB: that was a third of the
+    // leader's CPU under the queue bench (docs/benchmarks.md, "Allocator").
+    // Best effort: a kernel without the flag just keeps its default.
+    let _ = nix::sys::prctl::set_thp_disable(true);
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

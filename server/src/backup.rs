@@ -224,7 +224,7 @@ pub async fn salvage(data_dir: &Path) -> Result<(SnapshotFile, Salvaged), Error>
         match entry.payload {
             EntryPayload::Blank => {}
             EntryPayload::Normal(req) => {
-                snap.data.apply(req);
+                snap.data.apply(std::sync::Arc::unwrap_or_clone(req));
             }
             EntryPayload::Membership(m) => {
                 membership = StoredMembership::new(Some(entry.log_id), m);

@@ -134,10 +134,11 @@ impl Default for Config {
             join: Vec::new(),
             // A follower campaigns after max + a random [min, max) of silence
             // (openraft 0.9 adds the leader lease, = max, to the timeout):
-            // 750–900 ms here, for sub-second failover. See docs/architecture.md.
+            // 600–700 ms here, for sub-second failover; a failed campaign
+            // costs 2 × max more. See docs/architecture.md.
             heartbeat_ms: 50,
-            election_timeout_min_ms: 300,
-            election_timeout_max_ms: 450,
+            election_timeout_min_ms: 250,
+            election_timeout_max_ms: 350,
             snapshot_every: 10_000,
             keep_logs_after_snapshot: 1_000,
             max_body_bytes: 2 * 1024 * 1024,

@@ -40,6 +40,9 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// Times the proposer yields to the runtime before sealing a batch.
+const DISPATCH_YIELDS: usize = 8;
+
 /// Bytes of commands per entry; keeps append RPCs and log rows bounded.
 const MAX_BATCH_BYTES: usize = 2 * 1024 * 1024;
 
@@ -79,6 +82,14 @@ async fn run(
             return;
         };
         let Some(first) = rx.recv().await else { return };
+        // Let the runtime run what is already ready first: commands sent in
+        // reaction to the same applied entry (a lock's next holder releasing
+        // while the previous one queues again) then share one entry, one
+        // fsync, instead of the second waiting behind the first's. Costs a
+        // lone command microseconds, not a timer tick.
+        for _ in 0..DISPATCH_YIELDS {
+            tokio::task::yield_now().await;
+        }
         let mut bytes = first.cmd.size_hint();
         let mut batch = vec![first];
         while batch.len() < max_batch && bytes < MAX_BATCH_BYTES {
@@ -96,10 +107,10 @@ async fn run(
             let (cmds, replies): (Vec<_>, Vec<_>) =
                 batch.into_iter().map(|p| (p.cmd, p.reply)).unzip();
             let result = raft
-                .client_write(Request {
+                .client_write(Arc::new(Request {
                     now_ms: now_ms(),
                     cmds,
-                })
+                }))
                 .await;
             drop(permit);
             match result {

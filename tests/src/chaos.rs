@@ -1,5 +1,7 @@
-//! One fault run: lock and queue workloads against a 3-node cluster while
-//! the nemesis injects faults, then heal, drain, and check every invariant.
+//! One fault run: lock, queue and KV workloads against a 3-node cluster
+//! while the nemesis injects faults, then heal, drain, and check every
+//! invariant. With partitions among the faults, the nodes run in network
+//! namespaces.
 //! The CI profile (tests/tests/faults.rs) and the long profile
 //! (scripts/chaos.sh) both run this.
 
@@ -10,6 +12,7 @@ use std::time::Duration;
 
 use crate::checkers::{check_locks, check_queue};
 use crate::history::{History, Outcome};
+use crate::kv_workload::{check_kv, kv_worker};
 use crate::nemesis::{Fault, Nemesis, Schedule};
 use crate::workloads::{consumer, fenced_value, lock_worker, producer};
 use crate::Cluster;
@@ -18,6 +21,9 @@ pub struct Report {
     pub faults: Vec<(Fault, usize)>,
     pub lock_ops: (usize, usize, usize),
     pub queue_ops: (usize, usize, usize),
+    pub kv_ops: (usize, usize, usize),
+    /// KV keys whose histories were checked for linearizability.
+    pub kv_keys: usize,
     pub grants: usize,
     pub acknowledged_enqueues: usize,
     pub delivered: usize,
@@ -39,6 +45,12 @@ impl fmt::Display for Report {
             self.grants
         )?;
         writeln!(f, "queue ops ok/fail/unknown: {qo}/{qf}/{qu}")?;
+        let (ko, kf, ku) = self.kv_ops;
+        writeln!(
+            f,
+            "kv ops ok/fail/unknown: {ko}/{kf}/{ku} ({} keys checked for linearizability)",
+            self.kv_keys
+        )?;
         writeln!(
             f,
             "messages: {} acknowledged enqueues, {} delivered, {} duplicates",
@@ -57,14 +69,27 @@ impl fmt::Display for Report {
 
 /// Runs the workloads for `duration` under faults of `kinds`.
 pub async fn run(kinds: Vec<Fault>, duration: Duration, schedule: Schedule) -> Report {
-    let cluster = Arc::new(Cluster::up(3, &[]));
+    let cluster = Arc::new(if kinds.contains(&Fault::Partition) {
+        Cluster::up_in_netns(3)
+    } else {
+        Cluster::up(3, &[])
+    });
     cluster.wait_leader(3).await;
     let term_before = max_term(&cluster).await;
 
     let stop = Arc::new(AtomicBool::new(false));
     let locks = Arc::new(History::new());
     let queue = Arc::new(History::new());
+    let kv = Arc::new(History::new());
     let mut tasks = Vec::new();
+    for p in 0..3 {
+        tasks.push(tokio::spawn(kv_worker(
+            cluster.clone(),
+            20 + p,
+            kv.clone(),
+            stop.clone(),
+        )));
+    }
     for p in 0..4 {
         tasks.push(tokio::spawn(lock_worker(
             cluster.clone(),
@@ -107,6 +132,8 @@ pub async fn run(kinds: Vec<Fault>, duration: Duration, schedule: Schedule) -> R
     let mut violations = check_locks(&lock_ops);
     let q = check_queue(&queue_ops);
     violations.extend(q.violations.iter().cloned());
+    let (kv_keys, kv_violations) = check_kv(&kv.ops());
+    violations.extend(kv_violations);
     let grants = lock_ops
         .iter()
         .filter(|o| {
@@ -134,6 +161,8 @@ pub async fn run(kinds: Vec<Fault>, duration: Duration, schedule: Schedule) -> R
         faults: nemesis.summary(),
         lock_ops: locks.outcomes(),
         queue_ops: queue.outcomes(),
+        kv_ops: kv.outcomes(),
+        kv_keys,
         grants,
         acknowledged_enqueues: q.acknowledged_enqueues,
         delivered: q.delivered,

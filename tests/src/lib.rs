@@ -5,8 +5,11 @@ pub mod chaos;
 pub mod checkers;
 pub mod compose;
 pub mod history;
+pub mod kv_workload;
 pub mod linearizability;
 pub mod nemesis;
+mod netcluster;
+pub mod netns;
 pub mod wait;
 pub mod workloads;
 
@@ -61,6 +64,9 @@ pub struct Cluster {
     pub dir: tempfile::TempDir,
     pub bin: PathBuf,
     env: Vec<(String, String)>,
+    /// The namespaces of a partitionable cluster; dropped after the nodes
+    /// are stopped (fields drop after `Drop::drop`).
+    net: Option<netns::Net>,
 }
 
 impl Cluster {
@@ -81,6 +87,7 @@ impl Cluster {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            net: None,
         };
         let nodes = n.to_string();
         let mut up = vec!["cluster", "up", "--nodes", &nodes];
@@ -99,6 +106,7 @@ impl Cluster {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            net: None,
         }
     }
 

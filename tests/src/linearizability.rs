@@ -1,5 +1,5 @@
-//! A Wing–Gong–Lowe style linearizability checker for read/write registers
-//! (the search porcupine and Knossos do), with memoized states.
+//! A Wing–Gong–Lowe style linearizability checker for read/write/CAS
+//! registers (the search porcupine and Knossos do), with memoized states.
 //!
 //! Linearizability is local, so a history of several keys is checked one key
 //! at a time. An operation whose outcome is unknown (the client timed out or
@@ -16,6 +16,16 @@ pub enum Kind {
     Write(Value),
     /// A read and the value it returned.
     Read(Value),
+    /// A compare-and-set from `expect` to `new` that was acknowledged (or,
+    /// with an unknown outcome, may have taken effect).
+    Cas {
+        expect: Value,
+        new: Value,
+    },
+    /// A compare-and-set the store refused: the value was not `expect`.
+    CasRefused {
+        expect: Value,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +48,11 @@ pub struct Violation {
     pub ops: Vec<Op>,
 }
 
+/// Most search states the exhaustive pass visits before it gives up and
+/// reports the key as not linearizable (it only runs after the fast pass
+/// found no linearization, so giving up errs on the side of a report).
+const FULL_SEARCH_BUDGET: usize = 2_000_000;
+
 /// Checks every key's history; every key starts at `None`.
 pub fn check(history: &[Op]) -> Result<(), Violation> {
     let mut by_key: BTreeMap<&str, Vec<Op>> = BTreeMap::new();
@@ -57,31 +72,50 @@ pub fn check(history: &[Op]) -> Result<(), Violation> {
 
 /// Whether one register's history is linearizable from `init`.
 pub fn check_register(ops: &[Op], init: Value) -> bool {
-    // Reads with an unknown outcome say nothing. Unknown writes whose value
-    // nobody read can be assumed never to have happened: a linearization
-    // with one has no read between it and the next write, so dropping it
-    // keeps every read valid.
-    let read_values: HashSet<&Value> = ops
+    // Fast pass: drop the unknown writes whose value nobody observed. A
+    // linearization without them is one where they never took effect, which
+    // an unknown outcome allows, so success here is final. Failure is not
+    // when a refused CAS needs such a write to have changed the value: then
+    // the exhaustive pass decides.
+    let observed: HashSet<&Value> = ops
         .iter()
         .filter(|o| o.ret.is_some())
         .filter_map(|o| match &o.kind {
-            Kind::Read(v) => Some(v),
-            Kind::Write(_) => None,
+            Kind::Read(v) | Kind::Cas { expect: v, .. } => Some(v),
+            Kind::Write(_) | Kind::CasRefused { .. } => None,
         })
         .collect();
-    let mut ops: Vec<&Op> = ops
+    let known = |o: &&Op| o.ret.is_some();
+    let fast: Vec<&Op> = ops
         .iter()
         .filter(|o| match &o.kind {
-            Kind::Read(_) => o.ret.is_some(),
-            Kind::Write(v) => o.ret.is_some() || read_values.contains(v),
+            Kind::Write(v) | Kind::Cas { new: v, .. } => o.ret.is_some() || observed.contains(v),
+            Kind::Read(_) | Kind::CasRefused { .. } => o.ret.is_some(),
         })
         .collect();
+    if search(fast, init.clone(), None) == Some(true) {
+        return true;
+    }
+    let refused = ops
+        .iter()
+        .any(|o| matches!(o.kind, Kind::CasRefused { .. }));
+    if !refused {
+        return false;
+    }
+    let all: Vec<&Op> = ops
+        .iter()
+        .filter(|o| known(o) || matches!(o.kind, Kind::Write(_) | Kind::Cas { .. }))
+        .collect();
+    search(all, init, Some(FULL_SEARCH_BUDGET)) == Some(true)
+}
+
+/// Depth-first search over (linearized set, value), memoized; `None` when
+/// the budget of states ran out.
+fn search(mut ops: Vec<&Op>, init: Value, budget: Option<usize>) -> Option<bool> {
     ops.sort_by_key(|o| o.call);
     let n = ops.len();
     let words = n.div_ceil(64).max(1);
     let required: Vec<usize> = (0..n).filter(|&i| ops[i].ret.is_some()).collect();
-
-    // Depth-first search over (linearized set, value), memoized.
     let mut seen: HashSet<(Vec<u64>, Value)> = HashSet::new();
     let mut stack: Vec<(Vec<u64>, Value)> = vec![(vec![0; words], init)];
     let is_set = |bits: &[u64], i: usize| bits[i / 64] & (1 << (i % 64)) != 0;
@@ -89,8 +123,11 @@ pub fn check_register(ops: &[Op], init: Value) -> bool {
         if !seen.insert((bits.clone(), value.clone())) {
             continue;
         }
+        if budget.is_some_and(|b| seen.len() > b) {
+            return None;
+        }
         if required.iter().all(|&i| is_set(&bits, i)) {
-            return true;
+            return Some(true);
         }
         // Only an operation called before every pending operation returned
         // can go next.
@@ -106,14 +143,16 @@ pub fn check_register(ops: &[Op], init: Value) -> bool {
             let next = match &ops[i].kind {
                 Kind::Write(v) => v.clone(),
                 Kind::Read(v) if *v == value => value.clone(),
-                Kind::Read(_) => continue,
+                Kind::Cas { expect, new } if *expect == value => new.clone(),
+                Kind::CasRefused { expect } if *expect != value => value.clone(),
+                Kind::Read(_) | Kind::Cas { .. } | Kind::CasRefused { .. } => continue,
             };
             let mut b = bits.clone();
             b[i / 64] |= 1 << (i % 64);
             stack.push((b, next));
         }
     }
-    false
+    Some(false)
 }
 
 #[cfg(test)]
@@ -227,5 +266,101 @@ mod tests {
             }
         }
         assert!(check(&h).is_ok());
+    }
+    fn cas(expect: Option<&str>, new: &str, call: u64, ret: Option<u64>) -> Op {
+        Op {
+            key: "k".into(),
+            kind: Kind::Cas {
+                expect: expect.map(str::to_string),
+                new: Some(new.into()),
+            },
+            call,
+            ret,
+            note: String::new(),
+        }
+    }
+
+    fn refused(expect: Option<&str>, call: u64, ret: u64) -> Op {
+        Op {
+            key: "k".into(),
+            kind: Kind::CasRefused {
+                expect: expect.map(str::to_string),
+            },
+            call,
+            ret: Some(ret),
+            note: String::new(),
+        }
+    }
+
+    #[test]
+    fn compare_and_set_follows_the_register() {
+        let h = [
+            cas(None, "a", 0, Some(1)),
+            cas(Some("a"), "b", 2, Some(3)),
+            refused(Some("a"), 4, 5),
+            r(Some("b"), 6, 7),
+        ];
+        assert!(check(&h).is_ok());
+    }
+
+    #[test]
+    fn a_cas_that_succeeds_on_a_stale_value_is_flagged() {
+        // "a" was overwritten by "b" before the CAS was even sent.
+        let h = [
+            w("a", 0, Some(1)),
+            w("b", 2, Some(3)),
+            cas(Some("a"), "c", 4, Some(5)),
+        ];
+        assert!(check(&h).is_err());
+    }
+
+    #[test]
+    fn a_cas_refused_while_the_value_matched_is_flagged() {
+        let h = [
+            w("a", 0, Some(1)),
+            refused(Some("a"), 2, 3),
+            r(Some("a"), 4, 5),
+        ];
+        assert!(check(&h).is_err());
+    }
+
+    #[test]
+    fn a_refused_cas_can_be_explained_by_an_unknown_write_nobody_read() {
+        // The unknown write of "x" must have happened for the CAS expecting
+        // "a" to be refused; nobody read "x" and "b" overwrote it.
+        let h = [
+            w("a", 0, Some(1)),
+            w("x", 2, None),
+            refused(Some("a"), 10, 11),
+            w("b", 20, Some(21)),
+            r(Some("b"), 30, 31),
+        ];
+        assert!(check(&h).is_ok());
+        // Without the unknown write, the refusal is a violation.
+        let h = [h[0].clone(), h[2].clone(), h[3].clone(), h[4].clone()];
+        assert!(check(&h).is_err());
+    }
+
+    #[test]
+    fn an_unknown_cas_may_or_may_not_take_effect() {
+        let took = [
+            w("a", 0, Some(1)),
+            cas(Some("a"), "b", 2, None),
+            r(Some("b"), 9, 10),
+        ];
+        assert!(check(&took).is_ok());
+        let did_not = [
+            w("a", 0, Some(1)),
+            cas(Some("a"), "b", 2, None),
+            r(Some("a"), 9, 10),
+        ];
+        assert!(check(&did_not).is_ok());
+        // It could only apply on "a".
+        let wrong = [
+            w("z", 0, Some(1)),
+            cas(Some("a"), "b", 2, None),
+            r(Some("b"), 9, 10),
+        ];
+        assert!(check(&wrong).is_err());
     }
 }

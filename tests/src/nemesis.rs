@@ -25,14 +25,19 @@ pub enum Fault {
     Pause,
     /// kill -9 every node at once during the load, then restart them all.
     KillAll,
+    /// Cut a node (the leader half the time) off from its peers with drop
+    /// rules in its network namespace, then heal. Needs a cluster made by
+    /// [`Cluster::up_in_netns`].
+    Partition,
 }
 
 impl Fault {
-    pub const ALL: [Fault; 4] = [
+    pub const ALL: [Fault; 5] = [
         Fault::KillRandom,
         Fault::KillLeader,
         Fault::Pause,
         Fault::KillAll,
+        Fault::Partition,
     ];
 }
 
@@ -109,7 +114,7 @@ impl Nemesis {
                 Fault::KillAll => ids.clone(),
                 Fault::KillLeader => leader.into_iter().collect(),
                 Fault::KillRandom => ids.choose(&mut rng).copied().into_iter().collect(),
-                Fault::Pause => {
+                Fault::Pause | Fault::Partition => {
                     let pick = if rng.gen::<bool>() { leader } else { None };
                     pick.or_else(|| ids.choose(&mut rng).copied())
                         .into_iter()
@@ -120,21 +125,30 @@ impl Nemesis {
                 continue;
             }
             let at_ms = self.ms();
-            let paused = fault == Fault::Pause;
             for id in &victims {
-                if paused {
-                    cluster.signal(*id, Signal::SIGSTOP);
-                } else {
-                    cluster.kill9(*id);
+                match fault {
+                    Fault::Pause => cluster.signal(*id, Signal::SIGSTOP),
+                    Fault::Partition => net(&cluster)
+                        .isolate(*id)
+                        .unwrap_or_else(|e| panic!("partition node {id}: {e}")),
+                    _ => cluster.kill9(*id),
                 }
             }
             tokio::time::sleep(s.hold).await;
-            if paused {
-                for id in &victims {
-                    cluster.signal(*id, Signal::SIGCONT);
+            match fault {
+                Fault::Pause => {
+                    for id in &victims {
+                        cluster.signal(*id, Signal::SIGCONT);
+                    }
                 }
-            } else {
-                restart(&cluster).await;
+                Fault::Partition => {
+                    for id in &victims {
+                        net(&cluster)
+                            .heal(*id)
+                            .unwrap_or_else(|e| panic!("heal node {id}: {e}"));
+                    }
+                }
+                _ => restart(&cluster).await,
             }
             self.injected
                 .lock()
@@ -157,6 +171,12 @@ impl Nemesis {
             .filter(|(_, n)| *n > 0)
             .collect()
     }
+}
+
+fn net(cluster: &Cluster) -> &crate::netns::Net {
+    cluster
+        .net()
+        .expect("partitions need a cluster made by Cluster::up_in_netns")
 }
 
 async fn current_leader(cluster: &Cluster) -> Option<u64> {

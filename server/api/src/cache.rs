@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 
 /// MESI state of one node's line; a key a node does not hold is `I` and has
 /// no line at all.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum LineState {
     /// Modified: the sole copy, written by this node.
@@ -28,6 +29,7 @@ impl LineState {
 }
 
 /// `GET /v1/cache/{key}`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CacheItem {
     pub value: serde_json::Value,
@@ -40,11 +42,13 @@ pub struct CacheItem {
 }
 
 /// `PUT /v1/cache/{key}`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CachePutRequest {
     pub value: serde_json::Value,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CachePutResponse {
     /// KV version of the committed value; absent when a write-back node
@@ -56,12 +60,14 @@ pub struct CachePutResponse {
 }
 
 /// `DELETE /v1/cache/{key}`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CacheDeleteResponse {
     pub deleted: bool,
 }
 
 /// One line as `GET /v1/cache/lines` shows it.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LineInfo {
     pub key: String,
@@ -74,6 +80,7 @@ pub struct LineInfo {
 }
 
 /// `GET /v1/cache/lines`: this node's own lines.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CacheLines {
     pub node: u64,
@@ -84,6 +91,7 @@ pub struct CacheLines {
 }
 
 /// One node's view of a key in `GET /v1/cache/{key}/states`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeLineState {
     pub node: u64,
@@ -98,6 +106,7 @@ pub struct NodeLineState {
 }
 
 /// `GET /v1/cache/{key}/states`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CacheStates {
     pub key: String,
@@ -105,6 +114,7 @@ pub struct CacheStates {
 }
 
 /// Lines of one node by state.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LinesByState {
     #[serde(rename = "M")]
@@ -116,6 +126,7 @@ pub struct LinesByState {
 }
 
 /// `GET /v1/cache`: this node's counters.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CacheStats {
     pub node: u64,

@@ -1,6 +1,7 @@
 use serde::{Deserialize, Serialize};
 
 /// Machine-readable error codes of the HTTP API (DESIGN §3).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
@@ -68,6 +69,7 @@ impl std::fmt::Display for ErrorCode {
 }
 
 /// The body of every error response: `{"error": {"code", "message", ...details}}`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ErrorBody {
     pub error: ApiError,
@@ -75,11 +77,14 @@ pub struct ErrorBody {
 
 /// One API error. `details` holds code-specific fields (e.g. `cycle` for a
 /// deadlock, `current_version` for a conflict) flattened into the object.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ApiError {
     pub code: ErrorCode,
     pub message: String,
+    // Not a named property: the schema leaves additional properties open.
     #[serde(flatten, default, skip_serializing_if = "serde_json::Map::is_empty")]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
     pub details: serde_json::Map<String, serde_json::Value>,
 }
 

@@ -23,6 +23,7 @@ const STREAM_TIMEOUT: Duration = Duration::from_secs(365 * 24 * 3600);
 /// not answer (stopped, overloaded) is given up on after this.
 const OPEN_TIMEOUT: Duration = Duration::from_secs(5);
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Event {

@@ -16,6 +16,9 @@ pub mod queue;
 pub mod routes;
 pub mod types;
 
+#[cfg(all(test, feature = "openapi"))]
+mod schema_bounds;
+
 pub use client::{CallOpts, Client, ClientConfig, ClientError};
 pub use error::{ApiError, ErrorBody, ErrorCode};
 

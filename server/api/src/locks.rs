@@ -13,6 +13,7 @@ pub const DEFAULT_TTL_MS: u64 = 30_000;
 /// Longest a single acquire may wait in the queue.
 pub const MAX_WAIT_MS: u64 = 600_000;
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(
     Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, Hash, PartialOrd, Ord,
 )]
@@ -33,17 +34,28 @@ impl LockMode {
 }
 
 /// `POST /v1/locks/{name}/acquire`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct AcquireRequest {
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 128,
+            pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"
+        )
+    )]
     pub owner: String,
     #[serde(default)]
     pub mode: LockMode,
     /// Lease length; the lock is released if not kept alive within it.
     #[serde(default = "default_ttl")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 100, maximum = 86_400_000))]
     pub ttl_ms: u64,
     /// 0 = try once (409 `lock_busy`); > 0 = wait in the FIFO queue this long.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(maximum = 600_000))]
     pub wait_ms: u64,
 }
 
@@ -52,6 +64,7 @@ fn default_ttl() -> u64 {
 }
 
 /// One holder of a lock.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct HolderInfo {
     pub owner: String,
@@ -66,6 +79,7 @@ pub struct HolderInfo {
 }
 
 /// One queued request.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct WaiterInfo {
     pub owner: String,
@@ -80,6 +94,7 @@ pub struct WaiterInfo {
 }
 
 /// `acquire` response: the grant.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct AcquireResponse {
     pub name: String,
@@ -92,29 +107,50 @@ pub struct AcquireResponse {
 }
 
 /// `POST /v1/locks/{name}/release`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ReleaseRequest {
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 128,
+            pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"
+        )
+    )]
     pub owner: String,
     pub token: u64,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ReleaseResponse {
     pub released: bool,
 }
 
 /// `POST /v1/locks/{name}/keepalive`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct KeepaliveRequest {
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 128,
+            pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"
+        )
+    )]
     pub owner: String,
     pub token: u64,
     /// New lease length (default: the grant's).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 100, maximum = 86_400_000))]
     pub ttl_ms: Option<u64>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct KeepaliveResponse {
     pub token: u64,
@@ -122,6 +158,7 @@ pub struct KeepaliveResponse {
 }
 
 /// `GET /v1/locks/{name}` and one item of `GET /v1/locks`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct LockInfo {
     pub name: String,
@@ -129,6 +166,7 @@ pub struct LockInfo {
     pub waiters: Vec<WaiterInfo>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct LockList {
     pub locks: Vec<LockInfo>,
@@ -136,6 +174,7 @@ pub struct LockList {
 
 /// An edge of the wait-for graph: `waiter` waits for `holder` on `lock`
 /// (`holder` may also be a conflicting request ahead in the queue).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct WaitEdge {
     pub waiter: String,
@@ -144,6 +183,7 @@ pub struct WaitEdge {
 }
 
 /// A refused request that would have closed a cycle.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct DeadlockInfo {
     /// Owners in wait order: the first waits for the second, …, the last
@@ -155,6 +195,7 @@ pub struct DeadlockInfo {
 }
 
 /// `GET /v1/locks/graph`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct LockGraph {
     pub edges: Vec<WaitEdge>,
@@ -162,6 +203,7 @@ pub struct LockGraph {
 }
 
 /// `POST /v1/locks/{name}/force-release` (admin): every holder evicted.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ForceReleaseResponse {
     pub name: String,

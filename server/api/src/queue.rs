@@ -22,23 +22,37 @@ pub const MAX_WAIT_MS: u64 = 60_000;
 pub const DLQ_SUFFIX: &str = ".dlq";
 
 /// One message to enqueue.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct NewMessage {
     pub payload: serde_json::Value,
     /// Invisible for this long after enqueue.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(maximum = 900_000))]
     pub delay_ms: Option<u64>,
     /// Enqueues with the same id within 5 minutes yield the first message's id.
     #[serde(default)]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 128,
+            pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"
+        )
+    )]
     pub dedup_id: Option<String>,
 }
 
 /// `POST /v1/queues/{topic}/messages`: one message, or `{"messages": [...]}`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(untagged)]
 pub enum EnqueueRequest {
-    Batch { messages: Vec<NewMessage> },
+    Batch {
+        #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 1000))]
+        messages: Vec<NewMessage>,
+    },
     One(NewMessage),
 }
 
@@ -51,23 +65,36 @@ impl EnqueueRequest {
     }
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct EnqueueResponse {
     pub ids: Vec<u64>,
 }
 
 /// `POST /v1/queues/{topic}/consume`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ConsumeRequest {
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 128,
+            pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"
+        )
+    )]
     pub consumer: String,
     #[serde(default = "one")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1000))]
     pub max: usize,
     /// How long the messages stay invisible to others (default: the topic's).
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 43_200_000))]
     pub visibility_ms: Option<u64>,
     /// Long poll: wait up to this long for a message if none is ready.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(maximum = 60_000))]
     pub wait_ms: u64,
 }
 
@@ -75,6 +102,7 @@ fn one() -> usize {
     1
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Delivered {
     pub id: u64,
@@ -86,6 +114,7 @@ pub struct Delivered {
     pub enqueued_at_ms: u64,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ConsumeResponse {
     pub messages: Vec<Delivered>,
@@ -93,16 +122,21 @@ pub struct ConsumeResponse {
 
 /// `POST /v1/queues/{topic}/ack`, `/nack` (with `delay_ms`), `/extend`
 /// (with `visibility_ms`).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ReceiptsRequest {
+    #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 1000))]
     pub receipts: Vec<String>,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(maximum = 900_000))]
     pub delay_ms: Option<u64>,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 43_200_000))]
     pub visibility_ms: Option<u64>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct ReceiptsResponse {
     /// How many receipts took effect.
@@ -110,20 +144,26 @@ pub struct ReceiptsResponse {
 }
 
 /// `PUT /v1/queues/{topic}`: per-topic settings (any subset).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TopicSettings {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1000))]
     pub max_attempts: Option<u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 43_200_000))]
     pub visibility_ms: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1_048_576))]
     pub max_message_bytes: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1000, maximum = 1_209_600_000))]
     pub retention_ms: Option<u64>,
 }
 
 /// `GET /v1/queues/{topic}` and one item of `GET /v1/queues`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TopicStats {
     pub topic: String,
@@ -143,12 +183,14 @@ pub struct TopicStats {
     pub retention_ms: u64,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct TopicList {
     pub topics: Vec<TopicStats>,
 }
 
 /// `POST /v1/queues/{topic}/redrive` response.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RedriveResponse {
     pub moved: u64,

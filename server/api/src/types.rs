@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 /// `PUT /v1/kv/{key}` body.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct KvPutRequest {
@@ -19,6 +20,7 @@ pub struct KvPutRequest {
 }
 
 /// A fencing token presented with a write.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Fence {
@@ -27,6 +29,7 @@ pub struct Fence {
 }
 
 /// `PUT /v1/kv/{key}` response.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct KvPutResponse {
     /// The new version of the key: the cluster revision of this write.
@@ -40,6 +43,7 @@ pub struct KvDeleteQuery {
     pub if_version: Option<u64>,
 }
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct KvDeleteResponse {
     /// Whether a value was present and removed.
@@ -47,6 +51,7 @@ pub struct KvDeleteResponse {
 }
 
 /// `GET /v1/kv/{key}` response, also one item of a listing.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct KvItem {
     pub key: String,
@@ -59,6 +64,7 @@ pub struct KvItem {
 }
 
 /// `GET /v1/kv?prefix=` response.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct KvListResponse {
     pub items: Vec<KvItem>,
@@ -69,6 +75,7 @@ pub struct KvListResponse {
 }
 
 /// The read consistency levels of DESIGN §2.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Consistency {
@@ -105,6 +112,7 @@ pub struct ReadQuery {
 }
 
 /// Role of a node as it reports itself.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = NodeRole))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
@@ -129,6 +137,7 @@ impl std::fmt::Display for Role {
 }
 
 /// Membership kind of a cluster member.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MemberKind {
@@ -137,6 +146,7 @@ pub enum MemberKind {
 }
 
 /// One member as the answering node sees the membership.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct MemberStatus {
     pub id: u64,
@@ -148,6 +158,7 @@ pub struct MemberStatus {
 }
 
 /// `GET /v1/status`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct NodeStatus {
     pub id: u64,
@@ -170,10 +181,20 @@ pub struct NodeStatus {
 }
 
 /// `POST /v1/cluster/members`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct JoinRequest {
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub id: u64,
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 255,
+            pattern = "^[^\\s\\x00-\\x1F\\x7F-\\x9F]*$"
+        )
+    )]
     pub addr: String,
     /// Promote to voter once caught up (default true); false keeps a learner.
     #[serde(default = "default_true")]
@@ -185,15 +206,18 @@ fn default_true() -> bool {
 }
 
 /// `POST /v1/cluster/leader/transfer`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct LeaderTransferRequest {
     /// The voter to hand leadership to; default: the most caught-up follower.
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub to: Option<u64>,
 }
 
 /// Where leadership went and how long the hand-off took.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct LeaderTransferResponse {
     pub from: u64,
@@ -203,12 +227,14 @@ pub struct LeaderTransferResponse {
 }
 
 /// Response to membership changes: the membership after the change.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct MembershipResponse {
     pub members: Vec<MemberStatus>,
 }
 
 /// `POST /v1/node/drain` response.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct DrainResponse {
     /// The node that now refuses client requests.
@@ -221,6 +247,7 @@ pub struct DrainResponse {
 }
 
 /// `GET /health` and `GET /ready`.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Health {
     pub ok: bool,

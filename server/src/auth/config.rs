@@ -54,6 +54,11 @@ pub struct LimitsConfig {
     /// Concurrent queue long polls (`wait_ms` > 0) per principal (per
     /// remote IP without auth); further ones get 429.
     pub max_long_polls_per_client: usize,
+    /// Messages held over all topics (ready, delayed, in flight and
+    /// dead-lettered); enqueues past it get 429 until consumers catch up.
+    /// The state lives in memory, so producers that outrun consumers must
+    /// be refused rather than let the node grow until it is killed.
+    pub max_queued_messages: usize,
     /// Requests per second per principal (per remote IP without auth); 0 = no limit.
     pub rate_limit_per_sec: u32,
     /// Burst above the rate (default: one second's worth).
@@ -67,6 +72,7 @@ impl Default for LimitsConfig {
             header_read_timeout_ms: 30_000,
             max_waiters_per_lock: 10_000,
             max_long_polls_per_client: 1_000,
+            max_queued_messages: 1_000_000,
             rate_limit_per_sec: 0,
             rate_limit_burst: 0,
         }
@@ -107,9 +113,12 @@ impl LimitsConfig {
         if !(100..=600_000).contains(&self.header_read_timeout_ms) {
             return Err("limits.header_read_timeout_ms must be 100 to 600000".into());
         }
-        if self.max_waiters_per_lock == 0 || self.max_long_polls_per_client == 0 {
+        if self.max_waiters_per_lock == 0
+            || self.max_long_polls_per_client == 0
+            || self.max_queued_messages == 0
+        {
             return Err(
-                "limits.max_waiters_per_lock and max_long_polls_per_client must be > 0".into(),
+                "limits.max_waiters_per_lock, max_long_polls_per_client and max_queued_messages must be > 0".into(),
             );
         }
         Ok(())

@@ -20,6 +20,14 @@ pub fn router() -> Router<Arc<Node>> {
         .route(routes::AUTH_TOKENS, post(create_token))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/auth/whoami",
+    tag = "auth",
+    responses(
+        (status = 200, description = "The caller as this node sees it", body = dsync_api::auth::WhoAmI),
+    )
+)]
 async fn whoami(State(node): State<Arc<Node>>, caller: Caller) -> Json<WhoAmI> {
     let p = caller.principal;
     Json(WhoAmI {
@@ -35,6 +43,15 @@ async fn whoami(State(node): State<Arc<Node>>, caller: Caller) -> Json<WhoAmI> {
 }
 
 /// The guard lets only admins here (every `/v1/auth/*` route but whoami).
+#[utoipa::path(
+    post,
+    path = "/v1/auth/tokens",
+    tag = "auth",
+    request_body = dsync_api::auth::TokenRequest,
+    responses(
+        (status = 200, description = "A token signed with the node's HS256 secret", body = dsync_api::auth::TokenResponse),
+    )
+)]
 async fn create_token(
     State(node): State<Arc<Node>>,
     ApiJson(req): ApiJson<TokenRequest>,

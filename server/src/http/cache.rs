@@ -45,6 +45,18 @@ fn validate_cache_key(key: &str) -> HttpResult<()> {
 
 /// `CacheItem` as JSON. The stored value is already JSON text: it is spliced
 /// in rather than parsed and serialized again on every hit.
+#[utoipa::path(
+    get,
+    path = "/v1/cache/{key}",
+    tag = "cache",
+    params(
+        ("key" = String, Path, description = "Key: 1 to 512 bytes of printable text, one path segment (percent-encode `/`); `lines` is reserved", min_length = 1, max_length = 512, pattern = "^(?!lines$)[^\\x00-\\x1F\\x7F-\\x9F]*$"),
+    ),
+    responses(
+        (status = 200, description = "The latest acknowledged value, and this node's line state", body = dsync_api::cache::CacheItem),
+        (status = 404, description = "`not_found`: no such key", body = dsync_api::ErrorBody),
+    )
+)]
 async fn get_key(
     State(node): State<Arc<Node>>,
     ApiPath(key): ApiPath<String>,
@@ -62,6 +74,18 @@ async fn get_key(
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/cache/{key}",
+    tag = "cache",
+    params(
+        ("key" = String, Path, description = "Key: 1 to 512 bytes of printable text, one path segment (percent-encode `/`); `lines` is reserved", min_length = 1, max_length = 512, pattern = "^(?!lines$)[^\\x00-\\x1F\\x7F-\\x9F]*$"),
+    ),
+    request_body = dsync_api::cache::CachePutRequest,
+    responses(
+        (status = 200, description = "Written; this node holds the line in M", body = dsync_api::cache::CachePutResponse),
+    )
+)]
 async fn put_key(
     State(node): State<Arc<Node>>,
     ApiPath(key): ApiPath<String>,
@@ -76,6 +100,17 @@ async fn put_key(
     }))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/cache/{key}",
+    tag = "cache",
+    params(
+        ("key" = String, Path, description = "Key: 1 to 512 bytes of printable text, one path segment (percent-encode `/`); `lines` is reserved", min_length = 1, max_length = 512, pattern = "^(?!lines$)[^\\x00-\\x1F\\x7F-\\x9F]*$"),
+    ),
+    responses(
+        (status = 200, description = "Whether a value was removed", body = dsync_api::cache::CacheDeleteResponse),
+    )
+)]
 async fn delete_key(
     State(node): State<Arc<Node>>,
     ApiPath(key): ApiPath<String>,
@@ -87,6 +122,17 @@ async fn delete_key(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/cache/{key}/states",
+    tag = "cache",
+    params(
+        ("key" = String, Path, description = "Key: 1 to 512 bytes of printable text, one path segment (percent-encode `/`); `lines` is reserved", min_length = 1, max_length = 512, pattern = "^(?!lines$)[^\\x00-\\x1F\\x7F-\\x9F]*$"),
+    ),
+    responses(
+        (status = 200, description = "Every node's line state for the key", body = dsync_api::cache::CacheStates),
+    )
+)]
 async fn states(
     State(node): State<Arc<Node>>,
     ApiPath(key): ApiPath<String>,
@@ -102,6 +148,17 @@ struct LinesQuery {
     limit: Option<usize>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/cache/lines",
+    tag = "cache",
+    params(
+        ("limit" = Option<usize>, Query, description = "Most items listed (default 1000)", minimum = 1, maximum = 10000),
+    ),
+    responses(
+        (status = 200, description = "This node's own lines", body = dsync_api::cache::CacheLines),
+    )
+)]
 async fn lines(
     State(node): State<Arc<Node>>,
     ApiQuery(q): ApiQuery<LinesQuery>,
@@ -118,6 +175,14 @@ async fn lines(
     }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/cache",
+    tag = "cache",
+    responses(
+        (status = 200, description = "This node's cache counters", body = dsync_api::cache::CacheStats),
+    )
+)]
 async fn stats(State(node): State<Arc<Node>>) -> Json<CacheStats> {
     node.update_line_gauges();
     let m = &node.metrics.cache;

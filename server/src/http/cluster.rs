@@ -28,6 +28,14 @@ pub fn router() -> Router<Arc<Node>> {
 }
 
 /// The process is alive and serving HTTP.
+#[utoipa::path(
+    get,
+    path = "/health",
+    tag = "meta",
+    responses(
+        (status = 200, description = "The process is alive and serving HTTP", body = dsync_api::types::Health),
+    )
+)]
 async fn health(State(node): State<Arc<Node>>) -> Json<Health> {
     Json(Health {
         ok: true,
@@ -37,6 +45,15 @@ async fn health(State(node): State<Arc<Node>>) -> Json<Health> {
 }
 
 /// A leader is known and this node has applied everything it knows committed.
+#[utoipa::path(
+    get,
+    path = "/ready",
+    tag = "meta",
+    responses(
+        (status = 200, description = "A leader is known and this node has applied all it knows committed", body = dsync_api::types::Health),
+        (status = 503, description = "Not ready (no leader, catching up, or draining): `ok` is false and `reason` says why", body = dsync_api::types::Health),
+    )
+)]
 async fn ready(State(node): State<Arc<Node>>) -> Response {
     let s = node.status();
     let reason = if node.is_draining() {
@@ -64,6 +81,14 @@ async fn ready(State(node): State<Arc<Node>>) -> Response {
     (code, Json(body)).into_response()
 }
 
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "meta",
+    responses(
+        (status = 200, description = "Prometheus metrics", body = String, content_type = "application/openmetrics-text"),
+    )
+)]
 async fn metrics(State(node): State<Arc<Node>>) -> Response {
     let topics = node
         .sm
@@ -82,10 +107,28 @@ async fn metrics(State(node): State<Arc<Node>>) -> Response {
         .into_response()
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/status",
+    tag = "cluster",
+    responses(
+        (status = 200, description = "This node's view of the cluster", body = dsync_api::types::NodeStatus),
+    )
+)]
 async fn status(State(node): State<Arc<Node>>) -> Json<NodeStatus> {
     Json(node.status())
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/cluster/members",
+    tag = "cluster",
+    request_body = dsync_api::types::JoinRequest,
+    responses(
+        (status = 200, description = "The membership after the join", body = dsync_api::types::MembershipResponse),
+        (status = 503, description = "`unavailable`: no leader, or the membership change is refused for now", body = dsync_api::ErrorBody),
+    )
+)]
 async fn join(
     State(node): State<Arc<Node>>,
     ApiJson(req): ApiJson<JoinRequest>,
@@ -94,6 +137,16 @@ async fn join(
     Ok(Json(MembershipResponse { members }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/cluster/leader/transfer",
+    tag = "cluster",
+    request_body = dsync_api::types::LeaderTransferRequest,
+    responses(
+        (status = 200, description = "Leadership moved", body = dsync_api::types::LeaderTransferResponse),
+        (status = 503, description = "`unavailable`: no leader, another transfer runs, or the target did not catch up", body = dsync_api::ErrorBody),
+    )
+)]
 async fn transfer_leader(
     State(node): State<Arc<Node>>,
     ApiJson(req): ApiJson<LeaderTransferRequest>,

@@ -27,6 +27,15 @@ pub fn router() -> Router<Arc<Node>> {
 /// Starts with this node's role, then streams every event published from
 /// now on; a subscriber that falls behind gets a `lagged` event instead of
 /// slowing the node down.
+#[utoipa::path(
+    get,
+    path = "/v1/events",
+    tag = "events",
+    responses(
+        (status = 200, description = "A never-ending `text/event-stream`: each message's `event:` is the `kind` and its `data:` one `Event` as JSON; comment lines keep the connection alive", body = String, content_type = "text/event-stream"),
+        (status = 429, description = "`rate_limited`: this node already streams to its maximum of subscribers", body = dsync_api::ErrorBody),
+    )
+)]
 async fn events(
     State(node): State<Arc<Node>>,
 ) -> HttpResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {

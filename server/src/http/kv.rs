@@ -47,6 +47,20 @@ fn parse_value(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or(serde_json::Value::Null)
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/kv/{key}",
+    tag = "kv",
+    params(
+        ("key" = String, Path, description = "Key: 1 to 512 bytes of printable text (percent-encode `/`)", min_length = 1, max_length = 512, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"),
+        ("consistency" = Option<dsync_api::types::Consistency>, Query, description = "Read consistency (default `linearizable`)"),
+        ("max_staleness_ms" = Option<u64>, Query, description = "With `consistency=stale`: refuse (503) if this node may be further behind"),
+    ),
+    responses(
+        (status = 200, description = "The value and its version", body = dsync_api::types::KvItem),
+        (status = 404, description = "`not_found`: no such key", body = dsync_api::ErrorBody),
+    )
+)]
 async fn get_key(
     State(node): State<Arc<Node>>,
     ApiPath(key): ApiPath<String>,
@@ -68,6 +82,20 @@ async fn get_key(
     }))
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/kv/{key}",
+    tag = "kv",
+    params(
+        ("key" = String, Path, description = "Key: 1 to 512 bytes of printable text (percent-encode `/`)", min_length = 1, max_length = 512, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"),
+    ),
+    request_body = dsync_api::types::KvPutRequest,
+    responses(
+        (status = 200, description = "Committed on a quorum", body = dsync_api::types::KvPutResponse),
+        (status = 409, description = "`conflict`: `if_version` does not match (`current_version` tells)", body = dsync_api::ErrorBody),
+        (status = 412, description = "`stale_token`: the fence is not the current grant of its lock", body = dsync_api::ErrorBody),
+    )
+)]
 async fn put_key(
     State(node): State<Arc<Node>>,
     ApiPath(key): ApiPath<String>,
@@ -86,6 +114,19 @@ async fn put_key(
     }
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/kv/{key}",
+    tag = "kv",
+    params(
+        ("key" = String, Path, description = "Key: 1 to 512 bytes of printable text (percent-encode `/`)", min_length = 1, max_length = 512, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"),
+        ("if_version" = Option<u64>, Query, description = "Compare-and-delete: only if the key is at this version"),
+    ),
+    responses(
+        (status = 200, description = "Whether a value was removed", body = dsync_api::types::KvDeleteResponse),
+        (status = 409, description = "`conflict`: `if_version` does not match", body = dsync_api::ErrorBody),
+    )
+)]
 async fn delete_key(
     State(node): State<Arc<Node>>,
     ApiPath(key): ApiPath<String>,
@@ -104,6 +145,20 @@ async fn delete_key(
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/kv",
+    tag = "kv",
+    params(
+        ("prefix" = Option<String>, Query, description = "Only keys starting with this", max_length = 512),
+        ("limit" = Option<usize>, Query, description = "Most items listed (default 1000)", minimum = 1, maximum = 10000),
+        ("consistency" = Option<dsync_api::types::Consistency>, Query, description = "Read consistency (default `linearizable`)"),
+        ("max_staleness_ms" = Option<u64>, Query, description = "With `consistency=stale`: refuse (503) if this node may be further behind"),
+    ),
+    responses(
+        (status = 200, description = "Keys in order, at most `limit`", body = dsync_api::types::KvListResponse),
+    )
+)]
 async fn list(
     State(node): State<Arc<Node>>,
     ApiQuery(q): ApiQuery<ReadQuery>,

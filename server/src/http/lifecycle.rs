@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -12,6 +12,7 @@ use dsync_api::types::{DrainResponse, MembershipResponse};
 use dsync_api::{routes, ApiError, ErrorCode};
 
 use super::error::{invalid, HttpError, HttpResult};
+use super::extract::ApiPath;
 use crate::node::Node;
 
 pub fn router() -> Router<Arc<Node>> {
@@ -21,9 +22,22 @@ pub fn router() -> Router<Arc<Node>> {
         .route(routes::NODE_DRAIN, post(drain).delete(undrain))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/cluster/members/{id}",
+    tag = "cluster",
+    params(
+        ("id" = u64, Path, description = "Member id", minimum = 1),
+    ),
+    responses(
+        (status = 200, description = "The membership after the removal", body = dsync_api::types::MembershipResponse),
+        (status = 409, description = "`conflict`: too few healthy voters would remain", body = dsync_api::ErrorBody),
+        (status = 503, description = "`unavailable`: no leader, or the change is refused for now", body = dsync_api::ErrorBody),
+    )
+)]
 async fn remove(
     State(node): State<Arc<Node>>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> HttpResult<Json<MembershipResponse>> {
     let id: u64 = id
         .parse()
@@ -34,6 +48,15 @@ async fn remove(
     Ok(Json(MembershipResponse { members }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/cluster/backup",
+    tag = "cluster",
+    responses(
+        (status = 200, description = "A backup file of the whole state at a linearizable point", body = Vec<u8>, content_type = "application/octet-stream"),
+        (status = 503, description = "`unavailable`: no leader or no quorum", body = dsync_api::ErrorBody),
+    )
+)]
 async fn backup(State(node): State<Arc<Node>>) -> HttpResult<Response> {
     let bytes = node.backup().await?;
     Ok((
@@ -53,6 +76,16 @@ async fn backup(State(node): State<Arc<Node>>) -> HttpResult<Response> {
 /// it leads, hands leadership to the most caught-up follower. If that
 /// hand-off fails the drain is called off and the error returned; repeating
 /// a drain is harmless.
+#[utoipa::path(
+    post,
+    path = "/v1/node/drain",
+    tag = "cluster",
+    responses(
+        (status = 200, description = "This node now turns clients away (503)", body = dsync_api::types::DrainResponse),
+        (status = 400, description = "`invalid_argument`: this node leads and has no one to hand off to; the drain is called off", body = dsync_api::ErrorBody),
+        (status = 503, description = "`unavailable`: the hand-off failed; the drain is called off", body = dsync_api::ErrorBody),
+    )
+)]
 async fn drain(State(node): State<Arc<Node>>) -> HttpResult<Json<DrainResponse>> {
     node.set_draining(true);
     tracing::info!(id = node.id, "draining: client requests now get 503");
@@ -81,6 +114,14 @@ async fn drain(State(node): State<Arc<Node>>) -> HttpResult<Json<DrainResponse>>
 }
 
 /// Ends a drain without a restart (e.g. when a maintenance is called off).
+#[utoipa::path(
+    delete,
+    path = "/v1/node/drain",
+    tag = "cluster",
+    responses(
+        (status = 200, description = "This node takes client requests again", body = dsync_api::types::DrainResponse),
+    )
+)]
 async fn undrain(State(node): State<Arc<Node>>) -> Json<DrainResponse> {
     node.set_draining(false);
     tracing::info!(id = node.id, "drain ended: taking client requests again");
@@ -95,7 +136,7 @@ async fn undrain(State(node): State<Arc<Node>>) -> Json<DrainResponse> {
 /// Whether a request is client traffic a draining node turns away. Status,
 /// health, admin and peer routes keep working so operators and the rest of
 /// the cluster can still reach it.
-fn is_client_traffic(path: &str) -> bool {
+pub(super) fn is_client_traffic(path: &str) -> bool {
     path.starts_with("/v1/")
         && path != routes::STATUS
         && !path.starts_with("/v1/cluster/")

@@ -62,7 +62,7 @@ fn check_grant_owner(node: &Node, caller: &Caller, name: &str, token: u64) -> Ht
         .data
         .locks
         .get(name)
-        .and_then(|l| l.holders.iter().find(|h| h.token == token));
+        .and_then(|l| l.holder_by_token(token));
     match holder {
         Some(h) if !owned_by(&caller.principal, &h.owner) => {
             Err(not_yours(&format!("grant {token} of lock {name:?}")).into())
@@ -71,6 +71,19 @@ fn check_grant_owner(node: &Node, caller: &Caller, name: &str, token: u64) -> Ht
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/locks/{name}/acquire",
+    tag = "locks",
+    params(
+        ("name" = String, Path, description = "Lock name: 1 to 256 bytes of printable text", min_length = 1, max_length = 256, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"),
+    ),
+    request_body = dsync_api::locks::AcquireRequest,
+    responses(
+        (status = 200, description = "Granted, with its fencing token", body = dsync_api::locks::AcquireResponse),
+        (status = 409, description = "`lock_busy` (try once, or the wait ran out), or `deadlock` with `cycle`", body = dsync_api::ErrorBody),
+    )
+)]
 async fn acquire(
     State(node): State<Arc<Node>>,
     caller: Caller,
@@ -90,7 +103,7 @@ async fn acquire(
         .data
         .locks
         .get(&name)
-        .map_or(0, |l| l.waiters.len());
+        .map_or(0, |l| l.waiter_count());
     if req.wait_ms > 0 && waiting >= max_waiters {
         return Err(rate_limited(format!(
             "lock {name:?} already has {waiting} waiters (the limit is {max_waiters})"
@@ -101,6 +114,19 @@ async fn acquire(
     Ok(Json(node.lock_acquire(name, req).await?))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/locks/{name}/release",
+    tag = "locks",
+    params(
+        ("name" = String, Path, description = "Lock name: 1 to 256 bytes of printable text", min_length = 1, max_length = 256, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"),
+    ),
+    request_body = dsync_api::locks::ReleaseRequest,
+    responses(
+        (status = 200, description = "Released", body = dsync_api::locks::ReleaseResponse),
+        (status = 412, description = "`stale_token`: not the current grant of this owner", body = dsync_api::ErrorBody),
+    )
+)]
 async fn release(
     State(node): State<Arc<Node>>,
     caller: Caller,
@@ -119,6 +145,19 @@ async fn release(
     Ok(Json(ReleaseResponse { released: true }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/locks/{name}/keepalive",
+    tag = "locks",
+    params(
+        ("name" = String, Path, description = "Lock name: 1 to 256 bytes of printable text", min_length = 1, max_length = 256, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"),
+    ),
+    request_body = dsync_api::locks::KeepaliveRequest,
+    responses(
+        (status = 200, description = "Lease renewed", body = dsync_api::locks::KeepaliveResponse),
+        (status = 412, description = "`stale_token`: not the current grant of this owner", body = dsync_api::ErrorBody),
+    )
+)]
 async fn keepalive(
     State(node): State<Arc<Node>>,
     caller: Caller,
@@ -148,6 +187,17 @@ async fn keepalive(
 
 /// Admin override for a holder that is stuck but keeps its lease alive:
 /// drops every grant (their tokens become stale) and wakes the next waiter.
+#[utoipa::path(
+    post,
+    path = "/v1/locks/{name}/force-release",
+    tag = "locks",
+    params(
+        ("name" = String, Path, description = "Lock name: 1 to 256 bytes of printable text", min_length = 1, max_length = 256, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"),
+    ),
+    responses(
+        (status = 200, description = "Every holder evicted", body = dsync_api::locks::ForceReleaseResponse),
+    )
+)]
 async fn force_release(
     State(node): State<Arc<Node>>,
     ApiPath(name): ApiPath<String>,
@@ -162,6 +212,19 @@ async fn force_release(
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/locks/{name}",
+    tag = "locks",
+    params(
+        ("name" = String, Path, description = "Lock name: 1 to 256 bytes of printable text (`graph` names the wait-for graph)", min_length = 1, max_length = 256, pattern = "^(?!graph$)[^\\x00-\\x1F\\x7F-\\x9F]*$"),
+        ("consistency" = Option<dsync_api::types::Consistency>, Query, description = "Read consistency (default `linearizable`)"),
+        ("max_staleness_ms" = Option<u64>, Query, description = "With `consistency=stale`: refuse (503) if this node may be further behind"),
+    ),
+    responses(
+        (status = 200, description = "Holders and waiters (none for an unknown lock)", body = dsync_api::locks::LockInfo),
+    )
+)]
 async fn one(
     State(node): State<Arc<Node>>,
     ApiPath(name): ApiPath<String>,
@@ -178,6 +241,19 @@ async fn one(
     })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/locks",
+    tag = "locks",
+    params(
+        ("limit" = Option<usize>, Query, description = "Most items listed (default 1000)", minimum = 1, maximum = 10000),
+        ("consistency" = Option<dsync_api::types::Consistency>, Query, description = "Read consistency (default `linearizable`)"),
+        ("max_staleness_ms" = Option<u64>, Query, description = "With `consistency=stale`: refuse (503) if this node may be further behind"),
+    ),
+    responses(
+        (status = 200, description = "Held or awaited locks", body = dsync_api::locks::LockList),
+    )
+)]
 async fn list(
     State(node): State<Arc<Node>>,
     ApiQuery(q): ApiQuery<ReadQuery>,
@@ -188,6 +264,18 @@ async fn list(
     Ok(Json(LockList { locks }))
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/locks/graph",
+    tag = "locks",
+    params(
+        ("consistency" = Option<dsync_api::types::Consistency>, Query, description = "Read consistency (default `linearizable`)"),
+        ("max_staleness_ms" = Option<u64>, Query, description = "With `consistency=stale`: refuse (503) if this node may be further behind"),
+    ),
+    responses(
+        (status = 200, description = "The wait-for graph and recent deadlocks", body = dsync_api::locks::LockGraph),
+    )
+)]
 async fn graph(
     State(node): State<Arc<Node>>,
     ApiQuery(q): ApiQuery<ReadQuery>,

@@ -10,6 +10,7 @@ mod extract;
 mod kv;
 mod lifecycle;
 mod locks;
+pub mod openapi;
 mod queue;
 mod raft;
 
@@ -17,9 +18,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{HeaderValue, Method, Uri};
+use axum::http::{header, HeaderValue, Method, Uri};
 use axum::middleware::{self, Next};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::Router;
 use dsync_api::{ApiError, ErrorCode, HEADER_LEADER, HEADER_NODE, HEADER_TERM};
 
@@ -32,20 +33,7 @@ use crate::node::Node;
 const PEER_BODY_LIMIT: usize = 256 * 1024 * 1024;
 
 pub fn router(node: Arc<Node>) -> Router {
-    let client = Router::new()
-        .merge(auth::router())
-        .merge(cache::router())
-        .merge(cluster::router())
-        .merge(kv::router())
-        .merge(locks::router())
-        .merge(queue::router())
-        .merge(events::router())
-        .merge(lifecycle::router())
-        .layer(DefaultBodyLimit::max(node.config.max_body_bytes));
-    let peer = raft::router().layer(DefaultBodyLimit::max(PEER_BODY_LIMIT));
-    Router::new()
-        .merge(client)
-        .merge(peer)
+    routes(node.config.max_body_bytes)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Outside every route, so routes any router adds are guarded too.
@@ -58,6 +46,23 @@ pub fn router(node: Arc<Node>) -> Router {
         .with_state(node)
 }
 
+/// Every route, before the layers that need a node.
+pub(crate) fn routes(max_body_bytes: usize) -> Router<Arc<Node>> {
+    let client = Router::new()
+        .merge(auth::router())
+        .merge(cache::router())
+        .merge(cluster::router())
+        .merge(kv::router())
+        .merge(locks::router())
+        .merge(queue::router())
+        .merge(events::router())
+        .merge(lifecycle::router())
+        .merge(openapi::router())
+        .layer(DefaultBodyLimit::max(max_body_bytes));
+    let peer = raft::router().layer(DefaultBodyLimit::max(PEER_BODY_LIMIT));
+    Router::new().merge(client).merge(peer)
+}
+
 async fn not_found(method: Method, uri: Uri) -> HttpError {
     HttpError(ApiError::new(
         ErrorCode::NotFound,
@@ -65,11 +70,19 @@ async fn not_found(method: Method, uri: Uri) -> HttpError {
     ))
 }
 
-async fn method_not_allowed(method: Method, uri: Uri) -> HttpError {
-    HttpError(ApiError::new(
+/// 405 with the `Allow` header RFC 9110 asks for (axum sets it only for a
+/// router of one path).
+async fn method_not_allowed(method: Method, uri: Uri, matched: Option<MatchedPath>) -> Response {
+    let mut resp = HttpError(ApiError::new(
         ErrorCode::MethodNotAllowed,
         format!("{method} is not allowed on {}", uri.path()),
     ))
+    .into_response();
+    if let Some(allow) = matched.and_then(|m| openapi::allow(m.as_str())) {
+        resp.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static(allow));
+    }
+    resp
 }
 
 /// Adds `x-dsync-node`, `x-dsync-leader`, `x-dsync-term` and records latency.

@@ -14,6 +14,7 @@ use dsync_api::{ApiError, ErrorCode};
 use super::error::{invalid, HttpError, HttpResult};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::auth::guard::Caller;
+use crate::auth::limits::rate_limited;
 use crate::auth::ownership::qualify_owner;
 use crate::error::Error;
 use crate::node::Node;
@@ -56,6 +57,18 @@ fn count_of(v: CmdValue) -> HttpResult<u64> {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/queues/{topic}/messages",
+    tag = "queues",
+    params(
+        ("topic" = String, Path, description = "Topic: 1 to 200 bytes of printable text", min_length = 1, max_length = 200, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"),
+    ),
+    request_body = dsync_api::queue::EnqueueRequest,
+    responses(
+        (status = 201, description = "Enqueued (a repeated `dedup_id` yields the first id)", body = dsync_api::queue::EnqueueResponse),
+    )
+)]
 async fn enqueue(
     State(node): State<Arc<Node>>,
     ApiPath(topic): ApiPath<String>,
@@ -89,12 +102,34 @@ async fn enqueue(
             dedup_id: m.dedup_id,
         });
     }
+    let max_held = node.security.limits.config.max_queued_messages;
+    let held = node.sm.read().data.queues.held();
+    if held.saturating_add(msgs.len()) > max_held {
+        return Err(rate_limited(format!(
+            "the queues hold {held} messages and {} more would pass the limit of {max_held}; \
+             consume and ack, then retry",
+            msgs.len()
+        ))
+        .into());
+    }
     match node.write(Command::QueueEnqueue { topic, msgs }).await? {
         CmdValue::Ids(ids) => Ok((StatusCode::CREATED, Json(EnqueueResponse { ids }))),
         other => Err(Error::Internal(format!("unexpected result {other:?}")).into()),
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/queues/{topic}/consume",
+    tag = "queues",
+    params(
+        ("topic" = String, Path, description = "Topic: 1 to 200 bytes of printable text", min_length = 1, max_length = 200, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"),
+    ),
+    request_body = dsync_api::queue::ConsumeRequest,
+    responses(
+        (status = 200, description = "Delivered messages (none if none became ready in `wait_ms`)", body = dsync_api::queue::ConsumeResponse),
+    )
+)]
 async fn consume(
     State(node): State<Arc<Node>>,
     caller: Caller,
@@ -163,6 +198,19 @@ async fn settle(
     Ok(Json(ReceiptsResponse { count: n as usize }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/queues/{topic}/ack",
+    tag = "queues",
+    params(
+        ("topic" = String, Path, description = "Topic: 1 to 200 bytes of printable text", min_length = 1, max_length = 200, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"),
+    ),
+    request_body = dsync_api::queue::ReceiptsRequest,
+    responses(
+        (status = 200, description = "Acknowledged", body = dsync_api::queue::ReceiptsResponse),
+        (status = 409, description = "`stale_receipt`: a receipt of an earlier delivery", body = dsync_api::ErrorBody),
+    )
+)]
 async fn ack(
     State(node): State<Arc<Node>>,
     caller: Caller,
@@ -175,6 +223,19 @@ async fn ack(
     .await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/queues/{topic}/nack",
+    tag = "queues",
+    params(
+        ("topic" = String, Path, description = "Topic: 1 to 200 bytes of printable text", min_length = 1, max_length = 200, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"),
+    ),
+    request_body = dsync_api::queue::ReceiptsRequest,
+    responses(
+        (status = 200, description = "Made visible again after `delay_ms`", body = dsync_api::queue::ReceiptsResponse),
+        (status = 409, description = "`stale_receipt`: a receipt of an earlier delivery", body = dsync_api::ErrorBody),
+    )
+)]
 async fn nack(
     State(node): State<Arc<Node>>,
     caller: Caller,
@@ -195,6 +256,19 @@ async fn nack(
     .await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/queues/{topic}/extend",
+    tag = "queues",
+    params(
+        ("topic" = String, Path, description = "Topic: 1 to 200 bytes of printable text", min_length = 1, max_length = 200, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"),
+    ),
+    request_body = dsync_api::queue::ReceiptsRequest,
+    responses(
+        (status = 200, description = "Invisible for `visibility_ms` more", body = dsync_api::queue::ReceiptsResponse),
+        (status = 409, description = "`stale_receipt`: a receipt of an earlier delivery", body = dsync_api::ErrorBody),
+    )
+)]
 async fn extend(
     State(node): State<Arc<Node>>,
     caller: Caller,
@@ -219,6 +293,17 @@ async fn extend(
     .await
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/queues/{topic}/redrive",
+    tag = "queues",
+    params(
+        ("topic" = String, Path, description = "Topic: 1 to 200 bytes of printable text", min_length = 1, max_length = 200, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"),
+    ),
+    responses(
+        (status = 200, description = "Dead letters moved back to the topic", body = dsync_api::queue::RedriveResponse),
+    )
+)]
 async fn redrive(
     State(node): State<Arc<Node>>,
     ApiPath(topic): ApiPath<String>,
@@ -228,6 +313,18 @@ async fn redrive(
     Ok(Json(RedriveResponse { moved }))
 }
 
+#[utoipa::path(
+    put,
+    path = "/v1/queues/{topic}",
+    tag = "queues",
+    params(
+        ("topic" = String, Path, description = "Topic: 1 to 200 bytes of printable text", min_length = 1, max_length = 200, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"),
+    ),
+    request_body = dsync_api::queue::TopicSettings,
+    responses(
+        (status = 200, description = "The topic with its new settings", body = dsync_api::queue::TopicStats),
+    )
+)]
 async fn configure(
     State(node): State<Arc<Node>>,
     ApiPath(topic): ApiPath<String>,
@@ -271,6 +368,20 @@ async fn configure(
         .ok_or_else(|| Error::Internal("topic vanished after configuration".into()).into())
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/queues/{topic}",
+    tag = "queues",
+    params(
+        ("topic" = String, Path, description = "Topic: 1 to 200 bytes of printable text", min_length = 1, max_length = 200, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"),
+        ("consistency" = Option<dsync_api::types::Consistency>, Query, description = "Read consistency (default `linearizable`)"),
+        ("max_staleness_ms" = Option<u64>, Query, description = "With `consistency=stale`: refuse (503) if this node may be further behind"),
+    ),
+    responses(
+        (status = 200, description = "The topic's counters and settings", body = dsync_api::queue::TopicStats),
+        (status = 404, description = "`not_found`: no such topic", body = dsync_api::ErrorBody),
+    )
+)]
 async fn stats(
     State(node): State<Arc<Node>>,
     ApiPath(topic): ApiPath<String>,
@@ -284,6 +395,19 @@ async fn stats(
         .ok_or_else(|| Error::NotFound(format!("topic {topic:?} does not exist")).into())
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/queues",
+    tag = "queues",
+    params(
+        ("limit" = Option<usize>, Query, description = "Most items listed (default 1000)", minimum = 1, maximum = 10000),
+        ("consistency" = Option<dsync_api::types::Consistency>, Query, description = "Read consistency (default `linearizable`)"),
+        ("max_staleness_ms" = Option<u64>, Query, description = "With `consistency=stale`: refuse (503) if this node may be further behind"),
+    ),
+    responses(
+        (status = 200, description = "Every topic's stats", body = dsync_api::queue::TopicList),
+    )
+)]
 async fn list(
     State(node): State<Arc<Node>>,
     ApiQuery(q): ApiQuery<ReadQuery>,

@@ -84,7 +84,7 @@ impl Node {
             .data
             .locks
             .get(&name)
-            .map(|l| l.holders.iter().map(|x| holder_info(x, now)).collect())
+            .map(|l| l.holders().map(|x| holder_info(x, now)).collect())
             .unwrap_or_default();
         AcquireResponse {
             name,
@@ -105,7 +105,9 @@ impl Node {
         seq: u64,
         wait_ms: u64,
     ) -> Result<Holder> {
-        let mut rx = self.sm.subscribe();
+        // Registered before the first look: a grant applied in between
+        // still wakes us.
+        let mut wakeup = self.sm.lock_wakeups.register(name, owner);
         let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms) + EXPIRY_GRACE;
         let busy = || {
             Error::Api(ApiError::new(
@@ -117,22 +119,24 @@ impl Node {
             {
                 let st = self.sm.read();
                 let lock = st.data.locks.get(name);
-                if let Some(h) =
-                    lock.and_then(|l| l.holders.iter().find(|h| h.owner == owner && h.token > seq))
+                if let Some(h) = lock
+                    .and_then(|l| l.holder_of(owner))
+                    .filter(|h| h.token > seq)
                 {
                     return Ok(h.clone());
                 }
                 // A follower may not have applied the queuing entry yet: the
                 // request's absence means something only once it has.
                 let caught_up = st.data.revision >= seq;
-                if caught_up && !lock.is_some_and(|l| l.waiters.iter().any(|w| w.owner == owner)) {
+                if caught_up && lock.and_then(|l| l.waiter_of(owner)).is_none() {
                     return Err(busy());
                 }
             }
-            match tokio::time::timeout_at(deadline, rx.changed()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) => return Err(Error::Unavailable("node is stopping".into())),
-                Err(_) => return Err(busy()),
+            if tokio::time::timeout_at(deadline, wakeup.changed())
+                .await
+                .is_err()
+            {
+                return Err(busy());
             }
         }
     }

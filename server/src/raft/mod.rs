@@ -5,6 +5,7 @@ pub mod log_writer;
 pub mod network;
 pub mod snapshot;
 pub mod state_machine;
+pub mod wakeups;
 
 use std::io::Cursor;
 
@@ -13,7 +14,10 @@ use crate::state::{Request, Response};
 openraft::declare_raft_types!(
     /// dsync's Raft type configuration.
     pub TypeConfig:
-        D = Request,
+        // Shared, so the copies openraft makes of an entry (log tail,
+        // each replication stream, apply) don't copy every payload.
+        // Serialized exactly like a plain Request.
+        D = std::sync::Arc<Request>,
         R = Response,
         NodeId = u64,
         Node = openraft::BasicNode,

@@ -8,6 +8,7 @@ use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{EntryPayload, ErrorSubject, ErrorVerb, RaftSnapshotBuilder};
 
 use super::snapshot::{self, SnapshotFile};
+use super::wakeups::Wakeups;
 use super::{io_err, Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 use crate::error::Error;
 use crate::events::EventBus;
@@ -33,6 +34,8 @@ pub struct SmShared {
     applied_tx: tokio::sync::watch::Sender<u64>,
     /// Where the events of applied entries go (`/v1/events`).
     events: OnceLock<EventBus>,
+    /// Handlers waiting for their lock request to be granted or dropped.
+    pub lock_wakeups: Arc<Wakeups>,
 }
 
 impl SmShared {
@@ -53,6 +56,7 @@ impl SmShared {
             metrics,
             applied_tx: tokio::sync::watch::channel(0).0,
             events: OnceLock::new(),
+            lock_wakeups: Arc::default(),
         }))
     }
 
@@ -167,7 +171,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             st.last_applied = Some(entry.log_id);
             match entry.payload {
                 EntryPayload::Blank => out.push(Response::default()),
-                EntryPayload::Normal(req) => out.push(st.data.apply(req)),
+                EntryPayload::Normal(req) => {
+                    out.push(st.data.apply(std::sync::Arc::unwrap_or_clone(req)))
+                }
                 EntryPayload::Membership(m) => {
                     st.membership = StoredMembership::new(Some(entry.log_id), m);
                     out.push(Response::default());
@@ -176,7 +182,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
         self.shared.applied(&st);
         let events = std::mem::take(&mut st.data.outbox);
+        let dequeued = st.data.locks.take_dequeued();
         drop(st);
+        self.shared.lock_wakeups.wake(dequeued);
         if let Some(bus) = self.shared.events.get() {
             for e in events {
                 bus.publish(e);
@@ -218,6 +226,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         st.membership = meta.last_membership.clone();
         self.shared.metrics.snapshots_installed.inc();
         self.shared.applied(&st);
+        drop(st);
+        self.shared.lock_wakeups.wake_all();
         Ok(())
     }
 

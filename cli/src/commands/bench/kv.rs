@@ -11,7 +11,14 @@ use crate::context::GlobalArgs;
 pub enum KeyPattern {
     /// Every write goes to a new key, bench/<client>/<n>.
     Distinct,
+    /// Writes overwrite a fixed set of keys, bench/<client>/<n mod 1000>,
+    /// so the stored data stays bounded however long the run (for
+    /// sustained runs such as scripts/saturation.sh).
+    Overwrite,
 }
+
+/// Keys per client with `--keys overwrite`.
+const OVERWRITTEN_KEYS: u64 = 1000;
 
 #[derive(Debug, clap::Args)]
 pub struct KvBenchArgs {
@@ -37,6 +44,7 @@ pub async fn run(global: &GlobalArgs, args: KvBenchArgs) -> anyhow::Result<i32> 
     let value = Value::String("x".repeat(args.value_size as usize));
     let key_of = match args.keys {
         KeyPattern::Distinct => key,
+        KeyPattern::Overwrite => overwritten_key,
     };
     eprintln!(
         "bench kv: {} clients for {} s, {}-byte values, against {}",
@@ -63,6 +71,10 @@ fn key(client: u32, n: u64) -> String {
     format!("bench/{client}/{n}")
 }
 
+fn overwritten_key(client: u32, n: u64) -> String {
+    key(client, n % OVERWRITTEN_KEYS)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -71,5 +83,12 @@ mod tests {
     fn keys_are_distinct_per_client_and_operation() {
         assert_eq!(key(3, 17), "bench/3/17");
         assert_ne!(key(1, 11), key(11, 1));
+    }
+
+    #[test]
+    fn overwritten_keys_cycle_over_a_fixed_set() {
+        assert_eq!(overwritten_key(3, 17), "bench/3/17");
+        assert_eq!(overwritten_key(3, 1017), "bench/3/17");
+        assert_ne!(overwritten_key(1, 5), overwritten_key(2, 5));
     }
 }

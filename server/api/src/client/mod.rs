@@ -10,14 +10,18 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::breaker::Breaker;
-use crate::error::{ApiError, ErrorBody, ErrorCode};
-use crate::routes;
-use crate::types::*;
 
+mod admin;
 mod cache;
 mod download;
+mod error;
+mod kv;
 mod locks;
 mod queue;
+
+pub(crate) use error::decode_error;
+use error::{chain, decode};
+pub use error::{ClientError, Result};
 
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -62,31 +66,6 @@ pub struct CallOpts {
     /// Safe to send again after a connection broke mid-request.
     pub idempotent: bool,
 }
-
-/// Why a call failed.
-#[derive(Debug, thiserror::Error)]
-pub enum ClientError {
-    /// The server answered with an API error.
-    #[error("{error} (HTTP {status})")]
-    Api { status: u16, error: ApiError },
-    /// No node could be reached, or the outcome of a write is unknown because
-    /// the connection broke after it was sent.
-    #[error("transport: {0}")]
-    Transport(String),
-    #[error("no endpoints configured")]
-    NoEndpoints,
-}
-
-impl ClientError {
-    pub fn code(&self) -> Option<ErrorCode> {
-        match self {
-            ClientError::Api { error, .. } => Some(error.code),
-            _ => None,
-        }
-    }
-}
-
-pub type Result<T> = std::result::Result<T, ClientError>;
 
 struct Endpoint {
     base: String,
@@ -394,166 +373,12 @@ impl Client {
         serde_json::from_slice(&bytes)
             .map_err(|e| ClientError::Transport(format!("bad response body: {e}")))
     }
-
-    pub async fn status(&self) -> Result<NodeStatus> {
-        self.call::<(), _>(Method::GET, routes::STATUS, None).await
-    }
-
-    pub async fn node_status(&self, endpoint: &str) -> Result<NodeStatus> {
-        self.call_node(endpoint, routes::STATUS).await
-    }
-
-    pub async fn kv_put(
-        &self,
-        key: &str,
-        value: serde_json::Value,
-        if_version: Option<u64>,
-    ) -> Result<KvPutResponse> {
-        let body = KvPutRequest {
-            value,
-            if_version,
-            fence: None,
-        };
-        self.call(Method::PUT, &routes::kv_key(key), Some(&body))
-            .await
-    }
-
-    /// A write the store accepts only while `token` is the current grant of `lock`.
-    pub async fn kv_put_fenced(
-        &self,
-        key: &str,
-        value: serde_json::Value,
-        if_version: Option<u64>,
-        lock: &str,
-        token: u64,
-    ) -> Result<KvPutResponse> {
-        let body = KvPutRequest {
-            value,
-            if_version,
-            fence: Some(Fence {
-                lock: lock.to_string(),
-                token,
-            }),
-        };
-        self.call(Method::PUT, &routes::kv_key(key), Some(&body))
-            .await
-    }
-
-    pub async fn kv_get(&self, key: &str, consistency: Consistency) -> Result<KvItem> {
-        let path = format!(
-            "{}?consistency={}",
-            routes::kv_key(key),
-            consistency.as_str()
-        );
-        self.call::<(), _>(Method::GET, &path, None).await
-    }
-
-    pub async fn kv_delete(&self, key: &str, if_version: Option<u64>) -> Result<KvDeleteResponse> {
-        let mut path = routes::kv_key(key);
-        if let Some(v) = if_version {
-            path.push_str(&format!("?if_version={v}"));
-        }
-        self.call::<(), _>(Method::DELETE, &path, None).await
-    }
-
-    pub async fn kv_list(
-        &self,
-        prefix: &str,
-        limit: Option<usize>,
-        consistency: Consistency,
-    ) -> Result<KvListResponse> {
-        let mut path = format!(
-            "{}?prefix={}&consistency={}",
-            routes::KV,
-            routes::encode_segment(prefix),
-            consistency.as_str()
-        );
-        if let Some(l) = limit {
-            path.push_str(&format!("&limit={l}"));
-        }
-        self.call::<(), _>(Method::GET, &path, None).await
-    }
-
-    pub async fn join(&self, id: u64, addr: &str) -> Result<MembershipResponse> {
-        let body = JoinRequest {
-            id,
-            addr: addr.to_string(),
-            voter: true,
-        };
-        self.call(Method::POST, routes::MEMBERS, Some(&body)).await
-    }
-
-    /// Who the node takes this client's credentials for.
-    pub async fn whoami(&self) -> Result<crate::auth::WhoAmI> {
-        self.call::<(), _>(Method::GET, routes::AUTH_WHOAMI, None)
-            .await
-    }
-
-    /// Asks the node to sign a token (admin; HS256 nodes only).
-    pub async fn create_token(
-        &self,
-        req: &crate::auth::TokenRequest,
-    ) -> Result<crate::auth::TokenResponse> {
-        self.call(Method::POST, routes::AUTH_TOKENS, Some(req))
-            .await
-    }
-
-    /// Hands leadership to `to` (or the most caught-up follower). A retry is
-    /// harmless: once `to` leads, a repeat returns at once.
-    pub async fn leader_transfer(&self, to: Option<u64>) -> Result<LeaderTransferResponse> {
-        let body = LeaderTransferRequest { to };
-        self.call(Method::POST, routes::LEADER_TRANSFER, Some(&body))
-            .await
-    }
-}
-
-/// The error with its causes ("connection refused" hides in the chain).
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cur = e.source();
-    while let Some(c) = cur {
-        let s = c.to_string();
-        if !out.contains(&s) {
-            out.push_str(": ");
-            out.push_str(&s);
-        }
-        cur = c.source();
-    }
-    out
-}
-
-fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| ClientError::Transport(format!("bad response body: {e}")))
-}
-
-pub(crate) fn decode_error(status: StatusCode, bytes: &[u8]) -> ApiError {
-    serde_json::from_slice::<ErrorBody>(bytes)
-        .map(|b| b.error)
-        .unwrap_or_else(|_| {
-            let code = match status.as_u16() {
-                400 => ErrorCode::InvalidArgument,
-                401 => ErrorCode::Unauthenticated,
-                403 => ErrorCode::PermissionDenied,
-                404 => ErrorCode::NotFound,
-                413 => ErrorCode::TooLarge,
-                429 => ErrorCode::RateLimited,
-                503 => ErrorCode::Unavailable,
-                _ => ErrorCode::Internal,
-            };
-            ApiError::new(
-                code,
-                String::from_utf8_lossy(bytes)
-                    .chars()
-                    .take(200)
-                    .collect::<String>(),
-            )
-        })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::error::ErrorCode;
 
     #[test]
     fn base_urls_are_normalized() {

@@ -3,20 +3,33 @@
 //!
 //! Pure and deterministic: time comes from the entry's leader clock and
 //! tokens from the state's revision counter, so every replica decides alike.
+//! Every operation is O(log n) in the requests queued on a lock (the cycle
+//! search aside, which only runs when the requester can be waited on, and
+//! then visits each owner once), so one lock can carry 10,000 waiters.
 
 #[cfg(test)]
 pub mod graph;
+mod index;
+mod lock;
 #[cfg(test)]
 mod model_tests;
+#[cfg(test)]
+mod scale_tests;
+mod stored;
+mod view;
+mod waits;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use dsync_api::events::Event;
-use dsync_api::locks::{DeadlockInfo, HolderInfo, LockInfo, LockMode, WaitEdge, WaiterInfo};
+use dsync_api::locks::{DeadlockInfo, LockMode};
 use dsync_api::ErrorCode;
 use serde::{Deserialize, Serialize};
 
 use super::CmdError;
+use index::Index;
+pub use lock::Lock;
+pub use view::holder_info;
 
 /// Refused cycles remembered for `GET /v1/locks/graph`.
 const RECENT_DEADLOCKS: usize = 32;
@@ -46,23 +59,22 @@ pub struct Waiter {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Lock {
-    pub holders: Vec<Holder>,
-    pub waiters: VecDeque<Waiter>,
-}
-
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LockStats {
     pub grants: u64,
     pub expired: u64,
     pub deadlocks: u64,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+/// Serialized as its three stored fields (the format of snapshots made
+/// before the indexes existed); the index is rebuilt on load.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(from = "stored::TableRepr")]
 pub struct LockTable {
     locks: BTreeMap<String, Lock>,
     deadlocks: VecDeque<DeadlockInfo>,
     pub stats: LockStats,
+    #[serde(skip)]
+    idx: Index,
 }
 
 /// Result of an acquire that was not refused.
@@ -87,84 +99,6 @@ impl Ctx<'_> {
     }
 }
 
-fn conflicts(a: LockMode, b: LockMode) -> bool {
-    a == LockMode::Exclusive || b == LockMode::Exclusive
-}
-
-impl Lock {
-    fn grant(
-        &mut self,
-        name: &str,
-        owner: &str,
-        mode: LockMode,
-        ttl_ms: u64,
-        ctx: &mut Ctx,
-        stats: &mut LockStats,
-    ) -> Holder {
-        let h = Holder {
-            owner: owner.to_string(),
-            mode,
-            token: ctx.next_token(),
-            ttl_ms,
-            granted_at_ms: ctx.now_ms,
-            expires_at_ms: ctx.now_ms.saturating_add(ttl_ms),
-        };
-        self.holders.retain(|x| x.owner != owner);
-        self.holders.push(h.clone());
-        stats.grants += 1;
-        ctx.events.push(Event::LockGranted {
-            lock: name.to_string(),
-            owner: h.owner.clone(),
-            mode,
-            token: h.token,
-            at_ms: ctx.now_ms,
-        });
-        h
-    }
-
-    /// Grants from the head of the queue while it can: consecutive shared
-    /// requests together, an exclusive one alone, an upgrade when its owner
-    /// is the sole holder.
-    fn promote(&mut self, name: &str, ctx: &mut Ctx, stats: &mut LockStats) {
-        while let Some(head) = self.waiters.front() {
-            let holds = self.holders.iter().any(|h| h.owner == head.owner);
-            let others = self
-                .holders
-                .iter()
-                .filter(|h| h.owner != head.owner)
-                .count();
-            let grantable = match (head.upgrade && holds, head.mode) {
-                (true, _) => others == 0,
-                (false, LockMode::Exclusive) => self.holders.is_empty(),
-                (false, LockMode::Shared) => {
-                    self.holders.iter().all(|h| h.mode == LockMode::Shared)
-                }
-            };
-            if !grantable {
-                return;
-            }
-            let w = self.waiters.pop_front().expect("head exists");
-            self.grant(name, &w.owner, w.mode, w.ttl_ms, ctx, stats);
-        }
-    }
-
-    /// Who `waiter` (at queue position `pos`) waits for.
-    fn blockers(&self, owner: &str, mode: LockMode, upgrade: bool, ahead: usize) -> Vec<String> {
-        let mut out: Vec<String> = self
-            .holders
-            .iter()
-            .filter(|h| h.owner != owner && (upgrade || conflicts(mode, h.mode)))
-            .map(|h| h.owner.clone())
-            .collect();
-        for w in self.waiters.iter().take(ahead) {
-            if w.owner != owner && conflicts(mode, w.mode) && !out.contains(&w.owner) {
-                out.push(w.owner.clone());
-            }
-        }
-        out
-    }
-}
-
 impl LockTable {
     pub fn get(&self, name: &str) -> Option<&Lock> {
         self.locks.get(name)
@@ -174,7 +108,13 @@ impl LockTable {
     pub fn is_current_grant(&self, lock: &str, token: u64) -> bool {
         self.locks
             .get(lock)
-            .is_some_and(|l| l.holders.iter().any(|h| h.token == token))
+            .is_some_and(|l| l.holder_by_token(token).is_some())
+    }
+
+    /// (lock, owner) of the requests that left a queue since the last call:
+    /// granted, withdrawn or expired. The node wakes their waiters.
+    pub fn take_dequeued(&mut self) -> Vec<(String, String)> {
+        std::mem::take(&mut self.idx.dequeued)
     }
 
     pub fn acquire(
@@ -188,63 +128,55 @@ impl LockTable {
     ) -> Result<Acquired, CmdError> {
         let lock = self.locks.entry(name.to_string()).or_default();
         let mut upgrade = false;
-        if let Some(h) = lock.holders.iter_mut().find(|h| h.owner == owner) {
-            if h.mode == mode || h.mode == LockMode::Exclusive {
+        if let Some((token, held)) = lock.holder_of(owner).map(|h| (h.token, h.mode)) {
+            if held == mode || held == LockMode::Exclusive {
                 // Idempotent re-acquire: same grant, lease refreshed.
-                h.ttl_ms = ttl_ms;
-                h.expires_at_ms = ctx.now_ms.saturating_add(ttl_ms);
-                return Ok(Acquired::Granted(h.clone()));
+                let expires = ctx.now_ms.saturating_add(ttl_ms);
+                let h = lock.set_expiry(name, token, ttl_ms, expires, &mut self.idx);
+                return Ok(Acquired::Granted(h.expect("held").clone()));
             }
             upgrade = true;
         }
-        if let Some(w) = lock.waiters.iter().find(|w| w.owner == owner) {
+        if let Some(w) = lock.waiter_of(owner) {
             return Ok(Acquired::Queued { seq: w.seq });
         }
-        let others = lock.holders.iter().filter(|h| h.owner != owner).count();
         let free_now = if upgrade {
-            others == 0
+            lock.holder_count() == 1
         } else {
-            lock.waiters.is_empty() && lock.holders.iter().all(|h| !conflicts(mode, h.mode))
+            lock.waiter_count() == 0
+                && match mode {
+                    LockMode::Exclusive => lock.holder_count() == 0,
+                    LockMode::Shared => !lock.has_exclusive_holder(),
+                }
         };
         if free_now {
-            let h = lock.grant(name, owner, mode, ttl_ms, ctx, &mut self.stats);
+            let h = lock.grant(
+                name,
+                (owner, mode, ttl_ms),
+                ctx,
+                &mut self.stats,
+                &mut self.idx,
+            );
             return Ok(Acquired::Granted(h));
         }
-        let ahead = if upgrade { 0 } else { lock.waiters.len() };
-        let blockers = lock.blockers(owner, mode, upgrade, ahead);
         if wait_ms == 0 {
+            let holders: Vec<&str> = lock
+                .holders()
+                .map(|h| h.owner.as_str())
+                .filter(|o| *o != owner)
+                .collect();
             let busy = CmdError::new(ErrorCode::LockBusy, format!("lock {name:?} is held"))
-                .with_details(serde_json::json!({ "holders": blockers }));
+                .with_details(serde_json::json!({ "holders": holders }));
             self.drop_if_empty(name);
             return Err(busy);
         }
-        if let Some(cycle) = self.closing_cycle(owner, &blockers) {
-            self.stats.deadlocks += 1;
-            if self.deadlocks.len() == RECENT_DEADLOCKS {
-                self.deadlocks.pop_front();
-            }
-            self.deadlocks.push_back(DeadlockInfo {
-                cycle: cycle.clone(),
-                lock: name.to_string(),
-                at_ms: ctx.now_ms,
-            });
-            ctx.events.push(Event::Deadlock {
-                lock: name.to_string(),
-                cycle: cycle.clone(),
-                at_ms: ctx.now_ms,
-            });
-            self.drop_if_empty(name);
-            return Err(CmdError::new(
-                ErrorCode::Deadlock,
-                format!(
-                    "waiting for {name:?} would deadlock: {}",
-                    cycle.join(" -> ")
-                ),
-            )
-            .with_details(serde_json::json!({ "cycle": cycle })));
+        let lock = &self.locks[name];
+        let mut targets = Vec::new();
+        lock.blockers((owner, mode, upgrade), lock.back(), &mut targets);
+        if let Some(cycle) = self.closing_cycle(owner, &targets) {
+            return Err(self.refuse(name, cycle, ctx));
         }
         let seq = *ctx.revision;
-        let lock = self.locks.get_mut(name).expect("entry created above");
         let w = Waiter {
             owner: owner.to_string(),
             mode,
@@ -254,12 +186,36 @@ impl LockTable {
             upgrade,
             seq,
         };
-        if upgrade {
-            lock.waiters.push_front(w);
-        } else {
-            lock.waiters.push_back(w);
-        }
+        let lock = self.locks.get_mut(name).expect("entry created above");
+        lock.enqueue(name, w, &mut self.idx);
         Ok(Acquired::Queued { seq })
+    }
+
+    /// Records a refused wait that would have closed `cycle`.
+    fn refuse(&mut self, name: &str, cycle: Vec<String>, ctx: &mut Ctx) -> CmdError {
+        self.stats.deadlocks += 1;
+        if self.deadlocks.len() == RECENT_DEADLOCKS {
+            self.deadlocks.pop_front();
+        }
+        self.deadlocks.push_back(DeadlockInfo {
+            cycle: cycle.clone(),
+            lock: name.to_string(),
+            at_ms: ctx.now_ms,
+        });
+        ctx.events.push(Event::Deadlock {
+            lock: name.to_string(),
+            cycle: cycle.clone(),
+            at_ms: ctx.now_ms,
+        });
+        self.drop_if_empty(name);
+        CmdError::new(
+            ErrorCode::Deadlock,
+            format!(
+                "waiting for {name:?} would deadlock: {}",
+                cycle.join(" -> ")
+            ),
+        )
+        .with_details(serde_json::json!({ "cycle": cycle }))
     }
 
     pub fn release(
@@ -272,14 +228,10 @@ impl LockTable {
         let lock = self
             .locks
             .get_mut(name)
+            .filter(|l| l.holder_by_token(token).is_some_and(|h| h.owner == owner))
             .ok_or_else(|| stale(name, owner, token))?;
-        let before = lock.holders.len();
-        lock.holders
-            .retain(|h| !(h.owner == owner && h.token == token));
-        if lock.holders.len() == before {
-            return Err(stale(name, owner, token));
-        }
-        lock.promote(name, ctx, &mut self.stats);
+        lock.take_holder(name, token, &mut self.idx);
+        lock.promote(name, ctx, &mut self.stats, &mut self.idx);
         self.drop_if_empty(name);
         Ok(())
     }
@@ -292,20 +244,21 @@ impl LockTable {
         ttl_ms: Option<u64>,
         ctx: &mut Ctx,
     ) -> Result<Holder, CmdError> {
-        let h = self
-            .locks
-            .get_mut(name)
-            .and_then(|l| {
-                l.holders
-                    .iter_mut()
-                    .find(|h| h.owner == owner && h.token == token)
-            })
-            .ok_or_else(|| stale(name, owner, token))?;
-        if let Some(t) = ttl_ms {
-            h.ttl_ms = t;
-        }
-        h.expires_at_ms = ctx.now_ms.saturating_add(h.ttl_ms);
-        Ok(h.clone())
+        let lock = self.locks.get_mut(name);
+        let held = lock.and_then(|l| {
+            let ttl = l
+                .holder_by_token(token)
+                .filter(|h| h.owner == owner)
+                .map(|h| ttl_ms.unwrap_or(h.ttl_ms))?;
+            l.set_expiry(
+                name,
+                token,
+                ttl,
+                ctx.now_ms.saturating_add(ttl),
+                &mut self.idx,
+            )
+        });
+        held.cloned().ok_or_else(|| stale(name, owner, token))
     }
 
     /// An operator's override: drops every holder of `name` (whatever their
@@ -314,7 +267,12 @@ impl LockTable {
         let Some(lock) = self.locks.get_mut(name) else {
             return Vec::new();
         };
-        let owners: Vec<String> = lock.holders.drain(..).map(|h| h.owner).collect();
+        let tokens: Vec<u64> = lock.holders().map(|h| h.token).collect();
+        let owners: Vec<String> = tokens
+            .into_iter()
+            .filter_map(|t| lock.take_holder(name, t, &mut self.idx))
+            .map(|h| h.owner)
+            .collect();
         if !owners.is_empty() {
             ctx.events.push(Event::LockForceReleased {
                 lock: name.to_string(),
@@ -322,7 +280,7 @@ impl LockTable {
                 at_ms: ctx.now_ms,
             });
         }
-        lock.promote(name, ctx, &mut self.stats);
+        lock.promote(name, ctx, &mut self.stats, &mut self.idx);
         self.drop_if_empty(name);
         owners
     }
@@ -333,13 +291,15 @@ impl LockTable {
         let Some(lock) = self.locks.get_mut(name) else {
             return;
         };
-        let queued = lock.waiters.len();
-        lock.waiters.retain(|w| w.owner != owner);
-        if lock.waiters.len() == queued {
-            lock.holders
-                .retain(|h| !(h.owner == owner && h.token > since_seq));
+        if lock.dequeue(name, owner, &mut self.idx).is_some() {
+            self.idx
+                .dequeued
+                .push((name.to_string(), owner.to_string()));
+        } else if let Some(h) = lock.holder_of(owner).filter(|h| h.token > since_seq) {
+            let token = h.token;
+            lock.take_holder(name, token, &mut self.idx);
         }
-        lock.promote(name, ctx, &mut self.stats);
+        lock.promote(name, ctx, &mut self.stats, &mut self.idx);
         self.drop_if_empty(name);
     }
 
@@ -347,14 +307,27 @@ impl LockTable {
     /// whoever is next.
     pub fn tick(&mut self, ctx: &mut Ctx) {
         let now = ctx.now_ms;
-        let names: Vec<String> = self.locks.keys().cloned().collect();
-        for name in names {
-            let lock = self.locks.get_mut(&name).expect("listed key");
-            let held = lock.holders.len();
-            lock.holders.retain(|h| h.expires_at_ms > now);
-            self.stats.expired += (held - lock.holders.len()) as u64;
-            lock.waiters.retain(|w| w.deadline_ms > now);
-            lock.promote(&name, ctx, &mut self.stats);
+        let mut touched = BTreeSet::new();
+        for (name, token) in self.idx.due_leases(now) {
+            if let Some(lock) = self.locks.get_mut(&name) {
+                lock.take_holder(&name, token, &mut self.idx);
+                self.stats.expired += 1;
+            }
+            touched.insert(name);
+        }
+        for (name, owner) in self.idx.due_waits(now) {
+            if let Some(lock) = self.locks.get_mut(&name) {
+                lock.dequeue(&name, &owner, &mut self.idx);
+                self.idx.dequeued.push((name.clone(), owner));
+            }
+            touched.insert(name);
+        }
+        // Lock order, as every replica does it: grants get their tokens
+        // in the same order everywhere.
+        for name in touched {
+            if let Some(lock) = self.locks.get_mut(&name) {
+                lock.promote(&name, ctx, &mut self.stats, &mut self.idx);
+            }
             self.drop_if_empty(&name);
         }
     }
@@ -362,171 +335,31 @@ impl LockTable {
     /// A new leader's grace period: every lease lasts `by_ms` longer, so no
     /// holder loses a lock to the election itself.
     pub fn extend_leases(&mut self, by_ms: u64) {
-        for h in self.locks.values_mut().flat_map(|l| l.holders.iter_mut()) {
-            h.expires_at_ms = h.expires_at_ms.saturating_add(by_ms);
+        for (name, lock) in &mut self.locks {
+            let grants: Vec<(u64, u64, u64)> = lock
+                .holders()
+                .map(|h| (h.token, h.ttl_ms, h.expires_at_ms.saturating_add(by_ms)))
+                .collect();
+            for (token, ttl, expires) in grants {
+                lock.set_expiry(name, token, ttl, expires, &mut self.idx);
+            }
         }
     }
 
     /// The earliest lease expiry or queue deadline, if any.
     pub fn next_deadline(&self) -> Option<u64> {
-        self.locks
-            .values()
-            .flat_map(|l| {
-                l.holders
-                    .iter()
-                    .map(|h| h.expires_at_ms)
-                    .chain(l.waiters.iter().map(|w| w.deadline_ms))
-            })
-            .min()
+        self.idx.next_deadline()
     }
 
     fn drop_if_empty(&mut self, name: &str) {
-        if self
-            .locks
-            .get(name)
-            .is_some_and(|l| l.holders.is_empty() && l.waiters.is_empty())
-        {
+        if self.locks.get(name).is_some_and(Lock::is_empty) {
             self.locks.remove(name);
         }
     }
 
-    /// Every current wait as edges.
-    pub fn edges(&self) -> Vec<WaitEdge> {
-        let mut out = Vec::new();
-        for (name, lock) in &self.locks {
-            for (i, w) in lock.waiters.iter().enumerate() {
-                let ahead = if w.upgrade { 0 } else { i };
-                for b in lock.blockers(&w.owner, w.mode, w.upgrade, ahead) {
-                    out.push(WaitEdge {
-                        waiter: w.owner.clone(),
-                        holder: b,
-                        lock: name.clone(),
-                    });
-                }
-            }
-        }
-        out
-    }
-
-    /// The graph as a map (tests compare the implicit search against it).
-    #[cfg(test)]
-    pub fn graph(&self) -> graph::Graph {
-        let mut g = graph::Graph::new();
-        for e in self.edges() {
-            g.entry(e.waiter).or_default().insert(e.holder);
-        }
-        g
-    }
-
-    /// Whether `from` waiting for `targets` would close a cycle, searching
-    /// the wait-for graph without materializing it: only the owners reachable
-    /// from `targets` are expanded, and names are borrowed, not copied.
-    fn closing_cycle(&self, from: &str, targets: &[String]) -> Option<Vec<String>> {
-        // owner → (lock, queue position) of each request it has queued.
-        let mut waits: std::collections::HashMap<&str, Vec<(&Lock, usize)>> = Default::default();
-        for lock in self.locks.values() {
-            for (i, w) in lock.waiters.iter().enumerate() {
-                waits.entry(w.owner.as_str()).or_default().push((lock, i));
-            }
-        }
-        let mut seen: std::collections::HashSet<&str> = Default::default();
-        for t in targets {
-            let mut path: Vec<&str> = vec![t.as_str()];
-            if self.dfs(&waits, t, from, &mut seen, &mut path) {
-                let mut cycle = vec![from.to_string()];
-                cycle.extend(path[..path.len() - 1].iter().map(|s| s.to_string()));
-                return Some(cycle);
-            }
-        }
-        None
-    }
-
-    fn dfs<'a>(
-        &'a self,
-        waits: &std::collections::HashMap<&'a str, Vec<(&'a Lock, usize)>>,
-        at: &'a str,
-        goal: &str,
-        seen: &mut std::collections::HashSet<&'a str>,
-        path: &mut Vec<&'a str>,
-    ) -> bool {
-        if !seen.insert(at) {
-            return false;
-        }
-        for &(lock, pos) in waits.get(at).map(Vec::as_slice).unwrap_or_default() {
-            let w = &lock.waiters[pos];
-            let ahead = if w.upgrade { 0 } else { pos };
-            let holders = lock
-                .holders
-                .iter()
-                .filter(|h| h.owner != w.owner && (w.upgrade || conflicts(w.mode, h.mode)))
-                .map(|h| h.owner.as_str());
-            let queued = lock
-                .waiters
-                .iter()
-                .take(ahead)
-                .filter(|x| x.owner != w.owner && conflicts(w.mode, x.mode))
-                .map(|x| x.owner.as_str());
-            for next in holders.chain(queued) {
-                path.push(next);
-                if next == goal || self.dfs(waits, next, goal, seen, path) {
-                    return true;
-                }
-                path.pop();
-            }
-        }
-        false
-    }
-
-    pub fn recent_deadlocks(&self) -> Vec<DeadlockInfo> {
-        self.deadlocks.iter().cloned().collect()
-    }
-
+    /// (grants held, requests queued) over all locks.
     pub fn counts(&self) -> (usize, usize) {
-        self.locks.values().fold((0, 0), |(h, w), l| {
-            (h + l.holders.len(), w + l.waiters.len())
-        })
-    }
-
-    /// Wire view of one lock; ages relative to `now_ms`.
-    pub fn info(&self, name: &str, now_ms: u64) -> Option<LockInfo> {
-        self.locks.get(name).map(|l| lock_info(name, l, now_ms))
-    }
-
-    pub fn infos(&self, now_ms: u64, limit: usize) -> Vec<LockInfo> {
-        self.locks
-            .iter()
-            .take(limit)
-            .map(|(n, l)| lock_info(n, l, now_ms))
-            .collect()
-    }
-}
-
-pub fn holder_info(h: &Holder, now_ms: u64) -> HolderInfo {
-    HolderInfo {
-        owner: h.owner.clone(),
-        mode: h.mode,
-        token: h.token,
-        ttl_ms: h.ttl_ms,
-        held_ms: now_ms.saturating_sub(h.granted_at_ms),
-        expires_in_ms: h.expires_at_ms.saturating_sub(now_ms),
-    }
-}
-
-fn lock_info(name: &str, l: &Lock, now_ms: u64) -> LockInfo {
-    LockInfo {
-        name: name.to_string(),
-        holders: l.holders.iter().map(|h| holder_info(h, now_ms)).collect(),
-        waiters: l
-            .waiters
-            .iter()
-            .map(|w| WaiterInfo {
-                owner: w.owner.clone(),
-                mode: w.mode,
-                waited_ms: now_ms.saturating_sub(w.enqueued_at_ms),
-                deadline_in_ms: w.deadline_ms.saturating_sub(now_ms),
-                upgrade: w.upgrade,
-            })
-            .collect(),
+        (self.idx.leases.len(), self.idx.deadlines.len())
     }
 }
 

@@ -194,30 +194,30 @@ proptest! {
 
             // Same holders and queue as the model.
             let lock = table.get("L");
-            let mut holders: Vec<(String, LockMode)> = lock.map(|l| l.holders.iter().map(|h| (h.owner.clone(), h.mode)).collect()).unwrap_or_default();
+            let mut holders: Vec<(String, LockMode)> = lock.map(|l| l.holders().map(|h| (h.owner.clone(), h.mode)).collect()).unwrap_or_default();
             holders.sort();
             let mut want_h: Vec<(String, LockMode)> = model.holders.iter().map(|h| (h.0.to_string(), h.1)).collect();
             want_h.sort();
             prop_assert_eq!(holders, want_h);
-            let queue: Vec<(String, LockMode)> = lock.map(|l| l.waiters.iter().map(|w| (w.owner.clone(), w.mode)).collect()).unwrap_or_default();
+            let queue: Vec<(String, LockMode)> = lock.map(|l| l.waiters().map(|w| (w.owner.clone(), w.mode)).collect()).unwrap_or_default();
             let want_q: Vec<(String, LockMode)> = model.queue.iter().map(|q| (q.0.to_string(), q.1)).collect();
             prop_assert_eq!(queue, want_q);
 
             // Safety: one exclusive holder at most, alone; tokens only grow.
             if let Some(l) = lock {
-                let ex = l.holders.iter().filter(|h| h.mode == Exclusive).count();
-                prop_assert!(ex <= 1 && (ex == 0 || l.holders.len() == 1), "{:?}", l.holders);
-                for h in &l.holders {
+                let ex = l.holders().filter(|h| h.mode == Exclusive).count();
+                prop_assert!(ex <= 1 && (ex == 0 || l.holder_count() == 1), "{:?}", l);
+                for h in l.holders() {
                     tokens.insert(h.owner.parse().unwrap(), h.token);
                     prop_assert!(h.token <= revision);
                 }
-                let newest = l.holders.iter().map(|h| h.token).max().unwrap_or(0);
-                prop_assert!(newest >= last_token || l.holders.iter().all(|h| h.token <= last_token));
+                let newest = l.holders().map(|h| h.token).max().unwrap_or(0);
+                prop_assert!(newest >= last_token || l.holders().all(|h| h.token <= last_token));
                 last_token = last_token.max(newest);
             }
             for owner in 0u8..4 {
                 let o = owner.to_string();
-                if !table.get("L").is_some_and(|l| l.waiters.iter().any(|w| w.owner == o)) { seqs.remove(&owner); }
+                if !table.get("L").is_some_and(|l| l.waiters().any(|w| w.owner == o)) { seqs.remove(&owner); }
             }
         }
     }
@@ -252,20 +252,17 @@ fn fifo_shared_batching_and_no_writer_starvation() {
     t.release("L", "a", a.token, &mut ctx).unwrap();
     let l = t.get("L").unwrap();
     assert_eq!(
-        l.holders
-            .iter()
-            .map(|h| h.owner.as_str())
-            .collect::<Vec<_>>(),
+        l.holders().map(|h| h.owner.as_str()).collect::<Vec<_>>(),
         ["w"]
     );
-    let w = l.holders[0].token;
+    let w = l.holder_of("w").unwrap().token;
     t.release("L", "w", w, &mut ctx).unwrap();
     // Both shared waiters are granted together, with fresh, larger tokens.
     let l = t.get("L").unwrap();
-    let mut owners: Vec<_> = l.holders.iter().map(|h| h.owner.as_str()).collect();
+    let mut owners: Vec<_> = l.holders().map(|h| h.owner.as_str()).collect();
     owners.sort();
     assert_eq!(owners, ["b", "c"]);
-    assert!(l.holders.iter().all(|h| h.token > w));
+    assert!(l.holders().all(|h| h.token > w));
 }
 
 #[test]
@@ -299,7 +296,7 @@ fn cross_lock_deadlocks_are_refused_with_the_cycle() {
     );
     assert_eq!(t.recent_deadlocks().len(), 1);
     assert!(
-        t.get("L1").unwrap().waiters.is_empty(),
+        t.get("L1").unwrap().waiter_count() == 0,
         "refused request is not queued"
     );
 }
@@ -318,8 +315,8 @@ fn multi_op() -> impl Strategy<Value = MultiOp> {
     ]
 }
 
-/// Brute force: does the explicit graph have a cycle?
-fn has_cycle(g: &super::graph::Graph) -> bool {
+/// Brute force: every (a, b) such that a reaches b in the explicit graph.
+pub(super) fn closure(g: &super::graph::Graph) -> std::collections::BTreeSet<(String, String)> {
     let names: Vec<&String> = g.keys().chain(g.values().flatten()).collect();
     let mut reach: std::collections::BTreeSet<(String, String)> = Default::default();
     for (a, bs) in g {
@@ -345,7 +342,11 @@ fn has_cycle(g: &super::graph::Graph) -> bool {
             break;
         }
     }
-    reach.iter().any(|(a, b)| a == b)
+    reach
+}
+
+fn has_cycle(g: &super::graph::Graph) -> bool {
+    closure(g).iter().any(|(a, b)| a == b)
 }
 
 proptest! {
@@ -359,7 +360,7 @@ proptest! {
         let mut rev = 0;
         let mut tokens: std::collections::BTreeMap<(u8, u8), u64> = Default::default();
         for op in ops {
-            let before = t.graph();
+            let before = t.full_graph();
             let mut ctx = Ctx { now_ms: 0, revision: &mut rev, events: &mut Vec::new() };
             match op {
                 MultiOp::Acquire { lock, owner, mode } => {
@@ -373,7 +374,7 @@ proptest! {
                             prop_assert_eq!(&cycle[0], &owner.to_string());
                             // The requester's first wait is on someone at this lock…
                             let l = t.get(&name).unwrap();
-                            prop_assert!(l.holders.iter().any(|h| h.owner == cycle[1]) || l.waiters.iter().any(|w| w.owner == cycle[1]));
+                            prop_assert!(l.holders().any(|h| h.owner == cycle[1]) || l.waiters().any(|w| w.owner == cycle[1]));
                             // …and every other step is an existing wait.
                             for w in 1..cycle.len() {
                                 let next = &cycle[(w + 1) % cycle.len()];
@@ -390,10 +391,12 @@ proptest! {
             }
             for l in 0u8..3 {
                 if let Some(lk) = t.get(&format!("L{l}")) {
-                    for h in &lk.holders { tokens.insert((l, h.owner.parse().unwrap()), h.token); }
+                    for h in lk.holders() { tokens.insert((l, h.owner.parse().unwrap()), h.token); }
                 }
             }
-            prop_assert!(!has_cycle(&t.graph()), "accepted waits formed a cycle: {:?}", t.graph());
+            let (full, reduced) = (t.full_graph(), t.graph());
+            prop_assert!(!has_cycle(&full), "accepted waits formed a cycle: {:?}", full);
+            prop_assert_eq!(closure(&reduced), closure(&full), "reduced edges {:?} lose waits of {:?}", reduced, full);
         }
     }
 }

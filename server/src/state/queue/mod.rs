@@ -442,6 +442,14 @@ impl QueueTable {
     }
 
     /// (ready, in flight, dead-lettered) summed over every topic, for metrics.
+    /// Messages held over all topics: ready, delayed, in flight, dead-lettered.
+    pub fn held(&self) -> usize {
+        self.topics
+            .values()
+            .map(|t| t.ready.len() + t.delayed.len() + t.in_flight.len())
+            .sum()
+    }
+
     pub fn totals(&self) -> (usize, usize, usize) {
         self.topics.iter().fold((0, 0, 0), |(r, f, d), (name, t)| {
             if name.ends_with(DLQ_SUFFIX) {

@@ -1,0 +1,49 @@
+//! Node status, membership, auth and leadership routes.
+
+use reqwest::Method;
+
+use super::{Client, Result};
+use crate::routes;
+use crate::types::*;
+
+impl Client {
+    pub async fn status(&self) -> Result<NodeStatus> {
+        self.call::<(), _>(Method::GET, routes::STATUS, None).await
+    }
+
+    pub async fn node_status(&self, endpoint: &str) -> Result<NodeStatus> {
+        self.call_node(endpoint, routes::STATUS).await
+    }
+
+    pub async fn join(&self, id: u64, addr: &str) -> Result<MembershipResponse> {
+        let body = JoinRequest {
+            id,
+            addr: addr.to_string(),
+            voter: true,
+        };
+        self.call(Method::POST, routes::MEMBERS, Some(&body)).await
+    }
+
+    /// Who the node takes this client's credentials for.
+    pub async fn whoami(&self) -> Result<crate::auth::WhoAmI> {
+        self.call::<(), _>(Method::GET, routes::AUTH_WHOAMI, None)
+            .await
+    }
+
+    /// Asks the node to sign a token (admin; HS256 nodes only).
+    pub async fn create_token(
+        &self,
+        req: &crate::auth::TokenRequest,
+    ) -> Result<crate::auth::TokenResponse> {
+        self.call(Method::POST, routes::AUTH_TOKENS, Some(req))
+            .await
+    }
+
+    /// Hands leadership to `to` (or the most caught-up follower). A retry is
+    /// harmless: once `to` leads, a repeat returns at once.
+    pub async fn leader_transfer(&self, to: Option<u64>) -> Result<LeaderTransferResponse> {
+        let body = LeaderTransferRequest { to };
+        self.call(Method::POST, routes::LEADER_TRANSFER, Some(&body))
+            .await
+    }
+}

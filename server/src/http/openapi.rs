@@ -1,0 +1,306 @@
+//! `GET /openapi.json`: the OpenAPI 3.1 description of every client route,
+//! built from the handlers' `#[utoipa::path]` annotations and the wire
+//! types of `dsync-api`. The responses every route shares (auth, rate limit,
+//! drain, bad input) are added here from the same rules the middleware
+//! enforces, so the document cannot promise less than the server does.
+//! Peer routes (`/raft/*`) are left out: they speak bincode between nodes
+//! of one release and are no client's business.
+
+use std::collections::HashMap;
+use std::sync::{Arc, OnceLock};
+
+use axum::http::{header, Method};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use dsync_api::{ErrorBody, ErrorCode};
+use utoipa::openapi::path::Operation;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
+use utoipa::{Modify, OpenApi};
+
+use super::{auth, cache, cluster, events, kv, lifecycle, locks, queue};
+use crate::auth::policy::{classify, Access};
+use crate::node::Node;
+
+pub const PATH: &str = "/openapi.json";
+
+pub fn router() -> Router<Arc<Node>> {
+    Router::new().route(PATH, get(serve))
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "dsync",
+        description = "Distributed locks with fencing tokens, an at-least-once queue, a \
+            replicated KV and a MESI cache over Raft. Every error is \
+            `{\"error\": {\"code\", \"message\", ...details}}` (see `ErrorBody`). Every \
+            response carries `x-dsync-node`, `x-dsync-leader` and `x-dsync-term`. \
+            Peer routes (`/raft/*`) are internal and not described here."
+    ),
+    paths(
+        serve,
+        cluster::health,
+        cluster::ready,
+        cluster::metrics,
+        cluster::status,
+        cluster::join,
+        cluster::transfer_leader,
+        lifecycle::remove,
+        lifecycle::backup,
+        lifecycle::drain,
+        lifecycle::undrain,
+        auth::whoami,
+        auth::create_token,
+        events::events,
+        kv::list,
+        kv::get_key,
+        kv::put_key,
+        kv::delete_key,
+        locks::list,
+        locks::graph,
+        locks::one,
+        locks::acquire,
+        locks::release,
+        locks::keepalive,
+        locks::force_release,
+        queue::list,
+        queue::stats,
+        queue::configure,
+        queue::enqueue,
+        queue::consume,
+        queue::ack,
+        queue::nack,
+        queue::extend,
+        queue::redrive,
+        cache::stats,
+        cache::lines,
+        cache::get_key,
+        cache::put_key,
+        cache::delete_key,
+        cache::states,
+    ),
+    components(schemas(
+        ErrorBody,
+        ErrorCode,
+        dsync_api::types::Consistency,
+        dsync_api::events::Event
+    )),
+    modifiers(&Shared),
+    tags(
+        (name = "meta", description = "Probes, metrics and this document"),
+        (name = "cluster", description = "Status, membership, leadership, backup, drain"),
+        (name = "auth", description = "Who am I, and token signing"),
+        (name = "kv", description = "The replicated key-value store"),
+        (name = "locks", description = "Leased locks with fencing tokens"),
+        (name = "queues", description = "At-least-once topics with visibility timeouts"),
+        (name = "cache", description = "This node's MESI-coherent cache"),
+        (name = "events", description = "Server-sent events"),
+    )
+)]
+pub struct ApiDoc;
+
+/// The document as served, built once.
+pub fn document() -> &'static str {
+    static DOC: OnceLock<String> = OnceLock::new();
+    DOC.get_or_init(|| {
+        ApiDoc::openapi()
+            .to_json()
+            .expect("the OpenAPI document serializes")
+    })
+}
+
+/// The `Allow` header of a route, as axum's template names it (`{*key}`
+/// included): its methods in the document, `HEAD` with `GET`. Peer routes
+/// are all `POST`.
+pub fn allow(template: &str) -> Option<&'static str> {
+    static ALLOW: OnceLock<HashMap<String, String>> = OnceLock::new();
+    if template.starts_with(dsync_api::routes::RAFT_PREFIX) {
+        return Some("POST");
+    }
+    let map = ALLOW.get_or_init(|| {
+        let doc = ApiDoc::openapi();
+        doc.paths
+            .paths
+            .iter()
+            .map(|(path, item)| {
+                let methods = [
+                    ("GET,HEAD", item.get.is_some()),
+                    ("PUT", item.put.is_some()),
+                    ("POST", item.post.is_some()),
+                    ("DELETE", item.delete.is_some()),
+                    ("PATCH", item.patch.is_some()),
+                ];
+                let allow: Vec<&str> = methods.iter().filter(|m| m.1).map(|m| m.0).collect();
+                (path.clone(), allow.join(","))
+            })
+            .collect()
+    });
+    map.get(&template.replace("{*", "{")).map(String::as_str)
+}
+
+/// This document (OpenAPI 3.1). Readable without a credential, like the probes.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "meta",
+    responses((status = 200, description = "The OpenAPI document", body = Object))
+)]
+async fn serve() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], document()).into_response()
+}
+
+/// The name of the shared error response each code refers to.
+fn response_name(code: ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::InvalidArgument => "InvalidArgument",
+        ErrorCode::Unauthenticated => "Unauthenticated",
+        ErrorCode::PermissionDenied => "PermissionDenied",
+        ErrorCode::NotFound => "NotFound",
+        ErrorCode::TooLarge => "TooLarge",
+        ErrorCode::RateLimited => "RateLimited",
+        ErrorCode::Unavailable => "Unavailable",
+        _ => "Error",
+    }
+}
+
+/// The shared error responses, by code.
+const SHARED: [(ErrorCode, &str); 7] = [
+    (
+        ErrorCode::InvalidArgument,
+        "`invalid_argument`: a malformed path, query or body, or a value out of range",
+    ),
+    (
+        ErrorCode::Unauthenticated,
+        "`unauthenticated`: no valid credential (auth mode `token`)",
+    ),
+    (
+        ErrorCode::PermissionDenied,
+        "`permission_denied`: the credential's role or scopes do not cover this call, \
+         or the grant or receipt belongs to another principal",
+    ),
+    (
+        ErrorCode::NotFound,
+        "`not_found`: no such resource, or the path matches no route",
+    ),
+    (
+        ErrorCode::TooLarge,
+        "`too_large`: the body exceeds the node's `max_body_bytes`",
+    ),
+    (
+        ErrorCode::RateLimited,
+        "`rate_limited`: over the per-client rate or a per-client limit; see `Retry-After`",
+    ),
+    (
+        ErrorCode::Unavailable,
+        "`unavailable`: no leader or no quorum, or this node is draining; see `Retry-After`",
+    ),
+];
+
+/// Adds the security scheme and, to every operation, the responses the
+/// guard, the drain gate and the extractors may give.
+struct Shared;
+
+impl Modify for Shared {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some(
+                        "A dsync JWT (`dsync auth token create`). Nodes in auth mode \
+                         `none` ignore it.",
+                    ))
+                    .build(),
+            ),
+        );
+        for (code, description) in SHARED {
+            let json = ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorBody")))
+                .build();
+            components.responses.insert(
+                response_name(code).to_string(),
+                RefOr::T(
+                    ResponseBuilder::new()
+                        .description(description)
+                        .content("application/json", json)
+                        .build(),
+                ),
+            );
+        }
+        for (path, item) in doc.paths.paths.iter_mut() {
+            let ops = [
+                (Method::GET, &mut item.get),
+                (Method::PUT, &mut item.put),
+                (Method::POST, &mut item.post),
+                (Method::DELETE, &mut item.delete),
+                (Method::PATCH, &mut item.patch),
+            ];
+            for (method, op) in ops {
+                if let Some(op) = op {
+                    add_shared(&method, path, op);
+                }
+            }
+        }
+    }
+}
+
+fn add_shared(method: &Method, path: &str, op: &mut Operation) {
+    // Handler names repeat across domains (`list`, `get_key`): prefix the tag.
+    if let (Some(id), Some(tag)) = (&op.operation_id, op.tags.as_ref().and_then(|t| t.first())) {
+        op.operation_id = Some(format!("{tag}_{id}"));
+    }
+    let mut codes = Vec::new();
+    let guarded = match classify(method, path, None) {
+        Access::Public => false,
+        Access::Authenticated => {
+            codes.extend([ErrorCode::Unauthenticated, ErrorCode::RateLimited]);
+            true
+        }
+        Access::Needs(..) | Access::Peer => {
+            codes.extend([
+                ErrorCode::Unauthenticated,
+                ErrorCode::PermissionDenied,
+                ErrorCode::RateLimited,
+            ]);
+            true
+        }
+    };
+    if guarded {
+        op.security = Some(vec![SecurityRequirement::new(
+            "bearer",
+            Vec::<String>::new(),
+        )]);
+    }
+    if lifecycle::is_client_traffic(path) {
+        codes.push(ErrorCode::Unavailable);
+    }
+    if op.parameters.as_ref().is_some_and(|p| !p.is_empty()) {
+        codes.push(ErrorCode::InvalidArgument);
+    }
+    if op.request_body.is_some() {
+        codes.extend([ErrorCode::InvalidArgument, ErrorCode::TooLarge]);
+    }
+    // A path parameter that is empty or a dot segment routes nowhere.
+    if path.contains('{') {
+        codes.push(ErrorCode::NotFound);
+    }
+    for code in codes {
+        op.responses
+            .responses
+            .entry(code.http_status().to_string())
+            .or_insert_with(|| {
+                RefOr::Ref(Ref::new(format!(
+                    "#/components/responses/{}",
+                    response_name(code)
+                )))
+            });
+    }
+}
+
+#[cfg(test)]
+mod tests;

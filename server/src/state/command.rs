@@ -1,0 +1,127 @@
+//! The commands a Raft entry carries: every mutation of the replicated state.
+
+use dsync_api::locks::LockMode;
+use serde::{Deserialize, Serialize};
+
+use super::queue;
+
+/// One mutation of the replicated state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Command {
+    /// `value` is JSON text, kept as text so the log stays compact binary.
+    KvPut {
+        key: String,
+        value: String,
+        if_version: Option<u64>,
+        /// `(lock, token)`: apply only if `token` is a current grant of `lock`.
+        fence: Option<(String, u64)>,
+    },
+    KvDelete {
+        key: String,
+        if_version: Option<u64>,
+    },
+    LockAcquire {
+        name: String,
+        owner: String,
+        mode: LockMode,
+        ttl_ms: u64,
+        wait_ms: u64,
+    },
+    LockRelease {
+        name: String,
+        owner: String,
+        token: u64,
+    },
+    LockKeepalive {
+        name: String,
+        owner: String,
+        token: u64,
+        ttl_ms: Option<u64>,
+    },
+    /// The client of a queued request went away (or gave up).
+    LockCancel {
+        name: String,
+        owner: String,
+        since_seq: u64,
+    },
+    /// Expire what is due at the entry's leader clock (locks and queues).
+    Tick,
+    /// A new leader's grace: extend every lease.
+    LockExtendLeases {
+        by_ms: u64,
+    },
+    QueueEnqueue {
+        topic: String,
+        msgs: Vec<queue::Incoming>,
+    },
+    QueueConsume {
+        topic: String,
+        consumer: String,
+        max: usize,
+        visibility_ms: Option<u64>,
+    },
+    QueueAck {
+        topic: String,
+        receipts: Vec<String>,
+    },
+    QueueNack {
+        topic: String,
+        receipts: Vec<String>,
+        delay_ms: u64,
+    },
+    QueueExtend {
+        topic: String,
+        receipts: Vec<String>,
+        visibility_ms: u64,
+    },
+    QueueRedrive {
+        topic: String,
+    },
+    /// Plain fields: bincode cannot carry the wire type's skipped options.
+    QueueConfigure {
+        topic: String,
+        max_attempts: Option<u32>,
+        visibility_ms: Option<u64>,
+        max_message_bytes: Option<u64>,
+        retention_ms: Option<u64>,
+    },
+    /// Admin override: drop every holder of the lock, whatever its token.
+    LockForceRelease {
+        name: String,
+    },
+    /// Names the cluster once: the first id applied wins, later ones are
+    /// ignored, so every node and every backup agrees on it.
+    SetClusterId {
+        id: String,
+    },
+}
+
+impl Command {
+    /// Rough size in bytes, used to bound a batch.
+    pub fn size_hint(&self) -> usize {
+        match self {
+            Command::KvPut { key, value, .. } => key.len() + value.len() + 16,
+            Command::KvDelete { key, .. } => key.len() + 16,
+            Command::LockAcquire { name, owner, .. }
+            | Command::LockRelease { name, owner, .. }
+            | Command::LockKeepalive { name, owner, .. }
+            | Command::LockCancel { name, owner, .. } => name.len() + owner.len() + 32,
+            Command::Tick | Command::LockExtendLeases { .. } => 16,
+            Command::QueueEnqueue { topic, msgs } => {
+                topic.len() + msgs.iter().map(|m| m.payload.len() + 32).sum::<usize>()
+            }
+            Command::QueueAck { topic, receipts }
+            | Command::QueueNack {
+                topic, receipts, ..
+            }
+            | Command::QueueExtend {
+                topic, receipts, ..
+            } => topic.len() + receipts.iter().map(|r| r.len() + 8).sum::<usize>(),
+            Command::QueueConsume { topic, .. }
+            | Command::QueueRedrive { topic }
+            | Command::QueueConfigure { topic, .. } => topic.len() + 32,
+            Command::LockForceRelease { name } => name.len() + 16,
+            Command::SetClusterId { id } => id.len() + 16,
+        }
+    }
+}
