@@ -144,10 +144,12 @@ async fn rolling_image_upgrade_under_load_fails_no_request_and_moves_every_conta
     if !enabled() {
         return;
     }
+    // Built first so it is dropped (untagged) after the cluster's containers
+    // that use it are gone.
+    let next = NextImage::build();
     let mut c = ComposeCluster::up(&[]);
     let ids = c.ids();
     c.leader(&ids).await;
-    let next = NextImage::build();
     let old_id = c.container_image(1);
     assert_ne!(old_id, next.id);
 
