@@ -24,6 +24,8 @@ pub struct Report {
     pub kv_ops: (usize, usize, usize),
     /// KV keys whose histories were checked for linearizability.
     pub kv_keys: usize,
+    /// KV keys the checker could not decide within its search budget.
+    pub kv_undecided: Vec<String>,
     pub grants: usize,
     pub acknowledged_enqueues: usize,
     pub delivered: usize,
@@ -51,6 +53,13 @@ impl fmt::Display for Report {
             "kv ops ok/fail/unknown: {ko}/{kf}/{ku} ({} keys checked for linearizability)",
             self.kv_keys
         )?;
+        if !self.kv_undecided.is_empty() {
+            writeln!(
+                f,
+                "kv keys UNDECIDED (checker budget exhausted; not checked): {:?}",
+                self.kv_undecided
+            )?;
+        }
         writeln!(
             f,
             "messages: {} acknowledged enqueues, {} delivered, {} duplicates",
@@ -132,7 +141,7 @@ pub async fn run(kinds: Vec<Fault>, duration: Duration, schedule: Schedule) -> R
     let mut violations = check_locks(&lock_ops);
     let q = check_queue(&queue_ops);
     violations.extend(q.violations.iter().cloned());
-    let (kv_keys, kv_violations) = check_kv(&kv.ops());
+    let (kv_keys, kv_violations, kv_undecided) = check_kv(&kv.ops());
     violations.extend(kv_violations);
     let grants = lock_ops
         .iter()
@@ -163,6 +172,7 @@ pub async fn run(kinds: Vec<Fault>, duration: Duration, schedule: Schedule) -> R
         queue_ops: queue.outcomes(),
         kv_ops: kv.outcomes(),
         kv_keys,
+        kv_undecided,
         grants,
         acknowledged_enqueues: q.acknowledged_enqueues,
         delivered: q.delivered,

@@ -70,8 +70,17 @@ pub fn check(history: &[Op]) -> Result<(), Violation> {
     Ok(())
 }
 
-/// Whether one register's history is linearizable from `init`.
+/// Whether one register's history is linearizable from `init`; unknown
+/// (undecided) counts as not.
 pub fn check_register(ops: &[Op], init: Value) -> bool {
+    verdict(ops, init) == Some(true)
+}
+
+/// Whether one register's history is linearizable from `init`: `None` when
+/// the exhaustive pass ran out of its budget of states without finding a
+/// linearization, which is no proof either way (many unknown-outcome writes,
+/// as after killing every node at once, can exceed it).
+pub fn verdict(ops: &[Op], init: Value) -> Option<bool> {
     // Fast pass: drop the unknown writes whose value nobody observed. A
     // linearization without them is one where they never took effect, which
     // an unknown outcome allows, so success here is final. Failure is not
@@ -94,19 +103,19 @@ pub fn check_register(ops: &[Op], init: Value) -> bool {
         })
         .collect();
     if search(fast, init.clone(), None) == Some(true) {
-        return true;
+        return Some(true);
     }
     let refused = ops
         .iter()
         .any(|o| matches!(o.kind, Kind::CasRefused { .. }));
     if !refused {
-        return false;
+        return Some(false);
     }
     let all: Vec<&Op> = ops
         .iter()
         .filter(|o| known(o) || matches!(o.kind, Kind::Write(_) | Kind::Cas { .. }))
         .collect();
-    search(all, init, Some(FULL_SEARCH_BUDGET)) == Some(true)
+    search(all, init, Some(FULL_SEARCH_BUDGET))
 }
 
 /// Depth-first search over (linearized set, value), memoized; `None` when
