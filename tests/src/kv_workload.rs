@@ -217,6 +217,16 @@ pub fn to_checker_ops(ops: &[Op<KvOp>]) -> Vec<linearizability::Op> {
         .collect()
 }
 
+/// Writes one key's operations to a file for diagnosis; returns its path.
+fn keep_history(key: &str, ops: &[linearizability::Op]) -> String {
+    let path =
+        std::env::temp_dir().join(format!("dsync-kv-history-{}-{key}.txt", std::process::id()));
+    match std::fs::write(&path, format!("{ops:#?}")) {
+        Ok(()) => path.display().to_string(),
+        Err(e) => format!("not kept: {e}"),
+    }
+}
+
 /// Linearizability violations of a KV history (one per bad key), with the
 /// number of keys checked and the keys the checker could not decide within
 /// its search budget (reported, never counted as clean).
@@ -232,12 +242,14 @@ pub fn check_kv(ops: &[Op<KvOp>]) -> (usize, Vec<String>, Vec<String>) {
         match linearizability::verdict(&of_key, None) {
             Some(true) => {}
             Some(false) => violations.push(format!(
-                "kv key {key:?}: {} operations cannot be linearized",
-                of_key.len()
+                "kv key {key:?}: {} operations cannot be linearized (history: {})",
+                of_key.len(),
+                keep_history(key, &of_key)
             )),
             None => undecided.push(format!(
-                "kv key {key:?}: {} operations, search budget exhausted",
-                of_key.len()
+                "kv key {key:?}: {} operations, search budget exhausted (history: {})",
+                of_key.len(),
+                keep_history(key, &of_key)
             )),
         }
     }
