@@ -28,6 +28,18 @@ pub struct Watched {
     pub child: Option<Child>,
 }
 
+impl Watched {
+    /// A node of the cluster file, watched through its address only.
+    pub fn of(node: &crate::cluster_file::NodeEntry) -> Watched {
+        Watched {
+            id: node.id,
+            addr: node.addr.clone(),
+            log: node.log.clone(),
+            child: None,
+        }
+    }
+}
+
 /// What one poll found: each node's status or why it could not be read.
 pub type Observed = Vec<(u64, Result<NodeStatus, String>)>;
 

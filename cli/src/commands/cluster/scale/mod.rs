@@ -84,12 +84,7 @@ pub async fn run(global: &GlobalArgs, args: ScaleArgs) -> anyhow::Result<i32> {
         .nodes
         .iter()
         .filter(|n| !started.iter().any(|w| w.id == n.id))
-        .map(|n| Watched {
-            id: n.id,
-            addr: n.addr.clone(),
-            log: n.log.clone(),
-            child: None,
-        })
+        .map(Watched::of)
         .collect();
     watched.append(&mut started);
     let statuses = wait_for(

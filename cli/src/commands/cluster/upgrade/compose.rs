@@ -128,16 +128,7 @@ async fn replace(
         }
     }
     let n = file.nodes.len();
-    let mut watched: Vec<Watched> = file
-        .nodes
-        .iter()
-        .map(|m| Watched {
-            id: m.id,
-            addr: m.addr.clone(),
-            log: m.log.clone(),
-            child: None,
-        })
-        .collect();
+    let mut watched: Vec<Watched> = file.nodes.iter().map(Watched::of).collect();
     let what = format!("waiting for node {id} to run {version} and catch up");
     wait_for(&mut watched, ctx.timeout, progress, &what, |o| {
         caught_up(id, Some(version), n, o)

@@ -136,16 +136,7 @@ pub(crate) async fn restart(
     node.pid = Some(child.id());
     file.save(dir)?;
     let n = file.nodes.len();
-    let mut watched: Vec<Watched> = file
-        .nodes
-        .iter()
-        .map(|m| Watched {
-            id: m.id,
-            addr: m.addr.clone(),
-            log: m.log.clone(),
-            child: None,
-        })
-        .collect();
+    let mut watched: Vec<Watched> = file.nodes.iter().map(Watched::of).collect();
     if let Some(w) = watched.iter_mut().find(|w| w.id == id) {
         w.child = Some(child);
     }
