@@ -8,33 +8,36 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use dsync_api::queue::*;
-use dsync_api::types::{Consistency, ReadQuery};
 use dsync_api::{ApiError, ErrorCode};
 
 use super::error::{invalid, HttpError, HttpResult};
-use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::extract::{ApiJson, ApiPath};
 use crate::auth::guard::Caller;
 use crate::auth::limits::rate_limited;
 use crate::auth::ownership::qualify_owner;
 use crate::error::Error;
 use crate::node::Node;
-use crate::proposer::now_ms;
 use crate::state::queue::{receipt, Incoming};
 use crate::state::{CmdValue, Command};
 
+pub mod topics;
+
 pub fn router() -> Router<Arc<Node>> {
     Router::new()
-        .route("/v1/queues", get(list))
-        .route("/v1/queues/{topic}", get(stats).put(configure))
+        .route("/v1/queues", get(topics::list))
+        .route(
+            "/v1/queues/{topic}",
+            get(topics::stats).put(topics::configure),
+        )
         .route("/v1/queues/{topic}/messages", post(enqueue))
         .route("/v1/queues/{topic}/consume", post(consume))
         .route("/v1/queues/{topic}/ack", post(ack))
         .route("/v1/queues/{topic}/nack", post(nack))
         .route("/v1/queues/{topic}/extend", post(extend))
-        .route("/v1/queues/{topic}/redrive", post(redrive))
+        .route("/v1/queues/{topic}/redrive", post(topics::redrive))
 }
 
-fn check_name(what: &str, v: &str, max: usize) -> HttpResult<()> {
+pub(super) fn check_name(what: &str, v: &str, max: usize) -> HttpResult<()> {
     if v.is_empty() || v.len() > max || v.chars().any(char::is_control) {
         return Err(invalid(format!(
             "{what} must be 1 to {max} bytes of printable text"
@@ -50,7 +53,7 @@ fn check_count(what: &str, n: usize) -> HttpResult<()> {
     Ok(())
 }
 
-fn count_of(v: CmdValue) -> HttpResult<u64> {
+pub(super) fn count_of(v: CmdValue) -> HttpResult<u64> {
     match v {
         CmdValue::Count(n) => Ok(n),
         other => Err(Error::Internal(format!("unexpected result {other:?}")).into()),
@@ -291,129 +294,4 @@ async fn extend(
         }
     })
     .await
-}
-
-#[utoipa::path(
-    post,
-    path = "/v1/queues/{topic}/redrive",
-    tag = "queues",
-    params(
-        ("topic" = String, Path, description = "Topic: 1 to 200 bytes of printable text", min_length = 1, max_length = 200, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"),
-    ),
-    responses(
-        (status = 200, description = "Dead letters moved back to the topic", body = dsync_api::queue::RedriveResponse),
-    )
-)]
-async fn redrive(
-    State(node): State<Arc<Node>>,
-    ApiPath(topic): ApiPath<String>,
-) -> HttpResult<Json<RedriveResponse>> {
-    check_name("topic", &topic, MAX_TOPIC)?;
-    let moved = count_of(node.write(Command::QueueRedrive { topic }).await?)?;
-    Ok(Json(RedriveResponse { moved }))
-}
-
-#[utoipa::path(
-    put,
-    path = "/v1/queues/{topic}",
-    tag = "queues",
-    params(
-        ("topic" = String, Path, description = "Topic: 1 to 200 bytes of printable text", min_length = 1, max_length = 200, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"),
-    ),
-    request_body = dsync_api::queue::TopicSettings,
-    responses(
-        (status = 200, description = "The topic with its new settings", body = dsync_api::queue::TopicStats),
-    )
-)]
-async fn configure(
-    State(node): State<Arc<Node>>,
-    ApiPath(topic): ApiPath<String>,
-    ApiJson(s): ApiJson<TopicSettings>,
-) -> HttpResult<Json<TopicStats>> {
-    check_name("topic", &topic, MAX_TOPIC)?;
-    if s.max_attempts.is_some_and(|v| v == 0 || v > 1000) {
-        return Err(invalid("max_attempts must be 1 to 1000"));
-    }
-    if s.visibility_ms
-        .is_some_and(|v| v == 0 || v > MAX_VISIBILITY_MS)
-    {
-        return Err(invalid(format!(
-            "visibility_ms must be 1 to {MAX_VISIBILITY_MS}"
-        )));
-    }
-    if s.max_message_bytes
-        .is_some_and(|v| v == 0 || v > HARD_MAX_MESSAGE_BYTES)
-    {
-        return Err(invalid(format!(
-            "max_message_bytes must be 1 to {HARD_MAX_MESSAGE_BYTES}"
-        )));
-    }
-    if s.retention_ms
-        .is_some_and(|v| !(1000..=14 * 24 * 3600 * 1000).contains(&v))
-    {
-        return Err(invalid("retention_ms must be 1 s to 14 days"));
-    }
-    let cmd = Command::QueueConfigure {
-        topic: topic.clone(),
-        max_attempts: s.max_attempts,
-        visibility_ms: s.visibility_ms,
-        max_message_bytes: s.max_message_bytes,
-        retention_ms: s.retention_ms,
-    };
-    node.write(cmd).await?;
-    node.read_barrier(Consistency::Leader, None).await?;
-    let stats = node.sm.read().data.queues.stats(&topic, now_ms());
-    stats
-        .map(Json)
-        .ok_or_else(|| Error::Internal("topic vanished after configuration".into()).into())
-}
-
-#[utoipa::path(
-    get,
-    path = "/v1/queues/{topic}",
-    tag = "queues",
-    params(
-        ("topic" = String, Path, description = "Topic: 1 to 200 bytes of printable text", min_length = 1, max_length = 200, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"),
-        ("consistency" = Option<dsync_api::types::Consistency>, Query, description = "Read consistency (default `linearizable`)"),
-        ("max_staleness_ms" = Option<u64>, Query, description = "With `consistency=stale`: refuse (503) if this node may be further behind"),
-    ),
-    responses(
-        (status = 200, description = "The topic's counters and settings", body = dsync_api::queue::TopicStats),
-        (status = 404, description = "`not_found`: no such topic", body = dsync_api::ErrorBody),
-    )
-)]
-async fn stats(
-    State(node): State<Arc<Node>>,
-    ApiPath(topic): ApiPath<String>,
-    ApiQuery(q): ApiQuery<ReadQuery>,
-) -> HttpResult<Json<TopicStats>> {
-    check_name("topic", &topic, MAX_TOPIC)?;
-    node.read_barrier(q.consistency, q.max_staleness_ms).await?;
-    let stats = node.sm.read().data.queues.stats(&topic, now_ms());
-    stats
-        .map(Json)
-        .ok_or_else(|| Error::NotFound(format!("topic {topic:?} does not exist")).into())
-}
-
-#[utoipa::path(
-    get,
-    path = "/v1/queues",
-    tag = "queues",
-    params(
-        ("limit" = Option<usize>, Query, description = "Most items listed (default 1000)", minimum = 1, maximum = 10000),
-        ("consistency" = Option<dsync_api::types::Consistency>, Query, description = "Read consistency (default `linearizable`)"),
-        ("max_staleness_ms" = Option<u64>, Query, description = "With `consistency=stale`: refuse (503) if this node may be further behind"),
-    ),
-    responses(
-        (status = 200, description = "Every topic's stats", body = dsync_api::queue::TopicList),
-    )
-)]
-async fn list(
-    State(node): State<Arc<Node>>,
-    ApiQuery(q): ApiQuery<ReadQuery>,
-) -> HttpResult<Json<TopicList>> {
-    node.read_barrier(q.consistency, q.max_staleness_ms).await?;
-    let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
-    let topics = node.sm.read().data.queues.all_stats(now_ms(), limit);
-    Ok(Json(TopicList { topics }))
 }
