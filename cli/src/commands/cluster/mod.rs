@@ -4,6 +4,7 @@
 mod compose_up;
 pub mod down;
 mod preflight;
+mod restart;
 pub mod scale;
 pub mod status;
 pub mod up;

@@ -9,10 +9,10 @@ use anyhow::{bail, Context};
 use dsync_api::types::NodeStatus;
 use serde::Serialize;
 
-use super::wait::{all_agree, healthy, leader_is, wait_for, Watched};
+use super::wait::{all_agree, leader_is, wait_for, Watched};
 use crate::cluster_file::{now_ms, ClusterFile, NodeEntry, CLUSTER_FILE_VERSION};
 use crate::context::GlobalArgs;
-use crate::local::{free_ports, is_dsync_process, spawn_node, NodeYaml};
+use crate::local::{free_ports, spawn_node, NodeYaml};
 use crate::output::Table;
 use crate::progress::Progress;
 
@@ -102,7 +102,9 @@ pub async fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<i32> {
             super::compose_up::up(&dir, existing, n, &args.image, auth, timeout, &mut progress)
                 .await?
         }
-        Some(file) => restart(&dir, file, binary, args.nodes, timeout, &mut progress).await?,
+        Some(file) => {
+            super::restart::restart(&dir, file, binary, args.nodes, timeout, &mut progress).await?
+        }
         None => {
             let n = args.nodes.unwrap_or(DEFAULT_NODES);
             create(
@@ -271,74 +273,6 @@ async fn create(
     Ok((file, states, statuses))
 }
 
-/// An existing cluster: leave healthy nodes alone, start the others again
-/// from their node.yaml and data.
-async fn restart(
-    dir: &Path,
-    mut file: ClusterFile,
-    binary: PathBuf,
-    nodes: Option<u8>,
-    timeout: Duration,
-    progress: &mut Progress,
-) -> anyhow::Result<Started> {
-    if file.runtime != "local" {
-        bail!(
-            "{} uses the {} runtime, which this build cannot run",
-            ClusterFile::path(dir).display(),
-            file.runtime
-        );
-    }
-    if let Some(n) = nodes.filter(|n| *n as usize != file.nodes.len()) {
-        bail!(
-            "the cluster in {} has {} nodes, not {n}; change its size with `dsync cluster scale --nodes {n}`",
-            dir.display(),
-            file.nodes.len()
-        );
-    }
-    file.binary = binary;
-    let mut states = HashMap::new();
-    let mut watched = Vec::new();
-    let ids: Vec<u64> = file.nodes.iter().map(|n| n.id).collect();
-    for id in ids {
-        let Some(node) = file.nodes.iter().find(|n| n.id == id).cloned() else {
-            continue;
-        };
-        if let Some(pid) = node.pid.filter(|p| is_dsync_process(*p)) {
-            if healthy(node.id, &node.addr).await {
-                progress.note(format!("node {id} running on {} (pid {pid})", node.addr));
-                states.insert(id, "running");
-                watched.push(Watched {
-                    id,
-                    addr: node.addr.clone(),
-                    log: node.log.clone(),
-                    child: None,
-                });
-                continue;
-            }
-            bail!(
-                "node {id} (pid {pid}) is running but {} does not answer /health; see {} or stop it with `dsync cluster down`",
-                node.addr,
-                node.log.display()
-            );
-        }
-        watched.push(start(dir, &mut file, id, progress)?);
-        states.insert(id, "restarted");
-    }
-    let n = file.nodes.len();
-    let statuses = wait_for(
-        &mut watched,
-        timeout,
-        progress,
-        "waiting for the cluster",
-        |o| all_agree(n, o),
-    )
-    .await
-    .map_err(keep_running_hint)?;
-    record_versions(&mut file, &statuses);
-    file.save(dir)?;
-    Ok((file, states, statuses))
-}
-
 /// Spawns node `id` and records its pid at once.
 pub(super) fn start(
     dir: &Path,
@@ -382,7 +316,7 @@ fn refuse_leftovers(dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn record_versions(file: &mut ClusterFile, statuses: &[NodeStatus]) {
+pub(super) fn record_versions(file: &mut ClusterFile, statuses: &[NodeStatus]) {
     for s in statuses {
         if let Some(node) = file.node_mut(s.id) {
             node.version.clone_from(&s.version);
@@ -390,7 +324,7 @@ fn record_versions(file: &mut ClusterFile, statuses: &[NodeStatus]) {
     }
 }
 
-fn keep_running_hint(e: anyhow::Error) -> anyhow::Error {
+pub(super) fn keep_running_hint(e: anyhow::Error) -> anyhow::Error {
     anyhow::anyhow!("{e:#}\nnodes that started keep running: inspect them with `dsync cluster status`, stop them with `dsync cluster down`")
 }
 
@@ -406,31 +340,5 @@ mod tests {
         std::fs::create_dir(tmp.path().join("node-1")).unwrap();
         let err = refuse_leftovers(tmp.path()).unwrap_err().to_string();
         assert!(err.contains("no cluster.yaml"), "{err}");
-    }
-
-    #[tokio::test]
-    async fn a_different_size_points_to_scale() {
-        let tmp = tempfile::tempdir().unwrap();
-        let file = ClusterFile {
-            version: CLUSTER_FILE_VERSION,
-            compose: None,
-            runtime: "local".into(),
-            binary: PathBuf::from("/bin/true"),
-            created_at_ms: 0,
-            nodes: vec![],
-        };
-        let mut progress = Progress::new();
-        let err = restart(
-            tmp.path(),
-            file,
-            PathBuf::from("/bin/true"),
-            Some(5),
-            Duration::from_secs(1),
-            &mut progress,
-        )
-        .await
-        .unwrap_err()
-        .to_string();
-        assert!(err.contains("dsync cluster scale --nodes 5"), "{err}");
     }
 }
