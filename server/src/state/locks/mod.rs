@@ -285,19 +285,24 @@ impl LockTable {
         owners
     }
 
-    /// The client behind a queued request went away: drop the request, or
-    /// the grant that answered it if it came too late to be delivered.
-    pub fn cancel(&mut self, name: &str, owner: &str, since_seq: u64, ctx: &mut Ctx) {
+    /// The client behind a queued request went away: drop the request if it
+    /// is still queued. (`_since_seq` stays in the command for the wire and
+    /// log format; it used to select a grant to drop, see below.)
+    pub fn cancel(&mut self, name: &str, owner: &str, _since_seq: u64, ctx: &mut Ctx) {
         let Some(lock) = self.locks.get_mut(name) else {
             return;
         };
+        // Only the queued request is withdrawn. A grant that already
+        // answered it stays until released or expired: the same owner may
+        // hold it through another request (a retry, an idempotent
+        // re-acquire) by the time this cancel is applied, and cancels can be
+        // applied seconds late (their proposal waits out elections and
+        // partitions). Releasing it here broke mutual exclusion. An
+        // undelivered grant costs at most its lease.
         if lock.dequeue(name, owner, &mut self.idx).is_some() {
             self.idx
                 .dequeued
                 .push((name.to_string(), owner.to_string()));
-        } else if let Some(h) = lock.holder_of(owner).filter(|h| h.token > since_seq) {
-            let token = h.token;
-            lock.take_holder(name, token, &mut self.idx);
         }
         lock.promote(name, ctx, &mut self.stats, &mut self.idx);
         self.drop_if_empty(name);

@@ -285,3 +285,32 @@ fn the_stored_form_is_unchanged() {
     assert_eq!(back.edges(), t.edges());
     assert_eq!(back.counts(), (3, 3));
 }
+
+/// The chaos run's overlapping grants: a queued request's client went away,
+/// its owner got the grant through a retry, and the cancel for the first
+/// request, applied late, must not take that grant away.
+#[test]
+fn a_late_cancel_leaves_the_grant_its_owner_holds_through_a_retry() {
+    let mut t = LockTable::default();
+    let (mut rev, mut ev) = (0, Vec::new());
+    let mut c = ctx(0, &mut rev, &mut ev);
+    t.acquire("L", "p3", Exclusive, 60_000, 0, &mut c).unwrap();
+    let Ok(Acquired::Queued { seq }) = t.acquire("L", "p1", Exclusive, 60_000, 5_000, &mut c)
+    else {
+        panic!("p1 should queue")
+    };
+    let held = t.get("L").unwrap().holder_of("p3").unwrap().token;
+    t.release("L", "p3", held, &mut c).unwrap();
+    // p1's retry finds the grant that answered its first request.
+    let Ok(Acquired::Granted(g)) = t.acquire("L", "p1", Exclusive, 60_000, 5_000, &mut c) else {
+        panic!("p1 should hold")
+    };
+    assert!(g.token > seq);
+    t.acquire("L", "p2", Exclusive, 60_000, 5_000, &mut c)
+        .unwrap();
+    // The first request's handler was dropped; its cancel arrives now.
+    t.cancel("L", "p1", seq, &mut c);
+    let lock = t.get("L").unwrap();
+    assert_eq!(lock.holder_of("p1").map(|h| h.token), Some(g.token));
+    assert!(lock.holder_of("p2").is_none(), "p2 granted while p1 holds");
+}
