@@ -176,6 +176,13 @@ fn verify(db: &Database, path: &Path, hwm: &HighWater) -> Result<(), Error> {
     Ok(())
 }
 
+fn uncommitted(vote: Vote<NodeId>) -> Vote<NodeId> {
+    Vote {
+        committed: false,
+        ..vote
+    }
+}
+
 fn decode_entry(bytes: &[u8]) -> Option<Entry> {
     bincode::deserialize(unframe(bytes)?).ok()
 }
@@ -253,8 +260,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         self.submit(|done| Job::Meta(KEY_VOTE, bytes, done)).await
     }
 
+    /// openraft reads the vote only when the node starts. A vote stored as
+    /// committed is handed back uncommitted: openraft 0.9 restores a node
+    /// whose committed vote names itself as leader at once, without a new
+    /// entry in a new term, and such a leader's ReadIndex is the commit
+    /// index it restarted with, which is persisted lazily (`save_committed`)
+    /// and may predate writes it acknowledged before the crash. Uncommitted,
+    /// the node starts as a follower; whoever wins the next election appends
+    /// an entry in its new term, and ReadIndex covers everything before it.
     async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError> {
-        self.read_meta(KEY_VOTE)
+        Ok(self.read_meta::<Vote<NodeId>>(KEY_VOTE)?.map(uncommitted))
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
@@ -301,5 +316,25 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
         self.tail().retain(|&k, _| k > log_id.index);
         self.submit(|done| Job::Purge(log_id, done)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_committed_vote_is_read_back_uncommitted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("raft-log.redb");
+        let mut store = LogStore::open(&path, Arc::new(Metrics::new())).unwrap();
+        let vote = Vote {
+            committed: true,
+            ..Vote::new(7, 2)
+        };
+        store.save_vote(&vote).await.unwrap();
+        let got = store.read_vote().await.unwrap().expect("a stored vote");
+        assert_eq!(got.leader_id, vote.leader_id);
+        assert!(!got.committed, "the node would restart as leader: {got:?}");
     }
 }
