@@ -34,6 +34,9 @@ pub struct Report {
     pub longest_unavailable: Duration,
     pub elections: u64,
     pub final_fenced: Option<serde_json::Value>,
+    /// Where the fault timeline and the node logs of a run with violations
+    /// were kept.
+    pub evidence: Option<std::path::PathBuf>,
 }
 
 impl fmt::Display for Report {
@@ -71,6 +74,9 @@ impl fmt::Display for Report {
         writeln!(f, "invariant violations:   {}", self.violations.len())?;
         for v in &self.violations {
             writeln!(f, "  - {v}")?;
+        }
+        if let Some(dir) = &self.evidence {
+            writeln!(f, "fault timeline and node logs kept in {}", dir.display())?;
         }
         Ok(())
     }
@@ -122,6 +128,9 @@ pub async fn run(kinds: Vec<Fault>, duration: Duration, schedule: Schedule) -> R
             false,
         )));
     }
+    // The histories began within microseconds of each other; the nemesis
+    // clock starts here, this far into them.
+    let nemesis_offset_us = locks.now_us();
     let nemesis = Nemesis::new();
     let faults = tokio::spawn(nemesis.clone().run(cluster.clone(), kinds, schedule));
 
@@ -166,7 +175,11 @@ pub async fn run(kinds: Vec<Fault>, duration: Duration, schedule: Schedule) -> R
         .collect();
     ok_times.sort_unstable();
     let longest = ok_times.windows(2).map(|w| w[1] - w[0]).max().unwrap_or(0);
+    let evidence = (!violations.is_empty())
+        .then(|| keep_evidence(&cluster, &nemesis, nemesis_offset_us))
+        .flatten();
     Report {
+        evidence,
         faults: nemesis.summary(),
         lock_ops: locks.outcomes(),
         queue_ops: queue.outcomes(),
@@ -182,6 +195,41 @@ pub async fn run(kinds: Vec<Fault>, duration: Duration, schedule: Schedule) -> R
         elections: max_term(&cluster).await.saturating_sub(term_before),
         final_fenced: fenced_value(&cluster).await,
     }
+}
+
+/// Copies each node's log and writes the fault timeline (in the histories'
+/// microseconds, the unit of the violation reports) to a fresh temp folder
+/// that outlives the cluster; `None` if nothing could be written.
+fn keep_evidence(
+    cluster: &Cluster,
+    nemesis: &Nemesis,
+    offset_us: u64,
+) -> Option<std::path::PathBuf> {
+    let dir = tempfile::Builder::new()
+        .prefix("dsync-chaos-evidence-")
+        .tempdir()
+        .ok()?
+        .keep();
+    let mut timeline = String::from("# fault nodes injected_us healed_us\n");
+    let injected = nemesis.injected.lock().unwrap_or_else(|p| p.into_inner());
+    for i in injected.iter() {
+        timeline.push_str(&format!(
+            "{:?} {:?} {} {}\n",
+            i.fault,
+            i.nodes,
+            offset_us + i.at_ms * 1000,
+            offset_us + i.healed_ms * 1000
+        ));
+    }
+    std::fs::write(dir.join("faults.txt"), timeline).ok()?;
+    for entry in std::fs::read_dir(cluster.cluster_dir()).ok()?.flatten() {
+        let log = entry.path().join("server.log");
+        if log.is_file() {
+            let name = format!("{}.log", entry.file_name().to_string_lossy());
+            let _ = std::fs::copy(&log, dir.join(name));
+        }
+    }
+    Some(dir)
 }
 
 async fn max_term(cluster: &Cluster) -> u64 {
