@@ -22,6 +22,10 @@ pub enum Error {
     /// No leader is known, no quorum, or this node is shutting down.
     #[error("{0}")]
     Unavailable(String),
+    /// A write reached the leader but its answer was lost: it may or may
+    /// not have been applied.
+    #[error("{0}")]
+    OutcomeUnknown(String),
     /// The data on disk fails its checksum or cannot be decoded.
     #[error("corrupt data in {path}: {detail}")]
     Corrupt { path: String, detail: String },
@@ -50,6 +54,7 @@ impl Error {
             } => ApiError::new(ErrorCode::Conflict, message)
                 .with_detail("current_version", *current_version),
             Error::Unavailable(m) => ApiError::new(ErrorCode::Unavailable, m),
+            Error::OutcomeUnknown(m) => ApiError::outcome_unknown(m),
             Error::Corrupt { .. } | Error::Storage(_) | Error::Internal(_) => {
                 ApiError::new(ErrorCode::Internal, self.to_string())
             }

@@ -20,8 +20,10 @@ use crate::state::{CmdOutput, Command, Request};
 pub enum ProposeError {
     /// This node is not the leader; the leader if known (id, address).
     NotLeader(Option<(u64, String)>),
-    /// Raft is shutting down or failed.
+    /// Raft is shutting down or failed before the command was handed to it.
     Stopped(String),
+    /// Raft failed after taking the command: it may still commit.
+    Unknown(String),
 }
 
 struct Pending {
@@ -65,7 +67,7 @@ impl Proposer {
             .await
             .map_err(|_| ProposeError::Stopped("proposer stopped".into()))?;
         rx.await
-            .unwrap_or_else(|_| Err(ProposeError::Stopped("proposal dropped".into())))
+            .unwrap_or_else(|_| Err(ProposeError::Unknown("proposal dropped".into())))
     }
 }
 
@@ -124,7 +126,10 @@ async fn run(
                         RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => {
                             ProposeError::NotLeader(f.leader_id.zip(f.leader_node.map(|n| n.addr)))
                         }
-                        other => ProposeError::Stopped(other.to_string()),
+                        // openraft 0.9 answers ForwardToLeader only for an
+                        // entry it never appended or has truncated; any
+                        // other failure leaves the entry's fate open.
+                        other => ProposeError::Unknown(other.to_string()),
                     };
                     for reply in replies {
                         let _ = reply.send(Err(err.clone()));

@@ -105,3 +105,37 @@ async fn a_partitioned_leader_is_replaced_and_rejoins_after_healing() {
     let st = cluster.statuses().await;
     assert!(st.iter().all(|s| s.leader == Some(leader)), "{st:?}");
 }
+
+/// A write sent through a follower whose leader freezes after taking it:
+/// the follower cannot know whether the leader applied it and answers 503
+/// with `"outcome": "unknown"`; the client resends it with the same request
+/// id, a new leader applies it, and it is applied once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_forwarded_write_whose_answer_is_lost_is_resent_and_applied_once() {
+    let cluster = dsync_tests::Cluster::up(3, &[]);
+    let leader = cluster.wait_leader(3).await;
+    let follower = cluster
+        .nodes()
+        .into_iter()
+        .find(|n| n.id != leader)
+        .expect("a follower");
+    let mut cfg = dsync_api::ClientConfig::new(vec![follower.addr.clone()]);
+    // Longer than the follower's forward timeout, so its answer arrives,
+    // and a retry budget that outlasts it and the election.
+    cfg.request_timeout = Duration::from_secs(30);
+    cfg.retry_for = Duration::from_secs(40);
+    let client = dsync_api::Client::new(cfg).expect("client");
+    cluster.signal(leader, nix::sys::signal::Signal::SIGSTOP);
+    let msg = dsync_api::queue::NewMessage {
+        payload: serde_json::json!("once"),
+        delay_ms: None,
+        dedup_id: None,
+    };
+    let res = client.queue_push("frozen", vec![msg]).await;
+    cluster.signal(leader, nix::sys::signal::Signal::SIGCONT);
+    let ids = res.expect("the resent write was applied").ids;
+    assert_eq!(ids.len(), 1);
+    cluster.wait_leader(3).await;
+    let stats = cluster.client().queue_stats("frozen").await.expect("stats");
+    assert_eq!(stats.ready, 1, "applied more than once: {stats:?}");
+}

@@ -50,6 +50,7 @@ impl Client {
                 CallOpts {
                     timeout: None,
                     idempotent: true,
+                    request_id: false,
                 },
             )
             .await?;

@@ -101,7 +101,23 @@ impl ApiError {
         self.details.insert(key.to_string(), value.into());
         self
     }
+
+    /// A 503 for a write that may or may not have been applied (the request
+    /// reached the leader but its answer was lost). Carries
+    /// `"outcome": "unknown"`: retrying blindly could apply it twice.
+    pub fn outcome_unknown(message: impl Into<String>) -> Self {
+        ApiError::new(ErrorCode::Unavailable, message).with_detail(OUTCOME, OUTCOME_UNKNOWN)
+    }
+
+    /// Whether this error says a write's outcome is unknown.
+    pub fn is_outcome_unknown(&self) -> bool {
+        self.details.get(OUTCOME).and_then(|v| v.as_str()) == Some(OUTCOME_UNKNOWN)
+    }
 }
+
+/// The detail a 503 carries when a write may have been applied.
+pub const OUTCOME: &str = "outcome";
+pub const OUTCOME_UNKNOWN: &str = "unknown";
 
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

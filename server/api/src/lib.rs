@@ -29,6 +29,11 @@ pub const HEADER_LEADER: &str = "x-dsync-leader";
 /// Response header carrying the answering node's current Raft term.
 pub const HEADER_TERM: &str = "x-dsync-term";
 
+/// Request header naming one logical write: a write resent with the same id
+/// (and the same body) is applied at most once, and the resend gets the
+/// first answer. 1 to 64 bytes of letters, digits and `-_.:`.
+pub const HEADER_REQUEST_ID: &str = "x-dsync-request-id";
+
 /// Request header carrying the cluster secret on peer (`/raft/*`) calls.
 pub const HEADER_CLUSTER_SECRET: &str = "x-dsync-cluster-secret";
 

@@ -228,7 +228,7 @@ impl Node {
                     PeerError::Unreachable(..) => {
                         Error::Unavailable(format!("cache directory unreachable: {e}"))
                     }
-                    PeerError::Network(..) => {
+                    PeerError::Network(..) | PeerError::Rejected(..) => {
                         Error::Unavailable(format!("cache directory request failed: {e}"))
                     }
                 })?;

@@ -47,3 +47,23 @@ pub type HttpResult<T> = Result<T, HttpError>;
 pub fn invalid(message: impl Into<String>) -> HttpError {
     HttpError(ApiError::new(ErrorCode::InvalidArgument, message))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_outcome_is_a_503_that_says_so() {
+        let resp = HttpError::from(Error::OutcomeUnknown("answer lost".into())).into_response();
+        assert_eq!(resp.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let plain = Error::Unavailable("no leader".into()).to_api();
+        assert!(!plain.is_outcome_unknown());
+        let unknown = Error::OutcomeUnknown("answer lost".into()).to_api();
+        assert!(unknown.is_outcome_unknown());
+        let text = serde_json::to_string(&ErrorBody { error: unknown }).unwrap();
+        assert_eq!(
+            text,
+            r#"{"error":{"code":"unavailable","message":"answer lost","outcome":"unknown"}}"#
+        );
+    }
+}

@@ -61,3 +61,36 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
             })
     }
 }
+
+/// The optional `x-dsync-request-id` of a write (see `state::dedup`); a
+/// malformed one is 400 `invalid_argument`.
+pub struct RequestId(pub Option<String>);
+
+impl RequestId {
+    pub fn as_deref(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for RequestId {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let Some(value) = parts.headers.get(dsync_api::HEADER_REQUEST_ID) else {
+            return Ok(RequestId(None));
+        };
+        match value.to_str() {
+            Ok(id) if crate::state::dedup::valid_request_id(id) => {
+                Ok(RequestId(Some(id.to_string())))
+            }
+            _ => Err(HttpError(ApiError::new(
+                ErrorCode::InvalidArgument,
+                format!(
+                    "{} must be 1 to {} bytes of letters, digits and -_.:",
+                    dsync_api::HEADER_REQUEST_ID,
+                    crate::state::dedup::MAX_REQUEST_ID
+                ),
+            ))),
+        }
+    }
+}

@@ -12,10 +12,10 @@ use dsync_api::types::{
 use dsync_api::ErrorCode;
 
 use super::error::{invalid, HttpError, HttpResult};
-use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::extract::{ApiJson, ApiPath, ApiQuery, RequestId};
 use crate::error::Error;
 use crate::node::Node;
-use crate::state::{CmdValue, Command};
+use crate::state::{dedup, CmdValue, Command};
 
 const MAX_LIST: usize = 10_000;
 
@@ -88,6 +88,7 @@ async fn get_key(
     tag = "kv",
     params(
         ("key" = String, Path, description = "Key: 1 to 512 bytes of printable text (percent-encode `/`)", min_length = 1, max_length = 512, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"),
+        ("x-dsync-request-id" = Option<String>, Header, description = "Names this write: resent with the same id and body, it is applied at most once and answered as the first time", min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_.:-]+$"),
     ),
     request_body = dsync_api::types::KvPutRequest,
     responses(
@@ -98,6 +99,7 @@ async fn get_key(
 )]
 async fn put_key(
     State(node): State<Arc<Node>>,
+    id: RequestId,
     ApiPath(key): ApiPath<String>,
     ApiJson(req): ApiJson<KvPutRequest>,
 ) -> HttpResult<Json<KvPutResponse>> {
@@ -108,7 +110,7 @@ async fn put_key(
         if_version: req.if_version,
         fence: req.fence.map(|f| (f.lock, f.token)),
     };
-    match node.write(cmd).await? {
+    match node.write(dedup::once(id.as_deref(), cmd)).await? {
         CmdValue::Version(version) => Ok(Json(KvPutResponse { version })),
         other => Err(Error::Internal(format!("unexpected result {other:?}")).into()),
     }
@@ -120,6 +122,7 @@ async fn put_key(
     tag = "kv",
     params(
         ("key" = String, Path, description = "Key: 1 to 512 bytes of printable text (percent-encode `/`)", min_length = 1, max_length = 512, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"),
+        ("x-dsync-request-id" = Option<String>, Header, description = "Names this write: resent with the same id and body, it is applied at most once and answered as the first time", min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_.:-]+$"),
         ("if_version" = Option<u64>, Query, description = "Compare-and-delete: only if the key is at this version"),
     ),
     responses(
@@ -129,15 +132,19 @@ async fn put_key(
 )]
 async fn delete_key(
     State(node): State<Arc<Node>>,
+    id: RequestId,
     ApiPath(key): ApiPath<String>,
     ApiQuery(q): ApiQuery<KvDeleteQuery>,
 ) -> HttpResult<Json<KvDeleteResponse>> {
     validate_key(&key)?;
     match node
-        .write(Command::KvDelete {
-            key,
-            if_version: q.if_version,
-        })
+        .write(dedup::once(
+            id.as_deref(),
+            Command::KvDelete {
+                key,
+                if_version: q.if_version,
+            },
+        ))
         .await?
     {
         CmdValue::Deleted(deleted) => Ok(Json(KvDeleteResponse { deleted })),

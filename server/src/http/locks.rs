@@ -9,14 +9,14 @@ use dsync_api::locks::*;
 use dsync_api::types::ReadQuery;
 
 use super::error::{invalid, HttpResult};
-use super::extract::{ApiJson, ApiPath, ApiQuery};
+use super::extract::{ApiJson, ApiPath, ApiQuery, RequestId};
 use crate::auth::guard::Caller;
 use crate::auth::limits::rate_limited;
 use crate::auth::ownership::{not_yours, owned_by, qualify_owner};
 use crate::error::Error;
 use crate::node::Node;
 use crate::proposer::now_ms;
-use crate::state::{CmdValue, Command};
+use crate::state::{dedup, CmdValue, Command};
 
 /// Most locks listed by `GET /v1/locks`.
 const MAX_LISTED: usize = 10_000;
@@ -120,6 +120,7 @@ async fn acquire(
     tag = "locks",
     params(
         ("name" = String, Path, description = "Lock name: 1 to 256 bytes of printable text", min_length = 1, max_length = 256, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"),
+        ("x-dsync-request-id" = Option<String>, Header, description = "Names this write: resent with the same id and body, it is applied at most once and answered as the first time", min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_.:-]+$"),
     ),
     request_body = dsync_api::locks::ReleaseRequest,
     responses(
@@ -130,18 +131,19 @@ async fn acquire(
 async fn release(
     State(node): State<Arc<Node>>,
     caller: Caller,
+    id: RequestId,
     ApiPath(name): ApiPath<String>,
     ApiJson(req): ApiJson<ReleaseRequest>,
 ) -> HttpResult<Json<ReleaseResponse>> {
     check_text("lock name", &name, MAX_LOCK_NAME)?;
     check_text("owner", &req.owner, MAX_OWNER)?;
     check_grant_owner(&node, &caller, &name, req.token)?;
-    node.write(Command::LockRelease {
+    let cmd = Command::LockRelease {
         name,
         owner: qualify_owner(&caller.principal, &req.owner),
         token: req.token,
-    })
-    .await?;
+    };
+    node.write(dedup::once(id.as_deref(), cmd)).await?;
     Ok(Json(ReleaseResponse { released: true }))
 }
 

@@ -61,6 +61,18 @@ fn cmd_err(e: Error) -> CmdError {
     }
 }
 
+/// Maps a failed proposal on this node to the client's error.
+fn proposal_failed(e: ProposeError) -> Error {
+    match e {
+        ProposeError::NotLeader(_) => Error::Unavailable("leadership moved; retry".into()),
+        ProposeError::Stopped(m) => Error::Unavailable(format!("node is stopping: {m}")),
+        ProposeError::Unknown(m) => Error::OutcomeUnknown(format!(
+            "the write was proposed but Raft failed before it committed ({m}); \
+             it may still be applied: read before retrying"
+        )),
+    }
+}
+
 impl Node {
     /// Applies one command through Raft, forwarding to the leader if needed.
     pub async fn write(&self, cmd: Command) -> Result<CmdValue> {
@@ -78,9 +90,7 @@ impl Node {
                 Err(ProposeError::NotLeader(None)) => {
                     Err(Error::Unavailable("no leader is elected yet".into()))
                 }
-                Err(ProposeError::Stopped(m)) => {
-                    Err(Error::Unavailable(format!("node is stopping: {m}")))
-                }
+                Err(e) => Err(proposal_failed(e)),
             },
         }
     }
@@ -90,12 +100,7 @@ impl Node {
         self.refuse_while_handing_off()?;
         match self.proposer.propose(cmd).await {
             Ok(out) => out.map_err(|e| Error::Api(e.to_api())),
-            Err(ProposeError::NotLeader(_)) => {
-                Err(Error::Unavailable("leadership moved; retry".into()))
-            }
-            Err(ProposeError::Stopped(m)) => {
-                Err(Error::Unavailable(format!("node is stopping: {m}")))
-            }
+            Err(e) => Err(proposal_failed(e)),
         }
     }
 
@@ -120,7 +125,14 @@ impl Node {
         .await
         .map_err(|e| match e {
             PeerError::Unreachable(..) => Error::Unavailable(format!("leader unreachable: {e}")),
-            PeerError::Network(..) => {
+            // Sent, answer lost: the leader may have applied the write.
+            PeerError::Network(..) if matches!(req, ForwardRequest::Write(_)) => {
+                Error::OutcomeUnknown(format!(
+                    "the write reached the leader but its answer was lost ({e}); \
+                     it may have been applied: read before retrying"
+                ))
+            }
+            PeerError::Network(..) | PeerError::Rejected(..) => {
                 Error::Unavailable(format!("forwarding to the leader failed: {e}"))
             }
         })?;

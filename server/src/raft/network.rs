@@ -28,8 +28,12 @@ pub enum PeerError {
     /// The peer could not be reached at all (connection refused, reset before sending).
     #[error("peer {0} unreachable: {1}")]
     Unreachable(String, String),
+    /// Sent, and the answer was lost or unreadable: the peer may have acted.
     #[error("peer {0}: {1}")]
     Network(String, String),
+    /// The peer refused the request with an HTTP error before handling it.
+    #[error("peer {0} refused: {1}")]
+    Rejected(String, String),
 }
 
 /// Builds the shared HTTP client for peer traffic. Every peer request is
@@ -106,10 +110,13 @@ pub async fn post_bincode<Req: Serialize, Resp: DeserializeOwned>(
     let status = resp.status();
     let bytes = resp.bytes().await.map_err(|e| net(&e))?;
     if !status.is_success() {
-        return Err(net(&format!(
-            "HTTP {status}: {}",
-            String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
-        )));
+        return Err(PeerError::Rejected(
+            addr.to_string(),
+            format!(
+                "HTTP {status}: {}",
+                String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
+            ),
+        ));
     }
     bincode::deserialize(&bytes).map_err(|e| net(&format!("bad reply: {e}")))
 }
@@ -159,7 +166,9 @@ impl PeerConn {
                 .await
                 .map_err(|e| match e {
                     PeerError::Unreachable(..) => RPCError::Unreachable(Unreachable::new(&e)),
-                    PeerError::Network(..) => RPCError::Network(NetworkError::new(&e)),
+                    PeerError::Network(..) | PeerError::Rejected(..) => {
+                        RPCError::Network(NetworkError::new(&e))
+                    }
                 })?;
         reply.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
     }

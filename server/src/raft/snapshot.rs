@@ -10,11 +10,13 @@ use serde::{Deserialize, Serialize};
 
 use super::SnapshotMeta;
 use crate::error::Error;
+use crate::state::dedup::Recent;
 use crate::state::StateData;
 
 const MAGIC: &[u8; 8] = b"DSYNCSNP";
-/// 2 added `StateData::cluster_id`; format 1 files still load.
-const FORMAT: u32 = 2;
+/// 2 added `StateData::cluster_id`, 3 `StateData::recent`; format 1 and 2
+/// files still load.
+const FORMAT: u32 = 3;
 const HEADER: usize = 8 + 4 + 8 + 4;
 
 /// What a snapshot holds: Raft metadata plus the whole replicated state.
@@ -48,7 +50,7 @@ impl SnapshotFile {
             return Err(bad("not a dsync snapshot (bad magic or truncated header)"));
         }
         let format = u32::from_le_bytes(bytes[8..12].try_into().expect("4 bytes"));
-        if format != FORMAT && format != 1 {
+        if !(1..=FORMAT).contains(&format) {
             return Err(bad(&format!(
                 "snapshot format {format} is not supported (expected {FORMAT})"
             )));
@@ -65,10 +67,17 @@ impl SnapshotFile {
         if crc32fast::hash(payload) != crc {
             return Err(bad("snapshot checksum mismatch"));
         }
-        let decoded = if format == 1 {
-            bincode::deserialize::<SnapshotV1>(payload).map(SnapshotV1::upgrade)
-        } else {
-            bincode::deserialize(payload)
+        let decoded = match format {
+            1 => bincode::deserialize::<SnapshotV1>(payload).map(SnapshotV1::upgrade),
+            // Format 2 is format 3 without the state's last field, and
+            // bincode encodes fields in order with no framing: appending an
+            // empty table makes it a format 3 payload.
+            2 => {
+                let mut upgraded = payload.to_vec();
+                upgraded.extend(bincode::serialize(&Recent::default()).unwrap_or_default());
+                bincode::deserialize(&upgraded)
+            }
+            _ => bincode::deserialize(payload),
         };
         decoded.map_err(|e| bad(&format!("snapshot cannot be decoded: {e}")))
     }
@@ -97,6 +106,7 @@ impl SnapshotV1 {
                 queues: self.queues,
                 cluster_id: None,
                 outbox: Vec::new(),
+                recent: Recent::default(),
             },
         }
     }
@@ -189,14 +199,70 @@ mod tests {
             queues: &s.data.queues,
         })
         .unwrap();
+        let back = SnapshotFile::decode(&framed(1, &payload), "v1").unwrap();
+        assert_eq!(back.data, s.data);
+    }
+
+    fn framed(format: u32, payload: &[u8]) -> Vec<u8> {
         let mut bytes = Vec::new();
         bytes.extend_from_slice(MAGIC);
-        bytes.extend_from_slice(&1u32.to_le_bytes());
+        bytes.extend_from_slice(&format.to_le_bytes());
         bytes.extend_from_slice(&(payload.len() as u64).to_le_bytes());
-        bytes.extend_from_slice(&crc32fast::hash(&payload).to_le_bytes());
-        bytes.extend_from_slice(&payload);
-        let back = SnapshotFile::decode(&bytes, "v1").unwrap();
+        bytes.extend_from_slice(&crc32fast::hash(payload).to_le_bytes());
+        bytes.extend_from_slice(payload);
+        bytes
+    }
+
+    #[test]
+    fn format_2_snapshots_still_load() {
+        // Format 2 encoded every field of the state up to the cluster id.
+        #[derive(Serialize)]
+        struct V2<'a> {
+            meta: &'a SnapshotMeta,
+            revision: u64,
+            now_ms: u64,
+            kv: &'a crate::state::kv::KvTable,
+            locks: &'a crate::state::locks::LockTable,
+            queues: &'a crate::state::queue::QueueTable,
+            cluster_id: &'a Option<String>,
+        }
+        let mut s = sample();
+        s.data.cluster_id = Some("c1".into());
+        let payload = bincode::serialize(&V2 {
+            meta: &s.meta,
+            revision: s.data.revision,
+            now_ms: s.data.now_ms,
+            kv: &s.data.kv,
+            locks: &s.data.locks,
+            queues: &s.data.queues,
+            cluster_id: &s.data.cluster_id,
+        })
+        .unwrap();
+        let back = SnapshotFile::decode(&framed(2, &payload), "v2").unwrap();
         assert_eq!(back.data, s.data);
+    }
+
+    #[test]
+    fn remembered_answers_survive_a_snapshot() {
+        let mut s = sample();
+        let cmd = crate::state::dedup::once(
+            Some("r1"),
+            Command::KvPut {
+                key: "once".into(),
+                value: "1".into(),
+                if_version: None,
+                fence: None,
+            },
+        );
+        let req = |now_ms| Request {
+            now_ms,
+            cmds: vec![cmd.clone()],
+        };
+        let first = s.data.apply(req(2));
+        let mut back = SnapshotFile::decode(&s.encode().unwrap(), "snap").unwrap();
+        assert_eq!(back.data, s.data);
+        assert_eq!(back.data.apply(req(3)), first);
+        assert_eq!(back.data.revision, s.data.revision, "applied twice");
     }
 
     #[test]

@@ -22,6 +22,14 @@ impl StateData {
     }
 
     fn apply_one(&mut self, cmd: Command) -> CmdOutput {
+        if let Command::Once { key, cmd } = cmd {
+            if let Some(out) = self.recent.answer(key) {
+                return out.clone();
+            }
+            let out = self.apply_one(*cmd);
+            self.recent.remember(key, self.now_ms, out.clone());
+            return out;
+        }
         self.revision += 1;
         let rev = self.revision;
         let mut ctx = locks::Ctx {
@@ -153,6 +161,8 @@ impl StateData {
                 self.cluster_id.get_or_insert(id);
                 Ok(CmdValue::Done)
             }
+            // Unwrapped above.
+            Command::Once { cmd, .. } => self.apply_one(*cmd),
         }
     }
 }

@@ -94,6 +94,12 @@ pub enum Command {
     SetClusterId {
         id: String,
     },
+    /// `cmd`, applied at most once per `key` (see `state::dedup`). Last, so
+    /// every older variant keeps its bincode tag.
+    Once {
+        key: u128,
+        cmd: Box<Command>,
+    },
 }
 
 impl Command {
@@ -122,6 +128,7 @@ impl Command {
             | Command::QueueConfigure { topic, .. } => topic.len() + 32,
             Command::LockForceRelease { name } => name.len() + 16,
             Command::SetClusterId { id } => id.len() + 16,
+            Command::Once { cmd, .. } => cmd.size_hint() + 16,
         }
     }
 }

@@ -7,6 +7,7 @@
 
 mod apply;
 mod command;
+pub mod dedup;
 pub mod kv;
 pub mod locks;
 mod outcome;
@@ -51,4 +52,7 @@ pub struct StateData {
     pub outbox: Vec<Event>,
     /// Set once by the first leader of a new cluster (see `SetClusterId`).
     pub cluster_id: Option<String>,
+    /// Answers of recent deduplicated writes. Last field: a format 2
+    /// snapshot is this encoding without it (`raft::snapshot`).
+    pub recent: dedup::Recent,
 }

@@ -18,7 +18,7 @@ impl Client {
             if_version,
             fence: None,
         };
-        self.call(Method::PUT, &routes::kv_key(key), Some(&body))
+        self.call_once(Method::PUT, &routes::kv_key(key), Some(&body))
             .await
     }
 
@@ -39,7 +39,7 @@ impl Client {
                 token,
             }),
         };
-        self.call(Method::PUT, &routes::kv_key(key), Some(&body))
+        self.call_once(Method::PUT, &routes::kv_key(key), Some(&body))
             .await
     }
 
@@ -57,7 +57,7 @@ impl Client {
         if let Some(v) = if_version {
             path.push_str(&format!("?if_version={v}"));
         }
-        self.call::<(), _>(Method::DELETE, &path, None).await
+        self.call_once::<(), _>(Method::DELETE, &path, None).await
     }
 
     pub async fn kv_list(

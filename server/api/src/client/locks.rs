@@ -18,6 +18,7 @@ impl Client {
         let opts = CallOpts {
             timeout: Some(self.config.request_timeout + Duration::from_millis(req.wait_ms)),
             idempotent: true,
+            request_id: false,
         };
         let bytes = self
             .call_opts(
@@ -40,7 +41,7 @@ impl Client {
             owner: owner.to_string(),
             token,
         };
-        self.call(
+        self.call_once(
             Method::POST,
             &routes::lock(name, Some("release")),
             Some(&body),
@@ -63,6 +64,7 @@ impl Client {
         let opts = CallOpts {
             timeout: None,
             idempotent: true,
+            request_id: false,
         };
         let bytes = self
             .call_opts(

@@ -18,10 +18,12 @@ mod error;
 mod kv;
 mod locks;
 mod queue;
+mod request_id;
 
 pub(crate) use error::decode_error;
 use error::{chain, decode};
 pub use error::{ClientError, Result};
+use request_id::RequestIds;
 
 #[derive(Debug, Clone)]
 pub struct ClientConfig {
@@ -65,6 +67,21 @@ pub struct CallOpts {
     pub timeout: Option<Duration>,
     /// Safe to send again after a connection broke mid-request.
     pub idempotent: bool,
+    /// Send one request id (`x-dsync-request-id`) with every attempt: the
+    /// server applies the write at most once, so it is resent whatever
+    /// became of an earlier attempt (a broken connection, or a 503 whose
+    /// outcome is unknown).
+    pub request_id: bool,
+}
+
+impl CallOpts {
+    /// A write the server deduplicates by request id.
+    pub fn once() -> Self {
+        CallOpts {
+            request_id: true,
+            ..CallOpts::default()
+        }
+    }
 }
 
 struct Endpoint {
@@ -86,6 +103,7 @@ pub struct Client {
     http: reqwest::Client,
     config: Arc<ClientConfig>,
     state: Arc<Mutex<State>>,
+    request_ids: Arc<RequestIds>,
 }
 
 /// Normalizes `host:port` into `http://host:port`.
@@ -150,6 +168,7 @@ impl Client {
                 preferred: 0,
                 ids: HashMap::new(),
             })),
+            request_ids: Arc::new(RequestIds::new()),
         })
     }
 
@@ -245,6 +264,18 @@ impl Client {
             .map_err(|e| ClientError::Transport(format!("bad response body: {e}")))
     }
 
+    /// Like [`call`](Self::call), for a write the server deduplicates: it is
+    /// resent, with the same request id, until it gets an answer.
+    pub async fn call_once<B: Serialize + ?Sized, T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<&B>,
+    ) -> Result<T> {
+        let bytes = self.call_opts(method, path, body, CallOpts::once()).await?;
+        decode(&bytes)
+    }
+
     /// Like [`call`](Self::call) but returns the raw body.
     pub async fn call_raw<B: Serialize + ?Sized>(
         &self,
@@ -258,8 +289,8 @@ impl Client {
             path,
             body,
             CallOpts {
-                timeout: None,
                 idempotent,
+                ..CallOpts::default()
             },
         )
         .await
@@ -280,7 +311,8 @@ impl Client {
             }
             None => None,
         };
-        let idempotent = opts.idempotent;
+        let request_id = opts.request_id.then(|| self.request_ids.next());
+        let idempotent = opts.idempotent || request_id.is_some();
         let deadline = Instant::now() + self.config.retry_for;
         let mut backoff = Duration::from_millis(25);
         loop {
@@ -290,6 +322,9 @@ impl Client {
                 req = req.timeout(t);
             }
             req = self.credentials(req);
+            if let Some(id) = &request_id {
+                req = req.header(crate::HEADER_REQUEST_ID, id);
+            }
             if let Some(b) = &body {
                 req = req
                     .header("content-type", "application/json")
@@ -307,7 +342,11 @@ impl Client {
                         return Ok(bytes.to_vec());
                     }
                     let error = decode_error(status, &bytes);
-                    if status != StatusCode::SERVICE_UNAVAILABLE {
+                    // The write may have been applied: sending it again
+                    // could apply it twice, so the caller decides.
+                    if status != StatusCode::SERVICE_UNAVAILABLE
+                        || (!idempotent && error.is_outcome_unknown())
+                    {
                         return Err(ClientError::Api {
                             status: status.as_u16(),
                             error,
@@ -374,6 +413,9 @@ impl Client {
             .map_err(|e| ClientError::Transport(format!("bad response body: {e}")))
     }
 }
+
+#[cfg(test)]
+mod retry_tests;
 
 #[cfg(test)]
 mod tests {

@@ -14,7 +14,7 @@ impl Client {
         messages: Vec<crate::queue::NewMessage>,
     ) -> Result<crate::queue::EnqueueResponse> {
         let body = crate::queue::EnqueueRequest::Batch { messages };
-        self.call(
+        self.call_once(
             Method::POST,
             &routes::topic(topic, Some("messages")),
             Some(&body),
@@ -31,6 +31,7 @@ impl Client {
         let opts = CallOpts {
             timeout: Some(self.config.request_timeout + Duration::from_millis(req.wait_ms)),
             idempotent: false,
+            request_id: false,
         };
         let bytes = self
             .call_opts(
@@ -50,7 +51,7 @@ impl Client {
         verb: &str,
         req: &crate::queue::ReceiptsRequest,
     ) -> Result<crate::queue::ReceiptsResponse> {
-        self.call(Method::POST, &routes::topic(topic, Some(verb)), Some(req))
+        self.call_once(Method::POST, &routes::topic(topic, Some(verb)), Some(req))
             .await
     }
 

@@ -11,14 +11,14 @@ use dsync_api::queue::*;
 use dsync_api::{ApiError, ErrorCode};
 
 use super::error::{invalid, HttpError, HttpResult};
-use super::extract::{ApiJson, ApiPath};
+use super::extract::{ApiJson, ApiPath, RequestId};
 use crate::auth::guard::Caller;
 use crate::auth::limits::rate_limited;
 use crate::auth::ownership::qualify_owner;
 use crate::error::Error;
 use crate::node::Node;
 use crate::state::queue::{receipt, Incoming};
-use crate::state::{CmdValue, Command};
+use crate::state::{dedup, CmdValue, Command};
 
 pub mod topics;
 
@@ -66,6 +66,7 @@ pub(super) fn count_of(v: CmdValue) -> HttpResult<u64> {
     tag = "queues",
     params(
         ("topic" = String, Path, description = "Topic: 1 to 200 bytes of printable text", min_length = 1, max_length = 200, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"),
+        ("x-dsync-request-id" = Option<String>, Header, description = "Names this write: resent with the same id and body, it is applied at most once and answered as the first time", min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_.:-]+$"),
     ),
     request_body = dsync_api::queue::EnqueueRequest,
     responses(
@@ -74,6 +75,7 @@ pub(super) fn count_of(v: CmdValue) -> HttpResult<u64> {
 )]
 async fn enqueue(
     State(node): State<Arc<Node>>,
+    id: RequestId,
     ApiPath(topic): ApiPath<String>,
     ApiJson(req): ApiJson<EnqueueRequest>,
 ) -> HttpResult<(StatusCode, Json<EnqueueResponse>)> {
@@ -115,7 +117,8 @@ async fn enqueue(
         ))
         .into());
     }
-    match node.write(Command::QueueEnqueue { topic, msgs }).await? {
+    let cmd = dedup::once(id.as_deref(), Command::QueueEnqueue { topic, msgs });
+    match node.write(cmd).await? {
         CmdValue::Ids(ids) => Ok((StatusCode::CREATED, Json(EnqueueResponse { ids }))),
         other => Err(Error::Internal(format!("unexpected result {other:?}")).into()),
     }
@@ -180,6 +183,7 @@ async fn consume(
 async fn settle(
     node: &Node,
     caller: &Caller,
+    id: &RequestId,
     topic: String,
     req: &ReceiptsRequest,
     make: impl FnOnce(String, Vec<String>) -> Command,
@@ -196,7 +200,7 @@ async fn settle(
         .iter()
         .map(|r| node.security.auth.open_receipt(&caller.principal, r))
         .collect::<Result<Vec<_>, _>>()?;
-    let cmd = make(topic, receipts);
+    let cmd = dedup::once(id.as_deref(), make(topic, receipts));
     let n = count_of(node.write(cmd).await?)?;
     Ok(Json(ReceiptsResponse { count: n as usize }))
 }
@@ -207,6 +211,7 @@ async fn settle(
     tag = "queues",
     params(
         ("topic" = String, Path, description = "Topic: 1 to 200 bytes of printable text", min_length = 1, max_length = 200, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"),
+        ("x-dsync-request-id" = Option<String>, Header, description = "Names this write: resent with the same id and body, it is applied at most once and answered as the first time", min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_.:-]+$"),
     ),
     request_body = dsync_api::queue::ReceiptsRequest,
     responses(
@@ -217,10 +222,11 @@ async fn settle(
 async fn ack(
     State(node): State<Arc<Node>>,
     caller: Caller,
+    id: RequestId,
     ApiPath(topic): ApiPath<String>,
     ApiJson(req): ApiJson<ReceiptsRequest>,
 ) -> HttpResult<Json<ReceiptsResponse>> {
-    settle(&node, &caller, topic, &req, |topic, receipts| {
+    settle(&node, &caller, &id, topic, &req, |topic, receipts| {
         Command::QueueAck { topic, receipts }
     })
     .await
@@ -232,6 +238,7 @@ async fn ack(
     tag = "queues",
     params(
         ("topic" = String, Path, description = "Topic: 1 to 200 bytes of printable text", min_length = 1, max_length = 200, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"),
+        ("x-dsync-request-id" = Option<String>, Header, description = "Names this write: resent with the same id and body, it is applied at most once and answered as the first time", min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_.:-]+$"),
     ),
     request_body = dsync_api::queue::ReceiptsRequest,
     responses(
@@ -242,6 +249,7 @@ async fn ack(
 async fn nack(
     State(node): State<Arc<Node>>,
     caller: Caller,
+    id: RequestId,
     ApiPath(topic): ApiPath<String>,
     ApiJson(req): ApiJson<ReceiptsRequest>,
 ) -> HttpResult<Json<ReceiptsResponse>> {
@@ -249,7 +257,7 @@ async fn nack(
     if delay_ms > MAX_DELAY_MS {
         return Err(invalid(format!("delay_ms must be at most {MAX_DELAY_MS}")));
     }
-    settle(&node, &caller, topic, &req, |topic, receipts| {
+    settle(&node, &caller, &id, topic, &req, |topic, receipts| {
         Command::QueueNack {
             topic,
             receipts,
@@ -265,6 +273,7 @@ async fn nack(
     tag = "queues",
     params(
         ("topic" = String, Path, description = "Topic: 1 to 200 bytes of printable text", min_length = 1, max_length = 200, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"),
+        ("x-dsync-request-id" = Option<String>, Header, description = "Names this write: resent with the same id and body, it is applied at most once and answered as the first time", min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_.:-]+$"),
     ),
     request_body = dsync_api::queue::ReceiptsRequest,
     responses(
@@ -275,6 +284,7 @@ async fn nack(
 async fn extend(
     State(node): State<Arc<Node>>,
     caller: Caller,
+    id: RequestId,
     ApiPath(topic): ApiPath<String>,
     ApiJson(req): ApiJson<ReceiptsRequest>,
 ) -> HttpResult<Json<ReceiptsResponse>> {
@@ -286,7 +296,7 @@ async fn extend(
                 "extend needs visibility_ms between 1 and {MAX_VISIBILITY_MS}"
             ))
         })?;
-    settle(&node, &caller, topic, &req, |topic, receipts| {
+    settle(&node, &caller, &id, topic, &req, |topic, receipts| {
         Command::QueueExtend {
             topic,
             receipts,
