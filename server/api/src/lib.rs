@@ -38,4 +38,7 @@ pub const HEADER_REQUEST_ID: &str = "x-dsync-request-id";
 pub const HEADER_CLUSTER_SECRET: &str = "x-dsync-cluster-secret";
 
 /// Version of the peer wire protocol; nodes refuse peers that speak another.
-pub const PROTOCOL_VERSION: u32 = 1;
+/// 2: log entries may carry deduplicated writes (`Command::Once`), and a
+/// late `LockCancel` no longer releases a grant; protocol 1 nodes would
+/// decode or apply such logs differently.
+pub const PROTOCOL_VERSION: u32 = 2;

@@ -73,6 +73,17 @@ fn proposal_failed(e: ProposeError) -> Error {
     }
 }
 
+/// Whether a forward that failed this way may still have been acted on:
+/// sent with its answer lost, or a server error (ours after applying, or a
+/// proxy's). A 4xx is a refusal before anything was proposed.
+fn maybe_applied(e: &PeerError) -> bool {
+    match e {
+        PeerError::Unreachable(..) => false,
+        PeerError::Network(..) => true,
+        PeerError::Rejected(_, status, _) => *status >= 500,
+    }
+}
+
 impl Node {
     /// Applies one command through Raft, forwarding to the leader if needed.
     pub async fn write(&self, cmd: Command) -> Result<CmdValue> {
@@ -125,16 +136,13 @@ impl Node {
         .await
         .map_err(|e| match e {
             PeerError::Unreachable(..) => Error::Unavailable(format!("leader unreachable: {e}")),
-            // Sent, answer lost: the leader may have applied the write.
-            PeerError::Network(..) if matches!(req, ForwardRequest::Write(_)) => {
+            _ if matches!(req, ForwardRequest::Write(_)) && maybe_applied(&e) => {
                 Error::OutcomeUnknown(format!(
                     "the write reached the leader but its answer was lost ({e}); \
                      it may have been applied: read before retrying"
                 ))
             }
-            PeerError::Network(..) | PeerError::Rejected(..) => {
-                Error::Unavailable(format!("forwarding to the leader failed: {e}"))
-            }
+            _ => Error::Unavailable(format!("forwarding to the leader failed: {e}")),
         })?;
         reply.map_err(|e| Error::Api(e.to_api()))
     }
@@ -173,5 +181,30 @@ impl Node {
                 .map(|m| ForwardReply::Members(serde_json::to_string(&m).unwrap_or_default())),
         };
         res.map_err(cmd_err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lost_answer_or_a_server_error_may_have_applied_a_forward() {
+        let peer = || "127.0.0.1:1".to_string();
+        assert!(!maybe_applied(&PeerError::Unreachable(
+            peer(),
+            "refused".into()
+        )));
+        assert!(maybe_applied(&PeerError::Network(peer(), "reset".into())));
+        assert!(maybe_applied(&PeerError::Rejected(
+            peer(),
+            502,
+            "bad gateway".into()
+        )));
+        assert!(!maybe_applied(&PeerError::Rejected(
+            peer(),
+            400,
+            "bad request".into()
+        )));
     }
 }

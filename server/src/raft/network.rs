@@ -31,9 +31,9 @@ pub enum PeerError {
     /// Sent, and the answer was lost or unreadable: the peer may have acted.
     #[error("peer {0}: {1}")]
     Network(String, String),
-    /// The peer refused the request with an HTTP error before handling it.
-    #[error("peer {0} refused: {1}")]
-    Rejected(String, String),
+    /// The peer answered with an HTTP error status (the second field).
+    #[error("peer {0} refused: HTTP {1}: {2}")]
+    Rejected(String, u16, String),
 }
 
 /// Builds the shared HTTP client for peer traffic. Every peer request is
@@ -112,10 +112,8 @@ pub async fn post_bincode<Req: Serialize, Resp: DeserializeOwned>(
     if !status.is_success() {
         return Err(PeerError::Rejected(
             addr.to_string(),
-            format!(
-                "HTTP {status}: {}",
-                String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
-            ),
+            status.as_u16(),
+            String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned(),
         ));
     }
     bincode::deserialize(&bytes).map_err(|e| net(&format!("bad reply: {e}")))

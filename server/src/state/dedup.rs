@@ -27,6 +27,13 @@ pub const WINDOW_MS: u64 = 60_000;
 /// 20,000 deduplicated writes/s this still keeps about 25 s of them.
 pub const MAX_ANSWERS: usize = 500_000;
 
+/// Most bytes of answers kept (their encoded size plus a fixed overhead),
+/// so that answers carrying many ids cannot grow the table past this.
+pub const MAX_ANSWER_BYTES: u64 = 64 << 20;
+
+/// What one kept answer costs besides its encoding (key, clock, indexes).
+const OVERHEAD: u64 = 64;
+
 /// Longest request id accepted, in bytes.
 pub const MAX_REQUEST_ID: usize = 64;
 
@@ -67,8 +74,10 @@ pub fn valid_request_id(id: &str) -> bool {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Recent {
     answers: BTreeMap<u128, CmdOutput>,
-    /// Keys in the order they were applied, with their leader clock.
-    order: VecDeque<(u64, u128)>,
+    /// Keys in the order they were applied: leader clock, key, cost.
+    order: VecDeque<(u64, u128, u64)>,
+    /// The sum of the costs in `order`.
+    bytes: u64,
 }
 
 impl Recent {
@@ -80,14 +89,20 @@ impl Recent {
     /// Keeps the answer of a first application at leader clock `now_ms`,
     /// then forgets what has aged out.
     pub fn remember(&mut self, key: u128, now_ms: u64, out: CmdOutput) {
+        // The encoding is a function of the answer alone, so every node
+        // computes the same cost.
+        let cost = OVERHEAD + bincode::serialized_size(&out).unwrap_or(0);
         if self.answers.insert(key, out).is_none() {
-            self.order.push_back((now_ms, key));
+            self.order.push_back((now_ms, key, cost));
+            self.bytes += cost;
         }
-        while let Some(&(at, oldest)) = self.order.front() {
-            if self.order.len() <= MAX_ANSWERS && at + WINDOW_MS > now_ms {
+        while let Some(&(at, oldest, cost)) = self.order.front() {
+            let full = self.order.len() > MAX_ANSWERS || self.bytes > MAX_ANSWER_BYTES;
+            if !full && at + WINDOW_MS > now_ms {
                 break;
             }
             self.order.pop_front();
+            self.bytes -= cost;
             self.answers.remove(&oldest);
         }
     }
@@ -179,6 +194,19 @@ mod tests {
         }
         assert_eq!(r.kept(), MAX_ANSWERS);
         assert!(r.answer(0).is_none() && r.answer(1).is_some());
+    }
+
+    #[test]
+    fn answers_with_many_ids_are_bounded_by_bytes() {
+        let mut r = Recent::default();
+        let big = || Ok(CmdValue::Ids((0..1000).collect()));
+        for k in 0..20_000u128 {
+            r.remember(k, 5, big());
+        }
+        assert!(r.bytes <= MAX_ANSWER_BYTES, "{} bytes kept", r.bytes);
+        assert!(r.kept() < 20_000 && r.answer(19_999).is_some());
+        let sum: u64 = r.order.iter().map(|e| e.2).sum();
+        assert_eq!(sum, r.bytes);
     }
 
     #[test]

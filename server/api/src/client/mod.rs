@@ -5,14 +5,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use reqwest::{Method, StatusCode};
-use serde::de::DeserializeOwned;
-use serde::Serialize;
-
 use crate::breaker::Breaker;
 
 mod admin;
 mod cache;
+mod call;
 mod download;
 mod error;
 mod kv;
@@ -20,6 +17,7 @@ mod locks;
 mod queue;
 mod request_id;
 
+pub use call::CallOpts;
 pub(crate) use error::decode_error;
 use error::{chain, decode};
 pub use error::{ClientError, Result};
@@ -56,30 +54,6 @@ impl ClientConfig {
             identity_pem: None,
             request_timeout: Duration::from_secs(10),
             retry_for: Duration::from_secs(15),
-        }
-    }
-}
-
-/// Options of one call.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CallOpts {
-    /// Timeout of one attempt (default: the client's `request_timeout`).
-    pub timeout: Option<Duration>,
-    /// Safe to send again after a connection broke mid-request.
-    pub idempotent: bool,
-    /// Send one request id (`x-dsync-request-id`) with every attempt: the
-    /// server applies the write at most once, so it is resent whatever
-    /// became of an earlier attempt (a broken connection, or a 503 whose
-    /// outcome is unknown).
-    pub request_id: bool,
-}
-
-impl CallOpts {
-    /// A write the server deduplicates by request id.
-    pub fn once() -> Self {
-        CallOpts {
-            request_id: true,
-            ..CallOpts::default()
         }
     }
 }
@@ -250,168 +224,6 @@ impl Client {
         }
         req
     }
-
-    /// Sends a request with leader following and retries; decodes the JSON
-    /// response or the API error.
-    pub async fn call<B: Serialize + ?Sized, T: DeserializeOwned>(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<&B>,
-    ) -> Result<T> {
-        let bytes = self.call_raw(method, path, body).await?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| ClientError::Transport(format!("bad response body: {e}")))
-    }
-
-    /// Like [`call`](Self::call), for a write the server deduplicates: it is
-    /// resent, with the same request id, until it gets an answer.
-    pub async fn call_once<B: Serialize + ?Sized, T: DeserializeOwned>(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<&B>,
-    ) -> Result<T> {
-        let bytes = self.call_opts(method, path, body, CallOpts::once()).await?;
-        decode(&bytes)
-    }
-
-    /// Like [`call`](Self::call) but returns the raw body.
-    pub async fn call_raw<B: Serialize + ?Sized>(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<&B>,
-    ) -> Result<Vec<u8>> {
-        let idempotent = method == Method::GET || method == Method::HEAD;
-        self.call_opts(
-            method,
-            path,
-            body,
-            CallOpts {
-                idempotent,
-                ..CallOpts::default()
-            },
-        )
-        .await
-    }
-
-    /// The general form: a per-call timeout and whether resending after a
-    /// broken connection is safe.
-    pub async fn call_opts<B: Serialize + ?Sized>(
-        &self,
-        method: Method,
-        path: &str,
-        body: Option<&B>,
-        opts: CallOpts,
-    ) -> Result<Vec<u8>> {
-        let body = match body {
-            Some(b) => {
-                Some(serde_json::to_vec(b).map_err(|e| ClientError::Transport(e.to_string()))?)
-            }
-            None => None,
-        };
-        let request_id = opts.request_id.then(|| self.request_ids.next());
-        let idempotent = opts.idempotent || request_id.is_some();
-        let deadline = Instant::now() + self.config.retry_for;
-        let mut backoff = Duration::from_millis(25);
-        loop {
-            let (index, base) = self.pick();
-            let mut req = self.http.request(method.clone(), format!("{base}{path}"));
-            if let Some(t) = opts.timeout {
-                req = req.timeout(t);
-            }
-            req = self.credentials(req);
-            if let Some(id) = &request_id {
-                req = req.header(crate::HEADER_REQUEST_ID, id);
-            }
-            if let Some(b) = &body {
-                req = req
-                    .header("content-type", "application/json")
-                    .body(b.clone());
-            }
-            let retry = match req.send().await {
-                Ok(resp) => {
-                    let status = resp.status();
-                    self.observe(index, resp.headers());
-                    let bytes = resp
-                        .bytes()
-                        .await
-                        .map_err(|e| ClientError::Transport(e.to_string()))?;
-                    if status.is_success() {
-                        return Ok(bytes.to_vec());
-                    }
-                    let error = decode_error(status, &bytes);
-                    // The write may have been applied: sending it again
-                    // could apply it twice, so the caller decides.
-                    if status != StatusCode::SERVICE_UNAVAILABLE
-                        || (!idempotent && error.is_outcome_unknown())
-                    {
-                        return Err(ClientError::Api {
-                            status: status.as_u16(),
-                            error,
-                        });
-                    }
-                    // No leader or no quorum yet: another node may know better.
-                    self.failed(index, false);
-                    Err(ClientError::Api {
-                        status: status.as_u16(),
-                        error,
-                    })
-                }
-                Err(e) => {
-                    self.failed(index, true);
-                    // A write whose request may have reached the server must not
-                    // be sent twice: report the unknown outcome.
-                    let err = ClientError::Transport(format!("{base}: {}", chain(&e)));
-                    if !idempotent && !e.is_connect() {
-                        return Err(err);
-                    }
-                    Err(err)
-                }
-            };
-            if Instant::now() + backoff > deadline {
-                return retry;
-            }
-            tokio::time::sleep(backoff).await;
-            // Capped low: an election takes under a second, and a client
-            // asleep in a long backoff adds its sleep to the failover time.
-            backoff = (backoff * 2).min(Duration::from_millis(100));
-        }
-    }
-
-    /// A GET to one node with this client's credentials, for callers that
-    /// read the response themselves (streams).
-    pub(crate) fn get_node(&self, endpoint: &str, path: &str) -> reqwest::RequestBuilder {
-        let req = self.http.get(format!("{}{path}", base_url(endpoint)));
-        match &self.config.token {
-            Some(t) => req.bearer_auth(t),
-            None => req,
-        }
-    }
-
-    /// One request to one node, no retry, no leader following.
-    pub async fn call_node<T: DeserializeOwned>(&self, endpoint: &str, path: &str) -> Result<T> {
-        let req = self.http.get(format!("{}{path}", base_url(endpoint)));
-        let resp = self
-            .credentials(req)
-            .send()
-            .await
-            .map_err(|e| ClientError::Transport(e.to_string()))?;
-        let status = resp.status();
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| ClientError::Transport(e.to_string()))?;
-        if !status.is_success() {
-            return Err(ClientError::Api {
-                status: status.as_u16(),
-                error: decode_error(status, &bytes),
-            });
-        }
-        serde_json::from_slice(&bytes)
-            .map_err(|e| ClientError::Transport(format!("bad response body: {e}")))
-    }
 }
 
 #[cfg(test)]
@@ -430,7 +242,10 @@ mod tests {
 
     #[test]
     fn non_json_errors_get_a_code_from_the_status() {
-        let e = decode_error(StatusCode::PAYLOAD_TOO_LARGE, b"length limit exceeded");
+        let e = decode_error(
+            reqwest::StatusCode::PAYLOAD_TOO_LARGE,
+            b"length limit exceeded",
+        );
         assert_eq!(e.code, ErrorCode::TooLarge);
     }
 
