@@ -43,6 +43,8 @@ pub struct Metrics {
     pub requests: HistogramFamily<RouteLabels>,
     pub locks_held: Gauge,
     pub locks_waiting: Gauge,
+    pub dedup_answers: Gauge,
+    pub dedup_repeats: Gauge,
     pub locks_expired: Gauge,
     pub locks_deadlocks: Gauge,
     pub lock_wait_seconds: Histogram,
@@ -87,6 +89,8 @@ impl Metrics {
             requests: Family::new_with_constructor(latency_histogram),
             locks_held: Gauge::default(),
             locks_waiting: Gauge::default(),
+            dedup_answers: Gauge::default(),
+            dedup_repeats: Gauge::default(),
             locks_expired: Gauge::default(),
             locks_deadlocks: Gauge::default(),
             lock_wait_seconds: latency_histogram(),
@@ -157,6 +161,16 @@ impl Metrics {
             "http_request_duration_seconds",
             "HTTP request latency by route",
             m.requests.clone(),
+        );
+        registry.register(
+            "dedup_answers",
+            "Answers of deduplicated writes kept for resends (x-dsync-request-id)",
+            m.dedup_answers.clone(),
+        );
+        registry.register(
+            "dedup_repeats",
+            "Resent writes answered from those instead of applied again",
+            m.dedup_repeats.clone(),
         );
         registry.register(
             "locks_held",

@@ -137,6 +137,25 @@ async fn a_write_resent_with_its_request_id_is_applied_once_through_any_node() {
         (200, acked)
     );
 
+    // Every node counts the six resends once it has applied the log
+    // (a follower may be an entry behind when first asked).
+    for node in c.nodes() {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let text = dsync_tests::fetch_metrics(&node.addr).await;
+            let repeats = dsync_tests::metric(&text, "dsync_dedup_repeats").unwrap_or(0.0);
+            if repeats == 6.0 {
+                break;
+            }
+            assert!(
+                repeats < 6.0 && std::time::Instant::now() < deadline,
+                "node {}: {repeats} repeats, not 6",
+                node.id
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
     // A malformed id is refused before anything is applied.
     let (s, err) = n
         .send(0, put, "/v1/kv/bad", "has space", json!({"value": 1}))

@@ -85,6 +85,9 @@ impl SmShared {
         let (held, waiting) = st.data.locks.counts();
         self.metrics.locks_held.set(held as i64);
         self.metrics.locks_waiting.set(waiting as i64);
+        let recent = &st.data.recent;
+        self.metrics.dedup_answers.set(recent.kept() as i64);
+        self.metrics.dedup_repeats.set(recent.repeats as i64);
         self.metrics
             .locks_expired
             .set(st.data.locks.stats.expired as i64);

@@ -23,8 +23,8 @@ impl StateData {
 
     fn apply_one(&mut self, cmd: Command) -> CmdOutput {
         if let Command::Once { key, cmd } = cmd {
-            if let Some(out) = self.recent.answer(key) {
-                return out.clone();
+            if let Some(out) = self.recent.repeat(key) {
+                return out;
             }
             let out = self.apply_one(*cmd);
             self.recent.remember(key, self.now_ms, out.clone());

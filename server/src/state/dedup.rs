@@ -78,12 +78,21 @@ pub struct Recent {
     order: VecDeque<(u64, u128, u64)>,
     /// The sum of the costs in `order`.
     bytes: u64,
+    /// Resends answered from the table since the cluster began.
+    pub repeats: u64,
 }
 
 impl Recent {
     /// The answer given when `key` was applied, if it is still kept.
     pub fn answer(&self, key: u128) -> Option<&CmdOutput> {
         self.answers.get(&key)
+    }
+
+    /// The kept answer for a resend of `key`, counted as a repeat.
+    pub fn repeat(&mut self, key: u128) -> Option<CmdOutput> {
+        let out = self.answers.get(&key).cloned()?;
+        self.repeats += 1;
+        Some(out)
     }
 
     /// Keeps the answer of a first application at leader clock `now_ms`,
@@ -143,6 +152,7 @@ mod tests {
         assert!(apply(&mut s, 2, put("k", "2")).is_ok());
         let again = apply(&mut s, 3, once(Some("r1"), put("k", "1")));
         assert_eq!(first, again);
+        assert_eq!(s.recent.repeats, 1);
         assert_eq!(
             s.kv.get("k").unwrap().value,
             "2",
