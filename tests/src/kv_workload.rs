@@ -54,17 +54,28 @@ pub enum KvOp {
     },
 }
 
-/// One client with a single attempt per operation, starting at node
-/// `process % n`. No retries: a retried write whose first attempt committed
-/// would apply twice, and a retried CAS would then be refused for its own
-/// write, so every failure without a definite answer is recorded as unknown.
+/// The client of KV process `process`, starting at node `process % n`.
+///
+/// Odd processes resend: their writes carry a request id, so the client
+/// resends them through a lost answer or an unknown outcome, and the store
+/// must apply each once. A resend applied twice shows up in the checker:
+/// a second application of a CAS is refused (its version moved), so the
+/// client reports refused a CAS whose value the store holds.
+///
+/// Even processes make a single attempt per operation, so every failure
+/// without a definite answer is recorded as unknown, which exercises the
+/// checker's handling of writes that may or may not have applied.
 fn client(cluster: &Cluster, process: usize) -> Client {
     let mut endpoints = cluster.endpoints();
     let n = endpoints.len();
     endpoints.rotate_left(process % n);
     let mut cfg = ClientConfig::new(endpoints);
     cfg.request_timeout = Duration::from_secs(5);
-    cfg.retry_for = Duration::ZERO;
+    cfg.retry_for = if process % 2 == 1 {
+        Duration::from_secs(10)
+    } else {
+        Duration::ZERO
+    };
     Client::new(cfg).expect("client")
 }
 
@@ -345,6 +356,19 @@ mod tests {
             op(1, 0, 10, Outcome::Ok, write("k", "a")),
             op(2, 20, 30, Outcome::Fail, cas("k", Some("a"), "b", true)),
             op(3, 40, 50, Outcome::Ok, read("k", Some("a"))),
+        ];
+        assert_eq!(check_kv(&h).1.len(), 1);
+    }
+
+    /// What a resend applied twice looks like: the first application set
+    /// "b", the second was refused because the version had moved, and the
+    /// client reports the CAS refused while "b" is what the store holds.
+    #[test]
+    fn a_resent_cas_applied_twice_is_flagged() {
+        let h = vec![
+            op(1, 0, 10, Outcome::Ok, write("k", "a")),
+            op(21, 20, 30, Outcome::Fail, cas("k", Some("a"), "b", true)),
+            op(3, 40, 50, Outcome::Ok, read("k", Some("b"))),
         ];
         assert_eq!(check_kv(&h).1.len(), 1);
     }
