@@ -78,6 +78,8 @@ impl Node {
             max_payload_entries: 64,
             snapshot_max_chunk_size: 1024 * 1024,
             install_snapshot_timeout: 5_000,
+            // Enabled by `allow_elections_after_restart`.
+            enable_elect: false,
             ..Default::default()
         }
         .validate()
@@ -125,6 +127,7 @@ impl Node {
             handing_off: AtomicBool::new(false),
             transfer_lock: tokio::sync::Mutex::new(()),
         });
+        tokio::spawn(allow_elections_after_restart(node.clone()));
         tokio::spawn(watch_metrics(node.clone()));
         tokio::spawn(crate::events::watch_roles(node.clone()));
         tokio::spawn(locks::run_lock_ticker(node.clone()));
@@ -247,4 +250,21 @@ async fn watch_metrics(node: Arc<Node>) {
             return;
         }
     }
+}
+
+/// Lets this node campaign once it has heard from a leader, or after the
+/// wait openraft gives a follower that knows one (leader lease plus an
+/// election timeout), whichever comes first.
+///
+/// A node restarts with its vote uncommitted (`raft::log_store`), and
+/// openraft lets a node with an uncommitted vote campaign at its first
+/// tick. A restarted node would then campaign before the leader's first
+/// heartbeat reached it; the rejections mark the other nodes as having
+/// seen a greater log, which adds 2 x `election_timeout_max_ms` to their
+/// next election, so the next failover took 1.4 s instead of 0.7 s.
+async fn allow_elections_after_restart(node: Arc<Node>) {
+    let hold = Duration::from_millis(2 * node.config.election_timeout_max_ms);
+    let mut metrics = node.raft.metrics();
+    let _ = tokio::time::timeout(hold, metrics.wait_for(|m| m.current_leader.is_some())).await;
+    node.raft.runtime_config().elect(true);
 }
