@@ -203,8 +203,8 @@ pub async fn salvage(data_dir: &Path) -> Result<(SnapshotFile, Salvaged), Error>
             0,
         ),
     };
-    let log_path = data_dir.join("raft-log.redb");
-    if !log_path.exists() {
+    let log_path = crate::raft::log_store::log_dir(data_dir);
+    if !log_path.exists() && !log_path.with_extension("redb").exists() {
         return Err(Error::Storage(format!(
             "{} has no Raft log: is it a dsync data folder?",
             data_dir.display()

@@ -24,7 +24,7 @@ use crate::error::{Error, Result};
 use crate::events::EventBus;
 use crate::metrics::Metrics;
 use crate::proposer::Proposer;
-use crate::raft::log_store::LogStore;
+use crate::raft::log_store::{log_dir, LogStore};
 use crate::raft::network::{peer_http_client, Network};
 use crate::raft::state_machine::{SmShared, StateMachine};
 use crate::raft::Raft;
@@ -63,7 +63,7 @@ impl Node {
             ))
         })?;
         let metrics = Arc::new(Metrics::new());
-        let log = LogStore::open(&config.data_dir.join("raft-log.redb"), metrics.clone())?;
+        let log = LogStore::open(&log_dir(&config.data_dir), metrics.clone())?;
         let events = EventBus::default();
         let sm = SmShared::open(config.data_dir.clone(), metrics.clone())?;
         sm.publish_to(events.clone());

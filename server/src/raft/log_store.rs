@@ -1,38 +1,40 @@
-//! The Raft log, vote and commit index in redb.
+//! The Raft log, vote and commit index: segment files in `raft-log/`.
 //!
-//! Every entry is stored as `crc32 ++ bincode(entry)` and the whole log is
-//! verified when the node opens it, so a damaged file stops the node instead
-//! of being served. Writes go through the group-commit writer thread
-//! (`log_writer.rs`); `append` reports the flush only after the redb commit
-//! that holds the entries, which fsyncs: nothing is acknowledged before it is
+//! Every entry is stored as a checksummed record (`segments.rs`) and the whole
+//! log is verified when the node opens it, so a damaged file stops the node
+//! instead of being served. Writes go through the group-commit writer thread
+//! (`log_writer.rs`); `append` reports the flush only after the sync of the
+//! segment that holds the entries: nothing is acknowledged before it is
 //! durable here.
 
 use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::ops::{Bound, RangeBounds};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 
 use openraft::storage::{LogFlushed, RaftLogStorage};
 use openraft::{ErrorSubject, ErrorVerb, LogState, RaftLogId, RaftLogReader, Vote};
-use redb::{Database, ReadableTable};
 
-use super::log_writer::{
-    HighWater, Job, Tail, Writer, KEY_COMMITTED, KEY_PURGED, KEY_VOTE, LOGS, META,
-};
+use super::log_writer::{lock, HighWater, Job, Tail, Writer, KEY_COMMITTED, KEY_PURGED, KEY_VOTE};
+use super::segments::SegmentLog;
 use super::{frame, io_err, unframe, Entry, LogId, NodeId, StorageError, TypeConfig};
 use crate::error::Error;
 use crate::metrics::Metrics;
 
 #[derive(Clone)]
 pub struct LogStore {
-    db: Arc<Database>,
+    log: Arc<Mutex<SegmentLog>>,
     writer: Sender<Job>,
     tail: Tail,
+    vote: Option<Vote<NodeId>>,
+    purged: Arc<Mutex<Option<LogId>>>,
     /// The commit index not yet written: it rides along with the next
-    /// transaction instead of costing one of its own on every advance.
+    /// group instead of costing a write of its own on every advance.
     committed: Arc<Mutex<Option<LogId>>>,
+    /// The commit index found at open, never past the log's end.
+    committed_at_open: Option<LogId>,
 }
 
 fn corrupt(path: &Path, detail: impl Into<String>) -> Error {
@@ -42,47 +44,80 @@ fn corrupt(path: &Path, detail: impl Into<String>) -> Error {
     }
 }
 
+/// Reads `dir/key`; a missing file is `None`, a damaged one an error.
+fn read_meta<T: serde::de::DeserializeOwned>(dir: &Path, key: &str) -> Result<Option<T>, Error> {
+    let path = dir.join(key);
+    let bytes = match std::fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(corrupt(&path, e.to_string())),
+    };
+    let payload = unframe(&bytes).ok_or_else(|| corrupt(&path, "fails its checksum"))?;
+    bincode::deserialize(payload)
+        .map(Some)
+        .map_err(|e| corrupt(&path, format!("cannot be decoded: {e}")))
+}
+
 impl LogStore {
-    /// Opens (or creates) the log, verifies every stored entry and starts
-    /// the writer thread.
-    pub fn open(path: &Path, metrics: Arc<Metrics>) -> Result<LogStore, Error> {
-        let db = Arc::new(
-            Database::create(path)
-                .map_err(|e| corrupt(path, format!("cannot open the Raft log: {e}")))?,
-        );
-        let hwm = HighWater::new(path);
-        verify(&db, path, &hwm)?;
+    /// Opens (or creates) the log in the folder `dir`, verifies every stored
+    /// entry and starts the writer thread. A log of an older release in
+    /// `<dir>.redb` is moved into `dir` first.
+    pub fn open(dir: &Path, metrics: Arc<Metrics>) -> Result<LogStore, Error> {
+        super::migrate::from_redb_if_present(dir)?;
+        std::fs::create_dir_all(dir).map_err(|e| corrupt(dir, e.to_string()))?;
+        let hwm = HighWater::new(dir.join("hwm"));
+        let vote = read_meta::<Vote<NodeId>>(dir, KEY_VOTE)?;
+        let purged = read_meta::<LogId>(dir, KEY_PURGED)?;
+        // Written in place without a sync: a torn one is as good as none.
+        let committed = read_meta::<Option<LogId>>(dir, KEY_COMMITTED)
+            .ok()
+            .flatten()
+            .flatten();
+        let (log, last) = SegmentLog::open(dir, hwm.load())?;
+        let end = log
+            .last_index()
+            .unwrap_or(0)
+            .max(purged.map_or(0, |p| p.index));
+        if let Some(mark) = hwm.load() {
+            if mark > end {
+                return Err(corrupt(
+                    dir,
+                    format!(
+                        "the log ends at index {end} but entries up to {mark} were durably \
+                         written (see {}): a segment was damaged, removed or rolled back",
+                        hwm.path().display()
+                    ),
+                ));
+            }
+        }
+        let last_id = last.as_ref().map(|e| *e.get_log_id()).or(purged);
+        let committed_at_open = committed.filter(|c| last_id.is_some_and(|l| c.index <= l.index));
+        let log = Arc::new(Mutex::new(log));
         let tail: Tail = Arc::new(Mutex::new(BTreeMap::new()));
+        if let Some(e) = last {
+            lock(&tail).insert(e.get_log_id().index, e);
+        }
         let committed = Arc::new(Mutex::new(None));
         let writer = Writer {
-            db: db.clone(),
+            dir: dir.to_path_buf(),
+            log: log.clone(),
             hwm,
             tail: tail.clone(),
             committed: committed.clone(),
+            committed_written: None,
+            committed_file: None,
             metrics,
         }
         .spawn();
         Ok(LogStore {
-            db,
+            log,
             writer,
             tail,
+            vote,
+            purged: Arc::new(Mutex::new(purged)),
             committed,
+            committed_at_open,
         })
-    }
-
-    fn read_meta<T: serde::de::DeserializeOwned>(
-        &self,
-        key: &str,
-    ) -> Result<Option<T>, StorageError> {
-        let err = |e: &dyn std::fmt::Display| io_err(ErrorSubject::Store, ErrorVerb::Read, e);
-        let rx = self.db.begin_read().map_err(|e| err(&e))?;
-        let t = rx.open_table(META).map_err(|e| err(&e))?;
-        let Some(v) = t.get(key).map_err(|e| err(&e))? else {
-            return Ok(None);
-        };
-        let payload =
-            unframe(v.value()).ok_or_else(|| err(&format!("metadata {key} checksum mismatch")))?;
-        bincode::deserialize(payload).map(Some).map_err(|e| err(&e))
     }
 
     /// Queues a job and waits until the writer has made it durable.
@@ -101,79 +136,13 @@ impl LogStore {
     }
 
     fn tail(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Entry>> {
-        self.tail.lock().unwrap_or_else(|p| p.into_inner())
+        lock(&self.tail)
     }
 }
 
-fn verify(db: &Database, path: &Path, hwm: &HighWater) -> Result<(), Error> {
-    let tx = db.begin_write().map_err(|e| corrupt(path, e.to_string()))?;
-    // Create the tables on first use so readers never miss them.
-    tx.open_table(LOGS)
-        .map_err(|e| corrupt(path, e.to_string()))?;
-    tx.open_table(META)
-        .map_err(|e| corrupt(path, e.to_string()))?;
-    tx.commit().map_err(|e| corrupt(path, e.to_string()))?;
-
-    let rx = db.begin_read().map_err(|e| corrupt(path, e.to_string()))?;
-    let logs = rx
-        .open_table(LOGS)
-        .map_err(|e| corrupt(path, e.to_string()))?;
-    let mut prev: Option<u64> = None;
-    for row in logs.iter().map_err(|e| corrupt(path, e.to_string()))? {
-        let (k, v) = row.map_err(|e| corrupt(path, e.to_string()))?;
-        let index = k.value();
-        let entry = decode_entry(v.value()).ok_or_else(|| {
-            corrupt(
-                path,
-                format!("log entry {index} fails its checksum or cannot be decoded"),
-            )
-        })?;
-        if entry.get_log_id().index != index {
-            return Err(corrupt(
-                path,
-                format!(
-                    "log entry stored at {index} claims index {}",
-                    entry.get_log_id().index
-                ),
-            ));
-        }
-        if let Some(p) = prev {
-            if index != p + 1 {
-                return Err(corrupt(
-                    path,
-                    format!("log has a gap between {p} and {index}"),
-                ));
-            }
-        }
-        prev = Some(index);
-    }
-    let meta = rx
-        .open_table(META)
-        .map_err(|e| corrupt(path, e.to_string()))?;
-    let mut purged = 0;
-    for key in [KEY_VOTE, KEY_COMMITTED, KEY_PURGED] {
-        if let Some(v) = meta.get(key).map_err(|e| corrupt(path, e.to_string()))? {
-            let payload = unframe(v.value())
-                .ok_or_else(|| corrupt(path, format!("metadata {key:?} fails its checksum")))?;
-            if key == KEY_PURGED {
-                purged = bincode::deserialize::<LogId>(payload).map_or(0, |l| l.index);
-            }
-        }
-    }
-    let end = prev.unwrap_or(0).max(purged);
-    if let Some(mark) = hwm.load() {
-        if mark > end {
-            return Err(corrupt(
-                path,
-                format!(
-                    "the log ends at index {end} but entries up to {mark} were durably written \
-                     (see {}): the file was damaged or rolled back",
-                    hwm.path().display()
-                ),
-            ));
-        }
-    }
-    Ok(())
+/// The folder holding a data dir's Raft log.
+pub fn log_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join("raft-log")
 }
 
 fn uncommitted(vote: Vote<NodeId>) -> Vote<NodeId> {
@@ -183,17 +152,13 @@ fn uncommitted(vote: Vote<NodeId>) -> Vote<NodeId> {
     }
 }
 
-fn decode_entry(bytes: &[u8]) -> Option<Entry> {
-    bincode::deserialize(unframe(bytes)?).ok()
-}
-
 impl RaftLogReader<TypeConfig> for LogStore {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, StorageError> {
         let err = |e: &dyn std::fmt::Display| io_err(ErrorSubject::Logs, ErrorVerb::Read, e);
-        // The tail first: whatever is below its first key is durable in redb.
+        // The tail first: whatever is below its first key is durable on disk.
         let (from_tail, tail_start) = {
             let tail = self.tail();
             let start = tail.first_key_value().map(|(k, _)| *k);
@@ -205,21 +170,16 @@ impl RaftLogReader<TypeConfig> for LogStore {
             Bound::Excluded(&s) => s + 1,
             Bound::Unbounded => 0,
         };
-        if tail_start.is_some_and(|t| lo >= t) {
+        let hi = match range.end_bound() {
+            Bound::Included(&e) => e.saturating_add(1),
+            Bound::Excluded(&e) => e,
+            Bound::Unbounded => u64::MAX,
+        };
+        let hi = tail_start.map_or(hi, |t| hi.min(t));
+        if lo >= hi {
             return Ok(from_tail);
         }
-        let rx = self.db.begin_read().map_err(|e| err(&e))?;
-        let t = rx.open_table(LOGS).map_err(|e| err(&e))?;
-        let mut out = Vec::new();
-        for row in t.range(range).map_err(|e| err(&e))? {
-            let (k, v) = row.map_err(|e| err(&e))?;
-            if tail_start.is_some_and(|t| k.value() >= t) {
-                break;
-            }
-            let entry = decode_entry(v.value())
-                .ok_or_else(|| err(&format!("log entry {} is corrupt", k.value())))?;
-            out.push(entry);
-        }
+        let mut out = lock(&self.log).read(lo, hi).map_err(|e| err(&e))?;
         out.extend(from_tail);
         Ok(out)
     }
@@ -229,17 +189,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     type LogReader = LogStore;
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
-        let err = |e: &dyn std::fmt::Display| io_err(ErrorSubject::Logs, ErrorVerb::Read, e);
-        let last_purged: Option<LogId> = self.read_meta(KEY_PURGED)?;
+        let last_purged = *lock(&self.purged);
         let mut last = self.tail().last_key_value().map(|(_, e)| *e.get_log_id());
         if last.is_none() {
-            let rx = self.db.begin_read().map_err(|e| err(&e))?;
-            let t = rx.open_table(LOGS).map_err(|e| err(&e))?;
-            let row = t.last().map_err(|e| err(&e))?;
-            if let Some((_, v)) = row {
-                let entry =
-                    decode_entry(v.value()).ok_or_else(|| err(&"last log entry is corrupt"))?;
-                last = Some(*entry.get_log_id());
+            // A truncation can empty the tail; the log's end is then on disk.
+            let log = lock(&self.log);
+            if let Some(index) = log.last_index() {
+                let entries = log
+                    .read(index, index + 1)
+                    .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
+                last = entries.last().map(|e| *e.get_log_id());
             }
         }
         Ok(LogState {
@@ -257,7 +216,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             &bincode::serialize(vote)
                 .map_err(|e| io_err(ErrorSubject::Vote, ErrorVerb::Write, e))?,
         );
-        self.submit(|done| Job::Meta(KEY_VOTE, bytes, done)).await
+        self.submit(|done| Job::Meta(KEY_VOTE, bytes, done)).await?;
+        self.vote = Some(*vote);
+        Ok(())
     }
 
     /// openraft reads the vote only when the node starts. A vote stored as
@@ -269,21 +230,18 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     /// the node starts as a follower; whoever wins the next election appends
     /// an entry in its new term, and ReadIndex covers everything before it.
     async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError> {
-        Ok(self.read_meta::<Vote<NodeId>>(KEY_VOTE)?.map(uncommitted))
+        Ok(self.vote.map(uncommitted))
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
-        // Persisted with the next transaction. Losing it in a crash only means
+        // Persisted with the next group. Losing it in a crash only means
         // replaying less at start; the rest is re-learned from the leader.
-        *self.committed.lock().unwrap_or_else(|p| p.into_inner()) = committed;
+        *lock(&self.committed) = committed;
         Ok(())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
-        if let Some(c) = *self.committed.lock().unwrap_or_else(|p| p.into_inner()) {
-            return Ok(Some(c));
-        }
-        Ok(self.read_meta::<Option<LogId>>(KEY_COMMITTED)?.flatten())
+        Ok((*lock(&self.committed)).or(self.committed_at_open))
     }
 
     async fn append<I>(
@@ -315,7 +273,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
         self.tail().retain(|&k, _| k > log_id.index);
-        self.submit(|done| Job::Purge(log_id, done)).await
+        self.submit(|done| Job::Purge(log_id, done)).await?;
+        *lock(&self.purged) = Some(log_id);
+        Ok(())
     }
 }
 
@@ -326,7 +286,7 @@ mod tests {
     #[tokio::test]
     async fn a_committed_vote_is_read_back_uncommitted() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("raft-log.redb");
+        let path = log_dir(dir.path());
         let mut store = LogStore::open(&path, Arc::new(Metrics::new())).unwrap();
         let vote = Vote {
             committed: true,

@@ -1,31 +1,30 @@
 //! The log's writer thread: group commit.
 //!
 //! Appends, truncations, purges and votes queue here; the thread applies
-//! everything queued in one redb write transaction and one fsync, then
-//! reports each job done. openraft learns an entry is flushed only from the
-//! callback sent after that fsync, so batching never acknowledges early.
-//! (openraft 0.9 itself waits for each append's callback before going on, so
-//! today this mainly keeps redb work off the async runtime and lets
-//! replication read fresh entries from the in-memory tail.)
+//! everything queued, then one `fdatasync` per segment written, then reports
+//! each job done. openraft learns an entry is flushed only from the callback
+//! sent after that sync, so batching never acknowledges early. (openraft 0.9
+//! waits for each append's callback before going on, so today this mainly
+//! keeps disk work off the async runtime; replication reads fresh entries
+//! from the in-memory tail.)
 
+use std::fs::File;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use openraft::storage::LogFlushed;
-use openraft::RaftLogId;
-use redb::{Database, ReadableTable, TableDefinition};
 
+use super::segments::{sync_dir, SegmentLog};
 use super::{frame, Entry, LogId, TypeConfig};
 use crate::metrics::Metrics;
 
-pub const LOGS: TableDefinition<u64, &[u8]> = TableDefinition::new("logs");
-pub const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 pub const KEY_VOTE: &str = "vote";
 pub const KEY_COMMITTED: &str = "committed";
-pub const KEY_PURGED: &str = "last_purged";
+pub const KEY_PURGED: &str = "purged";
 
-/// Most jobs folded into one transaction.
+/// Most jobs folded into one group.
 const MAX_GROUP: usize = 256;
 
 pub enum Job {
@@ -34,35 +33,45 @@ pub enum Job {
     Truncate(u64, Done),
     /// Delete entries up to this log id and record it as purged.
     Purge(LogId, Done),
-    /// Store framed metadata.
+    /// Store framed metadata durably.
     Meta(&'static str, Vec<u8>, Done),
 }
 
 pub type Done = tokio::sync::oneshot::Sender<Result<(), String>>;
 
 /// Entries submitted but possibly not yet durable, plus a short tail of
-/// durable ones; readers look here before redb.
+/// durable ones; readers look here before the segment files.
 pub type Tail = Arc<Mutex<std::collections::BTreeMap<u64, Entry>>>;
 
 /// Durable entries kept in the tail for followers a little behind.
 const TAIL_KEEP: u64 = 512;
 
+pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Replaces `dir/key` with `bytes` durably: temp file, fsync, rename, fsync
+/// of the folder. A crash leaves the old value or the new, never a mix.
+pub fn write_meta(dir: &Path, key: &str, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = dir.join(format!("{key}.tmp"));
+    let mut f = File::create(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, dir.join(key))?;
+    sync_dir(dir)
+}
+
 pub struct Writer {
-    pub db: Arc<Database>,
+    pub dir: PathBuf,
+    pub log: Arc<Mutex<SegmentLog>>,
     pub hwm: HighWater,
     pub tail: Tail,
     pub committed: Arc<Mutex<Option<LogId>>>,
+    /// The commit index as last written, so an unchanged one isn't rewritten.
+    pub committed_written: Option<LogId>,
+    pub committed_file: Option<File>,
     pub metrics: Arc<Metrics>,
-}
-
-pub fn put_meta<T: serde::Serialize>(
-    t: &mut redb::Table<&str, &[u8]>,
-    key: &str,
-    value: &T,
-) -> Result<(), Box<dyn std::error::Error>> {
-    let bytes = frame(&bincode::serialize(value)?);
-    t.insert(key, bytes.as_slice())?;
-    Ok(())
 }
 
 impl Writer {
@@ -75,7 +84,7 @@ impl Writer {
         tx
     }
 
-    fn run(self, rx: Receiver<Job>) {
+    fn run(mut self, rx: Receiver<Job>) {
         while let Ok(first) = rx.recv() {
             let mut jobs = vec![first];
             while jobs.len() < MAX_GROUP {
@@ -85,22 +94,18 @@ impl Writer {
                 }
             }
             let started = Instant::now();
-            let truncates = jobs.iter().any(|j| matches!(j, Job::Truncate(..)));
-            let result = self.commit(&jobs, truncates).map_err(|e| e.to_string());
+            let result = self.commit(&jobs).map_err(|e| e.to_string());
             self.metrics
                 .fsync_seconds
                 .observe(started.elapsed().as_secs_f64());
             if let Err(e) = &result {
                 tracing::error!("log write failed: {e}");
             }
-            let mut last_appended = None;
+            let mut appended = false;
             for job in jobs {
                 match job {
-                    Job::Append(entries, cb) => {
-                        last_appended = entries
-                            .last()
-                            .map(|e| e.get_log_id().index)
-                            .or(last_appended);
+                    Job::Append(_, cb) => {
+                        appended = true;
                         cb.log_io_completed(result.clone().map_err(std::io::Error::other));
                     }
                     Job::Truncate(_, done) | Job::Purge(_, done) | Job::Meta(_, _, done) => {
@@ -108,10 +113,11 @@ impl Writer {
                     }
                 }
             }
-            if let (Ok(()), Some(last)) = (&result, last_appended) {
-                let mut tail = self.tail.lock().unwrap_or_else(|p| p.into_inner());
+            let last = lock(&self.log).last_index();
+            if let (Ok(()), true, Some(last)) = (&result, appended, last) {
+                let mut tail = lock(&self.tail);
                 // Only durable entries leave the tail: what is below `last`
-                // in it was committed by this or an earlier transaction.
+                // in it was synced by this or an earlier group.
                 let keep_from = last.saturating_sub(TAIL_KEEP);
                 while let Some((&k, _)) = tail.first_key_value() {
                     if k >= keep_from {
@@ -123,58 +129,79 @@ impl Writer {
         }
     }
 
-    fn commit(&self, jobs: &[Job], truncates: bool) -> Result<(), Box<dyn std::error::Error>> {
-        let tx = self.db.begin_write()?;
-        let last;
-        {
-            let mut logs = tx.open_table(LOGS)?;
-            let mut meta = tx.open_table(META)?;
-            let committed = *self.committed.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(c) = committed {
-                put_meta(&mut meta, KEY_COMMITTED, &Some(c))?;
+    fn commit(&mut self, jobs: &[Job]) -> Result<(), Box<dyn std::error::Error>> {
+        let mut unsynced: Vec<Arc<File>> = Vec::new();
+        let sync = |files: &mut Vec<Arc<File>>| -> std::io::Result<()> {
+            for f in files.drain(..) {
+                f.sync_data()?;
             }
-            for job in jobs {
-                match job {
-                    Job::Append(entries, _) => {
-                        for e in entries {
-                            let bytes = frame(&bincode::serialize(e)?);
-                            logs.insert(e.get_log_id().index, bytes.as_slice())?;
+            Ok(())
+        };
+        for job in jobs {
+            match job {
+                Job::Append(entries, _) => {
+                    if let Some(f) = lock(&self.log).append(entries)? {
+                        if !unsynced.iter().any(|u| Arc::ptr_eq(u, &f)) {
+                            unsynced.push(f);
                         }
                     }
-                    Job::Truncate(index, _) => {
-                        logs.retain_in(*index.., |_, _| false)?;
-                    }
-                    Job::Purge(log_id, _) => {
-                        put_meta(&mut meta, KEY_PURGED, log_id)?;
-                        logs.retain_in(..=log_id.index, |_, _| false)?;
-                    }
-                    Job::Meta(key, bytes, _) => {
-                        meta.insert(*key, bytes.as_slice())?;
-                    }
                 }
+                Job::Truncate(index, _) => {
+                    // The log is about to shrink: lower the mark durably
+                    // first, or a crash right after would look like a lost
+                    // tail. What this group appended is synced before the
+                    // mark can cover it.
+                    sync(&mut unsynced)?;
+                    let last = lock(&self.log).last_index().unwrap_or(0);
+                    self.hwm.store(last.min(index.saturating_sub(1)), true)?;
+                    lock(&self.log).truncate(*index)?;
+                }
+                Job::Purge(log_id, _) => {
+                    let bytes = frame(&bincode::serialize(log_id)?);
+                    write_meta(&self.dir, KEY_PURGED, &bytes)?;
+                    lock(&self.log).purge(log_id.index)?;
+                }
+                Job::Meta(key, bytes, _) => write_meta(&self.dir, key, bytes)?,
             }
-            last = logs.last()?.map(|(k, _)| k.value());
         }
-        if truncates {
-            // The log is about to shrink: lower the mark durably first, or a
-            // crash right after the commit would look like a lost tail.
-            self.hwm.store(last.unwrap_or(0), true)?;
+        self.write_committed()?;
+        sync(&mut unsynced)?;
+        let last = lock(&self.log).last_index().unwrap_or(0);
+        self.hwm.store(last, false)?;
+        Ok(())
+    }
+
+    /// The commit index rides along with the group, written in place without
+    /// a sync: losing it only means replaying less at start.
+    fn write_committed(&mut self) -> std::io::Result<()> {
+        use std::os::unix::fs::FileExt;
+        let committed = *lock(&self.committed);
+        if committed.is_none() || committed == self.committed_written {
+            return Ok(());
         }
-        tx.commit()?;
-        if !truncates {
-            self.hwm.store(last.unwrap_or(0), false)?;
+        if self.committed_file.is_none() {
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(self.dir.join(KEY_COMMITTED))?;
+            self.committed_file = Some(f);
         }
+        let bytes = frame(&bincode::serialize(&committed).map_err(std::io::Error::other)?);
+        let f = self.committed_file.as_ref().expect("opened above");
+        f.write_all_at(&bytes, 0)?;
+        self.committed_written = committed;
         Ok(())
     }
 }
 
-/// The log's high-water mark: the last index redb has made durable, kept in
-/// a sidecar file (`raft-log.redb.hwm`).
+/// The log's high-water mark: the last index made durable, kept in
+/// `raft-log/hwm`.
 ///
-/// After an unclean shutdown redb repairs its file, and if the newest commit
-/// is damaged it silently falls back to the one before, dropping entries
-/// this node already acknowledged. The mark is written after every commit
-/// (the commit's fsync has returned, so it never claims more than is durable),
+/// Opening the log cuts off a bad record past the mark as a torn write that
+/// was never acknowledged; the mark is what tells such a tail from damage to
+/// entries this node already acknowledged. It is written after every group
+/// (the group's sync has returned, so it never claims more than is durable),
 /// and a log that opens shorter than its mark is refused as corrupt.
 pub struct HighWater {
     path: std::path::PathBuf,
@@ -183,11 +210,9 @@ pub struct HighWater {
 }
 
 impl HighWater {
-    pub fn new(log_path: &std::path::Path) -> Self {
-        let mut p = log_path.as_os_str().to_owned();
-        p.push(".hwm");
+    pub fn new(path: std::path::PathBuf) -> Self {
         HighWater {
-            path: p.into(),
+            path,
             file: Mutex::new(None),
         }
     }
@@ -233,7 +258,7 @@ mod tests {
     #[test]
     fn high_water_mark_round_trips_and_ignores_a_torn_mark() {
         let dir = tempfile::tempdir().unwrap();
-        let hwm = HighWater::new(&dir.path().join("raft-log.redb"));
+        let hwm = HighWater::new(dir.path().join("hwm"));
         assert_eq!(hwm.load(), None);
         hwm.store(42, false).unwrap();
         assert_eq!(hwm.load(), Some(42));

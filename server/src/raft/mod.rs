@@ -1,8 +1,11 @@
 //! openraft glue: type configuration, storage and peer network.
 
+mod legacy;
 pub mod log_store;
 pub mod log_writer;
+mod migrate;
 pub mod network;
+mod segments;
 pub mod snapshot;
 pub mod state_machine;
 pub mod wakeups;

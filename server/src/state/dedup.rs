@@ -12,7 +12,7 @@
 //! The answers are replicated state: eviction depends only on the entries'
 //! leader clock and the table's size, so every node evicts the same keys.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -73,7 +73,9 @@ pub fn valid_request_id(id: &str) -> bool {
 /// The answers of recently applied [`Command::Once`] writes.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Recent {
-    answers: BTreeMap<u128, CmdOutput>,
+    // Hashed, not ordered: `order` keeps the order, and a lookup per
+    // deduplicated write was a B-tree walk of cache misses.
+    answers: HashMap<u128, CmdOutput>,
     /// Keys in the order they were applied: leader clock, key, cost.
     order: VecDeque<(u64, u128, u64)>,
     /// The sum of the costs in `order`.

@@ -112,8 +112,11 @@ impl Client {
         let deadline = Instant::now() + retry_for;
         let mut backoff = Duration::from_millis(25);
         loop {
-            let (index, base) = self.pick();
-            let mut req = self.http.request(method.clone(), format!("{base}{path}"));
+            let (index, base, url) = self.pick();
+            let mut req = match url {
+                Some(url) => self.http.request(method.clone(), join(url, path)),
+                None => self.http.request(method.clone(), format!("{base}{path}")),
+            };
             if let Some(t) = opts.timeout {
                 req = req.timeout(t);
             }
@@ -215,5 +218,41 @@ impl Client {
         }
         serde_json::from_slice(&bytes)
             .map_err(|e| ClientError::Transport(format!("bad response body: {e}")))
+    }
+}
+
+/// `base` with `path` (which may carry a query) appended to its path.
+fn join(mut url: reqwest::Url, path: &str) -> reqwest::Url {
+    let (p, q) = match path.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (path, None),
+    };
+    let full = format!("{}{p}", url.path().trim_end_matches('/'));
+    url.set_path(&full);
+    url.set_query(q);
+    url
+}
+
+#[cfg(test)]
+mod join_tests {
+    use super::join;
+
+    #[test]
+    fn joining_keeps_encoded_paths_queries_and_a_base_prefix() {
+        let base = reqwest::Url::parse("http://127.0.0.1:7000").unwrap();
+        let u = join(base.clone(), "/v1/kv/a%2Fb?consistency=stale");
+        assert_eq!(
+            u.as_str(),
+            "http://127.0.0.1:7000/v1/kv/a%2Fb?consistency=stale"
+        );
+        assert_eq!(
+            join(base, "/health").as_str(),
+            "http://127.0.0.1:7000/health"
+        );
+        let prefixed = reqwest::Url::parse("https://h:1/dsync").unwrap();
+        assert_eq!(
+            join(prefixed, "/v1/status").as_str(),
+            "https://h:1/dsync/v1/status"
+        );
     }
 }

@@ -23,7 +23,7 @@ impl Client {
         let deadline = Instant::now() + self.config.retry_for;
         let mut backoff = Duration::from_millis(25);
         loop {
-            let (index, base) = self.pick();
+            let (index, base, _) = self.pick();
             let mut req = self.http.get(format!("{base}{path}")).timeout(timeout);
             if let Some(t) = &self.config.token {
                 req = req.bearer_auth(t);
