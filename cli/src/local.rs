@@ -42,6 +42,18 @@ pub struct NodeYaml {
     pub audit_log: Option<PathBuf>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tls: Option<dsync_server::tls::TlsConfig>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker_threads: Option<usize>,
+}
+
+/// Runtime threads for each of `nodes` local nodes: they share this
+/// machine's cores. Two worker threads per node, each node on two cores
+/// with three nodes and a client, made the nodes wake each other's threads
+/// for every hop; one each gave 20-30% more puts and lock handoffs
+/// (docs/benchmarks.md, "Worker threads"). A lone node keeps every core.
+pub fn worker_share(nodes: usize) -> Option<usize> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (nodes > 1).then(|| (cores / nodes).max(1))
 }
 
 /// The auth, audit and TLS settings of an existing node's `node.yaml`, for
@@ -213,6 +225,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn local_nodes_share_the_cores_and_a_lone_node_keeps_them() {
+        let cores = std::thread::available_parallelism().unwrap().get();
+        assert_eq!(worker_share(1), None);
+        assert_eq!(worker_share(3), Some((cores / 3).max(1)));
+        assert_eq!(worker_share(cores * 2), Some(1));
+    }
+
+    #[test]
     fn node_yaml_is_a_valid_server_config_with_only_decided_fields() {
         let node = NodeYaml {
             id: 2,
@@ -223,6 +243,7 @@ mod tests {
             auth: None,
             audit_log: None,
             tls: None,
+            worker_threads: Some(1),
         };
         let text = serde_yaml::to_string(&node).unwrap();
         assert!(!text.contains("bootstrap"), "{text}");

@@ -39,6 +39,10 @@ pub struct Config {
     /// Batches proposed concurrently; more batches overlap rounds, fewer make
     /// each batch (and each fsync) carry more commands.
     pub max_inflight_batches: usize,
+    /// Threads of the async runtime; unset, one per core. Nodes sharing a
+    /// machine do better with a share each: `cluster up` gives each local
+    /// node cores / nodes (docs/benchmarks.md, "Worker threads").
+    pub worker_threads: Option<usize>,
     /// Default bound for `consistency=stale` reads without `max_staleness_ms`.
     pub max_staleness_ms: u64,
     /// Authentication of clients and peers (see docs/operations.md, Security).
@@ -144,6 +148,7 @@ impl Default for Config {
             max_body_bytes: 2 * 1024 * 1024,
             max_batch: 1024,
             max_inflight_batches: 2,
+            worker_threads: None,
             max_staleness_ms: 5_000,
             auth: AuthConfig::default(),
             limits: LimitsConfig::default(),
@@ -197,6 +202,9 @@ impl Config {
         }
         if self.max_inflight_batches == 0 || self.max_inflight_batches > 256 {
             return bad("max_inflight_batches must be between 1 and 256".into());
+        }
+        if self.worker_threads.is_some_and(|n| n == 0 || n > 1024) {
+            return bad("worker_threads must be between 1 and 1024".into());
         }
         self.auth.validate().map_err(Error::Config)?;
         self.limits.validate().map_err(Error::Config)?;
@@ -257,5 +265,20 @@ mod tests {
         };
         assert!(bad.validate().is_err());
         assert!(serde_yaml::from_str::<Config>("cache:\n  write_policy: sometimes\n").is_err());
+    }
+
+    #[test]
+    fn worker_threads_parse_and_are_bounded() {
+        let c: Config = serde_yaml::from_str("worker_threads: 1\n").unwrap();
+        assert_eq!(c.worker_threads, Some(1));
+        c.validate().unwrap();
+        assert_eq!(Config::default().worker_threads, None);
+        for bad in [0, 1025] {
+            let c = Config {
+                worker_threads: Some(bad),
+                ..Config::default()
+            };
+            assert!(c.validate().is_err(), "{bad} accepted");
+        }
     }
 }

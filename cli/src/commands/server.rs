@@ -101,6 +101,10 @@ pub struct ServerArgs {
     #[arg(long, env = "DSYNC_MAX_INFLIGHT_BATCHES", value_name = "N")]
     pub max_inflight_batches: Option<usize>,
 
+    /// Threads of the async runtime (default: one per core).
+    #[arg(long, env = "DSYNC_WORKER_THREADS", value_name = "N")]
+    pub worker_threads: Option<usize>,
+
     /// Default bound of `consistency=stale` reads that give no max_staleness_ms.
     #[arg(long, env = "DSYNC_MAX_STALENESS_MS", value_name = "MS")]
     pub max_staleness_ms: Option<u64>,
@@ -169,6 +173,9 @@ impl ServerArgs {
         set(&mut c.max_body_bytes, &self.max_body_bytes);
         set(&mut c.max_batch, &self.max_batch);
         set(&mut c.max_inflight_batches, &self.max_inflight_batches);
+        if self.worker_threads.is_some() {
+            c.worker_threads = self.worker_threads;
+        }
         set(&mut c.max_staleness_ms, &self.max_staleness_ms);
         set(&mut c.cache.capacity_entries, &self.cache_capacity_entries);
         set(&mut c.cache.capacity_bytes, &self.cache_capacity_bytes);
@@ -203,7 +210,12 @@ fn ordinal_of(host: &str) -> anyhow::Result<u64> {
 pub fn run(args: ServerArgs) -> anyhow::Result<i32> {
     init_logging()?;
     let config = args.config()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
+    config.validate()?;
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = config.worker_threads {
+        builder.worker_threads(n);
+    }
+    let runtime = builder
         .enable_all()
         .thread_name("dsync-server")
         .build()

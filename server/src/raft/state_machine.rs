@@ -123,36 +123,46 @@ pub struct StateMachine {
 
 impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
-        let (meta, bytes) = {
-            let st = self.shared.read();
-            let last = st.last_applied;
-            let meta = SnapshotMeta {
-                last_log_id: last,
-                last_membership: st.membership.clone(),
-                snapshot_id: format!(
-                    "{}-{}",
-                    last.map_or(0, |l| l.leader_id.term),
-                    last.map_or(0, |l| l.index)
-                ),
-            };
-            // Encoding under the read lock keeps it consistent; writers wait
-            // only for the encode, not for the disk.
-            let file = SnapshotFile {
-                meta: meta.clone(),
-                data: st.data.clone(),
-            };
-            let bytes = file
-                .encode()
-                .map_err(|e| io_err(ErrorSubject::StateMachine, ErrorVerb::Read, e))?;
-            (meta, bytes)
-        };
-        let bytes = self.shared.store_snapshot(meta.clone(), bytes)?;
-        self.shared.metrics.snapshots_built.inc();
-        Ok(Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(bytes.as_ref().clone())),
-        })
+        // Copying, encoding and fsyncing the whole state takes long enough
+        // (tens of ms per 10 MB) to stall a runtime thread, and with one
+        // worker per node (`worker_threads`) that would stall heartbeats.
+        let shared = self.shared.clone();
+        tokio::task::spawn_blocking(move || build(&shared))
+            .await
+            .map_err(|e| io_err(ErrorSubject::StateMachine, ErrorVerb::Read, e))?
     }
+}
+
+fn build(shared: &SmShared) -> Result<Snapshot<TypeConfig>, StorageError> {
+    let (meta, bytes) = {
+        let st = shared.read();
+        let last = st.last_applied;
+        let meta = SnapshotMeta {
+            last_log_id: last,
+            last_membership: st.membership.clone(),
+            snapshot_id: format!(
+                "{}-{}",
+                last.map_or(0, |l| l.leader_id.term),
+                last.map_or(0, |l| l.index)
+            ),
+        };
+        // Encoding under the read lock keeps it consistent; writers wait
+        // only for the encode, not for the disk.
+        let file = SnapshotFile {
+            meta: meta.clone(),
+            data: st.data.clone(),
+        };
+        let bytes = file
+            .encode()
+            .map_err(|e| io_err(ErrorSubject::StateMachine, ErrorVerb::Read, e))?;
+        (meta, bytes)
+    };
+    let bytes = shared.store_snapshot(meta.clone(), bytes)?;
+    shared.metrics.snapshots_built.inc();
+    Ok(Snapshot {
+        meta,
+        snapshot: Box::new(Cursor::new(bytes.as_ref().clone())),
+    })
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachine {

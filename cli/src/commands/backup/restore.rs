@@ -85,6 +85,7 @@ pub fn run(global: &GlobalArgs, args: RestoreArgs) -> anyhow::Result<i32> {
             auth: None,
             audit_log: None,
             tls: None,
+            worker_threads: crate::local::worker_share(members.len()),
         }
         .write(&config)?;
         file.nodes.push(NodeEntry {

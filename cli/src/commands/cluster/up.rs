@@ -225,6 +225,7 @@ async fn create(
                     ca_file: tls_dir.join("ca.pem"),
                 }
             }),
+            worker_threads: crate::local::worker_share(n as usize),
         }
         .write(&config)?;
         let scheme = if tls { "https://" } else { "" };

@@ -58,6 +58,7 @@ pub(super) fn grow(
             auth: security.as_ref().and_then(|s| s.auth.clone()),
             audit_log: security.as_ref().and_then(|s| s.audit_log.clone()),
             tls: security.and_then(|s| s.tls),
+            worker_threads: crate::local::worker_share(file.nodes.len() + 1),
         }
         .write(&config)?;
         file.nodes.push(NodeEntry {
