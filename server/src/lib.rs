@@ -1,4 +1,4 @@
-//! dsync node runtime: configuration, Raft (openraft) over a redb log, the
+//! dsync node runtime: configuration, Raft (openraft) over a segment-file log, the
 //! replicated state machine, and the HTTP API (axum).
 
 pub mod auth;

@@ -134,7 +134,7 @@ impl Metrics {
         );
         registry.register(
             "log_fsync_seconds",
-            "Duration of one durable log append (redb commit with fsync)",
+            "Duration of one durable log write group (segment writes and their fdatasync)",
             m.fsync_seconds.clone(),
         );
         registry.register(
