@@ -5,6 +5,7 @@ pub mod log_store;
 pub mod log_writer;
 mod migrate;
 pub mod network;
+mod record;
 mod segments;
 pub mod snapshot;
 pub mod state_machine;
