@@ -25,6 +25,11 @@ use crate::metrics::Metrics;
 
 #[derive(Clone)]
 pub struct LogStore {
+    /// An exclusive lock on `raft-log.lock`, held while any clone lives: a
+    /// second process opening the log (another node on the same data dir,
+    /// an offline backup of a running node) would cut what it took for a
+    /// torn write out of records still being written.
+    _held: Arc<std::fs::File>,
     log: Arc<Mutex<SegmentLog>>,
     writer: Sender<Job>,
     tail: Tail,
@@ -63,6 +68,7 @@ impl LogStore {
     /// entry and starts the writer thread. A log of an older release in
     /// `<dir>.redb` is moved into `dir` first.
     pub fn open(dir: &Path, metrics: Arc<Metrics>) -> Result<LogStore, Error> {
+        let held = hold(dir)?;
         super::migrate::from_redb_if_present(dir)?;
         std::fs::create_dir_all(dir).map_err(|e| corrupt(dir, e.to_string()))?;
         let hwm = HighWater::new(dir.join("hwm"));
@@ -73,7 +79,9 @@ impl LogStore {
             .ok()
             .flatten()
             .flatten();
-        let (mut log, mut last) = SegmentLog::open(dir, hwm.load())?;
+        // The mark is the first index not known durable.
+        let durable = hwm.load().and_then(|m| m.checked_sub(1));
+        let (mut log, mut last) = SegmentLog::open(dir, durable)?;
         if let Some(p) = purged {
             // A crash in the middle of a purge leaves segments it covers.
             log.purge(p.index)
@@ -85,18 +93,28 @@ impl LogStore {
                 last = None;
             }
         }
-        let end = log
-            .last_index()
-            .unwrap_or(0)
-            .max(purged.map_or(0, |p| p.index));
-        if let Some(mark) = hwm.load() {
-            if mark > end {
+        let end = log.last_index().max(purged.map(|p| p.index));
+        if let Some(mark) = durable {
+            if end.is_none_or(|e| mark > e) {
                 return Err(corrupt(
                     dir,
                     format!(
-                        "the log ends at index {end} but entries up to {mark} were durably \
+                        "the log ends at index {} but entries up to {mark} were durably \
                          written (see {}): a segment was damaged, removed or rolled back",
+                        end.map_or("(none)".into(), |e| e.to_string()),
                         hwm.path().display()
+                    ),
+                ));
+            }
+        }
+        if let (Some(first), Some(p)) = (log.first_index(), purged) {
+            if first > p.index + 1 {
+                return Err(corrupt(
+                    dir,
+                    format!(
+                        "entries {} to {} are missing: a segment was removed",
+                        p.index + 1,
+                        first - 1
                     ),
                 ));
             }
@@ -121,6 +139,7 @@ impl LogStore {
         }
         .spawn();
         Ok(LogStore {
+            _held: held,
             log,
             writer,
             tail,
@@ -148,6 +167,27 @@ impl LogStore {
 
     fn tail(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Entry>> {
         lock(&self.tail)
+    }
+}
+
+fn hold(dir: &Path) -> Result<Arc<std::fs::File>, Error> {
+    let path = dir.with_extension("lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| Error::Storage(format!("cannot open {}: {e}", path.display())))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Arc::new(file)),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::Storage(format!(
+            "the Raft log in {} is in use by another process",
+            dir.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(Error::Storage(format!(
+            "cannot lock {}: {e}",
+            path.display()
+        ))),
     }
 }
 
@@ -336,5 +376,18 @@ mod tests {
         assert_eq!(state.last_purged_log_id, Some(id(5000)));
         assert_eq!(state.last_log_id, Some(id(5000)));
         assert!(store.try_get_log_entries(1..).await.unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_second_open_of_the_same_log_is_refused_while_the_first_lives() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = log_dir(dir.path());
+        let first = LogStore::open(&path, Arc::new(Metrics::new())).unwrap();
+        let err = LogStore::open(&path, Arc::new(Metrics::new()))
+            .err()
+            .expect("two owners of one log");
+        assert!(err.to_string().contains("in use"), "{err}");
+        drop(first);
+        LogStore::open(&path, Arc::new(Metrics::new())).unwrap();
     }
 }

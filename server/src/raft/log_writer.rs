@@ -152,8 +152,8 @@ impl Writer {
                     // tail. What this group appended is synced before the
                     // mark can cover it.
                     sync(&mut unsynced)?;
-                    let last = lock(&self.log).last_index().unwrap_or(0);
-                    self.hwm.store(last.min(index.saturating_sub(1)), true)?;
+                    let next = lock(&self.log).last_index().map_or(0, |l| l + 1);
+                    self.hwm.store(next.min(*index), true)?;
                     lock(&self.log).truncate(*index)?;
                 }
                 Job::Purge(log_id, _) => {
@@ -166,8 +166,8 @@ impl Writer {
         }
         self.write_committed()?;
         sync(&mut unsynced)?;
-        let last = lock(&self.log).last_index().unwrap_or(0);
-        self.hwm.store(last, false)?;
+        let next = lock(&self.log).last_index().map_or(0, |l| l + 1);
+        self.hwm.store(next, false)?;
         Ok(())
     }
 
@@ -195,8 +195,8 @@ impl Writer {
     }
 }
 
-/// The log's high-water mark: the last index made durable, kept in
-/// `raft-log/hwm`.
+/// The log's high-water mark: entries below it are durable (0: none), kept
+/// in `raft-log/hwm`.
 ///
 /// Opening the log cuts off a bad record past the mark as a torn write that
 /// was never acknowledged; the mark is what tells such a tail from damage to

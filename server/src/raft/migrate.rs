@@ -58,7 +58,7 @@ pub fn from_redb_if_present(dir: &Path) -> Result<(), Error> {
             .map_err(|e| io("commit index", e))?;
     }
     HighWater::new(staging.join("hwm"))
-        .store(segs.last_index().unwrap_or(0), true)
+        .store(segs.last_index().map_or(0, |l| l + 1), true)
         .map_err(|e| io("high-water mark", e))?;
     drop(segs);
     std::fs::rename(&staging, dir).map_err(|e| io("renaming into place", e))?;

@@ -66,7 +66,20 @@ pub fn scan(bytes: &[u8], first: u64) -> (Vec<(u64, u32)>, Vec<Entry>, ScanEnd) 
         let len = u32::from_le_bytes(head[..4].try_into().expect("4 bytes"));
         let crc = u32::from_le_bytes(head[4..].try_into().expect("4 bytes"));
         if len == 0 && crc == 0 {
-            return (records, entries, ScanEnd::Clean);
+            // The end only if nothing follows: a header lost while the
+            // records after it survived must not end the log early, or a
+            // later append would sit in front of stale entries.
+            if bytes[off..].iter().all(|&b| b == 0) {
+                return (records, entries, ScanEnd::Clean);
+            }
+            return (
+                records,
+                entries,
+                ScanEnd::Bad {
+                    offset: off as u64,
+                    why: "is zeroed but data follows it".into(),
+                },
+            );
         }
         let bad = |why: &str| ScanEnd::Bad {
             offset: off as u64,

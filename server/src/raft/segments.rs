@@ -140,7 +140,14 @@ impl SegmentLog {
                     path.display()
                 );
                 zero_from(&file, offset, bytes.len() as u64).map_err(io)?;
+                file.sync_data().map_err(io)?;
                 used = offset;
+                if records.is_empty() {
+                    // Rolled to, and its first write was torn.
+                    std::fs::remove_file(&path).map_err(io)?;
+                    sync_dir(dir).map_err(io)?;
+                    continue;
+                }
             }
             if let Some(e) = entries.pop() {
                 last_entry = Some(e);
@@ -229,9 +236,11 @@ impl SegmentLog {
         }
         let path = self.dir.join(seg_name(first));
         let size = self.seg_bytes.max(need + HEADER as u64);
-        let spare = match self.spare.take() {
-            Some(rx) if size == self.seg_bytes => rx.recv().ok().and_then(Result::ok),
-            _ => None,
+        // A batch too big for a spare leaves the spare pending for the next
+        // roll: one helper thread at a time ever writes `spare.tmp`.
+        let spare = match size == self.seg_bytes {
+            true => self.spare.take().and_then(|rx| rx.recv().ok()?.ok()),
+            false => None,
         };
         let file = match spare {
             Some(f) => {
@@ -254,6 +263,9 @@ impl SegmentLog {
     }
 
     fn prepare_spare(&mut self) {
+        if self.spare.is_some() {
+            return;
+        }
         let (tx, rx) = std::sync::mpsc::channel();
         let path = spare_path(&self.dir);
         let size = self.seg_bytes;
@@ -285,7 +297,11 @@ impl SegmentLog {
             if index >= seg.first && index < seg.first + seg.records.len() as u64 {
                 let keep = (index - seg.first) as usize;
                 let from = seg.records[keep].0;
-                zero_from(&seg.file, from, seg.end)?;
+                // The first dropped header goes last: cut short, this leaves a
+                // record that fails its checksum, never a clean-looking end
+                // with stale records behind it.
+                zero_from(&seg.file, from + HEADER as u64, seg.end)?;
+                zero_from(&seg.file, from, from + HEADER as u64)?;
                 seg.file.sync_data()?;
                 seg.records.truncate(keep);
                 seg.end = from;

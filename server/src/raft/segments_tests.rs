@@ -232,3 +232,37 @@ fn an_empty_segment_left_by_a_crash_after_a_roll_is_discarded() {
     let (log, _) = open_small(dir.path(), Some(4));
     assert_eq!(log.last_index(), Some(4));
 }
+
+#[test]
+fn a_lost_header_never_ends_the_log_in_front_of_stale_records() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut log, _) = SegmentLog::open(dir.path(), None).unwrap();
+    log.append(&entries(1..=10))
+        .unwrap()
+        .unwrap()
+        .sync_data()
+        .unwrap();
+    let (path, at) = (log.segs[0].path.clone(), log.segs[0].records[5].0);
+    drop(log);
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[at as usize..at as usize + 8].fill(0);
+    std::fs::write(&path, &bytes).unwrap();
+    // Entry 6 was durable: its loss is damage.
+    assert!(SegmentLog::open(dir.path(), Some(10)).is_err());
+    // Not yet durable: cut there, and 7..10 must not come back behind a
+    // new entry 6.
+    let (mut log, last) = SegmentLog::open(dir.path(), Some(5)).unwrap();
+    assert_eq!(last.map(|e| e.get_log_id().index), Some(5));
+    log.append(&[entry(6, "new")])
+        .unwrap()
+        .unwrap()
+        .sync_data()
+        .unwrap();
+    drop(log);
+    let (log, last) = SegmentLog::open(dir.path(), Some(6)).unwrap();
+    assert_eq!(last, Some(entry(6, "new")));
+    assert_eq!(
+        indexes(&log.read(1, 100).unwrap()),
+        (1..=6).collect::<Vec<_>>()
+    );
+}
