@@ -1,9 +1,12 @@
 //! Moves a log kept in redb by an older release into segment files.
 //!
-//! The new log is built beside the old one (`raft-log.migrating/`), synced,
-//! and only then renamed into place; the redb file is removed after that. A
-//! crash at any point leaves either the old log alone (the half-built folder
-//! is discarded and the move starts over) or the new one complete.
+//! The new log is built beside the old one (`raft-log.migrating/`) and
+//! synced; the redb file is set aside (`raft-log.redb.moving`), the folder
+//! renamed into place, and only then the redb file removed. A crash at any
+//! point leaves the old log whole (the move starts over) or the new one
+//! complete (the leftovers are removed). A redb log beside a moved one was
+//! written by an older release started on the folder again: the node
+//! refuses to start rather than guess which is current.
 
 use std::path::Path;
 
@@ -22,17 +25,33 @@ fn storage(what: &str, path: &Path, e: impl std::fmt::Display) -> Error {
 /// If `<dir>.redb` exists, moves its contents into the folder `dir`.
 pub fn from_redb_if_present(dir: &Path) -> Result<(), Error> {
     let old = dir.with_extension("redb");
-    if !old.exists() {
-        return Ok(());
-    }
+    // The old file is set aside under this name just before the new folder
+    // is renamed into place, and removed after.
+    let moving = dir.with_extension("redb.moving");
     let parent = dir.parent().unwrap_or(Path::new("."));
     let mut old_hwm = old.as_os_str().to_owned();
     old_hwm.push(".hwm");
-    if dir.exists() {
-        // The rename below happened and the crash came before the cleanup.
-        std::fs::remove_file(&old).map_err(|e| storage("removing the old file", &old, e))?;
-        let _ = std::fs::remove_file(&old_hwm);
+    if moving.exists() {
+        if dir.exists() {
+            // The crash came after the folder was in place.
+            std::fs::remove_file(&moving).map_err(|e| storage("removing", &moving, e))?;
+            let _ = std::fs::remove_file(&old_hwm);
+            return Ok(());
+        }
+        // The crash came before: the move starts over.
+        std::fs::rename(&moving, &old).map_err(|e| storage("putting back", &moving, e))?;
+    }
+    if !old.exists() {
         return Ok(());
+    }
+    if dir.exists() {
+        return Err(Error::Storage(format!(
+            "both {} and {} hold a Raft log: an older release ran on this data folder \
+             after the log was moved. Restore this node from a backup, or remove it and \
+             add it back with `dsync cluster scale`",
+            old.display(),
+            dir.display()
+        )));
     }
     let log = legacy::read(&old)?;
     let staging = dir.with_extension("migrating");
@@ -61,9 +80,11 @@ pub fn from_redb_if_present(dir: &Path) -> Result<(), Error> {
         .store(segs.last_index().map_or(0, |l| l + 1), true)
         .map_err(|e| io("high-water mark", e))?;
     drop(segs);
+    std::fs::rename(&old, &moving).map_err(|e| storage("setting aside", &old, e))?;
+    sync_dir(parent).map_err(|e| io("syncing the data folder", e))?;
     std::fs::rename(&staging, dir).map_err(|e| io("renaming into place", e))?;
     sync_dir(parent).map_err(|e| io("syncing the data folder", e))?;
-    std::fs::remove_file(&old).map_err(|e| storage("removing the old file", &old, e))?;
+    std::fs::remove_file(&moving).map_err(|e| storage("removing the old file", &moving, e))?;
     let _ = std::fs::remove_file(&old_hwm);
     tracing::info!(
         "moved {} log entries from {} into {}",
@@ -161,5 +182,39 @@ mod tests {
         let err = from_redb_if_present(&dir).expect_err("a damaged file must stop the node");
         assert!(err.to_string().contains("raft-log.redb"), "{err}");
         assert!(old.exists() && !dir.exists());
+    }
+
+    #[test]
+    fn a_move_cut_short_finishes_and_a_redb_log_written_after_it_is_refused() {
+        let data = tempfile::tempdir().unwrap();
+        let dir = log_dir(data.path());
+        let old = dir.with_extension("redb");
+        let moving = dir.with_extension("redb.moving");
+        write_old_log(&old, &[blank(1)], Vote::new(1, 1), blank(0).log_id);
+        let copy = data.path().join("copy");
+        std::fs::copy(&old, &copy).unwrap();
+        from_redb_if_present(&dir).unwrap();
+        assert!(!old.exists() && !moving.exists() && dir.exists());
+
+        // Crash after the old file was set aside, before the folder moved.
+        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::copy(&copy, &moving).unwrap();
+        from_redb_if_present(&dir).unwrap();
+        assert!(!old.exists() && !moving.exists() && dir.exists());
+        // Crash after the folder moved, before the old file was removed.
+        std::fs::copy(&copy, &moving).unwrap();
+        from_redb_if_present(&dir).unwrap();
+        assert!(!moving.exists() && dir.exists());
+
+        // An older release started here again and wrote a log of its own.
+        write_old_log(
+            &old,
+            &[blank(1), blank(2)],
+            Vote::new(2, 1),
+            blank(0).log_id,
+        );
+        let err = from_redb_if_present(&dir).expect_err("two logs");
+        assert!(err.to_string().contains("older release"), "{err}");
+        assert!(old.exists(), "the newer redb log must be kept");
     }
 }
