@@ -165,6 +165,20 @@ impl LogStore {
             .map_err(|e| err(&e))
     }
 
+    /// Runs a read of the segment files on the blocking pool: it takes the
+    /// log's lock, which the writer holds through a segment roll or a
+    /// truncation's sync, and that wait must not hold up a runtime thread
+    /// (with one per node, heartbeats would wait too).
+    async fn off_runtime<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&SegmentLog) -> std::io::Result<T> + Send + 'static,
+    ) -> std::io::Result<T> {
+        let log = self.log.clone();
+        tokio::task::spawn_blocking(move || f(&lock(&log)))
+            .await
+            .map_err(std::io::Error::other)?
+    }
+
     fn tail(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, Entry>> {
         lock(&self.tail)
     }
@@ -230,7 +244,10 @@ impl RaftLogReader<TypeConfig> for LogStore {
         if lo >= hi {
             return Ok(from_tail);
         }
-        let mut out = lock(&self.log).read(lo, hi).map_err(|e| err(&e))?;
+        let mut out = self
+            .off_runtime(move |log| log.read(lo, hi))
+            .await
+            .map_err(|e| err(&e))?;
         out.extend(from_tail);
         Ok(out)
     }
@@ -244,13 +261,14 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let mut last = self.tail().last_key_value().map(|(_, e)| *e.get_log_id());
         if last.is_none() {
             // A truncation can empty the tail; the log's end is then on disk.
-            let log = lock(&self.log);
-            if let Some(index) = log.last_index() {
-                let entries = log
-                    .read(index, index + 1)
-                    .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
-                last = entries.last().map(|e| *e.get_log_id());
-            }
+            let entries = self
+                .off_runtime(|log| match log.last_index() {
+                    Some(index) => log.read(index, index + 1),
+                    None => Ok(Vec::new()),
+                })
+                .await
+                .map_err(|e| io_err(ErrorSubject::Logs, ErrorVerb::Read, e))?;
+            last = entries.last().map(|e| *e.get_log_id());
         }
         Ok(LogState {
             last_purged_log_id: last_purged,
@@ -331,63 +349,5 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[tokio::test]
-    async fn a_committed_vote_is_read_back_uncommitted() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = log_dir(dir.path());
-        let mut store = LogStore::open(&path, Arc::new(Metrics::new())).unwrap();
-        let vote = Vote {
-            committed: true,
-            ..Vote::new(7, 2)
-        };
-        store.save_vote(&vote).await.unwrap();
-        drop(store);
-        let mut store = LogStore::open(&path, Arc::new(Metrics::new())).unwrap();
-        let got = store.read_vote().await.unwrap().expect("a stored vote");
-        assert_eq!(got.leader_id, vote.leader_id);
-        assert!(!got.committed, "the node would restart as leader: {got:?}");
-    }
-
-    #[tokio::test]
-    async fn a_purge_cut_short_by_a_crash_is_finished_at_open() {
-        use openraft::{CommittedLeaderId, EntryPayload};
-        let dir = tempfile::tempdir().unwrap();
-        let path = log_dir(dir.path());
-        let id = |i| LogId::new(CommittedLeaderId::new(2, 1), i);
-        {
-            let (mut segs, _) = SegmentLog::open(&path, None).unwrap();
-            let entries: Vec<Entry> = (1..=100)
-                .map(|i| Entry {
-                    log_id: id(i),
-                    payload: EntryPayload::Blank,
-                })
-                .collect();
-            segs.append(&entries).unwrap().unwrap().sync_data().unwrap();
-        }
-        // The purge point of an installed snapshot past the log's end was
-        // recorded; the crash came before the segments were removed.
-        let purged = frame(&bincode::serialize(&id(5000)).unwrap());
-        super::super::log_writer::write_meta(&path, KEY_PURGED, &purged).unwrap();
-        let mut store = LogStore::open(&path, Arc::new(Metrics::new())).unwrap();
-        let state = store.get_log_state().await.unwrap();
-        assert_eq!(state.last_purged_log_id, Some(id(5000)));
-        assert_eq!(state.last_log_id, Some(id(5000)));
-        assert!(store.try_get_log_entries(1..).await.unwrap().is_empty());
-    }
-
-    #[test]
-    fn a_second_open_of_the_same_log_is_refused_while_the_first_lives() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = log_dir(dir.path());
-        let first = LogStore::open(&path, Arc::new(Metrics::new())).unwrap();
-        let err = LogStore::open(&path, Arc::new(Metrics::new()))
-            .err()
-            .expect("two owners of one log");
-        assert!(err.to_string().contains("in use"), "{err}");
-        drop(first);
-        LogStore::open(&path, Arc::new(Metrics::new())).unwrap();
-    }
-}
+#[path = "log_store_tests.rs"]
+mod tests;

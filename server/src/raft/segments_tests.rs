@@ -25,6 +25,11 @@ fn entries(range: std::ops::RangeInclusive<u64>) -> Vec<Entry> {
     range.map(|i| entry(i, &format!("key-{i}"))).collect()
 }
 
+/// Appends and syncs, as the writer thread does for one group.
+fn append_synced(log: &mut SegmentLog, batch: &[Entry]) {
+    log.append(batch).unwrap().unwrap().sync_data().unwrap();
+}
+
 fn indexes(v: &[Entry]) -> Vec<u64> {
     v.iter().map(|e| e.get_log_id().index).collect()
 }
@@ -50,7 +55,7 @@ fn entries_survive_a_reopen_across_several_segments() {
     let (mut log, last) = open_small(dir.path(), None);
     assert!(last.is_none());
     for chunk in entries(1..=200).chunks(7) {
-        log.append(chunk).unwrap().unwrap().sync_data().unwrap();
+        append_synced(&mut log, chunk);
     }
     assert!(log.segment_count() > 3, "the small segments should roll");
     drop(log);
@@ -98,7 +103,7 @@ fn a_damaged_durable_entry_stops_the_open_naming_the_segment() {
     let dir = tempfile::tempdir().unwrap();
     let (mut log, _) = open_small(dir.path(), None);
     for chunk in entries(1..=60).chunks(5) {
-        log.append(chunk).unwrap().unwrap().sync_data().unwrap();
+        append_synced(&mut log, chunk);
     }
     drop(log);
     let path = damage(dir.path(), 17);
@@ -119,21 +124,13 @@ fn a_damaged_durable_entry_stops_the_open_naming_the_segment() {
 fn a_torn_tail_past_the_mark_is_cut_and_appends_go_on() {
     let dir = tempfile::tempdir().unwrap();
     let (mut log, _) = SegmentLog::open(dir.path(), None).unwrap();
-    log.append(&entries(1..=10))
-        .unwrap()
-        .unwrap()
-        .sync_data()
-        .unwrap();
+    append_synced(&mut log, &entries(1..=10));
     drop(log);
     damage(dir.path(), 9);
     // Entries up to 8 were durable, so 9 and 10 were never acknowledged.
     let (mut log, last) = SegmentLog::open(dir.path(), Some(8)).unwrap();
     assert_eq!(last.map(|e| e.get_log_id().index), Some(8));
-    log.append(&entries(9..=12))
-        .unwrap()
-        .unwrap()
-        .sync_data()
-        .unwrap();
+    append_synced(&mut log, &entries(9..=12));
     drop(log);
     let (log, _) = SegmentLog::open(dir.path(), Some(12)).unwrap();
     assert_eq!(
@@ -151,12 +148,12 @@ fn truncation_removes_the_tail_for_good() {
     let dir = tempfile::tempdir().unwrap();
     let (mut log, _) = open_small(dir.path(), None);
     for chunk in entries(1..=100).chunks(10) {
-        log.append(chunk).unwrap().unwrap().sync_data().unwrap();
+        append_synced(&mut log, chunk);
     }
     log.truncate(55).unwrap();
     assert_eq!(log.last_index(), Some(54));
     let replaced: Vec<Entry> = (55..=60).map(|i| entry(i, "replaced")).collect();
-    log.append(&replaced).unwrap().unwrap().sync_data().unwrap();
+    append_synced(&mut log, &replaced);
     drop(log);
     let (log, last) = open_small(dir.path(), Some(60));
     assert_eq!(last.as_ref().map(|e| e.get_log_id().index), Some(60));
@@ -169,11 +166,7 @@ fn truncation_removes_the_tail_for_good() {
 fn truncating_everything_leaves_an_empty_log_that_reopens() {
     let dir = tempfile::tempdir().unwrap();
     let (mut log, _) = open_small(dir.path(), None);
-    log.append(&entries(1..=5))
-        .unwrap()
-        .unwrap()
-        .sync_data()
-        .unwrap();
+    append_synced(&mut log, &entries(1..=5));
     log.truncate(1).unwrap();
     assert_eq!(log.last_index(), None);
     drop(log);
@@ -186,7 +179,7 @@ fn purging_drops_old_segments_and_a_purge_past_the_end_restarts_the_log() {
     let dir = tempfile::tempdir().unwrap();
     let (mut log, _) = open_small(dir.path(), None);
     for chunk in entries(1..=200).chunks(10) {
-        log.append(chunk).unwrap().unwrap().sync_data().unwrap();
+        append_synced(&mut log, chunk);
     }
     let before = segment_files(dir.path()).len();
     log.purge(120).unwrap();
@@ -200,11 +193,7 @@ fn purging_drops_old_segments_and_a_purge_past_the_end_restarts_the_log() {
     // A snapshot installed beyond the log: appends resume after it.
     log.purge(500).unwrap();
     assert_eq!(log.last_index(), None);
-    log.append(&entries(501..=503))
-        .unwrap()
-        .unwrap()
-        .sync_data()
-        .unwrap();
+    append_synced(&mut log, &entries(501..=503));
     drop(log);
     let (log, _) = open_small(dir.path(), Some(503));
     assert_eq!(indexes(&log.read(0, 1000).unwrap()), vec![501, 502, 503]);
@@ -214,20 +203,12 @@ fn purging_drops_old_segments_and_a_purge_past_the_end_restarts_the_log() {
 fn an_empty_segment_left_by_a_crash_after_a_roll_is_discarded() {
     let dir = tempfile::tempdir().unwrap();
     let (mut log, _) = open_small(dir.path(), None);
-    log.append(&entries(1..=3))
-        .unwrap()
-        .unwrap()
-        .sync_data()
-        .unwrap();
+    append_synced(&mut log, &entries(1..=3));
     drop(log);
     zero_filled(&dir.path().join(seg_name(4)), 4096).unwrap();
     let (mut log, last) = open_small(dir.path(), Some(3));
     assert_eq!(last.map(|e| e.get_log_id().index), Some(3));
-    log.append(&entries(4..=4))
-        .unwrap()
-        .unwrap()
-        .sync_data()
-        .unwrap();
+    append_synced(&mut log, &entries(4..=4));
     drop(log);
     let (log, _) = open_small(dir.path(), Some(4));
     assert_eq!(log.last_index(), Some(4));
@@ -237,11 +218,7 @@ fn an_empty_segment_left_by_a_crash_after_a_roll_is_discarded() {
 fn a_lost_header_never_ends_the_log_in_front_of_stale_records() {
     let dir = tempfile::tempdir().unwrap();
     let (mut log, _) = SegmentLog::open(dir.path(), None).unwrap();
-    log.append(&entries(1..=10))
-        .unwrap()
-        .unwrap()
-        .sync_data()
-        .unwrap();
+    append_synced(&mut log, &entries(1..=10));
     let (path, at) = (log.segs[0].path.clone(), log.segs[0].records[5].0);
     drop(log);
     let mut bytes = std::fs::read(&path).unwrap();
@@ -253,11 +230,7 @@ fn a_lost_header_never_ends_the_log_in_front_of_stale_records() {
     // new entry 6.
     let (mut log, last) = SegmentLog::open(dir.path(), Some(5)).unwrap();
     assert_eq!(last.map(|e| e.get_log_id().index), Some(5));
-    log.append(&[entry(6, "new")])
-        .unwrap()
-        .unwrap()
-        .sync_data()
-        .unwrap();
+    append_synced(&mut log, &[entry(6, "new")]);
     drop(log);
     let (log, last) = SegmentLog::open(dir.path(), Some(6)).unwrap();
     assert_eq!(last, Some(entry(6, "new")));
