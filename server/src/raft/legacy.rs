@@ -6,11 +6,19 @@ use std::path::Path;
 use openraft::{RaftLogId, Vote};
 use redb::{Database, ReadableTable, TableDefinition};
 
+use super::log_writer::HighWater;
 use super::{unframe, Entry, LogId, NodeId};
 use crate::error::Error;
 
 const LOGS: TableDefinition<u64, &[u8]> = TableDefinition::new("logs");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+
+/// The redb log's high-water mark, `<path>.hwm`.
+pub fn hwm_path(path: &Path) -> std::path::PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".hwm");
+    p.into()
+}
 
 /// Everything a redb log held.
 #[derive(Default)]
@@ -81,13 +89,9 @@ pub fn read(path: &Path) -> Result<OldLog, Error> {
         .map(|e| e.get_log_id().index)
         .unwrap_or(0)
         .max(out.purged.map_or(0, |p| p.index));
-    let mut hwm = path.as_os_str().to_owned();
-    hwm.push(".hwm");
-    if let Some(mark) = std::fs::read(&hwm)
-        .ok()
-        .and_then(|b| unframe(b.get(..12)?).map(|p| p.to_vec()))
-        .and_then(|p| Some(u64::from_le_bytes(p.try_into().ok()?)))
-    {
+    // The same file format as today's mark; then it named the last durable
+    // index, not the next one.
+    if let Some(mark) = HighWater::new(hwm_path(path)).load() {
         if mark > end {
             return Err(corrupt(
                 path,

@@ -29,8 +29,7 @@ pub fn from_redb_if_present(dir: &Path) -> Result<(), Error> {
     // is renamed into place, and removed after.
     let moving = dir.with_extension("redb.moving");
     let parent = dir.parent().unwrap_or(Path::new("."));
-    let mut old_hwm = old.as_os_str().to_owned();
-    old_hwm.push(".hwm");
+    let old_hwm = legacy::hwm_path(&old);
     if moving.exists() {
         if dir.exists() {
             // The crash came after the folder was in place.

@@ -103,12 +103,13 @@ impl SegmentLog {
         for (i, first) in firsts.into_iter().enumerate() {
             let path = dir.join(seg_name(first));
             let io = |e: io::Error| corrupt(&path, e.to_string());
-            let file = std::fs::OpenOptions::new()
+            let mut file = std::fs::OpenOptions::new()
                 .read(true)
                 .write(true)
                 .open(&path)
                 .map_err(io)?;
-            let bytes = std::fs::read(&path).map_err(io)?;
+            let mut bytes = Vec::new();
+            io::Read::read_to_end(&mut file, &mut bytes).map_err(io)?;
             if let Some(prev) = log.segs.last().and_then(Segment::last) {
                 if first != prev + 1 {
                     return Err(corrupt(&path, format!("the log has a gap after {prev}")));
