@@ -71,6 +71,7 @@ impl LogStore {
         let held = hold(dir)?;
         super::migrate::from_redb_if_present(dir)?;
         std::fs::create_dir_all(dir).map_err(|e| corrupt(dir, e.to_string()))?;
+        super::migrate::leave_tombstone(dir)?;
         let hwm = HighWater::new(dir.join("hwm"));
         let vote = read_meta::<Vote<NodeId>>(dir, KEY_VOTE)?;
         let purged = read_meta::<LogId>(dir, KEY_PURGED)?;

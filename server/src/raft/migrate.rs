@@ -7,6 +7,11 @@
 //! complete (the leftovers are removed). A redb log beside a moved one was
 //! written by an older release started on the folder again: the node
 //! refuses to start rather than guess which is current.
+//!
+//! Once the log is in segment files, `raft-log.redb` holds a short note
+//! instead (`TOMBSTONE`). It is not a redb file, so an older release started
+//! on the folder fails to open it and refuses to start, where finding no
+//! file it would have created an empty log and forgotten the node's vote.
 
 use std::path::Path;
 
@@ -15,6 +20,30 @@ use super::segments::{sync_dir, SegmentLog};
 use super::{frame, legacy};
 use crate::error::Error;
 
+/// Starts with "dsync", not redb's magic number, so redb refuses the file.
+const TOMBSTONE: &[u8] = b"dsync: this node's Raft log is in the folder raft-log/ \
+    (segment files). This file is kept so that a dsync release that stored the log \
+    here refuses to start on this data folder instead of starting with an empty log.\n";
+
+fn is_tombstone(path: &Path) -> bool {
+    std::fs::read(path).is_ok_and(|b| b == TOMBSTONE)
+}
+
+/// Leaves the note in `<dir>.redb` that stops an older release; a no-op
+/// once it is there.
+pub fn leave_tombstone(dir: &Path) -> Result<(), Error> {
+    let old = dir.with_extension("redb");
+    if is_tombstone(&old) {
+        return Ok(());
+    }
+    let parent = dir.parent().unwrap_or(Path::new("."));
+    let name = old
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("raft-log.redb");
+    write_meta(parent, name, TOMBSTONE).map_err(|e| storage("leaving a note", &old, e))
+}
+
 fn storage(what: &str, path: &Path, e: impl std::fmt::Display) -> Error {
     Error::Storage(format!(
         "moving the Raft log into {}: {what}: {e}",
@@ -22,7 +51,7 @@ fn storage(what: &str, path: &Path, e: impl std::fmt::Display) -> Error {
     ))
 }
 
-/// If `<dir>.redb` exists, moves its contents into the folder `dir`.
+/// If `<dir>.redb` holds a log, moves its contents into the folder `dir`.
 pub fn from_redb_if_present(dir: &Path) -> Result<(), Error> {
     let old = dir.with_extension("redb");
     // The old file is set aside under this name just before the new folder
@@ -40,7 +69,7 @@ pub fn from_redb_if_present(dir: &Path) -> Result<(), Error> {
         // The crash came before: the move starts over.
         std::fs::rename(&moving, &old).map_err(|e| storage("putting back", &moving, e))?;
     }
-    if !old.exists() {
+    if !old.exists() || is_tombstone(&old) {
         return Ok(());
     }
     if dir.exists() {
@@ -83,6 +112,7 @@ pub fn from_redb_if_present(dir: &Path) -> Result<(), Error> {
     sync_dir(parent).map_err(|e| io("syncing the data folder", e))?;
     std::fs::rename(&staging, dir).map_err(|e| io("renaming into place", e))?;
     sync_dir(parent).map_err(|e| io("syncing the data folder", e))?;
+    leave_tombstone(dir)?;
     std::fs::remove_file(&moving).map_err(|e| storage("removing the old file", &moving, e))?;
     let _ = std::fs::remove_file(&old_hwm);
     tracing::info!(
@@ -151,7 +181,10 @@ mod tests {
 
         let metrics = Arc::new(crate::metrics::Metrics::new());
         let mut store = LogStore::open(&dir, metrics.clone()).unwrap();
-        assert!(!old.exists(), "the old file stays after the move");
+        assert!(
+            is_tombstone(&old),
+            "the old log is not replaced by the note"
+        );
         let state = store.get_log_state().await.unwrap();
         assert_eq!(state.last_purged_log_id.map(|l| l.index), Some(40));
         assert_eq!(state.last_log_id.map(|l| l.index), Some(90));
@@ -193,19 +226,21 @@ mod tests {
         let copy = data.path().join("copy");
         std::fs::copy(&old, &copy).unwrap();
         from_redb_if_present(&dir).unwrap();
-        assert!(!old.exists() && !moving.exists() && dir.exists());
+        assert!(is_tombstone(&old) && !moving.exists() && dir.exists());
 
         // Crash after the old file was set aside, before the folder moved.
         std::fs::remove_dir_all(&dir).unwrap();
         std::fs::copy(&copy, &moving).unwrap();
         from_redb_if_present(&dir).unwrap();
-        assert!(!old.exists() && !moving.exists() && dir.exists());
+        assert!(is_tombstone(&old) && !moving.exists() && dir.exists());
         // Crash after the folder moved, before the old file was removed.
         std::fs::copy(&copy, &moving).unwrap();
         from_redb_if_present(&dir).unwrap();
         assert!(!moving.exists() && dir.exists());
 
-        // An older release started here again and wrote a log of its own.
+        // An older release started here again and wrote a log of its own
+        // (one that ran before the note was left, or someone removed it).
+        std::fs::remove_file(&old).unwrap();
         write_old_log(
             &old,
             &[blank(1), blank(2)],
@@ -215,5 +250,22 @@ mod tests {
         let err = from_redb_if_present(&dir).expect_err("two logs");
         assert!(err.to_string().contains("older release"), "{err}");
         assert!(old.exists(), "the newer redb log must be kept");
+    }
+
+    #[test]
+    fn an_older_release_cannot_open_a_folder_whose_log_is_in_segments() {
+        let data = tempfile::tempdir().unwrap();
+        let dir = log_dir(data.path());
+        let metrics = Arc::new(crate::metrics::Metrics::new());
+        drop(LogStore::open(&dir, metrics.clone()).unwrap());
+        let old = dir.with_extension("redb");
+        // What a release that kept its log in redb did first on start.
+        assert!(
+            Database::create(&old).is_err(),
+            "an older release would start with an empty log"
+        );
+        assert!(is_tombstone(&old), "the note must be left as it was");
+        // And this release opens the folder again as before.
+        drop(LogStore::open(&dir, metrics).unwrap());
     }
 }
