@@ -29,4 +29,4 @@ esac
 cargo build -q -p dsync
 export DSYNC_BIN="$PWD/target/debug/dsync"
 echo "chaos: ${secs}s of faults (summary at the end)"
-DSYNC_CHAOS_SECS="$secs" cargo test -q -p dsync-tests --test chaos -- --ignored --nocapture
+DSYNC_CHAOS_SECS="$secs" cargo test -q -p dsync-tests --test e2e chaos:: -- --ignored --nocapture

@@ -1,4 +1,4 @@
-"""Schemathesis hooks for tests/tests/openapi.rs (SCHEMATHESIS_HOOKS=dsync_hooks).
+"""Schemathesis hooks for tests/tests/e2e/openapi.rs (SCHEMATHESIS_HOOKS=dsync_hooks).
 
 Lock acquires and queue consumes may legitimately wait up to minutes
 (`wait_ms`); a fuzzer that generates the documented maximum would spend its

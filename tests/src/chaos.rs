@@ -2,7 +2,7 @@
 //! while the nemesis injects faults, then heal, drain, and check every
 //! invariant. With partitions among the faults, the nodes run in network
 //! namespaces.
-//! The CI profile (tests/tests/faults.rs) and the long profile
+//! The CI profile (tests/tests/e2e/faults.rs) and the long profile
 //! (scripts/chaos.sh) both run this.
 
 use std::fmt;

@@ -1,0 +1,30 @@
+//! End-to-end tests: real clusters of the built `dsync` binary (`DSYNC_BIN`).
+//!
+//! One test binary for all of them: each binary links the whole server, and
+//! two dozen of them took more disk and link time than the tests themselves.
+//! `cargo test -p dsync-tests durability::` runs one module.
+
+mod api_errors;
+mod backup;
+mod cache;
+mod cache_linearizable;
+mod chaos;
+mod cluster_basics;
+mod compose;
+mod compose_lifecycle;
+mod dedup;
+mod durability;
+mod events;
+mod faults;
+mod k8s_manifests;
+mod leader_transfer;
+mod lock_cli;
+mod locks;
+mod openapi;
+mod queue;
+mod scale;
+mod security;
+mod security_limits;
+mod security_tls;
+mod tui;
+mod upgrade;
