@@ -4,6 +4,10 @@
 //! two dozen of them took more disk and link time than the tests themselves.
 //! `cargo test -p dsync-tests durability::` runs one module.
 
+// Helpers shared by several modules.
+mod secured;
+mod single_node;
+
 mod api_errors;
 mod backup;
 mod cache;
@@ -19,12 +23,14 @@ mod faults;
 mod k8s_manifests;
 mod leader_transfer;
 mod lock_cli;
+mod lock_waits;
 mod locks;
 mod openapi;
 mod queue;
 mod scale;
 mod security;
 mod security_limits;
+mod security_ownership;
 mod security_tls;
 mod tui;
 mod upgrade;

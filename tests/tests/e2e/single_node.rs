@@ -1,0 +1,114 @@
+//! One `dsync server` started from a YAML configuration of the test's own,
+//! for the limits that `cluster up` doesn't expose.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use dsync_tests::{dsync_bin, wait_until};
+use reqwest::StatusCode;
+use serde_json::json;
+
+/// One `dsync server` with its own configuration, killed on drop.
+pub struct Node {
+    child: Child,
+    pub addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Node {
+    pub async fn start(extra_yaml: &str) -> Node {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let config = dir.path().join("node.yaml");
+        let data: PathBuf = dir.path().join("data");
+        std::fs::write(
+            &config,
+            format!(
+                "id: 1\nlisten: {addr}\ndata_dir: {}\nbootstrap: true\n{extra_yaml}",
+                data.display()
+            ),
+        )
+        .unwrap();
+        let log = std::fs::File::create(dir.path().join("server.log")).unwrap();
+        let child = Command::new(dsync_bin())
+            .arg("server")
+            .arg("--config")
+            .arg(&config)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let node = Node {
+            child,
+            addr,
+            _dir: dir,
+        };
+        let http = reqwest::Client::new();
+        wait_until(Duration::from_secs(30), "the node to be ready", || async {
+            let r = http.get(node.url("/ready")).send().await.ok()?;
+            r.status().is_success().then_some(())
+        })
+        .await;
+        node
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A client that opens a fresh connection per request: pooled connections
+/// may be closed by the node's header read timeout while idle.
+pub fn fresh_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(0)
+        .timeout(Duration::from_secs(10))
+        .build()
+        .unwrap()
+}
+
+/// A health check and a replicated KV write answer within a liveness
+/// ceiling (not a speed claim: a stalled node misses it by far).
+pub async fn responsive(node: &Node, http: &reqwest::Client, what: &str) {
+    const CEILING: Duration = Duration::from_secs(5);
+    let round_trip = async {
+        let r = http.get(node.url("/health")).send().await;
+        assert!(
+            r.is_ok_and(|r| r.status().is_success()),
+            "health failed {what}"
+        );
+        let r = http
+            .put(node.url("/v1/kv/probe"))
+            .json(&json!({"value": what}))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("kv put failed {what}: {e}"));
+        assert_eq!(r.status(), StatusCode::OK, "kv put {what}");
+    };
+    tokio::time::timeout(CEILING, round_trip)
+        .await
+        .unwrap_or_else(|_| panic!("no answer within {CEILING:?} {what}"));
+}
