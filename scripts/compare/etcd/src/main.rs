@@ -1,0 +1,103 @@
+//! Closed-loop load on etcd v3 shaped like `dsync bench`: each of N clients
+//! (its own gRPC connection) waits for an answer before it sends the next
+//! request, for a fixed time; one line of results at the end.
+//!
+//!   etcd-compare put|lock|dist CLIENTS SECONDS ENDPOINT
+//!
+//! - `put`: puts of 128-byte values to distinct keys (`bench kv`);
+//! - `lock`: lock + unlock of one name through etcd's lock service, with one
+//!   lease per client (`bench lock --names contended`);
+//! - `dist`: the same on a distinct name per cycle (`bench lock`).
+
+use std::time::{Duration, Instant};
+
+use etcd_client::{Client, LockOptions};
+
+#[derive(Clone, Copy, PartialEq)]
+enum Mode {
+    Put,
+    Lock,
+    Dist,
+}
+
+fn usage() -> ! {
+    eprintln!("usage: etcd-compare put|lock|dist CLIENTS SECONDS ENDPOINT");
+    std::process::exit(2)
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [mode, clients, secs, endpoint] = args.as_slice() else {
+        usage()
+    };
+    let mode = match mode.as_str() {
+        "put" => Mode::Put,
+        "lock" => Mode::Lock,
+        "dist" => Mode::Dist,
+        _ => usage(),
+    };
+    let clients: usize = clients.parse().unwrap_or_else(|_| usage());
+    let secs: u64 = secs.parse().unwrap_or_else(|_| usage());
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs(secs);
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let endpoint = endpoint.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut cl = Client::connect([endpoint], None)
+                .await
+                .expect("connect to etcd");
+            let lease = match mode {
+                Mode::Put => 0,
+                _ => cl.lease_grant(60, None).await.expect("lease").id(),
+            };
+            let value = vec![b'x'; 128];
+            let mut latencies = Vec::new();
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                let t = Instant::now();
+                let name = match mode {
+                    Mode::Put => {
+                        cl.put(format!("bench/{c}/{n}"), value.clone(), None)
+                            .await
+                            .expect("put");
+                        None
+                    }
+                    Mode::Lock => Some("contended".to_string()),
+                    Mode::Dist => Some(format!("bench-lock/{c}/{n}")),
+                };
+                if let Some(name) = name {
+                    let opts = LockOptions::new().with_lease(lease);
+                    let held = cl.lock(name, Some(opts)).await.expect("lock");
+                    cl.unlock(held.key().to_vec()).await.expect("unlock");
+                }
+                latencies.push(t.elapsed());
+                n += 1;
+            }
+            latencies
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("client task"));
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    all.sort();
+    let q = |q: f64| {
+        let i = ((all.len() as f64 * q) as usize).min(all.len().saturating_sub(1));
+        all.get(i).map_or(0.0, |d| d.as_secs_f64() * 1e3)
+    };
+    let name = match mode {
+        Mode::Put => "put",
+        Mode::Lock => "lock-contended",
+        Mode::Dist => "lock-distinct",
+    };
+    println!(
+        "etcd  {name:15} clients={clients} ops={} ops/s={:.0} p50={:.2}ms p99={:.2}ms",
+        all.len(),
+        all.len() as f64 / elapsed,
+        q(0.5),
+        q(0.99)
+    );
+}
