@@ -40,6 +40,9 @@ pub struct LogStore {
     committed: Arc<Mutex<Option<LogId>>>,
     /// The commit index found at open, never past the log's end.
     committed_at_open: Option<LogId>,
+    /// `dsync_raft_commit_index` follows what openraft saves here: its own
+    /// metrics carry no commit index.
+    metrics: Arc<Metrics>,
 }
 
 fn corrupt(path: &Path, detail: impl Into<String>) -> Error {
@@ -128,6 +131,9 @@ impl LogStore {
             lock(&tail).insert(e.get_log_id().index, e);
         }
         let committed = Arc::new(Mutex::new(None));
+        if let Some(c) = committed_at_open {
+            metrics.commit_index.set(c.index as i64);
+        }
         let writer = Writer {
             dir: dir.to_path_buf(),
             log: log.clone(),
@@ -136,7 +142,7 @@ impl LogStore {
             committed: committed.clone(),
             committed_written: None,
             committed_file: None,
-            metrics,
+            metrics: metrics.clone(),
         }
         .spawn();
         Ok(LogStore {
@@ -148,6 +154,7 @@ impl LogStore {
             purged: Arc::new(Mutex::new(purged)),
             committed,
             committed_at_open,
+            metrics,
         })
     }
 
@@ -306,6 +313,9 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
         // Persisted with the next group. Losing it in a crash only means
         // replaying less at start; the rest is re-learned from the leader.
+        if let Some(c) = committed {
+            self.metrics.commit_index.set(c.index as i64);
+        }
         *lock(&self.committed) = committed;
         Ok(())
     }

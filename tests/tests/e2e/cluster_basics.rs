@@ -33,6 +33,32 @@ async fn cluster_up_forms_three_voters_that_agree_and_down_stops_them() {
         assert_eq!(voters, vec![1, 2, 3], "membership seen by node {}", s.id);
     }
 
+    // Every node's /metrics reports the commit index it has learned, and
+    // no apply lag once the writes are in.
+    let client = c.client();
+    for i in 0..5 {
+        client
+            .kv_put(&format!("m/{i}"), json!(i), None)
+            .await
+            .expect("put");
+    }
+    let written = c.statuses().await.iter().map(|s| s.applied_index).max();
+    let written = written.expect("statuses") as f64;
+    for n in c.nodes() {
+        wait_until(
+            Duration::from_secs(10),
+            "the commit index in /metrics",
+            || async {
+                let text = fetch_metrics(&n.addr).await;
+                let commit = metric(&text, "dsync_raft_commit_index")?;
+                let applied = metric(&text, "dsync_raft_applied_index")?;
+                let lag = metric(&text, "dsync_raft_apply_lag")?;
+                (commit >= written && commit == applied && lag == 0.0).then_some(())
+            },
+        )
+        .await;
+    }
+
     // The CLI's view agrees, and says so in JSON.
     let out = c.dsync_ok(&["cluster", "status", "--output", "json"]);
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status json");
