@@ -26,7 +26,9 @@ const TOMBSTONE: &[u8] = b"dsync: this node's Raft log is in the folder raft-log
     here refuses to start on this data folder instead of starting with an empty log.\n";
 
 fn is_tombstone(path: &Path) -> bool {
-    std::fs::read(path).is_ok_and(|b| b == TOMBSTONE)
+    // A real redb log may be gigabytes: its size settles it unread.
+    let sized = std::fs::metadata(path).is_ok_and(|m| m.len() == TOMBSTONE.len() as u64);
+    sized && std::fs::read(path).is_ok_and(|b| b == TOMBSTONE)
 }
 
 /// Leaves the note in `<dir>.redb` that stops an older release; a no-op
