@@ -204,7 +204,9 @@ pub async fn salvage(data_dir: &Path) -> Result<(SnapshotFile, Salvaged), Error>
         ),
     };
     let log_path = crate::raft::log_store::log_dir(data_dir);
-    if !log_path.exists() && !log_path.with_extension("redb").exists() {
+    let old_log = log_path.with_extension("redb");
+    let has_old_log = old_log.exists() && !crate::raft::migrate::is_tombstone(&old_log);
+    if !log_path.exists() && !has_old_log {
         return Err(Error::Storage(format!(
             "{} has no Raft log: is it a dsync data folder?",
             data_dir.display()

@@ -21,21 +21,24 @@ use super::{frame, legacy};
 use crate::error::Error;
 
 /// Starts with "dsync", not redb's magic number, so redb refuses the file.
+/// Recognised by its first line, so a later release may reword the rest.
 const TOMBSTONE: &[u8] = b"dsync: this node's Raft log is in the folder raft-log/ \
-    (segment files). This file is kept so that a dsync release that stored the log \
+    (segment files).\nThis file is kept so that a dsync release that stored the log \
     here refuses to start on this data folder instead of starting with an empty log.\n";
+const TOMBSTONE_MARK: &[u8] = b"dsync: this node's Raft log is in the folder raft-log/";
 
-fn is_tombstone(path: &Path) -> bool {
-    // A real redb log may be gigabytes: its size settles it unread.
-    let sized = std::fs::metadata(path).is_ok_and(|m| m.len() == TOMBSTONE.len() as u64);
-    sized && std::fs::read(path).is_ok_and(|b| b == TOMBSTONE)
+/// Whether `path` is the note rather than a log. A real redb log may be
+/// gigabytes: its size settles it unread.
+pub fn is_tombstone(path: &Path) -> bool {
+    let small = std::fs::metadata(path).is_ok_and(|m| m.len() <= 4096);
+    small && std::fs::read(path).is_ok_and(|b| b.starts_with(TOMBSTONE_MARK))
 }
 
-/// Leaves the note in `<dir>.redb` that stops an older release; a no-op
-/// once it is there.
+/// Leaves the note in `<dir>.redb` that stops an older release, where no
+/// file is (a redb log there is `from_redb_if_present`'s to judge).
 pub fn leave_tombstone(dir: &Path) -> Result<(), Error> {
     let old = dir.with_extension("redb");
-    if is_tombstone(&old) {
+    if old.exists() {
         return Ok(());
     }
     let parent = dir.parent().unwrap_or(Path::new("."));
@@ -66,12 +69,25 @@ pub fn from_redb_if_present(dir: &Path) -> Result<(), Error> {
             // The crash came after the folder was in place.
             std::fs::remove_file(&moving).map_err(|e| storage("removing", &moving, e))?;
             let _ = std::fs::remove_file(&old_hwm);
-            return Ok(());
+        } else {
+            // The crash came before: the move starts over (replacing the
+            // note, if it was left already).
+            std::fs::rename(&moving, &old).map_err(|e| storage("putting back", &moving, e))?;
         }
-        // The crash came before: the move starts over.
-        std::fs::rename(&moving, &old).map_err(|e| storage("putting back", &moving, e))?;
     }
-    if !old.exists() || is_tombstone(&old) {
+    if !old.exists() {
+        return Ok(());
+    }
+    if is_tombstone(&old) {
+        if !dir.exists() {
+            return Err(Error::Storage(format!(
+                "the Raft log folder {} is missing, but {} says the log was moved there: \
+                 restore this node from a backup, or remove it and add it back with \
+                 `dsync cluster scale`",
+                dir.display(),
+                old.display()
+            )));
+        }
         return Ok(());
     }
     if dir.exists() {
@@ -112,9 +128,11 @@ pub fn from_redb_if_present(dir: &Path) -> Result<(), Error> {
     drop(segs);
     std::fs::rename(&old, &moving).map_err(|e| storage("setting aside", &old, e))?;
     sync_dir(parent).map_err(|e| io("syncing the data folder", e))?;
+    // From here on `raft-log.redb` is never missing, so an older release
+    // never finds room to start an empty log.
+    leave_tombstone(dir)?;
     std::fs::rename(&staging, dir).map_err(|e| io("renaming into place", e))?;
     sync_dir(parent).map_err(|e| io("syncing the data folder", e))?;
-    leave_tombstone(dir)?;
     std::fs::remove_file(&moving).map_err(|e| storage("removing the old file", &moving, e))?;
     let _ = std::fs::remove_file(&old_hwm);
     tracing::info!(
@@ -268,6 +286,29 @@ mod tests {
         );
         assert!(is_tombstone(&old), "the note must be left as it was");
         // And this release opens the folder again as before.
-        drop(LogStore::open(&dir, metrics).unwrap());
+        drop(LogStore::open(&dir, metrics.clone()).unwrap());
+
+        // The note without the folder it names: the log was lost, and
+        // starting empty would forget the node's vote.
+        std::fs::rename(&dir, data.path().join("elsewhere")).unwrap();
+        let err = LogStore::open(&dir, metrics).err().expect("a lost log");
+        assert!(err.to_string().contains("is missing"), "{err}");
+    }
+
+    #[test]
+    fn a_redb_log_beside_a_finished_move_is_never_overwritten() {
+        let data = tempfile::tempdir().unwrap();
+        let dir = log_dir(data.path());
+        let old = dir.with_extension("redb");
+        let moving = dir.with_extension("redb.moving");
+        write_old_log(&old, &[blank(1)], Vote::new(1, 1), blank(0).log_id);
+        std::fs::copy(&old, &moving).unwrap();
+        std::fs::create_dir_all(&dir).unwrap();
+        // A crash after the folder moved left `.moving`; a log at the old
+        // path beside it can only be an older release's, written since.
+        let err = from_redb_if_present(&dir).expect_err("two logs");
+        assert!(err.to_string().contains("older release"), "{err}");
+        leave_tombstone(&dir).unwrap();
+        assert!(!is_tombstone(&old), "the newer redb log must be kept");
     }
 }

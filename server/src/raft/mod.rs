@@ -3,7 +3,7 @@
 mod legacy;
 pub mod log_store;
 pub mod log_writer;
-mod migrate;
+pub(crate) mod migrate;
 pub mod network;
 mod record;
 mod segments;
