@@ -44,13 +44,15 @@ async fn health(State(node): State<Arc<Node>>) -> Json<Health> {
     })
 }
 
-/// A leader is known and this node has applied everything it knows committed.
+/// A leader is known and this node keeps up with what it knows committed
+/// (it has not stayed short of a commit index for longer than
+/// `progress::GRACE`).
 #[utoipa::path(
     get,
     path = "/ready",
     tag = "meta",
     responses(
-        (status = 200, description = "A leader is known and this node has applied all it knows committed", body = dsync_api::types::Health),
+        (status = 200, description = "A leader is known and this node has not stayed behind what it knows committed for over a second", body = dsync_api::types::Health),
         (status = 503, description = "Not ready (no leader, catching up, or draining): `ok` is false and `reason` says why", body = dsync_api::types::Health),
     )
 )]
@@ -60,10 +62,12 @@ async fn ready(State(node): State<Arc<Node>>) -> Response {
         Some("draining: not taking client requests".to_string())
     } else if s.leader.is_none() {
         Some("no leader is known".to_string())
-    } else if s.applied_index < s.commit_index {
+    } else if let Some(target) = node.apply_lagging(s.applied_index, s.commit_index) {
         Some(format!(
-            "applied {} of {} committed entries",
-            s.applied_index, s.commit_index
+            "catching up: applied {} of {} committed entries, short of {target} for over {:?}",
+            s.applied_index,
+            s.commit_index,
+            crate::node::progress::GRACE
         ))
     } else {
         None

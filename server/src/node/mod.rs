@@ -4,6 +4,7 @@ mod forward;
 mod lifecycle;
 mod locks;
 mod membership;
+pub mod progress;
 mod queue;
 mod reads;
 mod transfer;
@@ -46,6 +47,8 @@ pub struct Node {
     proposer: Proposer,
     /// When a leader last appended to us (for `stale` reads).
     leader_contact: Mutex<Option<Instant>>,
+    /// What `/ready` saw of the apply keeping up (`progress.rs`).
+    apply_progress: Mutex<progress::ApplyProgress>,
     /// Set by `POST /v1/node/drain`: client requests get 503 here.
     draining: AtomicBool,
     handing_off: AtomicBool,
@@ -123,6 +126,7 @@ impl Node {
             events,
             proposer,
             leader_contact: Mutex::new(None),
+            apply_progress: Mutex::new(progress::ApplyProgress::new(Instant::now())),
             draining: AtomicBool::new(false),
             handing_off: AtomicBool::new(false),
             transfer_lock: tokio::sync::Mutex::new(()),
@@ -213,6 +217,15 @@ impl Node {
             .map(|t| t.elapsed())
     }
 
+    /// The commit index this node has stayed short of for longer than
+    /// `progress::GRACE`, if it has.
+    pub fn apply_lagging(&self, applied: u64, commit: u64) -> Option<u64> {
+        self.apply_progress
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .lagging(applied, commit, Instant::now())
+    }
+
     pub async fn shutdown(&self) {
         self.events.close();
         if let Err(e) = self.raft.shutdown().await {
@@ -236,8 +249,15 @@ async fn watch_metrics(node: Arc<Node>) {
                 .last_log_index
                 .set(m.last_log_index.unwrap_or(0) as i64);
             let applied = m.last_applied.map_or(0, |l| l.index);
-            let committed = (node.metrics.commit_index.get().max(0) as u64).max(applied);
-            node.metrics.apply_lag.set((committed - applied) as i64);
+            // An installed snapshot moves the apply past a commit index
+            // the log store was never told of.
+            let committed = node
+                .metrics
+                .commit_index
+                .inner()
+                .fetch_max(applied as i64, std::sync::atomic::Ordering::Relaxed)
+                .max(applied as i64);
+            node.metrics.apply_lag.set(committed - applied as i64);
             if m.current_leader != last_leader {
                 if m.current_leader.is_some() {
                     node.metrics.leader_changes.inc();

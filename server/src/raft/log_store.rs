@@ -314,7 +314,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // Persisted with the next group. Losing it in a crash only means
         // replaying less at start; the rest is re-learned from the leader.
         if let Some(c) = committed {
-            self.metrics.commit_index.set(c.index as i64);
+            self.metrics
+                .commit_index
+                .inner()
+                .fetch_max(c.index as i64, std::sync::atomic::Ordering::Relaxed);
         }
         *lock(&self.committed) = committed;
         Ok(())

@@ -200,3 +200,58 @@ async fn status_marks_unreachable_nodes_and_fails_without_quorum() {
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status json");
     assert_eq!(v["quorum"], json!(false));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_node_stays_ready_under_a_steady_write_load() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::Arc;
+
+    let c = Cluster::up(3, &[]);
+    c.wait_leader(3).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let written = Arc::new(AtomicU64::new(0));
+    let writers: Vec<_> = (0..8)
+        .map(|w| {
+            let (client, stop, written) = (c.client(), stop.clone(), written.clone());
+            tokio::spawn(async move {
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    client
+                        .kv_put(&format!("load/{w}/{n}"), json!(n), None)
+                        .await
+                        .expect("put under load");
+                    written.fetch_add(1, Ordering::Relaxed);
+                    n += 1;
+                }
+            })
+        })
+        .collect();
+    // Under load the apply runs just behind the commit on every node; that
+    // is no reason to take a node out of a load balancer.
+    let http = reqwest::Client::new();
+    let until = Instant::now() + Duration::from_secs(3);
+    let mut probes = 0;
+    while Instant::now() < until {
+        for n in c.nodes() {
+            let r = http
+                .get(format!("http://{}/ready", n.addr))
+                .send()
+                .await
+                .expect("/ready");
+            let status = r.status();
+            let body = r.text().await.unwrap_or_default();
+            assert!(status.is_success(), "node {} under load: {body}", n.id);
+            probes += 1;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.await.expect("writer");
+    }
+    let written = written.load(Ordering::Relaxed);
+    assert!(
+        written >= 100,
+        "only {written} writes: the load did not run"
+    );
+    println!("{probes} /ready probes during {written} writes, all ready");
+}
