@@ -10,8 +10,8 @@ trap 'rm -f "$log"' EXIT
 step() { printf '\n== %s\n' "$*"; }
 
 # A full run's target/ grows to about 3 GB (README, "Two commands").
-free_mb=$(df -Pm . | awk 'NR == 2 { print $4 }')
-if [ "${free_mb:-0}" -lt 3500 ]; then
+free_mb=$(df -Pm . 2>/dev/null | awk 'NR == 2 { print $4 }') || free_mb=""
+if [ -n "$free_mb" ] && [ "$free_mb" -lt 3500 ]; then
     echo "warning: only ${free_mb} MB free here; a full run needs about 3 GB" >&2
 fi
 

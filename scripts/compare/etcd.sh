@@ -31,16 +31,18 @@ need=()
 command -v etcd >/dev/null || need+=(etcd-server)
 command -v etcdctl >/dev/null || need+=(etcd-client)
 command -v protoc >/dev/null || need+=(protobuf-compiler)
+command -v python3 >/dev/null || need+=(python3)
 if [ ${#need[@]} -gt 0 ]; then
     echo "installing ${need[*]} (apt)"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 echo "building the etcd load tool"
-cargo build -q --release --manifest-path scripts/compare/etcd/Cargo.toml
+CARGO_TARGET_DIR=scripts/compare/etcd/target \
+    cargo build -q --release --locked --manifest-path scripts/compare/etcd/Cargo.toml
 tool=scripts/compare/etcd/target/release/etcd-compare
 if [ -z "${DSYNC_BIN:-}" ]; then
     echo "building dsync (release)"
-    cargo build -q --release -p dsync
+    CARGO_TARGET_DIR=target cargo build -q --release -p dsync
     DSYNC_BIN="$PWD/target/release/dsync"
 fi
 
@@ -53,7 +55,7 @@ stop_etcd() {
     fi
     pids=()
 }
-trap 'stop_etcd; "$DSYNC_BIN" cluster down --dir "$work/dsync" --purge >/dev/null 2>&1; rm -rf "$work"' EXIT
+trap 'stop_etcd; "$DSYNC_BIN" cluster down --dir "$work/dsync" --purge >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 
 etcd_round() {
     local d="$work/etcd" cluster="" eps=""
@@ -98,12 +100,13 @@ dsync_round() {
         "$DSYNC_BIN" cluster up --dir "$work/dsync" >"$log" 2>&1 || { cat "$log" >&2; exit 1; }
         local args=(bench kv)
         [ "$what" = kv ] || args=(bench lock --names "$what")
-        "$DSYNC_BIN" --dir "$work/dsync" "${args[@]}" --clients "$clients" \
-            --duration "$duration" --output json 2>"$log" \
-            | python3 -c 'import json, sys
-d = json.load(sys.stdin)
-print("dsync %-15s clients=%d ops=%d ops/s=%.0f p50=%.2fms p99=%.2fms" % (
-    d["bench"], d["clients"], d["ops"], d["ops_per_sec"], d["p50_ms"], d["p99_ms"]))'
+        local out
+        out=$("$DSYNC_BIN" --dir "$work/dsync" "${args[@]}" --clients "$clients" \
+            --duration "$duration" --output json 2>"$log") || { cat "$log" >&2; exit 1; }
+        python3 -c 'import json, sys
+d = json.loads(sys.argv[1])
+print("dsync %-15s clients=%d ops=%d ops/s=%.0f p50=%.2fms p99=%.2fms errors=%d" % (
+    d["bench"], d["clients"], d["ops"], d["ops_per_sec"], d["p50_ms"], d["p99_ms"], d["errors"]))' "$out"
         "$DSYNC_BIN" cluster down --dir "$work/dsync" --purge >"$log" 2>&1
     done
 }

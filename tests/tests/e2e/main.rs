@@ -4,7 +4,7 @@
 //! two dozen of them took more disk and link time than the tests themselves.
 //! `cargo test -p dsync-tests durability::` runs one module.
 
-// Helpers shared by several modules.
+// Helpers for the modules below.
 mod secured;
 mod single_node;
 
