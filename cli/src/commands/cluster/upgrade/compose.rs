@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use anyhow::{bail, Context};
 
-use super::{caught_up, drain, Ctx, NodeResult, Release, Step};
+use super::{caught_up, drain, CatchUp, Ctx, NodeResult, Release, Step};
 use crate::cluster_file::ClusterFile;
 use crate::commands::cluster::wait::{wait_for, Watched};
 use crate::compose::{container_image_id, start_nodes, ComposeDoc, ComposeInfo};
@@ -130,8 +130,9 @@ async fn replace(
     let n = file.nodes.len();
     let mut watched: Vec<Watched> = file.nodes.iter().map(Watched::of).collect();
     let what = format!("waiting for node {id} to run {version} and catch up");
+    let catch_up = CatchUp::default();
     wait_for(&mut watched, ctx.timeout, progress, &what, |o| {
-        caught_up(id, Some(version), n, o)
+        caught_up(id, Some(version), n, o, &catch_up)
     })
     .await?;
     if let Some(node) = file.node_mut(id) {

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 
-use super::{caught_up, drain, Ctx, NodeResult, Step};
+use super::{caught_up, drain, CatchUp, Ctx, NodeResult, Step};
 use crate::cluster_file::ClusterFile;
 use crate::commands::cluster::scale::stop;
 use crate::commands::cluster::wait::{wait_for, Watched};
@@ -144,8 +144,9 @@ pub(crate) async fn restart(
         Some(v) => format!("waiting for node {id} to run {v} and catch up"),
         None => format!("waiting for node {id} to catch up"),
     };
+    let catch_up = CatchUp::default();
     let statuses = wait_for(&mut watched, timeout, progress, &what, |o| {
-        caught_up(id, version, n, o)
+        caught_up(id, version, n, o, &catch_up)
     })
     .await?;
     let reported = statuses

@@ -284,9 +284,23 @@ fn plan(
     steps
 }
 
+/// The leader's commit index a restarted node must reach: the one seen at
+/// the first poll that found it behind. Under load a follower's apply is
+/// always just behind the leader's commit at the same instant; a node that
+/// has passed what was committed a poll earlier has caught up.
+#[derive(Debug, Default)]
+pub(super) struct CatchUp(std::sync::Mutex<Option<u64>>);
+
 /// Ready when every node follows one leader as a voter and node `id` runs
-/// `version` (when given) and has applied what the leader committed.
-fn caught_up(id: u64, version: Option<&str>, voters: usize, observed: &Observed) -> Readiness {
+/// `version` (when given) and has applied what the leader had committed
+/// (`CatchUp`).
+fn caught_up(
+    id: u64,
+    version: Option<&str>,
+    voters: usize,
+    observed: &Observed,
+    catch_up: &CatchUp,
+) -> Readiness {
     let mut r = all_agree(voters, observed);
     let commit = observed
         .iter()
@@ -297,9 +311,13 @@ fn caught_up(id: u64, version: Option<&str>, voters: usize, observed: &Observed)
         if let Some(v) = version.filter(|v| *v != s.version) {
             r.not_ready
                 .push((id, format!("reports version {}, not {v}", s.version)));
-        } else if s.applied_index < commit {
-            r.not_ready
-                .push((id, format!("applied {} of {commit}", s.applied_index)));
+        } else {
+            let mut target = catch_up.0.lock().unwrap_or_else(|p| p.into_inner());
+            let need = *target.get_or_insert(commit);
+            if s.applied_index < need {
+                r.not_ready
+                    .push((id, format!("applied {} of {need}", s.applied_index)));
+            }
         }
     }
     r

@@ -98,12 +98,32 @@ fn a_restarted_node_is_ready_only_on_the_new_version_and_caught_up() {
             (3, Ok(status(3, 2, "0.1.0", 10))),
         ]
     };
-    assert!(caught_up(1, Some("0.2.0"), 3, &observe("0.2.0", 10)).ready());
-    let r = caught_up(1, Some("0.2.0"), 3, &observe("0.1.0", 10));
+    let fresh = CatchUp::default;
+    assert!(caught_up(1, Some("0.2.0"), 3, &observe("0.2.0", 10), &fresh()).ready());
+    let r = caught_up(1, Some("0.2.0"), 3, &observe("0.1.0", 10), &fresh());
     assert!(r.not_ready[0].1.contains("reports version 0.1.0"), "{r:?}");
-    let r = caught_up(1, Some("0.2.0"), 3, &observe("0.2.0", 4));
+    let r = caught_up(1, Some("0.2.0"), 3, &observe("0.2.0", 4), &fresh());
     assert!(r.not_ready[0].1.contains("applied 4 of 10"), "{r:?}");
-    assert!(caught_up(1, None, 3, &observe("0.1.0", 10)).ready());
+    assert!(caught_up(1, None, 3, &observe("0.1.0", 10), &fresh()).ready());
+}
+
+#[test]
+fn a_node_just_behind_a_busy_leader_has_caught_up_once_past_an_earlier_commit() {
+    // The leader (node 2) commits on; node 1's apply trails it at every poll.
+    let observe = |applied, commit| -> Observed {
+        let mut leader = status(2, 2, "0.2.0", commit);
+        leader.commit_index = commit;
+        vec![
+            (1, Ok(status(1, 2, "0.2.0", applied))),
+            (2, Ok(leader)),
+            (3, Ok(status(3, 2, "0.2.0", commit))),
+        ]
+    };
+    let catch_up = CatchUp::default();
+    let r = caught_up(1, Some("0.2.0"), 3, &observe(95, 100), &catch_up);
+    assert!(r.not_ready[0].1.contains("applied 95 of 100"), "{r:?}");
+    // Still short of the current commit (200), but past the first one seen.
+    assert!(caught_up(1, Some("0.2.0"), 3, &observe(190, 200), &catch_up).ready());
 }
 
 #[test]
