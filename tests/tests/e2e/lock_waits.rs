@@ -6,7 +6,7 @@ use std::time::Duration;
 use dsync_api::client::ClientError;
 use dsync_api::locks::LockMode;
 use dsync_api::{Client, ErrorCode};
-use dsync_tests::{wait_until, Cluster};
+use dsync_tests::{fetch_metrics, metric, wait_until, Cluster};
 use serde_json::json;
 
 use crate::locks::req;
@@ -86,6 +86,19 @@ async fn two_and_three_owner_deadlocks_are_refused_with_the_cycle() {
     let cycles: Vec<_> = graph.deadlocks.iter().map(|d| d.cycle.clone()).collect();
     assert!(cycles.contains(&vec!["b".to_string(), "a".to_string()]));
     assert!(cycles.contains(&vec!["z".to_string(), "x".to_string(), "y".to_string()]));
+
+    // Every node's metrics show the refusals, the five held locks and the
+    // three waits.
+    for n in c.nodes() {
+        wait_until(Duration::from_secs(5), "the lock metrics", || async {
+            let text = fetch_metrics(&n.addr).await;
+            let deadlocks = metric(&text, "dsync_locks_deadlocks")?;
+            let held = metric(&text, "dsync_locks_held")?;
+            let waiting = metric(&text, "dsync_locks_waiting")?;
+            (deadlocks >= 2.0 && held == 5.0 && waiting == 3.0).then_some(())
+        })
+        .await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

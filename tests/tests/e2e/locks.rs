@@ -6,7 +6,7 @@ use dsync_api::client::ClientError;
 use dsync_api::locks::{AcquireRequest, LockMode};
 use dsync_api::types::Consistency;
 use dsync_api::{Client, ErrorCode};
-use dsync_tests::{wait_until, Cluster};
+use dsync_tests::{fetch_metrics, metric, wait_until, Cluster};
 use serde_json::json;
 
 pub(crate) fn req(owner: &str, mode: LockMode, ttl_ms: u64, wait_ms: u64) -> AcquireRequest {
@@ -249,6 +249,14 @@ async fn shared_holders_together_fifo_order_and_lease_expiry() {
         tokens.windows(2).all(|w| w[0] < w[1]),
         "granted out of FIFO order: {tokens:?}"
     );
+    // Each waiter waited on the node it asked: the wait-time histogram
+    // there counted it.
+    let mut waits = 0.0;
+    for n in c.nodes() {
+        let text = fetch_metrics(&n.addr).await;
+        waits += metric(&text, "dsync_lock_wait_seconds_count").unwrap_or(0.0);
+    }
+    assert!(waits >= 3.0, "{waits} waits in dsync_lock_wait_seconds");
 
     // An expired lease frees the lock for a waiter; the old holder's token
     // is refused by release, keepalive and the fenced KV.
@@ -283,4 +291,12 @@ async fn shared_holders_together_fifo_order_and_lease_expiry() {
         .kv_put_fenced("guarded", json!(2), None, "lease", next.token)
         .await
         .unwrap();
+    // The expiry went through the log: every node counts it.
+    for n in c.nodes() {
+        wait_until(Duration::from_secs(5), "dsync_locks_expired", || async {
+            let text = fetch_metrics(&n.addr).await;
+            (metric(&text, "dsync_locks_expired")? >= 1.0).then_some(())
+        })
+        .await;
+    }
 }
