@@ -71,6 +71,20 @@ pub struct TopicGauges {
 }
 
 impl Metrics {
+    /// Raises `raft_commit_index` to `commit` (it never goes back) and
+    /// recomputes `raft_apply_lag` against `applied`. Called when openraft
+    /// saves a commit index and when the apply moves, so a stuck apply
+    /// shows a growing lag, and an installed snapshot (which moves the apply
+    /// past a commit index the log store was never told of) none.
+    pub fn raise_commit(&self, commit: u64, applied: u64) {
+        let before = self
+            .commit_index
+            .inner()
+            .fetch_max(commit as i64, std::sync::atomic::Ordering::Relaxed);
+        let commit = before.max(commit as i64);
+        self.apply_lag.set((commit - applied as i64).max(0));
+    }
+
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("dsync");
         let m = Metrics {

@@ -249,15 +249,7 @@ async fn watch_metrics(node: Arc<Node>) {
                 .last_log_index
                 .set(m.last_log_index.unwrap_or(0) as i64);
             let applied = m.last_applied.map_or(0, |l| l.index);
-            // An installed snapshot moves the apply past a commit index
-            // the log store was never told of.
-            let committed = node
-                .metrics
-                .commit_index
-                .inner()
-                .fetch_max(applied as i64, std::sync::atomic::Ordering::Relaxed)
-                .max(applied as i64);
-            node.metrics.apply_lag.set(committed - applied as i64);
+            node.metrics.raise_commit(applied, applied);
             if m.current_leader != last_leader {
                 if m.current_leader.is_some() {
                     node.metrics.leader_changes.inc();

@@ -314,15 +314,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         // Persisted with the next group. Losing it in a crash only means
         // replaying less at start; the rest is re-learned from the leader.
         if let Some(c) = committed {
-            let m = &self.metrics;
-            let commit = (c.index as i64).max(
-                m.commit_index
-                    .inner()
-                    .fetch_max(c.index as i64, std::sync::atomic::Ordering::Relaxed),
-            );
-            // Also here, not only when the apply moves: a stuck apply must
-            // show a growing lag.
-            m.apply_lag.set((commit - m.applied_index.get()).max(0));
+            let applied = self.metrics.applied_index.get().max(0) as u64;
+            self.metrics.raise_commit(c.index, applied);
         }
         *lock(&self.committed) = committed;
         Ok(())
