@@ -6,7 +6,8 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, FromRequestParts, Request, State};
+use axum::extract::rejection::RawPathParamsRejection;
+use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, RawPathParams, Request, State};
 use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, Method};
 use axum::middleware::Next;
@@ -16,7 +17,7 @@ use dsync_api::{ApiError, ErrorCode};
 
 use super::audit::{outcome_of, printable, Audit, Record};
 use super::limits::{rate_limited, Limits};
-use super::policy::{classify, permit, Access};
+use super::policy::{classify, permit, Access, Matched};
 use super::{Auth, Principal};
 use crate::config::Config;
 use crate::http::error::HttpError;
@@ -83,9 +84,42 @@ fn refuse(e: ApiError) -> Response {
     HttpError(e).into_response()
 }
 
-pub async fn guard(State(node): State<Arc<Node>>, mut req: Request, next: Next) -> Response {
+/// What `req` needs, from the route the router matched and the path
+/// parameters it extracted (the handler's own values), or the 400 that
+/// the handler would give for parameters that do not decode.
+async fn access_of(req: Request) -> (Request, Result<Access, ApiError>) {
+    let (mut parts, body) = req.into_parts();
+    let route = parts.extensions.get::<MatchedPath>().cloned();
+    let params = match RawPathParams::from_request_parts(&mut parts, &()).await {
+        Ok(params) => Some(params),
+        // Unmatched paths (the 404 fallback) carry no parameters.
+        Err(RawPathParamsRejection::MissingPathParams(_)) => None,
+        Err(rej) => {
+            let e = ApiError::new(ErrorCode::InvalidArgument, rej.body_text());
+            return (Request::from_parts(parts, body), Err(e));
+        }
+    };
+    let params: Vec<(&str, &str)> = params.iter().flatten().collect();
+    let matched = Matched {
+        route: route.as_ref().map(MatchedPath::as_str),
+        params: &params,
+    };
+    let access = Ok(classify(
+        &parts.method,
+        parts.uri.path(),
+        parts.uri.query(),
+        matched,
+    ));
+    (Request::from_parts(parts, body), access)
+}
+
+pub async fn guard(State(node): State<Arc<Node>>, req: Request, next: Next) -> Response {
     let sec = &node.security;
-    let access = classify(req.method(), req.uri().path(), req.uri().query());
+    let (mut req, access) = access_of(req).await;
+    let access = match access {
+        Ok(a) => a,
+        Err(e) => return refuse(e),
+    };
     let remote = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()

@@ -1,7 +1,10 @@
-//! What each request needs, decided from its method and path alone, so
-//! routes added later fall under the rule of their prefix: reads need
-//! `read`, mutations `write`, cluster, node, backup, token and force-release
-//! routes `admin`; anything unknown that mutates needs `admin`.
+//! What each request needs, decided from the route it matched and the path
+//! parameters the router extracted for it — the same values the handler
+//! acts on — so a scope is checked against the exact key, lock, topic or
+//! cache key, never against a path segment that only looks like it. Routes
+//! added later fall under the rule of their prefix: reads need `read`,
+//! mutations `write`, cluster, node, backup, token and force-release routes
+//! `admin`; anything unknown that mutates needs `admin`.
 
 use axum::http::Method;
 use dsync_api::auth::{Kind, Role};
@@ -33,6 +36,17 @@ pub enum Access {
     Needs(Role, Target),
 }
 
+/// What the router found for a request: the route template it matched
+/// (`/v1/kv/{*key}`), if any, and the decoded path parameters it extracted.
+#[derive(Debug, Clone, Copy)]
+pub struct Matched<'a> {
+    pub route: Option<&'a str>,
+    pub params: &'a [(&'a str, &'a str)],
+}
+
+/// The path parameters that name a resource, as the routes call them.
+const NAME_PARAMS: [&str; 3] = ["key", "name", "topic"];
+
 fn kind_of(seg: &str) -> Option<Kind> {
     match seg {
         "locks" => Some(Kind::Locks),
@@ -54,50 +68,57 @@ fn query_param(query: Option<&str>, key: &str) -> Option<String> {
     })
 }
 
-pub fn classify(method: &Method, path: &str, query: Option<&str>) -> Access {
+pub fn classify(method: &Method, path: &str, query: Option<&str>, m: Matched<'_>) -> Access {
+    // By the raw path, matched or not: nothing under /raft is a client's.
     if path == "/raft" || path.starts_with(dsync_api::routes::RAFT_PREFIX) {
         return Access::Peer;
     }
     let read = method == Method::GET || method == Method::HEAD;
     let by_method =
         |target: Target| Access::Needs(if read { Role::Read } else { Role::Write }, target);
-    match path {
+    // An unmatched path is answered 404 by the fallback; what it needs
+    // follows from the method alone.
+    let Some(route) = m.route else {
+        return unknown(read);
+    };
+    match route {
         // Status shows topology, never data; tools poll it while a cluster
         // forms, as with Consul's /v1/status.
         "/health" | "/ready" | "/openapi.json" | "/v1/status" => return Access::Public,
         "/metrics" => return Access::Needs(Role::Read, Target::Nothing),
+        "/v1/auth/whoami" => return Access::Authenticated,
+        "/v1/events" => return Access::Needs(Role::Read, Target::Global),
         _ => {}
     }
-    let Some(rest) = path.strip_prefix("/v1/") else {
+    let Some(rest) = route.strip_prefix("/v1/") else {
         return unknown(read);
     };
-    let segs: Vec<String> = rest
-        .split('/')
-        .map(|s| percent_decode_str(s).decode_utf8_lossy().into_owned())
-        .collect();
-    let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
-    match segs.as_slice() {
-        ["auth", "whoami"] => Access::Authenticated,
-        ["auth", ..] | ["cluster", ..] | ["node", ..] => Access::Needs(Role::Admin, Target::Global),
-        ["events"] => Access::Needs(Role::Read, Target::Global),
-        [k, name, "force-release"] => match kind_of(k) {
-            Some(kind) => Access::Needs(Role::Admin, Target::Named(kind, name.to_string())),
-            None => unknown(read),
-        },
-        ["kv"] => {
-            let prefix = query_param(query, "prefix").unwrap_or_default();
-            by_method(Target::Prefix(Kind::Kv, prefix))
+    let mut segs = rest.split('/');
+    let first = segs.next().unwrap_or_default();
+    if matches!(first, "auth" | "cluster" | "node") {
+        return Access::Needs(Role::Admin, Target::Global);
+    }
+    let Some(kind) = kind_of(first) else {
+        return unknown(read);
+    };
+    let name = m
+        .params
+        .iter()
+        .find(|(k, _)| NAME_PARAMS.contains(k))
+        .map(|(_, v)| v.to_string());
+    match name {
+        Some(name) if route.ends_with("/force-release") => {
+            Access::Needs(Role::Admin, Target::Named(kind, name))
         }
-        ["locks", "graph"] => by_method(Target::Prefix(Kind::Locks, String::new())),
-        [k] => match kind_of(k) {
-            Some(kind) => by_method(Target::Prefix(kind, String::new())),
-            None => unknown(read),
-        },
-        [k, name, ..] => match kind_of(k) {
-            Some(kind) => by_method(Target::Named(kind, name.to_string())),
-            None => unknown(read),
-        },
-        [] => unknown(read),
+        Some(name) => by_method(Target::Named(kind, name)),
+        // A route of the domain without a name lists it (`/v1/locks`,
+        // `/v1/locks/graph`, `/v1/cache/lines`): all of it, or the prefix
+        // the KV listing asks for.
+        None if route == dsync_api::routes::KV => by_method(Target::Prefix(
+            kind,
+            query_param(query, "prefix").unwrap_or_default(),
+        )),
+        None => by_method(Target::Prefix(kind, String::new())),
     }
 }
 
@@ -150,11 +171,19 @@ pub fn permit(p: &Principal, role: Role, target: &Target) -> Result<(), ApiError
 mod tests {
     use super::*;
 
-    fn c(m: &str, path: &str) -> Access {
+    /// Classifies a request the way the guard does once the router has
+    /// matched `route` and extracted `params` from `path`.
+    fn c(m: &str, path: &str, route: Option<&str>, params: &[(&str, &str)]) -> Access {
         let (p, q) = path
             .split_once('?')
             .map_or((path, None), |(p, q)| (p, Some(q)));
-        classify(&m.parse().unwrap(), p, q)
+        classify(&m.parse().unwrap(), p, q, Matched { route, params })
+    }
+
+    /// A route without parameters, matched as itself.
+    fn plain(m: &str, path: &str) -> Access {
+        let route = path.split('?').next().unwrap();
+        c(m, path, Some(route), &[])
     }
 
     fn needs(role: Role, t: Target) -> Access {
@@ -166,77 +195,154 @@ mod tests {
         use Kind::*;
         let n = |k, s: &str| Target::Named(k, s.to_string());
         let p = |k, s: &str| Target::Prefix(k, s.to_string());
-        assert_eq!(c("POST", "/raft/append"), Access::Peer);
-        assert_eq!(c("POST", "/raft/cache/invalidate"), Access::Peer);
-        assert_eq!(c("GET", "/health"), Access::Public);
-        assert_eq!(c("GET", "/v1/auth/whoami"), Access::Authenticated);
-        assert_eq!(
-            c("POST", "/v1/auth/tokens"),
-            needs(Role::Admin, Target::Global)
+        assert_eq!(plain("POST", "/raft/append"), Access::Peer);
+        assert_eq!(c("POST", "/raft/cache/invalidate", None, &[]), Access::Peer);
+        assert_eq!(plain("GET", "/health"), Access::Public);
+        assert_eq!(plain("GET", "/v1/auth/whoami"), Access::Authenticated);
+        let admin = needs(Role::Admin, Target::Global);
+        assert_eq!(plain("POST", "/v1/auth/tokens"), admin);
+        assert_eq!(plain("GET", "/v1/status"), Access::Public);
+        assert_eq!(plain("GET", "/metrics"), needs(Role::Read, Target::Nothing));
+        assert_eq!(plain("GET", "/v1/cluster/backup"), admin);
+        assert_eq!(plain("POST", "/v1/cluster/leader/transfer"), admin);
+        let member = c(
+            "DELETE",
+            "/v1/cluster/members/3",
+            Some("/v1/cluster/members/{id}"),
+            &[("id", "3")],
         );
-        assert_eq!(c("GET", "/v1/status"), Access::Public);
-        assert_eq!(c("GET", "/metrics"), needs(Role::Read, Target::Nothing));
+        assert_eq!(member, admin);
+        assert_eq!(plain("POST", "/v1/node/drain"), admin);
         assert_eq!(
-            c("GET", "/v1/cluster/backup"),
-            needs(Role::Admin, Target::Global)
+            plain("GET", "/v1/events"),
+            needs(Role::Read, Target::Global)
         );
+        assert_eq!(plain("GET", "/v1/locks"), needs(Role::Read, p(Locks, "")));
         assert_eq!(
-            c("POST", "/v1/cluster/leader/transfer"),
-            needs(Role::Admin, Target::Global)
+            plain("GET", "/v1/locks/graph"),
+            needs(Role::Read, p(Locks, ""))
         );
+        let lock = |verb: &str| format!("/v1/locks/{{name}}{verb}");
         assert_eq!(
-            c("DELETE", "/v1/cluster/members/3"),
-            needs(Role::Admin, Target::Global)
-        );
-        assert_eq!(
-            c("POST", "/v1/node/drain"),
-            needs(Role::Admin, Target::Global)
-        );
-        assert_eq!(c("GET", "/v1/events"), needs(Role::Read, Target::Global));
-        assert_eq!(c("GET", "/v1/locks"), needs(Role::Read, p(Locks, "")));
-        assert_eq!(c("GET", "/v1/locks/graph"), needs(Role::Read, p(Locks, "")));
-        assert_eq!(
-            c("GET", "/v1/locks/a%2Fb"),
+            c(
+                "GET",
+                "/v1/locks/a%2Fb",
+                Some(&lock("")),
+                &[("name", "a/b")]
+            ),
             needs(Role::Read, n(Locks, "a/b"))
         );
         assert_eq!(
-            c("POST", "/v1/locks/a/acquire"),
+            c(
+                "POST",
+                "/v1/locks/a/acquire",
+                Some(&lock("/acquire")),
+                &[("name", "a")]
+            ),
             needs(Role::Write, n(Locks, "a"))
         );
         assert_eq!(
-            c("POST", "/v1/locks/a/force-release"),
+            c(
+                "POST",
+                "/v1/locks/a/force-release",
+                Some(&lock("/force-release")),
+                &[("name", "a")]
+            ),
             needs(Role::Admin, n(Locks, "a"))
         );
         assert_eq!(
-            c("POST", "/v1/queues/jobs/ack"),
+            c(
+                "POST",
+                "/v1/queues/jobs/ack",
+                Some("/v1/queues/{topic}/ack"),
+                &[("topic", "jobs")]
+            ),
             needs(Role::Write, n(Queues, "jobs"))
         );
         assert_eq!(
-            c("GET", "/v1/queues/jobs"),
+            c(
+                "GET",
+                "/v1/queues/jobs",
+                Some("/v1/queues/{topic}"),
+                &[("topic", "jobs")]
+            ),
             needs(Role::Read, n(Queues, "jobs"))
         );
         assert_eq!(
-            c("GET", "/v1/kv?prefix=app%2F"),
+            c("GET", "/v1/kv?prefix=app%2F", Some("/v1/kv"), &[]),
             needs(Role::Read, p(Kv, "app/"))
         );
         assert_eq!(
-            c("PUT", "/v1/kv/app%2Fx"),
+            c(
+                "PUT",
+                "/v1/kv/app%2Fx",
+                Some("/v1/kv/{*key}"),
+                &[("key", "app/x")]
+            ),
             needs(Role::Write, n(Kv, "app/x"))
         );
         assert_eq!(
-            c("GET", "/v1/cache/k/states"),
+            c(
+                "GET",
+                "/v1/cache/k/states",
+                Some("/v1/cache/{key}/states"),
+                &[("key", "k")]
+            ),
             needs(Role::Read, n(Cache, "k"))
         );
         assert_eq!(
-            c("DELETE", "/v1/cache/k"),
+            c(
+                "DELETE",
+                "/v1/cache/k",
+                Some("/v1/cache/{key}"),
+                &[("key", "k")]
+            ),
             needs(Role::Write, n(Cache, "k"))
         );
-        assert_eq!(c("GET", "/v1/cache"), needs(Role::Read, p(Cache, "")));
+        assert_eq!(plain("GET", "/v1/cache"), needs(Role::Read, p(Cache, "")));
         assert_eq!(
-            c("POST", "/v1/whatever"),
-            needs(Role::Admin, Target::Global)
+            plain("GET", "/v1/cache/lines"),
+            needs(Role::Read, p(Cache, ""))
         );
-        assert_eq!(c("POST", "/elsewhere"), needs(Role::Admin, Target::Global));
+        // Unmatched paths (answered 404) need what their method implies.
+        assert_eq!(c("POST", "/v1/whatever", None, &[]), admin);
+        assert_eq!(c("POST", "/elsewhere", None, &[]), admin);
+        assert_eq!(
+            c("GET", "/v1/kv", None, &[]),
+            needs(Role::Read, Target::Global)
+        );
+    }
+
+    /// The key a scope is checked against is the whole key the handler
+    /// gets, not the first path segment: `/v1/kv/app/db-password` is the
+    /// key `app/db-password`, which a `kv:app` scope does not name.
+    #[test]
+    fn a_scope_is_checked_against_the_whole_key() {
+        let p = |scope: &str| Principal {
+            name: "svc".into(),
+            role: Role::Write,
+            scopes: vec![scope.parse().unwrap()],
+            expires_at: None,
+            bound: true,
+        };
+        let kv = |key: &str| {
+            let Access::Needs(role, target) = c(
+                "PUT",
+                &format!("/v1/kv/{key}"),
+                Some("/v1/kv/{*key}"),
+                &[("key", key)],
+            ) else {
+                panic!("kv routes need a role");
+            };
+            (role, target)
+        };
+        let (role, t) = kv("app/db-password");
+        assert!(permit(&p("kv:app"), role, &t).is_err());
+        let (role, t) = kv("app/config/evil");
+        assert!(permit(&p("kv:app/config"), role, &t).is_err());
+        assert!(permit(&p("kv:app/config*"), role, &t).is_ok());
+        let (role, t) = kv("app");
+        assert!(permit(&p("kv:app"), role, &t).is_ok());
     }
 
     #[test]

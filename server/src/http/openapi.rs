@@ -20,7 +20,7 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 use super::{auth, cache, cluster, events, kv, lifecycle, locks, queue};
-use crate::auth::policy::{classify, Access};
+use crate::auth::policy::{classify, Access, Matched};
 use crate::node::Node;
 
 pub const PATH: &str = "/openapi.json";
@@ -255,7 +255,11 @@ fn add_shared(method: &Method, path: &str, op: &mut Operation) {
         op.operation_id = Some(format!("{tag}_{id}"));
     }
     let mut codes = Vec::new();
-    let guarded = match classify(method, path, None) {
+    let matched = Matched {
+        route: Some(path),
+        params: &[],
+    };
+    let guarded = match classify(method, path, None, matched) {
         Access::Public => false,
         Access::Authenticated => {
             codes.extend([ErrorCode::Unauthenticated, ErrorCode::RateLimited]);

@@ -31,6 +31,7 @@ mod scale;
 mod security;
 mod security_limits;
 mod security_ownership;
+mod security_scopes;
 mod security_tls;
 mod tui;
 mod upgrade;
