@@ -79,7 +79,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         // for every open connection.
         events.close();
     };
-    serve::serve(listener, app, &config.limits, tls, stop).await;
+    serve::serve(listener, app, config.limits.serve_limits(), tls, stop).await;
     tracing::info!("shutting down");
     node.shutdown().await;
     Ok(())

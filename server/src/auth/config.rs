@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,12 +45,23 @@ pub struct AuthConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
-    /// Open client and peer connections; further ones are closed at accept.
+    /// Open client and peer connections. At the limit a new connection
+    /// closes the oldest one doing nothing (first one that never sent a
+    /// request, then an idle keep-alive one); with none idle it is closed.
     pub max_connections: usize,
-    /// A connection must send a request's headers within this time (slow
-    /// clients cannot hold connections open); also closes idle connections,
-    /// so keep it above the 20 s for which the dsync client pools them.
+    /// Open connections from one client address (Consul's
+    /// `http_max_conns_per_client`); 0 = no limit. A peer's connections,
+    /// once they carry peer requests, do not count.
+    pub max_connections_per_client: usize,
+    /// A connection must send a request's headers within this time,
+    /// counted from the accept (or from the end of its previous request),
+    /// whatever it sends or does not send: silent and slow clients cannot
+    /// hold connections open. This also closes idle connections, so keep
+    /// it above the 20 s for which the dsync client pools them.
     pub header_read_timeout_ms: u64,
+    /// A request body that sends nothing for this long fails (400) and
+    /// its connection is closed.
+    pub body_read_timeout_ms: u64,
     /// Waiters queued on one lock; further waits get 429 `rate_limited`.
     pub max_waiters_per_lock: usize,
     /// Concurrent queue long polls (`wait_ms` > 0) per principal (per
@@ -69,7 +82,9 @@ impl Default for LimitsConfig {
     fn default() -> Self {
         LimitsConfig {
             max_connections: 16_384,
+            max_connections_per_client: 200,
             header_read_timeout_ms: 30_000,
+            body_read_timeout_ms: 30_000,
             max_waiters_per_lock: 10_000,
             max_long_polls_per_client: 1_000,
             max_queued_messages: 1_000_000,
@@ -106,12 +121,25 @@ impl AuthConfig {
 }
 
 impl LimitsConfig {
+    /// What the accept loop enforces.
+    pub fn serve_limits(&self) -> crate::serve::ServeLimits {
+        crate::serve::ServeLimits {
+            max_connections: self.max_connections,
+            max_connections_per_client: self.max_connections_per_client,
+            header_read_timeout: Duration::from_millis(self.header_read_timeout_ms),
+            body_read_timeout: Duration::from_millis(self.body_read_timeout_ms),
+        }
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         if !(16..=1_000_000).contains(&self.max_connections) {
             return Err("limits.max_connections must be 16 to 1000000".into());
         }
         if !(100..=600_000).contains(&self.header_read_timeout_ms) {
             return Err("limits.header_read_timeout_ms must be 100 to 600000".into());
+        }
+        if !(100..=600_000).contains(&self.body_read_timeout_ms) {
+            return Err("limits.body_read_timeout_ms must be 100 to 600000".into());
         }
         if self.max_waiters_per_lock == 0
             || self.max_long_polls_per_client == 0

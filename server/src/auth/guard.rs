@@ -23,6 +23,7 @@ use crate::config::Config;
 use crate::http::error::HttpError;
 use crate::node::Node;
 use crate::proposer::now_ms;
+use crate::serve::ConnMark;
 use crate::tls::{PeerCertificate, Tls};
 
 /// Everything the guard needs, built once per node.
@@ -126,7 +127,13 @@ pub async fn guard(State(node): State<Arc<Node>>, req: Request, next: Next) -> R
         .map(|c| c.0);
     match access {
         Access::Public => return next.run(req).await,
-        Access::Peer if sec.is_peer(&req) => return next.run(req).await,
+        Access::Peer if sec.is_peer(&req) => {
+            // A peer's connection is never closed to make room for clients.
+            if let Some(conn) = req.extensions().get::<ConnMark>() {
+                conn.mark_peer();
+            }
+            return next.run(req).await;
+        }
         _ => {}
     }
     let method = req.method().clone();

@@ -24,12 +24,31 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 }
 
 fn json_rejection(rej: JsonRejection) -> HttpError {
+    if stalled(&rej) {
+        return HttpError(ApiError::new(
+            ErrorCode::InvalidArgument,
+            "the request body stopped arriving (limits.body_read_timeout_ms)",
+        ));
+    }
     let code = if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
         ErrorCode::TooLarge
     } else {
         ErrorCode::InvalidArgument
     };
     HttpError(ApiError::new(code, rej.body_text()))
+}
+
+/// Whether the body failed because it sent nothing for too long (the
+/// accept loop's body timeout), somewhere down the error's sources.
+fn stalled(rej: &JsonRejection) -> bool {
+    let mut e: Option<&(dyn std::error::Error + 'static)> = Some(rej);
+    while let Some(err) = e {
+        if err.is::<tower_http::timeout::TimeoutError>() {
+            return true;
+        }
+        e = err.source();
+    }
+    false
 }
 
 pub struct ApiQuery<T>(pub T);

@@ -29,6 +29,7 @@ mod openapi;
 mod queue;
 mod scale;
 mod security;
+mod security_connections;
 mod security_limits;
 mod security_ownership;
 mod security_scopes;

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::single_node::{fresh_client, responsive, Node};
+use crate::single_node::{connect_from, fresh_client, responsive, Node};
 
 /// 10,000 waiters need as many sockets here and in the node (which inherits
 /// the limit): raise the soft limit to the hard one.
@@ -66,7 +66,8 @@ async fn ten_thousand_waiters_slow_clients_and_big_bodies_leave_the_node_respons
                 "POST /v1/locks/hot/acquire HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
                 body.len()
             );
-            let mut s = TcpStream::connect(&addr).await.unwrap();
+            // Spread over 60 addresses: one holds at most 200 connections.
+            let mut s = connect_from(2 + (i % 60) as u8, &addr).await.unwrap();
             s.write_all(req.as_bytes()).await.unwrap();
             s
         }));
@@ -110,8 +111,9 @@ async fn ten_thousand_waiters_slow_clients_and_big_bodies_leave_the_node_respons
 
     // Slowloris: connections that never finish their headers are closed.
     let mut slow = Vec::new();
-    for _ in 0..300 {
-        let mut s = TcpStream::connect(&node.addr).await.unwrap();
+    for i in 0..300 {
+        // From six addresses of their own, each under the per-client cap.
+        let mut s = connect_from(70 + (i % 6) as u8, &node.addr).await.unwrap();
         s.write_all(b"GET /health HTTP/1.1\r\nhost: x\r\nx-slow: ")
             .await
             .unwrap();
@@ -240,31 +242,79 @@ async fn long_polls_and_request_rate_are_limited_per_client() {
     }
 }
 
+/// At the limit a newcomer takes the place of the oldest idle connection;
+/// with every connection busy it is closed unread, and slots come back as
+/// the busy ones end.
 #[tokio::test(flavor = "multi_thread")]
 async fn connections_past_the_limit_are_closed_and_slots_come_back() {
-    let node = Node::start("limits:\n  max_connections: 16\n").await;
-    // Let the readiness poll's connections close before counting.
+    let node =
+        Node::start("limits:\n  max_connections: 16\n  max_connections_per_client: 0\n").await;
     let http = fresh_client();
-    let mut held = Vec::new();
-    let mut refused = false;
-    for _ in 0..40 {
+    let r = http
+        .post(node.url("/v1/locks/held/acquire"))
+        .json(&json!({"owner": "holder", "ttl_ms": 600000}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+
+    // Idle keep-alive connections: the oldest is closed for each newcomer.
+    let mut idle = Vec::new();
+    for _ in 0..20 {
         let mut s = TcpStream::connect(&node.addr).await.unwrap();
-        // An accepted connection answers; one over the limit is closed unread.
         s.write_all(b"GET /health HTTP/1.1\r\nhost: x\r\n\r\n")
             .await
             .unwrap();
         let mut buf = [0u8; 512];
-        match tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf)).await {
-            Ok(Ok(n)) if n > 0 => held.push(s),
-            _ => {
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+            .await
+            .expect("an answer")
+            .unwrap();
+        assert!(
+            buf[..n].starts_with(b"HTTP/1.1 200"),
+            "every newcomer is served"
+        );
+        idle.push(s);
+    }
+    let mut closed = 0;
+    for s in &mut idle {
+        let mut buf = [0u8; 1];
+        if let Ok(Ok(0) | Err(_)) =
+            tokio::time::timeout(Duration::from_millis(200), s.read(&mut buf)).await
+        {
+            closed += 1;
+        }
+    }
+    assert!(
+        closed >= 4,
+        "{closed} of 20 idle connections closed at a limit of 16"
+    );
+    drop(idle);
+
+    // Busy connections (lock waiters) are never closed to make room.
+    let mut busy = Vec::new();
+    let mut refused = false;
+    for i in 0..40 {
+        let body = format!(r#"{{"owner":"w{i}","ttl_ms":1000,"wait_ms":60000}}"#);
+        let req = format!(
+            "POST /v1/locks/held/acquire HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        let mut s = TcpStream::connect(&node.addr).await.unwrap();
+        let _ = s.write_all(req.as_bytes()).await;
+        let mut buf = [0u8; 64];
+        match tokio::time::timeout(Duration::from_millis(500), s.read(&mut buf)).await {
+            // Still waiting for the lock: admitted and busy.
+            Err(_) => busy.push(s),
+            Ok(_) => {
                 refused = true;
                 break;
             }
         }
     }
-    assert!(refused, "40 connections were all accepted");
-    assert!(held.len() <= 16, "{} connections held", held.len());
-    drop(held);
+    assert!(refused, "40 busy connections were all accepted");
+    assert!(busy.len() <= 16, "{} connections held", busy.len());
+    drop(busy);
     wait_until(
         Duration::from_secs(10),
         "a free connection slot",

@@ -1,6 +1,7 @@
 //! One `dsync server` started from a YAML configuration of the test's own,
 //! for the limits that `cluster up` doesn't expose.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -8,6 +9,7 @@ use std::time::Duration;
 use dsync_tests::{dsync_bin, wait_until};
 use reqwest::StatusCode;
 use serde_json::json;
+use tokio::net::{TcpSocket, TcpStream};
 
 /// One `dsync server` with its own configuration, killed on drop.
 pub struct Node {
@@ -111,4 +113,11 @@ pub async fn responsive(node: &Node, http: &reqwest::Client, what: &str) {
     tokio::time::timeout(CEILING, round_trip)
         .await
         .unwrap_or_else(|_| panic!("no answer within {CEILING:?} {what}"));
+}
+
+/// A connection to `addr` from the loopback address `127.0.0.<from>`.
+pub async fn connect_from(from: u8, addr: &str) -> std::io::Result<TcpStream> {
+    let socket = TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::from(([127, 0, 0, from], 0)))?;
+    socket.connect(addr.parse().unwrap()).await
 }

@@ -1,0 +1,214 @@
+//! The accept loop: axum's router over hyper, with what `axum::serve` does
+//! not offer, so that neither many, slow nor silent clients can exhaust the
+//! node:
+//! - a cap on open connections and on those from one client address
+//!   ([`conns`]), making room by closing the oldest idle connection;
+//! - a deadline for a connection's first request counted from the accept,
+//!   and for each later one from the end of the previous (as Go's
+//!   `ReadHeaderTimeout` and `IdleTimeout`), whatever the protocol: plain
+//!   HTTP/1, h2c, or TLS before and after the handshake;
+//! - a request body that stops arriving fails instead of holding its
+//!   handler;
+//! - and the remote address of each connection for per-client limits.
+
+pub mod conns;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request};
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::service::TowerToHyperService;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower::ServiceExt;
+use tower_http::timeout::TimeoutBody;
+
+use tokio_rustls::TlsAcceptor;
+
+pub use self::conns::ConnMark;
+use self::conns::{Conns, Refusal, Slot};
+use crate::tls::PeerCertificate;
+
+/// How long shutdown waits for open requests (long polls end sooner).
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// The connection limits of `limits:` in the node configuration.
+#[derive(Debug, Clone)]
+pub struct ServeLimits {
+    pub max_connections: usize,
+    /// 0 = no cap per client address.
+    pub max_connections_per_client: usize,
+    /// From the accept (or the end of the previous request) to a request.
+    pub header_read_timeout: Duration,
+    /// The longest a request body may send nothing.
+    pub body_read_timeout: Duration,
+}
+
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: ServeLimits,
+    tls: Option<TlsAcceptor>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let conns = Conns::new(limits.max_connections, limits.max_connections_per_client);
+    let (stop_tx, stop_rx) = watch::channel(());
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, remote) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off, keep serving.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = &mut shutdown => break,
+        };
+        let slot = match conns.admit(remote.ip()) {
+            Ok(slot) => slot,
+            Err(Refusal::PerClient) => {
+                tracing::debug!(%remote, "per-client connection limit reached; closing a new connection");
+                continue;
+            }
+            Err(Refusal::Full) => {
+                tracing::debug!(%remote, "connection limit reached, none idle; closing a new connection");
+                continue;
+            }
+        };
+        // Small request/response pairs: waiting to coalesce only adds latency.
+        let _ = tcp.set_nodelay(true);
+        let conn = Connection {
+            app: app.clone(),
+            remote,
+            limits: limits.clone(),
+            stop: stop_rx.clone(),
+        };
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let timeout = conn.limits.header_read_timeout;
+            tokio::select! {
+                _ = conn.run(tcp, tls, &slot) => {}
+                _ = slot.evicted() => {
+                    tracing::debug!(%remote, "closing an idle connection to make room for a new one");
+                }
+                _ = slot.silent_for(timeout) => {
+                    tracing::debug!(%remote, ?timeout, "closing a connection that sent no request in time");
+                }
+            }
+        });
+    }
+    drop(listener);
+    let _ = stop_tx.send(());
+    drop(stop_rx);
+    // Every connection task holds a receiver; when all are gone, all are done.
+    let _ = tokio::time::timeout(DRAIN, stop_tx.closed()).await;
+}
+
+struct Connection {
+    app: Router,
+    remote: SocketAddr,
+    limits: ServeLimits,
+    stop: watch::Receiver<()>,
+}
+
+impl Connection {
+    async fn run(self, tcp: tokio::net::TcpStream, tls: Option<TlsAcceptor>, slot: &Slot) {
+        match tls {
+            None => self.serve(tcp, false, slot).await,
+            Some(acceptor) => {
+                // The handshake counts against the first request's deadline.
+                let Ok(stream) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let peer = stream
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .is_some_and(|c| !c.is_empty());
+                self.serve(stream, peer, slot).await
+            }
+        }
+    }
+
+    async fn serve<I>(self, io: I, peer_certificate: bool, slot: &Slot)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let Connection {
+            app,
+            remote,
+            limits,
+            mut stop,
+        } = self;
+        let mark = slot.mark();
+        let body_timeout = limits.body_read_timeout;
+        let svc = tower::service_fn(move |req: Request<Incoming>| {
+            let busy = mark.begin();
+            let mut req = req.map(|b| Body::new(TimeoutBody::new(body_timeout, b)));
+            req.extensions_mut().insert(ConnectInfo(remote));
+            req.extensions_mut().insert(mark.clone());
+            if peer_certificate {
+                req.extensions_mut().insert(PeerCertificate);
+            }
+            let call = app.clone().oneshot(req);
+            async move {
+                let resp = call.await?;
+                // Busy until the body is sent: a stream or a long poll is
+                // not an idle connection.
+                Ok::<_, std::convert::Infallible>(resp.map(|b| Body::new(Held { body: b, busy })))
+            }
+        });
+        let mut builder = Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(limits.header_read_timeout);
+        let conn =
+            builder.serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(svc));
+        tokio::pin!(conn);
+        tokio::select! {
+            _ = conn.as_mut() => {}
+            _ = stop.changed() => {
+                conn.as_mut().graceful_shutdown();
+                let _ = tokio::time::timeout(DRAIN, conn).await;
+            }
+        }
+    }
+}
+
+/// A response body that keeps its connection marked busy until it is done.
+struct Held {
+    body: Body,
+    #[allow(dead_code)] // held for its Drop
+    busy: conns::Busy,
+}
+
+impl http_body::Body for Held {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        std::pin::Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
