@@ -67,6 +67,9 @@ pub struct LimitsConfig {
     /// Concurrent queue long polls (`wait_ms` > 0) per principal (per
     /// remote IP without auth); further ones get 429.
     pub max_long_polls_per_client: usize,
+    /// Concurrent `/v1/events` streams per principal (per remote IP
+    /// without auth); the node streams to at most 64 in all.
+    pub max_event_streams_per_client: usize,
     /// Messages held over all topics (ready, delayed, in flight and
     /// dead-lettered); enqueues past it get 429 until consumers catch up.
     /// The state lives in memory, so producers that outrun consumers must
@@ -87,6 +90,7 @@ impl Default for LimitsConfig {
             body_read_timeout_ms: 30_000,
             max_waiters_per_lock: 10_000,
             max_long_polls_per_client: 1_000,
+            max_event_streams_per_client: 8,
             max_queued_messages: 1_000_000,
             rate_limit_per_sec: 0,
             rate_limit_burst: 0,
@@ -143,10 +147,11 @@ impl LimitsConfig {
         }
         if self.max_waiters_per_lock == 0
             || self.max_long_polls_per_client == 0
+            || self.max_event_streams_per_client == 0
             || self.max_queued_messages == 0
         {
             return Err(
-                "limits.max_waiters_per_lock, max_long_polls_per_client and max_queued_messages must be > 0".into(),
+                "limits.max_waiters_per_lock, max_long_polls_per_client, max_event_streams_per_client and max_queued_messages must be > 0".into(),
             );
         }
         Ok(())

@@ -1,9 +1,12 @@
-//! Per-client limits: a request rate (governor's keyed GCRA) and a count of
-//! concurrent long polls. Clients are principals when auth is on, remote
-//! IPs otherwise.
+//! Per-client limits: a request rate (governor's keyed GCRA) and counts of
+//! concurrent long polls and event streams. Clients are principals when
+//! auth is on, remote IPs otherwise. Every table here is keyed by a client,
+//! so each is kept to the clients active now: the rate table forgets
+//! clients whose budget is full again, the counters drop a client at zero.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -13,10 +16,19 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use super::LimitsConfig;
 
+/// Rate checks between two prunings of the rate table: the table holds at
+/// most the clients seen in the last this-many checks plus those whose
+/// budget is not full again yet.
+const PRUNE_EVERY: u64 = 4096;
+
+type Counts = Arc<Mutex<HashMap<String, usize>>>;
+
 pub struct Limits {
     pub config: LimitsConfig,
     rate: Option<DefaultKeyedRateLimiter<String>>,
-    long_polls: Arc<Mutex<HashMap<String, usize>>>,
+    checks: AtomicU64,
+    long_polls: Counts,
+    event_streams: Counts,
 }
 
 /// 429 `rate_limited`; the HTTP layer adds `Retry-After`.
@@ -24,14 +36,14 @@ pub fn rate_limited(msg: impl Into<String>) -> ApiError {
     ApiError::new(ErrorCode::RateLimited, msg)
 }
 
-/// One long poll in progress; the count drops with it.
+/// One long poll or event stream in progress; the count drops with it.
 #[derive(Debug)]
-pub struct LongPoll {
+pub struct Held {
     key: String,
-    map: Arc<Mutex<HashMap<String, usize>>>,
+    map: Counts,
 }
 
-impl Drop for LongPoll {
+impl Drop for Held {
     fn drop(&mut self) {
         let mut m = self.map.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(n) = m.get_mut(&self.key) {
@@ -52,7 +64,9 @@ impl Limits {
         Limits {
             config,
             rate,
+            checks: AtomicU64::new(0),
             long_polls: Arc::default(),
+            event_streams: Arc::default(),
         }
     }
 
@@ -61,6 +75,9 @@ impl Limits {
         let Some(rate) = &self.rate else {
             return Ok(());
         };
+        if self.checks.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == PRUNE_EVERY - 1 {
+            self.forget_idle();
+        }
         rate.check_key(&key.to_string())
             .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
     }
@@ -75,21 +92,45 @@ impl Limits {
     }
 
     /// Registers a long poll of `key`, or 429 past the per-client limit.
-    pub fn long_poll(&self, key: &str) -> Result<LongPoll, ApiError> {
-        let mut m = self.long_polls.lock().unwrap_or_else(|p| p.into_inner());
-        let n = m.entry(key.to_string()).or_insert(0);
-        if *n >= self.config.max_long_polls_per_client {
-            return Err(rate_limited(format!(
-                "{} long polls are already open for this client (the limit)",
-                self.config.max_long_polls_per_client
-            )));
-        }
-        *n += 1;
-        Ok(LongPoll {
-            key: key.to_string(),
-            map: self.long_polls.clone(),
-        })
+    pub fn long_poll(&self, key: &str) -> Result<Held, ApiError> {
+        hold(
+            &self.long_polls,
+            key,
+            self.config.max_long_polls_per_client,
+            "long polls",
+        )
     }
+
+    /// Registers an event stream of `key`, or 429 past the per-client
+    /// limit, so one client cannot take every subscription of the node.
+    pub fn event_stream(&self, key: &str) -> Result<Held, ApiError> {
+        hold(
+            &self.event_streams,
+            key,
+            self.config.max_event_streams_per_client,
+            "event streams",
+        )
+    }
+
+    /// Clients the rate table holds now.
+    pub fn rate_clients(&self) -> usize {
+        self.rate.as_ref().map_or(0, |r| r.len())
+    }
+}
+
+fn hold(map: &Counts, key: &str, max: usize, what: &str) -> Result<Held, ApiError> {
+    let mut m = map.lock().unwrap_or_else(|p| p.into_inner());
+    let n = m.entry(key.to_string()).or_insert(0);
+    if *n >= max {
+        return Err(rate_limited(format!(
+            "{max} {what} are already open for this client (the limit)"
+        )));
+    }
+    *n += 1;
+    Ok(Held {
+        key: key.to_string(),
+        map: map.clone(),
+    })
 }
 
 #[cfg(test)]
@@ -124,5 +165,44 @@ mod tests {
         assert!(l.long_poll("z").is_ok());
         drop(a);
         assert!(l.long_poll("a").is_ok());
+    }
+
+    #[test]
+    fn the_rate_table_forgets_clients_whose_budget_is_full_again() {
+        // A budget refills in a millisecond: every client seen once is
+        // forgettable almost at once.
+        let l = Limits::new(LimitsConfig {
+            rate_limit_per_sec: 1000,
+            rate_limit_burst: 1,
+            ..LimitsConfig::default()
+        });
+        for i in 0..100_000 {
+            assert!(l
+                .check_rate(&format!("10.0.{}.{}", i / 256, i % 256))
+                .is_ok());
+        }
+        let held = l.rate_clients();
+        assert!(
+            held < 50_000,
+            "{held} of 100,000 one-off clients still held"
+        );
+    }
+
+    #[test]
+    fn event_streams_are_counted_per_client() {
+        let l = Limits::new(LimitsConfig {
+            max_event_streams_per_client: 1,
+            ..LimitsConfig::default()
+        });
+        let a = l.event_stream("a").unwrap();
+        assert_eq!(
+            l.event_stream("a").unwrap_err().code,
+            ErrorCode::RateLimited
+        );
+        assert!(l.event_stream("b").is_ok());
+        // Long polls are a separate count.
+        assert!(l.long_poll("a").is_ok());
+        drop(a);
+        assert!(l.event_stream("a").is_ok());
     }
 }

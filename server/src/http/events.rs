@@ -13,6 +13,7 @@ use dsync_api::{routes, ApiError, ErrorCode};
 use futures::stream::{self, Stream};
 
 use super::error::HttpResult;
+use crate::auth::guard::Caller;
 use crate::events::{role_event, MAX_SUBSCRIBERS};
 use crate::node::Node;
 
@@ -33,12 +34,14 @@ pub fn router() -> Router<Arc<Node>> {
     tag = "events",
     responses(
         (status = 200, description = "A never-ending `text/event-stream`: each message's `event:` is the `kind` and its `data:` one `Event` as JSON; comment lines keep the connection alive", body = String, content_type = "text/event-stream"),
-        (status = 429, description = "`rate_limited`: this node already streams to its maximum of subscribers", body = dsync_api::ErrorBody),
+        (status = 429, description = "`rate_limited`: this node already streams to its maximum of subscribers, or this client to its own (`limits.max_event_streams_per_client`)", body = dsync_api::ErrorBody),
     )
 )]
 async fn events(
     State(node): State<Arc<Node>>,
+    caller: Caller,
 ) -> HttpResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
+    let held = node.security.limits.event_stream(&caller.key)?;
     let sub = node.events.subscribe().ok_or_else(|| {
         ApiError::new(
             ErrorCode::RateLimited,
@@ -46,10 +49,10 @@ async fn events(
         )
     })?;
     let first = stream::iter([role_event(&node)]);
-    let rest = stream::unfold(
-        sub,
-        |mut sub| async move { sub.next().await.map(|e| (e, sub)) },
-    );
+    // The client's count drops when its stream does.
+    let rest = stream::unfold((sub, held), |(mut sub, held)| async move {
+        sub.next().await.map(|e| (e, (sub, held)))
+    });
     let body = futures::StreamExt::map(futures::StreamExt::chain(first, rest), |e| Ok(to_sse(&e)));
     Ok(Sse::new(body).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
 }

@@ -135,10 +135,12 @@ impl Node {
         )
         .await
         .map_err(|e| match e {
-            PeerError::Unreachable(..) => Error::Unavailable(format!("leader unreachable: {e}")),
+            PeerError::Unreachable(..) => {
+                Error::Unavailable(format!("leader unreachable, nothing was sent: {e}"))
+            }
             _ if matches!(req, ForwardRequest::Write(_)) && maybe_applied(&e) => {
                 Error::OutcomeUnknown(format!(
-                    "the write reached the leader but its answer was lost ({e}); \
+                    "the write was sent towards the leader and no answer came back ({e}); \
                      it may have been applied: read before retrying"
                 ))
             }

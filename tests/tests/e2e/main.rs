@@ -33,6 +33,7 @@ mod security_connections;
 mod security_limits;
 mod security_ownership;
 mod security_scopes;
+mod security_tables;
 mod security_tls;
 mod tui;
 mod upgrade;
