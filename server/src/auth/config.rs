@@ -75,6 +75,14 @@ pub struct LimitsConfig {
     /// The state lives in memory, so producers that outrun consumers must
     /// be refused rather than let the node grow until it is killed.
     pub max_queued_messages: usize,
+    /// KV keys (cache keys included: they are KV keys); a write of a new
+    /// key past it gets 429. Like etcd's space quota, it keeps a runaway
+    /// client from growing the replicated state until nodes are killed.
+    pub max_kv_keys: usize,
+    /// Locks held or waited for at once; acquiring a new name past it gets 429.
+    pub max_locks: usize,
+    /// Topics (dead-letter topics included); a new topic past it gets 429.
+    pub max_topics: usize,
     /// Requests per second per principal (per remote IP without auth); 0 = no limit.
     pub rate_limit_per_sec: u32,
     /// Burst above the rate (default: one second's worth).
@@ -92,6 +100,9 @@ impl Default for LimitsConfig {
             max_long_polls_per_client: 1_000,
             max_event_streams_per_client: 8,
             max_queued_messages: 1_000_000,
+            max_kv_keys: 1_000_000,
+            max_locks: 1_000_000,
+            max_topics: 10_000,
             rate_limit_per_sec: 0,
             rate_limit_burst: 0,
         }
@@ -149,9 +160,12 @@ impl LimitsConfig {
             || self.max_long_polls_per_client == 0
             || self.max_event_streams_per_client == 0
             || self.max_queued_messages == 0
+            || self.max_kv_keys == 0
+            || self.max_locks == 0
+            || self.max_topics == 0
         {
             return Err(
-                "limits.max_waiters_per_lock, max_long_polls_per_client, max_event_streams_per_client and max_queued_messages must be > 0".into(),
+                "limits.max_waiters_per_lock, max_long_polls_per_client, max_event_streams_per_client, max_queued_messages, max_kv_keys, max_locks and max_topics must be > 0".into(),
             );
         }
         Ok(())

@@ -118,6 +118,25 @@ impl Limits {
     }
 }
 
+/// 429 when a name that is not in a table of `what` yet would take it
+/// past `max` entries. Checked on the node that takes the request, before
+/// anything is proposed: a soft limit, which concurrent writes of new
+/// names may pass by a few.
+pub fn room_for_new(
+    what: &str,
+    setting: &str,
+    exists: bool,
+    have: usize,
+    max: usize,
+) -> Result<(), ApiError> {
+    if exists || have < max {
+        return Ok(());
+    }
+    Err(rate_limited(format!(
+        "there are {have} {what}, the limit (limits.{setting}): remove some or raise it"
+    )))
+}
+
 fn hold(map: &Counts, key: &str, max: usize, what: &str) -> Result<Held, ApiError> {
     let mut m = map.lock().unwrap_or_else(|p| p.into_inner());
     let n = m.entry(key.to_string()).or_insert(0);

@@ -92,6 +92,7 @@ async fn put_key(
     ApiJson(req): ApiJson<CachePutRequest>,
 ) -> HttpResult<Json<CachePutResponse>> {
     validate_cache_key(&key)?;
+    super::kv::room_for_key(&node, &key)?;
     let out = node.cache_write(&key, Some(req.value.to_string())).await?;
     Ok(Json(CachePutResponse {
         version: out.version,

@@ -13,6 +13,7 @@ use dsync_api::ErrorCode;
 
 use super::error::{invalid, HttpError, HttpResult};
 use super::extract::{ApiJson, ApiPath, ApiQuery, RequestId};
+use crate::auth::limits::room_for_new;
 use crate::error::Error;
 use crate::node::Node;
 use crate::state::{dedup, CmdValue, Command};
@@ -24,6 +25,20 @@ pub fn router() -> Router<Arc<Node>> {
         "/v1/kv/{*key}",
         get(get_key).put(put_key).delete(delete_key),
     )
+}
+
+/// 429 when `key` is new and the KV holds `limits.max_kv_keys` keys.
+pub fn room_for_key(node: &Node, key: &str) -> HttpResult<()> {
+    let sm = node.sm.read();
+    let kv = &sm.data.kv;
+    room_for_new(
+        "KV keys",
+        "max_kv_keys",
+        kv.get(key).is_some(),
+        kv.len(),
+        node.security.limits.config.max_kv_keys,
+    )?;
+    Ok(())
 }
 
 /// Keys are 1..=512 bytes of printable text.
@@ -104,6 +119,7 @@ async fn put_key(
     ApiJson(req): ApiJson<KvPutRequest>,
 ) -> HttpResult<Json<KvPutResponse>> {
     validate_key(&key)?;
+    room_for_key(&node, &key)?;
     let cmd = Command::KvPut {
         key,
         value: req.value.to_string(),

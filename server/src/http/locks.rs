@@ -11,7 +11,7 @@ use dsync_api::types::ReadQuery;
 use super::error::{invalid, HttpResult};
 use super::extract::{ApiJson, ApiPath, ApiQuery, RequestId};
 use crate::auth::guard::Caller;
-use crate::auth::limits::rate_limited;
+use crate::auth::limits::{rate_limited, room_for_new};
 use crate::auth::ownership::{not_yours, owned_by, qualify_owner};
 use crate::error::Error;
 use crate::node::Node;
@@ -97,13 +97,19 @@ async fn acquire(
         return Err(invalid(format!("wait_ms must be at most {MAX_WAIT_MS}")));
     }
     let max_waiters = node.security.limits.config.max_waiters_per_lock;
-    let waiting = node
-        .sm
-        .read()
-        .data
-        .locks
-        .get(&name)
-        .map_or(0, |l| l.waiter_count());
+    let waiting = {
+        let sm = node.sm.read();
+        let locks = &sm.data.locks;
+        let lock = locks.get(&name);
+        room_for_new(
+            "locks held or waited for",
+            "max_locks",
+            lock.is_some(),
+            locks.len(),
+            node.security.limits.config.max_locks,
+        )?;
+        lock.map_or(0, |l| l.waiter_count())
+    };
     if req.wait_ms > 0 && waiting >= max_waiters {
         return Err(rate_limited(format!(
             "lock {name:?} already has {waiting} waiters (the limit is {max_waiters})"

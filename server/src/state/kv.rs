@@ -20,6 +20,14 @@ pub struct KvTable {
 }
 
 impl KvTable {
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
     pub fn get(&self, key: &str) -> Option<&KvEntry> {
         self.entries.get(key)
     }

@@ -92,3 +92,87 @@ async fn one_client_cannot_hold_every_event_stream() {
     })
     .await;
 }
+
+/// The replicated tables whose names clients choose (KV and cache keys,
+/// locks, topics) refuse a new name past their limit with 429, and keep
+/// serving the names they have.
+#[tokio::test(flavor = "multi_thread")]
+async fn kv_keys_locks_and_topics_are_capped_for_new_names_only() {
+    let node = Node::start("limits:\n  max_kv_keys: 3\n  max_locks: 2\n  max_topics: 2\n").await;
+    let http = reqwest::Client::new();
+    let send = |m: reqwest::Method, path: &str, body: serde_json::Value| {
+        let req = http.request(m, node.url(path)).json(&body);
+        async move {
+            let r = req.send().await.unwrap();
+            let st = r.status();
+            (st, r.json::<serde_json::Value>().await.unwrap_or_default())
+        }
+    };
+    use reqwest::Method;
+    let v = serde_json::json!({"value": 1});
+    for k in ["k1", "k2", "k3"] {
+        let (st, b) = send(Method::PUT, &format!("/v1/kv/{k}"), v.clone()).await;
+        assert_eq!(st, StatusCode::OK, "{k}: {b}");
+    }
+    let (st, b) = send(Method::PUT, "/v1/kv/k4", v.clone()).await;
+    assert_eq!(st, StatusCode::TOO_MANY_REQUESTS, "{b}");
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("limits.max_kv_keys"),
+        "{b}"
+    );
+    let (st, _) = send(Method::PUT, "/v1/cache/c1", v.clone()).await;
+    assert_eq!(st, StatusCode::TOO_MANY_REQUESTS, "a cache key is a KV key");
+    let (st, b) = send(Method::PUT, "/v1/kv/k1", serde_json::json!({"value": 2})).await;
+    assert_eq!(st, StatusCode::OK, "an existing key: {b}");
+    let (st, _) = send(Method::DELETE, "/v1/kv/k2", serde_json::Value::Null).await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, b) = send(Method::PUT, "/v1/kv/k4", v.clone()).await;
+    assert_eq!(st, StatusCode::OK, "room again after a delete: {b}");
+
+    let acquire = |owner: &str| serde_json::json!({"owner": owner, "ttl_ms": 60000});
+    let mut tokens = Vec::new();
+    for l in ["a", "b"] {
+        let (st, b) = send(
+            Method::POST,
+            &format!("/v1/locks/{l}/acquire"),
+            acquire("o"),
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK, "{l}: {b}");
+        tokens.push(b["token"].as_u64().unwrap());
+    }
+    let (st, b) = send(Method::POST, "/v1/locks/c/acquire", acquire("o")).await;
+    assert_eq!(st, StatusCode::TOO_MANY_REQUESTS, "{b}");
+    let (st, b) = send(Method::POST, "/v1/locks/a/acquire", acquire("o")).await;
+    assert_eq!(st, StatusCode::OK, "re-acquiring a held lock: {b}");
+    let release = serde_json::json!({"owner": "o", "token": tokens[0]});
+    let (st, b) = send(Method::POST, "/v1/locks/a/release", release).await;
+    assert_eq!(st, StatusCode::OK, "{b}");
+    let (st, b) = send(Method::POST, "/v1/locks/c/acquire", acquire("o")).await;
+    assert_eq!(st, StatusCode::OK, "room again after a release: {b}");
+
+    let msg = serde_json::json!({"payload": 1});
+    for t in ["t1", "t2"] {
+        let (st, b) = send(
+            Method::POST,
+            &format!("/v1/queues/{t}/messages"),
+            msg.clone(),
+        )
+        .await;
+        assert_eq!(st, StatusCode::CREATED, "{t}: {b}");
+    }
+    let (st, b) = send(Method::POST, "/v1/queues/t3/messages", msg.clone()).await;
+    assert_eq!(st, StatusCode::TOO_MANY_REQUESTS, "{b}");
+    let (st, b) = send(
+        Method::PUT,
+        "/v1/queues/t3",
+        serde_json::json!({"max_attempts": 3}),
+    )
+    .await;
+    assert_eq!(st, StatusCode::TOO_MANY_REQUESTS, "{b}");
+    let (st, b) = send(Method::POST, "/v1/queues/t1/messages", msg).await;
+    assert_eq!(st, StatusCode::CREATED, "an existing topic: {b}");
+}

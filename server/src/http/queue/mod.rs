@@ -13,7 +13,7 @@ use dsync_api::{ApiError, ErrorCode};
 use super::error::{invalid, HttpError, HttpResult};
 use super::extract::{ApiJson, ApiPath, RequestId};
 use crate::auth::guard::Caller;
-use crate::auth::limits::rate_limited;
+use crate::auth::limits::{rate_limited, room_for_new};
 use crate::auth::ownership::qualify_owner;
 use crate::error::Error;
 use crate::node::Node;
@@ -35,6 +35,20 @@ pub fn router() -> Router<Arc<Node>> {
         .route("/v1/queues/{topic}/nack", post(nack))
         .route("/v1/queues/{topic}/extend", post(extend))
         .route("/v1/queues/{topic}/redrive", post(topics::redrive))
+}
+
+/// 429 when `topic` is new and `limits.max_topics` topics exist.
+pub(super) fn room_for_topic(node: &Node, topic: &str) -> HttpResult<()> {
+    let sm = node.sm.read();
+    let queues = &sm.data.queues;
+    room_for_new(
+        "topics",
+        "max_topics",
+        queues.get(topic).is_some(),
+        queues.topic_count(),
+        node.security.limits.config.max_topics,
+    )?;
+    Ok(())
 }
 
 pub(super) fn check_name(what: &str, v: &str, max: usize) -> HttpResult<()> {
@@ -107,6 +121,7 @@ async fn enqueue(
             dedup_id: m.dedup_id,
         });
     }
+    room_for_topic(&node, &topic)?;
     let max_held = node.security.limits.config.max_queued_messages;
     let held = node.sm.read().data.queues.held();
     if held.saturating_add(msgs.len()) > max_held {

@@ -53,6 +53,7 @@ pub async fn configure(
     ApiJson(s): ApiJson<TopicSettings>,
 ) -> HttpResult<Json<TopicStats>> {
     check_name("topic", &topic, MAX_TOPIC)?;
+    super::room_for_topic(&node, &topic)?;
     if s.max_attempts.is_some_and(|v| v == 0 || v > 1000) {
         return Err(invalid("max_attempts must be 1 to 1000"));
     }

@@ -100,6 +100,15 @@ impl Ctx<'_> {
 }
 
 impl LockTable {
+    /// Locks with a holder or a waiter (a free lock is not kept).
+    pub fn len(&self) -> usize {
+        self.locks.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.locks.is_empty()
+    }
+
     pub fn get(&self, name: &str) -> Option<&Lock> {
         self.locks.get(name)
     }

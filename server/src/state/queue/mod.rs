@@ -99,6 +99,11 @@ pub fn dlq_name(topic: &str) -> String {
 }
 
 impl QueueTable {
+    /// Topics, dead-letter topics included.
+    pub fn topic_count(&self) -> usize {
+        self.topics.len()
+    }
+
     pub fn get(&self, topic: &str) -> Option<&Topic> {
         self.topics.get(topic)
     }
