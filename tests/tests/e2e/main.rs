@@ -14,6 +14,7 @@ mod cache;
 mod cache_linearizable;
 mod chaos;
 mod cluster_basics;
+mod completions;
 mod compose;
 mod compose_lifecycle;
 mod dedup;
