@@ -26,6 +26,7 @@ mod leader_transfer;
 mod lock_cli;
 mod lock_waits;
 mod locks;
+mod metrics_drift;
 mod openapi;
 mod queue;
 mod scale;
