@@ -4,8 +4,9 @@
 # its CLI changes between releases) for the API fuzzing test, tmux (Debian)
 # for the dashboard's end-to-end test, iproute2 and nftables (Debian) for the
 # partition faults (network namespaces; skipped with DSYNC_NO_NETNS=1), and
-# with DSYNC_DOCKER_TESTS=1 Prometheus (Debian) for the scrape test. Called
-# by scripts/test.sh and scripts/chaos.sh.
+# Prometheus (Debian) for promtool, which checks the alerting rules and the
+# Prometheus config on every run, and for the scrape test under
+# DSYNC_DOCKER_TESTS=1. Called by scripts/test.sh and scripts/chaos.sh.
 set -euo pipefail
 
 apt_install() {
@@ -43,7 +44,8 @@ if [ "${DSYNC_NO_NETNS:-}" != 1 ]; then
     fi
 fi
 
-if [ "${DSYNC_DOCKER_TESTS:-}" = 1 ] && ! command -v prometheus >/dev/null 2>&1; then
-    echo "installing prometheus (apt)"
+# Debian ships promtool in the prometheus package.
+if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
+    echo "installing prometheus and promtool (apt)"
     apt_install prometheus
 fi

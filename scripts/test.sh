@@ -24,6 +24,11 @@ cargo fmt --all -- --check
 step "lints (cargo clippy -D warnings)"
 cargo clippy --workspace --all-targets -- -D warnings
 
+step "alerting rules and Prometheus config (promtool)"
+promtool check rules compose/prometheus/alerts.yml
+promtool test rules compose/prometheus/alerts_test.yml
+promtool check config compose/prometheus.yml
+
 step "build dsync"
 cargo build -p dsync
 export DSYNC_BIN="$PWD/target/debug/dsync"

@@ -98,6 +98,29 @@ pub enum Command {
     /// Take, verify and restore backups of a cluster's state.
     #[command(subcommand)]
     Backup(BackupCommand),
+    /// Print a shell completion script for dsync to stdout.
+    ///
+    /// It covers every command, subcommand and flag of this binary. Load it
+    /// into the current shell or install it:
+    ///
+    /// bash: `source <(dsync completions bash)`, or save it as
+    /// /etc/bash_completion.d/dsync
+    ///
+    /// zsh: `dsync completions zsh > ~/.zfunc/_dsync` with ~/.zfunc on $fpath
+    ///
+    /// fish: `dsync completions fish > ~/.config/fish/completions/dsync.fish`
+    ///
+    /// elvish: `eval (dsync completions elvish | slurp)`
+    ///
+    /// PowerShell: `dsync completions powershell | Out-String | Invoke-Expression`
+    Completions(commands::completions::CompletionsArgs),
+    /// Write a man page for dsync and one for every subcommand.
+    ///
+    /// Pages are roff, section 1, named by the command path (dsync.1,
+    /// dsync-cluster.1, dsync-cluster-status.1, ...) and generated from the
+    /// same definitions as --help. Read one with `man -l DIR/dsync-lock.1`,
+    /// or install them with `dsync man --out-dir /usr/local/share/man/man1`.
+    Man(commands::man::ManArgs),
 }
 
 fn main() {

@@ -6,9 +6,11 @@ pub mod bench;
 pub mod cache;
 pub mod cert;
 pub mod cluster;
+pub mod completions;
 pub mod kv;
 pub mod leader;
 pub mod lock;
+pub mod man;
 pub mod node;
 pub mod probe;
 pub mod queue;
@@ -86,6 +88,8 @@ async fn dispatch(global: GlobalArgs, cmd: Command) -> anyhow::Result<i32> {
         Command::Tui => tui::run(&global).await,
         Command::Node(c) => node::run(&global, c).await,
         Command::Version => version::run(&global),
+        Command::Completions(a) => completions::run(a),
+        Command::Man(a) => man::run(a),
         Command::Lock(c) => lock::run(&global, c).await,
         Command::Queue(c) => queue::run(&global, c).await,
         Command::Probe(c) => probe::run(&global, c).await,

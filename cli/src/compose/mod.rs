@@ -10,16 +10,20 @@ use serde::{Deserialize, Serialize};
 
 use crate::commands::version::VersionInfo;
 
+mod prometheus;
 mod yaml;
+pub use prometheus::write_prometheus;
 pub use yaml::{
-    compose_yaml, node_config_yaml, prometheus_yaml, publish_entry, ComposeDoc, NodeService,
-    Publish, NODE_CONFIG,
+    compose_yaml, node_config_yaml, publish_entry, ComposeDoc, NodeService, Publish, NODE_CONFIG,
 };
 
 /// The port every node listens on inside its container.
 pub const NODE_PORT: u16 = 7000;
 pub const COMPOSE_FILE: &str = "docker-compose.yml";
 pub const PROMETHEUS_FILE: &str = "prometheus.yml";
+/// The alerting rules, relative to prometheus.yml (which Prometheus resolves
+/// them against): the same layout as the checked-in compose/ folder.
+pub const ALERTS_FILE: &str = "prometheus/alerts.yml";
 
 /// What the cluster file records about a compose cluster.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -31,6 +31,14 @@ pub struct ScheduleArgs {
     /// Stop after this many backups (default: run until interrupted).
     #[arg(long, value_name = "N")]
     pub count: Option<u64>,
+
+    /// After every attempt, write the schedule's state here in the
+    /// Prometheus text format, for node_exporter's textfile collector (a
+    /// *.prom file in its folder): when the newest backup in --out-dir was
+    /// taken, the interval and the failed attempts. The alert
+    /// DsyncBackupScheduleMissed (compose/prometheus/alerts.yml) reads it.
+    #[arg(long, value_name = "FILE")]
+    pub metrics_file: Option<PathBuf>,
 }
 
 /// One line per backup attempt (JSON lines with `--output json`).
@@ -77,6 +85,13 @@ pub async fn run(global: &GlobalArgs, args: ScheduleArgs) -> anyhow::Result<i32>
         };
         progress.finish();
         print_tick(global, &tick)?;
+        if let Some(file) = &args.metrics_file {
+            // Backups matter more than their monitoring: a stale file
+            // shows up as a missed schedule anyway.
+            if let Err(e) = write_metrics(file, &args.out_dir, args.every, failures) {
+                eprintln!("warning: {e:#}");
+            }
+        }
         done += 1;
         if args.count.is_some_and(|c| done >= c) {
             break;
@@ -112,9 +127,53 @@ fn print_tick(global: &GlobalArgs, t: &Tick) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Deletes all but the newest `keep` backups this command wrote (by name,
-/// which sorts by time); other files in the folder are left alone.
-fn rotate(dir: &Path, keep: usize) -> anyhow::Result<Vec<PathBuf>> {
+/// Writes the textfile-collector metrics. The last success is the newest
+/// backup in the folder (its name holds the time it was taken), so it
+/// survives a restart of the schedule.
+fn write_metrics(
+    file: &Path,
+    out_dir: &Path,
+    every: Duration,
+    failures: u64,
+) -> anyhow::Result<()> {
+    let newest_ms = ours(out_dir)?
+        .last()
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .and_then(|n| {
+            n.strip_prefix(PREFIX)?
+                .strip_suffix(SUFFIX)?
+                .parse::<u64>()
+                .ok()
+        })
+        .unwrap_or(0);
+    // One label per folder, so several schedules on a host stay apart.
+    let folder = std::path::absolute(out_dir)?
+        .display()
+        .to_string()
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n");
+    let l = format!("{{out_dir=\"{folder}\"}}");
+    let text = format!(
+        "# HELP dsync_backup_last_success_timestamp_seconds When the newest backup in the folder was taken (0: none yet).\n\
+         # TYPE dsync_backup_last_success_timestamp_seconds gauge\n\
+         dsync_backup_last_success_timestamp_seconds{l} {}\n\
+         # HELP dsync_backup_interval_seconds The schedule's --every.\n\
+         # TYPE dsync_backup_interval_seconds gauge\n\
+         dsync_backup_interval_seconds{l} {}\n\
+         # HELP dsync_backup_failures_total Backups this schedule failed to take since it started.\n\
+         # TYPE dsync_backup_failures_total counter\n\
+         dsync_backup_failures_total{l} {failures}\n",
+        newest_ms as f64 / 1000.0,
+        every.as_secs_f64(),
+    );
+    super::write_atomic(file, text.as_bytes())
+        .with_context(|| format!("cannot write the metrics file {}", file.display()))
+}
+
+/// The backups this command wrote into `dir`, oldest first (by name, which
+/// sorts by time); other files in the folder are not ours.
+fn ours(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut ours: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("cannot list {}", dir.display()))?
         .flatten()
@@ -126,6 +185,13 @@ fn rotate(dir: &Path, keep: usize) -> anyhow::Result<Vec<PathBuf>> {
         })
         .collect();
     ours.sort();
+    Ok(ours)
+}
+
+/// Deletes all but the newest `keep` backups this command wrote; other
+/// files in the folder are left alone.
+fn rotate(dir: &Path, keep: usize) -> anyhow::Result<Vec<PathBuf>> {
+    let ours = ours(dir)?;
     let excess = ours.len().saturating_sub(keep);
     let old: Vec<PathBuf> = ours.into_iter().take(excess).collect();
     for p in &old {
@@ -160,5 +226,44 @@ mod tests {
                 "notes.txt"
             ]
         );
+    }
+
+    #[test]
+    fn metrics_name_the_newest_backup_the_interval_and_failures() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("backups");
+        std::fs::create_dir(&out).unwrap();
+        let prom = tmp.path().join("dsync-backup.prom");
+        write_metrics(&prom, &out, Duration::from_secs(3600), 2).unwrap();
+        let text = std::fs::read_to_string(&prom).unwrap();
+        let l = format!("{{out_dir=\"{}\"}}", out.display());
+        assert!(
+            text.contains(&format!(
+                "dsync_backup_last_success_timestamp_seconds{l} 0\n"
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("dsync_backup_interval_seconds{l} 3600\n")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("dsync_backup_failures_total{l} 2\n")),
+            "{text}"
+        );
+
+        for t in ["1700000000500", "1700000100250"] {
+            std::fs::write(out.join(format!("dsync-{t}.backup")), "").unwrap();
+        }
+        std::fs::write(out.join("dsync-9999999999999.backup.tmp"), "").unwrap();
+        write_metrics(&prom, &out, Duration::from_secs(60), 0).unwrap();
+        let text = std::fs::read_to_string(&prom).unwrap();
+        assert!(
+            text.contains(&format!(
+                "dsync_backup_last_success_timestamp_seconds{l} 1700000100.25\n"
+            )),
+            "{text}"
+        );
+        assert!(text.ends_with('\n') && text.lines().count() == 9, "{text}");
     }
 }

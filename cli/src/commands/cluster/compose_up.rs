@@ -12,8 +12,8 @@ use super::up::Started;
 use super::wait::{all_agree, wait_for, Watched};
 use crate::cluster_file::{now_ms, ClusterFile, NodeEntry, CLUSTER_FILE_VERSION};
 use crate::compose::{
-    compose, compose_yaml, node_config_yaml, project_name, prometheus_yaml, published_addr,
-    require_image, share_secrets, ComposeInfo, Publish, COMPOSE_FILE, NODE_CONFIG, PROMETHEUS_FILE,
+    compose, compose_yaml, node_config_yaml, project_name, published_addr, require_image,
+    share_secrets, write_prometheus, ComposeInfo, Publish, COMPOSE_FILE, NODE_CONFIG,
 };
 use crate::local::free_ports;
 use crate::progress::Progress;
@@ -116,8 +116,7 @@ fn create_files(dir: &Path, nodes: u8, image: &str, auth: bool) -> anyhow::Resul
     )
     .with_context(|| format!("cannot write {}", compose_file.display()))?;
     let ids: Vec<u64> = (1..=n).collect();
-    std::fs::write(dir.join(PROMETHEUS_FILE), prometheus_yaml(&ids))
-        .with_context(|| format!("cannot write {}", dir.join(PROMETHEUS_FILE).display()))?;
+    write_prometheus(&dir, &ids)?;
     let info = ComposeInfo {
         project: project_name(&dir),
         file: compose_file.clone(),

@@ -9,8 +9,8 @@ use anyhow::{bail, Context};
 use crate::cluster_file::{ClusterFile, NodeEntry};
 use crate::commands::cluster::wait::Watched;
 use crate::compose::{
-    prometheus_yaml, publish_entry, published_addr, remove_node, start_nodes, volume_exists,
-    ComposeDoc, ComposeInfo, NodeService, Publish, PROMETHEUS_FILE,
+    publish_entry, published_addr, remove_node, start_nodes, volume_exists, ComposeDoc,
+    ComposeInfo, NodeService, Publish,
 };
 use crate::local::free_ports;
 use crate::progress::Progress;
@@ -106,11 +106,9 @@ pub(super) fn remove(info: &ComposeInfo, file: &ClusterFile, id: u64) -> anyhow:
 }
 
 fn write_prometheus(info: &ComposeInfo, ids: &[u64]) -> anyhow::Result<()> {
-    let path = info
+    let dir = info
         .file
         .parent()
-        .context("compose file without a folder")?
-        .join(PROMETHEUS_FILE);
-    std::fs::write(&path, prometheus_yaml(ids))
-        .with_context(|| format!("cannot write {}", path.display()))
+        .context("compose file without a folder")?;
+    crate::compose::write_prometheus(dir, ids)
 }
