@@ -215,11 +215,10 @@ impl Auth {
         let token = value
             .to_str()
             .ok()
-            .and_then(|s| {
-                s.strip_prefix("Bearer ")
-                    .or_else(|| s.strip_prefix("bearer "))
-            })
-            .map(str::trim)
+            // The scheme is case-insensitive (RFC 9110 §11.1).
+            .and_then(|s| s.trim().split_once(' '))
+            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+            .map(|(_, t)| t.trim())
             .ok_or_else(|| unauthenticated("the Authorization header is not `Bearer <token>`"))?;
         let data =
             jsonwebtoken::decode::<Claims>(token, &v.key, &v.validation).map_err(|e| {
@@ -227,10 +226,22 @@ impl Auth {
                     jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
                         unauthenticated("the token has expired")
                     }
+                    jsonwebtoken::errors::ErrorKind::ImmatureSignature => {
+                        unauthenticated("the token is not valid yet (nbf)")
+                    }
                     _ => unauthenticated(format!("the token is not valid: {e}")),
                 }
             })?;
         let c = data.claims;
+        // Tokens signed elsewhere (RS256/EdDSA issuers, the offline signer)
+        // get the same ceiling as the ones this node mints.
+        let ceiling = now_secs() + dsync_api::auth::MAX_TOKEN_TTL_SECS + LEEWAY_SECS;
+        if c.exp > ceiling {
+            return Err(unauthenticated(format!(
+                "the token lives longer than the maximum of {} s",
+                dsync_api::auth::MAX_TOKEN_TTL_SECS
+            )));
+        }
         if !subject_ok(&c.sub) {
             return Err(unauthenticated("the token's subject is not acceptable"));
         }
@@ -306,6 +317,7 @@ fn verifier_for(c: &AuthConfig) -> Result<(Option<Verifier>, Option<EncodingKey>
     };
     let mut validation = Validation::new(alg);
     validation.leeway = LEEWAY_SECS;
+    validation.validate_nbf = true;
     validation.set_required_spec_claims(&["exp", "sub"]);
     Ok((Some(Verifier { key, validation }), signer))
 }

@@ -193,3 +193,57 @@ fn eddsa_tokens_verify_against_the_public_key_only() {
     let (hs, _) = mint_hs256(SECRET.as_bytes(), &request("x", Role::Admin, &[])).unwrap();
     assert!(auth.authenticate(&bearer(&hs)).is_err());
 }
+
+#[test]
+fn nbf_lifetime_and_the_scheme_case_are_checked_on_verification() {
+    let dir = tempfile::tempdir().unwrap();
+    let auth = token_auth(dir.path());
+    let sign = |claims: &serde_json::Value| {
+        jsonwebtoken::encode(
+            &Header::new(Algorithm::HS256),
+            claims,
+            &EncodingKey::from_secret(SECRET.as_bytes()),
+        )
+        .unwrap()
+    };
+    let now = now_secs();
+    let base = |extra: serde_json::Value| {
+        let mut c =
+            serde_json::json!({"sub": "alice", "role": "write", "exp": now + 600, "iat": now});
+        c.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        sign(&c)
+    };
+    let err = auth
+        .authenticate(&bearer(&base(serde_json::json!({"nbf": now + 3600}))))
+        .unwrap_err();
+    assert!(err.message.contains("not valid yet"), "{}", err.message);
+    assert!(auth
+        .authenticate(&bearer(&base(serde_json::json!({"nbf": now - 10}))))
+        .is_ok());
+    let far = now + dsync_api::auth::MAX_TOKEN_TTL_SECS + 3600;
+    let err = auth
+        .authenticate(&bearer(&base(serde_json::json!({"exp": far}))))
+        .unwrap_err();
+    assert!(
+        err.message.contains("longer than the maximum"),
+        "{}",
+        err.message
+    );
+    let (t, _) = auth.mint(&request("alice", Role::Read, &[])).unwrap();
+    for scheme in ["Bearer", "bearer", "BEARER", "bEaReR"] {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::AUTHORIZATION,
+            HeaderValue::from_str(&format!("{scheme} {t}")).unwrap(),
+        );
+        assert!(auth.authenticate(&h).is_ok(), "{scheme}");
+    }
+    let mut h = HeaderMap::new();
+    h.insert(
+        header::AUTHORIZATION,
+        HeaderValue::from_str(&format!("Basic {t}")).unwrap(),
+    );
+    assert!(auth.authenticate(&h).is_err());
+}
