@@ -88,37 +88,28 @@ fn refuse(e: ApiError) -> Response {
 /// What `req` needs, from the route the router matched and the path
 /// parameters it extracted (the handler's own values), or the 400 that
 /// the handler would give for parameters that do not decode.
-async fn access_of(req: Request) -> (Request, Result<Access, ApiError>) {
+async fn access_of(req: Request) -> Result<(Request, Access), ApiError> {
     let (mut parts, body) = req.into_parts();
     let route = parts.extensions.get::<MatchedPath>().cloned();
     let params = match RawPathParams::from_request_parts(&mut parts, &()).await {
         Ok(params) => Some(params),
         // Unmatched paths (the 404 fallback) carry no parameters.
         Err(RawPathParamsRejection::MissingPathParams(_)) => None,
-        Err(rej) => {
-            let e = ApiError::new(ErrorCode::InvalidArgument, rej.body_text());
-            return (Request::from_parts(parts, body), Err(e));
-        }
+        Err(rej) => return Err(ApiError::new(ErrorCode::InvalidArgument, rej.body_text())),
     };
     let params: Vec<(&str, &str)> = params.iter().flatten().collect();
     let matched = Matched {
         route: route.as_ref().map(MatchedPath::as_str),
         params: &params,
     };
-    let access = Ok(classify(
-        &parts.method,
-        parts.uri.path(),
-        parts.uri.query(),
-        matched,
-    ));
-    (Request::from_parts(parts, body), access)
+    let access = classify(&parts.method, parts.uri.path(), parts.uri.query(), matched);
+    Ok((Request::from_parts(parts, body), access))
 }
 
 pub async fn guard(State(node): State<Arc<Node>>, req: Request, next: Next) -> Response {
     let sec = &node.security;
-    let (mut req, access) = access_of(req).await;
-    let access = match access {
-        Ok(a) => a,
+    let (mut req, access) = match access_of(req).await {
+        Ok(found) => found,
         Err(e) => return refuse(e),
     };
     let remote = req

@@ -165,7 +165,12 @@ impl Connection {
                 let resp = call.await?;
                 // Busy until the body is sent: a stream or a long poll is
                 // not an idle connection.
-                Ok::<_, std::convert::Infallible>(resp.map(|b| Body::new(Held { body: b, busy })))
+                Ok::<_, std::convert::Infallible>(resp.map(|b| {
+                    Body::new(Held {
+                        body: b,
+                        _busy: busy,
+                    })
+                }))
             }
         });
         let mut builder = Builder::new(TokioExecutor::new());
@@ -189,8 +194,8 @@ impl Connection {
 /// A response body that keeps its connection marked busy until it is done.
 struct Held {
     body: Body,
-    #[allow(dead_code)] // held for its Drop
-    busy: conns::Busy,
+    /// Dropped with the body: the request is over.
+    _busy: conns::Busy,
 }
 
 impl http_body::Body for Held {
