@@ -63,7 +63,8 @@ pub enum Event {
         at_ms: u64,
     },
     /// The cache directory (on the leader) invalidated the other copies of
-    /// `key` before committing a write or delete from `writer`.
+    /// `key` before committing a write or delete from `writer` (0: a
+    /// `/v1/kv` write, which no cache line made).
     CacheInvalidated {
         key: String,
         writer: u64,

@@ -8,12 +8,31 @@ use dsync_api::cache::LineState;
 use dsync_api::events::Event;
 use dsync_api::routes;
 use dsync_api::types::Consistency;
+use openraft::{BasicNode, RaftMetrics};
 
-use super::{DirReply, DirRequest, Granted, HolderReply, HolderRequest};
+use super::{DirReply, DirRequest, Granted, HolderReply, HolderRequest, KeyGuard};
 use crate::error::{Error, Result};
 use crate::node::Node;
 use crate::raft::network::post_bincode;
 use crate::state::{CmdValue, Command};
+
+/// Whether every member but `me` has matched an entry of `term` (so its
+/// lines from earlier terms are gone).
+fn members_in_term(m: &RaftMetrics<u64, BasicNode>, me: u64, term: u64) -> bool {
+    let Some(rep) = m.replication.as_ref() else {
+        return false;
+    };
+    m.membership_config.membership().nodes().all(|(id, _)| {
+        *id == me
+            || rep
+                .get(id)
+                .is_some_and(|l| l.is_some_and(|l| l.leader_id.term == term))
+    })
+}
+
+/// The writer of a `/v1/kv` write: no node (ids start at 1), so every
+/// cached copy is invalidated.
+const KV_WRITER: u64 = 0;
 
 impl Node {
     /// Serves one holder request (from a peer or from this node itself).
@@ -51,7 +70,7 @@ impl Node {
     async fn dir_read(self: &Arc<Self>, key: &str, from: u64) -> Result<DirReply> {
         let (term, ready_at) = self.dir_enter()?;
         let _k = self.cache.keys.lock(key).await;
-        tokio::time::sleep_until(ready_at.into()).await;
+        self.dir_ready(term, ready_at).await;
         let owner = self.cache.dir().dir.read_plan(key, from, Instant::now());
         if let Some((node, lease_until)) = owner {
             let req = HolderRequest::Downgrade {
@@ -91,28 +110,8 @@ impl Node {
     ) -> Result<DirReply> {
         let (term, ready_at) = self.dir_enter()?;
         let _k = self.cache.keys.lock(key).await;
-        tokio::time::sleep_until(ready_at.into()).await;
-        let targets = self.cache.dir().dir.write_plan(key, from, Instant::now());
-        let invalidations = targets.into_iter().map(|(node, lease_until)| async move {
-            let req = HolderRequest::Invalidate {
-                key: key.to_string(),
-            };
-            self.metrics.cache.invalidations_sent.inc();
-            self.tell_holder(node, req, lease_until).await;
-            node
-        });
-        let invalidated = futures::future::join_all(invalidations).await;
-        for node in &invalidated {
-            self.cache.dir().dir.remove(key, *node);
-        }
-        if !invalidated.is_empty() {
-            self.events.publish(Event::CacheInvalidated {
-                key: key.to_string(),
-                writer: from,
-                nodes: invalidated,
-                at_ms: crate::proposer::now_ms(),
-            });
-        }
+        self.dir_ready(term, ready_at).await;
+        self.invalidate_copies(key, from).await;
         let cmd = match &value {
             Some(v) => Command::KvPut {
                 key: key.to_string(),
@@ -125,7 +124,7 @@ impl Node {
                 if_version: None,
             },
         };
-        match self.write_local(cmd).await? {
+        match self.propose_local(cmd).await? {
             CmdValue::Version(version) => {
                 let mut st = self.cache.dir();
                 let granted = (st.term == term).then(|| {
@@ -155,15 +154,79 @@ impl Node {
         }
     }
 
+    /// Waits until no line granted in an earlier term can still be served:
+    /// every other member has accepted this term's entries (and with the
+    /// first of them dropped its lines), or one lease has passed since this
+    /// leader took office. A handoff is ready at once; after a crash the
+    /// lost node cannot be told from a cut-off one, so the lease is waited.
+    /// With write-back the lease is always waited.
+    async fn dir_ready(&self, term: u64, ready_at: Instant) {
+        // This node's own older lines too, before anything is decided.
+        if let Some(dirty) = self.cache.observe_term(term) {
+            Box::pin(self.flush_all(dirty)).await;
+        }
+        // Write-back: writes dropped with their lines at the term change are
+        // flushed in the background for up to a lease; nothing may commit
+        // over them before.
+        let members_count = !self.cache.write_back();
+        let mut rx = self.raft.metrics();
+        loop {
+            let now = Instant::now();
+            if now >= ready_at
+                || (members_count && members_in_term(&rx.borrow_and_update(), self.id, term))
+            {
+                return;
+            }
+            match tokio::time::timeout_at(ready_at.into(), rx.changed()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return tokio::time::sleep_until(ready_at.into()).await,
+                Err(_) => return,
+            }
+        }
+    }
+
+    /// Before a `/v1/kv` write of `key` commits on this leader: every cached
+    /// copy is invalidated (acknowledged, or its lease ended). The guard keeps
+    /// the key's directory operations out until the write has committed, so
+    /// no read miss can grant the old value in between.
+    pub(crate) async fn invalidate_for_kv(&self, key: &str) -> Result<KeyGuard<'_>> {
+        let (term, ready_at) = self.dir_enter()?;
+        let guard = self.cache.keys.lock(key).await;
+        self.dir_ready(term, ready_at).await;
+        self.invalidate_copies(key, KV_WRITER).await;
+        Ok(guard)
+    }
+
+    /// Invalidates every copy of `key` but the writer's; the caller holds
+    /// the key's lock.
+    async fn invalidate_copies(&self, key: &str, writer: u64) {
+        let targets = self.cache.dir().dir.write_plan(key, writer, Instant::now());
+        let invalidations = targets.into_iter().map(|(node, lease_until)| async move {
+            let req = HolderRequest::Invalidate {
+                key: key.to_string(),
+            };
+            self.metrics.cache.invalidations_sent.inc();
+            self.tell_holder(node, req, lease_until).await;
+            node
+        });
+        let invalidated = futures::future::join_all(invalidations).await;
+        for node in &invalidated {
+            self.cache.dir().dir.remove(key, *node);
+        }
+        if !invalidated.is_empty() {
+            self.events.publish(Event::CacheInvalidated {
+                key: key.to_string(),
+                writer,
+                nodes: invalidated,
+                at_ms: crate::proposer::now_ms(),
+            });
+        }
+    }
+
     /// Sends a downgrade or invalidation and waits for its answer, or, if
     /// none comes, for the holder's lease to end (it then serves nothing).
     /// Returns whether the holder acknowledged still holding a line.
-    async fn tell_holder(
-        self: &Arc<Self>,
-        node: u64,
-        req: HolderRequest,
-        lease_until: Instant,
-    ) -> bool {
+    async fn tell_holder(&self, node: u64, req: HolderRequest, lease_until: Instant) -> bool {
         let started = Instant::now();
         let reply = if node == self.id {
             Some(self.handle_holder(req).await)

@@ -306,7 +306,7 @@ impl Node {
                 if_version: None,
                 fence: None,
             };
-            match self.write(cmd).await {
+            match self.write_owned(cmd).await {
                 Ok(CmdValue::Version(v)) => {
                     self.cache.lines().flushed(&d.key, d.seq, v);
                     return;
@@ -325,6 +325,19 @@ impl Node {
         let _g = self.cache.flush.lock().await;
         for d in dirty {
             self.flush_locked(d).await;
+        }
+    }
+
+    /// See [`super::Cache::observe_term`]; unflushed write-back writes are
+    /// committed in the background.
+    pub(crate) fn observe_leader_term(self: &Arc<Self>, term: u64) {
+        let Some(dirty) = self.cache.observe_term(term) else {
+            return;
+        };
+        self.update_line_gauges();
+        if !dirty.is_empty() {
+            let n = self.clone();
+            tokio::spawn(async move { n.flush_all(dirty).await });
         }
     }
 

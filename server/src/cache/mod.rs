@@ -15,6 +15,7 @@ mod model_tests;
 mod states;
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -24,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use crate::config::{CacheConfig, WritePolicy};
 use crate::node::Node;
 
-pub use directory::{Directory, KeyLocks};
+pub use directory::{Directory, KeyGuard, KeyLocks};
 pub use line::{Dirty, Line, LineStore, Lookup};
 pub use metrics::CacheMetrics;
 
@@ -110,6 +111,8 @@ pub struct Cache {
     /// commit out of order.
     flush: tokio::sync::Mutex<()>,
     renewing: Mutex<HashSet<String>>,
+    /// The highest leader term whose first message dropped every line here.
+    cleared_term: AtomicU64,
 }
 
 impl Cache {
@@ -131,6 +134,7 @@ impl Cache {
             keys: KeyLocks::default(),
             flush: tokio::sync::Mutex::new(()),
             renewing: Mutex::new(HashSet::new()),
+            cleared_term: AtomicU64::new(0),
         }
     }
 
@@ -144,6 +148,18 @@ impl Cache {
 
     fn dir(&self) -> MutexGuard<'_, DirState> {
         self.dir.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A leader of `term` reached this node: lines granted in earlier terms
+    /// are dropped before the message is answered, so once a member has
+    /// accepted a new leader's entries it serves no older line (the new
+    /// directory counts on it, see `dir_ready`). Returns unflushed writes,
+    /// `None` if `term` was seen before.
+    pub fn observe_term(&self, term: u64) -> Option<Vec<Dirty>> {
+        if self.cleared_term.fetch_max(term, Ordering::SeqCst) >= term {
+            return None;
+        }
+        Some(self.lines().clear())
     }
 
     /// The directory of `term`: a new term starts empty, and completes no
@@ -182,6 +198,7 @@ pub async fn run(node: Arc<Node>) {
                 if leader == Some(node.id) {
                     // Start the new directory's one-lease wait as early as possible.
                     node.cache.enter_term(t);
+                    node.observe_leader_term(t);
                 }
                 if t != term {
                     term = t;

@@ -48,10 +48,12 @@ fn encode<T: Serialize>(value: &T) -> Response {
 }
 
 async fn append(State(node): State<Arc<Node>>, headers: HeaderMap, body: Bytes) -> Response {
-    let req = match decode(&headers, &body) {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
+    let req: openraft::raft::AppendEntriesRequest<crate::raft::TypeConfig> =
+        match decode(&headers, &body) {
+            Ok(r) => r,
+            Err(r) => return r,
+        };
+    node.observe_leader_term(req.vote.leader_id().get_term());
     let res = node.raft.append_entries(req).await;
     if matches!(&res, Ok(r) if r.is_success()) {
         node.touch_leader_contact();

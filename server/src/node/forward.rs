@@ -32,6 +32,10 @@ pub enum ForwardRequest {
     Remove {
         id: u64,
     },
+    /// A write-back flush: its node owns the line, so the directory has no
+    /// copy to invalidate (and may be waiting on this very flush). Last, so
+    /// every older variant keeps its bincode tag.
+    Flush(Command),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -61,6 +65,10 @@ fn cmd_err(e: Error) -> CmdError {
     }
 }
 
+fn no_leader() -> Error {
+    Error::Unavailable("no leader is elected yet".into())
+}
+
 /// Maps a failed proposal on this node to the client's error.
 fn proposal_failed(e: ProposeError) -> Error {
     match e {
@@ -86,21 +94,32 @@ fn maybe_applied(e: &PeerError) -> bool {
 
 impl Node {
     /// Applies one command through Raft, forwarding to the leader if needed.
+    /// A KV write invalidates the cached copies of its key first.
     pub async fn write(&self, cmd: Command) -> Result<CmdValue> {
+        self.route_write(cmd, false).await
+    }
+
+    /// A write-back flush of a line this node owns (see [`ForwardRequest::Flush`]).
+    pub(crate) async fn write_owned(&self, cmd: Command) -> Result<CmdValue> {
+        self.route_write(cmd, true).await
+    }
+
+    async fn route_write(&self, cmd: Command, owned: bool) -> Result<CmdValue> {
         match self.leader() {
-            Some((leader, addr)) if leader != self.id => self.forward_write(addr, cmd).await,
+            Some((leader, addr)) if leader != self.id => self.forward_write(addr, cmd, owned).await,
             // Believed leader: no copy of the command is kept (it may carry a
             // large batch); if leadership just moved, the client's 503 retry
             // finds the new leader.
+            Some(_) if owned => self.propose_local(cmd).await,
             Some(_) => self.write_local(cmd).await,
+            // Straight to the proposer would skip the cache directory.
+            None if !owned && cmd.kv_key().is_some() => Err(no_leader()),
             None => match self.proposer.propose(cmd.clone()).await {
                 Ok(out) => out.map_err(|e| Error::Api(e.to_api())),
                 Err(ProposeError::NotLeader(Some((_, addr)))) => {
-                    self.forward_write(addr, cmd).await
+                    self.forward_write(addr, cmd, owned).await
                 }
-                Err(ProposeError::NotLeader(None)) => {
-                    Err(Error::Unavailable("no leader is elected yet".into()))
-                }
+                Err(ProposeError::NotLeader(None)) => Err(no_leader()),
                 Err(e) => Err(proposal_failed(e)),
             },
         }
@@ -109,14 +128,29 @@ impl Node {
     /// A write on the leader only: forwarded requests never hop twice.
     pub(crate) async fn write_local(&self, cmd: Command) -> Result<CmdValue> {
         self.refuse_while_handing_off()?;
+        let _copies = match cmd.kv_key() {
+            Some(key) => Some(self.invalidate_for_kv(key).await?),
+            None => None,
+        };
+        self.propose_local(cmd).await
+    }
+
+    /// A write on the leader that needs no cache invalidation.
+    pub(crate) async fn propose_local(&self, cmd: Command) -> Result<CmdValue> {
+        self.refuse_while_handing_off()?;
         match self.proposer.propose(cmd).await {
             Ok(out) => out.map_err(|e| Error::Api(e.to_api())),
             Err(e) => Err(proposal_failed(e)),
         }
     }
 
-    async fn forward_write(&self, addr: String, cmd: Command) -> Result<CmdValue> {
-        match self.forward(&addr, &ForwardRequest::Write(cmd)).await? {
+    async fn forward_write(&self, addr: String, cmd: Command, owned: bool) -> Result<CmdValue> {
+        let req = if owned {
+            ForwardRequest::Flush(cmd)
+        } else {
+            ForwardRequest::Write(cmd)
+        };
+        match self.forward(&addr, &req).await? {
             ForwardReply::Value(v) => Ok(v),
             other => Err(Error::Internal(format!(
                 "unexpected forward reply {other:?}"
@@ -138,7 +172,9 @@ impl Node {
             PeerError::Unreachable(..) => {
                 Error::Unavailable(format!("leader unreachable, nothing was sent: {e}"))
             }
-            _ if matches!(req, ForwardRequest::Write(_)) && maybe_applied(&e) => {
+            _ if matches!(req, ForwardRequest::Write(_) | ForwardRequest::Flush(_))
+                && maybe_applied(&e) =>
+            {
                 Error::OutcomeUnknown(format!(
                     "the write was sent towards the leader and no answer came back ({e}); \
                      it may have been applied: read before retrying"
@@ -160,6 +196,7 @@ impl Node {
         }
         let res = match req {
             ForwardRequest::Write(cmd) => self.write_local(cmd).await.map(ForwardReply::Value),
+            ForwardRequest::Flush(cmd) => self.propose_local(cmd).await.map(ForwardReply::Value),
             ForwardRequest::ReadIndex => self.local_read_index().await.map(ForwardReply::Index),
             ForwardRequest::AppliedIndex => Ok(ForwardReply::Index(self.applied_index())),
             ForwardRequest::Join { id, addr, voter } => self

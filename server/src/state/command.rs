@@ -103,6 +103,16 @@ pub enum Command {
 }
 
 impl Command {
+    /// The KV key this command writes or deletes, if it is a KV write
+    /// (inside `Once` too): cached copies of it must be invalidated first.
+    pub fn kv_key(&self) -> Option<&str> {
+        match self {
+            Command::KvPut { key, .. } | Command::KvDelete { key, .. } => Some(key),
+            Command::Once { cmd, .. } => cmd.kv_key(),
+            _ => None,
+        }
+    }
+
     /// Rough size in bytes, used to bound a batch.
     pub fn size_hint(&self) -> usize {
         match self {

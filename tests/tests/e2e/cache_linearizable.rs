@@ -1,12 +1,15 @@
 //! Issue 5, acceptance 3: six clients read and write a few keys through
 //! every node's cache while a follower is SIGSTOPped and the leader is
-//! killed; the recorded history must be linearizable.
+//! killed; the recorded history must be linearizable. Issue 20, item 4:
+//! writes and deletes through `/v1/kv` of the same keys are part of that
+//! history, so a cache hit must never return a value a KV write replaced.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dsync_api::client::ClientError;
+use dsync_api::types::Consistency;
 use dsync_api::{Client, ClientConfig, ErrorCode};
 use dsync_tests::linearizability::{check, Kind, Op};
 use dsync_tests::Cluster;
@@ -28,7 +31,15 @@ impl Recorder {
 }
 
 /// One client bound to one node: random reads and writes of unique values.
-async fn worker(client: Client, id: u64, rec: Arc<Recorder>, stop: Arc<AtomicBool>) -> (u64, u64) {
+/// `kv_reads`: whether reads also go to `/v1/kv` (write-back writes are not
+/// in the KV until flushed, so not with write-back).
+async fn worker(
+    client: Client,
+    id: u64,
+    kv_reads: bool,
+    rec: Arc<Recorder>,
+    stop: Arc<AtomicBool>,
+) -> (u64, u64) {
     let (mut hits, mut done) = (0, 0);
     let mut n = 0u64;
     let mut rng = id.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
@@ -38,21 +49,50 @@ async fn worker(client: Client, id: u64, rec: Arc<Recorder>, stop: Arc<AtomicBoo
         rng ^= rng >> 7;
         rng ^= rng << 17;
         let key = KEYS[(rng % KEYS.len() as u64) as usize].to_string();
-        let write = (rng >> 8).is_multiple_of(3);
+        // Of every twelve operations: four cache writes, two KV writes, one
+        // KV delete, four cache reads, one KV read (or a fifth cache read).
+        let op = match (rng >> 8) % 12 {
+            11 if !kv_reads => 10,
+            op => op,
+        };
         let call = rec.micros();
         let mut note = String::new();
-        let kind_ret = if write {
-            n += 1;
-            let value = format!("c{id}-{n}");
-            let res = client.cache_put(&key, json!(value)).await;
-            if let Ok(r) = &res {
-                note = format!("client {id}: {:?} {:?}", r.state, r.version);
+        let kind_ret = match op {
+            0..=6 => {
+                n += 1;
+                let value = format!("c{id}-{n}");
+                let (res, via) = match op {
+                    0..=3 => (
+                        client
+                            .cache_put(&key, json!(value))
+                            .await
+                            .map(|r| format!("{:?} {:?}", r.state, r.version)),
+                        "cache",
+                    ),
+                    4 | 5 => (
+                        client
+                            .kv_put(&key, json!(value), None)
+                            .await
+                            .map(|r| format!("v{}", r.version)),
+                        "kv",
+                    ),
+                    _ => (
+                        client
+                            .kv_delete(&key, None)
+                            .await
+                            .map(|r| format!("deleted={}", r.deleted)),
+                        "kv delete",
+                    ),
+                };
+                if let Ok(r) = &res {
+                    note = format!("client {id}: {via} {r}");
+                }
+                let written = (op != 6).then(|| json!(value).to_string());
+                // Any failure may still have committed: the outcome is unknown.
+                let ret = res.is_ok().then(|| rec.micros());
+                Some((Kind::Write(written), ret))
             }
-            // Any failure may still have committed: the outcome is unknown.
-            let ret = res.is_ok().then(|| rec.micros());
-            Some((Kind::Write(Some(json!(value).to_string())), ret))
-        } else {
-            match client.cache_get(&key).await {
+            7..=10 => match client.cache_get(&key).await {
                 Ok(item) => {
                     hits += u64::from(item.hit);
                     note = format!(
@@ -66,7 +106,17 @@ async fn worker(client: Client, id: u64, rec: Arc<Recorder>, stop: Arc<AtomicBoo
                 }
                 // A failed read says nothing.
                 Err(_) => None,
-            }
+            },
+            _ => match client.kv_get(&key, Consistency::Linearizable).await {
+                Ok(item) => {
+                    note = format!("client {id}: kv v{}", item.version);
+                    Some((Kind::Read(Some(item.value.to_string())), Some(rec.micros())))
+                }
+                Err(ClientError::Api { error, .. }) if error.code == ErrorCode::NotFound => {
+                    Some((Kind::Read(None), Some(rec.micros())))
+                }
+                Err(_) => None,
+            },
         };
         if let Some((kind, ret)) = kind_ret {
             done += u64::from(ret.is_some());
@@ -86,7 +136,7 @@ async fn worker(client: Client, id: u64, rec: Arc<Recorder>, stop: Arc<AtomicBoo
 type Workers = Vec<tokio::task::JoinHandle<(u64, u64)>>;
 
 /// Six clients, two per node, recording into one history.
-fn start_clients(cluster: &Cluster) -> (Arc<Recorder>, Arc<AtomicBool>, Workers) {
+fn start_clients(cluster: &Cluster, kv_reads: bool) -> (Arc<Recorder>, Arc<AtomicBool>, Workers) {
     let rec = Arc::new(Recorder {
         start: Instant::now(),
         ops: Mutex::new(Vec::new()),
@@ -99,7 +149,13 @@ fn start_clients(cluster: &Cluster) -> (Arc<Recorder>, Arc<AtomicBool>, Workers)
         cfg.request_timeout = Duration::from_secs(3);
         cfg.retry_for = Duration::from_secs(2);
         let client = Client::new(cfg).expect("client");
-        tasks.push(tokio::spawn(worker(client, id, rec.clone(), stop.clone())));
+        tasks.push(tokio::spawn(worker(
+            client,
+            id,
+            kv_reads,
+            rec.clone(),
+            stop.clone(),
+        )));
     }
     (rec, stop, tasks)
 }
@@ -144,7 +200,7 @@ async fn concurrent_cache_history_through_faults_is_linearizable() {
     let cluster = Cluster::up(3, &[("DSYNC_CACHE_LEASE_MS", "1000")]);
     let leader = cluster.wait_leader(3).await;
     let follower = (1..=3).find(|&n| n != leader).unwrap();
-    let (rec, stop, tasks) = start_clients(&cluster);
+    let (rec, stop, tasks) = start_clients(&cluster, true);
 
     tokio::time::sleep(Duration::from_secs(3)).await;
     cluster.signal(follower, Signal::SIGSTOP);
@@ -170,7 +226,7 @@ async fn write_back_history_without_faults_is_linearizable() {
         ],
     );
     cluster.wait_leader(3).await;
-    let (rec, stop, tasks) = start_clients(&cluster);
+    let (rec, stop, tasks) = start_clients(&cluster, false);
     tokio::time::sleep(Duration::from_secs(8)).await;
     finish(rec, stop, tasks).await;
 }
