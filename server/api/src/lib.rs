@@ -14,6 +14,7 @@ pub mod events;
 pub mod locks;
 pub mod queue;
 pub mod routes;
+pub mod shards;
 pub mod types;
 
 #[cfg(all(test, feature = "openapi"))]
