@@ -14,6 +14,7 @@ pub mod proposer;
 pub mod raft;
 pub mod serve;
 pub mod state;
+pub mod tasks;
 pub mod tls;
 
 use std::sync::Arc;
@@ -65,23 +66,24 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     );
     if config.bootstrap {
         node.bootstrap_if_new().await?;
-        tokio::spawn(node.clone().name_new_cluster());
+        node.tasks
+            .spawn("name cluster", node.clone().name_new_cluster());
     }
     if !config.join.is_empty() && !node.is_voter() {
-        tokio::spawn(join_until_member(node.clone()));
+        node.tasks.spawn("join", join_until_member(node.clone()));
     }
     let app = http::router(node.clone());
     let tls = node.security.tls.as_ref().map(|t| t.acceptor.clone());
-    let events = node.events.clone();
+    let stopping = node.clone();
     let stop = async move {
         shutdown_signal().await;
-        // Event streams never end on their own; graceful shutdown waits
-        // for every open connection.
-        events.close();
+        stopping.begin_shutdown().await;
     };
+    // Returns once no connection is open (or the drain bound passed).
     serve::serve(listener, app, config.limits.serve_limits(), tls, stop).await;
     tracing::info!("shutting down");
     node.shutdown().await;
+    tracing::info!("stopped cleanly");
     Ok(())
 }
 

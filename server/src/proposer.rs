@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use crate::metrics::Metrics;
 use crate::raft::Raft;
 use crate::state::{CmdOutput, Command, Request};
+use crate::tasks::Tasks;
 
 /// Why a command was not applied.
 #[derive(Debug, Clone, PartialEq)]
@@ -50,13 +51,17 @@ const MAX_BATCH_BYTES: usize = 2 * 1024 * 1024;
 
 impl Proposer {
     pub fn spawn(
+        tasks: &Tasks,
         raft: Raft,
         max_batch: usize,
         in_flight: usize,
         metrics: Arc<Metrics>,
     ) -> Proposer {
         let (tx, rx) = mpsc::channel(max_batch * 4);
-        tokio::spawn(run(raft, rx, max_batch, in_flight, metrics));
+        tasks.spawn(
+            "proposer",
+            run(tasks.clone(), raft, rx, max_batch, in_flight, metrics),
+        );
         Proposer { tx }
     }
 
@@ -72,6 +77,7 @@ impl Proposer {
 }
 
 async fn run(
+    tasks: Tasks,
     raft: Raft,
     mut rx: mpsc::Receiver<Pending>,
     max_batch: usize,
@@ -105,7 +111,7 @@ async fn run(
         }
         metrics.batch_size.observe(batch.len() as f64);
         let raft = raft.clone();
-        tokio::spawn(async move {
+        tasks.spawn("proposal", async move {
             let (cmds, replies): (Vec<_>, Vec<_>) =
                 batch.into_iter().map(|p| (p.cmd, p.reply)).unzip();
             let result = raft

@@ -251,7 +251,7 @@ impl Node {
         }
         let node = self.clone();
         let key = key.to_string();
-        tokio::spawn(async move {
+        self.tasks.spawn("cache renewal", async move {
             let sent = Instant::now();
             let req = DirRequest::Renew {
                 key: key.clone(),
@@ -321,7 +321,7 @@ impl Node {
         }
     }
 
-    pub(super) async fn flush_all(&self, dirty: Vec<Dirty>) {
+    pub(crate) async fn flush_all(&self, dirty: Vec<Dirty>) {
         let _g = self.cache.flush.lock().await;
         for d in dirty {
             self.flush_locked(d).await;
@@ -337,7 +337,8 @@ impl Node {
         self.update_line_gauges();
         if !dirty.is_empty() {
             let n = self.clone();
-            tokio::spawn(async move { n.flush_all(dirty).await });
+            self.tasks
+                .spawn("write-back flush", async move { n.flush_all(dirty).await });
         }
     }
 

@@ -206,7 +206,8 @@ pub async fn run(node: Arc<Node>) {
                     node.update_line_gauges();
                     if !dirty.is_empty() {
                         let n = node.clone();
-                        tokio::spawn(async move { n.flush_all(dirty).await });
+                        node.tasks
+                            .spawn("write-back flush", async move { n.flush_all(dirty).await });
                     }
                 }
             }

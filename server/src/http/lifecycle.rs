@@ -152,6 +152,7 @@ pub async fn drain_gate(State(node): State<Arc<Node>>, req: Request, next: Next)
         ))
         .into_response();
     }
+    let _serving = is_client_traffic(req.uri().path()).then(|| node.client_requests.enter());
     next.run(req).await
 }
 

@@ -28,11 +28,14 @@ impl Drop for CancelOnDrop {
     fn drop(&mut self) {
         if let Some(cmd) = self.cmd.take() {
             let node = self.node.clone();
-            tokio::spawn(async move {
-                if let Err(e) = node.write(cmd).await {
-                    tracing::warn!("could not withdraw an abandoned lock request: {e}");
-                }
-            });
+            self.node
+                .tasks
+                .clone()
+                .spawn("withdraw lock request", async move {
+                    if let Err(e) = node.write(cmd).await {
+                        tracing::warn!("could not withdraw an abandoned lock request: {e}");
+                    }
+                });
         }
     }
 }

@@ -7,6 +7,7 @@ mod membership;
 pub mod progress;
 mod queue;
 mod reads;
+pub mod shutdown;
 mod transfer;
 
 use std::collections::BTreeMap;
@@ -53,6 +54,10 @@ pub struct Node {
     draining: AtomicBool,
     handing_off: AtomicBool,
     transfer_lock: tokio::sync::Mutex<()>,
+    /// Every background task of this node, stopped by [`Node::shutdown`].
+    pub tasks: crate::tasks::Tasks,
+    /// Client requests being served (shutdown waits for them).
+    pub client_requests: shutdown::InFlight,
 }
 
 impl Node {
@@ -105,7 +110,9 @@ impl Node {
         .await
         .map_err(|e| Error::Internal(format!("cannot start raft: {e}")))?;
 
+        let tasks = crate::tasks::Tasks::default();
         let proposer = Proposer::spawn(
+            &tasks,
             raft.clone(),
             config.max_batch,
             config.max_inflight_batches,
@@ -130,12 +137,15 @@ impl Node {
             draining: AtomicBool::new(false),
             handing_off: AtomicBool::new(false),
             transfer_lock: tokio::sync::Mutex::new(()),
+            tasks,
+            client_requests: Default::default(),
         });
-        tokio::spawn(allow_elections_after_restart(node.clone()));
-        tokio::spawn(watch_metrics(node.clone()));
-        tokio::spawn(crate::events::watch_roles(node.clone()));
-        tokio::spawn(locks::run_lock_ticker(node.clone()));
-        tokio::spawn(crate::cache::run(node.clone()));
+        let t = &node.tasks;
+        t.spawn("elections", allow_elections_after_restart(node.clone()));
+        t.spawn("metrics", watch_metrics(node.clone()));
+        t.spawn("role events", crate::events::watch_roles(node.clone()));
+        t.spawn("lock ticker", locks::run_lock_ticker(node.clone()));
+        t.spawn("cache", crate::cache::run(node.clone()));
         Ok(node)
     }
 
@@ -224,13 +234,6 @@ impl Node {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .lagging(applied, commit, Instant::now())
-    }
-
-    pub async fn shutdown(&self) {
-        self.events.close();
-        if let Err(e) = self.raft.shutdown().await {
-            tracing::warn!("raft shutdown: {e}");
-        }
     }
 }
 

@@ -38,5 +38,6 @@ mod security_ownership;
 mod security_scopes;
 mod security_tables;
 mod security_tls;
+mod shutdown;
 mod tui;
 mod upgrade;
