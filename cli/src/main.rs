@@ -6,6 +6,7 @@ mod compose;
 mod context;
 mod duration;
 mod local;
+mod node_process;
 mod output;
 mod progress;
 mod secrets;
