@@ -1,6 +1,7 @@
 //! `dsync cluster`: clusters of local processes or compose containers
 //! (start, inspect, resize, upgrade, stop).
 
+mod as_created;
 mod compose_up;
 pub mod down;
 mod preflight;
@@ -28,7 +29,9 @@ pub enum ClusterCommand {
     /// after it exits; stop them with `dsync cluster down`.
     ///
     /// On a folder that already holds a cluster, nodes that still run are
-    /// left alone and stopped ones are started again on their data. A folder
+    /// left alone and stopped ones are started again on their data, with
+    /// the auth and TLS the cluster was created with: --auth or --tls that
+    /// differ from those are refused (exit 1, nothing started). A folder
     /// whose cluster.yaml names another folder's files (a copy) is refused.
     /// DSYNC_* server settings in the environment (e.g. DSYNC_SNAPSHOT_EVERY)
     /// are passed on to the nodes.
