@@ -199,7 +199,12 @@ async fn create(
     };
     let tls_dir = dir.join("tls");
     if tls {
-        crate::commands::cert::init::init(&tls_dir, n, &["127.0.0.1".into(), "localhost".into()])?;
+        crate::commands::cert::init::init(
+            &tls_dir,
+            n,
+            &["127.0.0.1".into(), "localhost".into()],
+            Default::default(),
+        )?;
     }
     let ports = free_ports(n as usize)?;
     let mut file = ClusterFile {
