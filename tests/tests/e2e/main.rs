@@ -12,6 +12,7 @@ mod api_errors;
 mod backup;
 mod cache;
 mod cache_linearizable;
+mod cert_rotation;
 mod chaos;
 mod cluster_basics;
 mod completions;
