@@ -90,7 +90,7 @@ pub enum Command {
     /// Create client tokens and check which principal a token is.
     #[command(subcommand)]
     Auth(AuthCommand),
-    /// Create the CA and node certificates of a TLS cluster.
+    /// Create, renew and inspect the CA and node certificates of a TLS cluster.
     #[command(subcommand)]
     Cert(CertCommand),
     /// Read and write through a node's coherent (MESI) cache; inspect line states.
