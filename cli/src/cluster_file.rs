@@ -93,6 +93,50 @@ impl ClusterFile {
     pub fn node_mut(&mut self, id: u64) -> Option<&mut NodeEntry> {
         self.nodes.iter_mut().find(|n| n.id == id)
     }
+
+    /// Refuses a local cluster file that names node files outside `dir`: a
+    /// copied or moved folder still names the original's, and starting,
+    /// stopping or deleting through it would act on that cluster's nodes.
+    pub fn ensure_here(&self, dir: &Path) -> anyhow::Result<()> {
+        if self.compose.is_some() {
+            return Ok(());
+        }
+        let here = canonical(dir);
+        for n in &self.nodes {
+            for path in [&n.dir, &n.config, &n.data_dir] {
+                if !canonical(path).starts_with(&here) {
+                    bail!(
+                        "{} names node {}'s files in {}, outside {}: the folder was copied or moved from another cluster folder; run the command against that folder (--dir), or start a new cluster here",
+                        Self::path(dir).display(),
+                        n.id,
+                        path.display(),
+                        dir.display()
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The real path of `path`, resolving symlinks in the part of it that
+/// exists, so paths compare equal however they were spelled.
+pub fn canonical(path: &Path) -> PathBuf {
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut existing = abs.as_path();
+    let mut missing = Vec::new();
+    loop {
+        if let Ok(real) = std::fs::canonicalize(existing) {
+            return missing.iter().rev().fold(real, |p, name| p.join(name));
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                missing.push(name.to_owned());
+                existing = parent;
+            }
+            _ => return abs,
+        }
+    }
 }
 
 /// Milliseconds since the Unix epoch (0 if the clock is before it).
@@ -160,6 +204,21 @@ mod tests {
         file.save(tmp.path()).unwrap();
         let err = ClusterFile::load(tmp.path()).unwrap_err();
         assert!(err.to_string().contains("format version 99"), "{err}");
+    }
+
+    #[test]
+    fn a_copied_cluster_file_naming_another_folder_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (orig, copy) = (tmp.path().join("orig"), tmp.path().join("copy"));
+        std::fs::create_dir_all(orig.join("node-1")).unwrap();
+        std::fs::create_dir_all(&copy).unwrap();
+        let file = sample(&orig);
+        file.ensure_here(&orig).unwrap();
+        // Through a symlink the folder is still the same one.
+        std::os::unix::fs::symlink(&orig, tmp.path().join("link")).unwrap();
+        file.ensure_here(&tmp.path().join("link")).unwrap();
+        let err = file.ensure_here(&copy).unwrap_err().to_string();
+        assert!(err.contains("outside") && err.contains("copied"), "{err}");
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Durations on the command line (`500ms`, `30s`, `2m`, `1m30s`, or a bare
+//! Durations on the command line (`500ms`, `30s`, `2m`, `1m30s`, `7d`, or a bare
 //! number of milliseconds) and their compact display in tables.
 
 use std::time::Duration;
@@ -23,7 +23,7 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
         if digits == 0 {
             return Err(format!(
-                "{text:?} is not a duration (use e.g. 500ms, 30s, 2m, 1h or milliseconds)"
+                "{text:?} is not a duration (use e.g. 500ms, 30s, 2m, 1h, 7d or milliseconds)"
             ));
         }
         let (number, after) = rest.split_at(digits);
@@ -37,10 +37,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
             "s" => 1_000,
             "m" => 60_000,
             "h" => 3_600_000,
+            "d" => 86_400_000,
             "" => return Err(format!("{text:?}: a unit is missing after {number}")),
             other => {
                 return Err(format!(
-                    "{text:?}: unknown unit {other:?} (use ms, s, m or h)"
+                    "{text:?}: unknown unit {other:?} (use ms, s, m, h or d)"
                 ))
             }
         };
@@ -98,6 +99,7 @@ mod tests {
         assert_eq!(ms("30s"), 30_000);
         assert_eq!(ms("2m"), 120_000);
         assert_eq!(ms("1h"), 3_600_000);
+        assert_eq!(ms("7d"), 7 * 86_400_000);
         assert_eq!(ms("1500"), 1_500);
         assert_eq!(ms("0"), 0);
         assert_eq!(ms(" 10s "), 10_000);
@@ -116,7 +118,7 @@ mod tests {
         }
         assert!(parse_duration("99999999999999999999").is_err());
         assert!(parse_duration("99999999999999999h").is_err());
-        let err = parse_duration("3d").unwrap_err();
+        let err = parse_duration("3w").unwrap_err();
         assert!(err.contains("unknown unit"), "{err}");
     }
 

@@ -174,31 +174,6 @@ pub fn pid_alive(pid: u32) -> bool {
     )
 }
 
-/// The command line of `pid`, for telling our nodes from a recycled pid.
-pub fn command_line(pid: u32) -> Option<String> {
-    if let Ok(bytes) = std::fs::read(format!("/proc/{pid}/cmdline")) {
-        let text: Vec<String> = bytes
-            .split(|b| *b == 0)
-            .filter(|s| !s.is_empty())
-            .map(|s| String::from_utf8_lossy(s).into_owned())
-            .collect();
-        return Some(text.join(" "));
-    }
-    // Without /proc (macOS), ask ps.
-    let out = Command::new("ps")
-        .args(["-o", "command=", "-p", &pid.to_string()])
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
-}
-
-/// Whether `pid` is alive and runs a dsync binary.
-pub fn is_dsync_process(pid: u32) -> bool {
-    pid_alive(pid) && command_line(pid).is_some_and(|c| c.contains("dsync"))
-}
-
 pub fn send_signal(pid: u32, sig: Signal) -> anyhow::Result<()> {
     let raw = i32::try_from(pid).context("pid out of range")?;
     match signal::kill(Pid::from_raw(raw), sig) {
@@ -279,7 +254,7 @@ mod tests {
         let pid = child.id();
         child.wait().unwrap();
         // Reaped: the pid is free (and almost surely not reused this fast).
-        assert!(!pid_alive(pid) || !is_dsync_process(pid));
+        assert!(!pid_alive(pid));
     }
 
     #[test]

@@ -6,6 +6,7 @@ mod compose;
 mod context;
 mod duration;
 mod local;
+mod node_process;
 mod output;
 mod progress;
 mod secrets;
@@ -89,7 +90,7 @@ pub enum Command {
     /// Create client tokens and check which principal a token is.
     #[command(subcommand)]
     Auth(AuthCommand),
-    /// Create the CA and node certificates of a TLS cluster.
+    /// Create, renew and inspect the CA and node certificates of a TLS cluster.
     #[command(subcommand)]
     Cert(CertCommand),
     /// Read and write through a node's coherent (MESI) cache; inspect line states.

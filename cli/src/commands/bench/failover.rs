@@ -15,7 +15,8 @@ use serde_json::json;
 
 use crate::cluster_file::ClusterFile;
 use crate::context::GlobalArgs;
-use crate::local::{is_dsync_process, send_signal};
+use crate::local::send_signal;
+use crate::node_process::owner;
 use crate::output::Table;
 use crate::progress::Progress;
 
@@ -61,6 +62,7 @@ pub async fn run(global: &GlobalArgs, args: FailoverBenchArgs) -> anyhow::Result
             file.runtime
         );
     }
+    file.ensure_here(&dir)?;
     let mut progress = Progress::new();
     let mut runs = Vec::new();
     for trial in 1..=args.trials {
@@ -72,10 +74,9 @@ pub async fn run(global: &GlobalArgs, args: FailoverBenchArgs) -> anyhow::Result
             .iter()
             .find(|n| n.id == leader)
             .context("leader not in the cluster file")?;
-        let pid = node
-            .pid
-            .filter(|p| is_dsync_process(*p))
-            .context("the leader's pid is unknown")?;
+        let pid = owner(&dir, node)
+            .ours()
+            .context("the leader's pid is unknown, or is not this folder's node")?;
 
         let stop = Arc::new(AtomicBool::new(false));
         let killed_at: Arc<Mutex<Option<Instant>>> = Arc::default();

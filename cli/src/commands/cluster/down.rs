@@ -3,17 +3,21 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use nix::sys::signal::Signal;
 use serde::Serialize;
 
 use crate::cluster_file::ClusterFile;
 use crate::context::GlobalArgs;
-use crate::local::{is_dsync_process, pid_alive, send_signal};
+use crate::local::{pid_alive, send_signal};
+use crate::node_process::{owner, Owner};
 
 #[derive(Debug, clap::Args)]
 pub struct DownArgs {
-    /// Also delete the cluster's folder (data, logs, cluster.yaml).
+    /// Also delete what dsync made in the cluster's folder (cluster.yaml,
+    /// node folders with their data and logs, secrets/, tls/; the volumes
+    /// on compose). Other files are kept and named; the folder goes only
+    /// once it is empty.
     #[arg(long)]
     pub purge: bool,
 
@@ -26,7 +30,7 @@ pub struct DownArgs {
 #[serde(rename_all = "snake_case")]
 enum Outcome {
     NotRunning,
-    /// The pid now belongs to another program.
+    /// The pid now belongs to something other than this folder's node.
     LeftAlone,
     Stopped,
     /// Still alive after the grace period, so SIGKILLed.
@@ -39,6 +43,9 @@ struct Stopped {
     id: u64,
     pid: Option<u32>,
     result: Outcome,
+    /// Why a live pid was left alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    detail: Option<String>,
 }
 
 pub async fn run(global: &GlobalArgs, args: DownArgs) -> anyhow::Result<i32> {
@@ -53,21 +60,22 @@ pub async fn run(global: &GlobalArgs, args: DownArgs) -> anyhow::Result<i32> {
     let mut signalled = Vec::new();
     // Signal everything first so the nodes shut down in parallel.
     for node in &file.nodes {
-        let result = match node.pid {
-            None => Outcome::NotRunning,
-            Some(pid) if !pid_alive(pid) => Outcome::NotRunning,
-            // The pid was recycled by an unrelated process: never signal it.
-            Some(pid) if !is_dsync_process(pid) => Outcome::LeftAlone,
-            Some(pid) => {
+        let (result, detail) = match owner(&dir, node) {
+            Owner::Gone => (Outcome::NotRunning, None),
+            // A reused pid, or the node of the folder this one was copied
+            // from: never signal it.
+            Owner::Foreign { why, .. } => (Outcome::LeftAlone, Some(why)),
+            Owner::Ours(pid) => {
                 send_signal(pid, Signal::SIGTERM)?;
                 signalled.push(pid);
-                Outcome::Stopped
+                (Outcome::Stopped, None)
             }
         };
         results.push(Stopped {
             id: node.id,
             pid: node.pid,
             result,
+            detail,
         });
     }
     let grace = Duration::from_secs(args.grace);
@@ -86,10 +94,12 @@ pub async fn run(global: &GlobalArgs, args: DownArgs) -> anyhow::Result<i32> {
         }
     }
 
-    if args.purge {
-        std::fs::remove_dir_all(&dir)
-            .with_context(|| format!("cannot remove {}", dir.display()))?;
-    } else {
+    // Purging while a node still runs would delete its files under it.
+    let purged = match args.purge && survivors.is_empty() {
+        true => Some(super::purge::purge(&dir)?),
+        false => None,
+    };
+    if purged.is_none() {
         for node in &mut file.nodes {
             if !node.pid.is_some_and(|p| survivors.contains(&p)) {
                 node.pid = None;
@@ -103,9 +113,10 @@ pub async fn run(global: &GlobalArgs, args: DownArgs) -> anyhow::Result<i32> {
             let pid = r.pid.map_or(String::new(), |p| format!(" (pid {p})"));
             let result = match r.result {
                 Outcome::NotRunning => "not running".to_string(),
-                Outcome::LeftAlone => {
-                    "left alone: its pid now belongs to another program".to_string()
-                }
+                Outcome::LeftAlone => format!(
+                    "left alone: the recorded pid is not this folder's node ({}); the stale pid is dropped",
+                    r.detail.as_deref().unwrap_or("unknown process")
+                ),
                 Outcome::Stopped => "stopped".to_string(),
                 Outcome::Killed => format!("killed: still running {} s after SIGTERM", args.grace),
                 Outcome::StillRunning => "still running after SIGKILL".to_string(),
@@ -114,11 +125,16 @@ pub async fn run(global: &GlobalArgs, args: DownArgs) -> anyhow::Result<i32> {
         }
         out
     })?;
-    if args.purge {
-        eprintln!("removed {}", dir.display());
+    // On stderr, like every hint: stdout stays the per-node report.
+    if let Some(p) = &purged {
+        eprint!("{}", purge_summary(&dir, p));
     }
     if !survivors.is_empty() {
-        bail!("some nodes did not exit even after SIGKILL: pids {survivors:?}");
+        let purge = match args.purge {
+            true => "; nothing was purged",
+            false => "",
+        };
+        bail!("some nodes did not exit even after SIGKILL: pids {survivors:?}{purge}");
     }
     Ok(crate::commands::EXIT_OK)
 }
@@ -137,9 +153,10 @@ fn compose_down(
         down.push("--volumes");
     }
     crate::compose::compose(info, &down)?;
-    if args.purge {
-        std::fs::remove_dir_all(dir).with_context(|| format!("cannot remove {}", dir.display()))?;
-    }
+    let purged = match args.purge {
+        true => Some(super::purge::purge(dir)?),
+        false => None,
+    };
     let report =
         serde_json::json!({"project": info.project, "stopped": true, "purged": args.purge});
     global.output.print(&report, || {
@@ -150,7 +167,22 @@ fn compose_down(
         };
         format!("compose project {}: {what}\n", info.project)
     })?;
+    if let Some(p) = &purged {
+        eprint!("{}", purge_summary(dir, p));
+    }
     Ok(crate::commands::EXIT_OK)
+}
+
+fn purge_summary(dir: &std::path::Path, p: &super::purge::Purged) -> String {
+    if p.removed_dir {
+        return format!("removed {}\n", dir.display());
+    }
+    let kept: Vec<String> = p.kept.iter().map(|k| k.display().to_string()).collect();
+    format!(
+        "removed dsync's files from {}; kept {}: not made by dsync\n",
+        dir.display(),
+        kept.join(", ")
+    )
 }
 
 /// Waits until every pid is gone or `limit` passes; returns those still alive.

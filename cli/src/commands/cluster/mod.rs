@@ -1,9 +1,11 @@
 //! `dsync cluster`: clusters of local processes or compose containers
 //! (start, inspect, resize, upgrade, stop).
 
+mod as_created;
 mod compose_up;
 pub mod down;
 mod preflight;
+mod purge;
 mod restart;
 pub mod scale;
 pub mod status;
@@ -27,7 +29,10 @@ pub enum ClusterCommand {
     /// after it exits; stop them with `dsync cluster down`.
     ///
     /// On a folder that already holds a cluster, nodes that still run are
-    /// left alone and stopped ones are started again on their data.
+    /// left alone and stopped ones are started again on their data, with
+    /// the auth and TLS the cluster was created with: --auth or --tls that
+    /// differ from those are refused (exit 1, nothing started). A folder
+    /// whose cluster.yaml names another folder's files (a copy) is refused.
     /// DSYNC_* server settings in the environment (e.g. DSYNC_SNAPSHOT_EVERY)
     /// are passed on to the nodes.
     Up(up::UpArgs),
@@ -40,9 +45,12 @@ pub enum ClusterCommand {
     /// Stop the nodes of the local cluster in --dir (optionally deleting its files).
     ///
     /// Each node gets SIGTERM, then SIGKILL if it has not exited after the
-    /// grace period. A recorded pid that now belongs to another program is
-    /// never signalled. Without --purge the data stays, and `dsync cluster up`
-    /// starts the same cluster again.
+    /// grace period. A recorded pid is signalled only if it runs
+    /// `dsync server --config <this folder's node-N/node.yaml>` for that
+    /// node's id (read from /proc); otherwise (a reused pid, or the node of
+    /// the folder this one was copied from) it is left alone, said so, and
+    /// dropped from cluster.yaml. Without --purge the data stays, and
+    /// `dsync cluster up` starts the same cluster again.
     Down(down::DownArgs),
     /// Grow or shrink the cluster to N voters, one member at a time.
     ///

@@ -9,7 +9,7 @@ use anyhow::bail;
 use super::up::{keep_running_hint, record_versions, start, Started};
 use super::wait::{all_agree, healthy, wait_for, Watched};
 use crate::cluster_file::ClusterFile;
-use crate::local::is_dsync_process;
+use crate::node_process::owner;
 use crate::progress::Progress;
 
 /// An existing cluster: leave healthy nodes alone, start the others again
@@ -36,6 +36,7 @@ pub(super) async fn restart(
             file.nodes.len()
         );
     }
+    file.ensure_here(dir)?;
     file.binary = binary;
     let mut states = HashMap::new();
     let mut watched = Vec::new();
@@ -44,7 +45,7 @@ pub(super) async fn restart(
         let Some(node) = file.nodes.iter().find(|n| n.id == id).cloned() else {
             continue;
         };
-        if let Some(pid) = node.pid.filter(|p| is_dsync_process(*p)) {
+        if let Some(pid) = owner(dir, &node).ours() {
             if healthy(node.id, &node.addr).await {
                 progress.note(format!("node {id} running on {} (pid {pid})", node.addr));
                 states.insert(id, "running");

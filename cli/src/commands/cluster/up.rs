@@ -38,14 +38,18 @@ pub struct UpArgs {
     #[arg(long, value_enum, default_value_t = Runtime::Local)]
     pub runtime: Runtime,
 
-    /// Authentication of a new cluster: `token` creates <DIR>/secrets/ (JWT
-    /// secret, cluster secret, an admin token the CLI then uses by itself)
-    /// and starts the nodes with auth on and an audit log.
-    #[arg(long, value_enum, default_value_t = UpAuth::None)]
-    pub auth: UpAuth,
+    /// Authentication of a new cluster [default: none]: `token` creates
+    /// <DIR>/secrets/ (JWT secret, cluster secret, an admin token the CLI
+    /// then uses by itself) and starts the nodes with auth on and an audit
+    /// log. An existing cluster starts as it was created; asking it for
+    /// other auth is refused (docs/operations.md, "Securing an existing
+    /// cluster").
+    #[arg(long, value_enum)]
+    pub auth: Option<UpAuth>,
 
     /// Serve clients over TLS and peers over mutual TLS: creates <DIR>/tls/
     /// (`dsync cert init`); Raft RPCs then need a certificate of that CA.
+    /// New clusters only: refused on a cluster created without TLS.
     #[arg(long)]
     pub tls: bool,
 
@@ -92,13 +96,20 @@ pub async fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<i32> {
     let existing = ClusterFile::load(&dir)?;
     let compose =
         args.runtime == Runtime::Compose || existing.as_ref().is_some_and(|f| f.compose.is_some());
+    if let Some(file) = &existing {
+        let created = super::as_created::created_with(file);
+        let tls = args.tls && !compose;
+        for note in super::as_created::check(&dir, created, args.auth, tls)? {
+            progress.note(note);
+        }
+    }
     let (file, states, statuses) = match existing {
         existing if compose => {
             if args.tls {
                 bail!("--tls is not available with --runtime compose yet; use --auth token, or the local runtime for TLS");
             }
             let n = args.nodes.unwrap_or(DEFAULT_NODES);
-            let auth = args.auth == UpAuth::Token;
+            let auth = args.auth == Some(UpAuth::Token);
             super::compose_up::up(&dir, existing, n, &args.image, auth, timeout, &mut progress)
                 .await?
         }
@@ -111,7 +122,7 @@ pub async fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<i32> {
                 &dir,
                 binary,
                 n,
-                (args.auth, args.tls),
+                (args.auth.unwrap_or(UpAuth::None), args.tls),
                 timeout,
                 &mut progress,
             )
@@ -188,7 +199,12 @@ async fn create(
     };
     let tls_dir = dir.join("tls");
     if tls {
-        crate::commands::cert::init::init(&tls_dir, n, &["127.0.0.1".into(), "localhost".into()])?;
+        crate::commands::cert::init::init(
+            &tls_dir,
+            n,
+            &["127.0.0.1".into(), "localhost".into()],
+            Default::default(),
+        )?;
     }
     let ports = free_ports(n as usize)?;
     let mut file = ClusterFile {

@@ -11,7 +11,7 @@ use crate::cluster_file::ClusterFile;
 use crate::commands::cluster::scale::stop;
 use crate::commands::cluster::upgrade::restart;
 use crate::context::GlobalArgs;
-use crate::local::is_dsync_process;
+use crate::node_process::owner;
 use crate::progress::Progress;
 
 #[derive(Debug, clap::Args)]
@@ -47,6 +47,7 @@ pub async fn run(global: &GlobalArgs, args: RestartArgs) -> anyhow::Result<i32> 
             file.runtime
         );
     }
+    file.ensure_here(&dir)?;
     let node = file
         .nodes
         .iter()
@@ -61,7 +62,7 @@ pub async fn run(global: &GlobalArgs, args: RestartArgs) -> anyhow::Result<i32> 
         bail!("{} is not a file", binary.display());
     }
     let mut progress = Progress::new();
-    if let Some(pid) = node.pid.filter(|p| is_dsync_process(*p)) {
+    if let Some(pid) = owner(&dir, &node).ours() {
         progress.step(format!("stopping node {} (pid {pid})", args.id));
         stop(pid).await?;
     }

@@ -16,7 +16,8 @@ use serde::Serialize;
 use super::wait::{all_agree, healthy, wait_for, Watched};
 use crate::cluster_file::ClusterFile;
 use crate::context::{GlobalArgs, RequestError, RequestExt};
-use crate::local::{is_dsync_process, pid_alive, send_signal};
+use crate::local::{pid_alive, send_signal};
+use crate::node_process::owner;
 use crate::output::Table;
 use crate::progress::Progress;
 
@@ -56,6 +57,7 @@ pub async fn run(global: &GlobalArgs, args: ScaleArgs) -> anyhow::Result<i32> {
             file.runtime
         );
     }
+    file.ensure_here(&dir)?;
     let target = args.nodes as usize;
     let from = file.nodes.len();
     let warning = even_size_warning(target);
@@ -203,7 +205,7 @@ async fn shrink(
         match file.compose.clone() {
             Some(info) => compose::remove(&info, file, id)?,
             None => {
-                if let Some(pid) = node.pid.filter(|p| is_dsync_process(*p)) {
+                if let Some(pid) = owner(dir, &node).ours() {
                     stop(pid).await?;
                 }
                 std::fs::remove_dir_all(&node.dir)

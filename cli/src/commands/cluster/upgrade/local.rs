@@ -11,7 +11,8 @@ use crate::cluster_file::ClusterFile;
 use crate::commands::cluster::scale::stop;
 use crate::commands::cluster::wait::{wait_for, Watched};
 use crate::commands::version::VersionInfo;
-use crate::local::{is_dsync_process, spawn_node};
+use crate::local::spawn_node;
+use crate::node_process::owner;
 use crate::progress::Progress;
 
 /// Runs `<binary> version --output json`: it must start, and say what
@@ -60,7 +61,7 @@ pub(super) async fn upgrade_node(
         return res;
     }
     progress.step(format!("node {id}: stopping"));
-    if let Some(pid) = node.pid.filter(|p| is_dsync_process(*p)) {
+    if let Some(pid) = owner(dir, &node).ours() {
         if let Err(e) = stop(pid).await {
             return fail("failed", format!("cannot stop pid {pid}: {e:#}"));
         }
@@ -86,10 +87,13 @@ pub(super) async fn upgrade_node(
         "node {id}: {why:#}; rolling back to {}",
         old_path.display()
     ));
-    if let Some(pid) = file.nodes.iter().find(|n| n.id == id).and_then(|n| n.pid) {
-        if is_dsync_process(pid) {
-            let _ = stop(pid).await;
-        }
+    if let Some(pid) = file
+        .nodes
+        .iter()
+        .find(|n| n.id == id)
+        .and_then(|n| owner(dir, n).ours())
+    {
+        let _ = stop(pid).await;
     }
     match restart(
         dir,

@@ -121,6 +121,7 @@ pub async fn run(global: &GlobalArgs, args: UpgradeArgs) -> anyhow::Result<i32> 
     let Some(mut file) = ClusterFile::load(&dir)? else {
         bail!("no cluster in {} (no cluster.yaml)", dir.display());
     };
+    file.ensure_here(&dir)?;
     let release = release(&file, &args)?;
     let target = match &release {
         Release::Binary(b) => local::probe_binary(b).await?,
