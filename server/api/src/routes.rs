@@ -55,7 +55,6 @@ pub const RAFT_APPEND: &str = "/raft/append";
 pub const RAFT_VOTE: &str = "/raft/vote";
 pub const RAFT_SNAPSHOT: &str = "/raft/snapshot";
 pub const RAFT_FORWARD: &str = "/raft/forward";
-pub const RAFT_READ_INDEX: &str = "/raft/read_index";
 /// Cache coherence: requests to the leader's directory.
 pub const RAFT_CACHE_DIRECTORY: &str = "/raft/cache/directory";
 /// Cache coherence: invalidations, downgrades and state queries to a holder.

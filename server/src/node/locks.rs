@@ -148,7 +148,7 @@ impl Node {
 /// On the leader: extends every lease once per new term, then commits a
 /// `Tick` whenever a lease, queued lock request, delayed message or
 /// delivery deadline is due.
-pub async fn run_lock_ticker(node: Arc<Node>) {
+pub async fn run_deadline_ticker(node: Arc<Node>) {
     let mut metrics = node.raft.metrics();
     loop {
         let term = loop {

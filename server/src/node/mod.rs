@@ -144,7 +144,7 @@ impl Node {
         t.spawn("elections", allow_elections_after_restart(node.clone()));
         t.spawn("metrics", watch_metrics(node.clone()));
         t.spawn("role events", crate::events::watch_roles(node.clone()));
-        t.spawn("lock ticker", locks::run_lock_ticker(node.clone()));
+        t.spawn("deadline ticker", locks::run_deadline_ticker(node.clone()));
         t.spawn("cache", crate::cache::run(node.clone()));
         Ok(node)
     }

@@ -34,7 +34,8 @@ pub struct Request {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Response(pub Vec<CmdOutput>);
 
-/// Everything the replicated log decides.
+/// Everything the replicated log decides, plus the events of the last
+/// entries applied (`outbox`, local to this node, never snapshotted).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StateData {
     /// Advanced by every applied command. KV versions (and fencing tokens)

@@ -233,10 +233,6 @@ impl App {
         self.selected[self.panel.index()]
     }
 
-    pub fn selected_in(&self, panel: Panel) -> usize {
-        self.selected[panel.index()]
-    }
-
     fn visible_len(&self, panel: Panel) -> usize {
         match panel {
             Panel::Cluster => self.visible_nodes().len(),
