@@ -10,15 +10,13 @@ use futures::future::join_all;
 use tokio::sync::mpsc::Sender;
 
 use crate::app::{Action, AdminOp};
-use crate::model::{CacheLines, CachePoll, NodePoll, Poll};
+use crate::model::{CachePoll, NodePoll, Poll};
 
 pub const POLL_EVERY: Duration = Duration::from_millis(500);
 /// A whole poll round gives up after this, so a hung node costs one round.
 const ROUND_LIMIT: Duration = Duration::from_millis(1500);
 /// Pause before following another node's events after a stream ended.
 const RECONNECT_AFTER: Duration = Duration::from_millis(500);
-/// Route of the cache's per-node line listing.
-pub const CACHE_LINES: &str = "/v1/cache/lines";
 
 pub fn now_ms() -> u64 {
     SystemTime::now()
@@ -62,7 +60,7 @@ async fn poll_node(client: &Client, endpoint: &str) -> NodePoll {
     let (status, health, cache) = tokio::join!(
         client.node_status(endpoint),
         client.call_node::<Health>(endpoint, routes::HEALTH),
-        client.call_node::<CacheLines>(endpoint, CACHE_LINES),
+        client.call_node::<dsync_api::cache::CacheLines>(endpoint, routes::CACHE_LINES),
     );
     let cache = match cache {
         Ok(lines) => CachePoll::Lines(lines),

@@ -9,7 +9,9 @@ use dsync_api::queue::TopicStats;
 use dsync_api::types::{MemberKind, MemberStatus, NodeStatus, Role};
 
 use crate::app::{Action, App};
-use crate::model::{CacheLine, CacheLines, CachePoll, LineState, NodePoll, Poll};
+use dsync_api::cache::{CacheLines, LineInfo};
+
+use crate::model::{CachePoll, LineState, NodePoll, Poll};
 
 /// 2023-11-14 22:13:20 UTC.
 pub const T0: u64 = 1_700_000_000_000;
@@ -49,12 +51,13 @@ fn status(id: u64, role: Role, applied: u64) -> NodeStatus {
     }
 }
 
-fn line(key: &str, state: LineState) -> CacheLine {
-    CacheLine {
+fn line(key: &str, state: LineState) -> LineInfo {
+    LineInfo {
         key: key.into(),
         state,
         version: 3,
         lease_remaining_ms: 1500,
+        dirty: false,
     }
 }
 
@@ -99,9 +102,13 @@ fn topic(name: &str, ready: u64, enq: u64, ack: u64, dlq: u64) -> TopicStats {
 
 /// One poll; `round` moves the queue totals so rates differ per round.
 pub fn poll(round: u64, cache: bool) -> Poll {
-    let cache_of = |lines: Vec<CacheLine>, node: u64| {
+    let cache_of = |lines: Vec<LineInfo>, node: u64| {
         if cache {
-            CachePoll::Lines(CacheLines { node, lines })
+            CachePoll::Lines(CacheLines {
+                node,
+                lines,
+                truncated: false,
+            })
         } else {
             CachePoll::NotAvailable
         }
@@ -114,10 +121,7 @@ pub fn poll(round: u64, cache: bool) -> Poll {
                 status: Ok(status(1, Role::Leader, 120)),
                 healthy: true,
                 cache: cache_of(
-                    vec![
-                        line("user:1", LineState::Modified),
-                        line("user:2", LineState::Shared),
-                    ],
+                    vec![line("user:1", LineState::M), line("user:2", LineState::S)],
                     1,
                 ),
             },
@@ -126,10 +130,7 @@ pub fn poll(round: u64, cache: bool) -> Poll {
                 status: Ok(status(2, Role::Follower, 117)),
                 healthy: true,
                 cache: cache_of(
-                    vec![
-                        line("user:2", LineState::Shared),
-                        line("user:3", LineState::Exclusive),
-                    ],
+                    vec![line("user:2", LineState::S), line("user:3", LineState::E)],
                     2,
                 ),
             },

@@ -1,51 +1,10 @@
-//! What the data-fetch tasks bring back, and the dashboard's own view of
-//! the cache (whose wire type lives with the cache feature).
+//! What the data-fetch tasks bring back. Wire types are `dsync-api`'s.
 
+use dsync_api::cache::CacheLines;
+pub use dsync_api::cache::LineState;
 use dsync_api::locks::{LockGraph, LockInfo};
 use dsync_api::queue::TopicStats;
 use dsync_api::types::NodeStatus;
-use serde::Deserialize;
-
-/// `GET /v1/cache/lines` of one node.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct CacheLines {
-    pub node: u64,
-    pub lines: Vec<CacheLine>,
-}
-
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct CacheLine {
-    pub key: String,
-    pub state: LineState,
-    #[serde(default)]
-    pub version: u64,
-    #[serde(default)]
-    pub lease_remaining_ms: u64,
-}
-
-/// MESI state of a line; a node without the line is `Invalid`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-pub enum LineState {
-    #[serde(rename = "M")]
-    Modified,
-    #[serde(rename = "E")]
-    Exclusive,
-    #[serde(rename = "S")]
-    Shared,
-    #[serde(rename = "I")]
-    Invalid,
-}
-
-impl LineState {
-    pub fn letter(self) -> &'static str {
-        match self {
-            LineState::Modified => "M",
-            LineState::Exclusive => "E",
-            LineState::Shared => "S",
-            LineState::Invalid => "I",
-        }
-    }
-}
 
 /// The cache lines a node reported, or why there are none.
 #[derive(Debug, Clone, PartialEq)]
@@ -76,20 +35,4 @@ pub struct Poll {
     pub locks: Result<Vec<LockInfo>, String>,
     pub graph: Result<LockGraph, String>,
     pub queues: Result<Vec<TopicStats>, String>,
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn cache_lines_decode_from_the_documented_shape() {
-        let v: CacheLines = serde_json::from_str(
-            r#"{"node":2,"lines":[{"key":"k","state":"M","version":7,"lease_remaining_ms":900}]}"#,
-        )
-        .unwrap();
-        assert_eq!(v.node, 2);
-        assert_eq!(v.lines[0].state, LineState::Modified);
-        assert_eq!(v.lines[0].version, 7);
-    }
 }

@@ -92,7 +92,7 @@ impl App {
                 l.lines
                     .iter()
                     .find(|x| x.key == key)
-                    .map_or(LineState::Invalid, |x| x.state),
+                    .map_or(LineState::I, |x| x.state),
             ),
             _ => CacheCell::Unknown,
         }

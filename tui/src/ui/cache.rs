@@ -8,8 +8,8 @@ use ratatui::Frame;
 
 use super::{panel_block, selected_style};
 use crate::app::{App, CacheCell};
-use crate::fetch::CACHE_LINES;
 use crate::model::{CachePoll, LineState};
+use dsync_api::routes::CACHE_LINES;
 
 pub fn draw(f: &mut Frame, area: Rect, app: &App) {
     if !app.cache_available() {
@@ -71,12 +71,12 @@ fn cell(c: CacheCell) -> Cell<'static> {
     match c {
         CacheCell::State(s) => {
             let color = match s {
-                LineState::Modified => Color::Red,
-                LineState::Exclusive => Color::Magenta,
-                LineState::Shared => Color::Green,
-                LineState::Invalid => Color::DarkGray,
+                LineState::M => Color::Red,
+                LineState::E => Color::Magenta,
+                LineState::S => Color::Green,
+                LineState::I => Color::DarkGray,
             };
-            Cell::from(format!("   {}", s.letter())).style(Style::new().fg(color).bold())
+            Cell::from(format!("   {}", s.as_str())).style(Style::new().fg(color).bold())
         }
         CacheCell::Unknown => Cell::from("   ?").red(),
     }
