@@ -137,3 +137,44 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use dsync_api::types::KvPutRequest;
+
+    use super::*;
+
+    async fn rejection<T: DeserializeOwned>(body: &str) -> ApiError {
+        let req = Request::builder()
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        match ApiJson::<T>::from_request(req, &()).await {
+            Ok(_) => panic!("{body} was accepted"),
+            Err(HttpError(e)) => e,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_bad_field_is_named_with_its_path() {
+        let e = rejection::<KvPutRequest>(r#"{"value":1,"fence":{"lock":"l","token":"x"}}"#).await;
+        assert_eq!(e.code, ErrorCode::InvalidArgument);
+        assert!(e.message.contains("fence.token"), "{e}");
+        let e = rejection::<KvPutRequest>(r#"{"valu":1}"#).await;
+        assert!(e.message.contains("`valu`"), "{e}");
+        let e = rejection::<dsync_api::queue::EnqueueRequest>(
+            r#"{"messages":[{"payload":1},{"payload":2,"delay_ms":-1}]}"#,
+        )
+        .await;
+        assert!(e.message.contains("messages[1].delay_ms"), "{e}");
+        let e = rejection::<dsync_api::queue::EnqueueRequest>(
+            r#"{"payload":1,"messages":[{"payload":2}]}"#,
+        )
+        .await;
+        assert!(
+            e.message.contains("`payload`") && e.message.contains("`messages`"),
+            "{e}"
+        );
+    }
+}
