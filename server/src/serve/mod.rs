@@ -49,6 +49,11 @@ pub struct ServeLimits {
     pub header_read_timeout: Duration,
     /// The longest a request body may send nothing.
     pub body_read_timeout: Duration,
+    /// The HTTP parser's caps on a request head (bytes, header fields),
+    /// above the router's own limits so that its JSON errors answer all
+    /// but the grossest heads (the parser answers those with an empty 431).
+    pub parser_max_head_bytes: usize,
+    pub parser_max_headers: usize,
 }
 
 pub async fn serve(
@@ -177,7 +182,12 @@ impl Connection {
         builder
             .http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_read_timeout);
+            .header_read_timeout(limits.header_read_timeout)
+            .max_buf_size(limits.parser_max_head_bytes)
+            .max_headers(limits.parser_max_headers);
+        builder
+            .http2()
+            .max_header_list_size(u32::try_from(limits.parser_max_head_bytes).unwrap_or(u32::MAX));
         let conn =
             builder.serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(svc));
         tokio::pin!(conn);
