@@ -7,11 +7,13 @@
 //!   and for each later one from the end of the previous (as Go's
 //!   `ReadHeaderTimeout` and `IdleTimeout`), whatever the protocol: plain
 //!   HTTP/1, h2c, or TLS before and after the handshake;
+//! - plain HTTP sent to a TLS port answered with a JSON 400 ([`plain`]);
 //! - a request body that stops arriving fails instead of holding its
 //!   handler;
 //! - and the remote address of each connection for per-client limits.
 
 pub mod conns;
+mod plain;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -131,7 +133,12 @@ impl Connection {
         match tls {
             None => self.serve(tcp, false, slot).await,
             Some(acceptor) => {
-                // The handshake counts against the first request's deadline.
+                // The handshake counts against the first request's deadline,
+                // and so does this wait for its first byte.
+                if plain::is_plain_http(&tcp).await {
+                    tracing::debug!(remote = %self.remote, "plain HTTP on the TLS port");
+                    return plain::refuse(tcp).await;
+                }
                 let Ok(stream) = acceptor.accept(tcp).await else {
                     return;
                 };
