@@ -2,7 +2,8 @@
 //! `limits.max_header_bytes`, [`MAX_HEADER_FIELDS`]), enforced here rather
 //! than by the HTTP parser: its own refusals have empty bodies, so it is
 //! given more room (`ServeLimits::parser_max_*`) and these JSON 414 and 431
-//! are what clients get.
+//! are what clients get. Heads the parser would refuse even so reach here
+//! as a stand-in request marked [`Malformed`] (see `serve::frame`).
 
 use std::sync::Arc;
 
@@ -16,9 +17,14 @@ use super::error::HttpError;
 use crate::auth::config::MAX_HEADER_FIELDS;
 use crate::auth::LimitsConfig;
 use crate::node::Node;
+use crate::serve::Malformed;
 
 pub async fn limits(State(node): State<Arc<Node>>, req: Request, next: Next) -> Response {
     let (parts, body) = req.into_parts();
+    // The stand-in for a head the HTTP parser would have refused itself.
+    if let Some(why) = parts.extensions.get::<Malformed>() {
+        return HttpError(why.to_api()).into_response();
+    }
     if let Err(e) = check(&parts, &node.config.limits) {
         return e.into_response();
     }

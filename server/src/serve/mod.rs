@@ -8,15 +8,21 @@
 //!   `ReadHeaderTimeout` and `IdleTimeout`), whatever the protocol: plain
 //!   HTTP/1, h2c, or TLS before and after the handshake;
 //! - plain HTTP sent to a TLS port answered with a JSON 400 ([`plain`]);
+//! - a request head that hyper would refuse with an empty answer (bad
+//!   syntax or `Content-Length`, too large) answered with a JSON error by
+//!   the router instead ([`frame`]);
 //! - a request body that stops arriving fails instead of holding its
 //!   handler;
 //! - and the remote address of each connection for per-client limits.
 
 pub mod conns;
+mod frame;
+mod head_check;
 mod plain;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -36,6 +42,7 @@ use tokio_rustls::TlsAcceptor;
 
 pub use self::conns::ConnMark;
 use self::conns::{Conns, Refusal, Slot};
+pub use self::head_check::Malformed;
 use crate::tls::PeerCertificate;
 
 /// How long shutdown waits for open requests (long polls end sooner).
@@ -164,9 +171,20 @@ impl Connection {
         } = self;
         let mark = slot.mark();
         let body_timeout = limits.body_read_timeout;
+        let verdicts = Arc::new(frame::Verdicts::default());
+        let io = frame::Framer::new(
+            io,
+            verdicts.clone(),
+            limits.parser_max_head_bytes,
+            limits.parser_max_headers,
+        );
         let svc = tower::service_fn(move |req: Request<Incoming>| {
             let busy = mark.begin();
             let mut req = req.map(|b| Body::new(TimeoutBody::new(body_timeout, b)));
+            if let Some(why) = verdicts.next_request() {
+                // The stand-in for a head hyper would have refused.
+                req.extensions_mut().insert(why);
+            }
             req.extensions_mut().insert(ConnectInfo(remote));
             req.extensions_mut().insert(mark.clone());
             if peer_certificate {
