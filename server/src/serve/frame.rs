@@ -25,6 +25,8 @@ use super::head_check::{self, Framing, Malformed, Parsed};
 const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 /// What hyper parses in place of a refused head; it closes after answering.
 const STAND_IN: &[u8] = b"GET / HTTP/1.1\r\nconnection: close\r\n\r\n";
+/// The most read straight into hyper's buffer at once.
+const DIRECT_READ: usize = 64 * 1024;
 /// Read after a refusal's answer, so that closing with unread data does
 /// not reset the connection before the client has read the answer.
 const DRAIN_LIMIT: usize = 1024 * 1024;
@@ -204,7 +206,10 @@ impl<I: AsyncRead + Unpin> AsyncRead for Framer<I> {
                 _ => None,
             };
             if let (Some(limit), true) = (direct, this.buf.is_empty()) {
-                let dst = out.initialize_unfilled_to(limit.min(out.remaining()));
+                // Safe code must zero what it reads into: not all of a
+                // large buffer for each read.
+                let want = limit.min(out.remaining()).min(DIRECT_READ);
+                let dst = out.initialize_unfilled_to(want);
                 let mut sub = ReadBuf::new(dst);
                 ready!(Pin::new(&mut this.io).poll_read(cx, &mut sub))?;
                 let k = sub.filled().len();

@@ -101,3 +101,31 @@ async fn a_head_cut_short_reaches_hyper_as_sent() {
     assert_eq!(out, cut);
     assert_eq!(v.next_request(), None);
 }
+
+#[tokio::test]
+async fn a_large_body_is_counted_and_the_head_after_it_checked() {
+    let body = vec![b'x'; 200_000];
+    let head = format!(
+        "PUT /v1/kv/a HTTP/1.1\r\ncontent-length: {}\r\n\r\n",
+        body.len()
+    );
+    let input = [
+        head.as_bytes(),
+        &body,
+        GOOD,
+        b"GET / HTTP/1.1\r\ncontent-length: +1\r\n\r\n",
+    ]
+    .concat();
+    for piece in [1000, 50_000, input.len()] {
+        let (out, v) = through(&input, piece, 8192).await;
+        assert_eq!(
+            out,
+            [&input[..input.len() - 38], STAND_IN].concat(),
+            "pieces of {piece}"
+        );
+        assert_eq!(
+            (0..4).map(|_| v.next_request()).collect::<Vec<_>>(),
+            [None, None, None, Some(Malformed::ContentLength)]
+        );
+    }
+}
