@@ -47,10 +47,9 @@ pub struct AuthConfig {
 pub const MAX_HEADER_FIELDS: usize = 100;
 
 /// How far past our own head limits the HTTP parser goes. Requests between
-/// the two reach the router, which refuses them with a JSON error; only
-/// what the parser itself refuses gets its bare answer (see
-/// `serve_limits`), so this margin is what makes the JSON answer the one
-/// clients see.
+/// the two reach the router, whose JSON error names the limit to raise;
+/// past the parser's room the head is refused before it (`serve::frame`)
+/// with a JSON error that can only give the room.
 const PARSER_MARGIN: usize = 4;
 
 /// The HTTP/1 parser's own cap on one URI (hyper's, not configurable).

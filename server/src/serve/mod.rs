@@ -59,8 +59,8 @@ pub struct ServeLimits {
     /// The longest a request body may send nothing.
     pub body_read_timeout: Duration,
     /// The HTTP parser's caps on a request head (bytes, header fields),
-    /// above the router's own limits so that its JSON errors answer all
-    /// but the grossest heads (the parser answers those with an empty 431).
+    /// above the router's own limits, whose errors say which limit; past
+    /// these, [`frame`] refuses the head before the parser does.
     pub parser_max_head_bytes: usize,
     pub parser_max_headers: usize,
 }
