@@ -44,6 +44,7 @@ pub struct CacheItem {
 /// `PUT /v1/cache/{key}`.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CachePutRequest {
     pub value: serde_json::Value,
 }

@@ -16,6 +16,10 @@ pub enum ErrorCode {
     StaleReceipt,
     StaleToken,
     TooLarge,
+    /// The request target (path and query) is longer than the node takes.
+    UriTooLong,
+    /// The request's header fields are larger, or more, than the node takes.
+    HeadersTooLarge,
     RateLimited,
     Unavailable,
     Internal,
@@ -36,6 +40,8 @@ impl ErrorCode {
             | ErrorCode::StaleReceipt => 409,
             ErrorCode::StaleToken => 412,
             ErrorCode::TooLarge => 413,
+            ErrorCode::UriTooLong => 414,
+            ErrorCode::HeadersTooLarge => 431,
             ErrorCode::RateLimited => 429,
             ErrorCode::Unavailable => 503,
             ErrorCode::Internal => 500,
@@ -55,6 +61,8 @@ impl ErrorCode {
             ErrorCode::StaleReceipt => "stale_receipt",
             ErrorCode::StaleToken => "stale_token",
             ErrorCode::TooLarge => "too_large",
+            ErrorCode::UriTooLong => "uri_too_long",
+            ErrorCode::HeadersTooLarge => "headers_too_large",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::Internal => "internal",
@@ -149,6 +157,12 @@ mod tests {
         assert_eq!(ErrorCode::InvalidArgument.http_status(), 400);
         assert_eq!(ErrorCode::StaleToken.http_status(), 412);
         assert_eq!(ErrorCode::TooLarge.http_status(), 413);
+        assert_eq!(ErrorCode::UriTooLong.http_status(), 414);
+        assert_eq!(ErrorCode::HeadersTooLarge.http_status(), 431);
+        for code in [ErrorCode::UriTooLong, ErrorCode::HeadersTooLarge] {
+            let text = serde_json::to_string(&code).unwrap();
+            assert_eq!(text, format!("\"{}\"", code.as_str()));
+        }
         assert_eq!(ErrorCode::Unavailable.http_status(), 503);
         assert_eq!(ErrorCode::LockBusy.http_status(), 409);
     }

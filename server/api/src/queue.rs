@@ -44,16 +44,63 @@ pub struct NewMessage {
     pub dedup_id: Option<String>,
 }
 
-/// `POST /v1/queues/{topic}/messages`: one message, or `{"messages": [...]}`.
+/// `POST /v1/queues/{topic}/messages`: one message, or `{"messages": [...]}`,
+/// never both (a body that mixes them is refused, naming the fields).
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(untagged)]
+#[serde(untagged, try_from = "EnqueueBody")]
 pub enum EnqueueRequest {
     Batch {
         #[cfg_attr(feature = "openapi", schema(min_items = 1, max_items = 1000))]
         messages: Vec<NewMessage>,
     },
     One(NewMessage),
+}
+
+/// An enqueue body as sent, with the fields of both forms, so that one
+/// mixing them is refused by name instead of half ignored (an untagged
+/// enum would take the batch and drop the rest, or say only that no
+/// variant matched).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EnqueueBody {
+    #[serde(default)]
+    messages: Option<Vec<NewMessage>>,
+    // `"payload": null` is a message whose payload is null, not no payload.
+    #[serde(default, deserialize_with = "present")]
+    payload: Option<serde_json::Value>,
+    #[serde(default)]
+    delay_ms: Option<u64>,
+    #[serde(default)]
+    dedup_id: Option<String>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<serde_json::Value>, D::Error> {
+    serde_json::Value::deserialize(d).map(Some)
+}
+
+impl TryFrom<EnqueueBody> for EnqueueRequest {
+    type Error = String;
+
+    fn try_from(b: EnqueueBody) -> Result<Self, String> {
+        match (b.messages, b.payload) {
+            (Some(_), Some(_)) => Err("the body has both `payload` (one message) and \
+                 `messages` (a batch); send one of them"
+                .into()),
+            (Some(_), None) if b.delay_ms.is_some() || b.dedup_id.is_some() => Err(
+                "`delay_ms` and `dedup_id` belong to each item of `messages`, not beside it".into(),
+            ),
+            (Some(messages), None) => Ok(EnqueueRequest::Batch { messages }),
+            (None, Some(payload)) => Ok(EnqueueRequest::One(NewMessage {
+                payload,
+                delay_ms: b.delay_ms,
+                dedup_id: b.dedup_id,
+            })),
+            (None, None) => {
+                Err("missing field `payload` (one message) or `messages` (a batch)".into())
+            }
+        }
+    }
 }
 
 impl EnqueueRequest {
@@ -121,7 +168,7 @@ pub struct ConsumeResponse {
 }
 
 /// `POST /v1/queues/{topic}/ack`, `/nack` (with `delay_ms`), `/extend`
-/// (with `visibility_ms`).
+/// (with `visibility_ms`); a verb refuses the other verbs' field.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -194,4 +241,45 @@ pub struct TopicList {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct RedriveResponse {
     pub moved: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn parse(v: serde_json::Value) -> Result<EnqueueRequest, String> {
+        serde_json::from_value(v).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn either_form_parses_and_serializes_back_as_sent() {
+        for body in [
+            json!({"payload": null, "delay_ms": 5, "dedup_id": "d"}),
+            json!({"messages": [{"payload": 1}, {"payload": {"a": 2}, "delay_ms": 3}]}),
+        ] {
+            let req = parse(body.clone()).unwrap();
+            let back: serde_json::Value = serde_json::to_value(&req).unwrap();
+            assert_eq!(parse(back).unwrap(), req, "{body}");
+        }
+        let one = parse(json!({"payload": null})).unwrap();
+        assert_eq!(one.into_messages()[0].payload, serde_json::Value::Null);
+    }
+
+    #[test]
+    fn a_body_mixing_the_forms_or_with_neither_is_refused_by_field_name() {
+        let both = parse(json!({"payload": 1, "messages": [{"payload": 2}]})).unwrap_err();
+        assert!(
+            both.contains("`payload`") && both.contains("`messages`"),
+            "{both}"
+        );
+        let beside = parse(json!({"messages": [{"payload": 2}], "dedup_id": "d"})).unwrap_err();
+        assert!(beside.contains("`dedup_id`"), "{beside}");
+        let neither = parse(json!({"delay_ms": 1})).unwrap_err();
+        assert!(neither.contains("`payload`"), "{neither}");
+        let unknown = parse(json!({"payload": 1, "paylod": 2})).unwrap_err();
+        assert!(unknown.contains("`paylod`"), "{unknown}");
+        let inner = parse(json!({"messages": [{"payload": 1, "delay": 2}]})).unwrap_err();
+        assert!(inner.contains("`delay`"), "{inner}");
+    }
 }

@@ -42,6 +42,19 @@ pub struct AuthConfig {
     pub cluster_secret_file: Option<PathBuf>,
 }
 
+/// Header fields one request may have (431 past it); not configurable, as
+/// no client of dsync sends more than a handful.
+pub const MAX_HEADER_FIELDS: usize = 100;
+
+/// How far past our own head limits the HTTP parser goes. Requests between
+/// the two reach the router, whose JSON error names the limit to raise;
+/// past the parser's room the head is refused before it (`serve::frame`)
+/// with a JSON error that can only give the room.
+const PARSER_MARGIN: usize = 4;
+
+/// The HTTP/1 parser's own cap on one URI (hyper's, not configurable).
+const PARSER_MAX_URI: usize = u16::MAX as usize - 1;
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
@@ -62,6 +75,13 @@ pub struct LimitsConfig {
     /// A request body that sends nothing for this long fails (400) and
     /// its connection is closed.
     pub body_read_timeout_ms: u64,
+    /// The longest request target (path and query); longer is 414
+    /// `uri_too_long`.
+    pub max_uri_bytes: usize,
+    /// The most bytes of header fields (names, values and their `: ` and
+    /// line ends; the request line not counted); more is 431
+    /// `headers_too_large`, like more than [`MAX_HEADER_FIELDS`] fields.
+    pub max_header_bytes: usize,
     /// Waiters queued on one lock; further waits get 429 `rate_limited`.
     pub max_waiters_per_lock: usize,
     /// Concurrent queue long polls (`wait_ms` > 0) per principal (per
@@ -96,6 +116,8 @@ impl Default for LimitsConfig {
             max_connections_per_client: 200,
             header_read_timeout_ms: 30_000,
             body_read_timeout_ms: 30_000,
+            max_uri_bytes: 8 * 1024,
+            max_header_bytes: 64 * 1024,
             max_waiters_per_lock: 10_000,
             max_long_polls_per_client: 1_000,
             max_event_streams_per_client: 8,
@@ -143,6 +165,10 @@ impl LimitsConfig {
             max_connections_per_client: self.max_connections_per_client,
             header_read_timeout: Duration::from_millis(self.header_read_timeout_ms),
             body_read_timeout: Duration::from_millis(self.body_read_timeout_ms),
+            // hyper panics on a buffer under 8 KiB.
+            parser_max_head_bytes: (PARSER_MARGIN * (self.max_uri_bytes + self.max_header_bytes))
+                .max(8192),
+            parser_max_headers: PARSER_MARGIN * MAX_HEADER_FIELDS,
         }
     }
 
@@ -155,6 +181,17 @@ impl LimitsConfig {
         }
         if !(100..=600_000).contains(&self.body_read_timeout_ms) {
             return Err("limits.body_read_timeout_ms must be 100 to 600000".into());
+        }
+        // At most half the parser's URI cap: a longer target must reach
+        // our check (JSON 414), not the parser's (a bare 414).
+        if !(256..=PARSER_MAX_URI / 2).contains(&self.max_uri_bytes) {
+            return Err(format!(
+                "limits.max_uri_bytes must be 256 to {}",
+                PARSER_MAX_URI / 2
+            ));
+        }
+        if !(1024..=1024 * 1024).contains(&self.max_header_bytes) {
+            return Err("limits.max_header_bytes must be 1024 to 1048576".into());
         }
         if self.max_waiters_per_lock == 0
             || self.max_long_polls_per_client == 0
@@ -200,5 +237,19 @@ mod tests {
             ..LimitsConfig::default()
         };
         assert!(l.validate().is_err());
+        let l = LimitsConfig {
+            max_uri_bytes: 40_000,
+            ..LimitsConfig::default()
+        };
+        assert!(l.validate().unwrap_err().contains("max_uri_bytes"));
+    }
+
+    #[test]
+    fn the_parser_takes_more_than_our_own_head_limits() {
+        let l = LimitsConfig::default();
+        let s = l.serve_limits();
+        assert!(s.parser_max_head_bytes > 2 * (l.max_uri_bytes + l.max_header_bytes));
+        assert!(s.parser_max_headers > MAX_HEADER_FIELDS);
+        assert!(l.max_uri_bytes < PARSER_MAX_URI);
     }
 }

@@ -1,6 +1,7 @@
 //! Extractors whose rejections are our JSON errors instead of axum's text.
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
@@ -24,23 +25,46 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
 }
 
 fn json_rejection(rej: JsonRejection) -> HttpError {
-    if stalled(&rej) {
+    body_rejection(&rej, rej.status(), rej.body_text())
+}
+
+/// A raw body (the peer routes' bincode) with the same JSON rejections as
+/// [`ApiJson`]: too large → 413, stalled or cut short → 400.
+pub struct ApiBytes(pub Bytes);
+
+impl<S: Send + Sync> FromRequest<S> for ApiBytes {
+    type Rejection = HttpError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        Bytes::from_request(req, state)
+            .await
+            .map(ApiBytes)
+            .map_err(|rej: BytesRejection| body_rejection(&rej, rej.status(), rej.body_text()))
+    }
+}
+
+fn body_rejection(
+    rej: &(dyn std::error::Error + 'static),
+    status: StatusCode,
+    text: String,
+) -> HttpError {
+    if stalled(rej) {
         return HttpError(ApiError::new(
             ErrorCode::InvalidArgument,
             "the request body stopped arriving (limits.body_read_timeout_ms)",
         ));
     }
-    let code = if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
+    let code = if status == StatusCode::PAYLOAD_TOO_LARGE {
         ErrorCode::TooLarge
     } else {
         ErrorCode::InvalidArgument
     };
-    HttpError(ApiError::new(code, rej.body_text()))
+    HttpError(ApiError::new(code, text))
 }
 
 /// Whether the body failed because it sent nothing for too long (the
 /// accept loop's body timeout), somewhere down the error's sources.
-fn stalled(rej: &JsonRejection) -> bool {
+fn stalled(rej: &(dyn std::error::Error + 'static)) -> bool {
     let mut e: Option<&(dyn std::error::Error + 'static)> = Some(rej);
     while let Some(err) = e {
         if err.is::<tower_http::timeout::TimeoutError>() {
@@ -111,5 +135,46 @@ impl<S: Send + Sync> FromRequestParts<S> for RequestId {
                 ),
             ))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::body::Body;
+    use dsync_api::types::KvPutRequest;
+
+    use super::*;
+
+    async fn rejection<T: DeserializeOwned>(body: &str) -> ApiError {
+        let req = Request::builder()
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_string()))
+            .unwrap();
+        match ApiJson::<T>::from_request(req, &()).await {
+            Ok(_) => panic!("{body} was accepted"),
+            Err(HttpError(e)) => e,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_bad_field_is_named_with_its_path() {
+        let e = rejection::<KvPutRequest>(r#"{"value":1,"fence":{"lock":"l","token":"x"}}"#).await;
+        assert_eq!(e.code, ErrorCode::InvalidArgument);
+        assert!(e.message.contains("fence.token"), "{e}");
+        let e = rejection::<KvPutRequest>(r#"{"valu":1}"#).await;
+        assert!(e.message.contains("`valu`"), "{e}");
+        let e = rejection::<dsync_api::queue::EnqueueRequest>(
+            r#"{"messages":[{"payload":1},{"payload":2,"delay_ms":-1}]}"#,
+        )
+        .await;
+        assert!(e.message.contains("messages[1].delay_ms"), "{e}");
+        let e = rejection::<dsync_api::queue::EnqueueRequest>(
+            r#"{"payload":1,"messages":[{"payload":2}]}"#,
+        )
+        .await;
+        assert!(
+            e.message.contains("`payload`") && e.message.contains("`messages`"),
+            "{e}"
+        );
     }
 }

@@ -7,6 +7,7 @@ mod cluster;
 pub mod error;
 mod events;
 mod extract;
+mod head;
 mod kv;
 mod lifecycle;
 mod locks;
@@ -42,6 +43,9 @@ pub fn router(node: Arc<Node>) -> Router {
             node.clone(),
             lifecycle::drain_gate,
         ))
+        // Before any work on the request, inside `observe` so the refusal
+        // carries the node headers and is counted.
+        .layer(middleware::from_fn_with_state(node.clone(), head::limits))
         .layer(middleware::from_fn_with_state(node.clone(), observe))
         .with_state(node)
 }

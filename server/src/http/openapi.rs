@@ -1,7 +1,7 @@
 //! `GET /openapi.json`: the OpenAPI 3.1 description of every client route,
 //! built from the handlers' `#[utoipa::path]` annotations and the wire
 //! types of `dsync-api`. The responses every route shares (auth, rate limit,
-//! drain, bad input) are added here from the same rules the middleware
+//! drain, bad input, an oversized head) are added here from the same rules the middleware
 //! enforces, so the document cannot promise less than the server does.
 //! Peer routes (`/raft/*`) are left out: they speak bincode between nodes
 //! of one release and are no client's business.
@@ -159,6 +159,8 @@ fn response_name(code: ErrorCode) -> &'static str {
         ErrorCode::PermissionDenied => "PermissionDenied",
         ErrorCode::NotFound => "NotFound",
         ErrorCode::TooLarge => "TooLarge",
+        ErrorCode::UriTooLong => "UriTooLong",
+        ErrorCode::HeadersTooLarge => "HeadersTooLarge",
         ErrorCode::RateLimited => "RateLimited",
         ErrorCode::Unavailable => "Unavailable",
         _ => "Error",
@@ -166,7 +168,7 @@ fn response_name(code: ErrorCode) -> &'static str {
 }
 
 /// The shared error responses, by code.
-const SHARED: [(ErrorCode, &str); 7] = [
+const SHARED: [(ErrorCode, &str); 9] = [
     (
         ErrorCode::InvalidArgument,
         "`invalid_argument`: a malformed path, query or body, or a value out of range",
@@ -187,6 +189,15 @@ const SHARED: [(ErrorCode, &str); 7] = [
     (
         ErrorCode::TooLarge,
         "`too_large`: the body exceeds the node's `max_body_bytes`",
+    ),
+    (
+        ErrorCode::UriTooLong,
+        "`uri_too_long`: the path and query exceed the node's `limits.max_uri_bytes`",
+    ),
+    (
+        ErrorCode::HeadersTooLarge,
+        "`headers_too_large`: the header fields exceed the node's `limits.max_header_bytes`, \
+         or number more than 100",
     ),
     (
         ErrorCode::RateLimited,
@@ -254,7 +265,8 @@ fn add_shared(method: &Method, path: &str, op: &mut Operation) {
     if let (Some(id), Some(tag)) = (&op.operation_id, op.tags.as_ref().and_then(|t| t.first())) {
         op.operation_id = Some(format!("{tag}_{id}"));
     }
-    let mut codes = Vec::new();
+    // Any request's head may be over the limits (`http::head`).
+    let mut codes = vec![ErrorCode::UriTooLong, ErrorCode::HeadersTooLarge];
     let matched = Matched {
         route: Some(path),
         params: &[],

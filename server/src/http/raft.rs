@@ -1,10 +1,10 @@
-//! Peer-only routes: Raft RPCs and forwarding, bincode in and out.
+//! Peer-only routes: Raft RPCs and forwarding, bincode in and out; their
+//! errors are JSON like every other route's.
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
@@ -12,6 +12,9 @@ use dsync_api::routes;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::error::{invalid, HttpError};
+use super::extract::ApiBytes;
+use crate::error::Error;
 use crate::node::{ForwardRequest, Node};
 use crate::raft::network::{BINCODE, PROTOCOL_HEADER};
 
@@ -25,29 +28,33 @@ pub fn router() -> Router<Arc<Node>> {
         .route(routes::RAFT_CACHE_HOLDER, post(cache_holder))
 }
 
-fn reject(msg: String) -> Response {
-    (StatusCode::BAD_REQUEST, msg).into_response()
-}
-
 fn decode<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T, Response> {
     let protocol = headers.get(PROTOCOL_HEADER).and_then(|v| v.to_str().ok());
     let want = dsync_api::PROTOCOL_VERSION.to_string();
     if protocol != Some(want.as_str()) {
-        return Err(reject(format!(
-            "peer protocol {protocol:?} is not supported (expected {want})"
-        )));
+        return Err(invalid(format!(
+            "peer protocol {protocol:?} is not supported (expected {want} in {PROTOCOL_HEADER})"
+        ))
+        .into_response());
     }
-    bincode::deserialize(body).map_err(|e| reject(format!("bad peer message: {e}")))
+    bincode::deserialize(body)
+        .map_err(|e| invalid(format!("bad peer message: {e}")).into_response())
 }
 
 fn encode<T: Serialize>(value: &T) -> Response {
     match bincode::serialize(value) {
         Ok(bytes) => ([(axum::http::header::CONTENT_TYPE, BINCODE)], bytes).into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
+        Err(e) => {
+            HttpError::from(Error::Internal(format!("encoding a peer reply: {e}"))).into_response()
+        }
     }
 }
 
-async fn append(State(node): State<Arc<Node>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn append(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    ApiBytes(body): ApiBytes,
+) -> Response {
     let req: openraft::raft::AppendEntriesRequest<crate::raft::TypeConfig> =
         match decode(&headers, &body) {
             Ok(r) => r,
@@ -61,21 +68,33 @@ async fn append(State(node): State<Arc<Node>>, headers: HeaderMap, body: Bytes) 
     encode(&res)
 }
 
-async fn vote(State(node): State<Arc<Node>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn vote(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    ApiBytes(body): ApiBytes,
+) -> Response {
     match decode(&headers, &body) {
         Ok(req) => encode(&node.raft.vote(req).await),
         Err(r) => r,
     }
 }
 
-async fn snapshot(State(node): State<Arc<Node>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn snapshot(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    ApiBytes(body): ApiBytes,
+) -> Response {
     match decode(&headers, &body) {
         Ok(req) => encode(&node.raft.install_snapshot(req).await),
         Err(r) => r,
     }
 }
 
-async fn forward(State(node): State<Arc<Node>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn forward(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    ApiBytes(body): ApiBytes,
+) -> Response {
     match decode::<ForwardRequest>(&headers, &body) {
         Ok(req) => encode(&node.handle_forward(req).await),
         Err(r) => r,
@@ -85,7 +104,7 @@ async fn forward(State(node): State<Arc<Node>>, headers: HeaderMap, body: Bytes)
 async fn cache_directory(
     State(node): State<Arc<Node>>,
     headers: HeaderMap,
-    body: Bytes,
+    ApiBytes(body): ApiBytes,
 ) -> Response {
     match decode::<crate::cache::DirRequest>(&headers, &body) {
         Ok(req) => {
@@ -100,7 +119,11 @@ async fn cache_directory(
     }
 }
 
-async fn cache_holder(State(node): State<Arc<Node>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn cache_holder(
+    State(node): State<Arc<Node>>,
+    headers: HeaderMap,
+    ApiBytes(body): ApiBytes,
+) -> Response {
     match decode::<crate::cache::HolderRequest>(&headers, &body) {
         Ok(req) => {
             if !matches!(req, crate::cache::HolderRequest::State { .. }) {
@@ -109,5 +132,42 @@ async fn cache_holder(State(node): State<Arc<Node>>, headers: HeaderMap, body: B
             encode(&node.handle_holder(req).await)
         }
         Err(r) => r,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::{HeaderValue, StatusCode};
+    use dsync_api::ErrorBody;
+
+    use super::*;
+
+    async fn error_of(resp: Response) -> (StatusCode, ErrorBody) {
+        let status = resp.status();
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        let body = serde_json::from_slice(&bytes)
+            .unwrap_or_else(|e| panic!("not a JSON error ({e}): {bytes:?}"));
+        (status, body)
+    }
+
+    #[tokio::test]
+    async fn a_wrong_protocol_or_a_garbage_body_is_a_json_400() {
+        let mut headers = HeaderMap::new();
+        let (status, body) = error_of(decode::<u64>(&headers, b"").unwrap_err()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(body.error.message.contains("peer protocol"), "{body:?}");
+        headers.insert(
+            PROTOCOL_HEADER,
+            HeaderValue::from(dsync_api::PROTOCOL_VERSION),
+        );
+        let (status, body) = error_of(decode::<u64>(&headers, b"\x01").unwrap_err()).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body.error.code, dsync_api::ErrorCode::InvalidArgument);
+        assert!(
+            body.error.message.starts_with("bad peer message"),
+            "{body:?}"
+        );
     }
 }

@@ -113,10 +113,19 @@ pub async fn post_bincode<Req: Serialize, Resp: DeserializeOwned>(
         return Err(PeerError::Rejected(
             addr.to_string(),
             status.as_u16(),
-            String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned(),
+            refusal_text(&bytes),
         ));
     }
     bincode::deserialize(&bytes).map_err(|e| net(&format!("bad reply: {e}")))
+}
+
+/// A peer's error answer as text: the JSON error's code and message, or
+/// the start of whatever else it sent (a node of another release).
+fn refusal_text(bytes: &[u8]) -> String {
+    match serde_json::from_slice::<dsync_api::ErrorBody>(bytes) {
+        Ok(body) => body.error.to_string(),
+        Err(_) => String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned(),
+    }
 }
 
 pub struct Network {
@@ -198,5 +207,20 @@ impl RaftNetwork<TypeConfig> for PeerConn {
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
         self.call(routes::RAFT_VOTE, &rpc, &option).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_reads_as_its_code_and_message() {
+        let json = br#"{"error":{"code":"invalid_argument","message":"bad peer message: eof"}}"#;
+        assert_eq!(
+            refusal_text(json),
+            "invalid_argument: bad peer message: eof"
+        );
+        assert_eq!(refusal_text(b"plain words"), "plain words");
     }
 }

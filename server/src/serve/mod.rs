@@ -7,14 +7,22 @@
 //!   and for each later one from the end of the previous (as Go's
 //!   `ReadHeaderTimeout` and `IdleTimeout`), whatever the protocol: plain
 //!   HTTP/1, h2c, or TLS before and after the handshake;
+//! - plain HTTP sent to a TLS port answered with a JSON 400 ([`plain`]);
+//! - a request head that hyper would refuse with an empty answer (bad
+//!   syntax or `Content-Length`, too large) answered with a JSON error by
+//!   the router instead ([`frame`]);
 //! - a request body that stops arriving fails instead of holding its
 //!   handler;
 //! - and the remote address of each connection for per-client limits.
 
 pub mod conns;
+mod frame;
+mod head_check;
+mod plain;
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
@@ -34,6 +42,7 @@ use tokio_rustls::TlsAcceptor;
 
 pub use self::conns::ConnMark;
 use self::conns::{Conns, Refusal, Slot};
+pub use self::head_check::Malformed;
 use crate::tls::PeerCertificate;
 
 /// How long shutdown waits for open requests (long polls end sooner).
@@ -49,6 +58,11 @@ pub struct ServeLimits {
     pub header_read_timeout: Duration,
     /// The longest a request body may send nothing.
     pub body_read_timeout: Duration,
+    /// The HTTP parser's caps on a request head (bytes, header fields),
+    /// above the router's own limits, whose errors say which limit; past
+    /// these, [`frame`] refuses the head before the parser does.
+    pub parser_max_head_bytes: usize,
+    pub parser_max_headers: usize,
 }
 
 pub async fn serve(
@@ -126,7 +140,12 @@ impl Connection {
         match tls {
             None => self.serve(tcp, false, slot).await,
             Some(acceptor) => {
-                // The handshake counts against the first request's deadline.
+                // The handshake counts against the first request's deadline,
+                // and so does this wait for its first byte.
+                if plain::is_plain_http(&tcp).await {
+                    tracing::debug!(remote = %self.remote, "plain HTTP on the TLS port");
+                    return plain::refuse(tcp).await;
+                }
                 let Ok(stream) = acceptor.accept(tcp).await else {
                     return;
                 };
@@ -152,9 +171,20 @@ impl Connection {
         } = self;
         let mark = slot.mark();
         let body_timeout = limits.body_read_timeout;
+        let verdicts = Arc::new(frame::Verdicts::default());
+        let io = frame::Framer::new(
+            io,
+            verdicts.clone(),
+            limits.parser_max_head_bytes,
+            limits.parser_max_headers,
+        );
         let svc = tower::service_fn(move |req: Request<Incoming>| {
             let busy = mark.begin();
             let mut req = req.map(|b| Body::new(TimeoutBody::new(body_timeout, b)));
+            if let Some(why) = verdicts.next_request() {
+                // The stand-in for a head hyper would have refused.
+                req.extensions_mut().insert(why);
+            }
             req.extensions_mut().insert(ConnectInfo(remote));
             req.extensions_mut().insert(mark.clone());
             if peer_certificate {
@@ -177,7 +207,12 @@ impl Connection {
         builder
             .http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_read_timeout);
+            .header_read_timeout(limits.header_read_timeout)
+            .max_buf_size(limits.parser_max_head_bytes)
+            .max_headers(limits.parser_max_headers);
+        builder
+            .http2()
+            .max_header_list_size(u32::try_from(limits.parser_max_head_bytes).unwrap_or(u32::MAX));
         let conn =
             builder.serve_connection_with_upgrades(TokioIo::new(io), TowerToHyperService::new(svc));
         tokio::pin!(conn);

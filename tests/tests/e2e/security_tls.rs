@@ -1,6 +1,7 @@
 //! Issue 9, acceptance 2: `cluster up --tls` forms a cluster over mutual TLS;
 //! a peer with a certificate from another CA can neither send Raft RPCs nor
-//! join.
+//! join. Issue 20, item 8: plain HTTP on the TLS port is answered with a
+//! JSON 400 that says so.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -9,6 +10,8 @@ use std::time::Duration;
 use dsync_tests::{dsync_bin, wait_until, Cluster};
 use reqwest::StatusCode;
 use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
 
 fn client(ca: &Path, identity: Option<(&Path, &Path)>) -> reqwest::Client {
     let ca = reqwest::Certificate::from_pem(&std::fs::read(ca).unwrap()).unwrap();
@@ -39,15 +42,33 @@ async fn mtls_cluster_forms_and_refuses_peers_of_another_ca() {
     let status: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(status["quorum"], true, "{status}");
 
-    // Plain HTTP is not served.
+    // Plain HTTP is not served: it is told so in plain HTTP, in JSON, and
+    // the connection is closed.
     let plain = nodes[0].addr.replace("https://", "http://");
+    let r = reqwest::get(format!("{plain}/health")).await.unwrap();
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "invalid_argument", "{body}");
+    assert_eq!(
+        body["error"]["message"], "plain HTTP sent to a TLS port: use https://",
+        "{body}"
+    );
+    let mut s = TcpStream::connect(plain.trim_start_matches("http://"))
+        .await
+        .unwrap();
+    s.write_all(b"POST /v1/kv/k HTTP/1.1\r\nhost: x\r\ncontent-length: 5\r\n\r\nhello")
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out))
+        .await
+        .expect("the node closes the connection after its answer")
+        .unwrap();
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("HTTP/1.1 400 "), "{text}");
     assert!(
-        reqwest::get(format!("{plain}/health")).await.is_err()
-            || !reqwest::get(format!("{plain}/health"))
-                .await
-                .unwrap()
-                .status()
-                .is_success()
+        text.ends_with(r#""message":"plain HTTP sent to a TLS port: use https://"}}"#),
+        "{text}"
     );
 
     // Another CA's node certificate: the handshake itself is refused.
@@ -82,9 +103,11 @@ async fn mtls_cluster_forms_and_refuses_peers_of_another_ca() {
             let r = no_cert.post(&url).send().await.unwrap();
             assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{url}");
             // The cluster's own certificate passes the guard (the empty body
-            // is then refused by the Raft handler).
+            // is then refused by the Raft handler, in JSON).
             let r = own.post(&url).send().await.unwrap();
             assert_eq!(r.status(), StatusCode::BAD_REQUEST, "{url}");
+            let body: Value = r.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "invalid_argument", "{url}: {body}");
         }
         let r = no_cert
             .get(format!("{}/health", n.addr))

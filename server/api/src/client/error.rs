@@ -60,6 +60,8 @@ pub(crate) fn decode_error(status: StatusCode, bytes: &[u8]) -> ApiError {
                 403 => ErrorCode::PermissionDenied,
                 404 => ErrorCode::NotFound,
                 413 => ErrorCode::TooLarge,
+                414 => ErrorCode::UriTooLong,
+                431 => ErrorCode::HeadersTooLarge,
                 429 => ErrorCode::RateLimited,
                 503 => ErrorCode::Unavailable,
                 _ => ErrorCode::Internal,

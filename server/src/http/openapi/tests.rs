@@ -96,7 +96,9 @@ fn guarded_routes_declare_the_bearer_scheme_and_its_refusals() {
     let d = doc();
     let kv_put = &d["paths"]["/v1/kv/{key}"]["put"];
     assert_eq!(kv_put["security"][0]["bearer"], serde_json::json!([]));
-    for code in ["400", "401", "403", "404", "413", "429", "503"] {
+    for code in [
+        "400", "401", "403", "404", "413", "414", "429", "431", "503",
+    ] {
         assert!(
             kv_put["responses"][code].is_object(),
             "PUT /v1/kv/{{key}} lacks {code}"

@@ -193,6 +193,15 @@ async fn consume(
     }))
 }
 
+/// 400 for a field another verb takes: silently ignoring it would leave the
+/// caller believing, say, that an ack was delayed.
+fn not_taken(verb: &str, field: &str, sent: bool, taker: &str) -> HttpResult<()> {
+    if sent {
+        return Err(invalid(format!("{verb} takes no `{field}` ({taker} does)")));
+    }
+    Ok(())
+}
+
 /// The shared part of ack, nack and extend: validate, build the command
 /// with `make`, apply it, report how many receipts took effect.
 async fn settle(
@@ -241,6 +250,13 @@ async fn ack(
     ApiPath(topic): ApiPath<String>,
     ApiJson(req): ApiJson<ReceiptsRequest>,
 ) -> HttpResult<Json<ReceiptsResponse>> {
+    not_taken("ack", "delay_ms", req.delay_ms.is_some(), "nack")?;
+    not_taken(
+        "ack",
+        "visibility_ms",
+        req.visibility_ms.is_some(),
+        "extend",
+    )?;
     settle(&node, &caller, &id, topic, &req, |topic, receipts| {
         Command::QueueAck { topic, receipts }
     })
@@ -268,6 +284,12 @@ async fn nack(
     ApiPath(topic): ApiPath<String>,
     ApiJson(req): ApiJson<ReceiptsRequest>,
 ) -> HttpResult<Json<ReceiptsResponse>> {
+    not_taken(
+        "nack",
+        "visibility_ms",
+        req.visibility_ms.is_some(),
+        "extend",
+    )?;
     let delay_ms = req.delay_ms.unwrap_or(0);
     if delay_ms > MAX_DELAY_MS {
         return Err(invalid(format!("delay_ms must be at most {MAX_DELAY_MS}")));
@@ -303,6 +325,7 @@ async fn extend(
     ApiPath(topic): ApiPath<String>,
     ApiJson(req): ApiJson<ReceiptsRequest>,
 ) -> HttpResult<Json<ReceiptsResponse>> {
+    not_taken("extend", "delay_ms", req.delay_ms.is_some(), "nack")?;
     let visibility_ms = req
         .visibility_ms
         .filter(|v| (1..=MAX_VISIBILITY_MS).contains(v))

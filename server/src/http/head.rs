@@ -1,0 +1,124 @@
+//! The limits on a request's head (`limits.max_uri_bytes`,
+//! `limits.max_header_bytes`, [`MAX_HEADER_FIELDS`]), enforced here rather
+//! than by the HTTP parser: its own refusals have empty bodies, so it is
+//! given more room (`ServeLimits::parser_max_*`) and these JSON 414 and 431
+//! are what clients get. Heads the parser would refuse even so reach here
+//! as a stand-in request marked [`Malformed`] (see `serve::frame`).
+
+use std::sync::Arc;
+
+use axum::extract::{Request, State};
+use axum::http::request::Parts;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use dsync_api::{ApiError, ErrorCode};
+
+use super::error::HttpError;
+use crate::auth::config::MAX_HEADER_FIELDS;
+use crate::auth::LimitsConfig;
+use crate::node::Node;
+use crate::serve::Malformed;
+
+pub async fn limits(State(node): State<Arc<Node>>, req: Request, next: Next) -> Response {
+    let (parts, body) = req.into_parts();
+    // The stand-in for a head the HTTP parser would have refused itself.
+    if let Some(why) = parts.extensions.get::<Malformed>() {
+        return HttpError(why.to_api()).into_response();
+    }
+    if let Err(e) = check(&parts, &node.config.limits) {
+        return e.into_response();
+    }
+    next.run(Request::from_parts(parts, body)).await
+}
+
+/// Bytes of the header fields as sent in HTTP/1: `name: value\r\n` each.
+fn header_bytes(parts: &Parts) -> usize {
+    parts
+        .headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum()
+}
+
+fn check(parts: &Parts, limits: &LimitsConfig) -> Result<(), HttpError> {
+    let target = parts.uri.path_and_query().map_or(0, |p| p.as_str().len());
+    if target > limits.max_uri_bytes {
+        return Err(HttpError(ApiError::new(
+            ErrorCode::UriTooLong,
+            format!(
+                "the request target is {target} bytes; this node takes at most {} \
+                 (limits.max_uri_bytes)",
+                limits.max_uri_bytes
+            ),
+        )));
+    }
+    let fields = parts.headers.len();
+    if fields > MAX_HEADER_FIELDS {
+        return Err(HttpError(ApiError::new(
+            ErrorCode::HeadersTooLarge,
+            format!("the request has {fields} header fields; this node takes at most {MAX_HEADER_FIELDS}"),
+        )));
+    }
+    let bytes = header_bytes(parts);
+    if bytes > limits.max_header_bytes {
+        return Err(HttpError(ApiError::new(
+            ErrorCode::HeadersTooLarge,
+            format!(
+                "the header fields are {bytes} bytes; this node takes at most {} \
+                 (limits.max_header_bytes)",
+                limits.max_header_bytes
+            ),
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::Request;
+
+    use super::*;
+
+    fn parts(uri: &str, headers: &[(String, String)]) -> Parts {
+        let mut b = Request::builder().uri(uri);
+        for (k, v) in headers {
+            b = b.header(k, v);
+        }
+        b.body(()).unwrap().into_parts().0
+    }
+
+    fn code(p: &Parts, l: &LimitsConfig) -> Option<ErrorCode> {
+        check(p, l).err().map(|e| e.0.code)
+    }
+
+    #[test]
+    fn a_head_past_a_limit_is_refused_with_its_code_and_one_at_it_is_not() {
+        let l = LimitsConfig {
+            max_uri_bytes: 300,
+            max_header_bytes: 2000,
+            ..LimitsConfig::default()
+        };
+        let at = format!("/v1/kv/{}", "k".repeat(300 - 7));
+        assert_eq!(code(&parts(&at, &[]), &l), None);
+        let over = format!("{at}?");
+        assert_eq!(code(&parts(&over, &[]), &l), Some(ErrorCode::UriTooLong));
+
+        // "x-big: " + value + "\r\n" = 2000 bytes exactly.
+        let value = "v".repeat(2000 - 5 - 4);
+        let fits = [("x-big".to_string(), value.clone())];
+        assert_eq!(code(&parts("/", &fits), &l), None);
+        let big = [("x-big".to_string(), format!("{value}v"))];
+        assert_eq!(
+            code(&parts("/", &big), &l),
+            Some(ErrorCode::HeadersTooLarge)
+        );
+
+        let many: Vec<_> = (0..=MAX_HEADER_FIELDS)
+            .map(|i| (format!("x-{i}"), "1".to_string()))
+            .collect();
+        let e = check(&parts("/", &many), &l).unwrap_err().0;
+        assert_eq!(e.code, ErrorCode::HeadersTooLarge);
+        assert!(e.message.contains("header fields"), "{e}");
+        assert_eq!(code(&parts("/", &many[1..]), &l), None);
+    }
+}
