@@ -4,6 +4,8 @@ pub const HEALTH: &str = "/health";
 pub const READY: &str = "/ready";
 pub const METRICS: &str = "/metrics";
 pub const STATUS: &str = "/v1/status";
+/// The shard map and every Raft group's state.
+pub const SHARDS: &str = "/v1/shards";
 pub const KV: &str = "/v1/kv";
 pub const MEMBERS: &str = "/v1/cluster/members";
 pub const LEADER_TRANSFER: &str = "/v1/cluster/leader/transfer";

@@ -14,6 +14,7 @@ mod locks;
 pub mod openapi;
 mod queue;
 mod raft;
+mod shards;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -35,6 +36,11 @@ const PEER_BODY_LIMIT: usize = 256 * 1024 * 1024;
 
 pub fn router(node: Arc<Node>) -> Router {
     routes(node.config.max_body_bytes)
+        // After routing (the topic is a path parameter), before the fallbacks.
+        .route_layer(middleware::from_fn_with_state(
+            node.clone(),
+            shards::group_header,
+        ))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Outside every route, so routes any router adds are guarded too.
@@ -59,6 +65,7 @@ pub(crate) fn routes(max_body_bytes: usize) -> Router<Arc<Node>> {
         .merge(kv::router())
         .merge(locks::router())
         .merge(queue::router())
+        .merge(shards::router())
         .merge(events::router())
         .merge(lifecycle::router())
         .merge(openapi::router())

@@ -19,7 +19,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
-use super::{auth, cache, cluster, events, kv, lifecycle, locks, queue};
+use super::{auth, cache, cluster, events, kv, lifecycle, locks, queue, shards};
 use crate::auth::policy::{classify, Access, Matched};
 use crate::node::Node;
 
@@ -45,6 +45,7 @@ pub fn router() -> Router<Arc<Node>> {
         cluster::ready,
         cluster::metrics,
         cluster::status,
+        shards::shards,
         cluster::join,
         cluster::transfer_leader,
         lifecycle::remove,

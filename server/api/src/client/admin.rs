@@ -7,6 +7,11 @@ use crate::routes;
 use crate::types::*;
 
 impl Client {
+    /// `GET /v1/shards` (from the leader, which knows match indexes).
+    pub async fn shards(&self) -> Result<crate::shards::ShardsStatus> {
+        self.call::<(), _>(Method::GET, routes::SHARDS, None).await
+    }
+
     pub async fn status(&self) -> Result<NodeStatus> {
         self.call::<(), _>(Method::GET, routes::STATUS, None).await
     }

@@ -26,12 +26,14 @@ mod leaders;
 mod map;
 mod placement;
 mod ring;
+mod status;
 
 pub use balanced::{place_balanced, rebalance};
 pub use leaders::preferred_leaders;
 pub use map::{GroupInfo, ShardMap, ShardMapError, MAX_GROUPS, MAX_VNODES};
 pub use placement::place;
 pub use ring::Ring;
+pub use status::{GroupStatus, ReplicaStatus, ShardsStatus, HEADER_GROUP};
 
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 
