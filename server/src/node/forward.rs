@@ -79,7 +79,7 @@ fn proposal_failed(e: ProposeError) -> Error {
 fn maybe_applied(e: &PeerError) -> bool {
     match e {
         PeerError::Unreachable(..) => false,
-        PeerError::Network(..) => true,
+        PeerError::Network(..) | PeerError::TimedOut(..) => true,
         PeerError::Rejected(_, status, _) => *status >= 500,
     }
 }
@@ -88,15 +88,17 @@ impl Node {
     /// Applies one command through Raft, forwarding to the leader if needed.
     pub async fn write(&self, cmd: Command) -> Result<CmdValue> {
         match self.leader() {
-            Some((leader, addr)) if leader != self.id => self.forward_write(addr, cmd).await,
+            Some((leader, addr)) if leader != self.id => {
+                self.forward_write(leader, addr, cmd).await
+            }
             // Believed leader: no copy of the command is kept (it may carry a
             // large batch); if leadership just moved, the client's 503 retry
             // finds the new leader.
             Some(_) => self.write_local(cmd).await,
             None => match self.proposer.propose(cmd.clone()).await {
                 Ok(out) => out.map_err(|e| Error::Api(e.to_api())),
-                Err(ProposeError::NotLeader(Some((_, addr)))) => {
-                    self.forward_write(addr, cmd).await
+                Err(ProposeError::NotLeader(Some((leader, addr)))) => {
+                    self.forward_write(leader, addr, cmd).await
                 }
                 Err(ProposeError::NotLeader(None)) => {
                     Err(Error::Unavailable("no leader is elected yet".into()))
@@ -115,8 +117,11 @@ impl Node {
         }
     }
 
-    async fn forward_write(&self, addr: String, cmd: Command) -> Result<CmdValue> {
-        match self.forward(&addr, &ForwardRequest::Write(cmd)).await? {
+    async fn forward_write(&self, leader: u64, addr: String, cmd: Command) -> Result<CmdValue> {
+        match self
+            .forward(leader, &addr, &ForwardRequest::Write(cmd))
+            .await?
+        {
             ForwardReply::Value(v) => Ok(v),
             other => Err(Error::Internal(format!(
                 "unexpected forward reply {other:?}"
@@ -124,11 +129,18 @@ impl Node {
         }
     }
 
-    pub(super) async fn forward(&self, addr: &str, req: &ForwardRequest) -> Result<ForwardReply> {
+    /// Sends `req` to node `to` at `addr` (the leader, or a transfer target).
+    pub(super) async fn forward(
+        &self,
+        to: u64,
+        addr: &str,
+        req: &ForwardRequest,
+    ) -> Result<ForwardReply> {
         self.metrics.forwarded.inc();
         let reply: Result<ForwardReply, CmdError> = post_bincode(
             &self.peers,
-            addr,
+            &self.breakers,
+            (to, addr),
             routes::RAFT_FORWARD,
             req,
             FORWARD_TIMEOUT,
@@ -198,6 +210,7 @@ mod tests {
             "refused".into()
         )));
         assert!(maybe_applied(&PeerError::Network(peer(), "reset".into())));
+        assert!(maybe_applied(&PeerError::TimedOut(peer(), "slow".into())));
         assert!(maybe_applied(&PeerError::Rejected(
             peer(),
             502,

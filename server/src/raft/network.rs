@@ -16,6 +16,7 @@ use openraft::BasicNode;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::breakers::PeerBreakers;
 use super::{NodeId, TypeConfig};
 
 /// Header every peer request carries: the sender's wire protocol version.
@@ -28,9 +29,14 @@ pub enum PeerError {
     /// The peer could not be reached at all (connection refused, reset before sending).
     #[error("peer {0} unreachable: {1}")]
     Unreachable(String, String),
-    /// Sent, and the answer was lost or unreadable: the peer may have acted.
+    /// Sent, and the connection broke or the answer was unreadable: the
+    /// peer may have acted.
     #[error("peer {0}: {1}")]
     Network(String, String),
+    /// Sent, and no answer came within the call's timeout: the peer may be
+    /// slow rather than gone, and may have acted.
+    #[error("peer {0} did not answer in time: {1}")]
+    TimedOut(String, String),
     /// The peer answered with an HTTP error status (the second field).
     #[error("peer {0} refused: HTTP {1}: {2}")]
     Rejected(String, u16, String),
@@ -82,50 +88,63 @@ pub fn peer_url(addr: &str, path: &str) -> String {
     format!("{}{path}", dsync_api::client::base_url(addr))
 }
 
-/// POSTs a bincode body to a peer and decodes the bincode reply.
+/// What a failed send or read of a peer request says about the peer.
+pub fn peer_error(addr: &str, e: &reqwest::Error) -> PeerError {
+    if e.is_connect() {
+        PeerError::Unreachable(addr.to_string(), e.to_string())
+    } else if e.is_timeout() {
+        PeerError::TimedOut(addr.to_string(), e.to_string())
+    } else {
+        PeerError::Network(addr.to_string(), e.to_string())
+    }
+}
+
+/// POSTs a bincode body to peer `to` (id, address) through its breaker and
+/// decodes the bincode reply.
 pub async fn post_bincode<Req: Serialize, Resp: DeserializeOwned>(
     http: &reqwest::Client,
-    addr: &str,
+    breakers: &PeerBreakers,
+    (id, addr): (u64, &str),
     path: &str,
     req: &Req,
     timeout: Duration,
 ) -> Result<Resp, PeerError> {
     let net = |e: &dyn std::fmt::Display| PeerError::Network(addr.to_string(), e.to_string());
     let body = bincode::serialize(req).map_err(|e| net(&e))?;
-    let resp = http
-        .post(peer_url(addr, path))
-        .header("content-type", BINCODE)
-        .header(PROTOCOL_HEADER, dsync_api::PROTOCOL_VERSION.to_string())
-        .timeout(timeout)
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| {
-            if e.is_connect() {
-                PeerError::Unreachable(addr.to_string(), e.to_string())
-            } else {
-                net(&e)
+    let bytes = breakers
+        .call(id, addr, async {
+            let resp = http
+                .post(peer_url(addr, path))
+                .header("content-type", BINCODE)
+                .header(PROTOCOL_HEADER, dsync_api::PROTOCOL_VERSION.to_string())
+                .timeout(timeout)
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| peer_error(addr, &e))?;
+            let status = resp.status();
+            let bytes = resp.bytes().await.map_err(|e| peer_error(addr, &e))?;
+            if !status.is_success() {
+                return Err(PeerError::Rejected(
+                    addr.to_string(),
+                    status.as_u16(),
+                    String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned(),
+                ));
             }
-        })?;
-    let status = resp.status();
-    let bytes = resp.bytes().await.map_err(|e| net(&e))?;
-    if !status.is_success() {
-        return Err(PeerError::Rejected(
-            addr.to_string(),
-            status.as_u16(),
-            String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned(),
-        ));
-    }
+            Ok(bytes)
+        })
+        .await?;
     bincode::deserialize(&bytes).map_err(|e| net(&format!("bad reply: {e}")))
 }
 
 pub struct Network {
     http: reqwest::Client,
+    breakers: PeerBreakers,
 }
 
 impl Network {
-    pub fn new(http: reqwest::Client) -> Self {
-        Network { http }
+    pub fn new(http: reqwest::Client, breakers: PeerBreakers) -> Self {
+        Network { http, breakers }
     }
 }
 
@@ -135,6 +154,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerConn {
         PeerConn {
             http: self.http.clone(),
+            breakers: self.breakers.clone(),
             target,
             addr: node.addr.clone(),
         }
@@ -143,6 +163,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 
 pub struct PeerConn {
     http: reqwest::Client,
+    breakers: PeerBreakers,
     target: NodeId,
     addr: String,
 }
@@ -159,12 +180,15 @@ impl PeerConn {
         Resp: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
+        let to = (self.target, self.addr.as_str());
         let reply: Result<Resp, RaftError<NodeId, E>> =
-            post_bincode(&self.http, &self.addr, path, req, option.hard_ttl())
+            post_bincode(&self.http, &self.breakers, to, path, req, option.hard_ttl())
                 .await
                 .map_err(|e| match e {
+                    // Also what an open breaker answers: openraft then backs
+                    // off (500 ms) instead of retrying at once.
                     PeerError::Unreachable(..) => RPCError::Unreachable(Unreachable::new(&e)),
-                    PeerError::Network(..) | PeerError::Rejected(..) => {
+                    PeerError::Network(..) | PeerError::TimedOut(..) | PeerError::Rejected(..) => {
                         RPCError::Network(NetworkError::new(&e))
                     }
                 })?;
