@@ -28,6 +28,7 @@ mod lock_waits;
 mod locks;
 mod metrics_drift;
 mod openapi;
+mod peer_breaker;
 mod prometheus_rules;
 mod queue;
 mod scale;
