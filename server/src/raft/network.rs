@@ -224,3 +224,47 @@ impl RaftNetwork<TypeConfig> for PeerConn {
         self.call(routes::RAFT_VOTE, &rpc, &option).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use openraft::Vote;
+
+    fn vote_request() -> VoteRequest<NodeId> {
+        VoteRequest::new(Vote::new(1, 1), None)
+    }
+
+    /// A peer whose breaker is open is reported unreachable at once, even
+    /// one that would accept the connection and never answer.
+    #[tokio::test]
+    async fn an_open_breaker_fails_an_rpc_as_unreachable_without_sending() {
+        let http = peer_http_client(None, Duration::from_secs(5), None).unwrap();
+        let breakers = PeerBreakers::new(Duration::from_secs(60));
+        let mut net = Network::new(http, breakers);
+        // Port 1 on loopback refuses connections.
+        let mut refused = net.new_client(2, &BasicNode::new("127.0.0.1:1")).await;
+        let option = RPCOption::new(Duration::from_secs(5));
+        for _ in 0..super::super::breakers::FAILURES_TO_OPEN {
+            let err = refused.vote(vote_request(), option.clone()).await;
+            assert!(matches!(err, Err(RPCError::Unreachable(_))), "{err:?}");
+        }
+
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = silent.local_addr().unwrap().to_string();
+        let mut conn = net.new_client(2, &BasicNode::new(addr)).await;
+        let sent = tokio::time::timeout(
+            Duration::from_secs(30),
+            conn.vote(vote_request(), RPCOption::new(Duration::from_secs(60))),
+        )
+        .await
+        .expect("the RPC hung on an open breaker");
+        match sent {
+            Err(RPCError::Unreachable(e)) => {
+                assert!(e.to_string().contains("circuit breaker open"), "{e}")
+            }
+            other => panic!("expected Unreachable, got {other:?}"),
+        }
+        let accepted = tokio::time::timeout(Duration::from_millis(1), silent.accept()).await;
+        assert!(accepted.is_err(), "the RPC was sent");
+    }
+}
