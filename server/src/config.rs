@@ -27,6 +27,11 @@ pub struct Config {
     pub heartbeat_ms: u64,
     pub election_timeout_min_ms: u64,
     pub election_timeout_max_ms: u64,
+    /// How long this node stops calling a peer after 3 calls to it failed
+    /// in a row, before one probe call (default: `election_timeout_max_ms`,
+    /// so a restarted peer is heard from again within about an election
+    /// timeout).
+    pub peer_breaker_cooldown_ms: Option<u64>,
     /// Build a snapshot (and compact the log) every this many entries.
     pub snapshot_every: u64,
     /// Log entries kept behind a snapshot so lagging followers can catch up
@@ -143,6 +148,7 @@ impl Default for Config {
             heartbeat_ms: 50,
             election_timeout_min_ms: 250,
             election_timeout_max_ms: 350,
+            peer_breaker_cooldown_ms: None,
             snapshot_every: 10_000,
             keep_logs_after_snapshot: 1_000,
             max_body_bytes: 2 * 1024 * 1024,
@@ -177,6 +183,14 @@ impl Config {
         })
     }
 
+    /// The cooldown of the breakers of this node's calls to its peers.
+    pub fn peer_breaker_cooldown(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(
+            self.peer_breaker_cooldown_ms
+                .unwrap_or(self.election_timeout_max_ms),
+        )
+    }
+
     pub fn validate(&self) -> Result<()> {
         let bad = |m: String| Err(Error::Config(m));
         if self.id == 0 {
@@ -190,6 +204,12 @@ impl Config {
         }
         if self.election_timeout_max_ms <= self.election_timeout_min_ms {
             return bad("election_timeout_max_ms must exceed election_timeout_min_ms".into());
+        }
+        if self
+            .peer_breaker_cooldown_ms
+            .is_some_and(|ms| !(10..=60_000).contains(&ms))
+        {
+            return bad("peer_breaker_cooldown_ms must be between 10 and 60000".into());
         }
         if self.snapshot_every == 0 {
             return bad("snapshot_every must be > 0".into());
@@ -229,6 +249,10 @@ mod tests {
                 .unwrap();
         assert_eq!(c.id, 3);
         assert_eq!(c.heartbeat_ms, 50);
+        assert_eq!(
+            c.peer_breaker_cooldown(),
+            std::time::Duration::from_millis(c.election_timeout_max_ms)
+        );
         assert_eq!(c.advertised(), "127.0.0.1:9000");
         c.validate().unwrap();
         assert!(serde_yaml::from_str::<Config>("idd: 3\n").is_err());
@@ -241,6 +265,13 @@ mod tests {
             ..Config::default()
         };
         assert!(c.validate().is_err());
+        for ms in [0, 60_001] {
+            let c = Config {
+                peer_breaker_cooldown_ms: Some(ms),
+                ..Config::default()
+            };
+            assert!(c.validate().is_err(), "cooldown {ms} accepted");
+        }
         let c = Config {
             bootstrap: true,
             join: vec!["x:1".into()],

@@ -13,6 +13,12 @@ pub struct TopicLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PeerLabels {
+    /// The peer's node id.
+    pub peer: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
     pub method: String,
     pub route: String,
@@ -54,6 +60,10 @@ pub struct Metrics {
     /// Per topic, refreshed from the replicated state at scrape time.
     pub topic: TopicGauges,
     pub cache: crate::cache::CacheMetrics,
+    /// Per peer, refreshed from the breakers at scrape time.
+    pub peer_breaker_state: Family<PeerLabels, Gauge>,
+    /// The peers `peer_breaker_state` has a series for.
+    peer_breaker_ids: std::sync::Mutex<Vec<u64>>,
 }
 
 /// Per-topic queue gauges. The `_total` ones are replicated running totals:
@@ -113,6 +123,8 @@ impl Metrics {
             queue_dead_lettered: Gauge::default(),
             topic: TopicGauges::default(),
             cache: Default::default(),
+            peer_breaker_state: Family::default(),
+            peer_breaker_ids: Default::default(),
             registry: Registry::default(),
         };
         registry.register("raft_term", "Current Raft term", m.term.clone());
@@ -263,6 +275,11 @@ impl Metrics {
             "Age of the oldest unacked message",
             t.oldest_age_seconds.clone(),
         );
+        registry.register(
+            "peer_breaker_state",
+            "Circuit breaker of this node's calls to a peer: 0 closed, 1 half-open, 2 open",
+            m.peer_breaker_state.clone(),
+        );
         m.cache.register(&mut registry);
         Metrics { registry, ..m }
     }
@@ -291,6 +308,26 @@ impl Metrics {
         }
     }
 
+    /// Sets the per-peer breaker gauges; drops the series of former peers.
+    pub fn refresh_peer_breakers(&self, peers: &[dsync_api::types::PeerStatus]) {
+        let mut ids = self
+            .peer_breaker_ids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let label = |id: u64| PeerLabels {
+            peer: id.to_string(),
+        };
+        for gone in ids.iter().filter(|id| !peers.iter().any(|p| p.id == **id)) {
+            self.peer_breaker_state.remove(&label(*gone));
+        }
+        for p in peers {
+            self.peer_breaker_state
+                .get_or_create(&label(p.id))
+                .set(p.breaker.gauge());
+        }
+        *ids = peers.iter().map(|p| p.id).collect();
+    }
+
     /// The registry rendered in the Prometheus text format.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -307,48 +344,5 @@ impl Default for Metrics {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn per_topic_gauges_follow_the_stats() {
-        let m = Metrics::new();
-        let stats: dsync_api::queue::TopicStats = serde_json::from_value(serde_json::json!({
-            "topic": "jobs", "ready": 3, "in_flight": 1, "delayed": 0, "dead_lettered": 2,
-            "enqueued_total": 9, "acked_total": 5, "redelivered_total": 1, "oldest_age_ms": 1500,
-            "max_attempts": 10, "visibility_ms": 30000, "max_message_bytes": 262144, "retention_ms": 1000
-        }))
-        .unwrap();
-        m.refresh_topics(&[stats]);
-        let text = m.render();
-        assert!(
-            text.contains("dsync_topic_ready{topic=\"jobs\"} 3"),
-            "{text}"
-        );
-        assert!(
-            text.contains("dsync_topic_dead_lettered{topic=\"jobs\"} 2"),
-            "{text}"
-        );
-        assert!(
-            text.contains("dsync_topic_oldest_age_seconds{topic=\"jobs\"} 1.5"),
-            "{text}"
-        );
-    }
-
-    #[test]
-    fn renders_prometheus_text_with_route_labels() {
-        let m = Metrics::new();
-        m.term.set(4);
-        m.requests
-            .get_or_create(&RouteLabels {
-                method: "PUT".into(),
-                route: "/v1/kv/{*key}".into(),
-                status: 200,
-            })
-            .observe(0.001);
-        let text = m.render();
-        assert!(text.contains("dsync_raft_term 4"), "{text}");
-        assert!(text.contains("dsync_http_request_duration_seconds_count{method=\"PUT\",route=\"/v1/kv/{*key}\",status=\"200\"} 1"), "{text}");
-        assert!(text.ends_with("# EOF\n"));
-    }
-}
+#[path = "metrics_tests.rs"]
+mod tests;

@@ -48,6 +48,7 @@ fn status(id: u64, role: Role, applied: u64) -> NodeStatus {
                 }),
             })
             .collect(),
+        peers: vec![],
     }
 }
 

@@ -81,6 +81,11 @@ pub struct ServerArgs {
     #[arg(long, env = "DSYNC_ELECTION_TIMEOUT_MAX_MS", value_name = "MS")]
     pub election_timeout_max_ms: Option<u64>,
 
+    /// How long calls to a peer stop after 3 failed in a row, before one
+    /// probe (default: the election timeout maximum).
+    #[arg(long, env = "DSYNC_PEER_BREAKER_COOLDOWN_MS", value_name = "MS")]
+    pub peer_breaker_cooldown_ms: Option<u64>,
+
     /// Build a snapshot (and compact the log) every this many entries.
     #[arg(long, env = "DSYNC_SNAPSHOT_EVERY", value_name = "ENTRIES")]
     pub snapshot_every: Option<u64>,
@@ -165,6 +170,9 @@ impl ServerArgs {
             &mut c.election_timeout_max_ms,
             &self.election_timeout_max_ms,
         );
+        if self.peer_breaker_cooldown_ms.is_some() {
+            c.peer_breaker_cooldown_ms = self.peer_breaker_cooldown_ms;
+        }
         set(&mut c.snapshot_every, &self.snapshot_every);
         set(
             &mut c.keep_logs_after_snapshot,
@@ -282,12 +290,15 @@ mod tests {
             "127.0.0.1:9100",
             "--join",
             "a:1,b:2",
+            "--peer-breaker-cooldown-ms",
+            "200",
         ]);
         let c = args.config().unwrap();
         assert_eq!(c.id, 4);
         assert_eq!(c.listen.port(), 9100);
         assert_eq!(c.snapshot_every, 50);
         assert_eq!(c.join, vec!["a:1", "b:2"]);
+        assert_eq!(c.peer_breaker_cooldown_ms, Some(200));
         assert_eq!(c.heartbeat_ms, Config::default().heartbeat_ms);
     }
 

@@ -157,6 +157,17 @@ pub struct MemberStatus {
     pub match_index: Option<u64>,
 }
 
+/// The circuit breaker of the answering node's own calls to one peer
+/// (Raft RPCs, forwards to the leader, cache messages).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct PeerStatus {
+    pub id: u64,
+    pub breaker: crate::breaker::BreakerState,
+    /// Calls to the peer that failed in a row (reset by any answer).
+    pub consecutive_failures: u32,
+}
+
 /// `GET /v1/status`.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -178,6 +189,10 @@ pub struct NodeStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub millis_since_quorum_ack: Option<u64>,
     pub members: Vec<MemberStatus>,
+    /// This node's breaker for each other member (absent from nodes older
+    /// than the field).
+    #[serde(default)]
+    pub peers: Vec<PeerStatus>,
 }
 
 /// `POST /v1/cluster/members`.

@@ -238,7 +238,8 @@ impl Node {
                         .max(Duration::from_millis(1));
                     post_bincode::<_, HolderReply>(
                         &self.peers,
-                        &addr,
+                        &self.breakers,
+                        (node, &addr),
                         routes::RAFT_CACHE_HOLDER,
                         &req,
                         wait,

@@ -215,10 +215,11 @@ impl Node {
     pub(super) async fn dir_call(self: &Arc<Self>, req: DirRequest) -> Result<DirReply> {
         match self.leader() {
             Some((id, _)) if id == self.id => self.handle_directory(req).await,
-            Some((_, addr)) => {
+            Some((leader, addr)) => {
                 let reply: std::result::Result<DirReply, CmdError> = post_bincode(
                     &self.peers,
-                    &addr,
+                    &self.breakers,
+                    (leader, &addr),
                     routes::RAFT_CACHE_DIRECTORY,
                     &req,
                     DIR_TIMEOUT,
@@ -228,7 +229,7 @@ impl Node {
                     PeerError::Unreachable(..) => {
                         Error::Unavailable(format!("cache directory unreachable: {e}"))
                     }
-                    PeerError::Network(..) | PeerError::Rejected(..) => {
+                    PeerError::Network(..) | PeerError::TimedOut(..) | PeerError::Rejected(..) => {
                         Error::Unavailable(format!("cache directory request failed: {e}"))
                     }
                 })?;

@@ -37,7 +37,8 @@ impl Node {
                 };
                 post_bincode::<_, HolderReply>(
                     &self.peers,
-                    &addr,
+                    &self.breakers,
+                    (id, &addr),
                     routes::RAFT_CACHE_HOLDER,
                     &req,
                     STATE_TIMEOUT,

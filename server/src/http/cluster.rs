@@ -101,6 +101,8 @@ async fn metrics(State(node): State<Arc<Node>>) -> Response {
         .queues
         .all_stats(crate::proposer::now_ms(), 1000);
     node.metrics.refresh_topics(&topics);
+    node.metrics
+        .refresh_peer_breakers(&node.peer_breakers(&node.members()));
     (
         [(
             header::CONTENT_TYPE,

@@ -87,7 +87,7 @@ fn proposal_failed(e: ProposeError) -> Error {
 fn maybe_applied(e: &PeerError) -> bool {
     match e {
         PeerError::Unreachable(..) => false,
-        PeerError::Network(..) => true,
+        PeerError::Network(..) | PeerError::TimedOut(..) => true,
         PeerError::Rejected(_, status, _) => *status >= 500,
     }
 }
@@ -106,7 +106,9 @@ impl Node {
 
     async fn route_write(&self, cmd: Command, owned: bool) -> Result<CmdValue> {
         match self.leader() {
-            Some((leader, addr)) if leader != self.id => self.forward_write(addr, cmd, owned).await,
+            Some((leader, addr)) if leader != self.id => {
+                self.forward_write(leader, addr, cmd, owned).await
+            }
             // Believed leader: no copy of the command is kept (it may carry a
             // large batch); if leadership just moved, the client's 503 retry
             // finds the new leader.
@@ -116,8 +118,8 @@ impl Node {
             None if !owned && cmd.kv_key().is_some() => Err(no_leader()),
             None => match self.proposer.propose(cmd.clone()).await {
                 Ok(out) => out.map_err(|e| Error::Api(e.to_api())),
-                Err(ProposeError::NotLeader(Some((_, addr)))) => {
-                    self.forward_write(addr, cmd, owned).await
+                Err(ProposeError::NotLeader(Some((leader, addr)))) => {
+                    self.forward_write(leader, addr, cmd, owned).await
                 }
                 Err(ProposeError::NotLeader(None)) => Err(no_leader()),
                 Err(e) => Err(proposal_failed(e)),
@@ -144,13 +146,19 @@ impl Node {
         }
     }
 
-    async fn forward_write(&self, addr: String, cmd: Command, owned: bool) -> Result<CmdValue> {
+    async fn forward_write(
+        &self,
+        leader: u64,
+        addr: String,
+        cmd: Command,
+        owned: bool,
+    ) -> Result<CmdValue> {
         let req = if owned {
             ForwardRequest::Flush(cmd)
         } else {
             ForwardRequest::Write(cmd)
         };
-        match self.forward(&addr, &req).await? {
+        match self.forward(leader, &addr, &req).await? {
             ForwardReply::Value(v) => Ok(v),
             other => Err(Error::Internal(format!(
                 "unexpected forward reply {other:?}"
@@ -158,11 +166,18 @@ impl Node {
         }
     }
 
-    pub(super) async fn forward(&self, addr: &str, req: &ForwardRequest) -> Result<ForwardReply> {
+    /// Sends `req` to node `to` at `addr` (the leader, or a transfer target).
+    pub(super) async fn forward(
+        &self,
+        to: u64,
+        addr: &str,
+        req: &ForwardRequest,
+    ) -> Result<ForwardReply> {
         self.metrics.forwarded.inc();
         let reply: Result<ForwardReply, CmdError> = post_bincode(
             &self.peers,
-            addr,
+            &self.breakers,
+            (to, addr),
             routes::RAFT_FORWARD,
             req,
             FORWARD_TIMEOUT,
@@ -235,6 +250,7 @@ mod tests {
             "refused".into()
         )));
         assert!(maybe_applied(&PeerError::Network(peer(), "reset".into())));
+        assert!(maybe_applied(&PeerError::TimedOut(peer(), "slow".into())));
         assert!(maybe_applied(&PeerError::Rejected(
             peer(),
             502,

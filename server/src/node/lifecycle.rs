@@ -11,6 +11,7 @@ use openraft::ChangeMembers;
 
 use super::{ForwardReply, ForwardRequest, Node};
 use crate::error::{Error, Result};
+use crate::raft::network::{peer_error, peer_url, PeerError};
 use crate::raft::snapshot::SnapshotFile;
 use crate::raft::SnapshotMeta;
 use crate::state::Command;
@@ -28,7 +29,10 @@ impl Node {
     pub async fn remove_member(&self, id: u64) -> Result<Vec<dsync_api::types::MemberStatus>> {
         match self.leader() {
             Some((leader, _)) if leader == self.id => self.remove_local(id).await,
-            Some((_, addr)) => match self.forward(&addr, &ForwardRequest::Remove { id }).await? {
+            Some((leader, addr)) => match self
+                .forward(leader, &addr, &ForwardRequest::Remove { id })
+                .await?
+            {
                 ForwardReply::Members(m) => serde_json::from_str(&m)
                     .map_err(|e| Error::Internal(format!("bad membership from the leader: {e}"))),
                 other => Err(Error::Internal(format!(
@@ -98,11 +102,18 @@ impl Node {
         if id == self.id {
             return true;
         }
-        let url = crate::raft::network::peer_url(addr, routes::HEALTH);
-        matches!(
-            self.peers.get(url).timeout(HEALTH_PROBE).send().await,
-            Ok(r) if r.status().is_success()
-        )
+        let url = peer_url(addr, routes::HEALTH);
+        let probe = self.breakers.call(id, addr, async {
+            let resp = self
+                .peers
+                .get(url)
+                .timeout(HEALTH_PROBE)
+                .send()
+                .await
+                .map_err(|e| peer_error(addr, &e))?;
+            Ok(resp.status().is_success())
+        });
+        matches!(probe.await, Ok(true))
     }
 
     /// The replicated cluster id, if the cluster has one yet.
@@ -128,27 +139,39 @@ impl Node {
     /// leader after a ReadIndex round; a follower fetches it from the leader.
     pub async fn backup(&self) -> Result<Vec<u8>> {
         if !self.is_leader() {
-            let (_, addr) = self
+            let (leader, addr) = self
                 .leader()
                 .ok_or_else(|| Error::Unavailable("no leader is elected yet".into()))?;
-            let url = crate::raft::network::peer_url(&addr, routes::BACKUP);
-            let resp = self
-                .peers
-                .get(url)
-                .timeout(BACKUP_PROXY_TIMEOUT)
-                .send()
-                .await
-                .map_err(|e| Error::Unavailable(format!("leader unreachable: {e}")))?;
-            if !resp.status().is_success() {
-                return Err(Error::Unavailable(format!(
-                    "the leader refused the backup ({}); retry",
-                    resp.status()
-                )));
-            }
-            let bytes = resp
-                .bytes()
-                .await
-                .map_err(|e| Error::Unavailable(format!("backup from the leader broke: {e}")))?;
+            let url = peer_url(&addr, routes::BACKUP);
+            let fetch = self.breakers.call(leader, &addr, async {
+                let resp = self
+                    .peers
+                    .get(url)
+                    .timeout(BACKUP_PROXY_TIMEOUT)
+                    .send()
+                    .await
+                    .map_err(|e| peer_error(&addr, &e))?;
+                let status = resp.status();
+                if !status.is_success() {
+                    return Err(PeerError::Rejected(
+                        addr.clone(),
+                        status.as_u16(),
+                        String::new(),
+                    ));
+                }
+                resp.bytes().await.map_err(|e| peer_error(&addr, &e))
+            });
+            let bytes = fetch.await.map_err(|e| match e {
+                PeerError::Rejected(_, status, _) => Error::Unavailable(format!(
+                    "the leader refused the backup (HTTP {status}); retry"
+                )),
+                PeerError::Unreachable(..) => {
+                    Error::Unavailable(format!("leader unreachable: {e}"))
+                }
+                PeerError::Network(..) | PeerError::TimedOut(..) => {
+                    Error::Unavailable(format!("backup from the leader broke: {e}"))
+                }
+            })?;
             return Ok(bytes.to_vec());
         }
         self.ensure_cluster_id().await?;

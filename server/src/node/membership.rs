@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 
-use dsync_api::types::{MemberKind, MemberStatus, NodeStatus, Role};
+use dsync_api::types::{MemberKind, MemberStatus, NodeStatus, PeerStatus, Role};
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::{BasicNode, ChangeMembers, ServerState};
 
@@ -63,8 +63,12 @@ impl Node {
         validate_member(id, &addr)?;
         match self.leader() {
             Some((leader, _)) if leader == self.id => self.join_local(id, addr, voter).await,
-            Some((_, leader_addr)) => match self
-                .forward(&leader_addr, &ForwardRequest::Join { id, addr, voter })
+            Some((leader, leader_addr)) => match self
+                .forward(
+                    leader,
+                    &leader_addr,
+                    &ForwardRequest::Join { id, addr, voter },
+                )
                 .await?
             {
                 ForwardReply::Members(m) => serde_json::from_str(&m)
@@ -117,7 +121,7 @@ impl Node {
         let role = role_of(m.state);
         let applied = m.last_applied.map_or(0, |l| l.index);
         let commit = (self.metrics.commit_index.get().max(0) as u64).max(applied);
-        NodeStatus {
+        let mut status = NodeStatus {
             id: self.id,
             addr: self.addr.clone(),
             version: crate::version().to_string(),
@@ -134,7 +138,20 @@ impl Node {
                 drop(m);
                 self.members()
             },
-        }
+            peers: Vec::new(),
+        };
+        status.peers = self.peer_breakers(&status.members);
+        status
+    }
+
+    /// This node's breaker for each of `members` other than itself.
+    pub fn peer_breakers(&self, members: &[MemberStatus]) -> Vec<PeerStatus> {
+        let peers: Vec<u64> = members
+            .iter()
+            .map(|m| m.id)
+            .filter(|&id| id != self.id)
+            .collect();
+        self.breakers.states(&peers)
     }
 }
 

@@ -26,6 +26,7 @@ use crate::error::{Error, Result};
 use crate::events::EventBus;
 use crate::metrics::Metrics;
 use crate::proposer::Proposer;
+use crate::raft::breakers::PeerBreakers;
 use crate::raft::log_store::{log_dir, LogStore};
 use crate::raft::network::{peer_http_client, Network};
 use crate::raft::state_machine::{SmShared, StateMachine};
@@ -40,6 +41,8 @@ pub struct Node {
     pub log: LogStore,
     pub metrics: Arc<Metrics>,
     pub peers: reqwest::Client,
+    /// One breaker per peer, shared by every call to it from this node.
+    pub breakers: PeerBreakers,
     /// Credentials, limits and the audit log.
     pub security: Arc<Security>,
     /// What `GET /v1/events` streams; publish to it from anywhere.
@@ -100,10 +103,11 @@ impl Node {
             .min(Duration::from_secs(20));
         let peers = peer_http_client(security.auth.cluster_secret(), idle, security.tls.as_ref())
             .map_err(Error::Config)?;
+        let breakers = PeerBreakers::new(config.peer_breaker_cooldown());
         let raft = Raft::new(
             config.id,
             Arc::new(raft_config),
-            Network::new(peers.clone()),
+            Network::new(peers.clone(), breakers.clone()),
             log.clone(),
             StateMachine { shared: sm.clone() },
         )
@@ -129,6 +133,7 @@ impl Node {
             log,
             metrics,
             peers,
+            breakers,
             security,
             events,
             proposer,

@@ -79,10 +79,10 @@ impl Node {
     }
 
     async fn remote_index(&self, req: ForwardRequest) -> Result<u64> {
-        let (_, addr) = self
+        let (leader, addr) = self
             .leader()
             .ok_or_else(|| Error::Unavailable("no leader is elected yet".into()))?;
-        match self.forward(&addr, &req).await? {
+        match self.forward(leader, &addr, &req).await? {
             ForwardReply::Index(i) => Ok(i),
             other => Err(Error::Internal(format!(
                 "unexpected forward reply {other:?}"

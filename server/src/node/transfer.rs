@@ -48,9 +48,9 @@ impl Node {
     pub async fn transfer_leader(&self, to: Option<u64>) -> Result<LeaderTransferResponse> {
         match self.leader() {
             Some((leader, _)) if leader == self.id => self.transfer_local(to).await,
-            Some((_, addr)) => {
+            Some((leader, addr)) => {
                 match self
-                    .forward(&addr, &ForwardRequest::TransferLeader { to })
+                    .forward(leader, &addr, &ForwardRequest::TransferLeader { to })
                     .await?
                 {
                     ForwardReply::Transferred {
@@ -124,7 +124,7 @@ impl Node {
         // started late); it campaigns again until the deadline.
         let deadline = quiet_since + lease * 3;
         loop {
-            self.forward(&addr, &ForwardRequest::Elect).await?;
+            self.forward(target, &addr, &ForwardRequest::Elect).await?;
             let round = Duration::from_millis(self.config.election_timeout_min_ms);
             let moved = self
                 .raft

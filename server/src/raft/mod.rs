@@ -1,5 +1,6 @@
 //! openraft glue: type configuration, storage and peer network.
 
+pub mod breakers;
 mod legacy;
 pub mod log_store;
 pub mod log_writer;

@@ -16,6 +16,7 @@ use openraft::BasicNode;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use super::breakers::PeerBreakers;
 use super::{NodeId, TypeConfig};
 
 /// Header every peer request carries: the sender's wire protocol version.
@@ -28,9 +29,14 @@ pub enum PeerError {
     /// The peer could not be reached at all (connection refused, reset before sending).
     #[error("peer {0} unreachable: {1}")]
     Unreachable(String, String),
-    /// Sent, and the answer was lost or unreadable: the peer may have acted.
+    /// Sent, and the connection broke or the answer was unreadable: the
+    /// peer may have acted.
     #[error("peer {0}: {1}")]
     Network(String, String),
+    /// Sent, and no answer came within the call's timeout: the peer may be
+    /// slow rather than gone, and may have acted.
+    #[error("peer {0} did not answer in time: {1}")]
+    TimedOut(String, String),
     /// The peer answered with an HTTP error status (the second field).
     #[error("peer {0} refused: HTTP {1}: {2}")]
     Rejected(String, u16, String),
@@ -82,40 +88,52 @@ pub fn peer_url(addr: &str, path: &str) -> String {
     format!("{}{path}", dsync_api::client::base_url(addr))
 }
 
-/// POSTs a bincode body to a peer and decodes the bincode reply.
+/// What a failed send or read of a peer request says about the peer.
+pub fn peer_error(addr: &str, e: &reqwest::Error) -> PeerError {
+    if e.is_connect() {
+        PeerError::Unreachable(addr.to_string(), e.to_string())
+    } else if e.is_timeout() {
+        PeerError::TimedOut(addr.to_string(), e.to_string())
+    } else {
+        PeerError::Network(addr.to_string(), e.to_string())
+    }
+}
+
+/// POSTs a bincode body to peer `to` (id, address) through its breaker and
+/// decodes the bincode reply.
 pub async fn post_bincode<Req: Serialize, Resp: DeserializeOwned>(
     http: &reqwest::Client,
-    addr: &str,
+    breakers: &PeerBreakers,
+    (id, addr): (u64, &str),
     path: &str,
     req: &Req,
     timeout: Duration,
 ) -> Result<Resp, PeerError> {
     let net = |e: &dyn std::fmt::Display| PeerError::Network(addr.to_string(), e.to_string());
     let body = bincode::serialize(req).map_err(|e| net(&e))?;
-    let resp = http
-        .post(peer_url(addr, path))
-        .header("content-type", BINCODE)
-        .header(PROTOCOL_HEADER, dsync_api::PROTOCOL_VERSION.to_string())
-        .timeout(timeout)
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| {
-            if e.is_connect() {
-                PeerError::Unreachable(addr.to_string(), e.to_string())
-            } else {
-                net(&e)
+    let bytes = breakers
+        .call(id, addr, async {
+            let resp = http
+                .post(peer_url(addr, path))
+                .header("content-type", BINCODE)
+                .header(PROTOCOL_HEADER, dsync_api::PROTOCOL_VERSION.to_string())
+                .timeout(timeout)
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| peer_error(addr, &e))?;
+            let status = resp.status();
+            let bytes = resp.bytes().await.map_err(|e| peer_error(addr, &e))?;
+            if !status.is_success() {
+                return Err(PeerError::Rejected(
+                    addr.to_string(),
+                    status.as_u16(),
+                    refusal_text(&bytes),
+                ));
             }
-        })?;
-    let status = resp.status();
-    let bytes = resp.bytes().await.map_err(|e| net(&e))?;
-    if !status.is_success() {
-        return Err(PeerError::Rejected(
-            addr.to_string(),
-            status.as_u16(),
-            refusal_text(&bytes),
-        ));
-    }
+            Ok(bytes)
+        })
+        .await?;
     bincode::deserialize(&bytes).map_err(|e| net(&format!("bad reply: {e}")))
 }
 
@@ -130,11 +148,12 @@ fn refusal_text(bytes: &[u8]) -> String {
 
 pub struct Network {
     http: reqwest::Client,
+    breakers: PeerBreakers,
 }
 
 impl Network {
-    pub fn new(http: reqwest::Client) -> Self {
-        Network { http }
+    pub fn new(http: reqwest::Client, breakers: PeerBreakers) -> Self {
+        Network { http, breakers }
     }
 }
 
@@ -144,6 +163,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
     async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerConn {
         PeerConn {
             http: self.http.clone(),
+            breakers: self.breakers.clone(),
             target,
             addr: node.addr.clone(),
         }
@@ -152,6 +172,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
 
 pub struct PeerConn {
     http: reqwest::Client,
+    breakers: PeerBreakers,
     target: NodeId,
     addr: String,
 }
@@ -168,12 +189,15 @@ impl PeerConn {
         Resp: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
+        let to = (self.target, self.addr.as_str());
         let reply: Result<Resp, RaftError<NodeId, E>> =
-            post_bincode(&self.http, &self.addr, path, req, option.hard_ttl())
+            post_bincode(&self.http, &self.breakers, to, path, req, option.hard_ttl())
                 .await
                 .map_err(|e| match e {
+                    // Also what an open breaker answers: openraft then backs
+                    // off (500 ms) instead of retrying at once.
                     PeerError::Unreachable(..) => RPCError::Unreachable(Unreachable::new(&e)),
-                    PeerError::Network(..) | PeerError::Rejected(..) => {
+                    PeerError::Network(..) | PeerError::TimedOut(..) | PeerError::Rejected(..) => {
                         RPCError::Network(NetworkError::new(&e))
                     }
                 })?;
@@ -213,6 +237,45 @@ impl RaftNetwork<TypeConfig> for PeerConn {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use openraft::Vote;
+
+    fn vote_request() -> VoteRequest<NodeId> {
+        VoteRequest::new(Vote::new(1, 1), None)
+    }
+
+    /// A peer whose breaker is open is reported unreachable at once, even
+    /// one that would accept the connection and never answer.
+    #[tokio::test]
+    async fn an_open_breaker_fails_an_rpc_as_unreachable_without_sending() {
+        let http = peer_http_client(None, Duration::from_secs(5), None).unwrap();
+        let breakers = PeerBreakers::new(Duration::from_secs(60));
+        let mut net = Network::new(http, breakers);
+        // Port 1 on loopback refuses connections.
+        let mut refused = net.new_client(2, &BasicNode::new("127.0.0.1:1")).await;
+        let option = RPCOption::new(Duration::from_secs(5));
+        for _ in 0..super::super::breakers::FAILURES_TO_OPEN {
+            let err = refused.vote(vote_request(), option.clone()).await;
+            assert!(matches!(err, Err(RPCError::Unreachable(_))), "{err:?}");
+        }
+
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = silent.local_addr().unwrap().to_string();
+        let mut conn = net.new_client(2, &BasicNode::new(addr)).await;
+        let sent = tokio::time::timeout(
+            Duration::from_secs(30),
+            conn.vote(vote_request(), RPCOption::new(Duration::from_secs(60))),
+        )
+        .await
+        .expect("the RPC hung on an open breaker");
+        match sent {
+            Err(RPCError::Unreachable(e)) => {
+                assert!(e.to_string().contains("circuit breaker open"), "{e}")
+            }
+            other => panic!("expected Unreachable, got {other:?}"),
+        }
+        let accepted = tokio::time::timeout(Duration::from_millis(1), silent.accept()).await;
+        assert!(accepted.is_err(), "the RPC was sent");
+    }
 
     #[test]
     fn a_refusal_reads_as_its_code_and_message() {

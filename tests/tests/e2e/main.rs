@@ -30,6 +30,7 @@ mod locks;
 mod metrics_drift;
 mod openapi;
 mod operator_bounds;
+mod peer_breaker;
 mod prometheus_rules;
 mod queue;
 mod scale;

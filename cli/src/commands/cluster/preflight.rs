@@ -156,6 +156,7 @@ mod tests {
                     match_index: None,
                 })
                 .collect(),
+            peers: vec![],
         }
     }
 

@@ -244,6 +244,7 @@ mod tests {
             snapshot_index: 0,
             millis_since_quorum_ack: None,
             members: vec![],
+            peers: vec![],
         }
     }
 

@@ -296,6 +296,7 @@ mod tests {
                 .map(|v| member(*v, MemberKind::Voter))
                 .chain(learners.iter().map(|l| member(*l, MemberKind::Learner)))
                 .collect(),
+            peers: vec![],
         }
     }
 

@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::error::{chain, decode, decode_error};
-use super::{base_url, Client, ClientError, Result};
+use super::{all_refused, base_url, Client, ClientError, Result};
 
 /// Longest a deduplicated write is resent for (servers keep its answer 60 s).
 const MAX_RESEND_FOR: Duration = Duration::from_secs(40);
@@ -111,8 +111,20 @@ impl Client {
         };
         let deadline = Instant::now() + retry_for;
         let mut backoff = Duration::from_millis(25);
+        // The previous attempt's error, reported if the breakers then refuse
+        // every endpoint until the deadline.
+        let mut last: Option<ClientError> = None;
         loop {
-            let (index, base, url) = self.pick();
+            let Some((index, base, url)) = self.pick() else {
+                let refused = all_refused(last.take());
+                if Instant::now() + backoff > deadline {
+                    return Err(refused);
+                }
+                last = Some(refused);
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                continue;
+            };
             let mut req = match url {
                 Some(url) => self.http.request(method.clone(), join(url, path)),
                 None => self.http.request(method.clone(), format!("{base}{path}")),
@@ -180,6 +192,7 @@ impl Client {
             if Instant::now() + backoff > deadline {
                 return retry;
             }
+            last = retry.err();
             tokio::time::sleep(backoff).await;
             // Capped low: an election takes under a second, and a client
             // asleep in a long backoff adds its sleep to the failover time.

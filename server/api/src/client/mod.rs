@@ -83,6 +83,16 @@ pub struct Client {
     request_ids: Arc<RequestIds>,
 }
 
+/// What a call reports when every endpoint's breaker refuses it: the
+/// error of its previous attempt, if it made one.
+fn all_refused(last: Option<ClientError>) -> ClientError {
+    last.unwrap_or_else(|| {
+        ClientError::Transport(
+            "every endpoint failed repeatedly and its circuit breaker is open; retry later".into(),
+        )
+    })
+}
+
 /// Normalizes `host:port` into `http://host:port`.
 pub fn base_url(endpoint: &str) -> String {
     let e = endpoint.trim().trim_end_matches('/');
@@ -173,25 +183,21 @@ impl Client {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Picks the preferred endpoint if its breaker allows, else the next one
-    /// that does, else the one whose breaker reopens first.
-    fn pick(&self) -> (usize, String, Option<reqwest::Url>) {
-        let s = self.lock();
+    /// Picks the preferred endpoint if its breaker admits a request, else
+    /// the next one that does; `None` when every breaker refuses (open, or
+    /// half-open with its probe in flight), so the call waits instead of
+    /// sending to an endpoint that keeps failing.
+    fn pick(&self) -> Option<(usize, String, Option<reqwest::Url>)> {
+        let mut s = self.lock();
         let now = Instant::now();
         let n = s.endpoints.len();
         let start = s.preferred % n;
-        for k in 0..n {
-            let i = (start + k) % n;
-            if s.endpoints[i].breaker.allows(now) {
-                let e = &s.endpoints[i];
-                return (i, e.base.clone(), e.url.clone());
-            }
-        }
-        let i = (0..n)
-            .min_by_key(|&i| s.endpoints[i].breaker.ready_at(now))
-            .unwrap_or(0);
-        let e = &s.endpoints[i];
-        (i, e.base.clone(), e.url.clone())
+        (0..n).map(|k| (start + k) % n).find_map(|i| {
+            let e = &mut s.endpoints[i];
+            e.breaker
+                .admit(now)
+                .then(|| (i, e.base.clone(), e.url.clone()))
+        })
     }
 
     fn observe(&self, index: usize, headers: &reqwest::header::HeaderMap) {
@@ -236,11 +242,14 @@ impl Client {
 }
 
 #[cfg(test)]
+mod breaker_tests;
+#[cfg(test)]
 mod retry_tests;
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::breaker::BreakerState;
     use crate::error::ErrorCode;
 
     #[test]
@@ -270,6 +279,6 @@ mod tests {
         assert!(s
             .endpoints
             .iter()
-            .all(|e| e.breaker.is_open(Instant::now())));
+            .all(|e| e.breaker.state() == BreakerState::Open));
     }
 }

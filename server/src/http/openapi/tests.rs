@@ -143,3 +143,22 @@ fn allow_lists_the_methods_of_a_route() {
         );
     }
 }
+
+#[test]
+fn the_status_describes_each_peer_breaker() {
+    let d = doc();
+    let schemas = &d["components"]["schemas"];
+    let peers = &schemas["NodeStatus"]["properties"]["peers"];
+    assert_eq!(peers["items"]["$ref"], "#/components/schemas/PeerStatus");
+    let peer = &schemas["PeerStatus"];
+    for field in ["id", "breaker", "consecutive_failures"] {
+        assert!(peer["properties"][field].is_object(), "{field}: {peer}");
+    }
+    let states: BTreeSet<&str> = schemas["BreakerState"]["enum"]
+        .as_array()
+        .expect("an enum")
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert_eq!(states, BTreeSet::from(["closed", "half_open", "open"]));
+}

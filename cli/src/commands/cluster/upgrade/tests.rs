@@ -31,6 +31,7 @@ fn status(id: u64, leader: u64, version: &str, applied: u64) -> NodeStatus {
                 match_index: None,
             })
             .collect(),
+        peers: vec![],
     }
 }
 
