@@ -31,6 +31,7 @@ use commands::node::NodeCommand;
 use commands::probe::ProbeCommand;
 use commands::queue::QueueCommand;
 use commands::server::ServerArgs;
+use commands::shard::ShardCommand;
 use context::GlobalArgs;
 
 /// Distributed locks, queue and coherent cache: run nodes, manage local
@@ -62,6 +63,9 @@ pub enum Command {
     /// Move Raft leadership to a chosen node.
     #[command(subcommand)]
     Leader(LeaderCommand),
+    /// Which Raft group holds which queue topics (the shard map).
+    #[command(subcommand)]
+    Shard(ShardCommand),
     /// Live dashboard: nodes, locks and the wait-for graph, cache, queues, events.
     ///
     /// Polls every node each 500 ms (an unreachable node is marked, never

@@ -98,6 +98,7 @@ fn topic(name: &str, ready: u64, enq: u64, ack: u64, dlq: u64) -> TopicStats {
         visibility_ms: 30_000,
         max_message_bytes: 262_144,
         retention_ms: 345_600_000,
+        group: 0,
     }
 }
 

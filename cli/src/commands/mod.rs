@@ -15,6 +15,7 @@ pub mod node;
 pub mod probe;
 pub mod queue;
 pub mod server;
+pub mod shard;
 pub mod tui;
 pub mod version;
 
@@ -85,6 +86,7 @@ async fn dispatch(global: GlobalArgs, cmd: Command) -> anyhow::Result<i32> {
         Command::Cluster(c) => cluster::run(&global, c).await,
         Command::Kv(c) => kv::run(&global, c).await,
         Command::Leader(c) => leader::run(&global, c).await,
+        Command::Shard(c) => shard::run(&global, c).await,
         Command::Tui => tui::run(&global).await,
         Command::Node(c) => node::run(&global, c).await,
         Command::Version => version::run(&global),

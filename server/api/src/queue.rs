@@ -228,6 +228,10 @@ pub struct TopicStats {
     pub visibility_ms: u64,
     pub max_message_bytes: u64,
     pub retention_ms: u64,
+    /// The Raft group holding the topic (`GET /v1/shards`); 0 from nodes
+    /// before shards.
+    #[serde(default)]
+    pub group: u64,
 }
 
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

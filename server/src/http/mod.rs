@@ -14,7 +14,7 @@ mod locks;
 pub mod openapi;
 mod queue;
 mod raft;
-mod shards;
+pub(crate) mod shards;
 
 use std::sync::Arc;
 use std::time::Instant;

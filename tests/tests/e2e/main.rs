@@ -41,6 +41,7 @@ mod security_ownership;
 mod security_scopes;
 mod security_tables;
 mod security_tls;
+mod shards;
 mod shutdown;
 mod tui;
 mod upgrade;

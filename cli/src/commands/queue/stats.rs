@@ -40,6 +40,7 @@ pub fn overview(list: &TopicList) -> String {
 fn table(topics: &[TopicStats]) -> String {
     let mut t = Table::new([
         "TOPIC",
+        "GROUP",
         "READY",
         "IN_FLIGHT",
         "DELAYED",
@@ -51,6 +52,7 @@ fn table(topics: &[TopicStats]) -> String {
     for s in topics {
         t.row([
             s.topic.clone(),
+            s.group.to_string(),
             s.ready.to_string(),
             s.in_flight.to_string(),
             s.delayed.to_string(),
@@ -103,6 +105,7 @@ pub(crate) mod tests {
             visibility_ms: 30_000,
             max_message_bytes: 262_144,
             retention_ms: 4 * 24 * 3_600_000,
+            group: 0,
         }
     }
 
@@ -113,9 +116,9 @@ pub(crate) mod tests {
         };
         assert_eq!(
             overview(&list),
-            "TOPIC     READY  IN_FLIGHT  DELAYED  DLQ  ENQUEUED  ACKED  OLDEST\n\
-             jobs      3      2          1        4    1000      990    2m5s\n\
-             mail.dlq  0      2          1        4    1000      990    -\n"
+            "TOPIC     GROUP  READY  IN_FLIGHT  DELAYED  DLQ  ENQUEUED  ACKED  OLDEST\n\
+             jobs      0      3      2          1        4    1000      990    2m5s\n\
+             mail.dlq  0      0      2          1        4    1000      990    -\n"
         );
         assert_eq!(overview(&TopicList { topics: vec![] }), "no topics\n");
     }
@@ -124,8 +127,8 @@ pub(crate) mod tests {
     fn detail_adds_the_settings() {
         assert_eq!(
             detail(&stats("jobs", 3, 750)),
-            "TOPIC  READY  IN_FLIGHT  DELAYED  DLQ  ENQUEUED  ACKED  OLDEST\n\
-             jobs   3      2          1        4    1000      990    750ms\n\n\
+            "TOPIC  GROUP  READY  IN_FLIGHT  DELAYED  DLQ  ENQUEUED  ACKED  OLDEST\n\
+             jobs   0      3      2          1        4    1000      990    750ms\n\n\
              redelivered:       5\n\
              max_attempts:      10\n\
              visibility:        30s\n\

@@ -87,7 +87,7 @@ pub async fn configure(
     node.read_barrier(Consistency::Leader, None).await?;
     let stats = node.sm.read().data.queues.stats(&topic, now_ms());
     stats
-        .map(Json)
+        .map(|s| Json(with_group(&node, s)))
         .ok_or_else(|| Error::Internal("topic vanished after configuration".into()).into())
 }
 
@@ -114,7 +114,7 @@ pub async fn stats(
     node.read_barrier(q.consistency, q.max_staleness_ms).await?;
     let stats = node.sm.read().data.queues.stats(&topic, now_ms());
     stats
-        .map(Json)
+        .map(|s| Json(with_group(&node, s)))
         .ok_or_else(|| Error::NotFound(format!("topic {topic:?} does not exist")).into())
 }
 
@@ -138,5 +138,11 @@ pub async fn list(
     node.read_barrier(q.consistency, q.max_staleness_ms).await?;
     let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
     let topics = node.sm.read().data.queues.all_stats(now_ms(), limit);
+    let topics = topics.into_iter().map(|s| with_group(&node, s)).collect();
     Ok(Json(TopicList { topics }))
+}
+
+fn with_group(node: &Node, mut s: TopicStats) -> TopicStats {
+    s.group = crate::http::shards::shard_map(node).group_of(&s.topic);
+    s
 }

@@ -70,6 +70,8 @@ impl Topic {
             visibility_ms: self.settings.visibility_ms,
             max_message_bytes: self.settings.max_message_bytes,
             retention_ms: self.settings.retention_ms,
+            // The state machine does not know the shard map; the route fills it.
+            group: 0,
         }
     }
 }

@@ -1,0 +1,161 @@
+//! `dsync shard`: which Raft group holds which queue topics.
+
+use clap::Subcommand;
+use dsync_api::shards::{GroupStatus, ShardsStatus};
+use serde::Serialize;
+
+use crate::commands::EXIT_OK;
+use crate::context::{GlobalArgs, RequestExt};
+use crate::output::Table;
+
+#[derive(Debug, Subcommand)]
+pub enum ShardCommand {
+    /// Every Raft group: replicas (leader marked `*`, match index on the
+    /// leader's view), term, topics and messages held.
+    ///
+    /// Group 0 is the control group (locks, KV, cache directory,
+    /// membership); it holds the topics too while the cluster has no queue
+    /// groups, as every cluster of this release does.
+    List,
+    /// The group that holds TOPIC, by the consistent-hash ring over the
+    /// cluster's shard map, and that group's leader and replicas.
+    Locate {
+        /// A queue topic (it need not exist yet).
+        topic: String,
+    },
+}
+
+/// `shard locate` as JSON/YAML.
+#[derive(Debug, Serialize)]
+struct Located<'a> {
+    topic: &'a str,
+    epoch: u64,
+    group: &'a GroupStatus,
+}
+
+pub async fn run(global: &GlobalArgs, cmd: ShardCommand) -> anyhow::Result<i32> {
+    let client = global.client()?;
+    let status = client.shards().await.api()?;
+    match cmd {
+        ShardCommand::List => global.output.print(&status, || list(&status))?,
+        ShardCommand::Locate { topic } => {
+            let group = status.locate(&topic).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "the shard map (epoch {}) routes {topic:?} to group {}, which node {} does not report",
+                    status.map.epoch,
+                    status.map.group_of(&topic),
+                    status.node
+                )
+            })?;
+            let located = Located {
+                topic: &topic,
+                epoch: status.map.epoch,
+                group,
+            };
+            global.output.print(&located, || locate(&located))?;
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+fn replicas(g: &GroupStatus) -> String {
+    g.replicas
+        .iter()
+        .map(|r| {
+            let lead = if r.leader { "*" } else { "" };
+            match r.matched_index {
+                Some(i) => format!("{}{lead}@{i}", r.id),
+                None => format!("{}{lead}", r.id),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn list(s: &ShardsStatus) -> String {
+    let mut t = Table::new([
+        "GROUP", "TOPICS?", "LEADER", "TERM", "LAST", "REPLICAS", "TOPICS", "DEPTH",
+    ]);
+    for g in &s.groups {
+        t.row([
+            g.id.to_string(),
+            if g.holds_topics { "yes" } else { "no" }.to_string(),
+            g.leader.map_or("-".to_string(), |l| l.to_string()),
+            g.term.to_string(),
+            g.last_index.to_string(),
+            replicas(g),
+            g.topics.to_string(),
+            g.depth.to_string(),
+        ]);
+    }
+    format!(
+        "shard map epoch {}, {} queue group(s); as seen by node {}\n{}",
+        s.map.epoch,
+        s.map.groups.len(),
+        s.node,
+        t.render()
+    )
+}
+
+fn locate(l: &Located) -> String {
+    let g = l.group;
+    format!(
+        "topic {:?} is in group {} (shard map epoch {}): leader {}, replicas {}\n",
+        l.topic,
+        g.id,
+        l.epoch,
+        g.leader.map_or("none".to_string(), |x| x.to_string()),
+        replicas(g)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dsync_api::shards::{ReplicaStatus, ShardMap};
+    use dsync_api::types::MemberKind;
+
+    fn status() -> ShardsStatus {
+        let replica = |id, leader, matched| ReplicaStatus {
+            id,
+            kind: MemberKind::Voter,
+            leader,
+            matched_index: matched,
+        };
+        ShardsStatus {
+            node: 1,
+            map: ShardMap::default(),
+            groups: vec![GroupStatus {
+                id: 0,
+                holds_topics: true,
+                leader: Some(1),
+                term: 3,
+                last_index: 42,
+                replicas: vec![replica(1, true, Some(42)), replica(2, false, Some(40))],
+                topics: 2,
+                depth: 17,
+            }],
+        }
+    }
+
+    #[test]
+    fn the_list_marks_the_leader_and_match_indexes() {
+        let text = list(&status());
+        assert!(text.contains("epoch 0, 0 queue group(s)"), "{text}");
+        assert!(text.contains("1*@42,2@40"), "{text}");
+        assert!(text.contains("17"), "{text}");
+    }
+
+    #[test]
+    fn locate_names_the_group_and_its_leader() {
+        let s = status();
+        let g = s.locate("orders").unwrap();
+        let text = locate(&Located {
+            topic: "orders",
+            epoch: 0,
+            group: g,
+        });
+        assert!(text.starts_with("topic \"orders\" is in group 0"), "{text}");
+        assert!(text.contains("leader 1"), "{text}");
+    }
+}
