@@ -66,10 +66,10 @@ pub enum Command {
     /// Which Raft group holds which queue topics (the shard map).
     #[command(subcommand)]
     Shard(ShardCommand),
-    /// Live dashboard: nodes, locks and the wait-for graph, cache, queues, events.
+    /// Live dashboard: nodes, locks and the wait-for graph, cache, queues, events, shards.
     ///
     /// Polls every node each 500 ms (an unreachable node is marked, never
-    /// waited for) and follows one node's /v1/events. Keys: Tab or 1-5 switch
+    /// waited for) and follows one node's /v1/events. Keys: Tab or 1-6 switch
     /// panels, arrows select, / filters, ? shows help, q quits; t transfers
     /// leadership to the selected node and r force-releases the selected
     /// lock, each after a confirmation.

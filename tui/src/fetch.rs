@@ -46,13 +46,15 @@ async fn poll_once(client: &Client, endpoints: &[String]) -> Poll {
     let locks = async { client.locks().await.map(|l| l.locks) };
     let graph = client.lock_graph();
     let queues = async { client.queues().await.map(|q| q.topics) };
-    let (nodes, locks, graph, queues) = tokio::join!(nodes, locks, graph, queues);
+    let shards = client.shards();
+    let (nodes, locks, graph, queues, shards) = tokio::join!(nodes, locks, graph, queues, shards);
     Poll {
         at_ms: now_ms(),
         nodes,
         locks: locks.map_err(short),
         graph: graph.map_err(short),
         queues: queues.map_err(short),
+        shards: shards.map_err(short),
     }
 }
 
@@ -91,6 +93,7 @@ fn timed_out(endpoints: &[String]) -> Poll {
         locks: Err(why()),
         graph: Err(why()),
         queues: Err(why()),
+        shards: Err(why()),
     }
 }
 

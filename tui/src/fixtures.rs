@@ -6,6 +6,7 @@ use dsync_api::locks::{
     DeadlockInfo, HolderInfo, LockGraph, LockInfo, LockMode, WaitEdge, WaiterInfo,
 };
 use dsync_api::queue::TopicStats;
+use dsync_api::shards::{GroupStatus, ReplicaStatus, ShardMap, ShardsStatus};
 use dsync_api::types::{MemberKind, MemberStatus, NodeStatus, Role};
 
 use crate::app::{Action, App};
@@ -198,6 +199,35 @@ pub fn poll(round: u64, cache: bool) -> Poll {
                 3,
             ),
         ]),
+        shards: Ok(shards(round)),
+    }
+}
+
+/// The control group on three nodes, leader 1, holding every topic.
+fn shards(round: u64) -> ShardsStatus {
+    let replica = |id, matched| ReplicaStatus {
+        id,
+        kind: MemberKind::Voter,
+        leader: id == 1,
+        matched_index: Some(matched),
+    };
+    ShardsStatus {
+        node: 1,
+        map: ShardMap::default(),
+        groups: vec![GroupStatus {
+            id: 0,
+            holds_topics: true,
+            leader: Some(1),
+            term: 7,
+            last_index: 5000 + round,
+            replicas: vec![
+                replica(1, 5000 + round),
+                replica(2, 4998 + round),
+                replica(3, 4990),
+            ],
+            topics: 3,
+            depth: 252 + round * 40,
+        }],
     }
 }
 

@@ -4,6 +4,7 @@ use dsync_api::cache::CacheLines;
 pub use dsync_api::cache::LineState;
 use dsync_api::locks::{LockGraph, LockInfo};
 use dsync_api::queue::TopicStats;
+use dsync_api::shards::ShardsStatus;
 use dsync_api::types::NodeStatus;
 
 /// The cache lines a node reported, or why there are none.
@@ -35,4 +36,5 @@ pub struct Poll {
     pub locks: Result<Vec<LockInfo>, String>,
     pub graph: Result<LockGraph, String>,
     pub queues: Result<Vec<TopicStats>, String>,
+    pub shards: Result<ShardsStatus, String>,
 }

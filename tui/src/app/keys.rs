@@ -49,9 +49,15 @@ impl App {
         let panel = self.panel.index();
         match k.code {
             KeyCode::Char('q') => self.quit = true,
-            KeyCode::Tab => self.panel = Panel::ALL[(panel + 1) % 5],
-            KeyCode::BackTab => self.panel = Panel::ALL[(panel + 4) % 5],
-            KeyCode::Char(c @ '1'..='5') => self.panel = Panel::ALL[c as usize - '1' as usize],
+            KeyCode::Tab => self.panel = Panel::ALL[(panel + 1) % Panel::ALL.len()],
+            KeyCode::BackTab => {
+                self.panel = Panel::ALL[(panel + Panel::ALL.len() - 1) % Panel::ALL.len()]
+            }
+            KeyCode::Char(c @ '1'..='9') => {
+                if let Some(p) = Panel::ALL.get(c as usize - '1' as usize) {
+                    self.panel = *p
+                }
+            }
             KeyCode::Up | KeyCode::Char('k') => {
                 self.selected[panel] = self.selected[panel].saturating_sub(1)
             }

@@ -28,15 +28,17 @@ pub enum Panel {
     Cache,
     Queues,
     Events,
+    Shards,
 }
 
 impl Panel {
-    pub const ALL: [Panel; 5] = [
+    pub const ALL: [Panel; 6] = [
         Panel::Cluster,
         Panel::Locks,
         Panel::Cache,
         Panel::Queues,
         Panel::Events,
+        Panel::Shards,
     ];
 
     pub fn title(self) -> &'static str {
@@ -46,6 +48,7 @@ impl Panel {
             Panel::Cache => "Cache",
             Panel::Queues => "Queues",
             Panel::Events => "Events",
+            Panel::Shards => "Shards",
         }
     }
 
@@ -149,7 +152,7 @@ pub struct App {
     pub panel: Panel,
     pub mode: Mode,
     pub filter: String,
-    selected: [usize; 5],
+    selected: [usize; Panel::ALL.len()],
     pub nodes: Vec<NodeRow>,
     pub locks: Vec<LockInfo>,
     pub locks_error: Option<String>,
@@ -157,6 +160,8 @@ pub struct App {
     pub graph_error: Option<String>,
     pub topics: Vec<TopicRow>,
     pub queues_error: Option<String>,
+    pub shards: Option<dsync_api::shards::ShardsStatus>,
+    pub shards_error: Option<String>,
     /// Per node (in `nodes` order): its cache lines or why there are none.
     pub cache: Vec<CachePoll>,
     pub events: VecDeque<EventRow>,
@@ -176,7 +181,7 @@ impl App {
             panel: Panel::Cluster,
             mode: Mode::Normal,
             filter: String::new(),
-            selected: [0; 5],
+            selected: [0; Panel::ALL.len()],
             nodes: endpoints
                 .iter()
                 .map(|e| NodeRow {
@@ -197,6 +202,8 @@ impl App {
             graph_error: None,
             topics: Vec::new(),
             queues_error: None,
+            shards: None,
+            shards_error: None,
             cache: Vec::new(),
             events: VecDeque::new(),
             events_source: Err("connecting".into()),
@@ -240,6 +247,7 @@ impl App {
             Panel::Cache => self.cache_keys().len(),
             Panel::Queues => self.visible_topics().len(),
             Panel::Events => self.visible_events().len(),
+            Panel::Shards => self.shards.as_ref().map_or(0, |s| s.groups.len()),
         }
     }
 
@@ -309,6 +317,10 @@ impl App {
                 self.on_topics(q, p.at_ms);
             }
             Err(e) => self.queues_error = Some(e),
+        }
+        match p.shards {
+            Ok(s) => (self.shards, self.shards_error) = (Some(s), None),
+            Err(e) => self.shards_error = Some(e),
         }
     }
 

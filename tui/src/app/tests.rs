@@ -77,8 +77,13 @@ fn force_release_targets_the_selected_visible_lock() {
 fn panels_cycle_and_selection_stays_in_bounds() {
     let mut app = fixtures::app(true);
     key(&mut app, KeyCode::BackTab);
-    assert_eq!(app.panel, Panel::Events);
+    assert_eq!(app.panel, Panel::Shards, "the last panel");
     key(&mut app, KeyCode::Tab);
+    assert_eq!(app.panel, Panel::Cluster);
+    key(&mut app, KeyCode::Char('6'));
+    assert_eq!(app.panel, Panel::Shards);
+    key(&mut app, KeyCode::Char('7'));
+    assert_eq!(app.panel, Panel::Shards, "no seventh panel");
     key(&mut app, KeyCode::Char('4'));
     assert_eq!(app.panel, Panel::Queues);
     for _ in 0..10 {

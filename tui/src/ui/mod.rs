@@ -6,6 +6,7 @@ mod events;
 mod locks;
 mod overlay;
 mod queues;
+mod shards;
 #[cfg(test)]
 mod tests;
 
@@ -31,6 +32,7 @@ pub fn draw(f: &mut Frame, app: &App) {
         Panel::Cache => cache::draw(f, body, app),
         Panel::Queues => queues::draw(f, body, app),
         Panel::Events => events::draw(f, body, app),
+        Panel::Shards => shards::draw(f, body, app),
     }
     footer(f, bottom, app);
     match &app.mode {
@@ -82,7 +84,7 @@ fn footer(f: &mut Frame, area: Rect, app: &App) {
         Line::from(Span::styled(format!(" {msg}"), style))
     } else {
         let mut spans = vec![Span::raw(
-            " Tab/1-5 panel  ↑↓ select  / filter  t transfer leader  r force-release  ? help  q quit",
+            " Tab/1-6 panel  ↑↓ select  / filter  t transfer leader  r force-release  ? help  q quit",
         )
         .dark_gray()];
         if !app.filter.is_empty() {

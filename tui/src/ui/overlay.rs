@@ -8,7 +8,7 @@ use ratatui::Frame;
 
 const HELP: &[(&str, &str)] = &[
     ("Tab / Shift-Tab", "next / previous panel"),
-    ("1 … 5", "Cluster, Locks, Cache, Queues, Events"),
+    ("1 … 6", "Cluster, Locks, Cache, Queues, Events, Shards"),
     ("↑ ↓  (k j)", "select a row"),
     (
         "/",

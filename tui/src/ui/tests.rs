@@ -79,6 +79,12 @@ fn queues_panel_shows_depth_and_rates() {
 }
 
 #[test]
+fn shards_panel_shows_each_group_by_node() {
+    let t = render(&on(Panel::Shards, true));
+    insta::assert_snapshot!(t.backend());
+}
+
+#[test]
 fn events_panel_lists_newest_first() {
     let t = render(&on(Panel::Events, true));
     insta::assert_snapshot!(t.backend());
