@@ -9,7 +9,6 @@
 use axum::http::Method;
 use dsync_api::auth::{Kind, Role};
 use dsync_api::{ApiError, ErrorCode};
-use percent_encoding::percent_decode_str;
 
 use super::Principal;
 
@@ -58,14 +57,9 @@ fn kind_of(seg: &str) -> Option<Kind> {
 }
 
 fn query_param(query: Option<&str>, key: &str) -> Option<String> {
-    query?.split('&').find_map(|kv| {
-        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-        (k == key).then(|| {
-            percent_decode_str(&v.replace('+', " "))
-                .decode_utf8_lossy()
-                .into_owned()
-        })
-    })
+    form_urlencoded::parse(query?.as_bytes())
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.into_owned())
 }
 
 pub fn classify(method: &Method, path: &str, query: Option<&str>, m: Matched<'_>) -> Access {

@@ -107,8 +107,9 @@ impl From<ModeArg> for LockMode {
 /// `<hostname>-<pid>`: unique among live processes of a fleet, and tells an
 /// operator reading `lock list` where a holder runs.
 pub fn default_owner() -> String {
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+    let host = nix::unistd::gethostname()
         .ok()
+        .and_then(|h| h.into_string().ok())
         .or_else(|| std::env::var("HOSTNAME").ok());
     owner_from(host.as_deref(), std::process::id())
 }

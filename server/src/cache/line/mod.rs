@@ -391,9 +391,7 @@ fn line_info(key: &str, l: &Line, now: Instant) -> LineInfo {
     }
 }
 
-#[path = "line_writeback.rs"]
 mod writeback;
 
 #[cfg(test)]
-#[path = "line_tests.rs"]
 mod tests;
