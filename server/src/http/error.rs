@@ -11,12 +11,22 @@ use crate::error::Error;
 pub struct HttpError(pub ApiError);
 
 impl From<Error> for HttpError {
+    /// Internal and storage failures are logged with an id; the client gets
+    /// the id, never the text (file paths, internals).
     fn from(e: Error) -> Self {
         if matches!(
             e,
             Error::Corrupt { .. } | Error::Storage(_) | Error::Internal(_)
         ) {
-            tracing::error!("internal error: {e}");
+            let id = format!("{:016x}", rand::random::<u64>());
+            tracing::error!(error_id = %id, "internal error: {e}");
+            return HttpError(
+                ApiError::new(
+                    ErrorCode::Internal,
+                    format!("internal error {id}: the node's log has the details"),
+                )
+                .with_detail("error_id", id),
+            );
         }
         HttpError(e.to_api())
     }
@@ -51,6 +61,18 @@ pub fn invalid(message: impl Into<String>) -> HttpError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn internal_text_stays_in_the_log_and_the_client_gets_an_id() {
+        let e = HttpError::from(Error::Storage("/var/lib/dsync/log/000001.seg: EIO".into()));
+        assert_eq!(e.0.code, ErrorCode::Internal);
+        assert!(!e.0.message.contains("/var/lib"), "{}", e.0.message);
+        let id = e.0.details["error_id"].as_str().unwrap().to_string();
+        assert_eq!(id.len(), 16);
+        assert!(e.0.message.contains(&id));
+        let other = HttpError::from(Error::Internal("x".into()));
+        assert_ne!(other.0.details["error_id"], e.0.details["error_id"]);
+    }
 
     #[test]
     fn an_unknown_outcome_is_a_503_that_says_so() {
