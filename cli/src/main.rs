@@ -67,12 +67,7 @@ pub enum Command {
     #[command(subcommand)]
     Shard(ShardCommand),
     /// Live dashboard: nodes, locks and the wait-for graph, cache, queues, events, shards.
-    ///
-    /// Polls every node each 500 ms (an unreachable node is marked, never
-    /// waited for) and follows one node's /v1/events. Keys: Tab or 1-6 switch
-    /// panels, arrows select, / filters, ? shows help, q quits; t transfers
-    /// leadership to the selected node and r force-releases the selected
-    /// lock, each after a confirmation.
+    #[command(long_about = dsync_tui::about())]
     Tui,
     /// Drain a node or wait until it is ready (rolling maintenance).
     #[command(subcommand)]

@@ -21,6 +21,19 @@ use tokio::sync::mpsc;
 
 use app::{Action, App};
 
+/// `dsync tui --help`: what the dashboard shows and its keys (from the
+/// same table the dashboard uses).
+pub fn about() -> String {
+    let panels: Vec<&str> = app::Panel::ALL.iter().map(|p| p.title()).collect();
+    format!(
+        "Live dashboard: {}.\n\nPolls every node each 500 ms (an unreachable node is marked, \
+         never waited for) and follows one node's /v1/events.\n\n{}\n\nt and r ask for \
+         confirmation before anything is sent.",
+        panels.join(", "),
+        app::keys::describe_keys()
+    )
+}
+
 /// Bound of the action queue: a flood of events waits here instead of
 /// growing memory; the server then skips events for us (`lagged`).
 const QUEUE: usize = 1024;

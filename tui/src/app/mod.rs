@@ -1,6 +1,6 @@
 //! All dashboard state, changed only by [`App::update`]; drawing reads it.
 
-mod keys;
+pub mod keys;
 #[cfg(test)]
 mod tests;
 mod view;

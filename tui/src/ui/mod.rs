@@ -83,10 +83,7 @@ fn footer(f: &mut Frame, area: Rect, app: &App) {
         };
         Line::from(Span::styled(format!(" {msg}"), style))
     } else {
-        let mut spans = vec![Span::raw(
-            " Tab/1-6 panel  ↑↓ select  / filter  t transfer leader  r force-release  ? help  q quit",
-        )
-        .dark_gray()];
+        let mut spans = vec![Span::raw(crate::app::keys::footer_hint()).dark_gray()];
         if !app.filter.is_empty() {
             spans.push(Span::styled(
                 format!("  [filter: {}]", app.filter),

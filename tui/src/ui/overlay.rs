@@ -6,23 +6,6 @@ use ratatui::text::Line;
 use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 use ratatui::Frame;
 
-const HELP: &[(&str, &str)] = &[
-    ("Tab / Shift-Tab", "next / previous panel"),
-    ("1 … 6", "Cluster, Locks, Cache, Queues, Events, Shards"),
-    ("↑ ↓  (k j)", "select a row"),
-    (
-        "/",
-        "filter the rows of every panel (Enter keeps, Esc clears)",
-    ),
-    ("t", "Cluster: transfer leadership to the selected node"),
-    (
-        "r",
-        "Locks: force-release the selected lock (evicts every holder)",
-    ),
-    ("?", "this help (any key closes it)"),
-    ("q / Ctrl-C", "quit"),
-];
-
 fn centered(area: Rect, width: u16, height: u16) -> Rect {
     let [v] = Layout::vertical([Constraint::Length(height)])
         .flex(Flex::Center)
@@ -34,8 +17,8 @@ fn centered(area: Rect, width: u16, height: u16) -> Rect {
 }
 
 pub fn help(f: &mut Frame, area: Rect) {
-    let lines: Vec<Line> = HELP
-        .iter()
+    let lines: Vec<Line> = crate::app::keys::help_rows()
+        .into_iter()
         .map(|(k, what)| Line::from(format!(" {k:<16} {what}")))
         .chain([
             Line::from(""),
