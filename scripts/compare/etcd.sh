@@ -2,10 +2,12 @@
 # etcd 3.4 beside dsync on this machine, in alternating rounds so both see
 # the same host speed: each round starts three etcd members on loopback
 # (defaults: fsync on), runs puts, contended lock handoffs and distinct lock
-# cycles with 64 closed-loop clients on the leader, stops them, then does the
-# same with a fresh 3-node dsync cluster and `dsync bench`.
+# cycles with 64 closed-loop clients, stops them, then does the same with a
+# fresh 3-node dsync cluster and `dsync bench`. --via any (the default)
+# binds client i to member i mod 3 on both sides, as clients behind a load
+# balancer are; --via leader puts every client on the leader.
 #
-#   scripts/compare/etcd.sh [--rounds 3] [--duration 10] [--clients 64]
+#   scripts/compare/etcd.sh [--rounds 3] [--duration 10] [--clients 64] [--via any|leader]
 #
 # Installs etcd-server, etcd-client and protobuf-compiler (Debian) when
 # missing; builds the etcd load tool in scripts/compare/etcd/ and a release
@@ -13,19 +15,21 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-rounds=3 duration=10 clients=64
+rounds=3 duration=10 clients=64 via=any
 while [ $# -gt 0 ]; do
     case "$1" in
         --rounds) rounds="$2"; shift 2 ;;
         --duration) duration="$2"; shift 2 ;;
         --clients) clients="$2"; shift 2 ;;
-        -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --via) via="$2"; shift 2 ;;
+        -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
 for v in "$rounds" "$duration" "$clients"; do
     case "$v" in ''|*[!0-9]*) echo "not a number: $v" >&2; exit 2 ;; esac
 done
+case "$via" in any|leader) ;; *) echo "--via is any or leader, not: $via" >&2; exit 2 ;; esac
 
 need=()
 command -v etcd >/dev/null || need+=(etcd-server)
@@ -88,8 +92,10 @@ print(" ".join(str(x.getsockname()[1]) for x in s))')"
         sleep 0.2
     done
     [ -n "$leader" ] || { echo "etcd elected no leader (logs in $d)" >&2; exit 1; }
+    local target="$leader"
+    [ "$via" = leader ] || target="$eps"
     for mode in put lock dist; do
-        "$tool" "$mode" "$clients" "$duration" "$leader"
+        "$tool" "$mode" "$clients" "$duration" "$target"
     done
     stop_etcd
 }
@@ -98,8 +104,8 @@ dsync_round() {
     for what in kv contended distinct; do
         local log="$work/dsync.log"
         "$DSYNC_BIN" cluster up --dir "$work/dsync" >"$log" 2>&1 || { cat "$log" >&2; exit 1; }
-        local args=(bench kv)
-        [ "$what" = kv ] || args=(bench lock --names "$what")
+        local args=(bench kv --via "$via")
+        [ "$what" = kv ] || args=(bench lock --via "$via" --names "$what")
         local out
         out=$("$DSYNC_BIN" --dir "$work/dsync" "${args[@]}" --clients "$clients" \
             --duration "$duration" --output json 2>"$log") || { cat "$log" >&2; exit 1; }
@@ -112,7 +118,7 @@ print("dsync %-15s clients=%d ops=%d ops/s=%.0f p50=%.2fms p99=%.2fms errors=%d"
 }
 
 for r in $(seq "$rounds"); do
-    echo "== round $r of $rounds ($(date -u +%H:%M))"
+    echo "== round $r of $rounds, via $via ($(date -u +%H:%M))"
     etcd_round
     dsync_round
 done

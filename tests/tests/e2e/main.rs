@@ -10,6 +10,7 @@ mod single_node;
 
 mod api_errors;
 mod backup;
+mod bench;
 mod cache;
 mod cache_linearizable;
 mod cert_rotation;

@@ -1,5 +1,5 @@
-//! `dsync bench cache`: local hit reads on one node, or writes that must
-//! invalidate a given number of sharers first.
+//! `dsync bench cache`: local hit reads on every node (or on the leader), or
+//! writes that must invalidate a given number of sharers first.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -10,12 +10,14 @@ use dsync_api::{Client, ClientConfig};
 use hdrhistogram::Histogram;
 use serde_json::Value;
 
+use super::via::{bench_timeouts, Targets, ViaArgs};
 use super::{closed_loop, print_report, summarize, Counters, LoadArgs};
 use crate::context::{GlobalArgs, RequestError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum CacheMode {
-    /// GETs of keys this node holds: served from its lines, no network hop.
+    /// GETs of keys the node asked holds: served from its lines, no hop to
+    /// another node. Every node reads each key once (untimed) first.
     Hits,
     /// Each write first makes --sharers nodes hold the key in S (untimed),
     /// then times the write: invalidations plus the Raft commit.
@@ -26,6 +28,10 @@ pub enum CacheMode {
 pub struct CacheBenchArgs {
     #[command(flatten)]
     pub load: LoadArgs,
+
+    /// Which node each client reads from (`hits`) or writes through (`writes`).
+    #[command(flatten)]
+    pub via: ViaArgs,
 
     /// What to measure.
     #[arg(long, value_enum, default_value_t = CacheMode::Hits)]
@@ -47,43 +53,58 @@ pub struct CacheBenchArgs {
 fn node_client(addr: &str, global: &GlobalArgs) -> anyhow::Result<Client> {
     let mut c = ClientConfig::new(vec![addr.to_string()]);
     c.token = global.token.clone();
-    c.retry_for = Duration::from_secs(2);
-    c.request_timeout = Duration::from_secs(5);
+    bench_timeouts(&mut c);
     Client::new(c).map_err(|e| RequestError(e).into())
 }
 
 pub async fn run(global: &GlobalArgs, args: CacheBenchArgs) -> anyhow::Result<i32> {
     let addrs = global.endpoints()?;
+    let targets = Targets::new(global, args.via.via, args.load.clients, bench_timeouts).await?;
     let value = Value::String("x".repeat(args.value_size as usize));
-    match args.mode {
-        CacheMode::Hits => hits(global, &args, &addrs[0], value).await,
-        CacheMode::Writes => writes(global, &args, &addrs, value).await,
-    }
+    let mut report = match args.mode {
+        CacheMode::Hits => hits(&args, &targets, value).await?,
+        CacheMode::Writes => writes(global, &args, &addrs, &targets, value).await?,
+    };
+    report.via = Some(targets.via.name().to_string());
+    print_report(global.output, &report)
 }
 
 async fn hits(
-    global: &GlobalArgs,
     args: &CacheBenchArgs,
-    addr: &str,
+    targets: &Targets,
     value: Value,
-) -> anyhow::Result<i32> {
-    let client = node_client(addr, global)?;
+) -> anyhow::Result<super::Report> {
     eprintln!(
-        "bench cache hits: {} clients for {} s over {} keys, on {addr}",
-        args.load.clients, args.load.duration, args.keys
+        "bench cache hits: {} clients for {} s over {} keys, {}",
+        args.load.clients, args.load.duration, args.keys, targets.described
     );
+    let first = &targets.all()[0];
     for k in 0..args.keys {
-        client
+        first
             .cache_put(&key(k), value.clone())
             .await
             .map_err(RequestError)
             .context("warming the cache")?;
     }
+    // The writer holds the keys in M; every other node takes its copy now,
+    // so the timed reads are hits from the first one on.
+    for client in &targets.all()[1..] {
+        for k in 0..args.keys {
+            client
+                .cache_get(&key(k))
+                .await
+                .map_err(RequestError)
+                .context("warming the cache")?;
+        }
+    }
     let keys = args.keys;
     let misses = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let m = misses.clone();
+    let clients: Vec<Client> = (0..args.load.clients)
+        .map(|c| targets.client(c).clone())
+        .collect();
     let report = closed_loop("cache-hits", &args.load, move |c, n| {
-        let (client, m) = (client.clone(), m.clone());
+        let (client, m) = (clients[c as usize].clone(), m.clone());
         async move {
             let item = client
                 .cache_get(&key(((c as u64 * 7919 + n) % keys as u64) as u32))
@@ -101,15 +122,16 @@ async fn hits(
         misses.load(Ordering::Relaxed),
         report.ops
     );
-    print_report(global.output, &report)
+    Ok(report)
 }
 
 async fn writes(
     global: &GlobalArgs,
     args: &CacheBenchArgs,
     addrs: &[String],
+    targets: &Targets,
     value: Value,
-) -> anyhow::Result<i32> {
+) -> anyhow::Result<super::Report> {
     if args.sharers as usize > addrs.len() {
         bail!(
             "--sharers {} needs as many nodes; {} known",
@@ -122,11 +144,12 @@ async fn writes(
         .map(|a| node_client(a, global))
         .collect::<anyhow::Result<_>>()?;
     eprintln!(
-        "bench cache writes: {} clients for {} s, {} sharers per write, over {} nodes",
+        "bench cache writes: {} clients for {} s, {} sharers per write over {} nodes, writes {}",
         args.load.clients,
         args.load.duration,
         args.sharers,
-        addrs.len()
+        addrs.len(),
+        targets.described
     );
     let counters = Arc::new(Counters::default());
     let start = Instant::now();
@@ -135,10 +158,10 @@ async fn writes(
     let mut tasks = Vec::new();
     for c in 0..args.load.clients {
         let (clients, counters, value) = (clients.clone(), counters.clone(), value.clone());
+        let writer = targets.client(c).clone();
         tasks.push(tokio::spawn(async move {
             let mut hist = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
             let k = format!("bench/cache/w{c}");
-            let writer = &clients[c as usize % clients.len()];
             writer
                 .cache_put(&k, value.clone())
                 .await
@@ -167,14 +190,13 @@ async fn writes(
             .add(&t.await??)
             .map_err(|e| anyhow::anyhow!("cannot merge latencies: {e}"))?;
     }
-    let report = summarize(
+    Ok(summarize(
         "cache-writes",
         args.load.clients,
         start.elapsed(),
         &counters,
         &total,
-    );
-    print_report(global.output, &report)
+    ))
 }
 
 fn key(k: u32) -> String {

@@ -1,9 +1,8 @@
 //! `dsync bench kv`: replicated writes, one Raft commit each.
 
-use std::time::Duration;
-
 use serde_json::Value;
 
+use super::via::{bench_timeouts, Targets, ViaArgs};
 use super::{closed_loop, print_report, LoadArgs};
 use crate::context::GlobalArgs;
 
@@ -25,6 +24,9 @@ pub struct KvBenchArgs {
     #[command(flatten)]
     pub load: LoadArgs,
 
+    #[command(flatten)]
+    pub via: ViaArgs,
+
     /// Size of each written value, in bytes.
     #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(0..=16 * 1024 * 1024), value_name = "BYTES")]
     pub value_size: u32,
@@ -35,26 +37,20 @@ pub struct KvBenchArgs {
 }
 
 pub async fn run(global: &GlobalArgs, args: KvBenchArgs) -> anyhow::Result<i32> {
-    // A short retry window: a stalled cluster should show up as errors in
-    // the report, not as requests hanging past the end of the run.
-    let client = global.client_with(|c| {
-        c.retry_for = Duration::from_secs(2);
-        c.request_timeout = Duration::from_secs(5);
-    })?;
+    let targets = Targets::new(global, args.via.via, args.load.clients, bench_timeouts).await?;
     let value = Value::String("x".repeat(args.value_size as usize));
     let key_of = match args.keys {
         KeyPattern::Distinct => key,
         KeyPattern::Overwrite => overwritten_key,
     };
     eprintln!(
-        "bench kv: {} clients for {} s, {}-byte values, against {}",
-        args.load.clients,
-        args.load.duration,
-        args.value_size,
-        client.endpoints().join(",")
+        "bench kv: {} clients for {} s, {}-byte values, {}",
+        args.load.clients, args.load.duration, args.value_size, targets.described
     );
-    let report = closed_loop("kv", &args.load, move |c, n| {
-        let (client, value) = (client.clone(), value.clone());
+    let via = targets.via;
+    let targets = std::sync::Arc::new(targets);
+    let mut report = closed_loop("kv", &args.load, move |c, n| {
+        let (client, value) = (targets.client(c).clone(), value.clone());
         async move {
             client
                 .kv_put(&key_of(c, n), value, None)
@@ -64,6 +60,7 @@ pub async fn run(global: &GlobalArgs, args: KvBenchArgs) -> anyhow::Result<i32> 
         }
     })
     .await?;
+    report.via = Some(via.name().to_string());
     print_report(global.output, &report)
 }
 

@@ -1,10 +1,11 @@
 //! `dsync bench lock`: acquire+release cycles, on distinct names (parallel
 //! grants) or all on one name (serialized handoffs).
 
-use std::time::Duration;
+use std::sync::Arc;
 
 use dsync_api::locks::{AcquireRequest, LockMode};
 
+use super::via::{bench_timeouts, Targets, ViaArgs};
 use super::{closed_loop, print_report, LoadArgs};
 use crate::context::GlobalArgs;
 
@@ -21,6 +22,9 @@ pub struct LockBenchArgs {
     #[command(flatten)]
     pub load: LoadArgs,
 
+    #[command(flatten)]
+    pub via: ViaArgs,
+
     /// Which lock names the cycles use.
     #[arg(long, value_enum, default_value_t = LockPattern::Distinct)]
     pub names: LockPattern,
@@ -31,10 +35,7 @@ pub struct LockBenchArgs {
 }
 
 pub async fn run(global: &GlobalArgs, args: LockBenchArgs) -> anyhow::Result<i32> {
-    let client = global.client_with(|c| {
-        c.retry_for = Duration::from_secs(2);
-        c.request_timeout = Duration::from_secs(5);
-    })?;
+    let targets = Targets::new(global, args.via.via, args.load.clients, bench_timeouts).await?;
     let pattern = args.names;
     let ttl_ms = args.ttl_ms;
     // A contended acquire queues behind every other client.
@@ -43,18 +44,20 @@ pub async fn run(global: &GlobalArgs, args: LockBenchArgs) -> anyhow::Result<i32
         LockPattern::Contended => 60_000,
     };
     eprintln!(
-        "bench lock: {} clients for {} s, {} names, against {}",
+        "bench lock: {} clients for {} s, {} names, {}",
         args.load.clients,
         args.load.duration,
         match pattern {
             LockPattern::Distinct => "distinct",
             LockPattern::Contended => "one contended",
         },
-        client.endpoints().join(",")
+        targets.described
     );
     let name = format!("lock-{:?}", pattern).to_lowercase();
-    let report = closed_loop(&name, &args.load, move |c, n| {
-        let client = client.clone();
+    let via = targets.via;
+    let targets = Arc::new(targets);
+    let mut report = closed_loop(&name, &args.load, move |c, n| {
+        let client = targets.client(c).clone();
         async move {
             let lock = lock_name(pattern, c, n);
             let req = AcquireRequest {
@@ -73,6 +76,7 @@ pub async fn run(global: &GlobalArgs, args: LockBenchArgs) -> anyhow::Result<i32
         }
     })
     .await?;
+    report.via = Some(via.name().to_string());
     print_report(global.output, &report)
 }
 

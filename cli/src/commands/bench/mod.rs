@@ -7,6 +7,7 @@ pub mod failover;
 pub mod kv;
 pub mod lock;
 pub mod queue;
+pub mod via;
 
 use std::fmt::Display;
 use std::future::Future;
@@ -34,7 +35,7 @@ pub enum BenchCommand {
     Failover(failover::FailoverBenchArgs),
     /// Producers push batches while consumers receive and ack them: messages/s end to end.
     Queue(queue::QueueBenchArgs),
-    /// Cache hit GETs on one node, or writes that invalidate --sharers copies.
+    /// Cache hit GETs served from each node's copies, or writes that invalidate --sharers copies.
     Cache(cache::CacheBenchArgs),
 }
 
@@ -63,6 +64,9 @@ pub struct LoadArgs {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Report {
     pub bench: String,
+    /// `--via` of the benches that have it: which nodes the clients used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
     pub clients: u32,
     pub duration_s: f64,
     /// Successful operations.
@@ -205,6 +209,7 @@ pub fn summarize(
     let ms = |us: u64| us as f64 / 1000.0;
     Report {
         bench: name.to_string(),
+        via: None,
         clients,
         duration_s: round3(elapsed),
         ops,
@@ -253,11 +258,16 @@ async fn report_progress(name: String, counters: Arc<Counters>, start: Instant) 
 /// Prints the report; fails when nothing succeeded, so scripts notice.
 pub fn print_report(output: Output, report: &Report) -> anyhow::Result<i32> {
     output.print(report, || {
-        let mut t = Table::new([
-            "BENCH", "CLIENTS", "OPS", "ERRORS", "OPS/S", "P50_MS", "P99_MS", "P999_MS", "MAX_MS",
+        let mut headers = vec!["BENCH"];
+        let mut row = vec![report.bench.clone()];
+        if let Some(via) = &report.via {
+            headers.push("VIA");
+            row.push(via.clone());
+        }
+        headers.extend([
+            "CLIENTS", "OPS", "ERRORS", "OPS/S", "P50_MS", "P99_MS", "P999_MS", "MAX_MS",
         ]);
-        t.row([
-            report.bench.clone(),
+        row.extend([
             report.clients.to_string(),
             report.ops.to_string(),
             report.errors.to_string(),
@@ -267,6 +277,8 @@ pub fn print_report(output: Output, report: &Report) -> anyhow::Result<i32> {
             format!("{:.3}", report.p999_ms),
             format!("{:.3}", report.max_ms),
         ]);
+        let mut t = Table::new(headers);
+        t.row(row);
         t.render()
     })?;
     if let Some(e) = &report.last_error {
@@ -332,6 +344,7 @@ mod tests {
     fn a_run_with_only_errors_fails() {
         let report = Report {
             bench: "kv".into(),
+            via: None,
             clients: 1,
             duration_s: 1.0,
             ops: 0,

@@ -284,6 +284,7 @@ mod tests {
     fn part(bench: &str, ops: u64, errors: u64) -> Report {
         Report {
             bench: bench.into(),
+            via: None,
             clients: 4,
             duration_s: 2.0,
             ops,

@@ -2,7 +2,11 @@
 //! (its own gRPC connection) waits for an answer before it sends the next
 //! request, for a fixed time; one line of results at the end.
 //!
-//!   etcd-compare put|lock|dist CLIENTS SECONDS ENDPOINT
+//!   etcd-compare put|lock|dist CLIENTS SECONDS ENDPOINT[,ENDPOINT...]
+//!
+//! Client c connects to the (c mod N)-th endpoint only, as `dsync bench
+//! --via any` binds its clients; a member that is not the leader forwards
+//! the request to it. One endpoint, the leader's, is `--via leader`.
 //!
 //! - `put`: puts of 128-byte values to distinct keys (`bench kv`);
 //! - `lock`: lock + unlock of one name through etcd's lock service, with one
@@ -21,14 +25,14 @@ enum Mode {
 }
 
 fn usage() -> ! {
-    eprintln!("usage: etcd-compare put|lock|dist CLIENTS SECONDS ENDPOINT");
+    eprintln!("usage: etcd-compare put|lock|dist CLIENTS SECONDS ENDPOINT[,ENDPOINT...]");
     std::process::exit(2)
 }
 
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let [mode, clients, secs, endpoint] = args.as_slice() else {
+    let [mode, clients, secs, endpoints] = args.as_slice() else {
         usage()
     };
     let mode = match mode.as_str() {
@@ -39,11 +43,12 @@ async fn main() {
     };
     let clients: usize = clients.parse().unwrap_or_else(|_| usage());
     let secs: u64 = secs.parse().unwrap_or_else(|_| usage());
+    let endpoints: Vec<String> = endpoints.split(',').map(str::to_string).collect();
     let start = Instant::now();
     let deadline = start + Duration::from_secs(secs);
     let mut tasks = Vec::new();
     for c in 0..clients {
-        let endpoint = endpoint.clone();
+        let endpoint = endpoints[c % endpoints.len()].clone();
         tasks.push(tokio::spawn(async move {
             let mut cl = Client::connect([endpoint], None)
                 .await

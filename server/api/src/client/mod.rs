@@ -1,5 +1,5 @@
-//! Typed async client: follows the leader, retries 503s with backoff and
-//! skips endpoints whose circuit breaker is open.
+//! Typed async client: follows the leader (unless told not to), retries
+//! 503s with backoff and skips endpoints whose circuit breaker is open.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -42,6 +42,11 @@ pub struct ClientConfig {
     pub request_timeout: Duration,
     /// How long one call keeps retrying 503s and unreachable nodes.
     pub retry_for: Duration,
+    /// Move to the node that answers name as the leader (`x-dsync-leader`),
+    /// so writes skip the follower's forwarding hop. Off, the client stays
+    /// on its preferred endpoint (see [`Client::prefer`]) until it fails,
+    /// as a client behind a load balancer does; followers forward writes.
+    pub follow_leader: bool,
 }
 
 impl ClientConfig {
@@ -54,6 +59,7 @@ impl ClientConfig {
             identity_pem: None,
             request_timeout: Duration::from_secs(10),
             retry_for: Duration::from_secs(15),
+            follow_leader: true,
         }
     }
 }
@@ -212,6 +218,9 @@ impl Client {
         if let Some(node) = parse(crate::HEADER_NODE) {
             s.ids.insert(node, index);
         }
+        if !self.config.follow_leader {
+            return;
+        }
         if let Some(leader) = parse(crate::HEADER_LEADER) {
             if let Some(&i) = s.ids.get(&leader) {
                 s.preferred = i;
@@ -243,6 +252,7 @@ impl Client {
 
 #[cfg(test)]
 mod breaker_tests;
+mod follow_tests;
 #[cfg(test)]
 mod retry_tests;
 
