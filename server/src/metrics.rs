@@ -43,6 +43,8 @@ pub struct Metrics {
     pub apply_lag: Gauge,
     pub fsync_seconds: Histogram,
     pub batch_size: Histogram,
+    /// Client writes per forward from this follower to the leader.
+    pub forward_batch_size: Histogram,
     pub snapshots_built: Counter,
     pub snapshots_installed: Counter,
     pub forwarded: Counter,
@@ -107,6 +109,7 @@ impl Metrics {
             apply_lag: Gauge::default(),
             fsync_seconds: latency_histogram(),
             batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 14)),
+            forward_batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
             snapshots_built: Counter::default(),
             snapshots_installed: Counter::default(),
             forwarded: Counter::default(),
@@ -167,6 +170,11 @@ impl Metrics {
             "proposal_batch_commands",
             "Commands per proposed Raft entry",
             m.batch_size.clone(),
+        );
+        registry.register(
+            "forward_batch_commands",
+            "Client writes per request this follower forwarded to the leader",
+            m.forward_batch_size.clone(),
         );
         registry.register(
             "snapshots_built",

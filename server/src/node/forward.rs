@@ -36,6 +36,11 @@ pub enum ForwardRequest {
     /// copy to invalidate (and may be waiting on this very flush). Last, so
     /// every older variant keeps its bincode tag.
     Flush(Command),
+    /// Client writes a follower collected while its previous forwards were
+    /// in flight (`forward_batch.rs`); answered with `Values`, one per
+    /// command in order. A leader of an older release refuses it as a bad
+    /// peer message, and the follower then sends each as a `Write`.
+    WriteBatch(Vec<Command>),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -51,9 +56,11 @@ pub enum ForwardReply {
         elapsed_ms: u64,
     },
     Done,
+    /// The answers to a `WriteBatch`, in its order.
+    Values(Vec<Result<CmdValue, CmdError>>),
 }
 
-const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
+pub(super) const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
 
 fn cmd_err(e: Error) -> CmdError {
     let api = e.to_api();
@@ -89,6 +96,21 @@ fn maybe_applied(e: &PeerError) -> bool {
         PeerError::Unreachable(..) => false,
         PeerError::Network(..) | PeerError::TimedOut(..) => true,
         PeerError::Rejected(_, status, _) => *status >= 500,
+    }
+}
+
+/// The client's error for a forward that failed on the way: `write` says
+/// whether it carried writes, which may then have been applied.
+pub(super) fn forward_failed(e: &PeerError, write: bool) -> Error {
+    match e {
+        PeerError::Unreachable(..) => {
+            Error::Unavailable(format!("leader unreachable, nothing was sent: {e}"))
+        }
+        _ if write && maybe_applied(e) => Error::OutcomeUnknown(format!(
+            "the write was sent towards the leader and no answer came back ({e}); \
+             it may have been applied: read before retrying"
+        )),
+        _ => Error::Unavailable(format!("forwarding to the leader failed: {e}")),
     }
 }
 
@@ -146,6 +168,9 @@ impl Node {
         }
     }
 
+    /// A client write goes through the batcher, which shares one forward
+    /// among the writes queued behind the ones in flight; a flush stays a
+    /// request of its own.
     async fn forward_write(
         &self,
         leader: u64,
@@ -153,12 +178,13 @@ impl Node {
         cmd: Command,
         owned: bool,
     ) -> Result<CmdValue> {
-        let req = if owned {
-            ForwardRequest::Flush(cmd)
-        } else {
-            ForwardRequest::Write(cmd)
-        };
-        match self.forward(leader, &addr, &req).await? {
+        if !owned {
+            return self.forwarder.write(leader, addr, cmd).await;
+        }
+        match self
+            .forward(leader, &addr, &ForwardRequest::Flush(cmd))
+            .await?
+        {
             ForwardReply::Value(v) => Ok(v),
             other => Err(Error::Internal(format!(
                 "unexpected forward reply {other:?}"
@@ -183,19 +209,12 @@ impl Node {
             FORWARD_TIMEOUT,
         )
         .await
-        .map_err(|e| match e {
-            PeerError::Unreachable(..) => {
-                Error::Unavailable(format!("leader unreachable, nothing was sent: {e}"))
-            }
-            _ if matches!(req, ForwardRequest::Write(_) | ForwardRequest::Flush(_))
-                && maybe_applied(&e) =>
-            {
-                Error::OutcomeUnknown(format!(
-                    "the write was sent towards the leader and no answer came back ({e}); \
-                     it may have been applied: read before retrying"
-                ))
-            }
-            _ => Error::Unavailable(format!("forwarding to the leader failed: {e}")),
+        .map_err(|e| {
+            let write = matches!(
+                req,
+                ForwardRequest::Write(_) | ForwardRequest::Flush(_) | ForwardRequest::WriteBatch(_)
+            );
+            forward_failed(&e, write)
         })?;
         reply.map_err(|e| Error::Api(e.to_api()))
     }
@@ -212,6 +231,16 @@ impl Node {
         let res = match req {
             ForwardRequest::Write(cmd) => self.write_local(cmd).await.map(ForwardReply::Value),
             ForwardRequest::Flush(cmd) => self.propose_local(cmd).await.map(ForwardReply::Value),
+            // Together, so the proposer puts them in the same entries; each
+            // KV write still takes its key's lock, and two of one key
+            // simply take it in turn.
+            ForwardRequest::WriteBatch(cmds) => {
+                let writes = cmds.into_iter().map(|cmd| self.write_local(cmd));
+                let values = futures::future::join_all(writes).await;
+                Ok(ForwardReply::Values(
+                    values.into_iter().map(|v| v.map_err(cmd_err)).collect(),
+                ))
+            }
             ForwardRequest::ReadIndex => self.local_read_index().await.map(ForwardReply::Index),
             ForwardRequest::AppliedIndex => Ok(ForwardReply::Index(self.applied_index())),
             ForwardRequest::Join { id, addr, voter } => self
@@ -261,5 +290,20 @@ mod tests {
             400,
             "bad request".into()
         )));
+    }
+
+    /// Nodes of different releases talk during a rolling upgrade: the
+    /// variants a previous release knows keep their bincode tags.
+    #[test]
+    fn new_forward_variants_come_last_so_older_tags_stay() {
+        let tag = |bytes: Vec<u8>| u32::from_le_bytes(bytes[..4].try_into().unwrap());
+        let req = |r: &ForwardRequest| tag(bincode::serialize(r).unwrap());
+        assert_eq!(req(&ForwardRequest::Write(Command::Tick)), 0);
+        assert_eq!(req(&ForwardRequest::Flush(Command::Tick)), 7);
+        assert_eq!(req(&ForwardRequest::WriteBatch(vec![Command::Tick])), 8);
+        let reply = |r: &ForwardReply| tag(bincode::serialize(r).unwrap());
+        assert_eq!(reply(&ForwardReply::Value(CmdValue::Done)), 0);
+        assert_eq!(reply(&ForwardReply::Done), 4);
+        assert_eq!(reply(&ForwardReply::Values(vec![])), 5);
     }
 }

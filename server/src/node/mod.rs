@@ -1,6 +1,7 @@
 //! One running node: Raft, storage, state and the background tasks.
 
 mod forward;
+mod forward_batch;
 mod lifecycle;
 mod locks;
 mod membership;
@@ -49,6 +50,8 @@ pub struct Node {
     pub events: EventBus,
     pub cache: crate::cache::Cache,
     proposer: Proposer,
+    /// Batches the client writes this node forwards to the leader.
+    forwarder: forward_batch::Forwarder,
     /// When a leader last appended to us (for `stale` reads).
     leader_contact: Mutex<Option<Instant>>,
     /// What `/ready` saw of the apply keeping up (`progress.rs`).
@@ -122,6 +125,15 @@ impl Node {
             config.max_inflight_batches,
             metrics.clone(),
         );
+        let forwarder = forward_batch::Forwarder::spawn(
+            &tasks,
+            Arc::new(forward_batch::PeerTransport(
+                peers.clone(),
+                breakers.clone(),
+            )),
+            forward_batch::Limits::default(),
+            metrics.clone(),
+        );
         let cache = crate::cache::Cache::new(&config.cache);
         let node = Arc::new(Node {
             id: config.id,
@@ -137,6 +149,7 @@ impl Node {
             security,
             events,
             proposer,
+            forwarder,
             leader_contact: Mutex::new(None),
             apply_progress: Mutex::new(progress::ApplyProgress::new(Instant::now())),
             draining: AtomicBool::new(false),

@@ -23,6 +23,7 @@ mod dedup;
 mod durability;
 mod events;
 mod faults;
+mod forward_batch;
 mod k8s_manifests;
 mod leader_transfer;
 mod lock_cli;

@@ -252,6 +252,7 @@ impl Client {
 
 #[cfg(test)]
 mod breaker_tests;
+#[cfg(test)]
 mod follow_tests;
 #[cfg(test)]
 mod retry_tests;
