@@ -198,6 +198,12 @@ mod tests {
     fn an_unrelated_program_under_the_pid_is_foreign() {
         let tmp = tempfile::tempdir().unwrap();
         let mut child = Command::new("sleep").arg("30").spawn().unwrap();
+        // Some kernels and sandboxes show an empty command line for a moment
+        // after exec; what is judged is the program, so wait until it shows.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while process_args(child.id()).is_none() && std::time::Instant::now() < deadline {
+            std::thread::yield_now();
+        }
         let n = node(tmp.path(), 1, Some(child.id()));
         let got = owner(tmp.path(), &n);
         child.kill().unwrap();
