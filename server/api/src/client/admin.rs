@@ -12,6 +12,14 @@ impl Client {
         self.call::<(), _>(Method::GET, routes::SHARDS, None).await
     }
 
+    /// `POST /v1/shards`: the first shard map of a cluster without one.
+    pub async fn shards_init(
+        &self,
+        req: &crate::shards::InitShards,
+    ) -> Result<crate::shards::ShardMap> {
+        self.call(Method::POST, routes::SHARDS, Some(req)).await
+    }
+
     pub async fn status(&self) -> Result<NodeStatus> {
         self.call::<(), _>(Method::GET, routes::STATUS, None).await
     }

@@ -8,6 +8,20 @@ use crate::types::MemberKind;
 /// Response header of a queue route: the group that holds the topic.
 pub const HEADER_GROUP: &str = "x-dsync-group";
 
+/// `POST /v1/shards` (admin): gives a cluster without queue groups its
+/// first shard map. Changing the groups of a sharded cluster is resharding,
+/// which this request refuses.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InitShards {
+    /// Queue groups to create, 1 to `MAX_GROUPS`.
+    pub groups: u64,
+    /// Replicas per group; default [`DEFAULT_REPLICAS`](super::DEFAULT_REPLICAS),
+    /// fewer if the cluster has fewer voters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<u64>,
+}
+
 /// `GET /v1/shards`, as the answering node (`node`) sees it; the leader of
 /// a group knows every replica's match index, a follower only its own.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
