@@ -6,6 +6,7 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use dsync_api::shards::ShardMap;
 use serde::{Deserialize, Serialize};
 
 use super::SnapshotMeta;
@@ -14,9 +15,9 @@ use crate::state::dedup::Recent;
 use crate::state::StateData;
 
 const MAGIC: &[u8; 8] = b"DSYNCSNP";
-/// 2 added `StateData::cluster_id`, 3 `StateData::recent`; format 1 and 2
-/// files still load.
-const FORMAT: u32 = 3;
+/// 2 added `StateData::cluster_id`, 3 `StateData::recent`, 4
+/// `StateData::shards`; files of every earlier format still load.
+const FORMAT: u32 = 4;
 const HEADER: usize = 8 + 4 + 8 + 4;
 
 /// What a snapshot holds: Raft metadata plus the whole replicated state.
@@ -69,12 +70,15 @@ impl SnapshotFile {
         }
         let decoded = match format {
             1 => bincode::deserialize::<SnapshotV1>(payload).map(SnapshotV1::upgrade),
-            // Format 2 is format 3 without the state's last field, and
-            // bincode encodes fields in order with no framing: appending an
-            // empty table makes it a format 3 payload.
-            2 => {
+            // Formats 2 and 3 are format 4 without the state's last fields,
+            // and bincode encodes fields in order with no framing: appending
+            // their empty values makes a format 4 payload.
+            2 | 3 => {
                 let mut upgraded = payload.to_vec();
-                upgraded.extend(bincode::serialize(&Recent::default()).unwrap_or_default());
+                if format == 2 {
+                    upgraded.extend(bincode::serialize(&Recent::default()).unwrap_or_default());
+                }
+                upgraded.extend(bincode::serialize(&ShardMap::default()).unwrap_or_default());
                 bincode::deserialize(&upgraded)
             }
             _ => bincode::deserialize(payload),
@@ -107,6 +111,7 @@ impl SnapshotV1 {
                 cluster_id: None,
                 outbox: Vec::new(),
                 recent: Recent::default(),
+                shards: ShardMap::default(),
             },
         }
     }
@@ -240,6 +245,37 @@ mod tests {
         .unwrap();
         let back = SnapshotFile::decode(&framed(2, &payload), "v2").unwrap();
         assert_eq!(back.data, s.data);
+    }
+
+    #[test]
+    fn format_3_snapshots_still_load_without_queue_groups() {
+        // Format 3 encoded every field of the state up to `recent`.
+        #[derive(Serialize)]
+        struct V3<'a> {
+            meta: &'a SnapshotMeta,
+            revision: u64,
+            now_ms: u64,
+            kv: &'a crate::state::kv::KvTable,
+            locks: &'a crate::state::locks::LockTable,
+            queues: &'a crate::state::queue::QueueTable,
+            cluster_id: &'a Option<String>,
+            recent: &'a Recent,
+        }
+        let s = sample();
+        let payload = bincode::serialize(&V3 {
+            meta: &s.meta,
+            revision: s.data.revision,
+            now_ms: s.data.now_ms,
+            kv: &s.data.kv,
+            locks: &s.data.locks,
+            queues: &s.data.queues,
+            cluster_id: &s.data.cluster_id,
+            recent: &s.data.recent,
+        })
+        .unwrap();
+        let back = SnapshotFile::decode(&framed(3, &payload), "v3").unwrap();
+        assert_eq!(back.data, s.data);
+        assert!(back.data.shards.groups.is_empty());
     }
 
     #[test]

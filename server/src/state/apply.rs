@@ -30,6 +30,17 @@ impl StateData {
             self.recent.remember(key, self.now_ms, out.clone());
             return out;
         }
+        if let Some(topic) = cmd.queue_topic() {
+            // Deterministic on every replica: once the map has queue groups,
+            // no topic is served here (a node routing by an older map
+            // retries with the new one).
+            if let Some(group) = self.moved_to(topic) {
+                return Err(CmdError::new(
+                    ErrorCode::Unavailable,
+                    format!("topic {topic:?} lives in queue group {group}; retry"),
+                ));
+            }
+        }
         self.revision += 1;
         let rev = self.revision;
         let mut ctx = locks::Ctx {
@@ -163,6 +174,43 @@ impl StateData {
             }
             // Unwrapped above.
             Command::Once { cmd, .. } => self.apply_one(*cmd),
+            Command::SetShards { map } => self.set_shards(map),
         }
+    }
+
+    /// The queue group a topic belongs to, if the map has queue groups.
+    fn moved_to(&self, topic: &str) -> Option<u64> {
+        (!self.shards.groups.is_empty()).then(|| self.shards.group_of(topic))
+    }
+
+    fn set_shards(&mut self, map: dsync_api::shards::ShardMap) -> Result<CmdValue, CmdError> {
+        if !self.shards.groups.is_empty() {
+            if self.shards.groups == map.groups {
+                return Ok(CmdValue::Done);
+            }
+            return Err(CmdError::new(
+                ErrorCode::Conflict,
+                format!(
+                    "the cluster already has {} queue groups (epoch {}); changing them is resharding",
+                    self.shards.groups.len(),
+                    self.shards.epoch
+                ),
+            ));
+        }
+        let held = self.queues.held();
+        if held > 0 {
+            return Err(CmdError::new(
+                ErrorCode::Conflict,
+                format!(
+                    "the control group still holds {held} unacked messages; consume and ack \
+                     them (dead letters too) before creating queue groups"
+                ),
+            ));
+        }
+        if let Err(e) = map.validate() {
+            return Err(CmdError::new(ErrorCode::InvalidArgument, e.to_string()));
+        }
+        self.shards = map;
+        Ok(CmdValue::Done)
     }
 }

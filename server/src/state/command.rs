@@ -100,6 +100,13 @@ pub enum Command {
         key: u128,
         cmd: Box<Command>,
     },
+    /// The first shard map of the cluster (`POST /v1/shards`): refused once
+    /// there are queue groups, or while the control group holds topics
+    /// (they would be stranded: their messages stay here, their routes go
+    /// to a queue group). Last, so every older variant keeps its tag.
+    SetShards {
+        map: dsync_api::shards::ShardMap,
+    },
 }
 
 impl Command {
@@ -109,6 +116,21 @@ impl Command {
         match self {
             Command::KvPut { key, .. } | Command::KvDelete { key, .. } => Some(key),
             Command::Once { cmd, .. } => cmd.kv_key(),
+            _ => None,
+        }
+    }
+
+    /// The topic of a queue command (inside `Once` too).
+    pub fn queue_topic(&self) -> Option<&str> {
+        match self {
+            Command::QueueEnqueue { topic, .. }
+            | Command::QueueConsume { topic, .. }
+            | Command::QueueAck { topic, .. }
+            | Command::QueueNack { topic, .. }
+            | Command::QueueExtend { topic, .. }
+            | Command::QueueRedrive { topic }
+            | Command::QueueConfigure { topic, .. } => Some(topic),
+            Command::Once { cmd, .. } => cmd.queue_topic(),
             _ => None,
         }
     }
@@ -139,6 +161,9 @@ impl Command {
             Command::LockForceRelease { name } => name.len() + 16,
             Command::SetClusterId { id } => id.len() + 16,
             Command::Once { cmd, .. } => cmd.size_hint() + 16,
+            Command::SetShards { map } => {
+                64 + map.groups.iter().map(|g| 16 + 8 * g.replicas.len()).sum::<usize>()
+            }
         }
     }
 }

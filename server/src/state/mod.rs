@@ -53,7 +53,10 @@ pub struct StateData {
     pub outbox: Vec<Event>,
     /// Set once by the first leader of a new cluster (see `SetClusterId`).
     pub cluster_id: Option<String>,
-    /// Answers of recent deduplicated writes. Last field: a format 2
-    /// snapshot is this encoding without it (`raft::snapshot`).
+    /// Answers of recent deduplicated writes. A format 2 snapshot is this
+    /// encoding without it and the fields after it (`raft::snapshot`).
     pub recent: dedup::Recent,
+    /// The queue groups (control group only; see `SetShards`). Last field:
+    /// a format 3 snapshot is this encoding without it.
+    pub shards: dsync_api::shards::ShardMap,
 }

@@ -176,3 +176,52 @@ fn errors_keep_their_details() {
     let back: CmdError = bincode::deserialize(&bytes).unwrap();
     assert_eq!(back.to_api().details["current_version"], 3);
 }
+
+fn enqueue(topic: &str) -> Command {
+    Command::QueueEnqueue {
+        topic: topic.into(),
+        msgs: vec![queue::Incoming {
+            payload: "1".into(),
+            delay_ms: 0,
+            dedup_id: None,
+        }],
+    }
+}
+
+fn one(s: &mut StateData, cmd: Command) -> CmdOutput {
+    s.apply(Request {
+        now_ms: 1,
+        cmds: vec![cmd],
+    })
+    .0
+    .remove(0)
+}
+
+#[test]
+fn a_shard_map_is_refused_while_the_control_group_holds_messages() {
+    let map = dsync_api::shards::ShardMap::initial(&[1, 2, 3], 3, 3).unwrap();
+    let set = || Command::SetShards { map: map.clone() };
+    let mut s = StateData::default();
+    one(&mut s, enqueue("old")).unwrap();
+    let err = one(&mut s, set()).unwrap_err();
+    assert_eq!(err.code, ErrorCode::Conflict);
+    assert!(err.message.contains("1 unacked"), "{err:?}");
+    assert!(s.shards.groups.is_empty());
+}
+
+#[test]
+fn once_sharded_the_control_group_serves_no_topic_and_keeps_its_map() {
+    let map = dsync_api::shards::ShardMap::initial(&[1, 2, 3], 3, 3).unwrap();
+    let mut s = StateData::default();
+    one(&mut s, Command::SetShards { map: map.clone() }).unwrap();
+    assert_eq!(s.shards, map);
+    // The same map again is a no-op (a retried init); another is resharding.
+    one(&mut s, Command::SetShards { map: map.clone() }).unwrap();
+    let other = dsync_api::shards::ShardMap::initial(&[1, 2, 3], 4, 3).unwrap();
+    let err = one(&mut s, Command::SetShards { map: other }).unwrap_err();
+    assert!(err.message.contains("resharding"), "{err:?}");
+    let err = one(&mut s, enqueue("t")).unwrap_err();
+    assert_eq!(err.code, ErrorCode::Unavailable);
+    assert!(err.message.contains("queue group"), "{err:?}");
+    assert_eq!(s.queues.topic_count(), 0);
+}
