@@ -62,6 +62,8 @@ pub struct Metrics {
     /// Per topic, refreshed from the replicated state at scrape time.
     pub topic: TopicGauges,
     pub cache: crate::cache::CacheMetrics,
+    /// Per queue group hosted here.
+    pub groups: crate::groups::GroupGauges,
     /// Per peer, refreshed from the breakers at scrape time.
     pub peer_breaker_state: Family<PeerLabels, Gauge>,
     /// The peers `peer_breaker_state` has a series for.
@@ -126,6 +128,7 @@ impl Metrics {
             queue_dead_lettered: Gauge::default(),
             topic: TopicGauges::default(),
             cache: Default::default(),
+            groups: Default::default(),
             peer_breaker_state: Family::default(),
             peer_breaker_ids: Default::default(),
             registry: Registry::default(),
@@ -289,6 +292,7 @@ impl Metrics {
             m.peer_breaker_state.clone(),
         );
         m.cache.register(&mut registry);
+        m.groups.register(&mut registry);
         Metrics { registry, ..m }
     }
 

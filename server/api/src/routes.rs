@@ -57,6 +57,18 @@ pub const RAFT_APPEND: &str = "/raft/append";
 pub const RAFT_VOTE: &str = "/raft/vote";
 pub const RAFT_SNAPSHOT: &str = "/raft/snapshot";
 pub const RAFT_FORWARD: &str = "/raft/forward";
+/// The Raft RPCs of a queue group (`/raft/g/{group}/append`, `vote`,
+/// `snapshot`); the control group keeps the paths above.
+pub const RAFT_GROUP_RPC: &str = "/raft/g/{group}/{rpc}";
+
+/// Path of Raft RPC `rpc` (`append`, `vote` or `snapshot`) of `group`.
+pub fn raft_rpc(group: u64, rpc: &str) -> String {
+    if group == 0 {
+        format!("/raft/{rpc}")
+    } else {
+        format!("/raft/g/{group}/{rpc}")
+    }
+}
 /// Cache coherence: requests to the leader's directory.
 pub const RAFT_CACHE_DIRECTORY: &str = "/raft/cache/directory";
 /// Cache coherence: invalidations, downgrades and state queries to a holder.
@@ -89,6 +101,14 @@ pub fn encode_segment(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_control_group_keeps_its_rpc_paths() {
+        assert_eq!(raft_rpc(0, "append"), RAFT_APPEND);
+        assert_eq!(raft_rpc(0, "vote"), RAFT_VOTE);
+        assert_eq!(raft_rpc(0, "snapshot"), RAFT_SNAPSHOT);
+        assert_eq!(raft_rpc(7, "vote"), "/raft/g/7/vote");
+    }
 
     #[test]
     fn segments_are_encoded() {

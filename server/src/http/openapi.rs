@@ -46,6 +46,7 @@ pub fn router() -> Router<Arc<Node>> {
         cluster::metrics,
         cluster::status,
         shards::shards,
+        shards::init,
         cluster::join,
         cluster::transfer_leader,
         lifecycle::remove,

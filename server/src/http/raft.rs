@@ -26,6 +26,39 @@ pub fn router() -> Router<Arc<Node>> {
         .route(routes::RAFT_FORWARD, post(forward))
         .route(routes::RAFT_CACHE_DIRECTORY, post(cache_directory))
         .route(routes::RAFT_CACHE_HOLDER, post(cache_holder))
+        .route(routes::RAFT_GROUP_RPC, post(group_rpc))
+}
+
+/// A queue group's Raft RPC; 404 (a network error to the sender, which
+/// retries) while this node does not host the group yet.
+async fn group_rpc(
+    State(node): State<Arc<Node>>,
+    axum::extract::Path((group, rpc)): axum::extract::Path<(u64, String)>,
+    headers: HeaderMap,
+    ApiBytes(body): ApiBytes,
+) -> Response {
+    let Some(g) = node.groups.get(group) else {
+        return HttpError::from(Error::NotFound(format!(
+            "queue group {group} is not hosted on node {}",
+            node.id
+        )))
+        .into_response();
+    };
+    match rpc.as_str() {
+        "append" => match decode(&headers, &body) {
+            Ok(req) => encode(&g.raft.append_entries(req).await),
+            Err(r) => r,
+        },
+        "vote" => match decode(&headers, &body) {
+            Ok(req) => encode(&g.raft.vote(req).await),
+            Err(r) => r,
+        },
+        "snapshot" => match decode(&headers, &body) {
+            Ok(req) => encode(&g.raft.install_snapshot(req).await),
+            Err(r) => r,
+        },
+        other => HttpError::from(Error::NotFound(format!("no Raft RPC {other:?}"))).into_response(),
+    }
 }
 
 fn decode<T: DeserializeOwned>(headers: &HeaderMap, body: &[u8]) -> Result<T, Response> {

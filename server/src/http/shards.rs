@@ -12,20 +12,18 @@ use axum::routing::get;
 use axum::{Json, Router};
 use dsync_api::routes;
 use dsync_api::shards::{
-    GroupStatus, ReplicaStatus, ShardMap, ShardsStatus, CONTROL_GROUP, HEADER_GROUP,
+    GroupInfo, GroupStatus, InitShards, ReplicaStatus, ShardMap, ShardsStatus, CONTROL_GROUP,
+    HEADER_GROUP,
 };
+use dsync_api::types::MemberKind;
 
+use super::error::HttpResult;
+use super::extract::ApiJson;
+use crate::groups::group_status;
 use crate::node::Node;
 
-/// The shard map this node routes by. Queue groups are not built yet
-/// (issue 17): every topic lives in the control group, which is the map of
-/// a cluster made before shards (epoch 0, no queue groups).
-pub(crate) fn shard_map(_node: &Node) -> ShardMap {
-    ShardMap::default()
-}
-
 pub fn router() -> Router<Arc<Node>> {
-    Router::new().route(routes::SHARDS, get(shards))
+    Router::new().route(routes::SHARDS, get(shards).post(init))
 }
 
 #[utoipa::path(
@@ -33,50 +31,75 @@ pub fn router() -> Router<Arc<Node>> {
     path = "/v1/shards",
     tag = "cluster",
     responses(
-        (status = 200, description = "The shard map and every group's replicas (match indexes on the group's leader), leader, topics and depth", body = dsync_api::shards::ShardsStatus),
+        (status = 200, description = "The shard map and every group's replicas (match indexes from each group's leader), leader, topics and depth", body = dsync_api::shards::ShardsStatus),
     )
 )]
 pub(super) async fn shards(State(node): State<Arc<Node>>) -> Json<ShardsStatus> {
-    let map = shard_map(&node);
-    let (leader, term, last_index) = {
-        let m = node.raft.metrics();
-        let m = m.borrow();
-        (
-            m.current_leader,
-            m.current_term,
-            m.last_log_index.unwrap_or(0),
-        )
-    };
-    let (topics, depth) = {
-        let st = node.sm.read();
-        let q = &st.data.queues;
-        (q.topic_count() as u64, q.held() as u64)
-    };
-    let replicas = node
-        .members()
-        .into_iter()
-        .map(|m| ReplicaStatus {
-            id: m.id,
-            kind: m.kind,
-            leader: leader == Some(m.id),
-            matched_index: m.match_index,
-        })
-        .collect();
-    let control = GroupStatus {
-        id: CONTROL_GROUP,
-        holds_topics: map.groups.is_empty(),
-        leader,
-        term,
-        last_index,
-        replicas,
-        topics,
-        depth,
-    };
+    let map = node.shard_map();
+    let control = group_status(CONTROL_GROUP, &node.raft, &node.sm, map.groups.is_empty());
+    let queue_groups = map.groups.iter().map(|g| {
+        let node = node.clone();
+        async move {
+            match node.group_status(g.id).await {
+                Ok(s) => s,
+                // No leader reachable: what this node knows of it.
+                Err(e) => {
+                    tracing::debug!(group = g.id, "group status: {e}");
+                    match node.groups.get(g.id) {
+                        Some(local) => group_status(g.id, &local.raft, &local.sm, true),
+                        None => unreachable_group(g),
+                    }
+                }
+            }
+        }
+    });
+    let mut groups = vec![control];
+    groups.extend(futures::future::join_all(queue_groups).await);
     Json(ShardsStatus {
         node: node.id,
         map,
-        groups: vec![control],
+        groups,
     })
+}
+
+/// A group no replica of which answered: its placement, nothing live.
+fn unreachable_group(g: &GroupInfo) -> GroupStatus {
+    GroupStatus {
+        id: g.id,
+        holds_topics: true,
+        leader: None,
+        term: 0,
+        last_index: 0,
+        replicas: g
+            .replicas
+            .iter()
+            .map(|id| ReplicaStatus {
+                id: *id,
+                kind: MemberKind::Voter,
+                leader: false,
+                matched_index: None,
+            })
+            .collect(),
+        topics: 0,
+        depth: 0,
+    }
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/shards",
+    tag = "cluster",
+    request_body = dsync_api::shards::InitShards,
+    responses(
+        (status = 200, description = "The first shard map, committed: every node now opens the queue groups it places there", body = dsync_api::shards::ShardMap),
+        (status = 409, description = "`conflict`: the cluster already has other queue groups, or the control group still holds messages", body = dsync_api::ErrorBody),
+    )
+)]
+pub(super) async fn init(
+    State(node): State<Arc<Node>>,
+    ApiJson(req): ApiJson<InitShards>,
+) -> HttpResult<Json<ShardMap>> {
+    Ok(Json(node.init_shards(req).await?))
 }
 
 /// Middleware of the queue routes: `x-dsync-group` names the group that
@@ -93,7 +116,7 @@ pub async fn group_header(
         .iter()
         .flat_map(|p| p.iter())
         .find(|(k, _)| queue_route && *k == "topic")
-        .map(|(_, topic)| shard_map(&node).group_of(topic));
+        .map(|(_, topic)| node.groups.routing().group_of(topic));
     let mut resp = next.run(req).await;
     if let Some(g) = group {
         resp.headers_mut()

@@ -41,6 +41,8 @@ pub enum ForwardRequest {
     /// command in order. A leader of an older release refuses it as a bad
     /// peer message, and the follower then sends each as a `Write`.
     WriteBatch(Vec<Command>),
+    /// A queue request for the leader of a queue group (`routed.rs`).
+    Group(u64, super::routed::GroupRequest),
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -58,11 +60,12 @@ pub enum ForwardReply {
     Done,
     /// The answers to a `WriteBatch`, in its order.
     Values(Vec<Result<CmdValue, CmdError>>),
+    Group(super::routed::GroupReply),
 }
 
 pub(super) const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
 
-fn cmd_err(e: Error) -> CmdError {
+pub(super) fn cmd_err(e: Error) -> CmdError {
     let api = e.to_api();
     CmdError {
         code: api.code,
@@ -77,7 +80,7 @@ fn no_leader() -> Error {
 }
 
 /// Maps a failed proposal on this node to the client's error.
-fn proposal_failed(e: ProposeError) -> Error {
+pub(crate) fn proposal_failed(e: ProposeError) -> Error {
     match e {
         ProposeError::NotLeader(_) => Error::Unavailable("leadership moved; retry".into()),
         ProposeError::Stopped(m) => Error::Unavailable(format!("node is stopping: {m}")),
@@ -221,8 +224,9 @@ impl Node {
 
     /// Serves a request forwarded by a follower.
     pub async fn handle_forward(&self, req: ForwardRequest) -> Result<ForwardReply, CmdError> {
-        // Only the transfer target's campaign is served by a non-leader.
-        if !matches!(req, ForwardRequest::Elect) && !self.is_leader() {
+        // Only the transfer target's campaign, and queue groups (which have
+        // leaders of their own), are served by a non-leader.
+        if !matches!(req, ForwardRequest::Elect | ForwardRequest::Group(..)) && !self.is_leader() {
             return Err(CmdError::new(
                 ErrorCode::Unavailable,
                 "this node is no longer the leader; retry",
@@ -258,6 +262,7 @@ impl Node {
                     })
             }
             ForwardRequest::Elect => self.elect_now().await.map(|()| ForwardReply::Done),
+            ForwardRequest::Group(id, req) => return self.handle_group(id, req).await,
             ForwardRequest::Remove { id } => self
                 .remove_local(id)
                 .await

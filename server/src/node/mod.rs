@@ -8,6 +8,8 @@ mod membership;
 pub mod progress;
 mod queue;
 mod reads;
+mod routed;
+mod shards;
 pub mod shutdown;
 mod transfer;
 
@@ -18,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use openraft::BasicNode;
 
+pub(crate) use forward::proposal_failed;
 pub use forward::{ForwardReply, ForwardRequest};
 pub(crate) use membership::role_of;
 
@@ -64,6 +67,10 @@ pub struct Node {
     pub tasks: crate::tasks::Tasks,
     /// Client requests being served (shutdown waits for them).
     pub client_requests: shutdown::InFlight,
+    /// The queue groups hosted here and the shard map routing topics.
+    pub groups: crate::groups::Groups,
+    /// What opening a queue group needs.
+    shared: crate::groups::Shared,
 }
 
 impl Node {
@@ -82,22 +89,7 @@ impl Node {
         let sm = SmShared::open(config.data_dir.clone(), metrics.clone())?;
         sm.publish_to(events.clone());
 
-        let raft_config = openraft::Config {
-            cluster_name: "dsync".into(),
-            heartbeat_interval: config.heartbeat_ms,
-            election_timeout_min: config.election_timeout_min_ms,
-            election_timeout_max: config.election_timeout_max_ms,
-            snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.snapshot_every),
-            max_in_snapshot_log_to_keep: config.keep_logs_after_snapshot,
-            max_payload_entries: 64,
-            snapshot_max_chunk_size: 1024 * 1024,
-            install_snapshot_timeout: 5_000,
-            // Enabled by `allow_elections_after_restart`.
-            enable_elect: false,
-            ..Default::default()
-        }
-        .validate()
-        .map_err(|e| Error::Config(format!("raft configuration: {e}")))?;
+        let raft_config = crate::groups::raft_config(&config)?;
 
         let security = Arc::new(Security::from_config(&config).map_err(Error::Config)?);
         // Half the header read timeout (which also closes idle connections),
@@ -109,7 +101,7 @@ impl Node {
         let breakers = PeerBreakers::new(config.peer_breaker_cooldown());
         let raft = Raft::new(
             config.id,
-            Arc::new(raft_config),
+            raft_config,
             Network::new(peers.clone(), breakers.clone()),
             log.clone(),
             StateMachine { shared: sm.clone() },
@@ -135,6 +127,15 @@ impl Node {
             metrics.clone(),
         );
         let cache = crate::cache::Cache::new(&config.cache);
+        let shared = crate::groups::Shared {
+            node_id: config.id,
+            config: Arc::new(config.clone()),
+            peers: peers.clone(),
+            breakers: breakers.clone(),
+            metrics: metrics.clone(),
+            events: events.clone(),
+            tasks: tasks.clone(),
+        };
         let node = Arc::new(Node {
             id: config.id,
             cache,
@@ -157,6 +158,8 @@ impl Node {
             transfer_lock: tokio::sync::Mutex::new(()),
             tasks,
             client_requests: Default::default(),
+            groups: Default::default(),
+            shared,
         });
         let t = &node.tasks;
         t.spawn("elections", allow_elections_after_restart(node.clone()));
@@ -164,6 +167,7 @@ impl Node {
         t.spawn("role events", crate::events::watch_roles(node.clone()));
         t.spawn("deadline ticker", locks::run_deadline_ticker(node.clone()));
         t.spawn("cache", crate::cache::run(node.clone()));
+        t.spawn("shard host", shards::run_shard_host(node.clone()));
         Ok(node)
     }
 

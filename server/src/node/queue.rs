@@ -1,42 +1,60 @@
 //! Queue consumption with long polling.
 
+use std::future::Future;
 use std::time::Duration;
 
 use dsync_api::queue::ConsumeRequest;
 
 use super::Node;
 use crate::error::{Error, Result};
+use crate::raft::state_machine::SmShared;
 use crate::state::queue::InFlight;
 use crate::state::{CmdValue, Command};
 
 impl Node {
-    /// Delivers up to `req.max` messages. With `wait_ms`, waits for ready
-    /// messages by watching this node's applied state, so an empty poll
-    /// costs no Raft write.
+    /// Delivers up to `req.max` messages of a control-group topic.
     pub async fn queue_consume(&self, topic: String, req: ConsumeRequest) -> Result<Vec<InFlight>> {
-        let deadline = tokio::time::Instant::now() + Duration::from_millis(req.wait_ms);
-        let mut rx = self.sm.subscribe();
-        loop {
-            let ready = self.sm.read().data.queues.ready_count(&topic);
-            if ready > 0 || req.wait_ms == 0 {
-                let cmd = Command::QueueConsume {
-                    topic: topic.clone(),
-                    consumer: req.consumer.clone(),
-                    max: req.max,
-                    visibility_ms: req.visibility_ms,
-                };
-                match self.write(cmd).await? {
-                    CmdValue::Delivered(v) if !v.is_empty() || req.wait_ms == 0 => return Ok(v),
-                    // Another consumer took them first (or this node lagged): keep waiting.
-                    CmdValue::Delivered(_) => {}
-                    other => return Err(Error::Internal(format!("unexpected result {other:?}"))),
-                }
+        consume_on(&self.sm, topic, req, |cmd| self.write(cmd)).await
+    }
+}
+
+/// Delivers up to `req.max` messages from the group whose applied state is
+/// `sm`, committing the delivery with `write`. With `wait_ms`, waits for
+/// ready messages by watching that state, so an empty poll costs no Raft
+/// write.
+pub(super) async fn consume_on<E, F, Fut>(
+    sm: &SmShared,
+    topic: String,
+    req: ConsumeRequest,
+    write: F,
+) -> std::result::Result<Vec<InFlight>, E>
+where
+    F: Fn(Command) -> Fut,
+    Fut: Future<Output = std::result::Result<CmdValue, E>>,
+    E: From<Error>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(req.wait_ms);
+    let mut rx = sm.subscribe();
+    loop {
+        let ready = sm.read().data.queues.ready_count(&topic);
+        if ready > 0 || req.wait_ms == 0 {
+            let cmd = Command::QueueConsume {
+                topic: topic.clone(),
+                consumer: req.consumer.clone(),
+                max: req.max,
+                visibility_ms: req.visibility_ms,
+            };
+            match write(cmd).await? {
+                CmdValue::Delivered(v) if !v.is_empty() || req.wait_ms == 0 => return Ok(v),
+                // Another consumer took them first (or this node lagged): keep waiting.
+                CmdValue::Delivered(_) => {}
+                other => return Err(Error::Internal(format!("unexpected result {other:?}")).into()),
             }
-            match tokio::time::timeout_at(deadline, rx.changed()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) => return Err(Error::Unavailable("node is stopping".into())),
-                Err(_) => return Ok(Vec::new()),
-            }
+        }
+        match tokio::time::timeout_at(deadline, rx.changed()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Err(Error::Unavailable("node is stopping".into()).into()),
+            Err(_) => return Ok(Vec::new()),
         }
     }
 }

@@ -119,6 +119,7 @@ impl Node {
         if !self.tasks.shutdown(TASKS).await {
             tracing::warn!("stopping: background tasks still running after {TASKS:?}");
         }
+        self.groups.shutdown().await;
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!("raft shutdown: {e}");
         }

@@ -149,11 +149,23 @@ fn refusal_text(bytes: &[u8]) -> String {
 pub struct Network {
     http: reqwest::Client,
     breakers: PeerBreakers,
+    /// Whose RPCs these are: 0 the control group, else a queue group.
+    group: u64,
 }
 
 impl Network {
     pub fn new(http: reqwest::Client, breakers: PeerBreakers) -> Self {
-        Network { http, breakers }
+        Self::for_group(http, breakers, 0)
+    }
+
+    /// The network of one Raft group; every group shares the peer client
+    /// and breakers, since they reach the same nodes.
+    pub fn for_group(http: reqwest::Client, breakers: PeerBreakers, group: u64) -> Self {
+        Network {
+            http,
+            breakers,
+            group,
+        }
     }
 }
 
@@ -166,6 +178,7 @@ impl RaftNetworkFactory<TypeConfig> for Network {
             breakers: self.breakers.clone(),
             target,
             addr: node.addr.clone(),
+            paths: RpcPaths::of(self.group),
         }
     }
 }
@@ -175,6 +188,25 @@ pub struct PeerConn {
     breakers: PeerBreakers,
     target: NodeId,
     addr: String,
+    paths: RpcPaths,
+}
+
+/// The paths of one group's Raft RPCs, built once per connection.
+#[derive(Clone)]
+struct RpcPaths {
+    append: String,
+    vote: String,
+    snapshot: String,
+}
+
+impl RpcPaths {
+    fn of(group: u64) -> Self {
+        RpcPaths {
+            append: routes::raft_rpc(group, "append"),
+            vote: routes::raft_rpc(group, "vote"),
+            snapshot: routes::raft_rpc(group, "snapshot"),
+        }
+    }
 }
 
 impl PeerConn {
@@ -211,7 +243,7 @@ impl RaftNetwork<TypeConfig> for PeerConn {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        self.call(routes::RAFT_APPEND, &rpc, &option).await
+        self.call(&self.paths.append, &rpc, &option).await
     }
 
     async fn install_snapshot(
@@ -222,7 +254,7 @@ impl RaftNetwork<TypeConfig> for PeerConn {
         InstallSnapshotResponse<NodeId>,
         RPCError<NodeId, BasicNode, RaftError<NodeId, InstallSnapshotError>>,
     > {
-        self.call(routes::RAFT_SNAPSHOT, &rpc, &option).await
+        self.call(&self.paths.snapshot, &rpc, &option).await
     }
 
     async fn vote(
@@ -230,7 +262,7 @@ impl RaftNetwork<TypeConfig> for PeerConn {
         rpc: VoteRequest<NodeId>,
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, BasicNode, RaftError<NodeId>>> {
-        self.call(routes::RAFT_VOTE, &rpc, &option).await
+        self.call(&self.paths.vote, &rpc, &option).await
     }
 }
 

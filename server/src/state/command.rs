@@ -162,7 +162,11 @@ impl Command {
             Command::SetClusterId { id } => id.len() + 16,
             Command::Once { cmd, .. } => cmd.size_hint() + 16,
             Command::SetShards { map } => {
-                64 + map.groups.iter().map(|g| 16 + 8 * g.replicas.len()).sum::<usize>()
+                64 + map
+                    .groups
+                    .iter()
+                    .map(|g| 16 + 8 * g.replicas.len())
+                    .sum::<usize>()
             }
         }
     }

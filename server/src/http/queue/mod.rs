@@ -8,6 +8,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use dsync_api::queue::*;
+use dsync_api::shards::CONTROL_GROUP;
 use dsync_api::{ApiError, ErrorCode};
 
 use super::error::{invalid, HttpError, HttpResult};
@@ -38,7 +39,11 @@ pub fn router() -> Router<Arc<Node>> {
 }
 
 /// 429 when `topic` is new and `limits.max_topics` topics exist.
+/// (A queue group's leader checks its own topics.)
 pub(super) fn room_for_topic(node: &Node, topic: &str) -> HttpResult<()> {
+    if node.groups.routing().group_of(topic) != CONTROL_GROUP {
+        return Ok(());
+    }
     let sm = node.sm.read();
     let queues = &sm.data.queues;
     room_for_new(
@@ -122,18 +127,27 @@ async fn enqueue(
         });
     }
     room_for_topic(&node, &topic)?;
-    let max_held = node.security.limits.config.max_queued_messages;
-    let held = node.sm.read().data.queues.held();
-    if held.saturating_add(msgs.len()) > max_held {
-        return Err(rate_limited(format!(
-            "the queues hold {held} messages and {} more would pass the limit of {max_held}; \
-             consume and ack, then retry",
-            msgs.len()
-        ))
-        .into());
+    // A queue group's leader checks the bounds against its own tables.
+    if node.groups.routing().group_of(&topic) == CONTROL_GROUP {
+        let max_held = node.security.limits.config.max_queued_messages;
+        let held = node.sm.read().data.queues.held();
+        if held.saturating_add(msgs.len()) > max_held {
+            return Err(rate_limited(format!(
+                "the queues hold {held} messages and {} more would pass the limit of {max_held}; \
+                 consume and ack, then retry",
+                msgs.len()
+            ))
+            .into());
+        }
     }
-    let cmd = dedup::once(id.as_deref(), Command::QueueEnqueue { topic, msgs });
-    match node.write(cmd).await? {
+    let cmd = dedup::once(
+        id.as_deref(),
+        Command::QueueEnqueue {
+            topic: topic.clone(),
+            msgs,
+        },
+    );
+    match node.queue_write(&topic, cmd).await? {
         CmdValue::Ids(ids) => Ok((StatusCode::CREATED, Json(EnqueueResponse { ids }))),
         other => Err(Error::Internal(format!("unexpected result {other:?}")).into()),
     }
@@ -177,7 +191,7 @@ async fn consume(
         None
     };
     req.consumer = qualify_owner(&caller.principal, &req.consumer);
-    let delivered = node.queue_consume(topic, req).await?;
+    let delivered = node.queue_consume_routed(topic, req).await?;
     let auth = &node.security.auth;
     Ok(Json(ConsumeResponse {
         messages: delivered
@@ -224,8 +238,8 @@ async fn settle(
         .iter()
         .map(|r| node.security.auth.open_receipt(&caller.principal, r))
         .collect::<Result<Vec<_>, _>>()?;
-    let cmd = dedup::once(id.as_deref(), make(topic, receipts));
-    let n = count_of(node.write(cmd).await?)?;
+    let cmd = dedup::once(id.as_deref(), make(topic.clone(), receipts));
+    let n = count_of(node.queue_write(&topic, cmd).await?)?;
     Ok(Json(ReceiptsResponse { count: n as usize }))
 }
 

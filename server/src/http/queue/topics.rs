@@ -31,7 +31,10 @@ pub async fn redrive(
     ApiPath(topic): ApiPath<String>,
 ) -> HttpResult<Json<RedriveResponse>> {
     check_name("topic", &topic, MAX_TOPIC)?;
-    let moved = count_of(node.write(Command::QueueRedrive { topic }).await?)?;
+    let cmd = Command::QueueRedrive {
+        topic: topic.clone(),
+    };
+    let moved = count_of(node.queue_write(&topic, cmd).await?)?;
     Ok(Json(RedriveResponse { moved }))
 }
 
@@ -83,9 +86,14 @@ pub async fn configure(
         max_message_bytes: s.max_message_bytes,
         retention_ms: s.retention_ms,
     };
-    node.write(cmd).await?;
-    node.read_barrier(Consistency::Leader, None).await?;
-    let stats = node.sm.read().data.queues.stats(&topic, now_ms());
+    node.queue_write(&topic, cmd).await?;
+    let stats = match node.group_topic_stats(&topic).await? {
+        Some(in_group) => in_group,
+        None => {
+            node.read_barrier(Consistency::Leader, None).await?;
+            node.sm.read().data.queues.stats(&topic, now_ms())
+        }
+    };
     stats
         .map(|s| Json(with_group(&node, s)))
         .ok_or_else(|| Error::Internal("topic vanished after configuration".into()).into())
@@ -111,8 +119,15 @@ pub async fn stats(
     ApiQuery(q): ApiQuery<ReadQuery>,
 ) -> HttpResult<Json<TopicStats>> {
     check_name("topic", &topic, MAX_TOPIC)?;
-    node.read_barrier(q.consistency, q.max_staleness_ms).await?;
-    let stats = node.sm.read().data.queues.stats(&topic, now_ms());
+    // A queue group's topic is read on its leader, whatever was asked:
+    // that is at least as fresh as any consistency level.
+    let stats = match node.group_topic_stats(&topic).await? {
+        Some(in_group) => in_group,
+        None => {
+            node.read_barrier(q.consistency, q.max_staleness_ms).await?;
+            node.sm.read().data.queues.stats(&topic, now_ms())
+        }
+    };
     stats
         .map(|s| Json(with_group(&node, s)))
         .ok_or_else(|| Error::NotFound(format!("topic {topic:?} does not exist")).into())
@@ -137,12 +152,17 @@ pub async fn list(
 ) -> HttpResult<Json<TopicList>> {
     node.read_barrier(q.consistency, q.max_staleness_ms).await?;
     let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
-    let topics = node.sm.read().data.queues.all_stats(now_ms(), limit);
+    let mut topics = node.sm.read().data.queues.all_stats(now_ms(), limit);
+    if !node.groups.routing().map.groups.is_empty() {
+        topics.extend(node.groups_all_stats(limit).await?);
+        topics.sort_by(|a, b| a.topic.cmp(&b.topic));
+        topics.truncate(limit);
+    }
     let topics = topics.into_iter().map(|s| with_group(&node, s)).collect();
     Ok(Json(TopicList { topics }))
 }
 
 fn with_group(node: &Node, mut s: TopicStats) -> TopicStats {
-    s.group = crate::http::shards::shard_map(node).group_of(&s.topic);
+    s.group = node.groups.routing().group_of(&s.topic);
     s
 }

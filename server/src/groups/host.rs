@@ -1,0 +1,137 @@
+//! The queue groups one node hosts, and the map it routes topics by.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use dsync_api::shards::{Ring, ShardMap, CONTROL_GROUP};
+
+use super::Group;
+
+/// A shard map with its ring, built once per epoch: routing a request is
+/// then one binary search.
+pub struct Routing {
+    pub map: ShardMap,
+    pub ring: Ring,
+}
+
+impl Routing {
+    fn new(map: ShardMap) -> Self {
+        let ring = Ring::new(&map);
+        Routing { map, ring }
+    }
+
+    /// The group that holds `topic` (the control group in a map without
+    /// queue groups).
+    pub fn group_of(&self, topic: &str) -> u64 {
+        if self.map.groups.is_empty() {
+            CONTROL_GROUP
+        } else {
+            self.ring.group_of(topic)
+        }
+    }
+
+    /// The replicas of queue group `id`, in placement order.
+    pub fn replicas(&self, id: u64) -> &[u64] {
+        self.map.group(id).map_or(&[], |g| &g.replicas)
+    }
+}
+
+#[derive(Default)]
+pub struct Groups {
+    routing: RwLock<Option<Arc<Routing>>>,
+    open: RwLock<BTreeMap<u64, Arc<Group>>>,
+    /// The leader last seen answering for a group this node does not host.
+    hints: Mutex<BTreeMap<u64, (u64, String)>>,
+    /// One reconciliation at a time (opening a group takes a while).
+    pub(crate) reconciling: tokio::sync::Mutex<()>,
+}
+
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|p| p.into_inner())
+}
+
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Groups {
+    /// The map this node routes by: the control group's as last applied
+    /// here. A node that has not applied one yet routes by the empty map;
+    /// the control group then refuses a topic that moved, and the caller
+    /// retries once this node has caught up.
+    pub fn routing(&self) -> Arc<Routing> {
+        if let Some(r) = read(&self.routing).as_ref() {
+            return r.clone();
+        }
+        Arc::new(Routing::new(ShardMap::default()))
+    }
+
+    /// Routes by `map` from now on, if it is newer. Returns whether it was.
+    pub fn set_map(&self, map: &ShardMap) -> bool {
+        let mut r = write(&self.routing);
+        match r.as_ref() {
+            Some(old) if old.map.epoch >= map.epoch => false,
+            _ => {
+                *r = Some(Arc::new(Routing::new(map.clone())));
+                true
+            }
+        }
+    }
+
+    pub fn get(&self, id: u64) -> Option<Arc<Group>> {
+        read(&self.open).get(&id).cloned()
+    }
+
+    /// Every hosted queue group, in id order.
+    pub fn all(&self) -> Vec<Arc<Group>> {
+        read(&self.open).values().cloned().collect()
+    }
+
+    pub fn insert(&self, group: Arc<Group>) {
+        write(&self.open).insert(group.id, group);
+    }
+
+    pub fn hint(&self, id: u64) -> Option<(u64, String)> {
+        self.hints
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+            .cloned()
+    }
+
+    pub fn set_hint(&self, id: u64, leader: Option<(u64, String)>) {
+        let mut h = self.hints.lock().unwrap_or_else(|p| p.into_inner());
+        match leader {
+            Some(l) => h.insert(id, l),
+            None => h.remove(&id),
+        };
+    }
+
+    /// Stops every hosted group's Raft (the node is stopping).
+    pub async fn shutdown(&self) {
+        for g in self.all() {
+            if let Err(e) = g.raft.shutdown().await {
+                tracing::warn!(group = g.id, "raft shutdown: {e}");
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routing_follows_the_newest_map_only() {
+        let groups = Groups::default();
+        assert_eq!(groups.routing().group_of("t"), CONTROL_GROUP);
+        let map = ShardMap::initial(&[1, 2, 3], 4, 3).unwrap();
+        assert!(groups.set_map(&map));
+        assert!(!groups.set_map(&ShardMap::default()), "an older map won");
+        let r = groups.routing();
+        assert_eq!(r.group_of("t"), map.group_of("t"));
+        assert_ne!(r.group_of("t"), CONTROL_GROUP);
+        assert_eq!(r.replicas(1).len(), 3);
+        assert!(r.replicas(9).is_empty());
+    }
+}

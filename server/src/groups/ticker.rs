@@ -1,0 +1,134 @@
+//! A queue group's background work: ticks on its leader, its first
+//! elections, and its `group`-labelled gauges.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+use super::{Group, Shared};
+use crate::proposer::now_ms;
+use crate::state::Command;
+
+/// Proposes a `Tick` whenever a visibility timeout or delay of the group's
+/// topics is due, while this node leads the group.
+pub(super) async fn run(group: Arc<Group>, me: u64) {
+    let mut metrics = group.raft.metrics();
+    loop {
+        if metrics
+            .wait_for(|m| m.current_leader == Some(me))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        let mut every = tokio::time::interval(Duration::from_millis(20));
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        while group.leads(me) {
+            every.tick().await;
+            let due = group
+                .sm
+                .read()
+                .data
+                .queues
+                .next_deadline()
+                .is_some_and(|d| d <= now_ms());
+            if due {
+                if let Err(e) = group.propose(Command::Tick).await {
+                    tracing::debug!(group = group.id, "tick not committed: {e:?}");
+                }
+            }
+        }
+    }
+}
+
+/// Lets the group's replica campaign once it has heard from a leader or
+/// after twice the longest election timeout (see the control group's
+/// `allow_elections_after_restart` for why not at once). `campaign`: this
+/// replica is the group's preferred leader and the group is new, so it
+/// stands at once instead of waiting out a timeout.
+pub(super) async fn allow_elections(group: Arc<Group>, timeout_max_ms: u64, campaign: bool) {
+    let hold = Duration::from_millis(2 * timeout_max_ms);
+    let mut metrics = group.raft.metrics();
+    if !campaign {
+        let _ = tokio::time::timeout(hold, metrics.wait_for(|m| m.current_leader.is_some())).await;
+    }
+    group.raft.runtime_config().elect(true);
+    if campaign {
+        if let Err(e) = group.raft.trigger().elect().await {
+            tracing::debug!(group = group.id, "first campaign not started: {e}");
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GroupLabels {
+    pub group: String,
+}
+
+/// The Raft gauges of every queue group this node hosts, labelled `group`.
+#[derive(Default)]
+pub struct GroupGauges {
+    pub term: Family<GroupLabels, Gauge>,
+    pub is_leader: Family<GroupLabels, Gauge>,
+    pub last_log_index: Family<GroupLabels, Gauge>,
+    pub applied_index: Family<GroupLabels, Gauge>,
+}
+
+impl GroupGauges {
+    pub fn register(&self, registry: &mut Registry) {
+        let r = registry;
+        r.register(
+            "group_raft_term",
+            "Current Raft term of each queue group hosted here",
+            self.term.clone(),
+        );
+        r.register(
+            "group_raft_is_leader",
+            "1 if this node leads the queue group",
+            self.is_leader.clone(),
+        );
+        r.register(
+            "group_raft_last_log_index",
+            "Last log index of each queue group hosted here",
+            self.last_log_index.clone(),
+        );
+        r.register(
+            "group_raft_applied_index",
+            "Applied index of each queue group hosted here",
+            self.applied_index.clone(),
+        );
+    }
+}
+
+pub(super) async fn watch_metrics(group: Arc<Group>, shared: Shared) {
+    let label = GroupLabels {
+        group: group.id.to_string(),
+    };
+    let gauges = &shared.metrics.groups;
+    let mut rx = group.raft.metrics();
+    loop {
+        {
+            let m = rx.borrow_and_update();
+            gauges.term.get_or_create(&label).set(m.current_term as i64);
+            gauges
+                .is_leader
+                .get_or_create(&label)
+                .set(i64::from(m.current_leader == Some(shared.node_id)));
+            gauges
+                .last_log_index
+                .get_or_create(&label)
+                .set(m.last_log_index.unwrap_or(0) as i64);
+            gauges
+                .applied_index
+                .get_or_create(&label)
+                .set(m.last_applied.map_or(0, |l| l.index) as i64);
+        }
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,374 @@
+//! Queue requests by topic: served by the group that holds the topic, on
+//! its leader, reached in one hop from any node (DESIGN.md §2a).
+
+use std::time::Duration;
+
+use dsync_api::queue::{ConsumeRequest, TopicStats};
+use dsync_api::routes;
+use dsync_api::shards::{GroupStatus, CONTROL_GROUP};
+use serde::{Deserialize, Serialize};
+
+use super::forward::{cmd_err, forward_failed, ForwardReply, ForwardRequest, FORWARD_TIMEOUT};
+use super::Node;
+use crate::auth::limits::{rate_limited, room_for_new};
+use crate::error::{Error, Result};
+use crate::groups::{group_status, Group, GroupError};
+use crate::proposer::now_ms;
+use crate::raft::network::{post_bincode, PeerError};
+use crate::state::queue::InFlight;
+use crate::state::{CmdError, CmdValue, Command};
+
+/// A queue request for the leader of a queue group. Peer wire format: new
+/// variants go last.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum GroupRequest {
+    Write(Command),
+    Consume {
+        topic: String,
+        consumer: String,
+        max: usize,
+        visibility_ms: Option<u64>,
+        wait_ms: u64,
+    },
+    /// JSON `Option<TopicStats>` after a ReadIndex round.
+    Stats {
+        topic: String,
+    },
+    /// JSON `Vec<TopicStats>` after a ReadIndex round.
+    AllStats {
+        limit: usize,
+    },
+    /// JSON `GroupStatus`, with the leader's match indexes.
+    Status,
+}
+
+impl GroupRequest {
+    /// Whether it may change the group's state (so a lost answer leaves
+    /// the outcome unknown).
+    fn writes(&self) -> bool {
+        matches!(self, GroupRequest::Write(_) | GroupRequest::Consume { .. })
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum GroupReply {
+    Value(CmdValue),
+    Delivered(Vec<InFlight>),
+    Json(String),
+    /// Not the group's leader here: the leader this node knows, if any.
+    Moved {
+        leader: Option<(u64, String)>,
+    },
+}
+
+/// Forwarding attempts before a client sees 503: each one follows the
+/// leader the last answer named, or tries the next replica.
+const ATTEMPTS: usize = 5;
+
+impl Node {
+    /// Applies a queue command on the group that holds `topic`.
+    pub async fn queue_write(&self, topic: &str, cmd: Command) -> Result<CmdValue> {
+        let group = self.groups.routing().group_of(topic);
+        if group == CONTROL_GROUP {
+            return self.write(cmd).await;
+        }
+        match self.group_call(group, GroupRequest::Write(cmd)).await? {
+            GroupReply::Value(v) => Ok(v),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Delivers up to `req.max` messages of `topic`, long-polling on the
+    /// leader of its group.
+    pub async fn queue_consume_routed(
+        &self,
+        topic: String,
+        req: ConsumeRequest,
+    ) -> Result<Vec<InFlight>> {
+        let group = self.groups.routing().group_of(&topic);
+        if group == CONTROL_GROUP {
+            return self.queue_consume(topic, req).await;
+        }
+        let call = GroupRequest::Consume {
+            topic,
+            consumer: req.consumer,
+            max: req.max,
+            visibility_ms: req.visibility_ms,
+            wait_ms: req.wait_ms,
+        };
+        match self.group_call(group, call).await? {
+            GroupReply::Delivered(v) => Ok(v),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// The stats of a topic in a queue group (linearizable), or `None` if
+    /// the topic lives in the control group (the caller reads it there).
+    pub async fn group_topic_stats(&self, topic: &str) -> Result<Option<Option<TopicStats>>> {
+        let group = self.groups.routing().group_of(topic);
+        if group == CONTROL_GROUP {
+            return Ok(None);
+        }
+        let req = GroupRequest::Stats {
+            topic: topic.into(),
+        };
+        json_of(self.group_call(group, req).await?).map(Some)
+    }
+
+    /// The stats of the topics of every queue group, in topic order, at
+    /// most `limit`.
+    pub async fn groups_all_stats(&self, limit: usize) -> Result<Vec<TopicStats>> {
+        let routing = self.groups.routing();
+        let calls = routing
+            .map
+            .groups
+            .iter()
+            .map(|g| self.group_call(g.id, GroupRequest::AllStats { limit }));
+        let mut all = Vec::new();
+        for reply in futures::future::join_all(calls).await {
+            all.extend(json_of::<Vec<TopicStats>>(reply?)?);
+        }
+        all.sort_by(|a, b| a.topic.cmp(&b.topic));
+        all.truncate(limit);
+        Ok(all)
+    }
+
+    /// Queue group `id` as its leader sees it.
+    pub async fn group_status(&self, id: u64) -> Result<GroupStatus> {
+        json_of(self.group_call(id, GroupRequest::Status).await?)
+    }
+
+    /// Sends `req` to the leader of queue group `id`, serving it here when
+    /// this node leads the group.
+    pub(crate) async fn group_call(&self, id: u64, req: GroupRequest) -> Result<GroupReply> {
+        let replicas = self.groups.routing().replicas(id).to_vec();
+        if replicas.is_empty() {
+            return Err(Error::Unavailable(format!(
+                "queue group {id} is not in this node's shard map yet; retry"
+            )));
+        }
+        let mut next: Option<(u64, String)> = None;
+        let mut last = String::from("no replica answered");
+        for attempt in 0..ATTEMPTS {
+            let local = self.groups.get(id);
+            if let Some(group) = &local {
+                if group.leads(self.id) {
+                    match self.serve_group(group, req.clone()).await {
+                        Err(GroupError::NotLeader(l)) => {
+                            next = l;
+                            continue;
+                        }
+                        other => return other.map_err(refused),
+                    }
+                }
+            }
+            let to = next
+                .take()
+                .filter(|(n, _)| *n != self.id)
+                .or_else(|| local.as_ref().and_then(|g| g.leader()))
+                .filter(|(n, _)| *n != self.id)
+                .or_else(|| self.groups.hint(id))
+                .or_else(|| {
+                    let n = replicas[attempt % replicas.len()];
+                    (n != self.id).then(|| self.member_addr(n).map(|a| (n, a)))?
+                });
+            let Some((to, addr)) = to else {
+                // Only this node, which does not lead: an election is on.
+                tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+                continue;
+            };
+            match self.send_group(to, &addr, id, &req).await {
+                Ok(GroupReply::Moved { leader }) => {
+                    self.groups.set_hint(id, None);
+                    last = format!("node {to} does not lead group {id}");
+                    if leader.is_none() {
+                        tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+                    }
+                    next = leader;
+                }
+                Ok(reply) => {
+                    self.groups.set_hint(id, Some((to, addr)));
+                    return Ok(reply);
+                }
+                // Nothing was sent: another replica may lead.
+                Err(SendError::Unreachable(e)) => {
+                    self.groups.set_hint(id, None);
+                    last = e;
+                }
+                Err(SendError::Failed(e)) => return Err(e),
+            }
+        }
+        Err(Error::Unavailable(format!(
+            "queue group {id} has no reachable leader ({last}); retry"
+        )))
+    }
+
+    async fn send_group(
+        &self,
+        to: u64,
+        addr: &str,
+        id: u64,
+        req: &GroupRequest,
+    ) -> std::result::Result<GroupReply, SendError> {
+        self.metrics.forwarded.inc();
+        let wait = match req {
+            GroupRequest::Consume { wait_ms, .. } => Duration::from_millis(*wait_ms),
+            _ => Duration::ZERO,
+        };
+        let body = ForwardRequest::Group(id, req.clone());
+        let reply: std::result::Result<ForwardReply, CmdError> = post_bincode(
+            &self.peers,
+            &self.breakers,
+            (to, addr),
+            routes::RAFT_FORWARD,
+            &body,
+            FORWARD_TIMEOUT + wait,
+        )
+        .await
+        .map_err(|e| match e {
+            PeerError::Unreachable(..) => SendError::Unreachable(e.to_string()),
+            _ => SendError::Failed(forward_failed(&e, req.writes())),
+        })?;
+        match reply {
+            Ok(ForwardReply::Group(r)) => Ok(r),
+            Ok(other) => Err(SendError::Failed(Error::Internal(format!(
+                "unexpected forward reply {other:?}"
+            )))),
+            Err(e) => Err(SendError::Failed(Error::Api(e.to_api()))),
+        }
+    }
+
+    /// Serves a request forwarded to this node for queue group `id`.
+    pub(super) async fn handle_group(
+        &self,
+        id: u64,
+        req: GroupRequest,
+    ) -> std::result::Result<ForwardReply, CmdError> {
+        let Some(group) = self.groups.get(id) else {
+            return Ok(ForwardReply::Group(GroupReply::Moved {
+                leader: self.groups.hint(id),
+            }));
+        };
+        match self.serve_group(&group, req).await {
+            Ok(r) => Ok(ForwardReply::Group(r)),
+            Err(GroupError::NotLeader(leader)) => {
+                Ok(ForwardReply::Group(GroupReply::Moved { leader }))
+            }
+            Err(GroupError::Refused(e)) => Err(cmd_err(e)),
+        }
+    }
+
+    /// Serves `req` on this node, the group's leader.
+    async fn serve_group(
+        &self,
+        group: &Group,
+        req: GroupRequest,
+    ) -> std::result::Result<GroupReply, GroupError> {
+        self.refuse_while_handing_off()
+            .map_err(GroupError::Refused)?;
+        match req {
+            GroupRequest::Write(cmd) => {
+                self.admit(group, &cmd).map_err(GroupError::Refused)?;
+                group.propose(cmd).await.map(GroupReply::Value)
+            }
+            GroupRequest::Consume {
+                topic,
+                consumer,
+                max,
+                visibility_ms,
+                wait_ms,
+            } => {
+                let req = ConsumeRequest {
+                    consumer,
+                    max,
+                    visibility_ms,
+                    wait_ms,
+                };
+                super::queue::consume_on(&group.sm, topic, req, |cmd| group.propose(cmd))
+                    .await
+                    .map(GroupReply::Delivered)
+            }
+            GroupRequest::Stats { topic } => {
+                group.read_index().await?;
+                let stats = group.sm.read().data.queues.stats(&topic, now_ms());
+                Ok(GroupReply::Json(to_json(&stats)))
+            }
+            GroupRequest::AllStats { limit } => {
+                group.read_index().await?;
+                let stats = group.sm.read().data.queues.all_stats(now_ms(), limit);
+                Ok(GroupReply::Json(to_json(&stats)))
+            }
+            GroupRequest::Status => Ok(GroupReply::Json(to_json(&group_status(
+                group.id,
+                &group.raft,
+                &group.sm,
+                true,
+            )))),
+        }
+    }
+
+    /// The node's queue bounds, checked on the group's leader, which has
+    /// the newest view of its group's tables.
+    fn admit(&self, group: &Group, cmd: &Command) -> Result<()> {
+        let (topic, new_msgs) = match unwrap_once(cmd) {
+            Command::QueueEnqueue { topic, msgs } => (topic, msgs.len()),
+            Command::QueueConfigure { topic, .. } => (topic, 0),
+            _ => return Ok(()),
+        };
+        let limits = &self.security.limits.config;
+        let st = group.sm.read();
+        let q = &st.data.queues;
+        room_for_new(
+            "topics",
+            "max_topics",
+            q.get(topic).is_some(),
+            q.topic_count(),
+            limits.max_topics,
+        )
+        .map_err(Error::Api)?;
+        let held = q.held();
+        if new_msgs > 0 && held.saturating_add(new_msgs) > limits.max_queued_messages {
+            return Err(Error::Api(rate_limited(format!(
+                "queue group {} holds {held} messages and {} more would pass the limit of {}; \
+                 consume and ack, then retry",
+                group.id, new_msgs, limits.max_queued_messages
+            ))));
+        }
+        Ok(())
+    }
+}
+
+fn unwrap_once(cmd: &Command) -> &Command {
+    match cmd {
+        Command::Once { cmd, .. } => unwrap_once(cmd),
+        c => c,
+    }
+}
+
+enum SendError {
+    Unreachable(String),
+    Failed(Error),
+}
+
+fn refused(e: GroupError) -> Error {
+    match e {
+        GroupError::Refused(e) => e,
+        GroupError::NotLeader(_) => Error::Unavailable("group leadership moved; retry".into()),
+    }
+}
+
+fn to_json<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+fn json_of<T: serde::de::DeserializeOwned>(reply: GroupReply) -> Result<T> {
+    match reply {
+        GroupReply::Json(s) => serde_json::from_str(&s)
+            .map_err(|e| Error::Internal(format!("bad stats from a group leader: {e}"))),
+        other => Err(unexpected(other)),
+    }
+}
+
+fn unexpected(reply: GroupReply) -> Error {
+    Error::Internal(format!("unexpected group reply {reply:?}"))
+}
