@@ -105,6 +105,16 @@ async fn drain(State(node): State<Arc<Node>>) -> HttpResult<Json<DrainResponse>>
     } else {
         node.status().leader
     };
+    // Best effort, like a stop: a group still led here elects again
+    // when the node goes.
+    let kept = node.hand_off_groups().await;
+    if kept > 0 {
+        tracing::warn!(
+            id = node.id,
+            kept,
+            "draining: some queue groups are still led here"
+        );
+    }
     Ok(Json(DrainResponse {
         id: node.id,
         draining: true,

@@ -51,6 +51,24 @@ impl Node {
         let Some(target) = members.iter().find(|m| m.id == id) else {
             return Err(Error::NotFound(format!("node {id} is not a member")));
         };
+        let hosted: Vec<u64> = self
+            .shard_map()
+            .groups
+            .iter()
+            .filter(|g| g.replicas.contains(&id))
+            .map(|g| g.id)
+            .collect();
+        if !hosted.is_empty() {
+            // Its groups would lose a replica for good: moving replicas
+            // (rebalancing) comes first.
+            return Err(Error::Api(dsync_api::ApiError::new(
+                dsync_api::ErrorCode::Conflict,
+                format!(
+                    "node {id} holds replicas of queue groups {hosted:?}, which cannot move \
+                     yet; it stays a member"
+                ),
+            )));
+        }
         let change = if target.kind == dsync_api::types::MemberKind::Voter {
             let remaining: Vec<_> = members
                 .iter()
@@ -173,6 +191,18 @@ impl Node {
                 }
             })?;
             return Ok(bytes.to_vec());
+        }
+        let groups = self.shard_map().groups.len();
+        if groups > 0 {
+            // A backup of the control group alone would silently miss every
+            // queued message.
+            return Err(Error::Api(dsync_api::ApiError::new(
+                dsync_api::ErrorCode::Conflict,
+                format!(
+                    "this cluster keeps its topics in {groups} queue groups, which backups \
+                     do not cover yet; nothing was written"
+                ),
+            )));
         }
         self.ensure_cluster_id().await?;
         let index = self.local_read_index().await?;

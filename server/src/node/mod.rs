@@ -2,6 +2,7 @@
 
 mod forward;
 mod forward_batch;
+mod group_handoff;
 mod lifecycle;
 mod locks;
 mod membership;

@@ -1,6 +1,7 @@
 //! Queue requests by topic: served by the group that holds the topic, on
 //! its leader, reached in one hop from any node (DESIGN.md §2a).
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use dsync_api::queue::{ConsumeRequest, TopicStats};
@@ -40,6 +41,8 @@ pub enum GroupRequest {
     },
     /// JSON `GroupStatus`, with the leader's match indexes.
     Status,
+    /// To a replica, from the leader handing the group off: campaign now.
+    Elect,
 }
 
 impl GroupRequest {
@@ -238,6 +241,22 @@ impl Node {
         }
     }
 
+    /// [`send_group`](Self::send_group) with the failure as text.
+    pub(super) async fn send_group_raw(
+        &self,
+        to: u64,
+        addr: &str,
+        id: u64,
+        req: &GroupRequest,
+    ) -> std::result::Result<GroupReply, String> {
+        self.send_group(to, addr, id, req)
+            .await
+            .map_err(|e| match e {
+                SendError::Unreachable(e) => e,
+                SendError::Failed(e) => e.to_string(),
+            })
+    }
+
     /// Serves a request forwarded to this node for queue group `id`.
     pub(super) async fn handle_group(
         &self,
@@ -249,6 +268,14 @@ impl Node {
                 leader: self.groups.hint(id),
             }));
         };
+        if let GroupRequest::Elect = req {
+            return match group.raft.trigger().elect().await {
+                Ok(()) => Ok(ForwardReply::Group(GroupReply::Value(CmdValue::Done))),
+                Err(e) => Err(cmd_err(Error::Unavailable(format!(
+                    "cannot start an election in group {id}: {e}"
+                )))),
+            };
+        }
         match self.serve_group(&group, req).await {
             Ok(r) => Ok(ForwardReply::Group(r)),
             Err(GroupError::NotLeader(leader)) => {
@@ -264,8 +291,9 @@ impl Node {
         group: &Group,
         req: GroupRequest,
     ) -> std::result::Result<GroupReply, GroupError> {
-        self.refuse_while_handing_off()
-            .map_err(GroupError::Refused)?;
+        if !group.leads(self.id) || self.groups.handing_off.load(Ordering::SeqCst) {
+            return Err(GroupError::NotLeader(group.leader()));
+        }
         match req {
             GroupRequest::Write(cmd) => {
                 self.admit(group, &cmd).map_err(GroupError::Refused)?;
@@ -298,6 +326,7 @@ impl Node {
                 let stats = group.sm.read().data.queues.all_stats(now_ms(), limit);
                 Ok(GroupReply::Json(to_json(&stats)))
             }
+            GroupRequest::Elect => Ok(GroupReply::Value(CmdValue::Done)),
             GroupRequest::Status => Ok(GroupReply::Json(to_json(&group_status(
                 group.id,
                 &group.raft,

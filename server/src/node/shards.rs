@@ -115,9 +115,9 @@ pub(super) async fn run_shard_host(node: Arc<Node>) {
         let changed = applied.changed();
         if epoch != hosted_epoch {
             // Not all open: try again soon even if nothing is applied.
-            match tokio::time::timeout(std::time::Duration::from_millis(500), changed).await {
-                Ok(Err(_)) => return,
-                Ok(Ok(())) | Err(_) => {}
+            let waited = tokio::time::timeout(std::time::Duration::from_millis(500), changed).await;
+            if let Ok(Err(_)) = waited {
+                return;
             }
         } else if changed.await.is_err() {
             return;

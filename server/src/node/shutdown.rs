@@ -89,6 +89,7 @@ impl Node {
                 Err(_) => tracing::warn!("stopping: leadership not handed on within {HANDOFF:?}"),
             }
         }
+        self.hand_off_groups().await;
         // Event streams never end on their own.
         self.events.close();
         let open = self.client_requests.len();
