@@ -70,7 +70,7 @@ async fn ready(State(node): State<Arc<Node>>) -> Response {
             crate::node::progress::GRACE
         ))
     } else {
-        None
+        node.groups_unready()
     };
     let code = if reason.is_some() {
         StatusCode::SERVICE_UNAVAILABLE
@@ -100,6 +100,14 @@ async fn metrics(State(node): State<Arc<Node>>) -> Response {
         .data
         .queues
         .all_stats(crate::proposer::now_ms(), 1000);
+    let mut topics = topics;
+    // Each replica reports its groups' topics, as every node does the
+    // control group's.
+    for g in node.groups.all() {
+        let st = g.sm.read();
+        topics.extend(st.data.queues.all_stats(crate::proposer::now_ms(), 1000));
+    }
+    topics.truncate(1000);
     node.metrics.refresh_topics(&topics);
     node.metrics
         .refresh_peer_breakers(&node.peer_breakers(&node.members()));

@@ -46,6 +46,22 @@ impl Node {
         self.groups.routing().map.clone()
     }
 
+    /// Why this node is not ready for its queue groups, if it is not: a
+    /// group placed here is not open yet or knows no leader.
+    pub fn groups_unready(&self) -> Option<String> {
+        let map = self.shard_map();
+        for info in map.groups.iter().filter(|g| g.replicas.contains(&self.id)) {
+            match self.groups.get(info.id) {
+                None => return Some(format!("queue group {} is not open yet", info.id)),
+                Some(g) if g.leader().is_none() => {
+                    return Some(format!("queue group {} has no leader", info.id))
+                }
+                Some(_) => {}
+            }
+        }
+        None
+    }
+
     /// Opens every queue group `map` places on this node that is not open
     /// yet; a new group is initialized by each of its replicas (all with the
     /// same membership, which Raft allows) and its preferred leader

@@ -8,7 +8,6 @@
 //! against the body, so a damaged file is refused before anything uses it.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 
 use openraft::{BasicNode, CommittedLeaderId, LogId, Membership, StoredMembership};
 use serde::{Deserialize, Serialize};
@@ -17,6 +16,9 @@ use sha2::{Digest, Sha256};
 use crate::error::Error;
 use crate::raft::snapshot::SnapshotFile;
 use crate::raft::SnapshotMeta;
+
+mod salvage;
+pub use salvage::{salvage, Salvaged};
 
 pub const BACKUP_FORMAT: u32 = 1;
 const MAGIC: &str = "DSYNC-BACKUP";
@@ -169,85 +171,6 @@ pub fn seed_for_new_cluster(
     snap
 }
 
-/// What an offline salvage found in a stopped node's data folder.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct Salvaged {
-    /// Index of the snapshot the state started from (0 = none).
-    pub snapshot_index: u64,
-    /// Last index this node recorded as committed. It is persisted lazily,
-    /// so it may trail the real commit point a little.
-    pub committed_index: u64,
-    /// Last index in the log: everything up to here is in the state.
-    pub last_index: u64,
-}
-
-/// Rebuilds the replicated state from a stopped node's data folder: its
-/// snapshot plus every entry of its log after it — for disaster recovery
-/// when no quorum is left to serve a backup. Entries past the commit point
-/// (`last_index > committed_index`) may never have been acknowledged to a
-/// client; no acknowledged write this node holds is left out.
-pub async fn salvage(data_dir: &Path) -> Result<(SnapshotFile, Salvaged), Error> {
-    use openraft::storage::RaftLogStorage;
-    use openraft::{EntryPayload, RaftLogReader};
-
-    let (mut snap, snapshot_index) = match crate::raft::snapshot::load(data_dir)? {
-        Some((file, _)) => {
-            let index = file.meta.last_log_id.map_or(0, |l| l.index);
-            (file, index)
-        }
-        None => (
-            SnapshotFile {
-                meta: SnapshotMeta::default(),
-                data: crate::state::StateData::default(),
-            },
-            0,
-        ),
-    };
-    let log_path = crate::raft::log_store::log_dir(data_dir);
-    let old_log = log_path.with_extension("redb");
-    let has_old_log = old_log.exists() && !crate::raft::migrate::is_tombstone(&old_log);
-    if !log_path.exists() && !has_old_log {
-        return Err(Error::Storage(format!(
-            "{} has no Raft log: is it a dsync data folder?",
-            data_dir.display()
-        )));
-    }
-    let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
-    let mut log = crate::raft::log_store::LogStore::open(&log_path, metrics).map_err(|e| {
-        Error::Storage(format!("{e} (a running node holds its log: stop it first)"))
-    })?;
-    let storage = |e: crate::raft::StorageError| Error::Storage(e.to_string());
-    let committed = log.read_committed().await.map_err(storage)?;
-    let start = snap.meta.last_log_id.map_or(0, |l| l.index + 1);
-    let entries = log.try_get_log_entries(start..).await.map_err(storage)?;
-    let mut membership = snap.meta.last_membership.clone();
-    let mut last = snap.meta.last_log_id;
-    for entry in entries {
-        match entry.payload {
-            EntryPayload::Blank => {}
-            EntryPayload::Normal(req) => {
-                snap.data.apply(std::sync::Arc::unwrap_or_clone(req));
-            }
-            EntryPayload::Membership(m) => {
-                membership = StoredMembership::new(Some(entry.log_id), m);
-            }
-        }
-        last = Some(entry.log_id);
-    }
-    let last_index = last.map_or(0, |l| l.index);
-    snap.meta = SnapshotMeta {
-        last_log_id: last,
-        last_membership: membership,
-        snapshot_id: format!("salvaged-{last_index}"),
-    };
-    let found = Salvaged {
-        snapshot_index,
-        committed_index: committed.map_or(0, |l| l.index),
-        last_index,
-    };
-    Ok((snap, found))
-}
-
 /// What a backup holds, in counts (for `dsync backup inspect`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct BackupSummary {
@@ -284,83 +207,4 @@ pub fn new_cluster_id() -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::state::{Command, Request, StateData};
-
-    fn sample() -> SnapshotFile {
-        let mut data = StateData::default();
-        data.apply(Request {
-            now_ms: 1,
-            cmds: vec![
-                Command::SetClusterId { id: "c1".into() },
-                Command::KvPut {
-                    key: "k".into(),
-                    value: "1".into(),
-                    if_version: None,
-                    fence: None,
-                },
-            ],
-        });
-        let log_id = LogId::new(CommittedLeaderId::new(3, 1), 42);
-        SnapshotFile {
-            meta: SnapshotMeta {
-                last_log_id: Some(log_id),
-                last_membership: StoredMembership::default(),
-                snapshot_id: "3-42".into(),
-            },
-            data,
-        }
-    }
-
-    #[test]
-    fn round_trips_and_describes_itself() {
-        let bytes = encode(&sample(), 7).unwrap();
-        let (h, snap) = decode(&bytes, "b").unwrap();
-        assert_eq!((h.index, h.term, h.created_at_ms), (42, 3, 7));
-        assert_eq!(h.cluster_id.as_deref(), Some("c1"));
-        assert_eq!(snap.data, sample().data);
-        assert!(bytes.starts_with(b"DSYNC-BACKUP 1\n{"));
-    }
-
-    #[test]
-    fn every_flipped_body_byte_and_truncation_is_refused() {
-        let bytes = encode(&sample(), 7).unwrap();
-        let (_, body_at) = read_header(&bytes, "b").unwrap();
-        for i in body_at..bytes.len() {
-            let mut bad = bytes.clone();
-            bad[i] ^= 0x01;
-            let err = decode(&bad, "b").unwrap_err().to_string();
-            assert!(err.contains("SHA-256 mismatch"), "byte {i}: {err}");
-        }
-        assert!(decode(&bytes[..bytes.len() - 1], "b").is_err());
-        assert!(decode(b"hello\n", "b").is_err());
-        assert!(decode(b"", "b").is_err());
-    }
-
-    #[test]
-    fn a_header_that_lies_about_the_body_is_refused() {
-        let mut bad = encode(&sample(), 7).unwrap();
-        let at = bad.windows(10).position(|w| w == b"\"index\":42").unwrap();
-        bad[at + 9] = b'3';
-        let err = decode(&bad, "b").unwrap_err().to_string();
-        assert!(err.contains("does not match"), "{err}");
-    }
-
-    #[test]
-    fn seeding_keeps_the_state_and_index_under_a_new_membership() {
-        let members = BTreeMap::from([(1, "a:1".to_string()), (2, "a:2".to_string())]);
-        let seeded = seed_for_new_cluster(sample(), &members, "new".into());
-        let last = seeded.meta.last_log_id.unwrap();
-        assert_eq!((last.index, last.leader_id.term), (42, 0));
-        let voters: Vec<u64> = seeded
-            .meta
-            .last_membership
-            .membership()
-            .voter_ids()
-            .collect();
-        assert_eq!(voters, vec![1, 2]);
-        assert_eq!(seeded.data.cluster_id.as_deref(), Some("new"));
-        assert_eq!(seeded.data.kv, sample().data.kv);
-    }
-}
+mod tests;

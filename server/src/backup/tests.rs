@@ -1,0 +1,80 @@
+//! Backup files: round trips, damage, seeding.
+
+use super::*;
+use crate::state::{Command, Request, StateData};
+
+fn sample() -> SnapshotFile {
+    let mut data = StateData::default();
+    data.apply(Request {
+        now_ms: 1,
+        cmds: vec![
+            Command::SetClusterId { id: "c1".into() },
+            Command::KvPut {
+                key: "k".into(),
+                value: "1".into(),
+                if_version: None,
+                fence: None,
+            },
+        ],
+    });
+    let log_id = LogId::new(CommittedLeaderId::new(3, 1), 42);
+    SnapshotFile {
+        meta: SnapshotMeta {
+            last_log_id: Some(log_id),
+            last_membership: StoredMembership::default(),
+            snapshot_id: "3-42".into(),
+        },
+        data,
+    }
+}
+
+#[test]
+fn round_trips_and_describes_itself() {
+    let bytes = encode(&sample(), 7).unwrap();
+    let (h, snap) = decode(&bytes, "b").unwrap();
+    assert_eq!((h.index, h.term, h.created_at_ms), (42, 3, 7));
+    assert_eq!(h.cluster_id.as_deref(), Some("c1"));
+    assert_eq!(snap.data, sample().data);
+    assert!(bytes.starts_with(b"DSYNC-BACKUP 1\n{"));
+}
+
+#[test]
+fn every_flipped_body_byte_and_truncation_is_refused() {
+    let bytes = encode(&sample(), 7).unwrap();
+    let (_, body_at) = read_header(&bytes, "b").unwrap();
+    for i in body_at..bytes.len() {
+        let mut bad = bytes.clone();
+        bad[i] ^= 0x01;
+        let err = decode(&bad, "b").unwrap_err().to_string();
+        assert!(err.contains("SHA-256 mismatch"), "byte {i}: {err}");
+    }
+    assert!(decode(&bytes[..bytes.len() - 1], "b").is_err());
+    assert!(decode(b"hello\n", "b").is_err());
+    assert!(decode(b"", "b").is_err());
+}
+
+#[test]
+fn a_header_that_lies_about_the_body_is_refused() {
+    let mut bad = encode(&sample(), 7).unwrap();
+    let at = bad.windows(10).position(|w| w == b"\"index\":42").unwrap();
+    bad[at + 9] = b'3';
+    let err = decode(&bad, "b").unwrap_err().to_string();
+    assert!(err.contains("does not match"), "{err}");
+}
+
+#[test]
+fn seeding_keeps_the_state_and_index_under_a_new_membership() {
+    let members = BTreeMap::from([(1, "a:1".to_string()), (2, "a:2".to_string())]);
+    let seeded = seed_for_new_cluster(sample(), &members, "new".into());
+    let last = seeded.meta.last_log_id.unwrap();
+    assert_eq!((last.index, last.leader_id.term), (42, 0));
+    let voters: Vec<u64> = seeded
+        .meta
+        .last_membership
+        .membership()
+        .voter_ids()
+        .collect();
+    assert_eq!(voters, vec![1, 2]);
+    assert_eq!(seeded.data.cluster_id.as_deref(), Some("new"));
+    assert_eq!(seeded.data.kv, sample().data.kv);
+}
