@@ -6,6 +6,11 @@
 //! nodes store it (`raft/snapshot.rs`, itself crc-checked). The header's
 //! SHA-256 covers the body; its index, term and cluster id are checked
 //! against the body, so a damaged file is refused before anything uses it.
+//!
+//! A cluster with queue groups writes format 2: the same header with a
+//! `groups` list, and after the control group's body each queue group's
+//! snapshot in that order, each with its own length, SHA-256, index and
+//! term. A release that knows only format 1 refuses it by its first line.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -21,6 +26,8 @@ mod salvage;
 pub use salvage::{salvage, Salvaged};
 
 pub const BACKUP_FORMAT: u32 = 1;
+/// Format 1 plus the queue groups' snapshots.
+pub const BACKUP_FORMAT_GROUPS: u32 = 2;
 const MAGIC: &str = "DSYNC-BACKUP";
 /// A header line longer than this is not ours (bounds what `inspect` reads).
 const MAX_HEADER: usize = 64 * 1024;
@@ -39,6 +46,27 @@ pub struct BackupHeader {
     pub body_bytes: u64,
     /// Hex SHA-256 of the body.
     pub body_sha256: String,
+    /// The queue groups' snapshots that follow the body (format 2).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<GroupPart>,
+}
+
+/// One queue group's snapshot in a format 2 backup.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct GroupPart {
+    pub id: u64,
+    pub index: u64,
+    pub term: u64,
+    pub body_bytes: u64,
+    pub body_sha256: String,
+}
+
+/// A verified backup: the control group's snapshot and each queue group's.
+#[derive(Debug, Clone)]
+pub struct Backup {
+    pub header: BackupHeader,
+    pub control: SnapshotFile,
+    pub groups: Vec<(u64, SnapshotFile)>,
 }
 
 fn sha256_hex(bytes: &[u8]) -> String {
@@ -55,25 +83,67 @@ fn corrupt(origin: &str, detail: impl Into<String>) -> Error {
     }
 }
 
+fn index_term(snap: &SnapshotFile) -> (u64, u64) {
+    let last = snap.meta.last_log_id;
+    (
+        last.map_or(0, |l| l.index),
+        last.map_or(0, |l| l.leader_id.term),
+    )
+}
+
 /// Encodes `snapshot` as a backup file.
 pub fn encode(snapshot: &SnapshotFile, created_at_ms: u64) -> Result<Vec<u8>, Error> {
+    encode_with_groups(snapshot, &[], created_at_ms)
+}
+
+/// Encodes the control group's snapshot and the queue groups' (format 2
+/// if there are any).
+pub fn encode_with_groups(
+    snapshot: &SnapshotFile,
+    groups: &[(u64, SnapshotFile)],
+    created_at_ms: u64,
+) -> Result<Vec<u8>, Error> {
     let body = snapshot.encode()?;
-    let last = snapshot.meta.last_log_id;
+    let (index, term) = index_term(snapshot);
+    let mut parts = Vec::with_capacity(groups.len());
+    let mut bodies = Vec::with_capacity(groups.len());
+    for (id, snap) in groups {
+        let b = snap.encode()?;
+        let (index, term) = index_term(snap);
+        parts.push(GroupPart {
+            id: *id,
+            index,
+            term,
+            body_bytes: b.len() as u64,
+            body_sha256: sha256_hex(&b),
+        });
+        bodies.push(b);
+    }
+    let format = if groups.is_empty() {
+        BACKUP_FORMAT
+    } else {
+        BACKUP_FORMAT_GROUPS
+    };
     let header = BackupHeader {
-        format: BACKUP_FORMAT,
+        format,
         dsync_version: crate::version().to_string(),
         cluster_id: snapshot.data.cluster_id.clone(),
-        index: last.map_or(0, |l| l.index),
-        term: last.map_or(0, |l| l.leader_id.term),
+        index,
+        term,
         created_at_ms,
         body_bytes: body.len() as u64,
         body_sha256: sha256_hex(&body),
+        groups: parts,
     };
     let json = serde_json::to_string(&header)
         .map_err(|e| Error::Internal(format!("encode backup header: {e}")))?;
-    let mut out = Vec::with_capacity(body.len() + json.len() + 32);
-    out.extend_from_slice(format!("{MAGIC} {BACKUP_FORMAT}\n{json}\n").as_bytes());
+    let total = body.len() + bodies.iter().map(Vec::len).sum::<usize>();
+    let mut out = Vec::with_capacity(total + json.len() + 32);
+    out.extend_from_slice(format!("{MAGIC} {format}\n{json}\n").as_bytes());
     out.extend_from_slice(&body);
+    for b in bodies {
+        out.extend_from_slice(&b);
+    }
     Ok(out)
 }
 
@@ -93,55 +163,106 @@ pub fn read_header(bytes: &[u8], origin: &str) -> Result<(BackupHeader, usize), 
         .strip_prefix(MAGIC)
         .map(str::trim)
         .ok_or_else(|| corrupt(origin, "not a dsync backup (bad magic)"))?;
-    if format != BACKUP_FORMAT.to_string() {
+    let known = [BACKUP_FORMAT, BACKUP_FORMAT_GROUPS];
+    if !known.iter().any(|f| f.to_string() == format) {
         return Err(corrupt(
             origin,
-            format!("backup format {format:?} is not supported (expected {BACKUP_FORMAT})"),
+            format!("backup format {format:?} is not supported (expected 1 or 2)"),
         ));
     }
     let (json, body_at) = line(next)?;
     let header: BackupHeader = serde_json::from_slice(json)
         .map_err(|e| corrupt(origin, format!("backup header is not valid: {e}")))?;
+    if header.format.to_string() != format || header.groups.is_empty() != (header.format == 1) {
+        return Err(corrupt(
+            origin,
+            "backup header does not match its format line",
+        ));
+    }
     Ok((header, body_at))
 }
 
-/// Verifies the whole file and decodes its snapshot.
+/// Verifies the whole file and decodes the control group's snapshot.
 pub fn decode(bytes: &[u8], origin: &str) -> Result<(BackupHeader, SnapshotFile), Error> {
+    let b = decode_all(bytes, origin)?;
+    Ok((b.header, b.control))
+}
+
+/// Checks one part of the body against what the header says of it.
+fn verify_part(
+    part: &[u8],
+    (bytes, sha, index, term): (u64, &str, u64, u64),
+    what: &str,
+    origin: &str,
+) -> Result<SnapshotFile, Error> {
+    let sum = sha256_hex(part);
+    if sum != sha {
+        return Err(corrupt(
+            origin,
+            format!("SHA-256 mismatch in {what}: it hashes to {sum}, header says {sha}"),
+        ));
+    }
+    debug_assert_eq!(part.len() as u64, bytes);
+    let snap = SnapshotFile::decode(part, origin)?;
+    if index_term(&snap) != (index, term) {
+        return Err(corrupt(
+            origin,
+            format!("header does not match the snapshot it carries for {what} (index or term)"),
+        ));
+    }
+    Ok(snap)
+}
+
+/// Verifies the whole file and decodes every snapshot in it.
+pub fn decode_all(bytes: &[u8], origin: &str) -> Result<Backup, Error> {
     let (header, body_at) = read_header(bytes, origin)?;
     let body = &bytes[body_at..];
-    if body.len() as u64 != header.body_bytes {
+    let want = header.body_bytes + header.groups.iter().map(|g| g.body_bytes).sum::<u64>();
+    if body.len() as u64 != want {
         return Err(corrupt(
             origin,
             format!(
-                "backup is truncated or padded: body has {} bytes, header says {}",
+                "backup is truncated or padded: body has {} bytes, header says {want}",
                 body.len(),
-                header.body_bytes
             ),
         ));
     }
-    let sum = sha256_hex(body);
-    if sum != header.body_sha256 {
+    let (own, mut rest) = body.split_at(header.body_bytes as usize);
+    let control = verify_part(
+        own,
+        (
+            header.body_bytes,
+            &header.body_sha256,
+            header.index,
+            header.term,
+        ),
+        "the control group",
+        origin,
+    )?;
+    if control.data.cluster_id != header.cluster_id {
         return Err(corrupt(
             origin,
-            format!(
-                "SHA-256 mismatch: body hashes to {sum}, header says {}",
-                header.body_sha256
-            ),
+            "header does not match the snapshot it carries (cluster id)",
         ));
     }
-    let snap = SnapshotFile::decode(body, origin)?;
-    let last = snap.meta.last_log_id;
-    let (index, term) = (
-        last.map_or(0, |l| l.index),
-        last.map_or(0, |l| l.leader_id.term),
-    );
-    if (index, term) != (header.index, header.term) || snap.data.cluster_id != header.cluster_id {
-        return Err(corrupt(
+    let mut groups = Vec::with_capacity(header.groups.len());
+    for g in &header.groups {
+        let (part, next) = rest.split_at(g.body_bytes as usize);
+        rest = next;
+        let what = format!("queue group {}", g.id);
+        let snap = verify_part(
+            part,
+            (g.body_bytes, &g.body_sha256, g.index, g.term),
+            &what,
             origin,
-            "header does not match the snapshot it carries (index, term or cluster id)",
-        ));
+        )?;
+        groups.push((g.id, snap));
     }
-    Ok((header, snap))
+    Ok(Backup {
+        header,
+        control,
+        groups,
+    })
 }
 
 /// The snapshot a node of a new cluster starts from: the backup's state

@@ -78,3 +78,55 @@ fn seeding_keeps_the_state_and_index_under_a_new_membership() {
     assert_eq!(seeded.data.cluster_id.as_deref(), Some("new"));
     assert_eq!(seeded.data.kv, sample().data.kv);
 }
+
+fn group_sample(id: u64, topic: &str) -> SnapshotFile {
+    let mut data = StateData::default();
+    data.apply(Request {
+        now_ms: 1,
+        cmds: vec![Command::QueueEnqueue {
+            topic: topic.into(),
+            msgs: vec![crate::state::queue::Incoming {
+                payload: "m".into(),
+                delay_ms: 0,
+                dedup_id: None,
+            }],
+        }],
+    });
+    let log_id = LogId::new(CommittedLeaderId::new(2, id), 10 + id);
+    SnapshotFile {
+        meta: SnapshotMeta {
+            last_log_id: Some(log_id),
+            last_membership: StoredMembership::default(),
+            snapshot_id: format!("g{id}"),
+        },
+        data,
+    }
+}
+
+#[test]
+fn queue_groups_travel_in_format_2_each_verified() {
+    let groups = vec![(1, group_sample(1, "a")), (2, group_sample(2, "b"))];
+    let bytes = encode_with_groups(&sample(), &groups, 7).unwrap();
+    assert!(bytes.starts_with(b"DSYNC-BACKUP 2\n{"));
+    let b = decode_all(&bytes, "b").unwrap();
+    assert_eq!(b.control.data, sample().data);
+    assert_eq!(b.groups.len(), 2);
+    assert_eq!(b.groups[1].0, 2);
+    assert_eq!(b.groups[1].1.data, groups[1].1.data);
+    assert_eq!(b.header.groups[0].index, 11);
+    // The last byte belongs to group 2's snapshot.
+    let mut bad = bytes.clone();
+    *bad.last_mut().unwrap() ^= 1;
+    let err = decode_all(&bad, "b").unwrap_err().to_string();
+    assert!(err.contains("queue group 2"), "{err}");
+    assert!(decode_all(&bytes[..bytes.len() - 1], "b").is_err());
+}
+
+#[test]
+fn a_format_1_line_over_a_grouped_header_is_refused() {
+    let groups = vec![(1, group_sample(1, "a"))];
+    let mut bytes = encode_with_groups(&sample(), &groups, 7).unwrap();
+    bytes[13] = b'1';
+    let err = decode_all(&bytes, "b").unwrap_err().to_string();
+    assert!(err.contains("does not match its format"), "{err}");
+}

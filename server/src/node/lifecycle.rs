@@ -192,18 +192,6 @@ impl Node {
             })?;
             return Ok(bytes.to_vec());
         }
-        let groups = self.shard_map().groups.len();
-        if groups > 0 {
-            // A backup of the control group alone would silently miss every
-            // queued message.
-            return Err(Error::Api(dsync_api::ApiError::new(
-                dsync_api::ErrorCode::Conflict,
-                format!(
-                    "this cluster keeps its topics in {groups} queue groups, which backups \
-                     do not cover yet; nothing was written"
-                ),
-            )));
-        }
         self.ensure_cluster_id().await?;
         let index = self.local_read_index().await?;
         self.wait_applied(index).await?;
@@ -219,7 +207,13 @@ impl Node {
                 data: st.data.clone(),
             }
         };
-        crate::backup::encode(&snapshot, crate::proposer::now_ms())
+        // Each queue group at a linearizable point of its own, taken after
+        // the control group's (whose shard map lists them).
+        let mut groups = Vec::new();
+        for g in &snapshot.data.shards.groups {
+            groups.push((g.id, self.group_snapshot(g.id).await?));
+        }
+        crate::backup::encode_with_groups(&snapshot, &groups, crate::proposer::now_ms())
     }
 
     /// Stops serving client requests here (503 with Retry-After, so clients

@@ -3,6 +3,7 @@
 mod forward;
 mod forward_batch;
 mod group_handoff;
+mod group_serve;
 mod lifecycle;
 mod locks;
 mod membership;

@@ -1,7 +1,6 @@
 //! Queue requests by topic: served by the group that holds the topic, on
 //! its leader, reached in one hop from any node (DESIGN.md §2a).
 
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use dsync_api::queue::{ConsumeRequest, TopicStats};
@@ -9,13 +8,12 @@ use dsync_api::routes;
 use dsync_api::shards::{GroupStatus, CONTROL_GROUP};
 use serde::{Deserialize, Serialize};
 
-use super::forward::{cmd_err, forward_failed, ForwardReply, ForwardRequest, FORWARD_TIMEOUT};
+use super::forward::{forward_failed, ForwardReply, ForwardRequest, FORWARD_TIMEOUT};
 use super::Node;
-use crate::auth::limits::{rate_limited, room_for_new};
 use crate::error::{Error, Result};
-use crate::groups::{group_status, Group, GroupError};
-use crate::proposer::now_ms;
+use crate::groups::GroupError;
 use crate::raft::network::{post_bincode, PeerError};
+use crate::raft::snapshot::SnapshotFile;
 use crate::state::queue::InFlight;
 use crate::state::{CmdError, CmdValue, Command};
 
@@ -43,6 +41,9 @@ pub enum GroupRequest {
     Status,
     /// To a replica, from the leader handing the group off: campaign now.
     Elect,
+    /// The group's state at a linearizable point, as an encoded snapshot
+    /// (for a backup).
+    Snapshot,
 }
 
 impl GroupRequest {
@@ -62,6 +63,8 @@ pub enum GroupReply {
     Moved {
         leader: Option<(u64, String)>,
     },
+    /// An encoded `SnapshotFile`.
+    Snapshot(Vec<u8>),
 }
 
 /// Forwarding attempts before a client sees 503: each one follows the
@@ -134,6 +137,16 @@ impl Node {
         all.sort_by(|a, b| a.topic.cmp(&b.topic));
         all.truncate(limit);
         Ok(all)
+    }
+
+    /// Queue group `id`'s state at a linearizable point, from its leader.
+    pub async fn group_snapshot(&self, id: u64) -> Result<SnapshotFile> {
+        match self.group_call(id, GroupRequest::Snapshot).await? {
+            GroupReply::Snapshot(bytes) => {
+                SnapshotFile::decode(&bytes, &format!("queue group {id}'s snapshot"))
+            }
+            other => Err(unexpected(other)),
+        }
     }
 
     /// Queue group `id` as its leader sees it.
@@ -256,122 +269,6 @@ impl Node {
                 SendError::Failed(e) => e.to_string(),
             })
     }
-
-    /// Serves a request forwarded to this node for queue group `id`.
-    pub(super) async fn handle_group(
-        &self,
-        id: u64,
-        req: GroupRequest,
-    ) -> std::result::Result<ForwardReply, CmdError> {
-        let Some(group) = self.groups.get(id) else {
-            return Ok(ForwardReply::Group(GroupReply::Moved {
-                leader: self.groups.hint(id),
-            }));
-        };
-        if let GroupRequest::Elect = req {
-            return match group.raft.trigger().elect().await {
-                Ok(()) => Ok(ForwardReply::Group(GroupReply::Value(CmdValue::Done))),
-                Err(e) => Err(cmd_err(Error::Unavailable(format!(
-                    "cannot start an election in group {id}: {e}"
-                )))),
-            };
-        }
-        match self.serve_group(&group, req).await {
-            Ok(r) => Ok(ForwardReply::Group(r)),
-            Err(GroupError::NotLeader(leader)) => {
-                Ok(ForwardReply::Group(GroupReply::Moved { leader }))
-            }
-            Err(GroupError::Refused(e)) => Err(cmd_err(e)),
-        }
-    }
-
-    /// Serves `req` on this node, the group's leader.
-    async fn serve_group(
-        &self,
-        group: &Group,
-        req: GroupRequest,
-    ) -> std::result::Result<GroupReply, GroupError> {
-        if !group.leads(self.id) || self.groups.handing_off.load(Ordering::SeqCst) {
-            return Err(GroupError::NotLeader(group.leader()));
-        }
-        match req {
-            GroupRequest::Write(cmd) => {
-                self.admit(group, &cmd).map_err(GroupError::Refused)?;
-                group.propose(cmd).await.map(GroupReply::Value)
-            }
-            GroupRequest::Consume {
-                topic,
-                consumer,
-                max,
-                visibility_ms,
-                wait_ms,
-            } => {
-                let req = ConsumeRequest {
-                    consumer,
-                    max,
-                    visibility_ms,
-                    wait_ms,
-                };
-                super::queue::consume_on(&group.sm, topic, req, |cmd| group.propose(cmd))
-                    .await
-                    .map(GroupReply::Delivered)
-            }
-            GroupRequest::Stats { topic } => {
-                group.read_index().await?;
-                let stats = group.sm.read().data.queues.stats(&topic, now_ms());
-                Ok(GroupReply::Json(to_json(&stats)))
-            }
-            GroupRequest::AllStats { limit } => {
-                group.read_index().await?;
-                let stats = group.sm.read().data.queues.all_stats(now_ms(), limit);
-                Ok(GroupReply::Json(to_json(&stats)))
-            }
-            GroupRequest::Elect => Ok(GroupReply::Value(CmdValue::Done)),
-            GroupRequest::Status => Ok(GroupReply::Json(to_json(&group_status(
-                group.id,
-                &group.raft,
-                &group.sm,
-                true,
-            )))),
-        }
-    }
-
-    /// The node's queue bounds, checked on the group's leader, which has
-    /// the newest view of its group's tables.
-    fn admit(&self, group: &Group, cmd: &Command) -> Result<()> {
-        let (topic, new_msgs) = match unwrap_once(cmd) {
-            Command::QueueEnqueue { topic, msgs } => (topic, msgs.len()),
-            Command::QueueConfigure { topic, .. } => (topic, 0),
-            _ => return Ok(()),
-        };
-        let limits = &self.security.limits.config;
-        let st = group.sm.read();
-        let q = &st.data.queues;
-        room_for_new(
-            "topics",
-            "max_topics",
-            q.get(topic).is_some(),
-            q.topic_count(),
-            limits.max_topics,
-        )
-        .map_err(Error::Api)?;
-        let held = q.held();
-        if new_msgs > 0 && held.saturating_add(new_msgs) > limits.max_queued_messages {
-            return Err(Error::Api(rate_limited(format!(
-                "queue group {} holds {held} messages and {} more would pass the limit of {}; \
-                 consume and ack, then retry",
-                group.id, new_msgs, limits.max_queued_messages
-            ))));
-        }
-        Ok(())
-    }
-}
-
-fn unwrap_once(cmd: &Command) -> &Command {
-    match cmd {
-        Command::Once { cmd, .. } => unwrap_once(cmd),
-        c => c,
-    }
 }
 
 enum SendError {
@@ -386,7 +283,7 @@ fn refused(e: GroupError) -> Error {
     }
 }
 
-fn to_json<T: Serialize>(v: &T) -> String {
+pub(super) fn to_json<T: Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_default()
 }
 
