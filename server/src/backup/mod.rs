@@ -12,18 +12,16 @@
 //! snapshot in that order, each with its own length, SHA-256, index and
 //! term. A release that knows only format 1 refuses it by its first line.
 
-use std::collections::{BTreeMap, BTreeSet};
-
-use openraft::{BasicNode, CommittedLeaderId, LogId, Membership, StoredMembership};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::error::Error;
 use crate::raft::snapshot::SnapshotFile;
-use crate::raft::SnapshotMeta;
 
 mod salvage;
+mod seed;
 pub use salvage::{salvage, Salvaged};
+pub use seed::{seed_for_new_cluster, seed_groups, SeededGroup};
 
 pub const BACKUP_FORMAT: u32 = 1;
 /// Format 1 plus the queue groups' snapshots.
@@ -265,33 +263,6 @@ pub fn decode_all(bytes: &[u8], origin: &str) -> Result<Backup, Error> {
     })
 }
 
-/// The snapshot a node of a new cluster starts from: the backup's state
-/// under a new membership (`members`: id → address, all voters) and a new
-/// cluster id. Its log id keeps the index (so revisions and fencing tokens
-/// continue upward) but takes term 0: the new cluster's first election is
-/// term 1, and a leader's term must not be below the last log entry's.
-pub fn seed_for_new_cluster(
-    mut snap: SnapshotFile,
-    members: &BTreeMap<u64, String>,
-    cluster_id: String,
-) -> SnapshotFile {
-    let index = snap.meta.last_log_id.map_or(0, |l| l.index);
-    let log_id = LogId::new(CommittedLeaderId::new(0, 0), index);
-    let voters: BTreeSet<u64> = members.keys().copied().collect();
-    let nodes: BTreeMap<u64, BasicNode> = members
-        .iter()
-        .map(|(id, addr)| (*id, BasicNode::new(addr.clone())))
-        .collect();
-    let membership = Membership::new(vec![voters], nodes);
-    snap.meta = SnapshotMeta {
-        last_log_id: Some(log_id),
-        last_membership: StoredMembership::new(Some(log_id), membership),
-        snapshot_id: format!("restored-{index}"),
-    };
-    snap.data.cluster_id = Some(cluster_id);
-    snap
-}
-
 /// What a backup holds, in counts (for `dsync backup inspect`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct BackupSummary {
@@ -320,6 +291,19 @@ pub fn summarize(snap: &SnapshotFile) -> BackupSummary {
         messages_dead_lettered: dead,
         revision: d.revision,
     }
+}
+
+/// [`summarize`] over the control group and every queue group.
+pub fn summarize_all(b: &Backup) -> BackupSummary {
+    let mut sum = summarize(&b.control);
+    for (_, g) in &b.groups {
+        let s = summarize(g);
+        sum.topics += s.topics;
+        sum.messages_ready += s.messages_ready;
+        sum.messages_in_flight += s.messages_in_flight;
+        sum.messages_dead_lettered += s.messages_dead_lettered;
+    }
+    sum
 }
 
 /// A random cluster id (128 bits, hex).

@@ -1,6 +1,11 @@
 //! Backup files: round trips, damage, seeding.
 
+use std::collections::BTreeMap;
+
+use openraft::{CommittedLeaderId, LogId, StoredMembership};
+
 use super::*;
+use crate::raft::SnapshotMeta;
 use crate::state::{Command, Request, StateData};
 
 fn sample() -> SnapshotFile {
