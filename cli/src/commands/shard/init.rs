@@ -18,10 +18,11 @@ use crate::progress::Progress;
 
 #[derive(Debug, clap::Args)]
 pub struct InitArgs {
-    /// Queue groups to create, 1 to 1024. Each is a Raft group of its own
-    /// (log, election timers, a folder data_dir/groups/<id>/ on each of
-    /// its replicas); topics are spread over them by consistent hashing.
-    /// A few per node is plenty: 2 to 4 times the node count.
+    /// Queue groups to create, 1 to 1024. Topics are spread over them by
+    /// consistent hashing; each is a Raft group of its own, with a log,
+    /// election timers and heartbeats and a folder data_dir/groups/<id>/ on
+    /// each of its replicas. At least as many as nodes lets every node
+    /// lead one.
     #[arg(long, value_name = "G", value_parser = clap::value_parser!(u64).range(1..=MAX_GROUPS))]
     pub groups: u64,
 
@@ -73,12 +74,13 @@ pub async fn ensure(
             if !now.map.groups.is_empty() {
                 return existing(now.map, groups, replicas);
             }
-            let topics = now.groups.first().map_or(0, |g| g.topics);
-            let hint = if topics > 0 {
+            let (topics, depth) = now.groups.first().map_or((0, 0), |g| (g.topics, g.depth));
+            let hint = if topics > 0 || depth > 0 {
                 format!(
-                    "\nthe control group holds {topics} topic(s) from before queue groups; moving live topics is resharding, \
-                     which is not available yet. Drain them (consume and ack until `dsync queue stats` lists none), \
-                     then run this again (docs/operations.md, \"Queue shards\")"
+                    "\nthe control group holds {topics} topic(s), {depth} message(s) not yet acked, from before queue groups; \
+                     moving live topics is resharding, which is not available yet. Drain them (consume and ack until \
+                     `dsync queue stats` shows 0 READY, IN_FLIGHT, DELAYED and DLQ on every topic), then run this again \
+                     (docs/operations.md, \"Queue shards\")"
                 )
             } else {
                 String::new()
