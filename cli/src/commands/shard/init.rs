@@ -2,19 +2,23 @@
 //! `cluster up --shards` runs.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use dsync_api::client::ClientError;
-use dsync_api::shards::{InitShards, ShardMap, MAX_GROUPS};
-use dsync_api::{Client, ErrorCode};
+use dsync_api::shards::{InitShards, ShardMap, ShardsStatus, MAX_GROUPS};
+use dsync_api::{routes, Client, ErrorCode};
 use serde::Serialize;
 
 use super::wait::wait_led;
 use crate::commands::EXIT_OK;
-use crate::context::{GlobalArgs, RequestError, RequestExt};
+use crate::context::{within, GlobalArgs, RequestError, RequestExt};
 use crate::output::Table;
 use crate::progress::Progress;
+
+const PER_NODE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a 409 may take to show up as a map on some node.
+const SETTLE_FOR: Duration = Duration::from_secs(5);
 
 #[derive(Debug, clap::Args)]
 pub struct InitArgs {
@@ -54,11 +58,7 @@ pub async fn ensure(
     groups: u64,
     replicas: Option<u64>,
 ) -> anyhow::Result<Ensured> {
-    let status = client
-        .shards()
-        .await
-        .api()
-        .context("cannot read the shard map (GET /v1/shards)")?;
+    let status = newest(client).await?;
     if !status.map.groups.is_empty() {
         return existing(status.map, groups, replicas);
     }
@@ -69,8 +69,10 @@ pub async fn ensure(
             note: None,
         }),
         Err(e) if e.code() == Some(ErrorCode::Conflict) => {
-            // Another init won the race, or the control group holds topics.
-            let now = client.shards().await.api()?;
+            // Another init won the race (or one committed before a restart,
+            // which the nodes asked above had not replayed yet), or the
+            // control group holds topics.
+            let now = settled(client).await?;
             if !now.map.groups.is_empty() {
                 return existing(now.map, groups, replicas);
             }
@@ -95,6 +97,43 @@ pub async fn ensure(
              they run a release from before queue groups; upgrade them first (`dsync cluster upgrade`)"
         ),
         Err(e) => Err(RequestError(e).into()),
+    }
+}
+
+/// The view with the newest shard map among the client's endpoints: a node
+/// just restarted may not have replayed the map yet, and `GET /v1/shards`
+/// answers from the node asked.
+async fn newest(client: &Client) -> anyhow::Result<ShardsStatus> {
+    let endpoints = client.endpoints();
+    let polls = endpoints.iter().map(|e| {
+        within(
+            PER_NODE_TIMEOUT,
+            client.call_node::<ShardsStatus>(e, routes::SHARDS),
+        )
+    });
+    let views = futures::future::join_all(polls).await;
+    match views.into_iter().flatten().max_by_key(|s| s.map.epoch) {
+        Some(s) => Ok(s),
+        // None answered: ask again with retries, for the error to report.
+        None => client
+            .shards()
+            .await
+            .api()
+            .context("cannot read the shard map (GET /v1/shards)"),
+    }
+}
+
+/// [`newest`] after a 409, for a few seconds until some node shows the map
+/// the refusal implies, unless topics in the control group explain it.
+async fn settled(client: &Client) -> anyhow::Result<ShardsStatus> {
+    let deadline = Instant::now() + SETTLE_FOR;
+    loop {
+        let s = newest(client).await?;
+        let topics = s.groups.first().is_some_and(|g| g.topics > 0);
+        if !s.map.groups.is_empty() || topics || Instant::now() >= deadline {
+            return Ok(s);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
 
@@ -272,3 +311,7 @@ mod tests {
         assert!(text.lines().nth(3).unwrap().ends_with('-'), "{text}");
     }
 }
+
+#[cfg(test)]
+#[path = "init_tests.rs"]
+mod stub_tests;
