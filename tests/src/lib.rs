@@ -10,6 +10,7 @@ pub mod linearizability;
 pub mod nemesis;
 mod netcluster;
 pub mod netns;
+pub mod shard_workload;
 pub mod wait;
 pub mod workloads;
 
@@ -23,7 +24,7 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde::Deserialize;
 
-pub use wait::wait_until;
+pub use wait::{wait_ok, wait_until};
 
 /// Path of the `dsync` binary under test: `DSYNC_BIN`, else the workspace's
 /// debug build.

@@ -8,6 +8,7 @@ mod preflight;
 mod purge;
 mod restart;
 pub mod scale;
+mod shards;
 pub mod status;
 pub mod up;
 pub mod upgrade;
@@ -35,6 +36,11 @@ pub enum ClusterCommand {
     /// whose cluster.yaml names another folder's files (a copy) is refused.
     /// DSYNC_* server settings in the environment (e.g. DSYNC_SNAPSHOT_EVERY)
     /// are passed on to the nodes.
+    ///
+    /// With --shards G the queue topics are spread over G Raft groups: once
+    /// the cluster has a leader the first shard map is committed (as `dsync
+    /// shard init` does) and the command returns when every group has a
+    /// leader. Without it (G = 0) every topic lives in the control group.
     Up(up::UpArgs),
     /// Show every node's role, term, indexes and lag, and whether there is a quorum.
     ///

@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use super::wait::{all_agree, leader_is, wait_for, Watched};
 use crate::cluster_file::{now_ms, ClusterFile, NodeEntry, CLUSTER_FILE_VERSION};
+use crate::commands::shard::init::MapReport;
 use crate::context::GlobalArgs;
 use crate::local::{free_ports, spawn_node, NodeYaml};
 use crate::output::Table;
@@ -57,7 +58,25 @@ pub struct UpArgs {
     #[arg(long, default_value = "dsync:latest", value_name = "IMAGE")]
     pub image: String,
 
-    /// Seconds to wait for a leader and for every node to become a voter.
+    /// Queue groups to spread the topics over, 0 to 1024 [default: 0]: once
+    /// the nodes have formed the cluster, commits the first shard map
+    /// (`dsync shard init`) and waits until every group has a leader. 0
+    /// keeps every topic in the control group, as clusters made before
+    /// shards do. On an existing cluster: a cluster that already has G
+    /// groups is left as it is; another G is refused (resharding is not
+    /// available yet).
+    #[arg(long, value_name = "G", default_value_t = 0,
+          value_parser = clap::value_parser!(u64).range(0..=dsync_api::shards::MAX_GROUPS))]
+    pub shards: u64,
+
+    /// Replicas per queue group with --shards [default: 3, or the node
+    /// count if smaller].
+    #[arg(long, value_name = "R", requires = "shards",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub shard_replicas: Option<u64>,
+
+    /// Seconds to wait for a leader and for every node to become a voter
+    /// (and, with --shards, for every queue group to elect a leader).
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     pub timeout: u64,
 }
@@ -86,6 +105,9 @@ struct UpReport {
     dir: PathBuf,
     leader: Option<u64>,
     nodes: Vec<UpNode>,
+    /// With --shards: the shard map and each group's leader.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    shards: Option<MapReport>,
 }
 
 pub async fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<i32> {
@@ -129,6 +151,16 @@ pub async fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<i32> {
             .await?
         }
     };
+    let shards = super::shards::ensure_groups(
+        global,
+        &dir,
+        &file,
+        (args.shards, args.shard_replicas),
+        timeout,
+        &mut progress,
+    )
+    .await
+    .map_err(keep_running_hint)?;
     progress.finish();
     let roles: HashMap<u64, &NodeStatus> = statuses.iter().map(|s| (s.id, s)).collect();
     let report = UpReport {
@@ -145,6 +177,7 @@ pub async fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<i32> {
                 state: states.get(&n.id).copied().unwrap_or("started"),
             })
             .collect(),
+        shards,
     };
     global.output.print(&report, || {
         let mut t = Table::new(["ID", "ADDR", "ROLE", "PID", "STATE"]);
@@ -157,7 +190,10 @@ pub async fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<i32> {
                 n.state.to_string(),
             ]);
         }
-        t.render()
+        match &report.shards {
+            Some(s) => format!("{}\n{}", t.render(), s.render()),
+            None => t.render(),
+        }
     })?;
     eprintln!("export DSYNC_ENDPOINTS={}", file.endpoints().join(","));
     let ca = dir.join("tls").join("ca.pem");

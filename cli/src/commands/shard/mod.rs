@@ -1,4 +1,8 @@
-//! `dsync shard`: which Raft group holds which queue topics.
+//! `dsync shard`: which Raft group holds which queue topics, and the
+//! first shard map of a cluster.
+
+pub mod init;
+pub mod wait;
 
 use clap::Subcommand;
 use dsync_api::shards::{GroupStatus, ShardsStatus};
@@ -14,8 +18,9 @@ pub enum ShardCommand {
     /// leader's view), term, topics and messages held.
     ///
     /// Group 0 is the control group (locks, KV, cache directory,
-    /// membership); it holds the topics too while the cluster has no queue
-    /// groups, as every cluster of this release does.
+    /// membership, the shard map). It holds the topics too while the
+    /// cluster has no queue groups (G = 0: a new cluster without
+    /// `--shards`, or one made by a release before shards).
     List,
     /// The group that holds TOPIC, by the consistent-hash ring over the
     /// cluster's shard map, and that group's leader and replicas.
@@ -23,6 +28,22 @@ pub enum ShardCommand {
         /// A queue topic (it need not exist yet).
         topic: String,
     },
+    /// Give a cluster without queue groups its first shard map: G queue
+    /// groups of R replicas each, placed over the current voters.
+    ///
+    /// The map is committed in the control group; every node then opens
+    /// the groups it holds, and queue requests for a topic go to the
+    /// leader of the group its hash falls in (any node forwards). Prints
+    /// each group's replicas and, once elected, its leader; waits up to
+    /// --timeout for the leaders.
+    ///
+    /// A cluster that already has G queue groups is left as it is (exit
+    /// 0, "already in place"); one with another number of groups is
+    /// refused, since changing G is resharding, which is not available
+    /// yet. So is a cluster whose control group still holds topics (one
+    /// made by an earlier release): drain them first (docs/operations.md,
+    /// "Queue shards").
+    Init(init::InitArgs),
 }
 
 /// `shard locate` as JSON/YAML.
@@ -34,11 +55,14 @@ struct Located<'a> {
 }
 
 pub async fn run(global: &GlobalArgs, cmd: ShardCommand) -> anyhow::Result<i32> {
-    let client = global.client()?;
-    let status = client.shards().await.api()?;
     match cmd {
-        ShardCommand::List => global.output.print(&status, || list(&status))?,
+        ShardCommand::Init(args) => return init::run(global, args).await,
+        ShardCommand::List => {
+            let status = global.client()?.shards().await.api()?;
+            global.output.print(&status, || list(&status))?
+        }
         ShardCommand::Locate { topic } => {
+            let status = global.client()?.shards().await.api()?;
             let group = status.locate(&topic).ok_or_else(|| {
                 anyhow::anyhow!(
                     "the shard map (epoch {}) routes {topic:?} to group {}, which node {} does not report",
