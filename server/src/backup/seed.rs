@@ -76,7 +76,10 @@ pub fn seed_groups(
         .groups
         .into_iter()
         .map(|(id, snap)| {
-            let replicas = map.group(id).map(|g| g.replicas.clone()).unwrap_or_default();
+            let replicas = map
+                .group(id)
+                .map(|g| g.replicas.clone())
+                .unwrap_or_default();
             let group_members: BTreeMap<u64, String> = replicas
                 .iter()
                 .filter_map(|n| members.get(n).map(|a| (*n, a.clone())))

@@ -80,21 +80,24 @@ pub async fn take(
         .api()
         .context("backup failed")?;
     progress.step(format!("received {} bytes; verifying", bytes.len()));
-    let (header, snap) = dsync_server::backup::decode(&bytes, "the backup received")
+    let backup = dsync_server::backup::decode_all(&bytes, "the backup received")
         .map_err(|e| anyhow::anyhow!("the cluster sent a damaged backup: {e}"))?;
+    let summary = dsync_server::backup::summarize_all(&backup);
+    let header = backup.header;
     progress.step(format!("writing {}", out.display()));
     super::write_atomic(out, &bytes)?;
     progress.note(format!(
-        "wrote {} ({} bytes, index {}, term {})",
+        "wrote {} ({} bytes, index {}, term {}, {} queue groups)",
         out.display(),
         bytes.len(),
         header.index,
-        header.term
+        header.term,
+        header.groups.len()
     ));
     Ok(Created {
         file: std::path::absolute(out)?,
         bytes: bytes.len(),
-        summary: dsync_server::backup::summarize(&snap),
+        summary,
         header,
         salvaged: None,
     })
@@ -106,8 +109,34 @@ async fn salvage(dir: &Path, out: &Path, progress: &mut Progress) -> anyhow::Res
     let (snap, found) = dsync_server::backup::salvage(dir)
         .await
         .with_context(|| format!("cannot salvage {}", dir.display()))?;
-    let bytes = dsync_server::backup::encode(&snap, crate::cluster_file::now_ms())?;
-    let (header, snap) = dsync_server::backup::decode(&bytes, "the salvaged backup")?;
+    let mut groups = Vec::new();
+    let mut missing = Vec::new();
+    for g in &snap.data.shards.groups {
+        let gdir = dsync_server::groups::group_dir(dir, g.id);
+        if !gdir.exists() {
+            missing.push(g.id);
+            continue;
+        }
+        progress.step(format!(
+            "reading queue group {} in {}",
+            g.id,
+            gdir.display()
+        ));
+        let (gsnap, _) = dsync_server::backup::salvage(&gdir)
+            .await
+            .with_context(|| format!("cannot salvage {}", gdir.display()))?;
+        groups.push((g.id, gsnap));
+    }
+    if !missing.is_empty() {
+        anyhow::bail!(
+            "this node held no replica of queue groups {missing:?}, so a backup from its \
+             folder alone would lose their messages; nothing was written (salvage a node \
+             that holds them, or take a backup from the running cluster)"
+        );
+    }
+    let bytes =
+        dsync_server::backup::encode_with_groups(&snap, &groups, crate::cluster_file::now_ms())?;
+    let backup = dsync_server::backup::decode_all(&bytes, "the salvaged backup")?;
     super::write_atomic(out, &bytes)?;
     if found.last_index > found.committed_index {
         progress.note(format!(
@@ -128,8 +157,8 @@ async fn salvage(dir: &Path, out: &Path, progress: &mut Progress) -> anyhow::Res
     Ok(Created {
         file: std::path::absolute(out)?,
         bytes: bytes.len(),
-        summary: dsync_server::backup::summarize(&snap),
-        header,
+        summary: dsync_server::backup::summarize_all(&backup),
+        header: backup.header,
         salvaged: Some(found),
     })
 }

@@ -23,12 +23,12 @@ struct Inspected {
 }
 
 pub fn run(global: &GlobalArgs, args: InspectArgs) -> anyhow::Result<i32> {
-    let (header, snap) = super::load(&args.file)?;
+    let backup = super::load(&args.file)?;
     let report = Inspected {
         file: args.file,
         valid: true,
-        summary: dsync_server::backup::summarize(&snap),
-        header,
+        summary: dsync_server::backup::summarize_all(&backup),
+        header: backup.header,
     };
     global.output.print(&report, || {
         let h = &report.header;
@@ -39,7 +39,7 @@ pub fn run(global: &GlobalArgs, args: InspectArgs) -> anyhow::Result<i32> {
              dsync version: {}\ncluster id:    {}\nindex / term:  {} / {}\n\
              created:       {} ms since the epoch ({} ago)\nkv keys:       {}\n\
              locks:         {} held, {} waiting\nqueues:        {} topics, {} ready, {} in flight, {} dead-lettered\n\
-             revision:      {}\n",
+             queue groups:  {}\nrevision:      {}\n",
             report.file.display(),
             h.body_sha256,
             h.format,
@@ -56,6 +56,10 @@ pub fn run(global: &GlobalArgs, args: InspectArgs) -> anyhow::Result<i32> {
             s.messages_ready,
             s.messages_in_flight,
             s.messages_dead_lettered,
+            match h.groups.len() {
+                0 => "none (every topic in the control group)".to_string(),
+                n => format!("{n}, each verified"),
+            },
             s.revision,
         )
     })?;

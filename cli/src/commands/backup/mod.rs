@@ -67,15 +67,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
         .with_context(|| format!("cannot rename {} to {}", tmp.display(), path.display()))
 }
 
-/// Reads and fully verifies a backup file.
-pub fn load(
-    path: &Path,
-) -> anyhow::Result<(
-    dsync_server::backup::BackupHeader,
-    dsync_server::raft::snapshot::SnapshotFile,
-)> {
+/// Reads and fully verifies a backup file (every queue group's part too).
+pub fn load(path: &Path) -> anyhow::Result<dsync_server::backup::Backup> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    dsync_server::backup::decode(&bytes, &path.display().to_string())
+    dsync_server::backup::decode_all(&bytes, &path.display().to_string())
         .map_err(|e| anyhow::anyhow!("refusing a damaged backup: {e}"))
 }
 

@@ -33,6 +33,8 @@ struct Restored {
     from_cluster_id: Option<String>,
     index: u64,
     term: u64,
+    /// Queue groups restored, each on the nodes listed.
+    groups: BTreeMap<u64, Vec<u64>>,
     nodes: Vec<RestoredNode>,
     next: String,
 }
@@ -45,7 +47,8 @@ struct RestoredNode {
 }
 
 pub fn run(global: &GlobalArgs, args: RestoreArgs) -> anyhow::Result<i32> {
-    let (header, snap) = super::load(&args.file)?;
+    let backup = super::load(&args.file)?;
+    let header = backup.header.clone();
     let dir = std::path::absolute(&args.into)?;
     refuse_non_empty(&dir)?;
     let n = args.nodes as usize;
@@ -55,7 +58,7 @@ pub fn run(global: &GlobalArgs, args: RestoreArgs) -> anyhow::Result<i32> {
         .map(|(id, port)| (id, format!("127.0.0.1:{port}")))
         .collect();
     let cluster_id = dsync_server::backup::new_cluster_id();
-    let seeded = dsync_server::backup::seed_for_new_cluster(snap, &members, cluster_id.clone());
+    let (seeded, groups) = dsync_server::backup::seed_groups(backup, &members, cluster_id.clone());
     let bytes = seeded.encode()?;
 
     let mut file = ClusterFile {
@@ -71,8 +74,11 @@ pub fn run(global: &GlobalArgs, args: RestoreArgs) -> anyhow::Result<i32> {
         let data_dir = node_dir.join("data");
         std::fs::create_dir_all(&data_dir)
             .with_context(|| format!("cannot create {}", data_dir.display()))?;
-        dsync_server::raft::snapshot::write_atomic(&data_dir, &bytes)
-            .with_context(|| format!("cannot write the snapshot into {}", data_dir.display()))?;
+        write_snapshot(&data_dir, &bytes)?;
+        for g in groups.iter().filter(|g| g.replicas.contains(id)) {
+            let dir = dsync_server::groups::group_dir(&data_dir, g.id);
+            write_snapshot(&dir, &g.snapshot.encode()?)?;
+        }
         let config = node_dir.join("node.yaml");
         NodeYaml {
             id: *id,
@@ -117,6 +123,7 @@ pub fn run(global: &GlobalArgs, args: RestoreArgs) -> anyhow::Result<i32> {
         from_cluster_id: header.cluster_id,
         index: header.index,
         term: header.term,
+        groups: groups.iter().map(|g| (g.id, g.replicas.clone())).collect(),
     };
     global.output.print(&report, || {
         let mut t = Table::new(["ID", "ADDR", "DATA"]);
@@ -128,16 +135,26 @@ pub fn run(global: &GlobalArgs, args: RestoreArgs) -> anyhow::Result<i32> {
             ]);
         }
         format!(
-            "{}restored index {} (term {}) of cluster {} as new cluster {}\n",
+            "{}restored index {} (term {}) of cluster {} as new cluster {}{}\n",
             t.render(),
             report.index,
             report.term,
             report.from_cluster_id.as_deref().unwrap_or("-"),
-            report.cluster_id
+            report.cluster_id,
+            match report.groups.len() {
+                0 => String::new(),
+                n => format!(", with its {n} queue groups placed over the new nodes"),
+            }
         )
     })?;
     eprintln!("start it with: {}", report.next);
     Ok(crate::commands::EXIT_OK)
+}
+
+fn write_snapshot(dir: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    dsync_server::raft::snapshot::write_atomic(dir, bytes)
+        .with_context(|| format!("cannot write the snapshot into {}", dir.display()))
 }
 
 fn refuse_non_empty(dir: &Path) -> anyhow::Result<()> {
