@@ -43,6 +43,7 @@ mod security_ownership;
 mod security_scopes;
 mod security_tables;
 mod security_tls;
+mod shard_backup;
 mod shard_groups;
 mod shards;
 mod shutdown;
