@@ -41,12 +41,30 @@ pub struct QueueBenchArgs {
     /// Topic to use. Messages already in it are consumed (and counted) too.
     #[arg(long, default_value = "bench")]
     pub topic: String,
+
+    /// Spread the load over this many topics, `<topic>-0` .. `<topic>-<N-1>`
+    /// (producer and consumer i use topic i mod N), so a cluster with queue
+    /// groups serves them from several leaders. 1: the one topic `--topic`.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000), value_name = "N")]
+    pub topics: u32,
+}
+
+/// The topics of a run: `--topic` alone, or `--topics` of them.
+fn topic_names(args: &QueueBenchArgs) -> Vec<String> {
+    if args.topics <= 1 {
+        return vec![args.topic.clone()];
+    }
+    (0..args.topics)
+        .map(|i| format!("{}-{i}", args.topic))
+        .collect()
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct QueueReport {
     pub bench: String,
     pub topic: String,
+    /// How many topics the load was spread over.
+    pub topics: u32,
     pub clients: u32,
     pub producers: u32,
     pub consumers: u32,
@@ -78,18 +96,19 @@ pub async fn run(global: &GlobalArgs, args: QueueBenchArgs) -> anyhow::Result<i3
         c.request_timeout = Duration::from_secs(5);
     })?;
     let (producers, consumers) = roles(args.clients);
-    if let Some(waiting) = backlog(&client, &args.topic).await.filter(|&n| n > 0) {
+    let names = Arc::new(topic_names(&args));
+    if let Some(waiting) = backlog(&client, &names).await.filter(|&n| n > 0) {
         eprintln!(
-            "note: topic {} already holds {waiting} messages; consumers take them too",
-            args.topic
+            "note: the topics already hold {waiting} messages; consumers take them too"
         );
     }
     eprintln!(
         "bench queue: {producers} producers and {consumers} consumers for {} s, batches of {}, \
-         {}-byte messages, topic {}, against {}",
+         {}-byte messages, {} topic(s) {}, against {}",
         args.duration,
         args.batch,
         args.payload_size,
+        names.len(),
         args.topic,
         client.endpoints().join(",")
     );
@@ -100,10 +119,11 @@ pub async fn run(global: &GlobalArgs, args: QueueBenchArgs) -> anyhow::Result<i3
     let ticker = tokio::spawn(report_progress(pushed.clone(), acked.clone(), start));
     let batch = args.batch as usize;
     let push_op = {
-        let (client, topic) = (client.clone(), args.topic.clone());
+        let (client, names) = (client.clone(), names.clone());
         let payload = Value::String("x".repeat(args.payload_size as usize));
-        move |_: u32, _: u64| {
-            let (client, topic) = (client.clone(), topic.clone());
+        move |p: u32, _: u64| {
+            let client = client.clone();
+            let topic = names[p as usize % names.len()].clone();
             let messages = vec![
                 NewMessage {
                     payload: payload.clone(),
@@ -119,8 +139,11 @@ pub async fn run(global: &GlobalArgs, args: QueueBenchArgs) -> anyhow::Result<i3
         }
     };
     let consume_op = {
-        let (client, topic) = (client.clone(), args.topic.clone());
-        move |c: u32, _: u64| consume_and_ack(client.clone(), topic.clone(), c, batch)
+        let (client, names) = (client.clone(), names.clone());
+        move |c: u32, _: u64| {
+            let topic = names[c as usize % names.len()].clone();
+            consume_and_ack(client.clone(), topic, c, batch)
+        }
     };
     // Each side's rate is over its own run: a consumer's last poll may
     // outlast the deadline by up to the poll wait.
@@ -134,6 +157,7 @@ pub async fn run(global: &GlobalArgs, args: QueueBenchArgs) -> anyhow::Result<i3
     let report = QueueReport {
         bench: "queue".into(),
         topic: args.topic.clone(),
+        topics: args.topics,
         clients: args.clients,
         producers,
         consumers,
@@ -145,7 +169,7 @@ pub async fn run(global: &GlobalArgs, args: QueueBenchArgs) -> anyhow::Result<i3
         enqueued_per_sec: per_sec(enqueued, push_time.as_secs_f64()),
         messages_per_sec: per_sec(done, cycle_time.as_secs_f64()),
         empty_polls: acked.get(&acked.idle),
-        backlog: backlog(&client, &args.topic).await,
+        backlog: backlog(&client, &names).await,
         push: summarize("queue push", producers, push_time, &pushed, &push_hist?),
         consume_ack: summarize(
             "queue consume+ack",
@@ -204,10 +228,18 @@ fn wording(e: dsync_api::client::ClientError) -> String {
     RequestError(e).to_string()
 }
 
-/// Messages not yet acked in `topic`, if it can be read.
-async fn backlog(client: &Client, topic: &str) -> Option<u64> {
-    let s = client.queue_stats(topic).await.ok()?;
-    Some(s.ready + s.in_flight + s.delayed)
+/// Messages not yet acked in `topics`, if they can be read (a topic not
+/// created yet holds none).
+async fn backlog(client: &Client, topics: &[String]) -> Option<u64> {
+    let mut sum = 0;
+    let mut any = false;
+    for t in topics {
+        if let Ok(s) = client.queue_stats(t).await {
+            sum += s.ready + s.in_flight + s.delayed;
+            any = true;
+        }
+    }
+    any.then_some(sum)
 }
 
 async fn report_progress(pushed: Arc<Counters>, acked: Arc<Counters>, start: Instant) {
@@ -253,7 +285,10 @@ fn render(r: &QueueReport) -> String {
         r.messages_per_sec, r.enqueued_per_sec, r.duration_s
     ));
     if let Some(left) = r.backlog {
-        out.push_str(&format!("; {left} left in {}", r.topic));
+        match r.topics {
+            1 => out.push_str(&format!("; {left} left in {}", r.topic)),
+            n => out.push_str(&format!("; {left} left in the {n} topics")),
+        }
     }
     out.push('\n');
     out
@@ -302,6 +337,7 @@ mod tests {
         QueueReport {
             bench: "queue".into(),
             topic: "bench".into(),
+            topics: 1,
             clients: 8,
             producers: 4,
             consumers: 4,
