@@ -6,6 +6,8 @@ pub const METRICS: &str = "/metrics";
 pub const STATUS: &str = "/v1/status";
 /// The shard map and every Raft group's state.
 pub const SHARDS: &str = "/v1/shards";
+/// `POST`: every queue group's leadership to its preferred leader.
+pub const SHARDS_LEADERS: &str = "/v1/shards/leaders";
 pub const KV: &str = "/v1/kv";
 pub const MEMBERS: &str = "/v1/cluster/members";
 pub const LEADER_TRANSFER: &str = "/v1/cluster/leader/transfer";

@@ -42,9 +42,6 @@ pub struct Groups {
     open: RwLock<BTreeMap<u64, Arc<Group>>>,
     /// The leader last seen answering for a group this node does not host.
     hints: Mutex<BTreeMap<u64, (u64, String)>>,
-    /// Set while this node hands its groups' leadership off: it then turns
-    /// their requests away, as a follower would.
-    pub handing_off: std::sync::atomic::AtomicBool,
     /// One reconciliation at a time (opening a group takes a while).
     pub(crate) reconciling: tokio::sync::Mutex<()>,
 }

@@ -38,6 +38,9 @@ pub struct Group {
     pub proposer: Proposer,
     /// Where its files are.
     pub dir: PathBuf,
+    /// Set while this node hands the group's leadership off: it then turns
+    /// the group's requests away, as a follower would.
+    pub handing_off: std::sync::atomic::AtomicBool,
 }
 
 /// What every group of a node shares.
@@ -117,6 +120,7 @@ impl Group {
             log,
             proposer,
             dir,
+            handing_off: Default::default(),
         })
     }
 

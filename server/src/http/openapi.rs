@@ -47,6 +47,7 @@ pub fn router() -> Router<Arc<Node>> {
         cluster::status,
         shards::shards,
         shards::init,
+        shards::balance,
         cluster::join,
         cluster::transfer_leader,
         lifecycle::remove,

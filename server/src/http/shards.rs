@@ -8,12 +8,12 @@ use axum::extract::{MatchedPath, RawPathParams, Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use dsync_api::routes;
 use dsync_api::shards::{
-    GroupInfo, GroupStatus, InitShards, ReplicaStatus, ShardMap, ShardsStatus, CONTROL_GROUP,
-    HEADER_GROUP,
+    GroupInfo, GroupMove, GroupStatus, InitShards, ReplicaStatus, ShardMap, ShardsStatus,
+    CONTROL_GROUP, HEADER_GROUP,
 };
 use dsync_api::types::MemberKind;
 
@@ -23,7 +23,9 @@ use crate::groups::group_status;
 use crate::node::Node;
 
 pub fn router() -> Router<Arc<Node>> {
-    Router::new().route(routes::SHARDS, get(shards).post(init))
+    Router::new()
+        .route(routes::SHARDS, get(shards).post(init))
+        .route(routes::SHARDS_LEADERS, post(balance))
 }
 
 #[utoipa::path(
@@ -100,6 +102,18 @@ pub(super) async fn init(
     ApiJson(req): ApiJson<InitShards>,
 ) -> HttpResult<Json<ShardMap>> {
     Ok(Json(node.init_shards(req).await?))
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/shards/leaders",
+    tag = "cluster",
+    responses(
+        (status = 200, description = "Each queue group's leadership, moved to its preferred leader where it was elsewhere (no node then leads more than ⌈G/N⌉ groups)", body = Vec<dsync_api::shards::GroupMove>),
+    )
+)]
+pub(super) async fn balance(State(node): State<Arc<Node>>) -> HttpResult<Json<Vec<GroupMove>>> {
+    Ok(Json(node.balance_leaders().await?))
 }
 
 /// Middleware of the queue routes: `x-dsync-group` names the group that

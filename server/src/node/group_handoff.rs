@@ -1,12 +1,17 @@
-//! Moving every queue group's leadership off this node before it stops or
-//! drains, the way `transfer.rs` moves the control group's.
+//! Moving queue groups' leadership: off this node before it stops or
+//! drains, and to each group's preferred leader (`dsync leader balance`),
+//! the way `transfer.rs` moves the control group's.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::routed::GroupRequest;
+use dsync_api::shards::{preferred_leaders, GroupMove};
+use dsync_api::types::MemberKind;
+
+use super::routed::{GroupReply, GroupRequest};
 use super::Node;
+use crate::error::{Error, Result};
 use crate::groups::Group;
 
 /// Added to the leader lease before the target campaigns.
@@ -27,20 +32,12 @@ impl Node {
         if led.is_empty() {
             return 0;
         }
-        // Requests for these groups are turned away meanwhile: their
-        // appends would renew the followers' leases and beat the campaign.
-        self.groups.handing_off.store(true, Ordering::SeqCst);
-        for g in &led {
-            g.raft.runtime_config().heartbeat(false);
+        let moves = led.iter().map(|g| self.transfer_group(g, None));
+        for (g, r) in led.iter().zip(futures::future::join_all(moves).await) {
+            if let Err(e) = r {
+                tracing::info!(group = g.id, "hand-off did not finish: {e}");
+            }
         }
-        let lease = Duration::from_millis(self.config.election_timeout_max_ms);
-        tokio::time::sleep(lease + LEASE_MARGIN).await;
-        let moves = led.iter().map(|g| self.hand_off(g, lease * 3));
-        futures::future::join_all(moves).await;
-        for g in &led {
-            g.raft.runtime_config().heartbeat(true);
-        }
-        self.groups.handing_off.store(false, Ordering::SeqCst);
         let kept = led.iter().filter(|g| g.leads(self.id)).count();
         tracing::info!(
             groups = led.len(),
@@ -50,34 +47,97 @@ impl Node {
         kept
     }
 
-    async fn hand_off(&self, group: &Group, within: Duration) {
-        let Some(target) = most_caught_up(group, self.id) else {
-            return;
+    /// On the group's leader: hands leadership to `to` (default: the most
+    /// caught-up other voter) and returns the new leader. The group's
+    /// requests are turned away meanwhile: their appends would renew the
+    /// followers' leases and beat the campaign.
+    pub(super) async fn transfer_group(&self, group: &Group, to: Option<u64>) -> Result<u64> {
+        let target = match to {
+            Some(t) if t == self.id => return Ok(self.id),
+            Some(t) => t,
+            None => most_caught_up(group, self.id).ok_or_else(|| {
+                Error::InvalidArgument(format!("group {} has no other voter", group.id))
+            })?,
         };
-        let Some(addr) = self.member_addr(target) else {
-            return;
-        };
-        if let Err(e) = self.ask_to_elect(target, &addr, group.id).await {
-            tracing::info!(group = group.id, target, "hand-off not started: {e:?}");
-            return;
+        if !caught_up(group, target) {
+            return Err(Error::Unavailable(format!(
+                "node {target} does not hold group {}'s whole log; leadership stays",
+                group.id
+            )));
         }
-        let moved = group
-            .raft
-            .wait(Some(within))
-            .metrics(
-                |m| m.current_leader.is_some_and(|l| l != self.id),
-                "queue group leader moved",
-            )
+        let addr = self
+            .member_addr(target)
+            .ok_or_else(|| Error::InvalidArgument(format!("node {target} is not a member")))?;
+        if group.handing_off.swap(true, Ordering::SeqCst) {
+            return Err(Error::Unavailable(format!(
+                "group {} is already being handed off",
+                group.id
+            )));
+        }
+        group.raft.runtime_config().heartbeat(false);
+        let lease = Duration::from_millis(self.config.election_timeout_max_ms);
+        tokio::time::sleep(lease + LEASE_MARGIN).await;
+        let asked = self
+            .send_group_raw(target, &addr, group.id, &GroupRequest::Elect)
             .await;
-        if let Err(e) = moved {
-            tracing::info!(group = group.id, target, "hand-off did not finish: {e}");
-        }
+        let moved = match asked {
+            Ok(_) => group
+                .raft
+                .wait(Some(lease * 3))
+                .metrics(
+                    |m| m.current_leader.is_some_and(|l| l != self.id),
+                    "queue group leader moved",
+                )
+                .await
+                .map_err(|e| Error::Unavailable(format!("no new leader: {e}"))),
+            Err(e) => Err(Error::Unavailable(format!("node {target}: {e}"))),
+        };
+        group.raft.runtime_config().heartbeat(true);
+        group.handing_off.store(false, Ordering::SeqCst);
+        let m = moved?;
+        Ok(m.current_leader.unwrap_or(target))
     }
 
-    async fn ask_to_elect(&self, to: u64, addr: &str, group: u64) -> Result<(), String> {
-        self.send_group_raw(to, addr, group, &GroupRequest::Elect)
-            .await
-            .map(|_| ())
+    /// Moves every queue group's leadership to its preferred leader among
+    /// the voters (no node leading more than ⌈G/N⌉ groups), skipping
+    /// groups already there.
+    pub async fn balance_leaders(&self) -> Result<Vec<GroupMove>> {
+        let map = self.shard_map();
+        let voters: Vec<u64> = self
+            .members()
+            .into_iter()
+            .filter(|m| m.kind == MemberKind::Voter)
+            .map(|m| m.id)
+            .collect();
+        let preferred = preferred_leaders(&map, &voters);
+        let moves = preferred.iter().map(|(&group, &to)| async move {
+            let from = self.group_status(group).await.ok().and_then(|s| s.leader);
+            if from == Some(to) {
+                return GroupMove {
+                    group,
+                    from,
+                    to,
+                    moved: false,
+                    error: None,
+                };
+            }
+            let done = self
+                .group_call(group, GroupRequest::Transfer { to: Some(to) })
+                .await;
+            let error = match done {
+                Ok(GroupReply::Value(_)) => None,
+                Ok(other) => Some(format!("unexpected reply {other:?}")),
+                Err(e) => Some(e.to_string()),
+            };
+            GroupMove {
+                group,
+                from,
+                to,
+                moved: error.is_none(),
+                error,
+            }
+        });
+        Ok(futures::future::join_all(moves).await)
     }
 }
 
@@ -96,4 +156,16 @@ fn most_caught_up(group: &Group, me: u64) -> Option<u64> {
         .voter_ids()
         .filter(|id| *id != me)
         .max_by_key(|id| matched(id))
+}
+
+/// Whether `target` has matched the leader's whole log (a down replica
+/// has not, and would only stall the group for an election).
+fn caught_up(group: &Group, target: u64) -> bool {
+    let m = group.raft.metrics();
+    let m = m.borrow();
+    let last = m.last_log_index;
+    m.replication
+        .as_ref()
+        .and_then(|r| r.get(&target))
+        .is_some_and(|l| l.map(|l| l.index) >= last)
 }

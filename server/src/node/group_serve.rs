@@ -51,7 +51,7 @@ impl Node {
         group: &Group,
         req: GroupRequest,
     ) -> std::result::Result<GroupReply, GroupError> {
-        if !group.leads(self.id) || self.groups.handing_off.load(Ordering::SeqCst) {
+        if !group.leads(self.id) || group.handing_off.load(Ordering::SeqCst) {
             return Err(GroupError::NotLeader(group.leader()));
         }
         match req {
@@ -87,6 +87,10 @@ impl Node {
                 Ok(GroupReply::Json(to_json(&stats)))
             }
             GroupRequest::Elect => Ok(GroupReply::Value(CmdValue::Done)),
+            GroupRequest::Transfer { to } => {
+                let leader = self.transfer_group(group, to).await?;
+                Ok(GroupReply::Value(CmdValue::Count(leader)))
+            }
             GroupRequest::Snapshot => {
                 group.read_index().await?;
                 let snap = {

@@ -170,6 +170,7 @@ impl Node {
         t.spawn("deadline ticker", locks::run_deadline_ticker(node.clone()));
         t.spawn("cache", crate::cache::run(node.clone()));
         t.spawn("shard host", shards::run_shard_host(node.clone()));
+        t.spawn("leader balance", shards::run_leader_balancer(node.clone()));
         Ok(node)
     }
 

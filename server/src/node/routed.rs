@@ -44,6 +44,11 @@ pub enum GroupRequest {
     /// The group's state at a linearizable point, as an encoded snapshot
     /// (for a backup).
     Snapshot,
+    /// Hand the group's leadership to `to` (default: the most caught-up
+    /// other voter); answered with the new leader as a `Count`.
+    Transfer {
+        to: Option<u64>,
+    },
 }
 
 impl GroupRequest {

@@ -140,3 +140,30 @@ pub(super) async fn run_shard_host(node: Arc<Node>) {
         }
     }
 }
+
+/// How often the control group's leader checks that every queue group is
+/// led by its preferred leader.
+const BALANCE_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Restores the leader spread after restarts and failovers: the control
+/// group's leader (one node, so two never fight) moves each queue group
+/// whose leader is not its preferred one, once that replica has caught up.
+pub(super) async fn run_leader_balancer(node: Arc<Node>) {
+    let mut every = tokio::time::interval(BALANCE_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    every.tick().await;
+    loop {
+        every.tick().await;
+        if !node.is_leader() || node.shard_map().groups.is_empty() || node.is_draining() {
+            continue;
+        }
+        match node.balance_leaders().await {
+            Ok(moves) => {
+                for m in moves.iter().filter(|m| m.moved) {
+                    tracing::info!(group = m.group, from = ?m.from, to = m.to, "queue group leader balanced");
+                }
+            }
+            Err(e) => tracing::debug!("leader balance: {e}"),
+        }
+    }
+}

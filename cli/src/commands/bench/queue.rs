@@ -98,9 +98,7 @@ pub async fn run(global: &GlobalArgs, args: QueueBenchArgs) -> anyhow::Result<i3
     let (producers, consumers) = roles(args.clients);
     let names = Arc::new(topic_names(&args));
     if let Some(waiting) = backlog(&client, &names).await.filter(|&n| n > 0) {
-        eprintln!(
-            "note: the topics already hold {waiting} messages; consumers take them too"
-        );
+        eprintln!("note: the topics already hold {waiting} messages; consumers take them too");
     }
     eprintln!(
         "bench queue: {producers} producers and {consumers} consumers for {} s, batches of {}, \

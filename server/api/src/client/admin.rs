@@ -20,6 +20,12 @@ impl Client {
         self.call(Method::POST, routes::SHARDS, Some(req)).await
     }
 
+    /// `POST /v1/shards/leaders`: each queue group to its preferred leader.
+    pub async fn balance_leaders(&self) -> Result<Vec<crate::shards::GroupMove>> {
+        self.call::<(), _>(Method::POST, routes::SHARDS_LEADERS, None)
+            .await
+    }
+
     pub async fn status(&self) -> Result<NodeStatus> {
         self.call::<(), _>(Method::GET, routes::STATUS, None).await
     }

@@ -33,7 +33,7 @@ pub use leaders::preferred_leaders;
 pub use map::{GroupInfo, ShardMap, ShardMapError, MAX_GROUPS, MAX_VNODES};
 pub use placement::place;
 pub use ring::Ring;
-pub use status::{GroupStatus, InitShards, ReplicaStatus, ShardsStatus, HEADER_GROUP};
+pub use status::{GroupMove, GroupStatus, InitShards, ReplicaStatus, ShardsStatus, HEADER_GROUP};
 
 use xxhash_rust::xxh3::xxh3_64_with_seed;
 

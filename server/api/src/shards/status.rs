@@ -22,6 +22,22 @@ pub struct InitShards {
     pub replicas: Option<u64>,
 }
 
+/// One queue group's leadership in `POST /v1/shards/leaders` (balance).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupMove {
+    pub group: u64,
+    /// Its leader before, if one was known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<u64>,
+    /// Its preferred leader.
+    pub to: u64,
+    /// Whether leadership moved (false: already there, or `error`).
+    pub moved: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
 /// `GET /v1/shards`, as the answering node (`node`) sees it; the leader of
 /// a group knows every replica's match index, a follower only its own.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
