@@ -103,13 +103,23 @@ impl Node {
     /// groups already there.
     pub async fn balance_leaders(&self) -> Result<Vec<GroupMove>> {
         let map = self.shard_map();
-        let voters: Vec<u64> = self
+        // A draining or stopping node takes no leadership back.
+        let voters: Vec<(u64, String)> = self
             .members()
             .into_iter()
             .filter(|m| m.kind == MemberKind::Voter)
-            .map(|m| m.id)
+            .map(|m| (m.id, m.addr))
             .collect();
-        let preferred = preferred_leaders(&map, &voters);
+        let probes = voters
+            .iter()
+            .map(|(id, addr)| self.answers_ready(*id, addr));
+        let ready: Vec<u64> = voters
+            .iter()
+            .zip(futures::future::join_all(probes).await)
+            .filter(|(_, ok)| *ok)
+            .map(|((id, _), _)| *id)
+            .collect();
+        let preferred = preferred_leaders(&map, &ready);
         let moves = preferred.iter().map(|(&group, &to)| async move {
             let from = self.group_status(group).await.ok().and_then(|s| s.leader);
             if from == Some(to) {

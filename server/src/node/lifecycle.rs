@@ -120,7 +120,20 @@ impl Node {
         if id == self.id {
             return true;
         }
-        let url = peer_url(addr, routes::HEALTH);
+        self.probe(id, addr, routes::HEALTH).await
+    }
+
+    /// Whether node `id` answers `/ready` with 200: not draining, and its
+    /// groups led (a target for leadership).
+    pub(super) async fn answers_ready(&self, id: u64, addr: &str) -> bool {
+        if id == self.id {
+            return !self.is_draining() && self.groups_unready().is_none();
+        }
+        self.probe(id, addr, routes::READY).await
+    }
+
+    async fn probe(&self, id: u64, addr: &str, path: &str) -> bool {
+        let url = peer_url(addr, path);
         let probe = self.breakers.call(id, addr, async {
             let resp = self
                 .peers

@@ -45,6 +45,7 @@ mod security_tables;
 mod security_tls;
 mod shard_backup;
 mod shard_groups;
+mod shard_leaders;
 mod shards;
 mod shutdown;
 mod tui;

@@ -1,0 +1,69 @@
+//! Issue 17: queue group leadership is spread (no node leads more than
+//! ⌈G/N⌉ groups), regained by itself after a restart of every node, and
+//! moved off a node that drains.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use dsync_api::shards::ShardMap;
+use dsync_tests::shard_workload::{leaders, view};
+use dsync_tests::{wait_ok, Cluster};
+use serde_json::Value;
+
+const IDS: [u64; 3] = [1, 2, 3];
+
+/// How many groups each node leads.
+fn per_node(led: &BTreeMap<u64, u64>) -> BTreeMap<u64, usize> {
+    let mut n = BTreeMap::new();
+    for leader in led.values() {
+        *n.entry(*leader).or_default() += 1;
+    }
+    n
+}
+
+async fn spread(c: &Cluster, map: &ShardMap) -> Result<BTreeMap<u64, u64>, String> {
+    let led = leaders(c, map, &IDS).await?;
+    let most = per_node(&led).values().copied().max().unwrap_or(0);
+    if most > 1 {
+        return Err(format!("leaders are not spread: {led:?}"));
+    }
+    Ok(led)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn leadership_is_spread_regained_after_a_restart_and_drained_away() {
+    let c = Cluster::up_with(3, &[], &["--shards", "3"]);
+    c.wait_leader(3).await;
+    let map = view(&c, 1).await.expect("shards").map;
+    assert_eq!(map.groups.len(), 3);
+    let limit = Duration::from_secs(60);
+    wait_ok(limit, "one group led by each node", || spread(&c, &map)).await;
+
+    // Every node restarts: elections put leaders anywhere, the control
+    // leader's balancer moves them back within a few rounds.
+    c.dsync_ok(&["cluster", "down"]);
+    c.dsync_ok(&["cluster", "up"]);
+    c.wait_leader(3).await;
+    wait_ok(limit, "the spread regained after a restart", || {
+        spread(&c, &map)
+    })
+    .await;
+    let out = c.dsync_ok(&["leader", "balance", "-o", "json"]);
+    let moves: Vec<Value> = serde_json::from_slice(&out.stdout).expect("json moves");
+    assert_eq!(moves.len(), 3);
+    assert!(
+        moves.iter().all(|m| m["moved"] == Value::Bool(false)),
+        "a balanced cluster has nothing to move: {moves:?}"
+    );
+
+    // A drained node leads no queue group afterwards.
+    let led = spread(&c, &map).await.expect("spread");
+    let (&group, &node) = led.iter().next().expect("a led group");
+    let out = c.dsync_ok(&["node", "drain", &node.to_string(), "-o", "json"]);
+    assert!(out.status.success());
+    let after = leaders(&c, &map, &IDS).await.expect("leaders after drain");
+    assert!(
+        after.values().all(|l| *l != node),
+        "node {node} still leads after its drain: {after:?} (it led group {group})"
+    );
+}
