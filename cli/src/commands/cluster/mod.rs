@@ -10,6 +10,7 @@ mod restart;
 pub mod scale;
 mod shards;
 pub mod status;
+mod status_groups;
 pub mod up;
 pub mod upgrade;
 mod wait;

@@ -42,6 +42,9 @@ struct Report {
     leader: Option<u64>,
     quorum: bool,
     nodes: Vec<NodeRow>,
+    /// The queue groups, if the cluster has any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    groups: Option<Vec<dsync_api::shards::GroupStatus>>,
 }
 
 pub async fn run(global: &GlobalArgs, args: StatusArgs) -> anyhow::Result<i32> {
@@ -94,18 +97,39 @@ pub async fn run(global: &GlobalArgs, args: StatusArgs) -> anyhow::Result<i32> {
         .map(|(t, v)| row(t, v, leader_commit))
         .collect();
     nodes.sort_by(|a, b| (a.id.is_none(), a.id, &a.addr).cmp(&(b.id.is_none(), b.id, &b.addr)));
+    let groups = if quorum {
+        super::status_groups::fetch(&client).await
+    } else {
+        None
+    };
     let report = Report {
         leader,
         quorum,
         nodes,
+        groups,
     };
-    global.output.print(&report, || table(&report.nodes))?;
+    global.output.print(&report, || {
+        let mut out = table(&report.nodes);
+        if let Some(g) = &report.groups {
+            out.push('\n');
+            out.push_str(&super::status_groups::table(g));
+        }
+        out
+    })?;
     if !quorum {
         let total = voters.as_ref().map_or(endpoint_count, Vec::len);
         anyhow::bail!(
             "no quorum: fewer than {} of {total} voters are reachable and agree on a leader",
             total / 2 + 1
         );
+    }
+    let stuck = report
+        .groups
+        .as_deref()
+        .map(super::status_groups::leaderless)
+        .unwrap_or_default();
+    if !stuck.is_empty() {
+        anyhow::bail!("queue groups {stuck:?} have no leader: their topics cannot be served");
     }
     Ok(crate::commands::EXIT_OK)
 }
