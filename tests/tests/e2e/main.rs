@@ -46,6 +46,7 @@ mod security_tls;
 mod shard_backup;
 mod shard_groups;
 mod shard_leaders;
+mod shard_partition;
 mod shards;
 mod shutdown;
 mod tui;
