@@ -84,7 +84,7 @@ impl Subscription {
 
 /// The node's role as a `role` event.
 pub fn role_event(node: &Node) -> Event {
-    let m = node.raft.metrics();
+    let m = node.control.raft.metrics();
     let m = m.borrow();
     Event::Role {
         node: node.id,
@@ -97,7 +97,7 @@ pub fn role_event(node: &Node) -> Event {
 /// Publishes a `role` event whenever this node's role, term or known leader
 /// changes.
 pub async fn watch_roles(node: Arc<Node>) {
-    let mut rx = node.raft.metrics();
+    let mut rx = node.control.raft.metrics();
     let mut last: Option<(Role, u64, Option<u64>)> = None;
     loop {
         let event = role_event(&node);

@@ -82,7 +82,7 @@ impl Node {
         // The latest committed value, with leadership confirmed by a quorum
         // (a write-back owner's flush above is included).
         self.read_barrier(Consistency::Linearizable, None).await?;
-        let entry = self.sm.read().data.kv.get(key).cloned();
+        let entry = self.control.sm.read().data.kv.get(key).cloned();
         let Some(entry) = entry else {
             return Ok(DirReply::Read(None));
         };
@@ -169,7 +169,7 @@ impl Node {
         // flushed in the background for up to a lease; nothing may commit
         // over them before.
         let members_count = !self.cache.write_back();
-        let mut rx = self.raft.metrics();
+        let mut rx = self.control.raft.metrics();
         loop {
             let now = Instant::now();
             if now >= ready_at

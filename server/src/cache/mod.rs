@@ -179,7 +179,7 @@ impl Cache {
 /// Background work of every node: drop all lines when the leader term
 /// changes, and flush write-back lines every `writeback_delay_ms`.
 pub async fn run(node: Arc<Node>) {
-    let mut rx = node.raft.metrics();
+    let mut rx = node.control.raft.metrics();
     let mut term = rx.borrow().current_term;
     let mut tick =
         tokio::time::interval(Duration::from_millis(node.cache.config.writeback_delay_ms));

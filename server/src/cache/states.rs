@@ -20,7 +20,7 @@ impl Node {
     /// The state of `key` on every member (unreachable ones say why).
     pub async fn cache_states(&self, key: &str) -> Vec<NodeLineState> {
         let members: Vec<(u64, String)> = {
-            let m = self.raft.metrics();
+            let m = self.control.raft.metrics();
             let m = m.borrow();
             m.membership_config
                 .membership()

@@ -95,6 +95,7 @@ async fn ready(State(node): State<Arc<Node>>) -> Response {
 )]
 async fn metrics(State(node): State<Arc<Node>>) -> Response {
     let topics = node
+        .control
         .sm
         .read()
         .data

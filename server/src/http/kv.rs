@@ -29,7 +29,7 @@ pub fn router() -> Router<Arc<Node>> {
 
 /// 429 when `key` is new and the KV holds `limits.max_kv_keys` keys.
 pub fn room_for_key(node: &Node, key: &str) -> HttpResult<()> {
-    let sm = node.sm.read();
+    let sm = node.control.sm.read();
     let kv = &sm.data.kv;
     room_for_new(
         "KV keys",
@@ -83,7 +83,7 @@ async fn get_key(
 ) -> HttpResult<Json<KvItem>> {
     validate_key(&key)?;
     let staleness_ms = node.read_barrier(q.consistency, q.max_staleness_ms).await?;
-    let st = node.sm.read();
+    let st = node.control.sm.read();
     let e = st
         .data
         .kv
@@ -198,7 +198,7 @@ async fn list(
         )));
     }
     let staleness_ms = node.read_barrier(q.consistency, q.max_staleness_ms).await?;
-    let st = node.sm.read();
+    let st = node.control.sm.read();
     let (items, truncated) = st.data.kv.list(&prefix, limit);
     Ok(Json(KvListResponse {
         items: items

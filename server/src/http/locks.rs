@@ -57,7 +57,7 @@ fn check_ttl(ttl_ms: u64) -> HttpResult<()> {
 /// Read from this node's state: where it lags, the qualified owner still
 /// makes the state machine refuse (412) what is not the caller's.
 fn check_grant_owner(node: &Node, caller: &Caller, name: &str, token: u64) -> HttpResult<()> {
-    let st = node.sm.read();
+    let st = node.control.sm.read();
     let holder = st
         .data
         .locks
@@ -98,7 +98,7 @@ async fn acquire(
     }
     let max_waiters = node.security.limits.config.max_waiters_per_lock;
     let waiting = {
-        let sm = node.sm.read();
+        let sm = node.control.sm.read();
         let locks = &sm.data.locks;
         let lock = locks.get(&name);
         room_for_new(
@@ -240,7 +240,7 @@ async fn one(
 ) -> HttpResult<Json<LockInfo>> {
     check_text("lock name", &name, MAX_LOCK_NAME)?;
     node.read_barrier(q.consistency, q.max_staleness_ms).await?;
-    let info = node.sm.read().data.locks.info(&name, now_ms());
+    let info = node.control.sm.read().data.locks.info(&name, now_ms());
     // A lock nobody holds or waits for simply has no holders.
     Ok(Json(info.unwrap_or(LockInfo {
         name,
@@ -268,7 +268,7 @@ async fn list(
 ) -> HttpResult<Json<LockList>> {
     node.read_barrier(q.consistency, q.max_staleness_ms).await?;
     let limit = q.limit.unwrap_or(1000).clamp(1, MAX_LISTED);
-    let locks = node.sm.read().data.locks.infos(now_ms(), limit);
+    let locks = node.control.sm.read().data.locks.infos(now_ms(), limit);
     Ok(Json(LockList { locks }))
 }
 
@@ -289,7 +289,7 @@ async fn graph(
     ApiQuery(q): ApiQuery<ReadQuery>,
 ) -> HttpResult<Json<LockGraph>> {
     node.read_barrier(q.consistency, q.max_staleness_ms).await?;
-    let st = node.sm.read();
+    let st = node.control.sm.read();
     Ok(Json(LockGraph {
         edges: st.data.locks.edges(),
         deadlocks: st.data.locks.recent_deadlocks(),

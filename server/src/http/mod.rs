@@ -118,7 +118,7 @@ async fn observe(State(node): State<Arc<Node>>, req: Request, next: Next) -> Res
         .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
     let mut resp = next.run(req).await;
     let (leader, term) = {
-        let m = node.raft.metrics();
+        let m = node.control.raft.metrics();
         let m = m.borrow();
         (m.current_leader, m.current_term)
     };

@@ -94,7 +94,7 @@ async fn append(
             Err(r) => return r,
         };
     node.observe_leader_term(req.vote.leader_id().get_term());
-    let res = node.raft.append_entries(req).await;
+    let res = node.control.raft.append_entries(req).await;
     if matches!(&res, Ok(r) if r.is_success()) {
         node.touch_leader_contact();
     }
@@ -107,7 +107,7 @@ async fn vote(
     ApiBytes(body): ApiBytes,
 ) -> Response {
     match decode(&headers, &body) {
-        Ok(req) => encode(&node.raft.vote(req).await),
+        Ok(req) => encode(&node.control.raft.vote(req).await),
         Err(r) => r,
     }
 }
@@ -118,7 +118,7 @@ async fn snapshot(
     ApiBytes(body): ApiBytes,
 ) -> Response {
     match decode(&headers, &body) {
-        Ok(req) => encode(&node.raft.install_snapshot(req).await),
+        Ok(req) => encode(&node.control.raft.install_snapshot(req).await),
         Err(r) => r,
     }
 }

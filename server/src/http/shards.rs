@@ -38,7 +38,12 @@ pub fn router() -> Router<Arc<Node>> {
 )]
 pub(super) async fn shards(State(node): State<Arc<Node>>) -> Json<ShardsStatus> {
     let map = node.shard_map();
-    let control = group_status(CONTROL_GROUP, &node.raft, &node.sm, map.groups.is_empty());
+    let control = group_status(
+        CONTROL_GROUP,
+        &node.control.raft,
+        &node.control.sm,
+        map.groups.is_empty(),
+    );
     let queue_groups = map.groups.iter().map(|g| {
         let node = node.clone();
         async move {

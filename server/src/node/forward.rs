@@ -141,7 +141,7 @@ impl Node {
             Some(_) => self.write_local(cmd).await,
             // Straight to the proposer would skip the cache directory.
             None if !owned && cmd.kv_key().is_some() => Err(no_leader()),
-            None => match self.proposer.propose(cmd.clone()).await {
+            None => match self.control.proposer.propose(cmd.clone()).await {
                 Ok(out) => out.map_err(|e| Error::Api(e.to_api())),
                 Err(ProposeError::NotLeader(Some((leader, addr)))) => {
                     self.forward_write(leader, addr, cmd, owned).await
@@ -165,7 +165,7 @@ impl Node {
     /// A write on the leader that needs no cache invalidation.
     pub(crate) async fn propose_local(&self, cmd: Command) -> Result<CmdValue> {
         self.refuse_while_handing_off()?;
-        match self.proposer.propose(cmd).await {
+        match self.control.proposer.propose(cmd).await {
             Ok(out) => out.map_err(|e| Error::Api(e.to_api())),
             Err(e) => Err(proposal_failed(e)),
         }

@@ -104,7 +104,7 @@ impl Node {
         } else {
             ChangeMembers::RemoveNodes(BTreeSet::from([id]))
         };
-        match self.raft.change_membership(change, false).await {
+        match self.control.raft.change_membership(change, false).await {
             Ok(_) => {}
             // The leader removed itself: the change committed, then it
             // stepped down before answering.
@@ -149,7 +149,7 @@ impl Node {
 
     /// The replicated cluster id, if the cluster has one yet.
     pub fn cluster_id(&self) -> Option<String> {
-        self.sm.read().data.cluster_id.clone()
+        self.control.sm.read().data.cluster_id.clone()
     }
 
     /// On the leader: names the cluster if it has no name yet (clusters
@@ -209,7 +209,7 @@ impl Node {
         let index = self.local_read_index().await?;
         self.wait_applied(index).await?;
         let snapshot = {
-            let st = self.sm.read();
+            let st = self.control.sm.read();
             let last = st.last_applied;
             SnapshotFile {
                 meta: SnapshotMeta {

@@ -82,6 +82,7 @@ impl Node {
     fn grant_response(&self, name: String, h: &Holder) -> AcquireResponse {
         let now = now_ms();
         let holders = self
+            .control
             .sm
             .read()
             .data
@@ -110,7 +111,7 @@ impl Node {
     ) -> Result<Holder> {
         // Registered before the first look: a grant applied in between
         // still wakes us.
-        let mut wakeup = self.sm.lock_wakeups.register(name, owner);
+        let mut wakeup = self.control.sm.lock_wakeups.register(name, owner);
         let deadline = tokio::time::Instant::now() + Duration::from_millis(wait_ms) + EXPIRY_GRACE;
         let busy = || {
             Error::Api(ApiError::new(
@@ -120,7 +121,7 @@ impl Node {
         };
         loop {
             {
-                let st = self.sm.read();
+                let st = self.control.sm.read();
                 let lock = st.data.locks.get(name);
                 if let Some(h) = lock
                     .and_then(|l| l.holder_of(owner))
@@ -149,7 +150,7 @@ impl Node {
 /// `Tick` whenever a lease, queued lock request, delayed message or
 /// delivery deadline is due.
 pub async fn run_deadline_ticker(node: Arc<Node>) {
-    let mut metrics = node.raft.metrics();
+    let mut metrics = node.control.raft.metrics();
     loop {
         let term = loop {
             {
@@ -177,7 +178,7 @@ pub async fn run_deadline_ticker(node: Arc<Node>) {
         while node.is_leader() && node.term() == term {
             every.tick().await;
             let due = {
-                let st = node.sm.read();
+                let st = node.control.sm.read();
                 let locks = st.data.locks.next_deadline();
                 let queues = st.data.queues.next_deadline();
                 locks

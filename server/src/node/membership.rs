@@ -24,7 +24,7 @@ pub(super) fn membership_err(e: RaftError<u64, ClientWriteError<u64, BasicNode>>
 impl Node {
     /// Current members as this node sees them; match indexes on the leader.
     pub fn members(&self) -> Vec<MemberStatus> {
-        let m = self.raft.metrics();
+        let m = self.control.raft.metrics();
         let m = m.borrow();
         let membership = m.membership_config.membership();
         let voters: BTreeSet<u64> = membership.voter_ids().collect();
@@ -48,7 +48,8 @@ impl Node {
     }
 
     pub fn is_voter(&self) -> bool {
-        self.raft
+        self.control
+            .raft
             .metrics()
             .borrow()
             .membership_config
@@ -100,14 +101,16 @@ impl Node {
         }
         if existing.is_none() {
             // Blocks until the learner has caught up, so promotion is quick.
-            self.raft
+            self.control
+                .raft
                 .add_learner(id, BasicNode::new(addr), true)
                 .await
                 .map_err(membership_err)?;
         }
         let is_voter = existing.is_some_and(|m| m.kind == MemberKind::Voter);
         if voter && !is_voter {
-            self.raft
+            self.control
+                .raft
                 .change_membership(ChangeMembers::AddVoterIds(BTreeSet::from([id])), false)
                 .await
                 .map_err(membership_err)?;
@@ -116,7 +119,7 @@ impl Node {
     }
 
     pub fn status(&self) -> NodeStatus {
-        let m = self.raft.metrics();
+        let m = self.control.raft.metrics();
         let m = m.borrow();
         let role = role_of(m.state);
         let applied = m.last_applied.map_or(0, |l| l.index);

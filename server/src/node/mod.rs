@@ -20,6 +20,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use dsync_api::shards::CONTROL_GROUP;
 use openraft::BasicNode;
 
 pub(crate) use forward::proposal_failed;
@@ -31,20 +32,15 @@ use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::events::EventBus;
 use crate::metrics::Metrics;
-use crate::proposer::Proposer;
 use crate::raft::breakers::PeerBreakers;
-use crate::raft::log_store::{log_dir, LogStore};
-use crate::raft::network::{peer_http_client, Network};
-use crate::raft::state_machine::{SmShared, StateMachine};
-use crate::raft::Raft;
+use crate::raft::network::peer_http_client;
 
 pub struct Node {
     pub id: u64,
     pub addr: String,
     pub config: Config,
-    pub raft: Raft,
-    pub sm: Arc<SmShared>,
-    pub log: LogStore,
+    /// Group 0: locks, KV, the cache directory, membership, the shard map.
+    pub control: Arc<crate::groups::Group>,
     pub metrics: Arc<Metrics>,
     pub peers: reqwest::Client,
     /// One breaker per peer, shared by every call to it from this node.
@@ -54,7 +50,6 @@ pub struct Node {
     /// What `GET /v1/events` streams; publish to it from anywhere.
     pub events: EventBus,
     pub cache: crate::cache::Cache,
-    proposer: Proposer,
     /// Batches the client writes this node forwards to the leader.
     forwarder: forward_batch::Forwarder,
     /// When a leader last appended to us (for `stale` reads).
@@ -86,13 +81,7 @@ impl Node {
             ))
         })?;
         let metrics = Arc::new(Metrics::new());
-        let log = LogStore::open(&log_dir(&config.data_dir), metrics.clone())?;
         let events = EventBus::default();
-        let sm = SmShared::open(config.data_dir.clone(), metrics.clone())?;
-        sm.publish_to(events.clone());
-
-        let raft_config = crate::groups::raft_config(&config)?;
-
         let security = Arc::new(Security::from_config(&config).map_err(Error::Config)?);
         // Half the header read timeout (which also closes idle connections),
         // at most 20 s like the API client.
@@ -101,24 +90,17 @@ impl Node {
         let peers = peer_http_client(security.auth.cluster_secret(), idle, security.tls.as_ref())
             .map_err(Error::Config)?;
         let breakers = PeerBreakers::new(config.peer_breaker_cooldown());
-        let raft = Raft::new(
-            config.id,
-            raft_config,
-            Network::new(peers.clone(), breakers.clone()),
-            log.clone(),
-            StateMachine { shared: sm.clone() },
-        )
-        .await
-        .map_err(|e| Error::Internal(format!("cannot start raft: {e}")))?;
-
         let tasks = crate::tasks::Tasks::default();
-        let proposer = Proposer::spawn(
-            &tasks,
-            raft.clone(),
-            config.max_batch,
-            config.max_inflight_batches,
-            metrics.clone(),
-        );
+        let shared = crate::groups::Shared {
+            node_id: config.id,
+            config: Arc::new(config.clone()),
+            peers: peers.clone(),
+            breakers: breakers.clone(),
+            metrics: metrics.clone(),
+            events: events.clone(),
+            tasks: tasks.clone(),
+        };
+        let control = Arc::new(crate::groups::Group::open(CONTROL_GROUP, &shared).await?);
         let forwarder = forward_batch::Forwarder::spawn(
             &tasks,
             Arc::new(forward_batch::PeerTransport(
@@ -129,29 +111,17 @@ impl Node {
             metrics.clone(),
         );
         let cache = crate::cache::Cache::new(&config.cache);
-        let shared = crate::groups::Shared {
-            node_id: config.id,
-            config: Arc::new(config.clone()),
-            peers: peers.clone(),
-            breakers: breakers.clone(),
-            metrics: metrics.clone(),
-            events: events.clone(),
-            tasks: tasks.clone(),
-        };
         let node = Arc::new(Node {
             id: config.id,
             cache,
             addr: config.advertised(),
             config,
-            raft,
-            sm,
-            log,
+            control,
             metrics,
             peers,
             breakers,
             security,
             events,
-            proposer,
             forwarder,
             leader_contact: Mutex::new(None),
             apply_progress: Mutex::new(progress::ApplyProgress::new(Instant::now())),
@@ -177,6 +147,7 @@ impl Node {
     /// Initializes a one-node cluster if this node has never been part of one.
     pub async fn bootstrap_if_new(&self) -> Result<()> {
         let initialized = self
+            .control
             .raft
             .is_initialized()
             .await
@@ -185,7 +156,8 @@ impl Node {
             return Ok(());
         }
         let members = BTreeMap::from([(self.id, BasicNode::new(self.addr.clone()))]);
-        self.raft
+        self.control
+            .raft
             .initialize(members)
             .await
             .map_err(|e| Error::Internal(format!("bootstrap: {e}")))?;
@@ -215,7 +187,7 @@ impl Node {
 
     /// The leader as this node knows it: (id, address).
     pub fn leader(&self) -> Option<(u64, String)> {
-        let m = self.raft.metrics();
+        let m = self.control.raft.metrics();
         let m = m.borrow();
         let id = m.current_leader?;
         let addr = m.membership_config.membership().get_node(&id)?.addr.clone();
@@ -224,18 +196,18 @@ impl Node {
 
     /// The address of member `id`, as the current membership records it.
     pub(crate) fn member_addr(&self, id: u64) -> Option<String> {
-        let m = self.raft.metrics();
+        let m = self.control.raft.metrics();
         let m = m.borrow();
         let addr = m.membership_config.membership().get_node(&id)?.addr.clone();
         Some(addr)
     }
 
     pub fn is_leader(&self) -> bool {
-        self.raft.metrics().borrow().current_leader == Some(self.id)
+        self.control.raft.metrics().borrow().current_leader == Some(self.id)
     }
 
     pub fn term(&self) -> u64 {
-        self.raft.metrics().borrow().current_term
+        self.control.raft.metrics().borrow().current_term
     }
 
     pub fn touch_leader_contact(&self) {
@@ -264,7 +236,7 @@ impl Node {
 
 /// Mirrors Raft metrics into Prometheus gauges and counts leader changes.
 async fn watch_metrics(node: Arc<Node>) {
-    let mut rx = node.raft.metrics();
+    let mut rx = node.control.raft.metrics();
     let mut last_leader = None;
     loop {
         {
@@ -304,7 +276,7 @@ async fn watch_metrics(node: Arc<Node>) {
 /// next election, so the next failover took 1.4 s instead of 0.7 s.
 async fn allow_elections_after_restart(node: Arc<Node>) {
     let hold = Duration::from_millis(2 * node.config.election_timeout_max_ms);
-    let mut metrics = node.raft.metrics();
+    let mut metrics = node.control.raft.metrics();
     let _ = tokio::time::timeout(hold, metrics.wait_for(|m| m.current_leader.is_some())).await;
-    node.raft.runtime_config().elect(true);
+    node.control.raft.runtime_config().elect(true);
 }

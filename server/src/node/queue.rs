@@ -14,7 +14,7 @@ use crate::state::{CmdValue, Command};
 impl Node {
     /// Delivers up to `req.max` messages of a control-group topic.
     pub async fn queue_consume(&self, topic: String, req: ConsumeRequest) -> Result<Vec<InFlight>> {
-        consume_on(&self.sm, topic, req, |cmd| self.write(cmd)).await
+        consume_on(&self.control.sm, topic, req, |cmd| self.write(cmd)).await
     }
 }
 

@@ -12,7 +12,7 @@ const APPLY_WAIT: Duration = Duration::from_secs(5);
 
 impl Node {
     pub fn applied_index(&self) -> u64 {
-        self.sm.read().last_applied.map_or(0, |l| l.index)
+        self.control.sm.read().last_applied.map_or(0, |l| l.index)
     }
 
     /// Waits until this node may serve a read at `consistency`. Returns the
@@ -67,7 +67,7 @@ impl Node {
     pub(super) async fn local_read_index(&self) -> Result<u64> {
         // A ReadIndex round would renew the voters' leases mid hand-off.
         self.refuse_while_handing_off()?;
-        match self.raft.ensure_linearizable().await {
+        match self.control.raft.ensure_linearizable().await {
             Ok(read_log_id) => Ok(read_log_id.map_or(0, |l| l.index)),
             Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_))) => {
                 Err(Error::Unavailable("leadership moved; retry".into()))
@@ -94,7 +94,8 @@ impl Node {
         if self.applied_index() >= index {
             return Ok(());
         }
-        self.raft
+        self.control
+            .raft
             .wait(Some(APPLY_WAIT))
             .applied_index_at_least(Some(index), "read barrier")
             .await

@@ -114,12 +114,12 @@ impl Node {
 /// each new epoch and opens the groups placed here (on start, too, from
 /// the map the snapshot and log replay bring back).
 pub(super) async fn run_shard_host(node: Arc<Node>) {
-    let mut applied = node.sm.subscribe();
+    let mut applied = node.control.sm.subscribe();
     let mut hosted_epoch = 0;
     loop {
-        let epoch = node.sm.read().data.shards.epoch;
+        let epoch = node.control.sm.read().data.shards.epoch;
         if epoch != hosted_epoch {
-            let map = node.sm.read().data.shards.clone();
+            let map = node.control.sm.read().data.shards.clone();
             node.groups.set_map(&map);
             match node.host_groups(&map).await {
                 Ok(()) => hosted_epoch = epoch,

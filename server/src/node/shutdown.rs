@@ -121,7 +121,7 @@ impl Node {
             tracing::warn!("stopping: background tasks still running after {TASKS:?}");
         }
         self.groups.shutdown().await;
-        if let Err(e) = self.raft.shutdown().await {
+        if let Err(e) = self.control.raft.shutdown().await {
             tracing::warn!("raft shutdown: {e}");
         }
     }

@@ -22,7 +22,7 @@ struct Pause<'a>(&'a Node);
 
 impl Drop for Pause<'_> {
     fn drop(&mut self) {
-        self.0.raft.runtime_config().heartbeat(true);
+        self.0.control.raft.runtime_config().heartbeat(true);
         self.0.handing_off.store(false, Ordering::SeqCst);
     }
 }
@@ -94,7 +94,8 @@ impl Node {
 
         let lease = Duration::from_millis(self.config.election_timeout_max_ms);
         let catch_up = lease * 2;
-        self.raft
+        self.control
+            .raft
             .wait(Some(catch_up))
             .metrics(
                 |m| {
@@ -113,7 +114,7 @@ impl Node {
                 ))
             })?;
 
-        self.raft.runtime_config().heartbeat(false);
+        self.control.raft.runtime_config().heartbeat(false);
         let quiet_since = Instant::now();
         tokio::time::sleep(lease + LEASE_MARGIN).await;
 
@@ -127,6 +128,7 @@ impl Node {
             self.forward(target, &addr, &ForwardRequest::Elect).await?;
             let round = Duration::from_millis(self.config.election_timeout_min_ms);
             let moved = self
+                .control
                 .raft
                 .wait(Some(round))
                 .metrics(
@@ -161,7 +163,8 @@ impl Node {
 
     /// On the transfer target: campaign now.
     pub(super) async fn elect_now(&self) -> Result<()> {
-        self.raft
+        self.control
+            .raft
             .trigger()
             .elect()
             .await
@@ -169,7 +172,7 @@ impl Node {
     }
 
     fn pick_transfer_target(&self, to: Option<u64>) -> Result<u64> {
-        let m = self.raft.metrics();
+        let m = self.control.raft.metrics();
         let m = m.borrow();
         let membership = m.membership_config.membership();
         let voters: Vec<u64> = membership.voter_ids().collect();

@@ -44,7 +44,7 @@ pub(super) fn room_for_topic(node: &Node, topic: &str) -> HttpResult<()> {
     if node.groups.routing().group_of(topic) != CONTROL_GROUP {
         return Ok(());
     }
-    let sm = node.sm.read();
+    let sm = node.control.sm.read();
     let queues = &sm.data.queues;
     room_for_new(
         "topics",
@@ -130,7 +130,7 @@ async fn enqueue(
     // A queue group's leader checks the bounds against its own tables.
     if node.groups.routing().group_of(&topic) == CONTROL_GROUP {
         let max_held = node.security.limits.config.max_queued_messages;
-        let held = node.sm.read().data.queues.held();
+        let held = node.control.sm.read().data.queues.held();
         if held.saturating_add(msgs.len()) > max_held {
             return Err(rate_limited(format!(
                 "the queues hold {held} messages and {} more would pass the limit of {max_held}; \

@@ -91,7 +91,7 @@ pub async fn configure(
         Some(in_group) => in_group,
         None => {
             node.read_barrier(Consistency::Leader, None).await?;
-            node.sm.read().data.queues.stats(&topic, now_ms())
+            node.control.sm.read().data.queues.stats(&topic, now_ms())
         }
     };
     stats
@@ -125,7 +125,7 @@ pub async fn stats(
         Some(in_group) => in_group,
         None => {
             node.read_barrier(q.consistency, q.max_staleness_ms).await?;
-            node.sm.read().data.queues.stats(&topic, now_ms())
+            node.control.sm.read().data.queues.stats(&topic, now_ms())
         }
     };
     stats
@@ -152,7 +152,13 @@ pub async fn list(
 ) -> HttpResult<Json<TopicList>> {
     node.read_barrier(q.consistency, q.max_staleness_ms).await?;
     let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
-    let mut topics = node.sm.read().data.queues.all_stats(now_ms(), limit);
+    let mut topics = node
+        .control
+        .sm
+        .read()
+        .data
+        .queues
+        .all_stats(now_ms(), limit);
     if !node.groups.routing().map.groups.is_empty() {
         topics.extend(node.groups_all_stats(limit).await?);
         topics.sort_by(|a, b| a.topic.cmp(&b.topic));
