@@ -47,6 +47,9 @@ pub struct QueueBenchArgs {
     /// groups serves them from several leaders. 1: the one topic `--topic`.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=10_000), value_name = "N")]
     pub topics: u32,
+
+    #[command(flatten)]
+    pub via: super::via::ViaArgs,
 }
 
 /// The topics of a run: `--topic` alone, or `--topics` of them.
@@ -65,6 +68,8 @@ pub struct QueueReport {
     pub topic: String,
     /// How many topics the load was spread over.
     pub topics: u32,
+    /// Which nodes the clients used (`--via`).
+    pub via: String,
     pub clients: u32,
     pub producers: u32,
     pub consumers: u32,
@@ -91,10 +96,12 @@ pub struct QueueReport {
 
 pub async fn run(global: &GlobalArgs, args: QueueBenchArgs) -> anyhow::Result<i32> {
     // Short retries as in the other benches; consumes add their poll wait.
-    let client = global.client_with(|c| {
+    let targets = super::via::Targets::new(global, args.via.via, args.clients, |c| {
         c.retry_for = Duration::from_secs(2);
         c.request_timeout = Duration::from_secs(5);
-    })?;
+    })
+    .await?;
+    let client = targets.client(0).clone();
     let (producers, consumers) = roles(args.clients);
     let names = Arc::new(topic_names(&args));
     if let Some(waiting) = backlog(&client, &names).await.filter(|&n| n > 0) {
@@ -102,13 +109,13 @@ pub async fn run(global: &GlobalArgs, args: QueueBenchArgs) -> anyhow::Result<i3
     }
     eprintln!(
         "bench queue: {producers} producers and {consumers} consumers for {} s, batches of {}, \
-         {}-byte messages, {} topic(s) {}, against {}",
+         {}-byte messages, {} topic(s) {}, {}",
         args.duration,
         args.batch,
         args.payload_size,
         names.len(),
         args.topic,
-        client.endpoints().join(",")
+        targets.described
     );
     let pushed = Arc::new(Counters::default());
     let acked = Arc::new(Counters::default());
@@ -117,10 +124,10 @@ pub async fn run(global: &GlobalArgs, args: QueueBenchArgs) -> anyhow::Result<i3
     let ticker = tokio::spawn(report_progress(pushed.clone(), acked.clone(), start));
     let batch = args.batch as usize;
     let push_op = {
-        let (client, names) = (client.clone(), names.clone());
+        let (targets, names) = (targets.clone(), names.clone());
         let payload = Value::String("x".repeat(args.payload_size as usize));
         move |p: u32, _: u64| {
-            let client = client.clone();
+            let client = targets.client(p).clone();
             let topic = names[p as usize % names.len()].clone();
             let messages = vec![
                 NewMessage {
@@ -137,10 +144,12 @@ pub async fn run(global: &GlobalArgs, args: QueueBenchArgs) -> anyhow::Result<i3
         }
     };
     let consume_op = {
-        let (client, names) = (client.clone(), names.clone());
+        let (targets, names) = (targets.clone(), names.clone());
+        // Consumers start on the node after the one their producer uses,
+        // so both sides spread over the nodes.
         move |c: u32, _: u64| {
             let topic = names[c as usize % names.len()].clone();
-            consume_and_ack(client.clone(), topic, c, batch)
+            consume_and_ack(targets.client(c + 1).clone(), topic, c, batch)
         }
     };
     // Each side's rate is over its own run: a consumer's last poll may
@@ -156,6 +165,7 @@ pub async fn run(global: &GlobalArgs, args: QueueBenchArgs) -> anyhow::Result<i3
         bench: "queue".into(),
         topic: args.topic.clone(),
         topics: args.topics,
+        via: args.via.via.name().to_string(),
         clients: args.clients,
         producers,
         consumers,
@@ -336,6 +346,7 @@ mod tests {
             bench: "queue".into(),
             topic: "bench".into(),
             topics: 1,
+            via: "any".into(),
             clients: 8,
             producers: 4,
             consumers: 4,

@@ -33,7 +33,9 @@ pub struct ViaArgs {
 }
 
 /// The API clients of one bench: one per node with `--via any`, one that
-/// follows the leader with `--via leader`.
+/// follows the leader with `--via leader`. Cheap to clone (clients share
+/// their connections).
+#[derive(Clone)]
 pub struct Targets {
     pub via: Via,
     clients: Vec<Client>,
