@@ -3,7 +3,9 @@
 # kubernetes-validate (PyPI) for the manifests, Schemathesis (PyPI, pinned:
 # its CLI changes between releases) for the API fuzzing test, tmux (Debian)
 # for the dashboard's end-to-end test, iproute2 and nftables (Debian) for the
-# partition faults (network namespaces; skipped with DSYNC_NO_NETNS=1), and
+# partition faults (network namespaces; skipped with DSYNC_NO_NETNS=1),
+# libfaketime (Debian's faketime) for the clusters made by older releases
+# (tests/fixtures/), whose leases are wall-clock deadlines, and
 # Prometheus (Debian) for promtool, which checks the alerting rules and the
 # Prometheus config on every run, and for the scrape test under
 # DSYNC_DOCKER_TESTS=1. Called by scripts/test.sh and scripts/chaos.sh.
@@ -42,6 +44,16 @@ if [ "${DSYNC_NO_NETNS:-}" != 1 ]; then
         echo "installing nftables (apt)"
         apt_install nftables
     fi
+fi
+
+# The places tests/src/fixture.rs looks in.
+faketime=""
+for lib in /usr/lib/*/faketime/libfaketimeMT.so.1 /usr/lib{64,}/faketime/libfaketimeMT.so.1 /usr/local/lib/faketime/libfaketimeMT.so.1; do
+    [ -e "$lib" ] && faketime=$lib
+done
+if [ -z "$faketime" ]; then
+    echo "installing libfaketime (apt)"
+    apt_install faketime
 fi
 
 # Debian ships promtool in the prometheus package.

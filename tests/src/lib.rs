@@ -4,6 +4,7 @@
 pub mod chaos;
 pub mod checkers;
 pub mod compose;
+pub mod fixture;
 pub mod history;
 pub mod kv_workload;
 pub mod linearizability;

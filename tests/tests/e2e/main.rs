@@ -33,6 +33,7 @@ mod metrics_drift;
 mod openapi;
 mod operator_bounds;
 mod peer_breaker;
+mod pre_shards_fixture;
 mod prometheus_rules;
 mod queue;
 mod scale;
