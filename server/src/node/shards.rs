@@ -3,15 +3,22 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
+use dsync_api::queue::TopicStats;
 use dsync_api::shards::{preferred_leaders, InitShards, ShardMap, DEFAULT_REPLICAS, MAX_GROUPS};
-use dsync_api::types::MemberKind;
+use dsync_api::types::{Consistency, MemberKind};
 use openraft::BasicNode;
 
 use super::Node;
 use crate::error::{Error, Result};
 use crate::groups::{self, Group};
+use crate::proposer::now_ms;
 use crate::state::Command;
+
+/// How long `init_shards` tries to set the old topics' settings on their
+/// new groups (they elect their first leaders meanwhile).
+const CARRY_FOR: Duration = Duration::from_secs(20);
 
 impl Node {
     /// Commits the cluster's first shard map: `req.groups` queue groups
@@ -37,8 +44,52 @@ impl Node {
             .min(voters.len());
         let map = ShardMap::initial(&voters, req.groups, replicas)
             .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        // The control group's (drained) topics keep their settings: they
+        // are set again on the groups that hold those topics from now on.
+        self.read_barrier(Consistency::Linearizable, None).await?;
+        let old = self
+            .control
+            .sm
+            .read()
+            .data
+            .queues
+            .all_stats(now_ms(), usize::MAX);
         self.write(Command::SetShards { map: map.clone() }).await?;
+        self.carry_settings(&map, old).await;
         Ok(map)
+    }
+
+    /// Sets each old topic's settings on its new group, retrying while the
+    /// groups elect their first leaders. A topic whose settings could not
+    /// be carried is logged; set them again with `PUT /v1/queues/TOPIC`.
+    async fn carry_settings(&self, map: &ShardMap, old: Vec<TopicStats>) {
+        let deadline = Instant::now() + CARRY_FOR;
+        let mut applied = self.control.sm.subscribe();
+        while self.groups.routing().map.epoch < map.epoch && Instant::now() < deadline {
+            let _ = tokio::time::timeout(Duration::from_millis(100), applied.changed()).await;
+        }
+        for t in old {
+            let cmd = Command::QueueConfigure {
+                topic: t.topic.clone(),
+                max_attempts: Some(t.max_attempts),
+                visibility_ms: Some(t.visibility_ms),
+                max_message_bytes: Some(t.max_message_bytes),
+                retention_ms: Some(t.retention_ms),
+            };
+            loop {
+                match self.queue_write(&t.topic, cmd.clone()).await {
+                    Ok(_) => break,
+                    Err(e) if Instant::now() < deadline => {
+                        tracing::debug!(topic = %t.topic, "settings not carried yet: {e}");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                    Err(e) => {
+                        tracing::warn!(topic = %t.topic, "settings not carried into its queue group: {e}");
+                        break;
+                    }
+                }
+            }
+        }
     }
 
     /// The shard map as this node last applied it.

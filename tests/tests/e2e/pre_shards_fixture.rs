@@ -338,6 +338,26 @@ async fn queue_groups_wait_until_the_old_topics_are_drained() {
     let map: ShardMap = serde_json::from_value(report["map"].clone()).expect("map");
     assert_eq!(map.groups.len(), 2);
 
+    // The old topics' settings moved with them into their queue groups,
+    // and each topic is listed once, by the group that now holds it.
+    let emails = client.queue_stats("emails").await.unwrap();
+    assert_eq!(
+        (emails.group, emails.max_attempts, emails.visibility_ms),
+        (map.group_of("emails"), 5, 45_000)
+    );
+    assert_eq!(
+        (emails.max_message_bytes, emails.retention_ms),
+        (4096, 240 * 3_600_000)
+    );
+    assert_eq!(client.queue_stats("jobs").await.unwrap().max_attempts, 1);
+    let listed = client.queues().await.unwrap();
+    let names: Vec<&str> = listed.topics.iter().map(|t| t.topic.as_str()).collect();
+    assert_eq!(
+        names, TOPICS,
+        "each old topic once, none left in the control group"
+    );
+    assert!(listed.topics.iter().all(|t| t.group != 0), "{names:?}");
+
     // New topics go to the queue groups, where the ring puts them.
     let leader = c.wait_leader(3).await;
     let mut placed = BTreeMap::new();

@@ -152,18 +152,14 @@ pub async fn list(
 ) -> HttpResult<Json<TopicList>> {
     node.read_barrier(q.consistency, q.max_staleness_ms).await?;
     let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
-    let mut topics = node
-        .control
-        .sm
-        .read()
-        .data
-        .queues
-        .all_stats(now_ms(), limit);
-    if !node.groups.routing().map.groups.is_empty() {
-        topics.extend(node.groups_all_stats(limit).await?);
-        topics.sort_by(|a, b| a.topic.cmp(&b.topic));
-        topics.truncate(limit);
-    }
+    // Once there are queue groups, what the control group still lists are
+    // the drained copies of topics from before them: the groups hold them.
+    let topics = if node.groups.routing().map.groups.is_empty() {
+        let st = node.control.sm.read();
+        st.data.queues.all_stats(now_ms(), limit)
+    } else {
+        node.groups_all_stats(limit).await?
+    };
     let topics = topics.into_iter().map(|s| with_group(&node, s)).collect();
     Ok(Json(TopicList { topics }))
 }
