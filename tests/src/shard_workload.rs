@@ -183,6 +183,22 @@ async fn consume(
 }
 
 impl Run {
+    /// Waits (up to a minute) until `n` messages have been acknowledged to
+    /// the producers; returns how many were by then.
+    pub async fn published_at_least(&self, n: u64) -> u64 {
+        let published = self.published.clone();
+        crate::wait_ok(Duration::from_secs(60), "messages published", || {
+            let published = published.clone();
+            async move {
+                let got = published.load(Ordering::Relaxed);
+                (got >= n)
+                    .then_some(got)
+                    .ok_or_else(|| format!("{got} of {n}"))
+            }
+        })
+        .await
+    }
+
     /// Waits for every producer to have its messages acknowledged.
     pub async fn producers_done(&mut self) {
         for p in self.producers.drain(..) {

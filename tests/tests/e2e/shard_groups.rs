@@ -307,20 +307,8 @@ async fn killing_the_node_that_leads_most_groups_loses_no_acknowledged_message()
         |i| c.client_for(node(i)),
         |i| c.client_for(node(i + 1)),
     );
+    run.published_at_least(total / 3).await;
     let published = run.published.clone();
-    wait_ok(
-        Duration::from_secs(60),
-        "a third of the messages published",
-        || async {
-            let n = published.load(std::sync::atomic::Ordering::Relaxed);
-            if n >= total / 3 {
-                Ok(())
-            } else {
-                Err(format!("{n} of {total}"))
-            }
-        },
-    )
-    .await;
     c.kill9(victim);
     let at_kill = published.load(std::sync::atomic::Ordering::Relaxed);
     println!("killed node {victim}, leader of {} group(s) (leaders {led:?}), at {at_kill} of {total} published", count(victim));
