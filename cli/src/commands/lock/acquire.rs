@@ -99,7 +99,7 @@ mod tests {
         assert_eq!(a.mode, ModeArg::Shared);
         assert_eq!(a.ttl, Duration::from_millis(500));
         assert_eq!(a.wait, Duration::from_secs(120));
-        assert!(Cli::try_parse_from(["dsync", "lock", "acquire", "x", "--ttl", "3w"]).is_err());
+        assert!(Cli::try_parse_from(["dsync", "lock", "acquire", "x", "--ttl", "3x"]).is_err());
     }
 
     #[test]
