@@ -19,6 +19,7 @@ use super::forward::{forward_failed, FORWARD_TIMEOUT};
 use super::{ForwardReply, ForwardRequest};
 use crate::error::{Error, Result};
 use crate::metrics::Metrics;
+use crate::proposer::collect_batch;
 use crate::raft::breakers::PeerBreakers;
 use crate::raft::network::{post_bincode, PeerError};
 use crate::state::{CmdError, CmdValue, Command};
@@ -166,20 +167,8 @@ impl Batcher {
                 return;
             };
             let Some(first) = rx.recv().await else { return };
-            for _ in 0..DISPATCH_YIELDS {
-                tokio::task::yield_now().await;
-            }
-            let mut bytes = first.cmd.size_hint();
-            let mut batch = vec![first];
-            while batch.len() < limits.max_batch && bytes < limits.max_bytes {
-                match rx.try_recv() {
-                    Ok(p) => {
-                        bytes += p.cmd.size_hint();
-                        batch.push(p);
-                    }
-                    Err(_) => break,
-                }
-            }
+            let bounds = (limits.max_batch, limits.max_bytes, DISPATCH_YIELDS);
+            let batch = collect_batch(&mut rx, first, bounds, |p| p.cmd.size_hint()).await;
             let this = self.clone();
             self.tasks.spawn("forward", async move {
                 // Leadership may have moved while these queued: one
