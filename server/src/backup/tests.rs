@@ -135,3 +135,45 @@ fn a_format_1_line_over_a_grouped_header_is_refused() {
     let err = decode_all(&bytes, "b").unwrap_err().to_string();
     assert!(err.contains("does not match its format"), "{err}");
 }
+
+#[test]
+fn seeding_groups_places_them_over_the_new_nodes_with_the_same_ring() {
+    let mut control = sample();
+    control.data.shards = dsync_api::shards::ShardMap::initial(&[1, 2, 3], 3, 3).unwrap();
+    let old = control.data.shards.clone();
+    let groups = vec![
+        (1, group_sample(1, "a")),
+        (2, group_sample(2, "b")),
+        (3, group_sample(3, "c")),
+    ];
+    let bytes = encode_with_groups(&control, &groups, 7).unwrap();
+    let backup = decode_all(&bytes, "b").unwrap();
+    let members: BTreeMap<u64, String> = (1..=5).map(|i| (i, format!("h:{i}"))).collect();
+    let (seeded, placed) = seed_groups(backup, &members, "new".into());
+    let map = &seeded.data.shards;
+    assert_eq!(map.epoch, old.epoch + 1);
+    for (o, n) in old.groups.iter().zip(&map.groups) {
+        assert_eq!((o.id, o.vnodes), (n.id, n.vnodes));
+        assert_eq!(n.replicas.len(), 3);
+        assert!(n.replicas.iter().all(|r| members.contains_key(r)));
+    }
+    for t in ["a", "b", "orders", "x/y"] {
+        assert_eq!(map.group_of(t), old.group_of(t), "{t} routes as before");
+    }
+    assert_eq!(placed.len(), 3);
+    for g in &placed {
+        assert_eq!(Some(&g.replicas), map.group(g.id).map(|i| &i.replicas));
+        let voters: Vec<u64> = g
+            .snapshot
+            .meta
+            .last_membership
+            .membership()
+            .voter_ids()
+            .collect();
+        assert_eq!(voters, {
+            let mut r = g.replicas.clone();
+            r.sort();
+            r
+        });
+    }
+}
