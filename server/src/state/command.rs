@@ -131,7 +131,20 @@ impl Command {
             | Command::QueueRedrive { topic }
             | Command::QueueConfigure { topic, .. } => Some(topic),
             Command::Once { cmd, .. } => cmd.queue_topic(),
-            _ => None,
+            // Listed one by one, not `_`: a new command must say whether it
+            // is a queue command, or the control group's refusal of moved
+            // topics would not see it.
+            Command::KvPut { .. }
+            | Command::KvDelete { .. }
+            | Command::LockAcquire { .. }
+            | Command::LockRelease { .. }
+            | Command::LockKeepalive { .. }
+            | Command::LockCancel { .. }
+            | Command::Tick
+            | Command::LockExtendLeases { .. }
+            | Command::LockForceRelease { .. }
+            | Command::SetClusterId { .. }
+            | Command::SetShards { .. } => None,
         }
     }
 
