@@ -25,7 +25,7 @@
 # The order alternates from round to round. At the end: the medians and
 # dsync ÷ RabbitMQ.
 #
-#   scripts/compare/rabbitmq.sh [--rounds 3] [--duration 10]
+#   scripts/compare/rabbitmq.sh [--rounds 3] [--duration 10] [--topics 12]
 #
 # Needs rabbitmq-server (Debian: apt-get install rabbitmq-server) and root,
 # since the RabbitMQ wrappers switch to the rabbitmq user. Builds the bench
@@ -34,16 +34,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
-rounds=3 duration=10
+rounds=3 duration=10 topics=12
 while [ $# -gt 0 ]; do
     case "$1" in
         --rounds) rounds="$2"; shift 2 ;;
         --duration) duration="$2"; shift 2 ;;
+        --topics) topics="$2"; shift 2 ;;
         -h|--help) sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
 done
-for v in "$rounds" "$duration"; do
+for v in "$rounds" "$duration" "$topics"; do
     case "$v" in ''|*[!0-9]*|0) echo "not a positive number: $v" >&2; exit 2 ;; esac
 done
 
@@ -102,6 +103,15 @@ cores_since() { # start time, start ticks, pids -> cores they used on average si
     local t1 c1
     t1=$(date +%s.%N) c1=$(cpu_ticks "${@:3}")
     awk -v t0="$1" -v c0="$2" -v t1="$t1" -v c1="$c1" 'BEGIN { printf "%.2f", (c1 - c0) / 100 / (t1 - t0) }'
+}
+host_ticks() { # -> "busy total" jiffies of the whole machine, from /proc/stat
+    awk '/^cpu / { t = 0; for (i = 2; i <= 9; i++) t += $i; print t - $5 - $6, t }' /proc/stat
+}
+host_busy_since() { # "busy total" from host_ticks -> cores the whole machine was busy since
+    local b1 t1
+    read -r b1 t1 < <(host_ticks)
+    awk -v b0="${1% *}" -v t0="${1#* }" -v b1="$b1" -v t1="$t1" -v n="$(nproc)" \
+        'BEGIN { printf "%.2f", (t1 > t0) ? (b1 - b0) / (t1 - t0) * n : 0 }'
 }
 client_cores() { # runs a command, passes its stdout on; the cores it used go to $work/client-cpu
     python3 -c 'import resource, subprocess, sys, time
@@ -179,25 +189,25 @@ all_uris=$(IFS=,; echo "${uris[*]}")
 
 rabbit_run() {
     local out t0 c0
-    t0=$(date +%s.%N) c0=$(cpu_ticks "${pids[@]}")
-    out=$(client_cores "$client" --uris "$all_uris" --producers 8 --consumers 8 --topics 12 --batch 100 \
+    t0=$(date +%s.%N) c0=$(cpu_ticks "${pids[@]}") h0=$(host_ticks)
+    out=$(client_cores "$client" --uris "$all_uris" --producers 8 --consumers 8 --topics "$topics" --batch 100 \
         --payload-size 1024 --prefetch 100 --duration "$duration" --setup)
-    server_cpu=$(cores_since "$t0" "$c0" "${pids[@]}")
+    server_cpu=$(cores_since "$t0" "$c0" "${pids[@]}") host_cpu=$(host_busy_since "$h0")
     # A quorum queue declared after the join has all three nodes as members.
     ctl 0 list_queues name type members --formatter json | python3 -c 'import json, sys
 qs = [q for q in json.load(sys.stdin) if q["name"].startswith("dsync-bench-")]
 bad = [q["name"] for q in qs if q["type"] != "quorum" or len(q["members"]) != 3]
-if len(qs) != 12 or bad:
-    sys.exit("queues not 12 quorum queues with 3 members: %r" % bad)'
+if len(qs) != int(sys.argv[1]) or bad:
+    sys.exit("queues not %s quorum queues with 3 members: %r" % (sys.argv[1], bad))' "$topics"
     python3 -c 'import json, sys
 d = json.loads(sys.argv[1])
-print("rabbitmq acked/s=%.0f confirmed/s=%.0f publish p50=%.1fms p99=%.1fms backlog=%d nacked=%d cpu: servers=%s client=%s cores" % (
+print("rabbitmq acked/s=%.0f confirmed/s=%.0f publish p50=%.1fms p99=%.1fms backlog=%d nacked=%d cpu: servers=%s client=%s host=%s cores" % (
     d["acked_per_sec"], d["confirmed_per_sec"], d["publish_batch_p50_ms"], d["publish_batch_p99_ms"],
-    d["backlog"], d["nacked"], sys.argv[4], sys.argv[5]))
+    d["backlog"], d["nacked"], sys.argv[4], sys.argv[5], sys.argv[6]))
 with open(sys.argv[3], "a") as f:
     print(sys.argv[2], "rabbitmq", d["acked_per_sec"], d["confirmed_per_sec"],
-          d["publish_batch_p50_ms"], d["publish_batch_p99_ms"], sys.argv[4], sys.argv[5], file=f)' \
-        "$out" "$1" "$results" "$server_cpu" "$(cat "$work/client-cpu")"
+          d["publish_batch_p50_ms"], d["publish_batch_p99_ms"], sys.argv[4], sys.argv[5], sys.argv[6], file=f)' \
+        "$out" "$1" "$results" "$server_cpu" "$(cat "$work/client-cpu")" "$host_cpu"
 }
 
 dsync_run() {
@@ -205,19 +215,19 @@ dsync_run() {
     "$DSYNC_BIN" cluster up --dir "$work/dsync" --nodes 3 --shards 3 >"$log" 2>&1 \
         || { cat "$log" >&2; exit 1; }
     server_pids=$(sed -n 's/^ *pid: *\([0-9]*\)$/\1/p' "$work/dsync/cluster.yaml")
-    t0=$(date +%s.%N) c0=$(cpu_ticks $server_pids)
-    out=$(client_cores "$DSYNC_BIN" --dir "$work/dsync" bench queue --clients 16 --topics 12 --batch 100 \
+    t0=$(date +%s.%N) c0=$(cpu_ticks $server_pids) h0=$(host_ticks)
+    out=$(client_cores "$DSYNC_BIN" --dir "$work/dsync" bench queue --clients 16 --topics "$topics" --batch 100 \
         --payload-size 1024 --duration "$duration" -o json 2>"$log") || { cat "$log" >&2; exit 1; }
-    server_cpu=$(cores_since "$t0" "$c0" $server_pids)
+    server_cpu=$(cores_since "$t0" "$c0" $server_pids) host_cpu=$(host_busy_since "$h0")
     python3 -c 'import json, sys
 d = json.loads(sys.argv[1]); p = d["push"]
-print("dsync    acked/s=%.0f enqueued/s=%.0f push p50=%.1fms p99=%.1fms backlog=%d errors=%d cpu: servers=%s client=%s cores" % (
+print("dsync    acked/s=%.0f enqueued/s=%.0f push p50=%.1fms p99=%.1fms backlog=%d errors=%d cpu: servers=%s client=%s host=%s cores" % (
     d["messages_per_sec"], d["enqueued_per_sec"], p["p50_ms"], p["p99_ms"], d["backlog"],
-    p["errors"] + d["consume_ack"]["errors"], sys.argv[4], sys.argv[5]))
+    p["errors"] + d["consume_ack"]["errors"], sys.argv[4], sys.argv[5], sys.argv[6]))
 with open(sys.argv[3], "a") as f:
     print(sys.argv[2], "dsync", d["messages_per_sec"], d["enqueued_per_sec"],
-          p["p50_ms"], p["p99_ms"], sys.argv[4], sys.argv[5], file=f)' \
-        "$out" "$1" "$results" "$server_cpu" "$(cat "$work/client-cpu")"
+          p["p50_ms"], p["p99_ms"], sys.argv[4], sys.argv[5], sys.argv[6], file=f)' \
+        "$out" "$1" "$results" "$server_cpu" "$(cat "$work/client-cpu")" "$host_cpu"
     "$DSYNC_BIN" cluster down --dir "$work/dsync" --purge >"$log" 2>&1
 }
 
@@ -242,10 +252,11 @@ print("== medians over %d rounds" % len({int(r[0]) for r in rows}))
 for system in ("rabbitmq", "dsync"):
     runs = by.get(system, {}).values()
     if runs:
-        acked, confirmed, p50, p99, server, client = (statistics.median(x) for x in zip(*runs))
+        acked, confirmed, p50, p99, server, client, host = (
+            statistics.median(x) for x in zip(*runs))
         print("%-8s acked/s=%.0f confirmed/s=%.0f publish batch p50=%.1fms p99=%.1fms"
-              " cpu: servers=%.2f client=%.2f cores" % (
-            system, acked, confirmed, p50, p99, server, client))
+              " cpu: servers=%.2f client=%.2f host=%.2f cores" % (
+            system, acked, confirmed, p50, p99, server, client, host))
 common = sorted(set(by.get("dsync", {})) & set(by.get("rabbitmq", {})))
 for i, what in ((0, "acked/s"), (1, "confirmed/s")):
     # Per round, then the median: both sides of a ratio saw the same minutes.
@@ -253,6 +264,8 @@ for i, what in ((0, "acked/s"), (1, "confirmed/s")):
     if ratios:
         print("dsync ÷ rabbitmq, %s: median %.2f (rounds: %s)" % (
             what, statistics.median(ratios), " ".join("%.2f" % x for x in ratios)))
+print("cpu: servers and client are what they used, host what the whole machine did"
+      " (of %d cores): host above servers + client is other load" % __import__("os").cpu_count())
 print("durability: RabbitMQ quorum queues confirm after a majority fdatasynced its WAL;"
       " dsync acknowledges after a majority fsynced its Raft log (both defaults)")
 EOF
