@@ -114,7 +114,10 @@ async fn setup(a: &Args) -> Result<(), String> {
     let conn = connect(&a.uris[0]).await?;
     let ch = conn.create_channel().await.map_err(|e| e.to_string())?;
     let mut qargs = FieldTable::default();
-    qargs.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+    qargs.insert(
+        "x-queue-type".into(),
+        AMQPValue::LongString("quorum".into()),
+    );
     for t in 0..a.topics {
         let name = queue_name(a, t);
         ch.queue_delete(&name, QueueDeleteOptions::default())
@@ -250,7 +253,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i]
 }
 
-/// Share of one core this process used, from /proc (Linux only; 0 elsewhere).
+/// CPU seconds this process has used, from /proc (Linux only; 0 elsewhere).
 fn cpu_seconds() -> f64 {
     let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
         return 0.0;
