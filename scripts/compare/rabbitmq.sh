@@ -189,6 +189,7 @@ all_uris=$(IFS=,; echo "${uris[*]}")
 
 rabbit_run() {
     local out t0 c0
+    # The window includes re-declaring the queues and connecting (well under a second).
     t0=$(date +%s.%N) c0=$(cpu_ticks "${pids[@]}") h0=$(host_ticks)
     out=$(client_cores "$client" --uris "$all_uris" --producers 8 --consumers 8 --topics "$topics" --batch 100 \
         --payload-size 1024 --prefetch 100 --duration "$duration" --setup)
