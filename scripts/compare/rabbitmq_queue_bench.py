@@ -1,6 +1,11 @@
 #!/usr/bin/env python3
 """RabbitMQ quorum-queue baseline for `dsync bench queue`.
 
+Older: one node, one queue, pika clients. The comparison the docs now use is
+scripts/compare/rabbitmq.sh (three RabbitMQ nodes beside three dsync nodes in
+alternating rounds, one quorum queue per topic, a Rust lapin client); this
+script is kept for the older figures in docs/benchmarks.md.
+
 What it measures
 ----------------
 The same workload as
