@@ -48,6 +48,7 @@ mod shard_backup;
 mod shard_groups;
 mod shard_leaders;
 mod shard_partition;
+mod shard_scale;
 mod shards;
 mod shutdown;
 mod tui;
