@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 pub use host::{Groups, Routing};
 pub use status::group_status;
-pub use ticker::GroupGauges;
+pub use ticker::{allow_elections, GroupGauges};
 
 use crate::config::Config;
 use crate::error::{Error, Result};

@@ -55,11 +55,12 @@ impl Node {
         let target = match to {
             Some(t) if t == self.id => return Ok(self.id),
             Some(t) => t,
-            None => most_caught_up(group, self.id).ok_or_else(|| {
-                Error::InvalidArgument(format!("group {} has no other voter", group.id))
-            })?,
+            None => crate::raft::most_caught_up(&group.raft.metrics().borrow(), self.id)
+                .ok_or_else(|| {
+                    Error::InvalidArgument(format!("group {} has no other voter", group.id))
+                })?,
         };
-        if !caught_up(group, target) {
+        if !crate::raft::caught_up(&group.raft.metrics().borrow(), target) {
             return Err(Error::Unavailable(format!(
                 "node {target} does not hold group {}'s whole log; leadership stays",
                 group.id
@@ -149,33 +150,4 @@ impl Node {
         });
         Ok(futures::future::join_all(moves).await)
     }
-}
-
-/// The voter other than `me` whose log matches the leader's furthest.
-fn most_caught_up(group: &Group, me: u64) -> Option<u64> {
-    let m = group.raft.metrics();
-    let m = m.borrow();
-    let matched = |id: &u64| {
-        m.replication
-            .as_ref()
-            .and_then(|r| r.get(id))
-            .and_then(|l| l.map(|l| l.index))
-    };
-    m.membership_config
-        .membership()
-        .voter_ids()
-        .filter(|id| *id != me)
-        .max_by_key(|id| matched(id))
-}
-
-/// Whether `target` has matched the leader's whole log (a down replica
-/// has not, and would only stall the group for an election).
-fn caught_up(group: &Group, target: u64) -> bool {
-    let m = group.raft.metrics();
-    let m = m.borrow();
-    let last = m.last_log_index;
-    m.replication
-        .as_ref()
-        .and_then(|r| r.get(&target))
-        .is_some_and(|l| l.map(|l| l.index) >= last)
 }

@@ -134,7 +134,14 @@ impl Node {
             shared,
         });
         let t = &node.tasks;
-        t.spawn("elections", allow_elections_after_restart(node.clone()));
+        t.spawn(
+            "elections",
+            crate::groups::allow_elections(
+                node.control.clone(),
+                node.config.election_timeout_max_ms,
+                false,
+            ),
+        );
         t.spawn("metrics", watch_metrics(node.clone()));
         t.spawn("role events", crate::events::watch_roles(node.clone()));
         t.spawn("deadline ticker", locks::run_deadline_ticker(node.clone()));
@@ -187,11 +194,7 @@ impl Node {
 
     /// The leader as this node knows it: (id, address).
     pub fn leader(&self) -> Option<(u64, String)> {
-        let m = self.control.raft.metrics();
-        let m = m.borrow();
-        let id = m.current_leader?;
-        let addr = m.membership_config.membership().get_node(&id)?.addr.clone();
-        Some((id, addr))
+        self.control.leader()
     }
 
     /// The address of member `id`, as the current membership records it.
@@ -203,7 +206,7 @@ impl Node {
     }
 
     pub fn is_leader(&self) -> bool {
-        self.control.raft.metrics().borrow().current_leader == Some(self.id)
+        self.control.leads(self.id)
     }
 
     pub fn term(&self) -> u64 {
@@ -262,21 +265,4 @@ async fn watch_metrics(node: Arc<Node>) {
             return;
         }
     }
-}
-
-/// Lets this node campaign once it has heard from a leader, or after the
-/// wait openraft gives a follower that knows one (leader lease plus an
-/// election timeout), whichever comes first.
-///
-/// A node restarts with its vote uncommitted (`raft::log_store`), and
-/// openraft lets a node with an uncommitted vote campaign at its first
-/// tick. A restarted node would then campaign before the leader's first
-/// heartbeat reached it; the rejections mark the other nodes as having
-/// seen a greater log, which adds 2 x `election_timeout_max_ms` to their
-/// next election, so the next failover took 1.4 s instead of 0.7 s.
-async fn allow_elections_after_restart(node: Arc<Node>) {
-    let hold = Duration::from_millis(2 * node.config.election_timeout_max_ms);
-    let mut metrics = node.control.raft.metrics();
-    let _ = tokio::time::timeout(hold, metrics.wait_for(|m| m.current_leader.is_some())).await;
-    node.control.raft.runtime_config().elect(true);
 }

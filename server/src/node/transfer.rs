@@ -98,13 +98,7 @@ impl Node {
             .raft
             .wait(Some(catch_up))
             .metrics(
-                |m| {
-                    let last = m.last_log_index;
-                    m.replication
-                        .as_ref()
-                        .and_then(|r| r.get(&target))
-                        .is_some_and(|l| l.map(|l| l.index) >= last)
-                },
+                |m| crate::raft::caught_up(m, target),
                 "transfer target caught up",
             )
             .await
@@ -184,21 +178,8 @@ impl Node {
             }
             return Ok(to);
         }
-        let matched = |id: &u64| {
-            m.replication
-                .as_ref()
-                .and_then(|r| r.get(id))
-                .and_then(|l| l.map(|l| l.index))
-        };
-        voters
-            .iter()
-            .filter(|id| **id != self.id)
-            .max_by_key(|id| matched(id))
-            .copied()
-            .ok_or_else(|| {
-                Error::InvalidArgument(
-                    "this is the only voter; there is no one to hand off to".into(),
-                )
-            })
+        crate::raft::most_caught_up(&m, self.id).ok_or_else(|| {
+            Error::InvalidArgument("this is the only voter; there is no one to hand off to".into())
+        })
     }
 }

@@ -39,6 +39,35 @@ pub type StorageError = openraft::StorageError<NodeId>;
 pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, openraft::BasicNode>;
 pub type StoredMembership = openraft::StoredMembership<NodeId, openraft::BasicNode>;
 
+pub type RaftMetrics = openraft::RaftMetrics<NodeId, openraft::BasicNode>;
+
+/// How far `id`'s log matches the leader's, as the leader's metrics `m`
+/// know it (`None` on a follower, or before the first match).
+pub fn matched_index(m: &RaftMetrics, id: u64) -> Option<u64> {
+    m.replication
+        .as_ref()
+        .and_then(|r| r.get(&id))
+        .and_then(|l| l.map(|l| l.index))
+}
+
+/// Whether `id` holds the leader's whole log.
+pub fn caught_up(m: &RaftMetrics, id: u64) -> bool {
+    m.replication
+        .as_ref()
+        .and_then(|r| r.get(&id))
+        .is_some_and(|l| l.map(|l| l.index) >= m.last_log_index)
+}
+
+/// The voter other than `me` whose log matches the leader's furthest: the
+/// target of a leadership hand-off.
+pub fn most_caught_up(m: &RaftMetrics, me: u64) -> Option<u64> {
+    m.membership_config
+        .membership()
+        .voter_ids()
+        .filter(|id| *id != me)
+        .max_by_key(|id| matched_index(m, *id))
+}
+
 /// Frames a payload as `crc32 (LE) ++ payload`.
 pub fn frame(payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(payload.len() + 4);
