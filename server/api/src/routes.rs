@@ -8,6 +8,10 @@ pub const STATUS: &str = "/v1/status";
 pub const SHARDS: &str = "/v1/shards";
 /// `POST`: every queue group's leadership to its preferred leader.
 pub const SHARDS_LEADERS: &str = "/v1/shards/leaders";
+/// `POST`: plan replica moves and start a job carrying them out.
+pub const SHARDS_REBALANCE: &str = "/v1/shards/rebalance";
+/// The running shard job and the last finished ones.
+pub const SHARDS_JOBS: &str = "/v1/shards/jobs";
 pub const KV: &str = "/v1/kv";
 pub const MEMBERS: &str = "/v1/cluster/members";
 pub const LEADER_TRANSFER: &str = "/v1/cluster/leader/transfer";

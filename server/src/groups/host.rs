@@ -91,6 +91,12 @@ impl Groups {
         write(&self.open).insert(group.id, group);
     }
 
+    /// Stops hosting group `id` (it moved away): no request is routed to
+    /// this copy from now on.
+    pub fn remove(&self, id: u64) -> Option<Arc<Group>> {
+        write(&self.open).remove(&id)
+    }
+
     pub fn hint(&self, id: u64) -> Option<(u64, String)> {
         self.hints
             .lock()

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::registry::Registry;
@@ -27,7 +28,9 @@ pub(super) async fn run(group: Arc<Group>, me: u64) {
         }
         let mut every = tokio::time::interval(Duration::from_millis(20));
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        while group.leads(me) {
+        // `has_changed` fails once the Raft is shut down (the group moved
+        // away), whatever its last metrics said.
+        while group.leads(me) && metrics.has_changed().is_ok() {
             every.tick().await;
             let due = group
                 .sm
@@ -75,18 +78,55 @@ pub struct GroupLabels {
     pub group: String,
 }
 
-/// The Raft gauges of every queue group this node hosts, labelled `group`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabels {
+    pub result: String,
+}
+
+/// The Raft gauges of every queue group this node hosts, labelled `group`,
+/// and the replica moves this node drove.
 #[derive(Default)]
 pub struct GroupGauges {
     pub term: Family<GroupLabels, Gauge>,
     pub is_leader: Family<GroupLabels, Gauge>,
     pub last_log_index: Family<GroupLabels, Gauge>,
     pub applied_index: Family<GroupLabels, Gauge>,
+    pub moves: Family<ResultLabels, Counter>,
+    /// Entries the learner of the move in progress trails its leader by.
+    pub move_lag: Gauge,
 }
 
 impl GroupGauges {
+    pub fn count_move(&self, result: &str) {
+        let labels = ResultLabels {
+            result: result.into(),
+        };
+        self.moves.get_or_create(&labels).inc();
+    }
+
+    /// Stops exporting a group this node no longer hosts.
+    pub fn forget(&self, group: u64) {
+        let label = GroupLabels {
+            group: group.to_string(),
+        };
+        self.term.remove(&label);
+        self.is_leader.remove(&label);
+        self.last_log_index.remove(&label);
+        self.applied_index.remove(&label);
+    }
+
     pub fn register(&self, registry: &mut Registry) {
         let r = registry;
+        r.register(
+            "shard_moves",
+            "Replica moves this node drove as control leader, by result (done, rolled_back)",
+            self.moves.clone(),
+        );
+        r.register(
+            "shard_move_lag",
+            "Log entries the learner of the replica move in progress trails its group's leader by",
+            self.move_lag.clone(),
+        );
         r.register(
             "group_raft_term",
             "Current Raft term of each queue group hosted here",

@@ -48,6 +48,8 @@ pub fn router() -> Router<Arc<Node>> {
         shards::shards,
         shards::init,
         shards::balance,
+        shards::rebalance,
+        shards::jobs,
         cluster::join,
         cluster::transfer_leader,
         lifecycle::remove,

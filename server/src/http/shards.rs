@@ -12,8 +12,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use dsync_api::routes;
 use dsync_api::shards::{
-    GroupInfo, GroupMove, GroupStatus, InitShards, ReplicaStatus, ShardMap, ShardsStatus,
-    CONTROL_GROUP, HEADER_GROUP,
+    GroupInfo, GroupMove, GroupStatus, InitShards, RebalancePlan, RebalanceRequest, ReplicaStatus,
+    ShardJob, ShardMap, ShardsStatus, CONTROL_GROUP, HEADER_GROUP,
 };
 use dsync_api::types::MemberKind;
 
@@ -26,6 +26,8 @@ pub fn router() -> Router<Arc<Node>> {
     Router::new()
         .route(routes::SHARDS, get(shards).post(init))
         .route(routes::SHARDS_LEADERS, post(balance))
+        .route(routes::SHARDS_REBALANCE, post(rebalance))
+        .route(routes::SHARDS_JOBS, get(jobs))
 }
 
 #[utoipa::path(
@@ -119,6 +121,41 @@ pub(super) async fn init(
 )]
 pub(super) async fn balance(State(node): State<Arc<Node>>) -> HttpResult<Json<Vec<GroupMove>>> {
     Ok(Json(node.balance_leaders().await?))
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/shards/rebalance",
+    tag = "cluster",
+    request_body = dsync_api::shards::RebalanceRequest,
+    responses(
+        (status = 200, description = "The replica moves that balance every group over the voters (less `exclude`), and the job carrying them out (none for a dry run or when nothing needs to move)", body = dsync_api::shards::RebalancePlan),
+        (status = 400, description = "`invalid_argument`: no queue groups, or `exclude` names a node that is not a voter or every voter", body = dsync_api::ErrorBody),
+        (status = 409, description = "`conflict`: another shard job is still running", body = dsync_api::ErrorBody),
+    )
+)]
+pub(super) async fn rebalance(
+    State(node): State<Arc<Node>>,
+    ApiJson(req): ApiJson<RebalanceRequest>,
+) -> HttpResult<Json<RebalancePlan>> {
+    if req.exclude.len() > 1024 {
+        return Err(
+            crate::error::Error::InvalidArgument("exclude: at most 1024 nodes".into()).into(),
+        );
+    }
+    Ok(Json(node.rebalance(req).await?))
+}
+
+#[utoipa::path(
+    get,
+    path = "/v1/shards/jobs",
+    tag = "cluster",
+    responses(
+        (status = 200, description = "The running shard job, then the last finished ones, newest first, as this node last applied them", body = Vec<dsync_api::shards::ShardJob>),
+    )
+)]
+pub(super) async fn jobs(State(node): State<Arc<Node>>) -> Json<Vec<ShardJob>> {
+    Json(node.shard_jobs())
 }
 
 /// Middleware of the queue routes: `x-dsync-group` names the group that

@@ -111,6 +111,10 @@ impl Node {
                 };
                 Ok(GroupReply::Snapshot(snap.encode()?))
             }
+            GroupRequest::Members(change) => {
+                self.change_members(group, change).await?;
+                Ok(GroupReply::Value(CmdValue::Done))
+            }
             GroupRequest::Status => Ok(GroupReply::Json(to_json(&group_status(
                 group.id,
                 &group.raft,

@@ -3,14 +3,17 @@
 mod forward;
 mod forward_batch;
 mod group_handoff;
+mod group_members;
 mod group_serve;
 mod lifecycle;
 mod locks;
 mod membership;
+mod moves;
 pub mod progress;
 mod queue;
 mod reads;
 mod routed;
+mod shard_host;
 mod shards;
 pub mod shutdown;
 mod transfer;
@@ -146,7 +149,8 @@ impl Node {
         t.spawn("role events", crate::events::watch_roles(node.clone()));
         t.spawn("deadline ticker", locks::run_deadline_ticker(node.clone()));
         t.spawn("cache", crate::cache::run(node.clone()));
-        t.spawn("shard host", shards::run_shard_host(node.clone()));
+        t.spawn("shard host", shard_host::run_shard_host(node.clone()));
+        t.spawn("shard mover", moves::run_mover(node.clone()));
         t.spawn("leader balance", shards::run_leader_balancer(node.clone()));
         Ok(node)
     }

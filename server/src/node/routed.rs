@@ -49,6 +49,8 @@ pub enum GroupRequest {
     Transfer {
         to: Option<u64>,
     },
+    /// Change the group's replicas (a replica move).
+    Members(super::group_members::MemberChange),
 }
 
 impl GroupRequest {

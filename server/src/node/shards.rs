@@ -1,18 +1,15 @@
-//! The shard map on a node: creating it (`POST /v1/shards`), and opening
-//! the queue groups it places here (DESIGN.md §2a).
+//! The shard map on a node: creating it (`POST /v1/shards`), and keeping
+//! each queue group led by its preferred leader (DESIGN.md §2a).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dsync_api::queue::TopicStats;
-use dsync_api::shards::{preferred_leaders, InitShards, ShardMap, DEFAULT_REPLICAS, MAX_GROUPS};
+use dsync_api::shards::{InitShards, ShardMap, DEFAULT_REPLICAS, MAX_GROUPS};
 use dsync_api::types::{Consistency, MemberKind};
-use openraft::BasicNode;
 
 use super::Node;
 use crate::error::{Error, Result};
-use crate::groups::{self, Group};
 use crate::proposer::now_ms;
 use crate::state::Command;
 
@@ -111,84 +108,6 @@ impl Node {
             }
         }
         None
-    }
-
-    /// Opens every queue group `map` places on this node that is not open
-    /// yet; a new group is initialized by each of its replicas (all with the
-    /// same membership, which Raft allows) and its preferred leader
-    /// campaigns at once.
-    async fn host_groups(&self, map: &ShardMap) -> Result<()> {
-        let _one = self.groups.reconciling.lock().await;
-        let nodes: Vec<u64> = map
-            .groups
-            .iter()
-            .flat_map(|g| g.replicas.iter().copied())
-            .collect();
-        let leaders = preferred_leaders(map, &nodes);
-        for info in &map.groups {
-            if !info.replicas.contains(&self.id) || self.groups.get(info.id).is_some() {
-                continue;
-            }
-            let mut members = BTreeMap::new();
-            for id in &info.replicas {
-                let addr = self.member_addr(*id).ok_or_else(|| {
-                    Error::Unavailable(format!(
-                        "node {id} of group {} is not a member (yet)",
-                        info.id
-                    ))
-                })?;
-                members.insert(*id, BasicNode::new(addr));
-            }
-            let group = Arc::new(Group::open(info.id, &self.shared).await?);
-            let fresh = !group
-                .raft
-                .is_initialized()
-                .await
-                .map_err(|e| Error::Internal(e.to_string()))?;
-            if fresh {
-                // A replica that already received the leader's first entries
-                // is refused here, which is just as good.
-                if let Err(e) = group.raft.initialize(members).await {
-                    tracing::debug!(group = info.id, "initialize: {e}");
-                }
-            }
-            let campaign = fresh && leaders.get(&info.id) == Some(&self.id);
-            groups::spawn_tasks(&group, &self.shared, campaign);
-            tracing::info!(group = info.id, fresh, "hosting queue group");
-            self.groups.insert(group);
-        }
-        Ok(())
-    }
-}
-
-/// Follows the shard map in the control group's applied state: routes by
-/// each new epoch and opens the groups placed here (on start, too, from
-/// the map the snapshot and log replay bring back).
-pub(super) async fn run_shard_host(node: Arc<Node>) {
-    let mut applied = node.control.sm.subscribe();
-    let mut hosted_epoch = 0;
-    loop {
-        let epoch = node.control.sm.read().data.shards.epoch;
-        if epoch != hosted_epoch {
-            let map = node.control.sm.read().data.shards.clone();
-            node.groups.set_map(&map);
-            match node.host_groups(&map).await {
-                Ok(()) => hosted_epoch = epoch,
-                // Tried again on the next applied entry (a membership change,
-                // a heartbeat's blank entry, the leader's next write).
-                Err(e) => tracing::warn!(epoch, "queue groups not all open yet: {e}"),
-            }
-        }
-        let changed = applied.changed();
-        if epoch != hosted_epoch {
-            // Not all open: try again soon even if nothing is applied.
-            let waited = tokio::time::timeout(std::time::Duration::from_millis(500), changed).await;
-            if let Ok(Err(_)) = waited {
-                return;
-            }
-        } else if changed.await.is_err() {
-            return;
-        }
     }
 }
 

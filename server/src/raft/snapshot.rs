@@ -12,12 +12,14 @@ use serde::{Deserialize, Serialize};
 use super::SnapshotMeta;
 use crate::error::Error;
 use crate::state::dedup::Recent;
+use crate::state::jobs::ShardJobs;
 use crate::state::StateData;
 
 const MAGIC: &[u8; 8] = b"DSYNCSNP";
 /// 2 added `StateData::cluster_id`, 3 `StateData::recent`, 4
-/// `StateData::shards`; files of every earlier format still load.
-const FORMAT: u32 = 4;
+/// `StateData::shards`, 5 `StateData::jobs`; files of every earlier format
+/// still load.
+const FORMAT: u32 = 5;
 const HEADER: usize = 8 + 4 + 8 + 4;
 
 /// What a snapshot holds: Raft metadata plus the whole replicated state.
@@ -70,15 +72,18 @@ impl SnapshotFile {
         }
         let decoded = match format {
             1 => bincode::deserialize::<SnapshotV1>(payload).map(SnapshotV1::upgrade),
-            // Formats 2 and 3 are format 4 without the state's last fields,
+            // Formats 2 to 4 are format 5 without the state's last fields,
             // and bincode encodes fields in order with no framing: appending
-            // their empty values makes a format 4 payload.
-            2 | 3 => {
+            // their empty values makes a format 5 payload.
+            2..=4 => {
                 let mut upgraded = payload.to_vec();
                 if format == 2 {
                     upgraded.extend(bincode::serialize(&Recent::default()).unwrap_or_default());
                 }
-                upgraded.extend(bincode::serialize(&ShardMap::default()).unwrap_or_default());
+                if format <= 3 {
+                    upgraded.extend(bincode::serialize(&ShardMap::default()).unwrap_or_default());
+                }
+                upgraded.extend(bincode::serialize(&ShardJobs::default()).unwrap_or_default());
                 bincode::deserialize(&upgraded)
             }
             _ => bincode::deserialize(payload),
@@ -112,6 +117,7 @@ impl SnapshotV1 {
                 outbox: Vec::new(),
                 recent: Recent::default(),
                 shards: ShardMap::default(),
+                jobs: ShardJobs::default(),
             },
         }
     }
@@ -276,6 +282,41 @@ mod tests {
         let back = SnapshotFile::decode(&framed(3, &payload), "v3").unwrap();
         assert_eq!(back.data, s.data);
         assert!(back.data.shards.groups.is_empty());
+    }
+
+    #[test]
+    fn format_4_snapshots_keep_their_shard_map_and_have_no_jobs() {
+        // Format 4 encoded every field of the state up to `shards`.
+        #[derive(Serialize)]
+        struct V4<'a> {
+            meta: &'a SnapshotMeta,
+            revision: u64,
+            now_ms: u64,
+            kv: &'a crate::state::kv::KvTable,
+            locks: &'a crate::state::locks::LockTable,
+            queues: &'a crate::state::queue::QueueTable,
+            cluster_id: &'a Option<String>,
+            recent: &'a Recent,
+            shards: &'a ShardMap,
+        }
+        let mut s = sample();
+        s.data.shards = ShardMap::initial(&[1, 2, 3], 3, 3).unwrap();
+        let payload = bincode::serialize(&V4 {
+            meta: &s.meta,
+            revision: s.data.revision,
+            now_ms: s.data.now_ms,
+            kv: &s.data.kv,
+            locks: &s.data.locks,
+            queues: &s.data.queues,
+            cluster_id: &s.data.cluster_id,
+            recent: &s.data.recent,
+            shards: &s.data.shards,
+        })
+        .unwrap();
+        let back = SnapshotFile::decode(&framed(4, &payload), "v4").unwrap();
+        assert_eq!(back.data, s.data);
+        assert_eq!(back.data.shards.groups.len(), 3);
+        assert!(back.data.jobs.running.is_none());
     }
 
     #[test]

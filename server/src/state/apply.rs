@@ -175,6 +175,7 @@ impl StateData {
             // Unwrapped above.
             Command::Once { cmd, .. } => self.apply_one(*cmd),
             Command::SetShards { map } => self.set_shards(map),
+            Command::ShardJob { step } => self.shard_job(step),
         }
     }
 

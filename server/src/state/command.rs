@@ -107,6 +107,11 @@ pub enum Command {
     SetShards {
         map: dsync_api::shards::ShardMap,
     },
+    /// A step of a rebalance of the shard map (`state::jobs`). Last, so
+    /// every older variant keeps its tag.
+    ShardJob {
+        step: super::jobs::JobStep,
+    },
 }
 
 impl Command {
@@ -144,7 +149,8 @@ impl Command {
             | Command::LockExtendLeases { .. }
             | Command::LockForceRelease { .. }
             | Command::SetClusterId { .. }
-            | Command::SetShards { .. } => None,
+            | Command::SetShards { .. }
+            | Command::ShardJob { .. } => None,
         }
     }
 
@@ -174,6 +180,12 @@ impl Command {
             Command::LockForceRelease { name } => name.len() + 16,
             Command::SetClusterId { id } => id.len() + 16,
             Command::Once { cmd, .. } => cmd.size_hint() + 16,
+            Command::ShardJob { step } => match step {
+                super::jobs::JobStep::Start { moves, .. } => 64 + 64 * moves.len(),
+                super::jobs::JobStep::Advance { error, .. } => {
+                    64 + error.as_ref().map_or(0, |e| e.len())
+                }
+            },
             Command::SetShards { map } => {
                 64 + map
                     .groups

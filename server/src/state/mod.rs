@@ -8,6 +8,7 @@
 mod apply;
 mod command;
 pub mod dedup;
+pub mod jobs;
 pub mod kv;
 pub mod locks;
 mod outcome;
@@ -56,7 +57,10 @@ pub struct StateData {
     /// Answers of recent deduplicated writes. A format 2 snapshot is this
     /// encoding without it and the fields after it (`raft::snapshot`).
     pub recent: dedup::Recent,
-    /// The queue groups (control group only; see `SetShards`). Last field:
-    /// a format 3 snapshot is this encoding without it.
+    /// The queue groups (control group only; see `SetShards`). A format 3
+    /// snapshot is this encoding without it and the fields after it.
     pub shards: dsync_api::shards::ShardMap,
+    /// Rebalances of the shard map (control group only; see `ShardJob`).
+    /// Last field: a format 4 snapshot is this encoding without it.
+    pub jobs: jobs::ShardJobs,
 }

@@ -2,6 +2,7 @@
 //! first shard map of a cluster.
 
 pub mod init;
+pub mod rebalance;
 pub mod wait;
 
 use clap::Subcommand;
@@ -44,6 +45,21 @@ pub enum ShardCommand {
     /// made by an earlier release): drain them first (docs/operations.md,
     /// "Queue shards").
     Init(init::InitArgs),
+    /// Move queue group replicas so every voter holds its share (at most
+    /// ⌈G·R/N⌉ each, rendezvous-hashed, keeping what can stay).
+    ///
+    /// Prints the plan (which replica moves where, and why), then records
+    /// it as a job in the control group, whose leader carries out the
+    /// moves one at a time: the new replica joins as a learner, catches
+    /// up, becomes a voter as the old one leaves, the shard map gets a new
+    /// epoch and the old replica deletes its copy. Writes and consumes go
+    /// on throughout. A target that stops catching up for 30 s is removed
+    /// again and that move rolled back. A control leader that dies
+    /// mid-move is succeeded by one that resumes it. `cluster scale` runs
+    /// this after adding nodes and before removing them.
+    Rebalance(rebalance::RebalanceArgs),
+    /// The running shard job (with its moves) and the last finished ones.
+    Jobs,
 }
 
 /// `shard locate` as JSON/YAML.
@@ -57,6 +73,8 @@ struct Located<'a> {
 pub async fn run(global: &GlobalArgs, cmd: ShardCommand) -> anyhow::Result<i32> {
     match cmd {
         ShardCommand::Init(args) => return init::run(global, args).await,
+        ShardCommand::Rebalance(args) => return rebalance::run(global, args).await,
+        ShardCommand::Jobs => return rebalance::jobs(global).await,
         ShardCommand::List => {
             let status = global.client()?.shards().await.api()?;
             global.output.print(&status, || list(&status))?

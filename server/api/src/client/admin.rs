@@ -26,6 +26,22 @@ impl Client {
             .await
     }
 
+    /// `POST /v1/shards/rebalance`: plan replica moves, and start them
+    /// unless `dry_run`.
+    pub async fn shards_rebalance(
+        &self,
+        req: &crate::shards::RebalanceRequest,
+    ) -> Result<crate::shards::RebalancePlan> {
+        self.call(Method::POST, routes::SHARDS_REBALANCE, Some(req))
+            .await
+    }
+
+    /// `GET /v1/shards/jobs`: the running shard job, then finished ones.
+    pub async fn shard_jobs(&self) -> Result<Vec<crate::shards::ShardJob>> {
+        self.call::<(), _>(Method::GET, routes::SHARDS_JOBS, None)
+            .await
+    }
+
     pub async fn status(&self) -> Result<NodeStatus> {
         self.call::<(), _>(Method::GET, routes::STATUS, None).await
     }

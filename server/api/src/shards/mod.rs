@@ -22,6 +22,7 @@
 //! every topic of a running cluster) fails the build's tests.
 
 mod balanced;
+mod jobs;
 mod leaders;
 mod map;
 mod placement;
@@ -29,6 +30,10 @@ mod ring;
 mod status;
 
 pub use balanced::{place_balanced, rebalance};
+pub use jobs::{
+    moved_replicas, plan_moves, JobState, MovePhase, RebalancePlan, RebalanceRequest, ReplicaMove,
+    ShardJob,
+};
 pub use leaders::preferred_leaders;
 pub use map::{GroupInfo, ShardMap, ShardMapError, MAX_GROUPS, MAX_VNODES};
 pub use placement::place;

@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use super::wait::{all_agree, healthy, wait_for, Watched};
 use crate::cluster_file::ClusterFile;
+use crate::commands::shard::rebalance::rebalance_and_follow;
 use crate::context::{GlobalArgs, RequestError, RequestExt};
 use crate::local::{pid_alive, send_signal};
 use crate::node_process::owner;
@@ -39,6 +40,8 @@ struct ScaleReport {
     to: usize,
     added: Vec<u64>,
     removed: Vec<u64>,
+    /// Queue group replicas moved onto new nodes or off leaving ones.
+    replicas_moved: usize,
     leader: Option<u64>,
     warning: Option<String>,
 }
@@ -67,6 +70,7 @@ pub async fn run(global: &GlobalArgs, args: ScaleArgs) -> anyhow::Result<i32> {
     let timeout = Duration::from_secs(args.timeout);
     let mut progress = Progress::new();
     let mut started = Vec::new();
+    let mut moved_off = 0;
     let (added, removed) = if target > from {
         started = match file.compose.clone() {
             Some(info) => compose::grow(&dir, &info, &mut file, target, &mut progress)?,
@@ -74,7 +78,15 @@ pub async fn run(global: &GlobalArgs, args: ScaleArgs) -> anyhow::Result<i32> {
         };
         (started.iter().map(|w| w.id).collect(), vec![])
     } else if target < from {
-        let removed = shrink(global, &dir, &mut file, target, &mut progress).await?;
+        let removed = shrink(
+            global,
+            &dir,
+            &mut file,
+            target,
+            &mut progress,
+            &mut moved_off,
+        )
+        .await?;
         (vec![], removed)
     } else {
         progress.note(format!("the cluster already has {from} nodes"));
@@ -97,6 +109,12 @@ pub async fn run(global: &GlobalArgs, args: ScaleArgs) -> anyhow::Result<i32> {
         |o| all_agree(target, o),
     )
     .await?;
+    let mut moved = 0;
+    if !added.is_empty() && sharded(global).await? {
+        progress.step("moving queue group replicas onto the new nodes");
+        let client = global.client()?;
+        moved = rebalance_and_follow(&client, vec![], timeout * 5, &mut progress).await?;
+    }
     progress.finish();
     for s in &statuses {
         if let Some(node) = file.node_mut(s.id) {
@@ -109,11 +127,12 @@ pub async fn run(global: &GlobalArgs, args: ScaleArgs) -> anyhow::Result<i32> {
         to: file.nodes.len(),
         added,
         removed,
+        replicas_moved: moved + moved_off,
         leader: statuses.iter().find_map(|s| s.leader),
         warning,
     };
     global.output.print(&report, || {
-        let mut t = Table::new(["FROM", "TO", "ADDED", "REMOVED", "LEADER"]);
+        let mut t = Table::new(["FROM", "TO", "ADDED", "REMOVED", "REPLICAS MOVED", "LEADER"]);
         let ids = |v: &[u64]| {
             if v.is_empty() {
                 "-".to_string()
@@ -126,6 +145,7 @@ pub async fn run(global: &GlobalArgs, args: ScaleArgs) -> anyhow::Result<i32> {
             report.to.to_string(),
             ids(&report.added),
             ids(&report.removed),
+            report.replicas_moved.to_string(),
             report.leader.map_or("-".into(), |l| l.to_string()),
         ]);
         t.render()
@@ -144,6 +164,15 @@ fn even_size_warning(voters: usize) -> Option<String> {
     })
 }
 
+/// How long moving every replica off the leaving nodes may take.
+const MOVE_OFF_TIMEOUT: Duration = Duration::from_secs(600);
+
+/// Whether the cluster has queue groups (whose replicas must follow the
+/// nodes).
+async fn sharded(global: &GlobalArgs) -> anyhow::Result<bool> {
+    Ok(!global.client()?.shards().await.api()?.map.groups.is_empty())
+}
+
 /// Removes members from the highest id down, skipping the leader, and
 /// stops each node (process or container) only once the membership
 /// without it has committed.
@@ -153,6 +182,7 @@ async fn shrink(
     file: &mut ClusterFile,
     target: usize,
     progress: &mut Progress,
+    moved_off: &mut usize,
 ) -> anyhow::Result<Vec<u64>> {
     let client = global.client()?;
     let leader = client.status().await.api()?.leader;
@@ -161,6 +191,12 @@ async fn shrink(
         candidates.push((n.id, healthy(n.id, &n.addr).await));
     }
     let victims = pick_victims(candidates, file.nodes.len() - target);
+    if sharded(global).await? {
+        // A node leaves only once no queue group keeps a replica on it.
+        progress.step(format!("moving queue group replicas off nodes {victims:?}"));
+        *moved_off =
+            rebalance_and_follow(&client, victims.clone(), MOVE_OFF_TIMEOUT, progress).await?;
+    }
     let mut removed = Vec::new();
     for (k, id) in victims.iter().copied().enumerate() {
         // Leadership may have moved since the victims were picked: a leader
