@@ -94,28 +94,38 @@ impl ClusterFile {
         self.nodes.iter_mut().find(|n| n.id == id)
     }
 
-    /// Refuses a local cluster file that names node files outside `dir`: a
-    /// copied or moved folder still names the original's, and starting,
-    /// stopping or deleting through it would act on that cluster's nodes.
+    /// Refuses a cluster file that names files outside `dir`: a copied or
+    /// moved folder still names the original's, and starting, stopping or
+    /// deleting through it would act on that cluster's nodes (or, on the
+    /// compose runtime, its project: containers and volumes).
     pub fn ensure_here(&self, dir: &Path) -> anyhow::Result<()> {
-        if self.compose.is_some() {
-            return Ok(());
+        match self.elsewhere(dir) {
+            Some(what) => bail!(
+                "{} names {what}, outside {}: the folder was copied or moved from another cluster folder; run the command against that folder (--dir), or start a new cluster here",
+                Self::path(dir).display(),
+                dir.display()
+            ),
+            None => Ok(()),
         }
+    }
+
+    /// What of another folder's cluster this file names, if anything: the
+    /// first node file (local) or the compose file (compose) outside `dir`.
+    pub fn elsewhere(&self, dir: &Path) -> Option<String> {
         let here = canonical(dir);
-        for n in &self.nodes {
-            for path in [&n.dir, &n.config, &n.data_dir] {
-                if !canonical(path).starts_with(&here) {
-                    bail!(
-                        "{} names node {}'s files in {}, outside {}: the folder was copied or moved from another cluster folder; run the command against that folder (--dir), or start a new cluster here",
-                        Self::path(dir).display(),
-                        n.id,
-                        path.display(),
-                        dir.display()
-                    );
-                }
-            }
+        let outside = |path: &Path| !canonical(path).starts_with(&here);
+        if let Some(info) = &self.compose {
+            // The nodes' paths are the container's; the project is named
+            // after the folder that wrote this compose file.
+            return outside(&info.file)
+                .then(|| format!("compose project {}'s {}", info.project, info.file.display()));
         }
-        Ok(())
+        self.nodes.iter().find_map(|n| {
+            [&n.dir, &n.config, &n.data_dir]
+                .into_iter()
+                .find(|p| outside(p))
+                .map(|p| format!("node {}'s files in {}", n.id, p.display()))
+        })
     }
 }
 
@@ -219,6 +229,32 @@ mod tests {
         file.ensure_here(&tmp.path().join("link")).unwrap();
         let err = file.ensure_here(&copy).unwrap_err().to_string();
         assert!(err.contains("outside") && err.contains("copied"), "{err}");
+    }
+
+    #[test]
+    fn a_copied_compose_folder_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (orig, copy) = (tmp.path().join("orig"), tmp.path().join("copy"));
+        std::fs::create_dir_all(&orig).unwrap();
+        std::fs::create_dir_all(&copy).unwrap();
+        let mut file = sample(&orig);
+        file.compose = Some(crate::compose::ComposeInfo {
+            project: "dsyncorig123456".into(),
+            file: orig.join("docker-compose.yml"),
+            image: "dsync:latest".into(),
+            auth: false,
+        });
+        for n in &mut file.nodes {
+            // As compose_up records them: the container's data path.
+            n.data_dir = "/data".into();
+        }
+        file.ensure_here(&orig).unwrap();
+        assert_eq!(file.elsewhere(&orig), None);
+        let err = file.ensure_here(&copy).unwrap_err().to_string();
+        assert!(
+            err.contains("compose project dsyncorig123456's") && err.contains("copied"),
+            "{err}"
+        );
     }
 
     #[test]

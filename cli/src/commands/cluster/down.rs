@@ -54,7 +54,7 @@ pub async fn run(global: &GlobalArgs, args: DownArgs) -> anyhow::Result<i32> {
         bail!("no cluster in {} (no cluster.yaml)", dir.display());
     };
     if let Some(info) = &file.compose {
-        return compose_down(global, &dir, info, &args);
+        return compose_down(global, &dir, &file, info, &args);
     }
     let mut results: Vec<Stopped> = Vec::new();
     let mut signalled = Vec::new();
@@ -140,30 +140,42 @@ pub async fn run(global: &GlobalArgs, args: DownArgs) -> anyhow::Result<i32> {
 }
 
 /// Compose clusters: `compose down` stops and removes the containers and
-/// network; the named volumes (the data) go only with --purge.
+/// network; the named volumes (the data) go only with --purge. A copied
+/// folder names the original's project: that is left alone, like a local
+/// copy's nodes, and --purge deletes only the copy's files.
 fn compose_down(
     global: &GlobalArgs,
     dir: &std::path::Path,
+    file: &ClusterFile,
     info: &crate::compose::ComposeInfo,
     args: &DownArgs,
 ) -> anyhow::Result<i32> {
-    let grace = args.grace.to_string();
-    let mut down = vec!["down", "--timeout", grace.as_str()];
-    if args.purge {
-        down.push("--volumes");
+    let elsewhere = file.elsewhere(dir);
+    if elsewhere.is_none() {
+        let grace = args.grace.to_string();
+        let mut down = vec!["down", "--timeout", grace.as_str()];
+        if args.purge {
+            down.push("--volumes");
+        }
+        crate::compose::compose(info, &down)?;
     }
-    crate::compose::compose(info, &down)?;
     let purged = match args.purge {
         true => Some(super::purge::purge(dir)?),
         false => None,
     };
-    let report =
-        serde_json::json!({"project": info.project, "stopped": true, "purged": args.purge});
+    let report = serde_json::json!({
+        "project": info.project,
+        "stopped": elsewhere.is_none(),
+        "purged": args.purge,
+        "left_alone": elsewhere,
+    });
     global.output.print(&report, || {
-        let what = if args.purge {
-            "removed with its volumes"
-        } else {
-            "stopped (volumes kept)"
+        let what = match (&elsewhere, args.purge) {
+            (Some(other), _) => format!(
+                "left alone: this folder's cluster.yaml names {other} (a copy?), so its containers and volumes are not this folder's"
+            ),
+            (None, true) => "removed with its volumes".into(),
+            (None, false) => "stopped (volumes kept)".into(),
         };
         format!("compose project {}: {what}\n", info.project)
     })?;
