@@ -1,7 +1,7 @@
 //! `dsync cluster down`: stop the local nodes (SIGTERM, then SIGKILL after a
 //! grace period), optionally deleting the cluster's folder.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::bail;
 use nix::sys::signal::Signal;
@@ -9,8 +9,8 @@ use serde::Serialize;
 
 use crate::cluster_file::ClusterFile;
 use crate::context::GlobalArgs;
-use crate::local::{pid_alive, send_signal};
 use crate::node_process::{owner, Owner};
+use crate::process_handle::wait_gone;
 
 #[derive(Debug, clap::Args)]
 pub struct DownArgs {
@@ -65,9 +65,9 @@ pub async fn run(global: &GlobalArgs, args: DownArgs) -> anyhow::Result<i32> {
             // A reused pid, or the node of the folder this one was copied
             // from: never signal it.
             Owner::Foreign { why, .. } => (Outcome::LeftAlone, Some(why)),
-            Owner::Ours(pid) => {
-                send_signal(pid, Signal::SIGTERM)?;
-                signalled.push(pid);
+            Owner::Ours(handle) => {
+                handle.signal(Signal::SIGTERM)?;
+                signalled.push(handle);
                 (Outcome::Stopped, None)
             }
         };
@@ -80,10 +80,11 @@ pub async fn run(global: &GlobalArgs, args: DownArgs) -> anyhow::Result<i32> {
     }
     let grace = Duration::from_secs(args.grace);
     let remaining = wait_gone(&signalled, grace).await;
-    for pid in &remaining {
-        send_signal(*pid, Signal::SIGKILL)?;
+    signalled.retain(|h| remaining.contains(&h.pid()));
+    for handle in &signalled {
+        handle.signal(Signal::SIGKILL)?;
     }
-    let survivors = wait_gone(&remaining, Duration::from_secs(2)).await;
+    let survivors = wait_gone(&signalled, Duration::from_secs(2)).await;
     for r in &mut results {
         if let Some(pid) = r.pid.filter(|p| remaining.contains(p)) {
             r.result = if survivors.contains(&pid) {
@@ -197,18 +198,6 @@ fn purge_summary(dir: &std::path::Path, p: &super::purge::Purged) -> String {
     )
 }
 
-/// Waits until every pid is gone or `limit` passes; returns those still alive.
-async fn wait_gone(pids: &[u32], limit: Duration) -> Vec<u32> {
-    let deadline = Instant::now() + limit;
-    loop {
-        let alive: Vec<u32> = pids.iter().copied().filter(|p| pid_alive(*p)).collect();
-        if alive.is_empty() || Instant::now() >= deadline {
-            return alive;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -261,7 +250,7 @@ mod tests {
             grace: 1,
         };
         run(&global(tmp.path()), args).await.unwrap();
-        assert!(pid_alive(sleeper.id()), "sleep must survive");
+        assert!(sleeper.try_wait().unwrap().is_none(), "sleep must survive");
         sleeper.kill().unwrap();
         sleeper.wait().unwrap();
         let file = ClusterFile::load(tmp.path()).unwrap().unwrap();
