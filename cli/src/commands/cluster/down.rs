@@ -11,6 +11,7 @@ use crate::cluster_file::ClusterFile;
 use crate::context::GlobalArgs;
 use crate::node_process::{owner, Owner};
 use crate::process_handle::wait_gone;
+use crate::progress::Progress;
 
 #[derive(Debug, clap::Args)]
 pub struct DownArgs {
@@ -78,13 +79,27 @@ pub async fn run(global: &GlobalArgs, args: DownArgs) -> anyhow::Result<i32> {
             detail,
         });
     }
+    let mut progress = Progress::new();
+    if !signalled.is_empty() {
+        progress.step(format!(
+            "waiting up to {} s for {} node(s) to exit after SIGTERM",
+            args.grace,
+            signalled.len()
+        ));
+    }
     let grace = Duration::from_secs(args.grace);
     let remaining = wait_gone(&signalled, grace).await;
     signalled.retain(|h| remaining.contains(&h.pid()));
+    if !signalled.is_empty() {
+        progress.step(format!("SIGKILL to pids {remaining:?}, still running"));
+    }
     for handle in &signalled {
         handle.signal(Signal::SIGKILL)?;
     }
     let survivors = wait_gone(&signalled, Duration::from_secs(2)).await;
+    if args.purge && survivors.is_empty() {
+        progress.step(format!("deleting dsync's files in {}", dir.display()));
+    }
     for r in &mut results {
         if let Some(pid) = r.pid.filter(|p| remaining.contains(p)) {
             r.result = if survivors.contains(&pid) {
@@ -108,6 +123,7 @@ pub async fn run(global: &GlobalArgs, args: DownArgs) -> anyhow::Result<i32> {
         }
         file.save(&dir)?;
     }
+    progress.finish();
     global.output.print(&results, || {
         let mut out = String::new();
         for r in &results {
