@@ -74,22 +74,52 @@ fn judge(dir: &Path, node: &NodeEntry, pid: u32, args: &[String]) -> Result<(), 
             node.config.display()
         ));
     }
-    if !recorded.starts_with(canonical(dir)) {
-        let elsewhere = recorded
-            .parent()
-            .and_then(Path::parent)
-            .unwrap_or(&recorded);
-        return foreign(format!(
-            "it is node {} of the cluster in {}: this folder's cluster.yaml names that folder's files (a copy?)",
-            node.id,
-            elsewhere.display()
-        ));
-    }
-    match dsync_server::Config::from_yaml_file(&ran) {
+    let here = canonical(dir);
+    let config = match recorded.starts_with(&here) {
+        true => ran,
+        false => {
+            let origin = recorded
+                .parent()
+                .and_then(Path::parent)
+                .unwrap_or(&recorded);
+            match moved_here(&here, origin, node, pid) {
+                Some(config) => config,
+                None => {
+                    return foreign(format!(
+                        "it is node {} of the cluster in {}: this folder's cluster.yaml names that folder's files (a copy?)",
+                        node.id,
+                        origin.display()
+                    ))
+                }
+            }
+        }
+    };
+    match dsync_server::Config::from_yaml_file(&config) {
         Ok(c) if c.id == node.id => Ok(()),
-        Ok(c) => foreign(format!("its config {} is node {}'s", ran.display(), c.id)),
+        Ok(c) => foreign(format!(
+            "its config {} is node {}'s",
+            config.display(),
+            c.id
+        )),
         Err(e) => foreign(format!("its config cannot be read: {e}")),
     }
+}
+
+/// Where the node's config is now if its folder `origin` was moved (not
+/// copied) to `here` while it ran: its arguments still name `origin`, which
+/// is gone, but the log it writes to (its stdout) is named by the kernel at
+/// its new place, in this folder. A copy's original still runs on its own
+/// log, so this never claims it.
+fn moved_here(here: &Path, origin: &Path, node: &NodeEntry, pid: u32) -> Option<PathBuf> {
+    if origin.exists() {
+        return None;
+    }
+    let log = here.join(canonical(&node.log).strip_prefix(origin).ok()?);
+    let writes_to = std::fs::read_link(format!("/proc/{pid}/fd/1")).ok()?;
+    if writes_to != log {
+        return None;
+    }
+    Some(here.join(canonical(&node.config).strip_prefix(origin).ok()?))
 }
 
 /// `path` as process `pid` resolves it (relative to its working directory).
@@ -240,6 +270,26 @@ mod tests {
         let got = why(judge(&copy, &n, 42, &args));
         assert!(got.contains("cluster in") && got.contains("orig"), "{got}");
         assert_eq!(judge(&original, &n, 42, &args), Ok(()));
+    }
+
+    #[test]
+    fn a_node_whose_folder_was_moved_here_while_it_ran_is_ours() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (old, new) = (tmp.path().join("old"), tmp.path().join("new"));
+        let n = node(&old, 1, None);
+        let log = std::fs::File::create(&n.log).unwrap();
+        let mut child = Command::new("sleep").arg("30").stdout(log).spawn().unwrap();
+        let args = node_args(&n.config);
+        std::fs::rename(&old, &new).unwrap();
+        let moved = judge(&new, &n, child.id(), &args);
+        // Elsewhere, the same process is still not that folder's node.
+        let other = tmp.path().join("other");
+        std::fs::create_dir(&other).unwrap();
+        let elsewhere = judge(&other, &n, child.id(), &args);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(moved, Ok(()));
+        assert!(why(elsewhere).contains("a copy?"));
     }
 
     #[test]

@@ -167,7 +167,7 @@ fn compose_down(
     info: &crate::compose::ComposeInfo,
     args: &DownArgs,
 ) -> anyhow::Result<i32> {
-    let elsewhere = file.elsewhere(dir);
+    let elsewhere = file.elsewhere(dir).map(|e| e.what);
     if elsewhere.is_none() {
         let grace = args.grace.to_string();
         let mut down = vec!["down", "--timeout", grace.as_str()];

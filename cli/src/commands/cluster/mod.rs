@@ -56,7 +56,8 @@ pub enum ClusterCommand {
     /// `dsync server --config <this folder's node-N/node.yaml>` for that
     /// node's id (read from /proc); otherwise (a reused pid, or the node of
     /// the folder this one was copied from) it is left alone, said so, and
-    /// dropped from cluster.yaml. On the compose runtime, a folder whose
+    /// dropped from cluster.yaml. Nodes of a folder moved while they ran
+    /// (their log, not their arguments, is in this folder) are stopped. On the compose runtime, a folder whose
     /// cluster.yaml names another folder's docker-compose.yml (a copy) runs
     /// no compose command: the project is left alone, and --purge deletes
     /// only this folder's files. Without --purge the data stays, and
