@@ -206,6 +206,13 @@ fn purge_summary(dir: &std::path::Path, p: &super::purge::Purged) -> String {
     if p.removed_dir {
         return format!("removed {}\n", dir.display());
     }
+    if let (Some(to), true) = (&p.link_to, p.kept.is_empty()) {
+        return format!(
+            "removed dsync's files from {}; kept the link and the folder it points to ({})\n",
+            dir.display(),
+            to.display()
+        );
+    }
     let kept: Vec<String> = p.kept.iter().map(|k| k.display().to_string()).collect();
     format!(
         "removed dsync's files from {}; kept {}: not made by dsync\n",
