@@ -91,7 +91,10 @@ pub async fn run(global: &GlobalArgs, args: DownArgs) -> anyhow::Result<i32> {
     let remaining = wait_gone(&signalled, grace).await;
     signalled.retain(|h| remaining.contains(&h.pid()));
     if !signalled.is_empty() {
-        progress.step(format!("SIGKILL to pids {remaining:?}, still running"));
+        progress.step(format!(
+            "killing pids {remaining:?}: still running {} s after SIGTERM",
+            args.grace
+        ));
     }
     for handle in &signalled {
         handle.signal(Signal::SIGKILL)?;
