@@ -94,29 +94,66 @@ impl ClusterFile {
         self.nodes.iter_mut().find(|n| n.id == id)
     }
 
-    /// Refuses a local cluster file that names node files outside `dir`: a
-    /// copied or moved folder still names the original's, and starting,
-    /// stopping or deleting through it would act on that cluster's nodes.
+    /// Refuses a cluster file that names files outside `dir`: a copied or
+    /// moved folder still names the original's, and starting, stopping or
+    /// deleting through it would act on that cluster's nodes (or, on the
+    /// compose runtime, its project: containers and volumes).
     pub fn ensure_here(&self, dir: &Path) -> anyhow::Result<()> {
-        if self.compose.is_some() {
+        let Some(Elsewhere { what, origin }) = self.elsewhere(dir) else {
             return Ok(());
+        };
+        let head = format!(
+            "{} names {what}, outside {}",
+            Self::path(dir).display(),
+            dir.display()
+        );
+        if Self::path(&origin).exists() {
+            bail!(
+                "{head}: the folder was copied from {o}; run the command against that folder (--dir {o}), or start a new cluster in an empty folder",
+                o = origin.display()
+            );
         }
-        let here = canonical(dir);
-        for n in &self.nodes {
-            for path in [&n.dir, &n.config, &n.data_dir] {
-                if !canonical(path).starts_with(&here) {
-                    bail!(
-                        "{} names node {}'s files in {}, outside {}: the folder was copied or moved from another cluster folder; run the command against that folder (--dir), or start a new cluster here",
-                        Self::path(dir).display(),
-                        n.id,
-                        path.display(),
-                        dir.display()
-                    );
-                }
-            }
-        }
-        Ok(())
+        // Node configs name their data by absolute path: the nodes would
+        // start empty here.
+        bail!(
+            "{head}: the folder was moved from {o}, where its node configs still point; move it back (mv {} {o})",
+            dir.display(),
+            o = origin.display()
+        )
     }
+
+    /// What of another folder's cluster this file names, if anything: the
+    /// first node file (local) or the compose file (compose) outside `dir`.
+    pub fn elsewhere(&self, dir: &Path) -> Option<Elsewhere> {
+        let here = canonical(dir);
+        let outside = |path: &Path| !canonical(path).starts_with(&here);
+        let folder_of = |path: &Path| path.parent().unwrap_or(path).to_path_buf();
+        if let Some(info) = &self.compose {
+            // The nodes' paths are the container's; the project is named
+            // after the folder that wrote this compose file.
+            return outside(&info.file).then(|| Elsewhere {
+                what: format!("compose project {}'s {}", info.project, info.file.display()),
+                origin: folder_of(&info.file),
+            });
+        }
+        self.nodes.iter().find_map(|n| {
+            [&n.dir, &n.config, &n.data_dir]
+                .into_iter()
+                .find(|p| outside(p))
+                .map(|p| Elsewhere {
+                    what: format!("node {}'s files in {}", n.id, p.display()),
+                    origin: folder_of(&n.dir),
+                })
+        })
+    }
+}
+
+/// Files of another folder's cluster named by a cluster file.
+#[derive(Debug, PartialEq)]
+pub struct Elsewhere {
+    pub what: String,
+    /// The folder that wrote them.
+    pub origin: PathBuf,
 }
 
 /// The real path of `path`, resolving symlinks in the part of it that
@@ -213,12 +250,48 @@ mod tests {
         std::fs::create_dir_all(orig.join("node-1")).unwrap();
         std::fs::create_dir_all(&copy).unwrap();
         let file = sample(&orig);
+        file.save(&orig).unwrap();
         file.ensure_here(&orig).unwrap();
         // Through a symlink the folder is still the same one.
         std::os::unix::fs::symlink(&orig, tmp.path().join("link")).unwrap();
         file.ensure_here(&tmp.path().join("link")).unwrap();
         let err = file.ensure_here(&copy).unwrap_err().to_string();
         assert!(err.contains("outside") && err.contains("copied"), "{err}");
+        // Moved, the folder it names is gone: the way out is moving it back.
+        let moved = tmp.path().join("moved");
+        std::fs::rename(&orig, &moved).unwrap();
+        let err = file.ensure_here(&moved).unwrap_err().to_string();
+        assert!(
+            err.contains(&format!("moved from {}", orig.display())) && err.contains("mv "),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_copied_compose_folder_is_refused() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (orig, copy) = (tmp.path().join("orig"), tmp.path().join("copy"));
+        std::fs::create_dir_all(&orig).unwrap();
+        std::fs::create_dir_all(&copy).unwrap();
+        let mut file = sample(&orig);
+        file.compose = Some(crate::compose::ComposeInfo {
+            project: "dsyncorig123456".into(),
+            file: orig.join("docker-compose.yml"),
+            image: "dsync:latest".into(),
+            auth: false,
+        });
+        for n in &mut file.nodes {
+            // As compose_up records them: the container's data path.
+            n.data_dir = "/data".into();
+        }
+        file.save(&orig).unwrap();
+        file.ensure_here(&orig).unwrap();
+        assert_eq!(file.elsewhere(&orig), None);
+        let err = file.ensure_here(&copy).unwrap_err().to_string();
+        assert!(
+            err.contains("compose project dsyncorig123456's") && err.contains("copied"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -8,6 +8,7 @@ mod duration;
 mod local;
 mod node_process;
 mod output;
+mod process_handle;
 mod progress;
 mod secrets;
 

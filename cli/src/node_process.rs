@@ -8,24 +8,25 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::cluster_file::{canonical, NodeEntry};
-use crate::local::pid_alive;
+use crate::process_handle::ProcessHandle;
 
 /// What runs under a node's recorded pid.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub enum Owner {
     /// No pid recorded, or that process is gone.
     Gone,
     /// `dsync server --config <this folder's node.yaml>`, as `cluster up`
-    /// started it, and that config is the node's own id.
-    Ours(u32),
+    /// started it, and that config is the node's own id. Signals go through
+    /// the handle, so they reach this process even if its pid is reused.
+    Ours(ProcessHandle),
     /// Alive, but not this folder's node: never signal it.
     Foreign { pid: u32, why: String },
 }
 
 impl Owner {
-    pub fn ours(&self) -> Option<u32> {
+    pub fn ours(self) -> Option<ProcessHandle> {
         match self {
-            Owner::Ours(pid) => Some(*pid),
+            Owner::Ours(handle) => Some(handle),
             _ => None,
         }
     }
@@ -36,21 +37,28 @@ pub fn owner(dir: &Path, node: &NodeEntry) -> Owner {
     let Some(pid) = node.pid else {
         return Owner::Gone;
     };
-    if !pid_alive(pid) {
+    // Pinned before the check, so what is checked is what gets signalled.
+    let Some(handle) = ProcessHandle::open(pid) else {
+        return Owner::Gone;
+    };
+    let verdict = match process_args(pid) {
+        Some(args) => judge(dir, node, pid, &args),
+        None => Err("its command line cannot be read".into()),
+    };
+    // The arguments read are the pinned process's only if it still runs:
+    // had it exited meanwhile, they could be those of a new owner of the pid.
+    if !handle.alive() {
         return Owner::Gone;
     }
-    match process_args(pid) {
-        Some(args) => judge(dir, node, pid, &args),
-        None => Owner::Foreign {
-            pid,
-            why: "its command line cannot be read".into(),
-        },
+    match verdict {
+        Ok(()) => Owner::Ours(handle),
+        Err(why) => Owner::Foreign { pid, why },
     }
 }
 
-/// Judges the live process `pid` by its arguments.
-fn judge(dir: &Path, node: &NodeEntry, pid: u32, args: &[String]) -> Owner {
-    let foreign = |why: String| Owner::Foreign { pid, why };
+/// Judges a live process by its arguments: `Err` says why it is not the node.
+fn judge(dir: &Path, node: &NodeEntry, pid: u32, args: &[String]) -> Result<(), String> {
+    let foreign = Err::<(), String>;
     // Exactly what `spawn_node` runs: `<binary> server --config <path>`.
     let config = match args {
         [_, server, flag, config] if server == "server" && flag == "--config" => config,
@@ -66,22 +74,52 @@ fn judge(dir: &Path, node: &NodeEntry, pid: u32, args: &[String]) -> Owner {
             node.config.display()
         ));
     }
-    if !recorded.starts_with(canonical(dir)) {
-        let elsewhere = recorded
-            .parent()
-            .and_then(Path::parent)
-            .unwrap_or(&recorded);
-        return foreign(format!(
-            "it is node {} of the cluster in {}: this folder's cluster.yaml names that folder's files (a copy?)",
-            node.id,
-            elsewhere.display()
-        ));
-    }
-    match dsync_server::Config::from_yaml_file(&ran) {
-        Ok(c) if c.id == node.id => Owner::Ours(pid),
-        Ok(c) => foreign(format!("its config {} is node {}'s", ran.display(), c.id)),
+    let here = canonical(dir);
+    let config = match recorded.starts_with(&here) {
+        true => ran,
+        false => {
+            let origin = recorded
+                .parent()
+                .and_then(Path::parent)
+                .unwrap_or(&recorded);
+            match moved_here(&here, origin, node, pid) {
+                Some(config) => config,
+                None => {
+                    return foreign(format!(
+                        "it is node {} of the cluster in {}: this folder's cluster.yaml names that folder's files (a copy?)",
+                        node.id,
+                        origin.display()
+                    ))
+                }
+            }
+        }
+    };
+    match dsync_server::Config::from_yaml_file(&config) {
+        Ok(c) if c.id == node.id => Ok(()),
+        Ok(c) => foreign(format!(
+            "its config {} is node {}'s",
+            config.display(),
+            c.id
+        )),
         Err(e) => foreign(format!("its config cannot be read: {e}")),
     }
+}
+
+/// Where the node's config is now if its folder `origin` was moved (not
+/// copied) to `here` while it ran: its arguments still name `origin`, which
+/// is gone, but the log it writes to (its stdout) is named by the kernel at
+/// its new place, in this folder. A copy's original still runs on its own
+/// log, so this never claims it.
+fn moved_here(here: &Path, origin: &Path, node: &NodeEntry, pid: u32) -> Option<PathBuf> {
+    if origin.exists() {
+        return None;
+    }
+    let log = here.join(canonical(&node.log).strip_prefix(origin).ok()?);
+    let writes_to = std::fs::read_link(format!("/proc/{pid}/fd/1")).ok()?;
+    if writes_to != log {
+        return None;
+    }
+    Some(here.join(canonical(&node.config).strip_prefix(origin).ok()?))
 }
 
 /// `path` as process `pid` resolves it (relative to its working directory).
@@ -158,27 +196,18 @@ mod tests {
             .collect()
     }
 
-    fn why(o: Owner) -> String {
-        match o {
-            Owner::Foreign { why, .. } => why,
-            other => panic!("not foreign: {other:?}"),
-        }
+    fn why(verdict: Result<(), String>) -> String {
+        verdict.expect_err("not foreign")
     }
 
     #[test]
     fn the_process_started_from_the_nodes_config_is_ours() {
         let tmp = tempfile::tempdir().unwrap();
         let n = node(tmp.path(), 1, Some(42));
-        assert_eq!(
-            judge(tmp.path(), &n, 42, &node_args(&n.config)),
-            Owner::Ours(42)
-        );
+        assert_eq!(judge(tmp.path(), &n, 42, &node_args(&n.config)), Ok(()));
         // Another spelling of the same file is the same node.
         let spelled = tmp.path().join("node-1/../node-1/node.yaml");
-        assert_eq!(
-            judge(tmp.path(), &n, 42, &node_args(&spelled)),
-            Owner::Ours(42)
-        );
+        assert_eq!(judge(tmp.path(), &n, 42, &node_args(&spelled)), Ok(()));
     }
 
     #[test]
@@ -208,7 +237,9 @@ mod tests {
         let got = owner(tmp.path(), &n);
         child.kill().unwrap();
         child.wait().unwrap();
-        let text = why(got);
+        let Owner::Foreign { why: text, .. } = got else {
+            panic!("not foreign: {got:?}");
+        };
         assert!(
             text.contains("sleep 30") && text.contains("not a dsync node"),
             "{text}"
@@ -238,7 +269,27 @@ mod tests {
         let args = node_args(&n.config);
         let got = why(judge(&copy, &n, 42, &args));
         assert!(got.contains("cluster in") && got.contains("orig"), "{got}");
-        assert_eq!(judge(&original, &n, 42, &args), Owner::Ours(42));
+        assert_eq!(judge(&original, &n, 42, &args), Ok(()));
+    }
+
+    #[test]
+    fn a_node_whose_folder_was_moved_here_while_it_ran_is_ours() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (old, new) = (tmp.path().join("old"), tmp.path().join("new"));
+        let n = node(&old, 1, None);
+        let log = std::fs::File::create(&n.log).unwrap();
+        let mut child = Command::new("sleep").arg("30").stdout(log).spawn().unwrap();
+        let args = node_args(&n.config);
+        std::fs::rename(&old, &new).unwrap();
+        let moved = judge(&new, &n, child.id(), &args);
+        // Elsewhere, the same process is still not that folder's node.
+        let other = tmp.path().join("other");
+        std::fs::create_dir(&other).unwrap();
+        let elsewhere = judge(&other, &n, child.id(), &args);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(moved, Ok(()));
+        assert!(why(elsewhere).contains("a copy?"));
     }
 
     #[test]

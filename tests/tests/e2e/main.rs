@@ -32,6 +32,7 @@ mod locks;
 mod metrics_drift;
 mod openapi;
 mod operator_bounds;
+mod operator_compose;
 mod peer_breaker;
 mod pre_shards_fixture;
 mod prometheus_rules;

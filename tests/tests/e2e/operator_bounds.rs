@@ -29,7 +29,7 @@ impl Drop for Sleeper {
     }
 }
 
-fn text(out: &std::process::Output) -> String {
+pub(crate) fn text(out: &std::process::Output) -> String {
     format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -100,7 +100,11 @@ async fn down_on_a_copied_folder_spares_the_originals_nodes_and_a_reused_pid() {
     // Starting the copy would start the original's nodes a second time.
     let out = copy.dsync(&["cluster", "up", "--timeout", "5"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(text(&out).contains("copied or moved"), "{}", text(&out));
+    assert!(
+        text(&out).contains("the folder was copied from"),
+        "{}",
+        text(&out)
+    );
 
     // Purging the copy deletes the copy only.
     copy.dsync_ok(&["cluster", "down", "--purge"]);
@@ -108,6 +112,36 @@ async fn down_on_a_copied_folder_spares_the_originals_nodes_and_a_reused_pid() {
     assert!(c.cluster_dir().join("node-1/data").exists());
     answers(&c).await;
     c.wait_leader(3).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn down_in_a_folder_moved_while_its_nodes_ran_stops_them() {
+    let c = Cluster::up(2, &[]);
+    c.wait_leader(2).await;
+    let pids: Vec<u32> = c.nodes().iter().map(|n| n.pid.unwrap()).collect();
+    let moved = Cluster::adopt(tempfile::tempdir().unwrap(), &[]);
+    std::fs::rename(c.cluster_dir(), moved.cluster_dir()).unwrap();
+
+    // The nodes write to the moved folder's logs: they are its nodes.
+    let out = moved.dsync_ok(&["cluster", "down", "--grace", "5"]);
+    let said = text(&out);
+    assert_eq!(said.matches(": stopped").count(), 2, "{said}");
+    for pid in pids {
+        assert!(!is_dsync_process(pid), "pid {pid} still runs: {said}");
+    }
+    // Their configs still name the old place: starting here is refused
+    // with the way back, which works.
+    let out = moved.dsync(&["cluster", "up", "--timeout", "5"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let old = c.cluster_dir();
+    assert!(
+        text(&out).contains(&format!("moved from {}", old.display())),
+        "{}",
+        text(&out)
+    );
+    std::fs::rename(moved.cluster_dir(), &old).unwrap();
+    c.dsync_ok(&["cluster", "up"]);
+    answers(&c).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

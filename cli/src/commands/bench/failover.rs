@@ -15,7 +15,6 @@ use serde_json::json;
 
 use crate::cluster_file::ClusterFile;
 use crate::context::GlobalArgs;
-use crate::local::send_signal;
 use crate::node_process::owner;
 use crate::output::Table;
 use crate::progress::Progress;
@@ -74,7 +73,7 @@ pub async fn run(global: &GlobalArgs, args: FailoverBenchArgs) -> anyhow::Result
             .iter()
             .find(|n| n.id == leader)
             .context("leader not in the cluster file")?;
-        let pid = owner(&dir, node)
+        let leader_process = owner(&dir, node)
             .ours()
             .context("the leader's pid is unknown, or is not this folder's node")?;
 
@@ -116,7 +115,7 @@ pub async fn run(global: &GlobalArgs, args: FailoverBenchArgs) -> anyhow::Result
             args.trials
         ));
         *killed_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(Instant::now());
-        send_signal(pid, Signal::SIGKILL)?;
+        leader_process.signal(Signal::SIGKILL)?;
         let t0 = killed_at
             .lock()
             .unwrap_or_else(|p| p.into_inner())

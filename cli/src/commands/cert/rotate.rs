@@ -37,8 +37,9 @@ pub struct RotateArgs {
 pub struct Rotated {
     pub cert: PathBuf,
     pub key: PathBuf,
-    /// Where the replaced certificate and key now are.
-    pub previous: (PathBuf, PathBuf),
+    /// Where the replaced certificate and key now are (only those there
+    /// were: a missing key leaves none).
+    pub previous: Vec<PathBuf>,
     pub hosts: Vec<String>,
     pub valid_until: String,
     /// Set when the CA expires before the requested validity ends.
@@ -55,14 +56,24 @@ pub fn run(global: &GlobalArgs, args: RotateArgs) -> anyhow::Result<i32> {
     global.output.print(&rotated, || {
         let mut text = String::new();
         for r in &rotated {
-            let name = |p: &Path| p.file_name().map_or(p.display().to_string(), |n| n.to_string_lossy().into_owned());
+            let name = |p: &PathBuf| {
+                p.file_name().map_or(p.display().to_string(), |n| {
+                    n.to_string_lossy().into_owned()
+                })
+            };
+            let kept: Vec<String> = r.previous.iter().map(name).collect();
+            let kept = match kept.as_slice() {
+                [cert, key] => {
+                    format!("the previous certificate and key are kept as {cert} and {key}")
+                }
+                [one] => format!("the previous file is kept as {one}; there was no other"),
+                _ => "there were no previous files".into(),
+            };
             text.push_str(&format!(
-                "{}: re-issued for {}, valid until {} (the previous certificate and key are kept as {} and {})\n",
+                "{}: re-issued for {}, valid until {} ({kept})\n",
                 r.cert.display(),
                 r.hosts.join(","),
                 r.valid_until,
-                name(&r.previous.0),
-                name(&r.previous.1),
             ));
             if let Some(ca) = &r.capped_by_ca {
                 text.push_str(&format!(
@@ -141,17 +152,19 @@ pub fn rotate(out: &Path, validity: Duration, hosts: &[String]) -> anyhow::Resul
     }
     let mut rotated = Vec::new();
     for (cert, key, hosts, pem, new_key) in issued {
-        let previous = (old(&cert), old(&key));
         let (cert_new, key_new) = (aside(&cert, "new"), aside(&key, "new"));
         std::fs::write(&cert_new, pem)
             .with_context(|| format!("cannot write {}", cert_new.display()))?;
         write_private(&key_new, &new_key.serialize_pem())?;
-        for (current, kept, new) in [
-            (&cert, &previous.0, &cert_new),
-            (&key, &previous.1, &key_new),
-        ] {
+        let mut previous = Vec::new();
+        for (current, new) in [(&cert, &cert_new), (&key, &key_new)] {
+            let kept = old(current);
             if current.exists() {
-                rename(current, kept)?;
+                rename(current, &kept)?;
+                previous.push(kept);
+            } else {
+                // A *.old from an earlier rotation would pose as this one's.
+                remove_stale(&kept)?;
             }
             rename(new, current)?;
         }
@@ -193,6 +206,15 @@ fn aside(path: &Path, suffix: &str) -> PathBuf {
 
 fn old(path: &Path) -> PathBuf {
     aside(path, "old")
+}
+
+fn remove_stale(path: &Path) -> anyhow::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(e).with_context(|| format!("cannot remove {}", path.display()))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn rename(from: &Path, to: &Path) -> anyhow::Result<()> {
@@ -252,6 +274,20 @@ mod tests {
         let again = rotate(&out, DAY, &["other.host".into()]).unwrap();
         assert_eq!(again[0].hosts, ["other.host"]);
         assert_eq!(read_pem(&out.join("node-1.pem.old")).unwrap().hosts, hosts);
+    }
+
+    #[test]
+    fn a_missing_key_is_reported_as_such_and_no_older_key_poses_as_the_previous() {
+        let tmp = tempfile::tempdir().unwrap();
+        let out = tmp.path().join("tls");
+        init(&out, 1, &["127.0.0.1".into()], Validity::default()).unwrap();
+        rotate(&out, DAY, &[]).unwrap();
+        let (cert, key) = node_files(&out, 1);
+        std::fs::remove_file(&key).unwrap();
+        let rotated = rotate(&out, DAY, &[]).unwrap();
+        assert_eq!(rotated[0].previous, [old(&cert)]);
+        assert!(!old(&key).exists(), "the key of two rotations ago stayed");
+        dsync_server::tls::Tls::load(&tls_config(&out, 1)).unwrap();
     }
 
     #[test]

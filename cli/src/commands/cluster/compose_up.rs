@@ -38,6 +38,7 @@ pub async fn up(
                     file.runtime
                 );
             };
+            file.ensure_here(dir)?;
             require_image(&info.image)?;
             (file, false)
         }

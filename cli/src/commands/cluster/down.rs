@@ -1,7 +1,7 @@
 //! `dsync cluster down`: stop the local nodes (SIGTERM, then SIGKILL after a
 //! grace period), optionally deleting the cluster's folder.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::bail;
 use nix::sys::signal::Signal;
@@ -9,8 +9,9 @@ use serde::Serialize;
 
 use crate::cluster_file::ClusterFile;
 use crate::context::GlobalArgs;
-use crate::local::{pid_alive, send_signal};
 use crate::node_process::{owner, Owner};
+use crate::process_handle::wait_gone;
+use crate::progress::Progress;
 
 #[derive(Debug, clap::Args)]
 pub struct DownArgs {
@@ -54,7 +55,7 @@ pub async fn run(global: &GlobalArgs, args: DownArgs) -> anyhow::Result<i32> {
         bail!("no cluster in {} (no cluster.yaml)", dir.display());
     };
     if let Some(info) = &file.compose {
-        return compose_down(global, &dir, info, &args);
+        return compose_down(global, &dir, &file, info, &args);
     }
     let mut results: Vec<Stopped> = Vec::new();
     let mut signalled = Vec::new();
@@ -65,9 +66,9 @@ pub async fn run(global: &GlobalArgs, args: DownArgs) -> anyhow::Result<i32> {
             // A reused pid, or the node of the folder this one was copied
             // from: never signal it.
             Owner::Foreign { why, .. } => (Outcome::LeftAlone, Some(why)),
-            Owner::Ours(pid) => {
-                send_signal(pid, Signal::SIGTERM)?;
-                signalled.push(pid);
+            Owner::Ours(handle) => {
+                handle.signal(Signal::SIGTERM)?;
+                signalled.push(handle);
                 (Outcome::Stopped, None)
             }
         };
@@ -78,12 +79,30 @@ pub async fn run(global: &GlobalArgs, args: DownArgs) -> anyhow::Result<i32> {
             detail,
         });
     }
+    let mut progress = Progress::new();
+    if !signalled.is_empty() {
+        progress.step(format!(
+            "waiting up to {} s for {} node(s) to exit after SIGTERM",
+            args.grace,
+            signalled.len()
+        ));
+    }
     let grace = Duration::from_secs(args.grace);
     let remaining = wait_gone(&signalled, grace).await;
-    for pid in &remaining {
-        send_signal(*pid, Signal::SIGKILL)?;
+    signalled.retain(|h| remaining.contains(&h.pid()));
+    if !signalled.is_empty() {
+        progress.step(format!(
+            "killing pids {remaining:?}: still running {} s after SIGTERM",
+            args.grace
+        ));
     }
-    let survivors = wait_gone(&remaining, Duration::from_secs(2)).await;
+    for handle in &signalled {
+        handle.signal(Signal::SIGKILL)?;
+    }
+    let survivors = wait_gone(&signalled, Duration::from_secs(2)).await;
+    if args.purge && survivors.is_empty() {
+        progress.step(format!("deleting dsync's files in {}", dir.display()));
+    }
     for r in &mut results {
         if let Some(pid) = r.pid.filter(|p| remaining.contains(p)) {
             r.result = if survivors.contains(&pid) {
@@ -107,6 +126,7 @@ pub async fn run(global: &GlobalArgs, args: DownArgs) -> anyhow::Result<i32> {
         }
         file.save(&dir)?;
     }
+    progress.finish();
     global.output.print(&results, || {
         let mut out = String::new();
         for r in &results {
@@ -140,30 +160,42 @@ pub async fn run(global: &GlobalArgs, args: DownArgs) -> anyhow::Result<i32> {
 }
 
 /// Compose clusters: `compose down` stops and removes the containers and
-/// network; the named volumes (the data) go only with --purge.
+/// network; the named volumes (the data) go only with --purge. A copied
+/// folder names the original's project: that is left alone, like a local
+/// copy's nodes, and --purge deletes only the copy's files.
 fn compose_down(
     global: &GlobalArgs,
     dir: &std::path::Path,
+    file: &ClusterFile,
     info: &crate::compose::ComposeInfo,
     args: &DownArgs,
 ) -> anyhow::Result<i32> {
-    let grace = args.grace.to_string();
-    let mut down = vec!["down", "--timeout", grace.as_str()];
-    if args.purge {
-        down.push("--volumes");
+    let elsewhere = file.elsewhere(dir).map(|e| e.what);
+    if elsewhere.is_none() {
+        let grace = args.grace.to_string();
+        let mut down = vec!["down", "--timeout", grace.as_str()];
+        if args.purge {
+            down.push("--volumes");
+        }
+        crate::compose::compose(info, &down)?;
     }
-    crate::compose::compose(info, &down)?;
     let purged = match args.purge {
         true => Some(super::purge::purge(dir)?),
         false => None,
     };
-    let report =
-        serde_json::json!({"project": info.project, "stopped": true, "purged": args.purge});
+    let report = serde_json::json!({
+        "project": info.project,
+        "stopped": elsewhere.is_none(),
+        "purged": args.purge,
+        "left_alone": elsewhere,
+    });
     global.output.print(&report, || {
-        let what = if args.purge {
-            "removed with its volumes"
-        } else {
-            "stopped (volumes kept)"
+        let what = match (&elsewhere, args.purge) {
+            (Some(other), _) => format!(
+                "left alone: this folder's cluster.yaml names {other} (a copy?), so its containers and volumes are not this folder's"
+            ),
+            (None, true) => "removed with its volumes".into(),
+            (None, false) => "stopped (volumes kept)".into(),
         };
         format!("compose project {}: {what}\n", info.project)
     })?;
@@ -177,24 +209,19 @@ fn purge_summary(dir: &std::path::Path, p: &super::purge::Purged) -> String {
     if p.removed_dir {
         return format!("removed {}\n", dir.display());
     }
+    if let (Some(to), true) = (&p.link_to, p.kept.is_empty()) {
+        return format!(
+            "removed dsync's files from {}; kept the link and the folder it points to ({})\n",
+            dir.display(),
+            to.display()
+        );
+    }
     let kept: Vec<String> = p.kept.iter().map(|k| k.display().to_string()).collect();
     format!(
         "removed dsync's files from {}; kept {}: not made by dsync\n",
         dir.display(),
         kept.join(", ")
     )
-}
-
-/// Waits until every pid is gone or `limit` passes; returns those still alive.
-async fn wait_gone(pids: &[u32], limit: Duration) -> Vec<u32> {
-    let deadline = Instant::now() + limit;
-    loop {
-        let alive: Vec<u32> = pids.iter().copied().filter(|p| pid_alive(*p)).collect();
-        if alive.is_empty() || Instant::now() >= deadline {
-            return alive;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
 
 #[cfg(test)]
@@ -249,7 +276,7 @@ mod tests {
             grace: 1,
         };
         run(&global(tmp.path()), args).await.unwrap();
-        assert!(pid_alive(sleeper.id()), "sleep must survive");
+        assert!(sleeper.try_wait().unwrap().is_none(), "sleep must survive");
         sleeper.kill().unwrap();
         sleeper.wait().unwrap();
         let file = ClusterFile::load(tmp.path()).unwrap().unwrap();

@@ -56,7 +56,11 @@ pub enum ClusterCommand {
     /// `dsync server --config <this folder's node-N/node.yaml>` for that
     /// node's id (read from /proc); otherwise (a reused pid, or the node of
     /// the folder this one was copied from) it is left alone, said so, and
-    /// dropped from cluster.yaml. Without --purge the data stays, and
+    /// dropped from cluster.yaml. Nodes of a folder moved while they ran
+    /// (their log, not their arguments, is in this folder) are stopped. On the compose runtime, a folder whose
+    /// cluster.yaml names another folder's docker-compose.yml (a copy) runs
+    /// no compose command: the project is left alone, and --purge deletes
+    /// only this folder's files. Without --purge the data stays, and
     /// `dsync cluster up` starts the same cluster again.
     Down(down::DownArgs),
     /// Grow or shrink the cluster to N voters, one member at a time.

@@ -18,6 +18,9 @@ pub struct Purged {
     pub kept: Vec<PathBuf>,
     /// Whether the folder itself is gone (it is removed only once empty).
     pub removed_dir: bool,
+    /// Where the folder points when it is a symlink: the link and the
+    /// folder it names are the operator's and stay.
+    pub link_to: Option<PathBuf>,
 }
 
 /// The folders of the layout, each with the names dsync writes into it.
@@ -98,9 +101,14 @@ fn classify(folder: Folder, name: &str, is_dir: bool) -> Option<Entry> {
 
 /// Deletes dsync's files in `dir`, then `dir` itself if nothing is left.
 pub fn purge(dir: &Path) -> anyhow::Result<Purged> {
-    let mut purged = Purged::default();
+    let mut purged = Purged {
+        link_to: std::fs::read_link(dir).ok(),
+        ..Purged::default()
+    };
     sweep(dir, Path::new(""), Folder::Top, &mut purged)?;
-    purged.removed_dir = remove_if_empty(dir)?;
+    if purged.link_to.is_none() {
+        purged.removed_dir = remove_if_empty(dir)?;
+    }
     Ok(purged)
 }
 
@@ -202,6 +210,18 @@ mod tests {
         assert!(p.kept.is_empty(), "{:?}", p.kept);
         assert!(p.removed_dir);
         assert!(!dir.exists());
+    }
+
+    #[test]
+    fn a_symlinked_folder_is_emptied_of_dsyncs_files_and_kept_with_its_link() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (real, link) = (tmp.path().join("real"), tmp.path().join("link"));
+        dsync_layout(&real);
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        let p = purge(&link).unwrap();
+        assert!(p.kept.is_empty() && !p.removed_dir, "{p:?}");
+        assert_eq!(p.link_to.as_deref(), Some(real.as_path()));
+        assert!(link.exists() && std::fs::read_dir(&real).unwrap().next().is_none());
     }
 
     #[test]

@@ -45,7 +45,7 @@ pub(super) async fn restart(
         let Some(node) = file.nodes.iter().find(|n| n.id == id).cloned() else {
             continue;
         };
-        if let Some(pid) = owner(dir, &node).ours() {
+        if let Some(pid) = owner(dir, &node).ours().map(|h| h.pid()) {
             if healthy(node.id, &node.addr).await {
                 progress.note(format!("node {id} running on {} (pid {pid})", node.addr));
                 states.insert(id, "running");

@@ -8,10 +8,10 @@ use anyhow::{bail, Context};
 use serde::Serialize;
 
 use crate::cluster_file::ClusterFile;
-use crate::commands::cluster::scale::stop;
 use crate::commands::cluster::upgrade::restart;
 use crate::context::GlobalArgs;
 use crate::node_process::owner;
+use crate::process_handle::STOP_GRACE;
 use crate::progress::Progress;
 
 #[derive(Debug, clap::Args)]
@@ -62,9 +62,10 @@ pub async fn run(global: &GlobalArgs, args: RestartArgs) -> anyhow::Result<i32> 
         bail!("{} is not a file", binary.display());
     }
     let mut progress = Progress::new();
-    if let Some(pid) = owner(&dir, &node).ours() {
+    if let Some(handle) = owner(&dir, &node).ours() {
+        let pid = handle.pid();
         progress.step(format!("stopping node {} (pid {pid})", args.id));
-        stop(pid).await?;
+        handle.stop(STOP_GRACE).await?;
     }
     progress.step(format!(
         "starting node {} from {}",

@@ -6,20 +6,20 @@ mod compose;
 mod local;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use dsync_api::types::MemberKind;
-use nix::sys::signal::Signal;
 use serde::Serialize;
 
 use super::wait::{all_agree, healthy, wait_for, Watched};
 use crate::cluster_file::ClusterFile;
 use crate::commands::shard::rebalance::rebalance_and_follow;
 use crate::context::{GlobalArgs, RequestError, RequestExt};
-use crate::local::{pid_alive, send_signal};
+
 use crate::node_process::owner;
 use crate::output::Table;
+use crate::process_handle::STOP_GRACE;
 use crate::progress::Progress;
 
 #[derive(Debug, clap::Args)]
@@ -241,8 +241,8 @@ async fn shrink(
         match file.compose.clone() {
             Some(info) => compose::remove(&info, file, id)?,
             None => {
-                if let Some(pid) = owner(dir, &node).ours() {
-                    stop(pid).await?;
+                if let Some(handle) = owner(dir, &node).ours() {
+                    handle.stop(STOP_GRACE).await?;
                 }
                 std::fs::remove_dir_all(&node.dir)
                     .with_context(|| format!("cannot remove {}", node.dir.display()))?;
@@ -265,21 +265,6 @@ fn pick_victims(mut candidates: Vec<(u64, bool)>, count: usize) -> Vec<u64> {
         .take(count)
         .map(|(id, _)| id)
         .collect()
-}
-
-/// SIGTERM, then SIGKILL after 10 s.
-pub(crate) async fn stop(pid: u32) -> anyhow::Result<()> {
-    send_signal(pid, Signal::SIGTERM)?;
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while pid_alive(pid) {
-        if Instant::now() >= deadline {
-            send_signal(pid, Signal::SIGKILL)?;
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

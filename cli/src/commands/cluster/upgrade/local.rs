@@ -8,11 +8,11 @@ use anyhow::{bail, Context};
 
 use super::{caught_up, drain, CatchUp, Ctx, NodeResult, Step};
 use crate::cluster_file::ClusterFile;
-use crate::commands::cluster::scale::stop;
 use crate::commands::cluster::wait::{wait_for, Watched};
 use crate::commands::version::VersionInfo;
 use crate::local::spawn_node;
 use crate::node_process::owner;
+use crate::process_handle::STOP_GRACE;
 use crate::progress::Progress;
 
 /// Runs `<binary> version --output json`: it must start, and say what
@@ -61,8 +61,9 @@ pub(super) async fn upgrade_node(
         return res;
     }
     progress.step(format!("node {id}: stopping"));
-    if let Some(pid) = owner(dir, &node).ours() {
-        if let Err(e) = stop(pid).await {
+    if let Some(handle) = owner(dir, &node).ours() {
+        if let Err(e) = handle.stop(STOP_GRACE).await {
+            let pid = handle.pid();
             return fail("failed", format!("cannot stop pid {pid}: {e:#}"));
         }
     }
@@ -87,13 +88,13 @@ pub(super) async fn upgrade_node(
         "node {id}: {why:#}; rolling back to {}",
         old_path.display()
     ));
-    if let Some(pid) = file
+    if let Some(handle) = file
         .nodes
         .iter()
         .find(|n| n.id == id)
         .and_then(|n| owner(dir, n).ours())
     {
-        let _ = stop(pid).await;
+        let _ = handle.stop(STOP_GRACE).await;
     }
     match restart(
         dir,
