@@ -137,7 +137,7 @@ async fn worker(
                         None => continue,
                     },
                     _ => {
-                        let cas = (rng >> 16) % 2 == 0;
+                        let cas = (rng >> 16) & 1 == 0;
                         (
                             client
                                 .kv_delete(&key, last.filter(|_| cas))
