@@ -2,14 +2,16 @@
 //! lease the directory granted it. Leader-local soft state, never
 //! replicated: a new leader starts empty and waits one lease instead.
 //!
-//! Pure and clock-free; the coherence protocol (`coherence.rs`) drives it
-//! under a per-key lock ([`KeyLocks`]) so one key's operations never overlap.
+//! Pure and clock-free; the coherence protocol (`directory_side.rs`) drives
+//! it under a per-key lock ([`KeyLocks`]) so one key's cache operations
+//! never overlap.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use dsync_api::cache::LineState;
+use tokio::sync::{OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock};
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Holder {
@@ -155,41 +157,68 @@ impl Directory {
     }
 }
 
-/// Per-key serialization at the directory: one operation per key at a time,
-/// in arrival order (tokio's mutex is fair).
+/// Per-key serialization at the directory: one cache operation per key at
+/// a time, in arrival order (tokio's lock is fair). `/v1/kv` writes share
+/// the key among themselves: they only ever remove holders, so two of them
+/// may invalidate and commit together, while a read miss or cache write
+/// (which grant lines) waits until every one in progress has committed.
+/// An entry lives only while its key is held or awaited.
 #[derive(Default)]
 pub struct KeyLocks {
-    locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    locks: Mutex<HashMap<String, Arc<RwLock<()>>>>,
+}
+
+enum Held {
+    Exclusive(OwnedRwLockWriteGuard<()>),
+    Shared(OwnedRwLockReadGuard<()>),
 }
 
 pub struct KeyGuard<'a> {
     owner: &'a KeyLocks,
     key: String,
-    guard: Option<tokio::sync::OwnedMutexGuard<()>>,
+    guard: Option<Held>,
 }
 
 impl KeyLocks {
+    fn entry(&self, key: &str) -> Arc<RwLock<()>> {
+        let mut map = self.locks.lock().unwrap_or_else(|p| p.into_inner());
+        match map.get(key) {
+            Some(l) => l.clone(),
+            None => map.entry(key.to_string()).or_default().clone(),
+        }
+    }
+
+    /// The key alone: a cache operation.
     pub async fn lock(&self, key: &str) -> KeyGuard<'_> {
-        let m = self
-            .locks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(key.to_string())
-            .or_default()
-            .clone();
+        let held = Held::Exclusive(self.entry(key).write_owned().await);
+        self.guard(key, held)
+    }
+
+    /// The key shared with other `/v1/kv` writes.
+    pub async fn shared(&self, key: &str) -> KeyGuard<'_> {
+        let held = Held::Shared(self.entry(key).read_owned().await);
+        self.guard(key, held)
+    }
+
+    fn guard(&self, key: &str, held: Held) -> KeyGuard<'_> {
         KeyGuard {
             owner: self,
             key: key.to_string(),
-            guard: Some(m.lock_owned().await),
+            guard: Some(held),
         }
     }
 }
 
 impl Drop for KeyGuard<'_> {
     fn drop(&mut self) {
-        drop(self.guard.take());
+        // Released before the entry's count is looked at below.
+        match self.guard.take() {
+            Some(Held::Exclusive(g)) => drop(g),
+            Some(Held::Shared(g)) => drop(g),
+            None => {}
+        }
         let mut map = self.owner.locks.lock().unwrap_or_else(|p| p.into_inner());
-        // Only the map holds it: nobody waits, the entry can go.
+        // Only the map holds it: nobody holds or waits, the entry can go.
         if map
             .get(&self.key)
             .is_some_and(|m| Arc::strong_count(m) == 1)

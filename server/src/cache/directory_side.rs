@@ -188,10 +188,13 @@ impl Node {
     /// Before a `/v1/kv` write of `key` commits on this leader: every cached
     /// copy is invalidated (acknowledged, or its lease ended). The guard keeps
     /// the key's directory operations out until the write has committed, so
-    /// no read miss can grant the old value in between.
+    /// no read miss can grant the old value in between. Other KV writes of
+    /// the key share it: a hot key nobody caches commits as many writes per
+    /// Raft round as before the directory took part (a holder two of them
+    /// invalidate at once drops its line for the first and acks the second).
     pub(crate) async fn invalidate_for_kv(&self, key: &str) -> Result<KeyGuard<'_>> {
         let (term, ready_at) = self.dir_enter()?;
-        let guard = self.cache.keys.lock(key).await;
+        let guard = self.cache.keys.shared(key).await;
         self.dir_ready(term, ready_at).await;
         self.invalidate_copies(key, KV_WRITER).await;
         Ok(guard)

@@ -83,3 +83,36 @@ async fn key_locks_serialize_one_key_only() {
         .await
         .expect("free after release");
 }
+
+#[tokio::test]
+async fn kv_writes_share_a_key_and_cache_operations_wait_for_them() {
+    let locks = KeyLocks::default();
+    let w1 = locks.shared("k").await;
+    let w2 = tokio::time::timeout(Duration::from_millis(100), locks.shared("k"))
+        .await
+        .expect("two KV writes of one key run together");
+    let read_miss = locks.lock("k");
+    tokio::pin!(read_miss);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(50), &mut read_miss)
+            .await
+            .is_err(),
+        "a cache operation waits while KV writes are in progress"
+    );
+    // Arrival order: a KV write after the waiting cache operation waits too.
+    let w3 = tokio::time::timeout(Duration::from_millis(50), locks.shared("k")).await;
+    assert!(
+        w3.is_err(),
+        "no KV write overtakes a waiting cache operation"
+    );
+    drop(w1);
+    drop(w2);
+    let g = tokio::time::timeout(Duration::from_millis(100), read_miss)
+        .await
+        .expect("the cache operation runs once they committed");
+    drop(g);
+    assert!(
+        locks.locks.lock().unwrap().is_empty(),
+        "entries are cleaned up"
+    );
+}

@@ -236,8 +236,8 @@ impl Node {
             ForwardRequest::Write(cmd) => self.write_local(cmd).await.map(ForwardReply::Value),
             ForwardRequest::Flush(cmd) => self.propose_local(cmd).await.map(ForwardReply::Value),
             // Together, so the proposer puts them in the same entries; each
-            // KV write still takes its key's lock, and two of one key
-            // simply take it in turn.
+            // KV write still goes through its key's directory lock, which
+            // KV writes share (two of one key commit together).
             ForwardRequest::WriteBatch(cmds) => {
                 let writes = cmds.into_iter().map(|cmd| self.write_local(cmd));
                 let values = futures::future::join_all(writes).await;

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use dsync_api::cache::LineState::{self, E, I, M, S};
 use dsync_api::events::Event;
+use dsync_api::locks::{AcquireRequest, LockMode};
 use dsync_api::Client;
 use dsync_tests::{fetch_metrics, metric, wait_until, Cluster};
 use nix::sys::signal::Signal;
@@ -287,16 +288,34 @@ async fn write_back_buffers_in_m_and_flushes_on_remote_read_and_timer() {
     .await;
 }
 
-/// Issue 20, item 4: a write or delete through `/v1/kv` invalidates every
-/// cached copy before it is acknowledged, so no node serves the old value
-/// afterwards, though each held the key with most of an 8 s lease left.
+/// Issue 20, item 4: a write or delete through `/v1/kv` (plain,
+/// compare-and-set or fenced) invalidates every cached copy before it is
+/// acknowledged, so no node serves the old value afterwards, though each
+/// held the key with most of an 8 s lease left.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kv_writes_invalidate_cached_copies_before_they_are_acknowledged() {
     let cluster = Cluster::up(3, &[("DSYNC_CACHE_LEASE_MS", "8000")]);
     cluster.wait_leader(3).await;
     let key = "config/flag";
     let nodes: Vec<Client> = (1..=3).map(|n| cluster.client_for(n)).collect();
-    nodes[0].kv_put(key, json!("v1"), None).await.expect("seed");
+    let token = nodes[0]
+        .lock_acquire(
+            "config-lock",
+            &AcquireRequest {
+                owner: "writer".into(),
+                mode: LockMode::Exclusive,
+                ttl_ms: 60_000,
+                wait_ms: 0,
+            },
+        )
+        .await
+        .expect("lock")
+        .token;
+    let mut version = nodes[0]
+        .kv_put(key, json!("v1"), None)
+        .await
+        .expect("seed")
+        .version;
     for (round, value) in ["v2", "v3", "v4"].into_iter().enumerate() {
         for c in &nodes {
             c.cache_get(key).await.expect("fill the line");
@@ -306,17 +325,24 @@ async fn kv_writes_invalidate_cached_copies_before_they_are_acknowledged() {
             assert!(r.hit, "node {} serves the key from its line", i + 1);
             assert_eq!(r.state, S);
         }
-        // Through each node in turn: the leader, or a follower forwarding.
+        // Through each node in turn: the leader, or a follower forwarding;
+        // a plain write, a compare-and-set, a fenced write.
         let writer = &nodes[round % 3];
-        let put = writer
-            .kv_put(key, json!(value), None)
-            .await
-            .expect("kv put");
+        let put = match round {
+            0 => writer.kv_put(key, json!(value), None).await,
+            1 => writer.kv_put(key, json!(value), Some(version)).await,
+            _ => {
+                writer
+                    .kv_put_fenced(key, json!(value), None, "config-lock", token)
+                    .await
+            }
+        };
+        version = put.expect("kv put").version;
         for (i, c) in nodes.iter().enumerate() {
             let r = c.cache_get(key).await.expect("read after the kv write");
             assert_eq!(
                 (r.value, r.version),
-                (json!(value), put.version),
+                (json!(value), version),
                 "node {} after the kv write of {value}",
                 i + 1
             );
