@@ -286,4 +286,32 @@ mod tests {
         let q: ReadQuery = serde_json::from_str("{}").unwrap();
         assert_eq!(q.consistency, Consistency::Linearizable);
     }
+
+    /// A status from a node older than `peers` still parses (as no peers),
+    /// and a new one carries each breaker as its snake_case state.
+    #[test]
+    fn status_peers_are_optional_on_the_wire() {
+        let mut old = serde_json::json!({
+            "id": 1, "addr": "127.0.0.1:7001", "version": "0.1.0", "protocol": 1,
+            "role": "leader", "term": 2, "leader": 1, "last_index": 9,
+            "commit_index": 9, "applied_index": 9, "snapshot_index": 0,
+            "members": [{"id": 1, "addr": "127.0.0.1:7001", "kind": "voter"}]
+        });
+        let status: NodeStatus = serde_json::from_value(old.clone()).unwrap();
+        assert!(status.peers.is_empty());
+
+        old["peers"] = serde_json::json!([
+            {"id": 2, "breaker": "half_open", "consecutive_failures": 4}
+        ]);
+        let status: NodeStatus = serde_json::from_value(old.clone()).unwrap();
+        assert_eq!(
+            status.peers,
+            [PeerStatus {
+                id: 2,
+                breaker: crate::breaker::BreakerState::HalfOpen,
+                consecutive_failures: 4,
+            }]
+        );
+        assert_eq!(serde_json::to_value(&status).unwrap(), old);
+    }
 }
