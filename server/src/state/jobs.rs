@@ -262,6 +262,27 @@ mod tests {
         st.shards.validate().unwrap();
     }
 
+    /// Steps travel in the Raft log and jobs in snapshots, both bincode:
+    /// a field that serde skips when empty would shift every byte after it.
+    #[test]
+    fn steps_and_jobs_survive_bincode_with_empty_optional_fields() {
+        let mut st = state(&[1, 2, 3]);
+        let mut moves = plan_moves(&st.shards, &[1, 2, 3, 4], 3);
+        moves[0].from = None;
+        moves[0].error = None;
+        let start = JobStep::Start {
+            kind: "rebalance".into(),
+            moves,
+        };
+        let bytes = bincode::serialize(&start).unwrap();
+        let back: JobStep = bincode::deserialize(&bytes).unwrap();
+        assert_eq!(format!("{back:?}"), format!("{start:?}"));
+        st.shard_job(start).unwrap();
+        let bytes = bincode::serialize(&st.jobs).unwrap();
+        let jobs: ShardJobs = bincode::deserialize(&bytes).unwrap();
+        assert_eq!(format!("{jobs:?}"), format!("{:?}", st.jobs));
+    }
+
     #[test]
     fn a_rolled_back_move_leaves_the_map_and_fails_the_job() {
         let mut st = state(&[1, 2, 3]);

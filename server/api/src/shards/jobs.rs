@@ -25,7 +25,7 @@ pub struct RebalanceRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RebalancePlan {
     pub moves: Vec<ReplicaMove>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub job: Option<u64>,
 }
 
@@ -58,15 +58,15 @@ impl MovePhase {
 pub struct ReplicaMove {
     pub group: u64,
     /// The node giving up its replica (`None`: the group gains one).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub from: Option<u64>,
     /// The node taking a replica (`None`: the group loses one).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub to: Option<u64>,
     pub phase: MovePhase,
     /// Why the plan has this move.
     pub why: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub error: Option<String>,
 }
 
@@ -91,9 +91,9 @@ pub struct ShardJob {
     pub moves: Vec<ReplicaMove>,
     /// Leader clock, ms since the Unix epoch.
     pub started_ms: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub finished_ms: Option<u64>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub error: Option<String>,
 }
 
