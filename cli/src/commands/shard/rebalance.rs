@@ -6,10 +6,11 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use dsync_api::shards::{JobState, RebalancePlan, RebalanceRequest, ReplicaMove, ShardJob};
-use dsync_api::Client;
+use dsync_api::client::ClientError;
+use dsync_api::{Client, ErrorCode};
 
 use crate::commands::{EXIT_ERROR, EXIT_OK};
-use crate::context::{GlobalArgs, RequestExt};
+use crate::context::{GlobalArgs, RequestError, RequestExt};
 use crate::output::Table;
 use crate::progress::Progress;
 
@@ -63,33 +64,63 @@ pub async fn run(global: &GlobalArgs, args: RebalanceArgs) -> anyhow::Result<i32
 }
 
 /// Moves replicas so that the groups are balanced over the voters less
-/// `exclude`, following the job to its end. Returns how many moved.
+/// `exclude`, following the job to its end. Returns how many moved. A job
+/// already running (another operator's, or this one's whose answer was
+/// lost to a leader change) is followed first, then the plan is made again.
 pub async fn rebalance_and_follow(
     client: &Client,
     exclude: Vec<u64>,
     timeout: Duration,
     progress: &mut Progress,
 ) -> anyhow::Result<usize> {
+    let deadline = Instant::now() + timeout;
     let req = RebalanceRequest {
         dry_run: false,
         exclude,
     };
-    let plan = client.shards_rebalance(&req).await.api()?;
-    let Some(job) = plan.job else {
-        return Ok(0);
-    };
-    for m in &plan.moves {
-        progress.note(format!("plan: {}", move_text(m)));
+    let mut moved = 0;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let job = match client.shards_rebalance(&req).await {
+            Ok(plan) => {
+                let Some(job) = plan.job else {
+                    return Ok(moved);
+                };
+                for m in &plan.moves {
+                    progress.note(format!("plan: {}", move_text(m)));
+                }
+                job
+            }
+            Err(e) if retry_later(&e) && !left.is_zero() => {
+                progress.step(format!("rebalance not started yet: {e}"));
+                tokio::time::sleep(POLL_EVERY).await;
+                continue;
+            }
+            Err(e) if e.code() == Some(ErrorCode::Conflict) => {
+                let running = client.shard_jobs().await.api()?;
+                let Some(j) = running.into_iter().find(|j| j.state == JobState::Running) else {
+                    return Err(RequestError(e).into());
+                };
+                progress.note(format!("shard job {} is running; following it first", j.id));
+                j.id
+            }
+            Err(e) => return Err(RequestError(e).into()),
+        };
+        let done = follow_with(client, job, left, progress).await?;
+        if done.state != JobState::Done {
+            bail!(
+                "shard job {job} ended {:?}: {}",
+                done.state,
+                done.error.unwrap_or_default()
+            );
+        }
+        moved += done.moves.len();
     }
-    let done = follow_with(client, job, timeout, progress).await?;
-    if done.state != JobState::Done {
-        bail!(
-            "shard job {job} ended {:?}: {}",
-            done.state,
-            done.error.unwrap_or_default()
-        );
-    }
-    Ok(done.moves.len())
+}
+
+/// A refusal that a leader change or an election explains.
+fn retry_later(e: &ClientError) -> bool {
+    e.code() == Some(ErrorCode::Unavailable) || e.code().is_none()
 }
 
 async fn follow(client: &Client, job: u64, timeout: Duration) -> anyhow::Result<ShardJob> {
