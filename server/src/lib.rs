@@ -7,6 +7,7 @@ pub mod cache;
 pub mod config;
 pub mod error;
 pub mod events;
+pub mod failpoint;
 pub mod groups;
 pub mod http;
 pub mod metrics;

@@ -325,3 +325,45 @@ pub async fn leaders(
         ))
     }
 }
+
+/// The sequence numbers of `topic` delivered exactly once: FIFO is judged
+/// on these (a redelivered message may come back after later ones).
+pub fn delivered_once(history: &History<QueueOp>, topic: &str) -> std::collections::BTreeSet<u64> {
+    let prefix = format!("{topic}/");
+    let mut times: BTreeMap<u64, usize> = BTreeMap::new();
+    for op in history.ops() {
+        if let QueueOp::Deliver { payloads } = &op.op {
+            for p in payloads {
+                if let Some(seq) = p.strip_prefix(&prefix).and_then(|s| s.parse().ok()) {
+                    *times.entry(seq).or_default() += 1;
+                }
+            }
+        }
+    }
+    times
+        .into_iter()
+        .filter(|(_, n)| *n == 1)
+        .map(|(s, _)| s)
+        .collect()
+}
+
+/// The first node of `nodes` whose data folder disagrees with `map`: a
+/// copy of a group the map does not place there (one that moved away and
+/// was not deleted), or none of one it does.
+pub fn misplaced(c: &Cluster, map: &ShardMap, nodes: &[u64]) -> Option<String> {
+    for g in &map.groups {
+        for &n in nodes {
+            let dir = c.node(n).data_dir.join("groups").join(g.id.to_string());
+            if dir.exists() != g.replicas.contains(&n) {
+                return Some(format!(
+                    "node {n}, group {}: data {} exists {}, replicas {:?}",
+                    g.id,
+                    dir.display(),
+                    dir.exists(),
+                    g.replicas
+                ));
+            }
+        }
+    }
+    None
+}

@@ -133,6 +133,7 @@ impl Node {
                         .await;
                 }
             }
+            self.crash_point("move-start");
             // The target opens the group as soon as this is applied.
             return self.advance(job, index, MovePhase::CatchingUp, None).await;
         }
@@ -142,6 +143,7 @@ impl Node {
                 .ok_or_else(|| Error::Unavailable(format!("node {to} is not a member")))?;
             let add = MemberChange::AddLearner { id: to, addr };
             self.group_call(g, GroupRequest::Members(add)).await?;
+            self.crash_point("move-learner-added");
             if let Err(why) = self.wait_caught_up(g, to).await? {
                 tracing::warn!(group = g, to, "move rolled back: {why}");
                 let remove = MemberChange::RemoveLearner { id: to };
@@ -169,6 +171,7 @@ impl Node {
         }
         self.group_call(g, GroupRequest::Members(MemberChange::SetVoters { voters }))
             .await?;
+        self.crash_point("move-voters-set");
         self.advance(job, index, MovePhase::Done, None).await?;
         self.shared.metrics.groups.count_move("done");
         tracing::info!(group = g, from = ?m.from, to = ?m.to, "replica moved");
@@ -205,6 +208,12 @@ impl Node {
             }
             tokio::time::sleep(POLL).await;
         }
+    }
+}
+
+impl Node {
+    fn crash_point(&self, name: &str) {
+        crate::failpoint::crash_point(&self.config.data_dir, name);
     }
 }
 

@@ -78,6 +78,9 @@ impl Node {
             groups::spawn_tasks(&group, &self.shared, campaign);
             tracing::info!(group = id, fresh, joining = !listed, "hosting queue group");
             self.groups.insert(group);
+            if !listed {
+                crate::failpoint::crash_point(&self.config.data_dir, "move-target-opened");
+            }
         }
         Ok(())
     }
@@ -106,6 +109,7 @@ impl Node {
                 }
             }
             self.shared.metrics.groups.forget(id);
+            crate::failpoint::crash_point(&self.config.data_dir, "move-source-closed");
             let dir = group_dir(&self.config.data_dir, id);
             match std::fs::remove_dir_all(&dir) {
                 Ok(()) => tracing::info!(group = id, "replica moved away; its copy is deleted"),

@@ -48,6 +48,7 @@ mod security_tls;
 mod shard_backup;
 mod shard_groups;
 mod shard_leaders;
+mod shard_move_faults;
 mod shard_partition;
 mod shard_scale;
 mod shards;

@@ -10,9 +10,7 @@ use std::time::Duration;
 
 use dsync_api::shards::{plan_moves, JobState, ShardMap};
 use dsync_api::types::MemberKind;
-use dsync_tests::shard_workload::{first_deliveries, start, view, Plan};
-use dsync_tests::checkers::QueueOp;
-use dsync_tests::history::History;
+use dsync_tests::shard_workload::{delivered_once, first_deliveries, misplaced, start, view, Plan};
 use dsync_tests::Cluster;
 
 const R: usize = 3;
@@ -39,39 +37,10 @@ fn load(map: &ShardMap) -> BTreeMap<u64, usize> {
     n
 }
 
-/// Every node of `nodes` holds a copy of exactly the groups `map` places
-/// on it (the others were deleted), and every group has R replicas.
-fn placed_as_the_map_says(c: &Cluster, map: &ShardMap, nodes: &[u64]) {
+fn at_r(map: &ShardMap) {
     for g in &map.groups {
         assert_eq!(g.replicas.len(), R, "group {}: {:?}", g.id, g.replicas);
-        for &n in nodes {
-            let dir = c.node(n).data_dir.join("groups").join(g.id.to_string());
-            assert_eq!(
-                dir.exists(),
-                g.replicas.contains(&n),
-                "node {n}, group {}: data {} vs replicas {:?}",
-                g.id,
-                dir.display(),
-                g.replicas
-            );
-        }
     }
-}
-
-/// The sequence numbers of `topic` delivered exactly once.
-fn delivered_once(history: &History<QueueOp>, topic: &str) -> BTreeSet<u64> {
-    let prefix = format!("{topic}/");
-    let mut times: BTreeMap<u64, usize> = BTreeMap::new();
-    for op in history.ops() {
-        if let QueueOp::Deliver { payloads } = &op.op {
-            for p in payloads {
-                if let Some(seq) = p.strip_prefix(&prefix).and_then(|s| s.parse().ok()) {
-                    *times.entry(seq).or_default() += 1;
-                }
-            }
-        }
-    }
-    times.into_iter().filter(|(_, n)| *n == 1).map(|(s, _)| s).collect()
 }
 
 /// Runs the CLI without holding up the workload's tasks on this worker.
@@ -111,14 +80,22 @@ async fn scaling_3_5_3_under_load_moves_replicas_and_loses_nothing() {
     let grown = view(&c, 1).await.expect("shards").map;
     let planned = plan_moves(&first, &[1, 2, 3, 4, 5], R).len();
     assert!(planned > 0);
-    assert_eq!(grown.epoch, first.epoch + planned as u64, "one epoch per move");
+    assert_eq!(
+        grown.epoch,
+        first.epoch + planned as u64,
+        "one epoch per move"
+    );
     let spread = load(&grown);
     let cap = (3 * R).div_ceil(5);
     for n in 1..=5 {
         let held = spread.get(&n).copied().unwrap_or(0);
-        assert!((1..=cap).contains(&held), "node {n} holds {held}: {spread:?}");
+        assert!(
+            (1..=cap).contains(&held),
+            "node {n} holds {held}: {spread:?}"
+        );
     }
-    placed_as_the_map_says(&c, &grown, &[1, 2, 3, 4, 5]);
+    at_r(&grown);
+    assert_eq!(misplaced(&c, &grown, &[1, 2, 3, 4, 5]), None);
 
     let out = dsync_ok(&c, &["cluster", "scale", "--nodes", "3"]);
     println!("shrunk to 3:\n{out}");
@@ -131,26 +108,38 @@ async fn scaling_3_5_3_under_load_moves_replicas_and_loses_nothing() {
         r.sort_unstable();
         assert_eq!(r, stay, "group {} after the shrink", g.id);
     }
-    placed_as_the_map_says(&c, &shrunk, &stay);
+    at_r(&shrunk);
+    assert_eq!(misplaced(&c, &shrunk, &stay), None);
 
     let jobs = c.client().shard_jobs().await.expect("jobs");
     assert_eq!(jobs.len(), 2, "{jobs:?}");
     assert!(jobs.iter().all(|j| j.state == JobState::Done), "{jobs:?}");
-    assert_eq!(jobs[1].moves.len(), planned, "the scale-up moved what the plan said");
+    assert_eq!(
+        jobs[1].moves.len(),
+        planned,
+        "the scale-up moved what the plan said"
+    );
 
     let history = run.history.clone();
     let (report, stats) = run.drain(&c.client_for(1), Duration::from_secs(180)).await;
     assert!(report.violations.is_empty(), "{:?}", report.violations);
     assert_eq!(report.acknowledged_enqueues, total as usize);
     for (t, s) in &stats {
-        assert_eq!((s.enqueued_total, s.dead_lettered), (MESSAGES, 0), "{t}: {s:?}");
+        assert_eq!(
+            (s.enqueued_total, s.dead_lettered),
+            (MESSAGES, 0),
+            "{t}: {s:?}"
+        );
         let order = first_deliveries(&history, t);
         assert_eq!(order.len() as u64, MESSAGES, "{t}");
         // Messages delivered once came in FIFO order (a redelivered one
         // may come back after later ones: at-least-once).
         let once = delivered_once(&history, t);
         let kept: Vec<u64> = order.into_iter().filter(|s| once.contains(s)).collect();
-        assert!(kept.windows(2).all(|w| w[0] < w[1]), "{t}: out of FIFO order: {kept:?}");
+        assert!(
+            kept.windows(2).all(|w| w[0] < w[1]),
+            "{t}: out of FIFO order: {kept:?}"
+        );
     }
     println!(
         "{total} messages through 3 -> 5 -> 3 ({planned} + {} replica moves), {} redeliveries",
