@@ -5,8 +5,8 @@
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use dsync_api::shards::{JobState, RebalancePlan, RebalanceRequest, ReplicaMove, ShardJob};
 use dsync_api::client::ClientError;
+use dsync_api::shards::{JobState, RebalancePlan, RebalanceRequest, ReplicaMove, ShardJob};
 use dsync_api::{Client, ErrorCode};
 
 use crate::commands::{EXIT_ERROR, EXIT_OK};
