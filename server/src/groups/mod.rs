@@ -65,7 +65,7 @@ pub fn group_dir(data_dir: &Path, id: u64) -> PathBuf {
 }
 
 /// openraft's settings for every group of a node.
-pub fn raft_config(config: &Config) -> Result<Arc<openraft::Config>> {
+pub fn raft_config(config: &Config, id: u64) -> Result<Arc<openraft::Config>> {
     let c = openraft::Config {
         cluster_name: "dsync".into(),
         heartbeat_interval: config.heartbeat_ms,
@@ -73,7 +73,12 @@ pub fn raft_config(config: &Config) -> Result<Arc<openraft::Config>> {
         election_timeout_max: config.election_timeout_max_ms,
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(config.snapshot_every),
         max_in_snapshot_log_to_keep: config.keep_logs_after_snapshot,
-        max_payload_entries: 64,
+        // openraft gives one AppendEntries `heartbeat_interval` to be sent,
+        // decoded and answered, or sends it again, unchanged. A queue
+        // group's entry can hold a whole batch of messages (1,000 of them),
+        // so 64 such entries never arrived in time and a lagging replica
+        // (a restart, a replica move) never caught up.
+        max_payload_entries: if id == 0 { 64 } else { 8 },
         snapshot_max_chunk_size: 1024 * 1024,
         install_snapshot_timeout: 5_000,
         // Enabled once the group has heard from a leader, or after a wait
@@ -99,7 +104,7 @@ impl Group {
         sm.publish_to(shared.events.clone());
         let raft = Raft::new(
             shared.node_id,
-            raft_config(&shared.config)?,
+            raft_config(&shared.config, id)?,
             Network::for_group(shared.peers.clone(), shared.breakers.clone(), id),
             log.clone(),
             StateMachine { shared: sm.clone() },

@@ -183,6 +183,9 @@ impl Node {
     async fn wait_caught_up(&self, g: u64, to: u64) -> Result<std::result::Result<(), String>> {
         let mut best = None;
         let mut since = Instant::now();
+        // Everything the group held when the wait began must be on the
+        // learner; the slack is for what arrives while it catches up.
+        let floor = self.group_status(g).await?.last_index;
         loop {
             let s = self.group_status(g).await?;
             let replica = s.replicas.iter().find(|r| r.id == to);
@@ -190,10 +193,11 @@ impl Node {
                 // Promoted already (a resumed move): past rolling back.
                 return Ok(Ok(()));
             }
-            let matched = replica.and_then(|r| r.matched_index);
+            // Index 0: the leader has not heard from the learner yet.
+            let matched = replica.and_then(|r| r.matched_index).filter(|i| *i > 0);
             let lag = matched.map_or(s.last_index, |i| s.last_index.saturating_sub(i));
             self.shared.metrics.groups.move_lag.set(lag as i64);
-            if matched.is_some() && lag <= CATCH_UP_SLACK {
+            if matched.is_some_and(|i| i >= floor) && lag <= CATCH_UP_SLACK {
                 self.shared.metrics.groups.move_lag.set(0);
                 return Ok(Ok(()));
             }

@@ -49,6 +49,7 @@ mod shard_backup;
 mod shard_groups;
 mod shard_leaders;
 mod shard_move_faults;
+mod shard_move_pause;
 mod shard_partition;
 mod shard_scale;
 mod shards;
