@@ -212,7 +212,8 @@ async fn every_metric_the_alerts_and_the_dashboard_use_is_exported() {
         "node_* names outside the node_exporter allowlist: {unknown:?}"
     );
 
-    let c = Cluster::up(3, &[]);
+    // Queue groups, so their dsync_group_* series exist on every node.
+    let c = Cluster::up_with(3, &[], &["--shards", "2"]);
     c.wait_leader(3).await;
     exercise(&c).await;
     let backup = backup_metric_names(&c);
