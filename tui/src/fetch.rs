@@ -10,7 +10,7 @@ use futures::future::join_all;
 use tokio::sync::mpsc::Sender;
 
 use crate::app::{Action, AdminOp};
-use crate::model::{CachePoll, NodePoll, Poll};
+use crate::model::{CachePoll, JobsPoll, NodePoll, Poll};
 
 pub const POLL_EVERY: Duration = Duration::from_millis(500);
 /// A whole poll round gives up after this, so a hung node costs one round.
@@ -47,7 +47,15 @@ async fn poll_once(client: &Client, endpoints: &[String]) -> Poll {
     let graph = client.lock_graph();
     let queues = async { client.queues().await.map(|q| q.topics) };
     let shards = client.shards();
-    let (nodes, locks, graph, queues, shards) = tokio::join!(nodes, locks, graph, queues, shards);
+    let jobs = async {
+        match client.shard_jobs().await {
+            Ok(j) => JobsPoll::Jobs(j),
+            Err(ClientError::Api { status: 404, .. }) => JobsPoll::NotAvailable,
+            Err(e) => JobsPoll::Failed(short(e)),
+        }
+    };
+    let (nodes, locks, graph, queues, shards, jobs) =
+        tokio::join!(nodes, locks, graph, queues, shards, jobs);
     Poll {
         at_ms: now_ms(),
         nodes,
@@ -55,6 +63,7 @@ async fn poll_once(client: &Client, endpoints: &[String]) -> Poll {
         graph: graph.map_err(short),
         queues: queues.map_err(short),
         shards: shards.map_err(short),
+        jobs,
     }
 }
 
@@ -94,6 +103,7 @@ fn timed_out(endpoints: &[String]) -> Poll {
         graph: Err(why()),
         queues: Err(why()),
         shards: Err(why()),
+        jobs: JobsPoll::Failed(why()),
     }
 }
 

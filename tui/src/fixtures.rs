@@ -1,18 +1,20 @@
 //! Fixed data for the snapshot and state tests: three nodes (one
-//! unreachable), a refused deadlock, a queue backlog, cache lines, events.
+//! unreachable), a refused deadlock, a queue backlog, cache lines, events;
+//! shard maps and jobs in [`shards`].
+
+pub mod shards;
 
 use dsync_api::events::Event;
 use dsync_api::locks::{
     DeadlockInfo, HolderInfo, LockGraph, LockInfo, LockMode, WaitEdge, WaiterInfo,
 };
 use dsync_api::queue::TopicStats;
-use dsync_api::shards::{GroupStatus, ReplicaStatus, ShardMap, ShardsStatus};
 use dsync_api::types::{MemberKind, MemberStatus, NodeStatus, Role};
 
 use crate::app::{Action, App};
 use dsync_api::cache::{CacheLines, LineInfo};
 
-use crate::model::{CachePoll, LineState, NodePoll, Poll};
+use crate::model::{CachePoll, JobsPoll, LineState, NodePoll, Poll};
 
 /// 2023-11-14 22:13:20 UTC.
 pub const T0: u64 = 1_700_000_000_000;
@@ -199,35 +201,8 @@ pub fn poll(round: u64, cache: bool) -> Poll {
                 3,
             ),
         ]),
-        shards: Ok(shards(round)),
-    }
-}
-
-/// The control group on three nodes, leader 1, holding every topic.
-fn shards(round: u64) -> ShardsStatus {
-    let replica = |id, matched| ReplicaStatus {
-        id,
-        kind: MemberKind::Voter,
-        leader: id == 1,
-        matched_index: Some(matched),
-    };
-    ShardsStatus {
-        node: 1,
-        map: ShardMap::default(),
-        groups: vec![GroupStatus {
-            id: 0,
-            holds_topics: true,
-            leader: Some(1),
-            term: 7,
-            last_index: 5000 + round,
-            replicas: vec![
-                replica(1, 5000 + round),
-                replica(2, 4998 + round),
-                replica(3, 4990),
-            ],
-            topics: 3,
-            depth: 252 + round * 40,
-        }],
+        shards: Ok(shards::control_only(round)),
+        jobs: JobsPoll::Jobs(vec![]),
     }
 }
 

@@ -4,7 +4,7 @@ use dsync_api::cache::CacheLines;
 pub use dsync_api::cache::LineState;
 use dsync_api::locks::{LockGraph, LockInfo};
 use dsync_api::queue::TopicStats;
-use dsync_api::shards::ShardsStatus;
+use dsync_api::shards::{ShardJob, ShardsStatus};
 use dsync_api::types::NodeStatus;
 
 /// The cache lines a node reported, or why there are none.
@@ -12,6 +12,15 @@ use dsync_api::types::NodeStatus;
 pub enum CachePoll {
     Lines(CacheLines),
     /// The route answered 404: this cluster's build has no cache.
+    NotAvailable,
+    Failed(String),
+}
+
+/// The shard jobs (`GET /v1/shards/jobs`), or why there are none.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobsPoll {
+    Jobs(Vec<ShardJob>),
+    /// The route answered 404: a server from before replica moves.
     NotAvailable,
     Failed(String),
 }
@@ -37,4 +46,5 @@ pub struct Poll {
     pub graph: Result<LockGraph, String>,
     pub queues: Result<Vec<TopicStats>, String>,
     pub shards: Result<ShardsStatus, String>,
+    pub jobs: JobsPoll,
 }

@@ -1,6 +1,8 @@
 //! Issue 17: queue group leadership is spread (no node leads more than
 //! ⌈G/N⌉ groups), regained by itself after a restart of every node, and
-//! moved off a node that drains.
+//! moved off a node that drains. Issue 18: `cluster status` does not warn
+//! about that spread, and warns (exit 0) about groups a lost node leaves
+//! under-replicated.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -30,6 +32,20 @@ async fn spread(c: &Cluster, map: &ShardMap) -> Result<BTreeMap<u64, u64>, Strin
     Ok(led)
 }
 
+/// `cluster status`'s warning lines, once it succeeds.
+fn status_warnings(c: &Cluster) -> Result<Vec<String>, String> {
+    let out = c.dsync(&["cluster", "status"]);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    if !out.status.success() {
+        return Err(format!("cluster status failed: {stderr}"));
+    }
+    Ok(stderr
+        .lines()
+        .filter(|l| l.starts_with("warning: "))
+        .map(str::to_string)
+        .collect())
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn leadership_is_spread_regained_after_a_restart_and_drained_away() {
     let c = Cluster::up_with(3, &[], &["--shards", "3"]);
@@ -55,6 +71,13 @@ async fn leadership_is_spread_regained_after_a_restart_and_drained_away() {
         moves.iter().all(|m| m["moved"] == Value::Bool(false)),
         "a balanced cluster has nothing to move: {moves:?}"
     );
+    wait_ok(limit, "cluster status without warnings", || async {
+        match status_warnings(&c)? {
+            w if w.is_empty() => Ok(()),
+            w => Err(format!("a balanced cluster warned: {w:?}")),
+        }
+    })
+    .await;
 
     // A drained node leads no queue group afterwards.
     let led = spread(&c, &map).await.expect("spread");
@@ -66,4 +89,25 @@ async fn leadership_is_spread_regained_after_a_restart_and_drained_away() {
         after.values().all(|l| *l != node),
         "node {node} still leads after its drain: {after:?} (it led group {group})"
     );
+
+    // The drained node, leading nothing, is lost: every group is short of
+    // a replica, and still served, so status warns and succeeds.
+    c.kill9(node);
+    let want: Vec<String> = map
+        .groups
+        .iter()
+        .map(|g| {
+            format!(
+                "warning: queue group {} has 2 of 3 healthy replicas (node {node} unreachable)",
+                g.id
+            )
+        })
+        .collect();
+    wait_ok(limit, "a warning per under-replicated group", || async {
+        match status_warnings(&c)? {
+            w if w == want => Ok(()),
+            w => Err(format!("warnings {w:?}, want {want:?}")),
+        }
+    })
+    .await;
 }

@@ -11,9 +11,10 @@ use crossterm::event::KeyEvent;
 use dsync_api::events::Event;
 use dsync_api::locks::{LockGraph, LockInfo};
 use dsync_api::queue::TopicStats;
+use dsync_api::shards::JobState;
 use dsync_api::types::{NodeStatus, Role};
 
-use crate::model::{CachePoll, LineState, Poll};
+use crate::model::{CachePoll, JobsPoll, LineState, Poll};
 
 /// Events kept for the Events panel.
 const MAX_EVENTS: usize = 500;
@@ -162,6 +163,9 @@ pub struct App {
     pub queues_error: Option<String>,
     pub shards: Option<dsync_api::shards::ShardsStatus>,
     pub shards_error: Option<String>,
+    /// The shard job in progress (none too on a server without jobs).
+    pub shard_job: Option<dsync_api::shards::ShardJob>,
+    pub jobs_error: Option<String>,
     /// Per node (in `nodes` order): its cache lines or why there are none.
     pub cache: Vec<CachePoll>,
     pub events: VecDeque<EventRow>,
@@ -204,6 +208,8 @@ impl App {
             queues_error: None,
             shards: None,
             shards_error: None,
+            shard_job: None,
+            jobs_error: None,
             cache: Vec::new(),
             events: VecDeque::new(),
             events_source: Err("connecting".into()),
@@ -321,6 +327,14 @@ impl App {
         match p.shards {
             Ok(s) => (self.shards, self.shards_error) = (Some(s), None),
             Err(e) => self.shards_error = Some(e),
+        }
+        match p.jobs {
+            JobsPoll::Jobs(jobs) => {
+                let running = jobs.into_iter().find(|j| j.state == JobState::Running);
+                (self.shard_job, self.jobs_error) = (running, None);
+            }
+            JobsPoll::NotAvailable => (self.shard_job, self.jobs_error) = (None, None),
+            JobsPoll::Failed(e) => self.jobs_error = Some(e),
         }
     }
 

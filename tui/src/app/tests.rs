@@ -136,3 +136,42 @@ fn failed_refreshes_keep_the_last_data_marked_stale() {
     assert_eq!(app.locks.len(), 3);
     assert_eq!(app.locks_error.as_deref(), Some("unavailable: no leader"));
 }
+
+#[test]
+fn the_running_shard_job_is_kept_and_an_old_server_shows_none() {
+    let mut app = fixtures::shards::rebalancing_app();
+    assert_eq!(
+        app.shard_job.as_ref().map(|j| j.id),
+        Some(2),
+        "not the finished one"
+    );
+    let m = app.current_move().expect("a move under way");
+    assert_eq!((m.group, m.from, m.to), (2, Some(1), Some(4)));
+
+    let mut p = fixtures::poll(7, true);
+    p.jobs = crate::model::JobsPoll::Failed("timed out".into());
+    app.update(Action::Polled(p));
+    assert!(
+        app.shard_job.is_some(),
+        "a failed refresh keeps the last job"
+    );
+    assert_eq!(app.jobs_error.as_deref(), Some("timed out"));
+
+    let mut p = fixtures::poll(8, true);
+    p.jobs = crate::model::JobsPoll::NotAvailable;
+    app.update(Action::Polled(p));
+    assert_eq!(
+        (app.shard_job.clone(), app.jobs_error.clone()),
+        (None, None)
+    );
+    assert!(app.current_move().is_none());
+}
+
+#[test]
+fn a_finished_job_marks_nothing() {
+    let mut app = fixtures::shards::rebalancing_app();
+    let mut p = fixtures::poll(7, true);
+    p.jobs = crate::model::JobsPoll::Jobs(vec![fixtures::shards::finished_job()]);
+    app.update(Action::Polled(p));
+    assert!(app.shard_job.is_none());
+}

@@ -3,13 +3,13 @@
 use std::collections::BTreeSet;
 
 use dsync_api::locks::LockInfo;
+use dsync_api::shards::ReplicaMove;
 use dsync_api::types::{NodeStatus, Role};
 
 use super::{App, CacheCell, EventRow, NodeRow, TopicRow};
 use crate::model::{CachePoll, LineState};
 
 impl App {
-    /// The leader as the reachable nodes report it.
     /// The leader as the reachable nodes report it; a deposed leader that
     /// has not noticed yet loses to the one with the higher term.
     pub fn leader(&self) -> Option<&NodeStatus> {
@@ -96,5 +96,10 @@ impl App {
             ),
             _ => CacheCell::Unknown,
         }
+    }
+
+    /// The replica move under way, if a shard job is running one.
+    pub fn current_move(&self) -> Option<&ReplicaMove> {
+        self.shard_job.as_ref()?.current().map(|(_, m)| m)
     }
 }

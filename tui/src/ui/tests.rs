@@ -85,6 +85,22 @@ fn shards_panel_shows_each_group_by_node() {
 }
 
 #[test]
+fn shards_panel_marks_the_moving_replica_and_the_jobs_progress() {
+    let mut app = fixtures::shards::rebalancing_app();
+    app.panel = Panel::Shards;
+    let t = render(&app);
+    insta::assert_snapshot!(t.backend());
+    let buf = t.backend().buffer();
+    assert_eq!(color_of(buf, "1→4 catching up"), Color::Yellow);
+    assert_eq!(color_of(buf, "lrn @640"), Color::Yellow);
+    assert_eq!(color_of(buf, "queued 3→4"), Color::DarkGray);
+    assert_eq!(
+        color_of(buf, "job 2 rebalance: 1 of 3 moves done; now group 2: 1→4"),
+        Color::Yellow
+    );
+}
+
+#[test]
 fn events_panel_lists_newest_first() {
     let t = render(&on(Panel::Events, true));
     insta::assert_snapshot!(t.backend());

@@ -11,6 +11,7 @@ pub mod scale;
 mod shards;
 pub mod status;
 mod status_groups;
+mod status_warnings;
 pub mod up;
 pub mod upgrade;
 mod wait;
@@ -47,7 +48,10 @@ pub enum ClusterCommand {
     ///
     /// Asks every node for its own view. LAG is the leader's commit index
     /// minus the node's applied index. Exits 1 (after printing) when no
-    /// majority of the voters is reachable and agrees on a leader.
+    /// majority of the voters is reachable and agrees on a leader, or a
+    /// queue group has no leader. Warns on stderr, exit code unchanged,
+    /// when a queue group has fewer healthy replicas than the shard map's R
+    /// or one node leads more queue groups than its share.
     Status(status::StatusArgs),
     /// Stop the nodes of the local cluster in --dir (optionally deleting its files).
     ///

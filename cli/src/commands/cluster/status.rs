@@ -1,6 +1,7 @@
 //! `dsync cluster status`: every node's own view, side by side, and whether a
 //! quorum of voters agrees on a leader.
 
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use dsync_api::types::{MemberKind, NodeStatus, Role};
@@ -45,6 +46,9 @@ struct Report {
     /// The queue groups, if the cluster has any.
     #[serde(skip_serializing_if = "Option::is_none")]
     groups: Option<Vec<dsync_api::shards::GroupStatus>>,
+    /// Under-replicated groups and unbalanced leaders (see
+    /// `status_warnings`): printed on stderr too, and no reason to fail.
+    warnings: Vec<String>,
 }
 
 pub async fn run(global: &GlobalArgs, args: StatusArgs) -> anyhow::Result<i32> {
@@ -97,16 +101,25 @@ pub async fn run(global: &GlobalArgs, args: StatusArgs) -> anyhow::Result<i32> {
         .map(|(t, v)| row(t, v, leader_commit))
         .collect();
     nodes.sort_by(|a, b| (a.id.is_none(), a.id, &a.addr).cmp(&(b.id.is_none(), b.id, &b.addr)));
-    let groups = if quorum {
+    let queue_groups = if quorum {
         super::status_groups::fetch(&client).await
     } else {
         None
     };
+    let reachable: BTreeSet<u64> = nodes
+        .iter()
+        .filter(|n| n.error.is_none())
+        .filter_map(|n| n.id)
+        .collect();
+    let warnings = queue_groups.as_ref().map_or_else(Vec::new, |q| {
+        super::status_warnings::warnings(&q.groups, q.replicas, &reachable)
+    });
     let report = Report {
         leader,
         quorum,
         nodes,
-        groups,
+        groups: queue_groups.map(|q| q.groups),
+        warnings,
     };
     global.output.print(&report, || {
         let mut out = table(&report.nodes);
@@ -116,6 +129,9 @@ pub async fn run(global: &GlobalArgs, args: StatusArgs) -> anyhow::Result<i32> {
         }
         out
     })?;
+    for w in &report.warnings {
+        eprintln!("warning: {w}");
+    }
     if !quorum {
         let total = voters.as_ref().map_or(endpoint_count, Vec::len);
         anyhow::bail!(

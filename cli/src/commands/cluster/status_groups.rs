@@ -6,12 +6,21 @@ use dsync_api::Client;
 
 use crate::output::Table;
 
-/// The cluster's queue groups as one node reports them (`None` for a
-/// cluster without any, or if no node answered).
-pub async fn fetch(client: &Client) -> Option<Vec<GroupStatus>> {
+/// The queue groups as one node reports them, and R.
+pub struct QueueGroups {
+    pub groups: Vec<GroupStatus>,
+    /// Replicas per group the shard map asks for: its largest group, as
+    /// the rebalance planner counts it.
+    pub replicas: usize,
+}
+
+/// The cluster's queue groups (`None` for a cluster without any, or if no
+/// node answered).
+pub async fn fetch(client: &Client) -> Option<QueueGroups> {
     let s: ShardsStatus = client.shards().await.ok()?;
+    let replicas = s.map.groups.iter().map(|g| g.replicas.len()).max()?;
     let groups: Vec<GroupStatus> = s.groups.into_iter().filter(|g| g.id != 0).collect();
-    (!groups.is_empty()).then_some(groups)
+    (!groups.is_empty()).then_some(QueueGroups { groups, replicas })
 }
 
 /// Groups that have no leader: their topics cannot be served.
