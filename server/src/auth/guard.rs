@@ -106,6 +106,21 @@ async fn access_of(req: Request) -> Result<(Request, Access), ApiError> {
     Ok((Request::from_parts(parts, body), access))
 }
 
+/// A client request on a connection admitted past the caps, in the room
+/// kept for peers: refused, and the connection closed.
+fn node_full() -> Response {
+    let e = ApiError::new(
+        ErrorCode::Unavailable,
+        "this node has no free connection for clients (limits.max_connections, \
+         limits.max_connections_per_client); retry, or use another node",
+    );
+    let mut resp = HttpError(e).into_response();
+    let headers = resp.headers_mut();
+    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    resp
+}
+
 pub async fn guard(State(node): State<Arc<Node>>, req: Request, next: Next) -> Response {
     let sec = &node.security;
     let (mut req, access) = match access_of(req).await {
@@ -116,16 +131,20 @@ pub async fn guard(State(node): State<Arc<Node>>, req: Request, next: Next) -> R
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0);
-    match access {
-        Access::Public => return next.run(req).await,
-        Access::Peer if sec.is_peer(&req) => {
-            // A peer's connection is never closed to make room for clients.
-            if let Some(conn) = req.extensions().get::<ConnMark>() {
-                conn.mark_peer();
-            }
-            return next.run(req).await;
+    let peer = access == Access::Peer && sec.is_peer(&req);
+    let conn = req.extensions().get::<ConnMark>();
+    if peer {
+        // A peer's connection is never closed to make room for clients.
+        if let Some(conn) = conn {
+            conn.mark_peer();
         }
-        _ => {}
+        return next.run(req).await;
+    }
+    if conn.is_some_and(ConnMark::on_probation) {
+        return node_full();
+    }
+    if access == Access::Public {
+        return next.run(req).await;
     }
     let method = req.method().clone();
     let path = req.uri().path().to_string();

@@ -5,6 +5,13 @@
 //! the newcomer. Silent sockets therefore cannot starve anyone, peers
 //! included: a peer's connection, once it has made a peer request, counts
 //! against no client address and is never the one closed.
+//!
+//! A node whose every slot is busy (long polls, event streams) still
+//! admits up to [`PEER_ROOM`] more connections *on probation*: a request on
+//! one that is not a peer's is answered 503 and the connection closed. So
+//! clients cannot take the slots a peer needs to replicate or forward. (The
+//! per-address cap still applies before that: peers on the same host as a
+//! client at its cap share its address.)
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
@@ -23,6 +30,9 @@ pub enum Refusal {
     Full,
 }
 
+/// Connections admitted past the caps, until they prove to be peers'.
+pub const PEER_ROOM: usize = 16;
+
 pub struct Conns {
     max_total: usize,
     /// 0 = no per-address cap.
@@ -38,6 +48,8 @@ struct Table {
     open: BTreeMap<u64, Arc<Conn>>,
     /// Open connections per address, peers' excluded.
     per_client: HashMap<IpAddr, usize>,
+    /// Connections on probation (see [`PEER_ROOM`]).
+    probation: usize,
 }
 
 /// One open connection: what it is doing, for the idle watchdog and for
@@ -48,6 +60,8 @@ pub struct Conn {
     in_flight: AtomicUsize,
     served: AtomicBool,
     peer: AtomicBool,
+    /// Admitted past a cap: only a peer request may use it.
+    probation: AtomicBool,
     /// Milliseconds from `Conns::started` to the end of the last request
     /// (or to the accept).
     idle_since_ms: AtomicU64,
@@ -79,6 +93,7 @@ impl Conns {
         if self.max_per_client > 0 && from_ip >= self.max_per_client {
             return Err(Refusal::PerClient);
         }
+        let mut probation = false;
         if t.open.len() >= self.max_total {
             let idle = |c: &&Arc<Conn>| {
                 !c.peer.load(Ordering::Acquire) && c.in_flight.load(Ordering::Acquire) == 0
@@ -89,10 +104,18 @@ impl Conns {
                 .filter(idle)
                 .find(|c| !c.served.load(Ordering::Acquire))
                 .or_else(|| t.open.values().find(idle))
-                .cloned()
-                .ok_or(Refusal::Full)?;
-            t.remove(&victim);
-            victim.evict.notify_one();
+                .cloned();
+            match victim {
+                Some(victim) => {
+                    t.remove(&victim);
+                    victim.evict.notify_one();
+                }
+                None if t.probation < PEER_ROOM => probation = true,
+                None => return Err(Refusal::Full),
+            }
+        }
+        if probation {
+            t.probation += 1;
         }
         t.next_id += 1;
         let conn = Arc::new(Conn {
@@ -101,6 +124,7 @@ impl Conns {
             in_flight: AtomicUsize::new(0),
             served: AtomicBool::new(false),
             peer: AtomicBool::new(false),
+            probation: AtomicBool::new(probation),
             idle_since_ms: AtomicU64::new(self.now_ms()),
             evict: Notify::new(),
         });
@@ -121,6 +145,9 @@ impl Table {
     fn remove(&mut self, c: &Conn) {
         if self.open.remove(&c.id).is_none() {
             return;
+        }
+        if c.probation.swap(false, Ordering::AcqRel) {
+            self.probation -= 1;
         }
         if !c.peer.load(Ordering::Acquire) {
             self.uncount(c.ip);
@@ -208,7 +235,16 @@ impl ConnMark {
         let mut t = self.conns.table();
         if !self.conn.peer.swap(true, Ordering::AcqRel) && t.open.contains_key(&self.conn.id) {
             t.uncount(self.conn.ip);
+            if self.conn.probation.swap(false, Ordering::AcqRel) {
+                t.probation -= 1;
+            }
         }
+    }
+
+    /// Whether a request that is not a peer's must be turned away here:
+    /// the connection was admitted past a cap and has not proved a peer's.
+    pub fn on_probation(&self) -> bool {
+        self.conn.probation.load(Ordering::Acquire)
     }
 }
 
@@ -260,9 +296,11 @@ mod tests {
         let e = conns.admit(ip(5)).unwrap();
         assert!(served.conn.evict.notified().now_or_never_ready());
         let _e_req = e.mark().begin();
-        // Every slot busy: the newcomer is refused, nobody is closed.
-        assert_eq!(conns.admit(ip(6)).err(), Some(Refusal::Full));
-        assert_eq!(conns.open(), 3);
+        // Every slot busy: the newcomer is on probation, nobody is closed.
+        let f = conns.admit(ip(6)).unwrap();
+        assert!(f.mark().on_probation());
+        assert_eq!(conns.open(), 4);
+        drop(f);
         // Dropping the evicted connections' slots does not free a second slot.
         drop((silent, served));
         assert_eq!(conns.open(), 3);
@@ -280,6 +318,38 @@ mod tests {
         assert!(!p.conn.evict.notified().now_or_never_ready());
         drop(p);
         assert_eq!(conns.open(), 1);
+    }
+
+    #[test]
+    fn past_the_cap_only_peers_get_in_and_only_so_many_wait_to_prove_it() {
+        let conns = Conns::new(1, 0);
+        let busy = conns.admit(ip(1)).unwrap();
+        let _req = busy.mark().begin();
+        assert!(!busy.mark().on_probation());
+        // Full of busy clients: probation.
+        let mut waiting: Vec<Slot> = (0..PEER_ROOM)
+            .map(|_| {
+                let s = conns.admit(ip(2)).expect("room for peers");
+                // Busy, so none is closed to make room for the next.
+                std::mem::forget(s.mark().begin());
+                s
+            })
+            .collect();
+        assert!(waiting.iter().all(|s| s.mark().on_probation()));
+        assert_eq!(conns.admit(ip(2)).err(), Some(Refusal::Full));
+        // One proves a peer's: it stays, off probation, and frees a place.
+        let peer = waiting.pop().unwrap();
+        peer.mark().mark_peer();
+        assert!(!peer.mark().on_probation());
+        let again = conns.admit(ip(2)).expect("a place came back");
+        assert!(again.mark().on_probation());
+        let _again_req = again.mark().begin();
+        assert_eq!(conns.admit(ip(3)).err(), Some(Refusal::Full));
+        // Closing one on probation gives its place back too.
+        drop(waiting.pop());
+        let last = conns.admit(ip(3)).expect("a place came back");
+        let _last_req = last.mark().begin();
+        assert_eq!(conns.admit(ip(3)).err(), Some(Refusal::Full));
     }
 
     /// Whether a notification is already stored, without waiting for one.

@@ -91,11 +91,11 @@ pub async fn serve(
         let slot = match conns.admit(remote.ip()) {
             Ok(slot) => slot,
             Err(Refusal::PerClient) => {
-                tracing::debug!(%remote, "per-client connection limit reached; closing a new connection");
+                tracing::debug!(%remote, "per-client connection limit reached and the room kept for peers is taken; closing a new connection");
                 continue;
             }
             Err(Refusal::Full) => {
-                tracing::debug!(%remote, "connection limit reached, none idle; closing a new connection");
+                tracing::debug!(%remote, "connection limit reached, none idle, and the room kept for peers is taken; closing a new connection");
                 continue;
             }
         };

@@ -168,3 +168,130 @@ async fn a_leader_flooded_with_silent_sockets_keeps_serving_clients_and_peers() 
     );
     assert_eq!(term(&c.statuses().await), term_before, "leadership changed");
 }
+
+/// A leader whose every connection slot holds a long poll (busy, so none
+/// can be closed to make room) still takes a new connection from a peer:
+/// a follower restarted meanwhile forwards writes to it. A client arriving
+/// then is told why in JSON (503), not dropped unanswered.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_leader_full_of_long_polls_still_takes_peers_and_tells_clients_why() {
+    let c = Cluster::up(3, &[]);
+    c.dsync_ok(&["cluster", "down"]);
+    for n in c.nodes() {
+        let yaml = c.cluster_dir().join(format!("node-{}/node.yaml", n.id));
+        let mut text = std::fs::read_to_string(&yaml).unwrap();
+        text.push_str("limits:\n  max_connections: 24\n");
+        std::fs::write(&yaml, text).unwrap();
+    }
+    c.dsync_ok(&["cluster", "up"]);
+    let leader = c.wait_leader(3).await;
+    let follower = (1..=3).find(|i| *i != leader).unwrap();
+    let addr = c.node(leader).addr;
+
+    let body = r#"{"consumer":"hold","max":1,"wait_ms":60000}"#;
+    let poll = format!(
+        "POST /v1/queues/idle/consume HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut polls = Vec::new();
+    let refusal = loop {
+        assert!(
+            polls.len() < 100,
+            "100 long polls and the leader is not full"
+        );
+        let mut s = connect_from(2 + (polls.len() % 6) as u8, &addr)
+            .await
+            .unwrap();
+        s.write_all(poll.as_bytes()).await.unwrap();
+        // A long poll answers nothing for a minute; a refusal at once.
+        let mut buf = vec![0u8; 4096];
+        match tokio::time::timeout(Duration::from_millis(500), s.read(&mut buf)).await {
+            Err(_) => polls.push(s),
+            Ok(Ok(n)) if n > 0 => break String::from_utf8_lossy(&buf[..n]).into_owned(),
+            Ok(other) => panic!("connection {} closed unanswered: {other:?}", polls.len()),
+        }
+    };
+    assert!(refusal.starts_with("HTTP/1.1 503"), "{refusal}");
+    assert!(
+        refusal.contains("no free connection for clients"),
+        "{refusal}"
+    );
+    assert!(
+        refusal.to_ascii_lowercase().contains("connection: close"),
+        "{refusal}"
+    );
+    println!("the leader was full after {} long polls", polls.len());
+
+    // The follower comes back with no connection to the leader, and must
+    // open one to forward.
+    // (`cluster up` would wait for the full leader's /health: started here.)
+    c.kill9(follower);
+    let node = c.node(follower);
+    let log = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&node.log)
+        .unwrap();
+    let child = std::process::Command::new(&c.bin)
+        .arg("server")
+        .arg("--config")
+        .arg(&node.config)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let _restarted = KillOnDrop(child);
+    let http = fresh_client();
+    let health = format!("http://{}/health", node.addr);
+    wait_until(Duration::from_secs(30), "the follower back", || async {
+        let r = http.get(&health).send().await.ok()?;
+        r.status().is_success().then_some(())
+    })
+    .await;
+    let back = c.client_for(follower);
+    wait_until(
+        Duration::from_secs(30),
+        "the follower to know the leader",
+        || async {
+            let s = back.status().await.ok()?;
+            (s.leader == Some(leader)).then_some(())
+        },
+    )
+    .await;
+    for i in 0..5 {
+        let r = http
+            .put(format!("http://{}/v1/kv/full-{i}", c.node(follower).addr))
+            .json(&json!({"value": i}))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("write {i} through the restarted follower: {e}"));
+        let status = r.status();
+        let text = r.text().await.unwrap_or_default();
+        assert_eq!(
+            status,
+            StatusCode::OK,
+            "write {i} through the restarted follower: {text}"
+        );
+    }
+    // The long polls were kept throughout.
+    let mut kept = 0;
+    for s in &mut polls {
+        let mut buf = [0u8; 1];
+        if tokio::time::timeout(Duration::from_millis(1), s.read(&mut buf))
+            .await
+            .is_err()
+        {
+            kept += 1;
+        }
+    }
+    assert_eq!(kept, polls.len(), "long polls closed to make room");
+}
+
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
