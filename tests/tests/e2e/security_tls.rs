@@ -1,10 +1,12 @@
 //! Issue 9, acceptance 2: `cluster up --tls` forms a cluster over mutual TLS;
 //! a peer with a certificate from another CA can neither send Raft RPCs nor
 //! join. Issue 20, item 8: plain HTTP on the TLS port is answered with a
-//! JSON 400 that says so.
+//! JSON 400 that says so; item 2: a connection silent after its handshake
+//! is closed by the header deadline, counted from the accept.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use dsync_tests::{dsync_bin, wait_until, Cluster};
@@ -12,6 +14,12 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+use tokio_rustls::TlsConnector;
+
+use crate::single_node::{responsive, Node};
 
 fn client(ca: &Path, identity: Option<(&Path, &Path)>) -> reqwest::Client {
     let ca = reqwest::Certificate::from_pem(&std::fs::read(ca).unwrap()).unwrap();
@@ -26,6 +34,68 @@ fn client(ca: &Path, identity: Option<(&Path, &Path)>) -> reqwest::Client {
         b = b.identity(reqwest::Identity::from_pem(&pem).unwrap());
     }
     b.build().unwrap()
+}
+
+/// A raw TLS client trusting `ca`, with no certificate of its own.
+fn connector(ca: &Path) -> TlsConnector {
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    TlsConnector::from(Arc::new(config))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_connection_silent_after_its_handshake_is_closed_counting_from_the_accept() {
+    const HEADER_TIMEOUT: Duration = Duration::from_millis(1000);
+    let node = Node::start_tls(&format!(
+        "limits:\n  header_read_timeout_ms: {}\n",
+        HEADER_TIMEOUT.as_millis()
+    ))
+    .await;
+    // Taken before the connect, so before the node's accept: the node may
+    // not close sooner than the deadline after this.
+    let opened = tokio::time::Instant::now();
+    let tcp = TcpStream::connect(&node.addr).await.unwrap();
+    let mut tls = connector(&node.ca())
+        .connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
+        .await
+        .expect("the TLS handshake");
+    let handshake = opened.elapsed();
+    assert!(
+        handshake < HEADER_TIMEOUT,
+        "the handshake took {handshake:?}: nothing left to test"
+    );
+
+    // Nothing is sent. Far above the deadline, far below "never".
+    let bound = HEADER_TIMEOUT * 5;
+    let mut seen = Vec::new();
+    let read = tokio::time::timeout_at(opened + bound, tls.read_to_end(&mut seen)).await;
+    let closed = opened.elapsed();
+    // End of file, or an error (a close without close_notify, a reset):
+    // either way the node let go of the connection.
+    assert!(
+        read.is_ok(),
+        "still open {closed:?} after the connect, with a {HEADER_TIMEOUT:?} header deadline"
+    );
+    // Less a little: the node's connection clock counts whole milliseconds.
+    assert!(
+        closed >= HEADER_TIMEOUT - Duration::from_millis(10),
+        "closed after {closed:?}, before the {HEADER_TIMEOUT:?} deadline: {read:?}"
+    );
+
+    responsive(
+        &node,
+        &node.client(),
+        "after closing a silent TLS connection",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

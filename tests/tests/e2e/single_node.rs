@@ -15,11 +15,22 @@ use tokio::net::{TcpSocket, TcpStream};
 pub struct Node {
     child: Child,
     pub addr: String,
-    _dir: tempfile::TempDir,
+    scheme: &'static str,
+    dir: tempfile::TempDir,
 }
 
 impl Node {
     pub async fn start(extra_yaml: &str) -> Node {
+        Node::spawn(extra_yaml, false).await
+    }
+
+    /// A node serving TLS with certificates that `dsync cert init` issued
+    /// (its CA at [`Node::ca`]).
+    pub async fn start_tls(extra_yaml: &str) -> Node {
+        Node::spawn(extra_yaml, true).await
+    }
+
+    async fn spawn(extra_yaml: &str, tls: bool) -> Node {
         let dir = tempfile::tempdir().unwrap();
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .unwrap()
@@ -29,10 +40,28 @@ impl Node {
         let addr = format!("127.0.0.1:{port}");
         let config = dir.path().join("node.yaml");
         let data: PathBuf = dir.path().join("data");
+        let tls_yaml = if tls {
+            let certs = dir.path().join("tls");
+            let out = Command::new(dsync_bin())
+                .args(["cert", "init", "--nodes", "1", "--out"])
+                .arg(&certs)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "cert init: {out:?}");
+            format!(
+                "tls:\n  cert_file: {}\n  key_file: {}\n  ca_file: {}\n",
+                certs.join("node-1.pem").display(),
+                certs.join("node-1.key").display(),
+                certs.join("ca.pem").display(),
+            )
+        } else {
+            String::new()
+        };
         std::fs::write(
             &config,
             format!(
-                "id: 1\nlisten: {addr}\ndata_dir: {}\nbootstrap: true\n{extra_yaml}",
+                "id: 1\nlisten: {addr}\ndata_dir: {}\nbootstrap: true\n{tls_yaml}{extra_yaml}",
                 data.display()
             ),
         )
@@ -50,9 +79,10 @@ impl Node {
         let node = Node {
             child,
             addr,
-            _dir: dir,
+            scheme: if tls { "https" } else { "http" },
+            dir,
         };
-        let http = reqwest::Client::new();
+        let http = node.client();
         wait_until(Duration::from_secs(30), "the node to be ready", || async {
             let r = http.get(node.url("/ready")).send().await.ok()?;
             r.status().is_success().then_some(())
@@ -62,7 +92,28 @@ impl Node {
     }
 
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("{}://{}{path}", self.scheme, self.addr)
+    }
+
+    /// The CA of a node started with [`Node::start_tls`].
+    pub fn ca(&self) -> PathBuf {
+        self.dir.path().join("tls/ca.pem")
+    }
+
+    /// Like [`fresh_client`], trusting the node's CA if it serves TLS.
+    pub fn client(&self) -> reqwest::Client {
+        let b = reqwest::Client::builder()
+            .pool_max_idle_per_host(0)
+            .timeout(Duration::from_secs(10));
+        if self.scheme == "http" {
+            return b.build().unwrap();
+        }
+        let ca = reqwest::Certificate::from_pem(&std::fs::read(self.ca()).unwrap()).unwrap();
+        b.use_rustls_tls()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(ca)
+            .build()
+            .unwrap()
     }
 
     pub fn rss_kib(&self) -> u64 {
