@@ -79,8 +79,9 @@ async fn ten_thousand_waiters_slow_clients_and_big_bodies_leave_the_node_respons
     for t in tasks {
         streams.push(t.await.unwrap());
     }
+    // A bound, not a speed: a busy 2-core host took over 120 s.
     wait_until(
-        Duration::from_secs(120),
+        Duration::from_secs(300),
         "10,000 queued waiters",
         || async { (waiter_count(&http, &node, "hot").await == WAITERS).then_some(()) },
     )
