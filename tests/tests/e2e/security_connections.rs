@@ -119,17 +119,7 @@ async fn one_address_holds_at_most_its_share_of_connections() {
 /// forwards are peer traffic), and nothing stalls.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_leader_flooded_with_silent_sockets_keeps_serving_clients_and_peers() {
-    let c = Cluster::up(3, &[]);
-    c.dsync_ok(&["cluster", "down"]);
-    for n in c.nodes() {
-        let yaml = c.cluster_dir().join(format!("node-{}/node.yaml", n.id));
-        let mut text = std::fs::read_to_string(&yaml).unwrap();
-        text.push_str("limits:\n  max_connections: 64\n");
-        std::fs::write(&yaml, text).unwrap();
-    }
-    c.dsync_ok(&["cluster", "up"]);
-    let leader = c.wait_leader(3).await;
-    let follower = (1..=3).find(|i| *i != leader).unwrap();
+    let (c, leader, follower) = three_nodes_with_max_connections(64).await;
     let term = |st: &[dsync_api::types::NodeStatus]| st.iter().map(|s| s.term).max();
     let term_before = term(&c.statuses().await);
 
@@ -175,17 +165,7 @@ async fn a_leader_flooded_with_silent_sockets_keeps_serving_clients_and_peers() 
 /// then is told why in JSON (503), not dropped unanswered.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_leader_full_of_long_polls_still_takes_peers_and_tells_clients_why() {
-    let c = Cluster::up(3, &[]);
-    c.dsync_ok(&["cluster", "down"]);
-    for n in c.nodes() {
-        let yaml = c.cluster_dir().join(format!("node-{}/node.yaml", n.id));
-        let mut text = std::fs::read_to_string(&yaml).unwrap();
-        text.push_str("limits:\n  max_connections: 24\n");
-        std::fs::write(&yaml, text).unwrap();
-    }
-    c.dsync_ok(&["cluster", "up"]);
-    let leader = c.wait_leader(3).await;
-    let follower = (1..=3).find(|i| *i != leader).unwrap();
+    let (c, leader, follower) = three_nodes_with_max_connections(24).await;
     let addr = c.node(leader).addr;
 
     let body = r#"{"consumer":"hold","max":1,"wait_ms":60000}"#;
@@ -294,4 +274,21 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// A 3-node cluster whose nodes take at most `max` connections each, its
+/// leader and a follower.
+async fn three_nodes_with_max_connections(max: usize) -> (Cluster, u64, u64) {
+    let c = Cluster::up(3, &[]);
+    c.dsync_ok(&["cluster", "down"]);
+    for n in c.nodes() {
+        let yaml = c.cluster_dir().join(format!("node-{}/node.yaml", n.id));
+        let mut text = std::fs::read_to_string(&yaml).unwrap();
+        text.push_str(&format!("limits:\n  max_connections: {max}\n"));
+        std::fs::write(&yaml, text).unwrap();
+    }
+    c.dsync_ok(&["cluster", "up"]);
+    let leader = c.wait_leader(3).await;
+    let follower = (1..=3).find(|i| *i != leader).unwrap();
+    (c, leader, follower)
 }
