@@ -88,6 +88,12 @@ async fn sigterm_on_the_leader_hands_off_answers_open_requests_and_exits() {
     )
     .await;
 
+    let acks = || acked.lock().unwrap().len();
+    wait_until(Duration::from_secs(10), "writes under way", || async {
+        (acks() >= 5).then_some(())
+    })
+    .await;
+
     let pid = cluster.node(leader).pid.expect("leader pid");
     let sent = Instant::now();
     cluster.signal(leader, Signal::SIGTERM);
@@ -112,6 +118,14 @@ async fn sigterm_on_the_leader_hands_off_answers_open_requests_and_exits() {
     })
     .await;
     eprintln!("exited {:?} after SIGTERM", sent.elapsed());
+    // Counted, not timed: how many fit in the stop depends on the machine.
+    let at_exit = acks();
+    wait_until(
+        Duration::from_secs(10),
+        "writes going on after the stop",
+        || async { (acks() >= at_exit + 5).then_some(()) },
+    )
+    .await;
     stop.store(true, Ordering::Relaxed);
     writer.await.expect("writer");
 
@@ -132,11 +146,6 @@ async fn sigterm_on_the_leader_hands_off_answers_open_requests_and_exits() {
     assert!(term_after > term_before);
 
     let acked = acked.lock().unwrap().clone();
-    assert!(
-        acked.len() >= 10,
-        "too few writes acknowledged: {}",
-        acked.len()
-    );
     for (key, version) in acked {
         let item = survivors
             .kv_get(&key, Consistency::Linearizable)
