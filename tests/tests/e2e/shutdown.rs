@@ -1,7 +1,7 @@
 //! Issue 20, item 9: SIGTERM stops a node gracefully. The leader hands
 //! leadership on, refuses new client requests, answers the ones in flight,
-//! stops its background tasks and exits within a bound; nothing
-//! acknowledged is lost.
+//! commits the write-back writes it acknowledged, stops its background
+//! tasks and exits within a bound; nothing acknowledged is lost.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -16,6 +16,8 @@ use dsync_tests::{is_dsync_process, wait_until, Cluster};
 use nix::sys::signal::Signal;
 use reqwest::Method;
 use serde_json::{json, Value};
+
+mod write_back;
 
 /// What `begin_shutdown` and `shutdown` promise, in the order they run.
 const BOUND: Duration = Duration::from_secs(20);
