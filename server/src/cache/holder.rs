@@ -339,7 +339,7 @@ impl Node {
         if !dirty.is_empty() {
             let n = self.clone();
             self.tasks
-                .spawn("write-back flush", async move { n.flush_all(dirty).await });
+                .spawn_to_end("write-back flush", async move { n.flush_all(dirty).await });
         }
     }
 

@@ -207,7 +207,7 @@ pub async fn run(node: Arc<Node>) {
                     if !dirty.is_empty() {
                         let n = node.clone();
                         node.tasks
-                            .spawn("write-back flush", async move { n.flush_all(dirty).await });
+                            .spawn_to_end("write-back flush", async move { n.flush_all(dirty).await });
                     }
                 }
             }

@@ -67,6 +67,17 @@ impl Drop for Serving<'_> {
 }
 
 impl Node {
+    /// Commits the write-back writes this node acknowledged and still
+    /// holds (for up to a lease each).
+    async fn commit_write_back(&self, what: &'static str) {
+        let dirty = self.cache.lines().clear();
+        self.update_line_gauges();
+        if !dirty.is_empty() {
+            tracing::info!(lines = dirty.len(), "{what}");
+            self.flush_all(dirty).await;
+        }
+    }
+
     /// First half, while the listener still runs (peers must reach this
     /// node until its requests are done): client requests are refused
     /// (503, use another node), a leader moves leadership to its most
@@ -76,6 +87,10 @@ impl Node {
     pub async fn begin_shutdown(&self) {
         tracing::info!(id = self.id, "stopping: refusing new client requests");
         self.set_draining(true);
+        // Before leadership moves: the new term would clear these lines
+        // and leave their commit to a task the stop might cut short.
+        self.commit_write_back("stopping: committing write-back writes")
+            .await;
         if self.is_leader() {
             match tokio::time::timeout(HANDOFF, self.transfer_local(None)).await {
                 Ok(Ok(t)) => {
@@ -109,14 +124,9 @@ impl Node {
     /// tasks stop, then Raft.
     pub async fn shutdown(&self) {
         self.events.close();
-        let dirty = self.cache.lines().clear();
-        if !dirty.is_empty() {
-            tracing::info!(
-                lines = dirty.len(),
-                "stopping: committing write-back writes"
-            );
-            self.flush_all(dirty).await;
-        }
+        // Lines written by requests that were still open above.
+        self.commit_write_back("stopping: committing the last write-back writes")
+            .await;
         if !self.tasks.shutdown(TASKS).await {
             tracing::warn!("stopping: background tasks still running after {TASKS:?}");
         }

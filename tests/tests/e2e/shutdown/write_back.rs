@@ -15,6 +15,16 @@ use super::BOUND;
 /// to stop commits those writes, so they survive it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn write_back_writes_acknowledged_before_sigterm_are_committed() {
+    committed_at_stop(false).await
+}
+
+/// The same on the leader, whose lines go with the term it hands on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_back_writes_acknowledged_by_a_stopping_leader_are_committed() {
+    committed_at_stop(true).await
+}
+
+async fn committed_at_stop(stop_leader: bool) {
     // Flushes 3 s apart: a write acknowledged just after one is held by its
     // node alone for the whole stop (well under a second).
     let cluster = Cluster::up(
@@ -27,19 +37,17 @@ async fn write_back_writes_acknowledged_before_sigterm_are_committed() {
     );
     let leader = cluster.wait_leader(3).await;
     // N stops; the reader stays and reads through its cache.
-    let (n, reader) = {
-        let others: Vec<u64> = (1..=3).filter(|&i| i != leader).collect();
-        (others[0], others[1])
+    let others: Vec<u64> = (1..=3).filter(|&i| i != leader).collect();
+    let (n, reader) = match stop_leader {
+        true => (leader, others[0]),
+        false => (others[0], others[1]),
     };
     // Past a lease: the directory's first answer waits one out.
     let mut cfg = ClientConfig::new(vec![cluster.node(n).addr]);
     cfg.request_timeout = Duration::from_secs(30);
     let on_n = Client::new(cfg).expect("client");
-    let survivors = Client::new(ClientConfig::new(vec![
-        cluster.node(leader).addr,
-        cluster.node(reader).addr,
-    ]))
-    .expect("client");
+    let stays = (1..=3).filter(|&i| i != n).map(|i| cluster.node(i).addr);
+    let survivors = Client::new(ClientConfig::new(stays.collect())).expect("client");
     let committed = |key: &'static str| {
         let c = survivors.clone();
         async move {
