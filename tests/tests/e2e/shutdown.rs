@@ -22,6 +22,44 @@ mod write_back;
 /// What `begin_shutdown` and `shutdown` promise, in the order they run.
 const BOUND: Duration = Duration::from_secs(20);
 
+/// Lock "gate" held by "first" (through `survivors`) and "second" waiting
+/// for it on `node`, with no retries, so the test sees the first answer
+/// the stopping node gives.
+async fn lock_wait_on(
+    cluster: &Cluster,
+    node: u64,
+    survivors: &Client,
+) -> (
+    dsync_api::locks::AcquireResponse,
+    tokio::task::JoinHandle<Result<dsync_api::locks::AcquireResponse, ClientError>>,
+) {
+    let held = survivors
+        .lock_acquire("gate", &acquire("first", 0))
+        .await
+        .expect("first holder");
+    let mut cfg = ClientConfig::new(vec![cluster.node(node).addr]);
+    cfg.retry_for = Duration::ZERO;
+    let on_node = Client::new(cfg).expect("client");
+    let waiting = tokio::spawn(async move {
+        on_node
+            .lock_acquire("gate", &acquire("second", 15_000))
+            .await
+    });
+    wait_until(
+        Duration::from_secs(10),
+        "the second owner waiting",
+        || async {
+            let info = survivors.lock_get("gate").await.ok()?;
+            info.waiters
+                .iter()
+                .any(|w| w.owner == "second")
+                .then_some(())
+        },
+    )
+    .await;
+    (held, waiting)
+}
+
 fn acquire(owner: &str, wait_ms: u64) -> AcquireRequest {
     AcquireRequest {
         owner: owner.into(),
@@ -66,31 +104,7 @@ async fn sigterm_on_the_leader_hands_off_answers_open_requests_and_exits() {
     };
 
     // A request in flight on the leader when SIGTERM comes: a lock wait.
-    let held = survivors
-        .lock_acquire("gate", &acquire("first", 0))
-        .await
-        .expect("first holder");
-    // No retries: the test sees the first answer the stopping node gives.
-    let mut cfg = ClientConfig::new(vec![cluster.node(leader).addr]);
-    cfg.retry_for = Duration::ZERO;
-    let on_leader = Client::new(cfg).expect("client");
-    let waiting = tokio::spawn(async move {
-        on_leader
-            .lock_acquire("gate", &acquire("second", 15_000))
-            .await
-    });
-    wait_until(
-        Duration::from_secs(10),
-        "the second owner waiting",
-        || async {
-            let info = survivors.lock_get("gate").await.ok()?;
-            info.waiters
-                .iter()
-                .any(|w| w.owner == "second")
-                .then_some(())
-        },
-    )
-    .await;
+    let (held, waiting) = lock_wait_on(&cluster, leader, &survivors).await;
 
     let acks = || acked.lock().unwrap().len();
     wait_until(Duration::from_secs(10), "writes under way", || async {
@@ -220,30 +234,7 @@ async fn new_requests_to_a_stopping_node_are_refused_never_hung_or_failed() {
 
     // A lock wait on the leader keeps it stopping (answering what it has
     // open) for as long as the lock is held: the window for new requests.
-    let held = survivors
-        .lock_acquire("gate", &acquire("first", 0))
-        .await
-        .expect("first holder");
-    let mut cfg = ClientConfig::new(vec![cluster.node(leader).addr]);
-    cfg.retry_for = Duration::ZERO;
-    let on_leader = Client::new(cfg).expect("client");
-    let waiting = tokio::spawn(async move {
-        on_leader
-            .lock_acquire("gate", &acquire("second", 15_000))
-            .await
-    });
-    wait_until(
-        Duration::from_secs(10),
-        "the second owner waiting",
-        || async {
-            let info = survivors.lock_get("gate").await.ok()?;
-            info.waiters
-                .iter()
-                .any(|w| w.owner == "second")
-                .then_some(())
-        },
-    )
-    .await;
+    let (held, waiting) = lock_wait_on(&cluster, leader, &survivors).await;
 
     let pid = cluster.node(leader).pid.expect("leader pid");
     let base = format!("http://{}", cluster.node(leader).addr);
