@@ -10,6 +10,8 @@ use prometheus_client::registry::Registry;
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TopicLabels {
     pub topic: String,
+    /// The Raft group holding the topic (0: the control group).
+    pub group: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -82,6 +84,22 @@ pub struct TopicGauges {
     pub acked: Family<TopicLabels, Gauge>,
     pub redelivered: Family<TopicLabels, Gauge>,
     pub oldest_age_seconds: Family<TopicLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    /// The series set at the last refresh, so those of a topic deleted or
+    /// a group moved away are dropped rather than frozen.
+    shown: std::sync::Mutex<std::collections::HashSet<TopicLabels>>,
+}
+
+impl TopicGauges {
+    fn remove(&self, l: &TopicLabels) {
+        self.ready.remove(l);
+        self.in_flight.remove(l);
+        self.delayed.remove(l);
+        self.dead_lettered.remove(l);
+        self.enqueued.remove(l);
+        self.acked.remove(l);
+        self.redelivered.remove(l);
+        self.oldest_age_seconds.remove(l);
+    }
 }
 
 impl Metrics {
@@ -296,12 +314,15 @@ impl Metrics {
         Metrics { registry, ..m }
     }
 
-    /// Sets the per-topic gauges from the current queue stats.
-    pub fn refresh_topics(&self, stats: &[dsync_api::queue::TopicStats]) {
+    /// Sets the per-topic gauges from the current queue stats, each with
+    /// the group that holds it; drops the series of the topics gone since.
+    pub fn refresh_topics(&self, stats: &[(u64, dsync_api::queue::TopicStats)]) {
         let t = &self.topic;
-        for s in stats {
+        let mut now = std::collections::HashSet::with_capacity(stats.len());
+        for (group, s) in stats {
             let l = TopicLabels {
                 topic: s.topic.clone(),
+                group: group.to_string(),
             };
             t.ready.get_or_create(&l).set(s.ready as i64);
             t.in_flight.get_or_create(&l).set(s.in_flight as i64);
@@ -317,7 +338,13 @@ impl Metrics {
             t.oldest_age_seconds
                 .get_or_create(&l)
                 .set(s.oldest_age_ms as f64 / 1000.0);
+            now.insert(l);
         }
+        let mut shown = t.shown.lock().unwrap_or_else(|p| p.into_inner());
+        for gone in shown.difference(&now) {
+            t.remove(gone);
+        }
+        *shown = now;
     }
 
     /// Sets the per-peer breaker gauges; drops the series of former peers.

@@ -9,20 +9,24 @@ fn per_topic_gauges_follow_the_stats() {
         "max_attempts": 10, "visibility_ms": 30000, "max_message_bytes": 262144, "retention_ms": 1000
     }))
     .unwrap();
-    m.refresh_topics(&[stats]);
+    m.refresh_topics(&[(2, stats.clone())]);
     let text = m.render();
     assert!(
-        text.contains("dsync_topic_ready{topic=\"jobs\"} 3"),
+        text.contains("dsync_topic_ready{topic=\"jobs\",group=\"2\"} 3"),
         "{text}"
     );
     assert!(
-        text.contains("dsync_topic_dead_lettered{topic=\"jobs\"} 2"),
+        text.contains("dsync_topic_dead_lettered{topic=\"jobs\",group=\"2\"} 2"),
         "{text}"
     );
     assert!(
-        text.contains("dsync_topic_oldest_age_seconds{topic=\"jobs\"} 1.5"),
+        text.contains("dsync_topic_oldest_age_seconds{topic=\"jobs\",group=\"2\"} 1.5"),
         "{text}"
     );
+    // The group moved away from this node: its topic's series go.
+    m.refresh_topics(&[]);
+    let text = m.render();
+    assert!(!text.contains("dsync_topic_ready{"), "{text}");
 }
 
 #[test]

@@ -94,19 +94,16 @@ async fn ready(State(node): State<Arc<Node>>) -> Response {
     )
 )]
 async fn metrics(State(node): State<Arc<Node>>) -> Response {
-    let topics = node
-        .control
-        .sm
-        .read()
-        .data
-        .queues
-        .all_stats(crate::proposer::now_ms(), 1000);
-    let mut topics = topics;
+    let now = crate::proposer::now_ms();
+    let stats = |g: u64, st: &crate::state::StateData| {
+        let all = st.queues.all_stats(now, 1000);
+        all.into_iter().map(move |s| (g, s))
+    };
+    let mut topics: Vec<_> = stats(0, &node.control.sm.read().data).collect();
     // Each replica reports its groups' topics, as every node does the
     // control group's.
     for g in node.groups.all() {
-        let st = g.sm.read();
-        topics.extend(st.data.queues.all_stats(crate::proposer::now_ms(), 1000));
+        topics.extend(stats(g.id, &g.sm.read().data));
     }
     topics.truncate(1000);
     node.metrics.refresh_topics(&topics);

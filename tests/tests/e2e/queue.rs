@@ -268,8 +268,10 @@ async fn redelivery_dead_letters_redrive_and_stale_receipts() {
             "the dead letter in /metrics",
             || async {
                 let text = dsync_tests::fetch_metrics(&n.addr).await;
-                (dsync_tests::metric(&text, "dsync_topic_dead_lettered{topic=\"slow\"}")
-                    == Some(1.0))
+                (dsync_tests::metric(
+                    &text,
+                    "dsync_topic_dead_lettered{topic=\"slow\",group=\"0\"}",
+                ) == Some(1.0))
                 .then_some(())
             },
         )
