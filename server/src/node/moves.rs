@@ -99,6 +99,10 @@ impl Node {
         })
     }
 
+    fn crash_point(&self, name: &str) {
+        crate::failpoint::crash_point(&self.config.data_dir, name);
+    }
+
     /// Every shard job this node's state knows, running first.
     pub fn shard_jobs(&self) -> Vec<ShardJob> {
         self.control.sm.read().data.jobs.all()
@@ -183,11 +187,12 @@ impl Node {
     async fn wait_caught_up(&self, g: u64, to: u64) -> Result<std::result::Result<(), String>> {
         let mut best = None;
         let mut since = Instant::now();
-        // Everything the group held when the wait began must be on the
-        // learner; the slack is for what arrives while it catches up.
-        let floor = self.group_status(g).await?.last_index;
+        let mut floor = None;
         loop {
             let s = self.group_status(g).await?;
+            // Everything the group held when the wait began must be on the
+            // learner; the slack is for what arrives while it catches up.
+            let floor = *floor.get_or_insert(s.last_index);
             let replica = s.replicas.iter().find(|r| r.id == to);
             if replica.is_some_and(|r| r.kind == MemberKind::Voter) {
                 // Promoted already (a resumed move): past rolling back.
@@ -212,12 +217,6 @@ impl Node {
             }
             tokio::time::sleep(POLL).await;
         }
-    }
-}
-
-impl Node {
-    fn crash_point(&self, name: &str) {
-        crate::failpoint::crash_point(&self.config.data_dir, name);
     }
 }
 
