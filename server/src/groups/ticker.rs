@@ -36,8 +36,7 @@ pub(super) async fn run(group: Arc<Group>, me: u64) {
                 .sm
                 .read()
                 .data
-                .queues
-                .next_deadline()
+                .next_queue_deadline()
                 .is_some_and(|d| d <= now_ms());
             if due {
                 if let Err(e) = group.propose(Command::Tick).await {

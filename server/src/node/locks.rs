@@ -180,7 +180,7 @@ pub async fn run_deadline_ticker(node: Arc<Node>) {
             let due = {
                 let st = node.control.sm.read();
                 let locks = st.data.locks.next_deadline();
-                let queues = st.data.queues.next_deadline();
+                let queues = st.data.next_queue_deadline();
                 locks
                     .into_iter()
                     .chain(queues)

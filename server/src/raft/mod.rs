@@ -9,6 +9,7 @@ pub mod network;
 mod record;
 mod segments;
 pub mod snapshot;
+mod snapshot_v5;
 pub mod state_machine;
 pub mod wakeups;
 

@@ -12,14 +12,16 @@ use serde::{Deserialize, Serialize};
 use super::SnapshotMeta;
 use crate::error::Error;
 use crate::state::dedup::Recent;
+use super::snapshot_v5::SnapshotV5;
+use crate::state::handoff::Handoff;
 use crate::state::jobs::ShardJobs;
 use crate::state::StateData;
 
 const MAGIC: &[u8; 8] = b"DSYNCSNP";
 /// 2 added `StateData::cluster_id`, 3 `StateData::recent`, 4
-/// `StateData::shards`, 5 `StateData::jobs`; files of every earlier format
-/// still load.
-const FORMAT: u32 = 5;
+/// `StateData::shards`, 5 `StateData::jobs`, 6 `StateData::handoff` and the
+/// topic moves of a job; files of every earlier format still load.
+const FORMAT: u32 = 6;
 const HEADER: usize = 8 + 4 + 8 + 4;
 
 /// What a snapshot holds: Raft metadata plus the whole replicated state.
@@ -72,9 +74,10 @@ impl SnapshotFile {
         }
         let decoded = match format {
             1 => bincode::deserialize::<SnapshotV1>(payload).map(SnapshotV1::upgrade),
-            // Formats 2 to 4 are format 5 without the state's last fields,
+            // Formats 2 to 4 are format 6 without the state's last fields,
             // and bincode encodes fields in order with no framing: appending
-            // their empty values makes a format 5 payload.
+            // their empty values makes a format 6 payload (no jobs encode
+            // the same in both layouts).
             2..=4 => {
                 let mut upgraded = payload.to_vec();
                 if format == 2 {
@@ -84,8 +87,10 @@ impl SnapshotFile {
                     upgraded.extend(bincode::serialize(&ShardMap::default()).unwrap_or_default());
                 }
                 upgraded.extend(bincode::serialize(&ShardJobs::default()).unwrap_or_default());
+                upgraded.extend(bincode::serialize(&Handoff::default()).unwrap_or_default());
                 bincode::deserialize(&upgraded)
             }
+            5 => bincode::deserialize::<SnapshotV5>(payload).map(SnapshotV5::upgrade),
             _ => bincode::deserialize(payload),
         };
         decoded.map_err(|e| bad(&format!("snapshot cannot be decoded: {e}")))
@@ -118,6 +123,7 @@ impl SnapshotV1 {
                 recent: Recent::default(),
                 shards: ShardMap::default(),
                 jobs: ShardJobs::default(),
+                handoff: Handoff::default(),
             },
         }
     }

@@ -40,6 +40,9 @@ impl StateData {
                     format!("topic {topic:?} lives in queue group {group}; retry"),
                 ));
             }
+            if let Some(refused) = self.handoff_refusal(topic, &cmd) {
+                return Err(refused);
+            }
         }
         self.revision += 1;
         let rev = self.revision;
@@ -108,7 +111,7 @@ impl StateData {
             }
             Command::Tick => {
                 l.tick(&mut ctx);
-                self.queues.tick(self.now_ms);
+                self.queue_tick();
                 Ok(CmdValue::Done)
             }
             Command::LockExtendLeases { by_ms } => {
@@ -176,6 +179,7 @@ impl StateData {
             Command::Once { cmd, .. } => self.apply_one(*cmd),
             Command::SetShards { map } => self.set_shards(map),
             Command::ShardJob { step } => self.shard_job(step),
+            Command::Handoff { step } => self.handoff(step),
         }
     }
 

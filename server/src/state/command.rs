@@ -112,6 +112,11 @@ pub enum Command {
     ShardJob {
         step: super::jobs::JobStep,
     },
+    /// A step of a reshard in a queue group (`state::handoff`). Last, so
+    /// every older variant keeps its tag.
+    Handoff {
+        step: super::handoff::HandoffStep,
+    },
 }
 
 impl Command {
@@ -150,7 +155,8 @@ impl Command {
             | Command::LockForceRelease { .. }
             | Command::SetClusterId { .. }
             | Command::SetShards { .. }
-            | Command::ShardJob { .. } => None,
+            | Command::ShardJob { .. }
+            | Command::Handoff { .. } => None,
         }
     }
 
@@ -186,6 +192,7 @@ impl Command {
                     64 + error.as_ref().map_or(0, |e| e.len())
                 }
             },
+            Command::Handoff { step } => step.size_hint(),
             Command::SetShards { map } => {
                 64 + map
                     .groups

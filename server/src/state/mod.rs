@@ -8,6 +8,7 @@
 mod apply;
 mod command;
 pub mod dedup;
+pub mod handoff;
 pub mod jobs;
 pub mod kv;
 pub mod locks;
@@ -60,7 +61,12 @@ pub struct StateData {
     /// The queue groups (control group only; see `SetShards`). A format 3
     /// snapshot is this encoding without it and the fields after it.
     pub shards: dsync_api::shards::ShardMap,
-    /// Rebalances of the shard map (control group only; see `ShardJob`).
-    /// Last field: a format 4 snapshot is this encoding without it.
+    /// Rebalances and reshards of the shard map (control group only; see
+    /// `ShardJob`). A format 4 snapshot is this encoding without it and
+    /// the fields after it.
     pub jobs: jobs::ShardJobs,
+    /// Topics moving in or out of this queue group (see `Handoff`). Last
+    /// field: a format 5 snapshot is this encoding without it (and with
+    /// jobs that had no topics).
+    pub handoff: handoff::Handoff,
 }

@@ -243,7 +243,7 @@ async fn the_release_before_queue_groups_reopens_with_every_key_lock_and_message
     let group = push_via(&c.node(leader).addr, "orders", json!({"order": 36})).await;
     assert_eq!(group, "0");
 
-    // Enough writes for every node to snapshot (format 5, this binary's) over the old
+    // Enough writes for every node to snapshot (format 6, this binary's) over the old
     // data; then it all opens again, snapshot and log of this binary.
     for i in 0..25 {
         client
@@ -251,7 +251,7 @@ async fn the_release_before_queue_groups_reopens_with_every_key_lock_and_message
             .await
             .unwrap();
     }
-    snapshots_are(c, 5).await;
+    snapshots_are(c, 6).await;
     restart(c).await;
     as_created(c, m, 1).await;
     let item = client

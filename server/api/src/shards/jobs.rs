@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{rebalance, ShardMap};
+use super::{rebalance, ShardMap, TopicMove, TopicPhase};
 
 /// `POST /v1/shards/rebalance` (admin).
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -85,10 +85,21 @@ pub enum JobState {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ShardJob {
     pub id: u64,
-    /// `rebalance`.
+    /// `rebalance` or `reshard`.
     pub kind: String,
     pub state: JobState,
     pub moves: Vec<ReplicaMove>,
+    /// A reshard's topic moves, one at a time (empty until listed).
+    #[serde(default)]
+    pub topics: Vec<TopicMove>,
+    /// A reshard's destination: the shard map once every topic moved.
+    #[serde(default)]
+    pub target: Option<ShardMap>,
+    /// A reshard has found its topics (every source group refuses new
+    /// topics that the target ring puts elsewhere), and routes follow the
+    /// target ring for every topic not in `topics` still to switch.
+    #[serde(default)]
+    pub listed: bool,
     /// Leader clock, ms since the Unix epoch.
     pub started_ms: u64,
     #[serde(default)]
@@ -106,10 +117,23 @@ impl ShardJob {
             .find(|(_, m)| !m.phase.finished())
     }
 
-    /// Moves finished, of all.
+    /// Moves finished, of all (replicas or topics).
     pub fn progress(&self) -> (usize, usize) {
         let done = self.moves.iter().filter(|m| m.phase.finished()).count();
-        (done, self.moves.len())
+        let topics = self
+            .topics
+            .iter()
+            .filter(|t| t.phase == TopicPhase::Done)
+            .count();
+        (done + topics, self.moves.len() + self.topics.len())
+    }
+
+    /// The topic move being carried out (the first one not done).
+    pub fn current_topic(&self) -> Option<(usize, &TopicMove)> {
+        self.topics
+            .iter()
+            .enumerate()
+            .find(|(_, t)| t.phase != TopicPhase::Done)
     }
 }
 

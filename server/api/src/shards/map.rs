@@ -2,7 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{place_balanced, topic_point, vnode_point, CONTROL_GROUP, DEFAULT_VNODES};
+use super::{
+    place_balanced, route_name, topic_point, vnode_point, CONTROL_GROUP, DEFAULT_VNODES,
+};
 
 /// Most queue groups a map may have: each is a Raft group with its own log,
 /// timers and disk folder on every replica.
@@ -150,7 +152,7 @@ impl ShardMap {
     /// request should keep a [`Ring`](super::Ring), which answers with one
     /// hash and a binary search, O(log(G·V)).
     pub fn group_of(&self, topic: &str) -> u64 {
-        let h = topic_point(topic);
+        let h = topic_point(route_name(topic));
         // The ring answers with the first point at or after h, wrapping
         // around, lowest group id among equal points: the same as the
         // smallest (distance going up from h, group id).

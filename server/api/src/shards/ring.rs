@@ -1,6 +1,6 @@
 //! Topic → group: a consistent-hash ring with virtual nodes.
 
-use super::{topic_point, vnode_point, ShardMap, CONTROL_GROUP};
+use super::{route_name, topic_point, vnode_point, ShardMap, CONTROL_GROUP};
 
 /// The ring of one [`ShardMap`]: every vnode point of every queue group,
 /// sorted. Build it once per map epoch and route with [`Ring::group_of`].
@@ -39,12 +39,12 @@ impl Ring {
         self.epoch
     }
 
-    /// The group that holds `topic`: the first point at or after the
-    /// topic's hash, wrapping around; the control group if the map has no
+    /// The group that holds `topic` (dead letters with their topic, see
+    /// [`route_name`]): the first point at or after the topic's hash, wrapping around; the control group if the map has no
     /// queue groups. One XXH3 of the topic and a binary search,
     /// O(log(G·V)), no allocation.
     pub fn group_of(&self, topic: &str) -> u64 {
-        let h = topic_point(topic);
+        let h = topic_point(route_name(topic));
         let i = self.points.partition_point(|&(p, _)| p < h);
         match self.points.get(i).or(self.points.first()) {
             Some(&(_, group)) => group,

@@ -2,9 +2,12 @@
 //! messages, receipts per delivery, ack/nack/extend, attempts and dead
 //! letters, dedup, redrive. Pure and deterministic like the lock table.
 
+mod export;
 #[cfg(test)]
 mod model_tests;
 mod topic;
+
+pub use export::{Staging, TopicPart};
 
 use std::collections::BTreeMap;
 
@@ -284,7 +287,18 @@ impl QueueTable {
     /// deliveries are redelivered (or dead-lettered past max_attempts),
     /// messages past retention and old dedup ids are dropped.
     pub fn tick(&mut self, now_ms: u64) {
-        let names: Vec<String> = self.topics.keys().cloned().collect();
+        self.tick_except(now_ms, |_| false)
+    }
+
+    /// [`tick`](Self::tick) for every topic but those `frozen` names (a
+    /// topic moving to another group keeps still while it is copied).
+    pub fn tick_except(&mut self, now_ms: u64, frozen: impl Fn(&str) -> bool) {
+        let names: Vec<String> = self
+            .topics
+            .keys()
+            .filter(|n| !frozen(n))
+            .cloned()
+            .collect();
         for name in names {
             let t = self.topics.get_mut(&name).expect("listed");
             while let Some(entry) = t.delayed.first_entry() {
@@ -320,8 +334,15 @@ impl QueueTable {
 
     /// The earliest moment `tick` has something to do.
     pub fn next_deadline(&self) -> Option<u64> {
+        self.next_deadline_except(|_| false)
+    }
+
+    /// [`next_deadline`](Self::next_deadline) of the topics not `frozen`.
+    pub fn next_deadline_except(&self, frozen: impl Fn(&str) -> bool) -> Option<u64> {
         self.topics
-            .values()
+            .iter()
+            .filter(|(n, _)| !frozen(n))
+            .map(|(_, t)| t)
             .flat_map(|t| {
                 let delayed = t.delayed.keys().next().map(|k| k.0);
                 let in_flight = t.in_flight.values().map(|f| f.deadline_ms).min();
