@@ -10,6 +10,9 @@ pub const SHARDS: &str = "/v1/shards";
 pub const SHARDS_LEADERS: &str = "/v1/shards/leaders";
 /// `POST`: plan replica moves and start a job carrying them out.
 pub const SHARDS_REBALANCE: &str = "/v1/shards/rebalance";
+/// `POST`: plan a change of the number of queue groups and start a job
+/// moving the topics it reroutes.
+pub const SHARDS_RESHARD: &str = "/v1/shards/reshard";
 /// The running shard job and the last finished ones.
 pub const SHARDS_JOBS: &str = "/v1/shards/jobs";
 pub const KV: &str = "/v1/kv";

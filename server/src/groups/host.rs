@@ -3,26 +3,40 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
 
-use dsync_api::shards::{Ring, ShardMap, CONTROL_GROUP};
+use dsync_api::shards::{route_name, Ring, ShardMap, CONTROL_GROUP};
 
 use super::Group;
+use crate::state::reshard::ReshardRoutes;
 
 /// A shard map with its ring, built once per epoch: routing a request is
 /// then one binary search.
 pub struct Routing {
     pub map: ShardMap,
     pub ring: Ring,
+    /// A reshard under way: its target ring, once its topics are listed.
+    next: Option<(ReshardRoutes, Ring)>,
 }
 
 impl Routing {
-    fn new(map: ShardMap) -> Self {
+    fn new(map: ShardMap, reshard: Option<ReshardRoutes>) -> Self {
         let ring = Ring::new(&map);
-        Routing { map, ring }
+        let next = reshard.map(|r| {
+            let ring = Ring::new(&r.target);
+            (r, ring)
+        });
+        Routing { map, ring, next }
     }
 
     /// The group that holds `topic` (the control group in a map without
-    /// queue groups).
+    /// queue groups). During a reshard whose topics are listed: the
+    /// source of a topic that has not switched yet, else the target ring's.
     pub fn group_of(&self, topic: &str) -> u64 {
+        if let Some((r, ring)) = self.next.as_ref().filter(|(r, _)| r.listed) {
+            return match r.pending.get(route_name(topic)) {
+                Some(&from) => from,
+                None => ring.group_of(topic),
+            };
+        }
         if self.map.groups.is_empty() {
             CONTROL_GROUP
         } else {
@@ -30,9 +44,24 @@ impl Routing {
         }
     }
 
-    /// The replicas of queue group `id`, in placement order.
+    /// The replicas of queue group `id`, in placement order (a group a
+    /// reshard creates too).
     pub fn replicas(&self, id: u64) -> &[u64] {
-        self.map.group(id).map_or(&[], |g| &g.replicas)
+        self.map
+            .group(id)
+            .or_else(|| self.next.as_ref().and_then(|(r, _)| r.target.group(id)))
+            .map_or(&[], |g| &g.replicas)
+    }
+
+    /// Every queue group routes may name: the map's, and a reshard's new ones.
+    pub fn group_ids(&self) -> Vec<u64> {
+        let mut ids: Vec<u64> = self.map.groups.iter().map(|g| g.id).collect();
+        if let Some((r, _)) = &self.next {
+            ids.extend(r.target.groups.iter().map(|g| g.id));
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        ids
     }
 }
 
@@ -63,16 +92,18 @@ impl Groups {
         if let Some(r) = read(&self.routing).as_ref() {
             return r.clone();
         }
-        Arc::new(Routing::new(ShardMap::default()))
+        Arc::new(Routing::new(ShardMap::default(), None))
     }
 
-    /// Routes by `map` from now on, if it is newer. Returns whether it was.
-    pub fn set_map(&self, map: &ShardMap) -> bool {
+    /// Routes by `map` (and the reshard under way) from now on, if it is
+    /// newer: every reshard step that changes a route bumps the epoch.
+    /// Returns whether it was.
+    pub fn set_map(&self, map: &ShardMap, reshard: Option<ReshardRoutes>) -> bool {
         let mut r = write(&self.routing);
         match r.as_ref() {
             Some(old) if old.map.epoch >= map.epoch => false,
             _ => {
-                *r = Some(Arc::new(Routing::new(map.clone())));
+                *r = Some(Arc::new(Routing::new(map.clone(), reshard)));
                 true
             }
         }
@@ -132,8 +163,11 @@ mod tests {
         let groups = Groups::default();
         assert_eq!(groups.routing().group_of("t"), CONTROL_GROUP);
         let map = ShardMap::initial(&[1, 2, 3], 4, 3).unwrap();
-        assert!(groups.set_map(&map));
-        assert!(!groups.set_map(&ShardMap::default()), "an older map won");
+        assert!(groups.set_map(&map, None));
+        assert!(
+            !groups.set_map(&ShardMap::default(), None),
+            "an older map won"
+        );
         let r = groups.routing();
         assert_eq!(r.group_of("t"), map.group_of("t"));
         assert_ne!(r.group_of("t"), CONTROL_GROUP);

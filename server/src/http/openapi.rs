@@ -49,6 +49,7 @@ pub fn router() -> Router<Arc<Node>> {
         shards::init,
         shards::balance,
         shards::rebalance,
+        shards::reshard,
         shards::jobs,
         cluster::join,
         cluster::transfer_leader,

@@ -13,7 +13,7 @@ use axum::{Json, Router};
 use dsync_api::routes;
 use dsync_api::shards::{
     GroupInfo, GroupMove, GroupStatus, InitShards, RebalancePlan, RebalanceRequest, ReplicaStatus,
-    ShardJob, ShardMap, ShardsStatus, CONTROL_GROUP, HEADER_GROUP,
+    ReshardPlan, ReshardRequest, ShardJob, ShardMap, ShardsStatus, CONTROL_GROUP, HEADER_GROUP,
 };
 use dsync_api::types::MemberKind;
 
@@ -27,6 +27,7 @@ pub fn router() -> Router<Arc<Node>> {
         .route(routes::SHARDS, get(shards).post(init))
         .route(routes::SHARDS_LEADERS, post(balance))
         .route(routes::SHARDS_REBALANCE, post(rebalance))
+        .route(routes::SHARDS_RESHARD, post(reshard))
         .route(routes::SHARDS_JOBS, get(jobs))
 }
 
@@ -144,6 +145,24 @@ pub(super) async fn rebalance(
         );
     }
     Ok(Json(node.rebalance(req).await?))
+}
+
+#[utoipa::path(
+    post,
+    path = "/v1/shards/reshard",
+    tag = "cluster",
+    request_body = dsync_api::shards::ReshardRequest,
+    responses(
+        (status = 200, description = "The map the reshard leads to, the topics it moves (from the group that holds each to the one the new ring names) and the job carrying them out (none for a dry run)", body = dsync_api::shards::ReshardPlan),
+        (status = 400, description = "`invalid_argument`: no queue groups yet, or `groups` outside 1 to 1,024", body = dsync_api::ErrorBody),
+        (status = 409, description = "`conflict`: another shard job is still running", body = dsync_api::ErrorBody),
+    )
+)]
+pub(super) async fn reshard(
+    State(node): State<Arc<Node>>,
+    ApiJson(req): ApiJson<ReshardRequest>,
+) -> HttpResult<Json<ReshardPlan>> {
+    Ok(Json(node.reshard(req).await?))
 }
 
 #[utoipa::path(

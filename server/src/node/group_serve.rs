@@ -16,6 +16,10 @@ use crate::raft::snapshot::SnapshotFile;
 use crate::raft::SnapshotMeta;
 use crate::state::{CmdError, CmdValue, Command};
 
+/// Bytes of topic state per page of a reshard's copy: one Raft entry in
+/// the target each.
+const EXPORT_PAGE: usize = 1024 * 1024;
+
 impl Node {
     /// Serves a request forwarded to this node for queue group `id`.
     pub(super) async fn handle_group(
@@ -78,7 +82,11 @@ impl Node {
             }
             GroupRequest::Stats { topic } => {
                 group.read_index().await?;
-                let stats = group.sm.read().data.queues.stats(&topic, now_ms());
+                let st = group.sm.read();
+                if let Some(moved) = st.data.moved_away(&topic) {
+                    return Err(GroupError::Refused(Error::Api(moved.to_api())));
+                }
+                let stats = st.data.queues.stats(&topic, now_ms());
                 Ok(GroupReply::Json(to_json(&stats)))
             }
             GroupRequest::AllStats { limit } => {
@@ -114,6 +122,27 @@ impl Node {
             GroupRequest::Members(change) => {
                 self.change_members(group, change).await?;
                 Ok(GroupReply::Value(CmdValue::Done))
+            }
+            GroupRequest::Topics => {
+                group.read_index().await?;
+                let names = group.sm.read().data.queues.route_names();
+                Ok(GroupReply::Json(to_json(&names)))
+            }
+            GroupRequest::Export { topic, from } => {
+                group.read_index().await?;
+                let st = group.sm.read();
+                if !st.data.handoff.frozen.contains_key(&topic) {
+                    return Err(GroupError::Refused(Error::Api(dsync_api::ApiError::new(
+                        dsync_api::ErrorCode::Conflict,
+                        format!("topic {topic:?} is not frozen in group {}", group.id),
+                    ))));
+                }
+                let (parts, next) = st.data.queues.export_page(&topic, from, EXPORT_PAGE);
+                Ok(GroupReply::Export {
+                    parts,
+                    next,
+                    revision: st.data.revision,
+                })
             }
             GroupRequest::Status => Ok(GroupReply::Json(to_json(&group_status(
                 group.id,

@@ -1,5 +1,6 @@
 //! One running node: Raft, storage, state and the background tasks.
 
+mod detour;
 mod forward;
 mod forward_batch;
 mod group_handoff;
@@ -12,6 +13,7 @@ mod moves;
 pub mod progress;
 mod queue;
 mod reads;
+mod reshard;
 mod routed;
 mod shard_host;
 mod shards;

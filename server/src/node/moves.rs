@@ -99,7 +99,7 @@ impl Node {
         })
     }
 
-    fn crash_point(&self, name: &str) {
+    pub(super) fn crash_point(&self, name: &str) {
         crate::failpoint::crash_point(&self.config.data_dir, name);
     }
 
@@ -220,7 +220,7 @@ impl Node {
     }
 }
 
-fn conflict(message: String) -> Error {
+pub(super) fn conflict(message: String) -> Error {
     Error::Api(dsync_api::ApiError::new(
         dsync_api::ErrorCode::Conflict,
         message,
@@ -233,17 +233,15 @@ pub(super) async fn run_mover(node: Arc<Node>) {
     let mut applied = node.control.sm.subscribe();
     let mut backoff = POLL;
     loop {
-        let current = {
-            let st = node.control.sm.read();
-            st.data
-                .jobs
-                .running
-                .as_ref()
-                .and_then(|j| j.current().map(|(i, m)| (j.id, i, m.clone())))
-        };
+        let current = node.control.sm.read().data.jobs.running.clone();
         match current {
-            Some((job, index, m)) if node.is_leader() && !node.is_draining() => {
-                match node.drive_move(job, index, m).await {
+            Some(job) if node.is_leader() && !node.is_draining() => {
+                let done = match job.current() {
+                    Some((index, m)) => node.drive_move(job.id, index, m.clone()).await,
+                    None => node.drive_reshard(job.clone()).await,
+                };
+                let (job, index) = (job.id, job.progress().0);
+                match done {
                     Ok(()) => backoff = POLL,
                     Err(e) => {
                         tracing::info!(job, index, "move not finished yet: {e}");

@@ -51,6 +51,14 @@ pub enum GroupRequest {
     },
     /// Change the group's replicas (a replica move).
     Members(super::group_members::MemberChange),
+    /// JSON `Vec<String>`: the route names of the group's topics, after a
+    /// ReadIndex round (a reshard's plan).
+    Topics,
+    /// Parts `from..` of a frozen topic (a reshard's copy), as `Export`.
+    Export {
+        topic: String,
+        from: usize,
+    },
 }
 
 impl GroupRequest {
@@ -72,6 +80,13 @@ pub enum GroupReply {
     },
     /// An encoded `SnapshotFile`.
     Snapshot(Vec<u8>),
+    /// A page of a frozen topic: its parts, where the next page starts,
+    /// and the group's revision.
+    Export {
+        parts: Vec<crate::state::queue::TopicPart>,
+        next: Option<usize>,
+        revision: u64,
+    },
 }
 
 /// Forwarding attempts before a client sees 503: each one follows the
@@ -81,14 +96,19 @@ const ATTEMPTS: usize = 5;
 impl Node {
     /// Applies a queue command on the group that holds `topic`.
     pub async fn queue_write(&self, topic: &str, cmd: Command) -> Result<CmdValue> {
-        let group = self.groups.routing().group_of(topic);
-        if group == CONTROL_GROUP {
-            return self.write(cmd).await;
-        }
-        match self.group_call(group, GroupRequest::Write(cmd)).await? {
-            GroupReply::Value(v) => Ok(v),
-            other => Err(unexpected(other)),
-        }
+        self.detoured(topic, |group| {
+            let cmd = cmd.clone();
+            async move {
+                if group == CONTROL_GROUP {
+                    return self.write(cmd).await;
+                }
+                match self.group_call(group, GroupRequest::Write(cmd)).await? {
+                    GroupReply::Value(v) => Ok(v),
+                    other => Err(unexpected(other)),
+                }
+            }
+        })
+        .await
     }
 
     /// Delivers up to `req.max` messages of `topic`, long-polling on the
@@ -98,48 +118,61 @@ impl Node {
         topic: String,
         req: ConsumeRequest,
     ) -> Result<Vec<InFlight>> {
-        let group = self.groups.routing().group_of(&topic);
-        if group == CONTROL_GROUP {
-            return self.queue_consume(topic, req).await;
-        }
-        let call = GroupRequest::Consume {
-            topic,
-            consumer: req.consumer,
-            max: req.max,
-            visibility_ms: req.visibility_ms,
-            wait_ms: req.wait_ms,
-        };
-        match self.group_call(group, call).await? {
-            GroupReply::Delivered(v) => Ok(v),
-            other => Err(unexpected(other)),
-        }
+        self.detoured(&topic, |group| {
+            let (topic, req) = (topic.clone(), req.clone());
+            async move {
+                if group == CONTROL_GROUP {
+                    return self.queue_consume(topic, req).await;
+                }
+                let call = GroupRequest::Consume {
+                    topic,
+                    consumer: req.consumer,
+                    max: req.max,
+                    visibility_ms: req.visibility_ms,
+                    wait_ms: req.wait_ms,
+                };
+                match self.group_call(group, call).await? {
+                    GroupReply::Delivered(v) => Ok(v),
+                    other => Err(unexpected(other)),
+                }
+            }
+        })
+        .await
     }
 
     /// The stats of a topic in a queue group (linearizable), or `None` if
     /// the topic lives in the control group (the caller reads it there).
     pub async fn group_topic_stats(&self, topic: &str) -> Result<Option<Option<TopicStats>>> {
-        let group = self.groups.routing().group_of(topic);
-        if group == CONTROL_GROUP {
-            return Ok(None);
-        }
-        let req = GroupRequest::Stats {
-            topic: topic.into(),
-        };
-        json_of(self.group_call(group, req).await?).map(Some)
+        self.detoured(topic, |group| async move {
+            if group == CONTROL_GROUP {
+                return Ok(None);
+            }
+            let req = GroupRequest::Stats {
+                topic: topic.into(),
+            };
+            json_of(self.group_call(group, req).await?).map(Some)
+        })
+        .await
     }
 
     /// The stats of the topics of every queue group, in topic order, at
     /// most `limit`.
     pub async fn groups_all_stats(&self, limit: usize) -> Result<Vec<TopicStats>> {
         let routing = self.groups.routing();
-        let calls = routing
-            .map
-            .groups
+        let ids = routing.group_ids();
+        let calls = ids
             .iter()
-            .map(|g| self.group_call(g.id, GroupRequest::AllStats { limit }));
+            .map(|&id| self.group_call(id, GroupRequest::AllStats { limit }));
         let mut all = Vec::new();
-        for reply in futures::future::join_all(calls).await {
-            all.extend(json_of::<Vec<TopicStats>>(reply?)?);
+        for (id, reply) in ids.iter().zip(futures::future::join_all(calls).await) {
+            // A topic halfway through a move is in two groups: the one
+            // its route names speaks for it.
+            let stats = json_of::<Vec<TopicStats>>(reply?)?;
+            all.extend(
+                stats
+                    .into_iter()
+                    .filter(|s| routing.group_of(&s.topic) == *id),
+            );
         }
         all.sort_by(|a, b| a.topic.cmp(&b.topic));
         all.truncate(limit);

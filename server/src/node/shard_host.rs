@@ -33,7 +33,28 @@ fn placed_here(st: &StateData, me: u64) -> BTreeMap<u64, bool> {
             placed.entry(m.group).or_insert(false);
         }
     }
+    // A reshard's new groups, from its start (the topics they take are
+    // copied in before any route names them).
+    if let Some(target) = st.jobs.running.as_ref().and_then(|j| j.target.as_ref()) {
+        for g in target.groups.iter().filter(|g| g.replicas.contains(&me)) {
+            placed.entry(g.id).or_insert(true);
+        }
+    }
     placed
+}
+
+/// The map that places the groups of `st`: the shard map, plus the new
+/// groups of a reshard under way.
+fn hosting_map(st: &StateData) -> ShardMap {
+    let mut map = st.shards.clone();
+    if let Some(target) = st.jobs.running.as_ref().and_then(|j| j.target.as_ref()) {
+        for g in &target.groups {
+            if map.group(g.id).is_none() {
+                map.groups.push(g.clone());
+            }
+        }
+    }
+    map
 }
 
 impl Node {
@@ -92,17 +113,25 @@ impl Node {
     async fn drop_moved_groups(&self, map: &ShardMap, placed: &BTreeMap<u64, bool>) -> Result<()> {
         let mut here: BTreeSet<u64> = self.groups.all().iter().map(|g| g.id).collect();
         here.extend(groups_on_disk(&self.config.data_dir));
+        // A map with no queue groups is a cluster from before them, or one
+        // not applied yet: it says nothing about what is on disk.
         let gone: Vec<u64> = here
             .into_iter()
-            .filter(|id| map.group(*id).is_some() && !placed.contains_key(id))
+            .filter(|id| !map.groups.is_empty() && !placed.contains_key(id))
             .collect();
         if gone.is_empty() {
             return Ok(());
         }
         self.read_barrier(Consistency::Linearizable, None).await?;
-        let placed = placed_here(&self.control.sm.read().data, self.id);
+        let (map, placed) = {
+            let st = self.control.sm.read();
+            (hosting_map(&st.data), placed_here(&st.data, self.id))
+        };
         let _one = self.groups.reconciling.lock().await;
-        for id in gone.into_iter().filter(|id| !placed.contains_key(id)) {
+        for id in gone
+            .into_iter()
+            .filter(|id| !map.groups.is_empty() && !placed.contains_key(id))
+        {
             if let Some(g) = self.groups.remove(id) {
                 if let Err(e) = g.raft.shutdown().await {
                     tracing::warn!(group = id, "raft shutdown: {e}");
@@ -144,13 +173,18 @@ pub(super) async fn run_shard_host(node: Arc<Node>) {
     let mut applied = node.control.sm.subscribe();
     let mut hosted: Option<(u64, BTreeMap<u64, bool>)> = None;
     loop {
-        let (map, placed) = {
+        let (routed, routes, map, placed) = {
             let st = node.control.sm.read();
-            (st.data.shards.clone(), placed_here(&st.data, node.id))
+            (
+                st.data.shards.clone(),
+                st.data.reshard_routes(),
+                hosting_map(&st.data),
+                placed_here(&st.data, node.id),
+            )
         };
         let want = Some((map.epoch, placed.clone()));
         if want != hosted {
-            node.groups.set_map(&map);
+            node.groups.set_map(&routed, routes);
             let done = match node.host_groups(&map, &placed).await {
                 Ok(()) => node.drop_moved_groups(&map, &placed).await,
                 Err(e) => Err(e),

@@ -9,10 +9,10 @@ use std::path::{Path, PathBuf};
 use dsync_api::shards::ShardMap;
 use serde::{Deserialize, Serialize};
 
+use super::snapshot_v5::SnapshotV5;
 use super::SnapshotMeta;
 use crate::error::Error;
 use crate::state::dedup::Recent;
-use super::snapshot_v5::SnapshotV5;
 use crate::state::handoff::Handoff;
 use crate::state::jobs::ShardJobs;
 use crate::state::StateData;

@@ -196,7 +196,7 @@ impl StateData {
             return Err(CmdError::new(
                 ErrorCode::Conflict,
                 format!(
-                    "the cluster already has {} queue groups (epoch {}); changing them is resharding",
+                    "the cluster already has {} queue groups (epoch {}); change them with `dsync shard reshard`",
                     self.shards.groups.len(),
                     self.shards.epoch
                 ),

@@ -186,12 +186,7 @@ impl Command {
             Command::LockForceRelease { name } => name.len() + 16,
             Command::SetClusterId { id } => id.len() + 16,
             Command::Once { cmd, .. } => cmd.size_hint() + 16,
-            Command::ShardJob { step } => match step {
-                super::jobs::JobStep::Start { moves, .. } => 64 + 64 * moves.len(),
-                super::jobs::JobStep::Advance { error, .. } => {
-                    64 + error.as_ref().map_or(0, |e| e.len())
-                }
-            },
+            Command::ShardJob { step } => step.size_hint(),
             Command::Handoff { step } => step.size_hint(),
             Command::SetShards { map } => {
                 64 + map

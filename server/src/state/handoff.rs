@@ -108,14 +108,8 @@ impl StateData {
         if let Some(&to) = h.frozen.get(base) {
             return Some(moving(topic, to));
         }
-        if let Some(&(group, epoch)) = h.gone.get(base) {
-            return Some(
-                CmdError::new(
-                    ErrorCode::Unavailable,
-                    format!("topic {topic:?} moved to queue group {group}; retry"),
-                )
-                .with_details(serde_json::json!({ "moved": { "group": group, "epoch": epoch } })),
-            );
+        if let Some(refused) = self.moved_away(topic) {
+            return Some(refused);
         }
         let (_, me, target) = h.begun.as_ref()?;
         if self.queues.get(topic).is_some() || !creates(cmd) {
@@ -123,6 +117,18 @@ impl StateData {
         }
         let to = target.group_of(base);
         (to != *me).then(|| moving(topic, to))
+    }
+
+    /// The refusal of a request for a topic that moved to another group.
+    pub fn moved_away(&self, topic: &str) -> Option<CmdError> {
+        let &(group, epoch) = self.handoff.gone.get(route_name(topic))?;
+        Some(
+            CmdError::new(
+                ErrorCode::Unavailable,
+                format!("topic {topic:?} moved to queue group {group}; retry"),
+            )
+            .with_details(serde_json::json!({ "moved": { "group": group, "epoch": epoch } })),
+        )
     }
 
     /// The next moment a tick has work, leaving frozen topics alone.
@@ -187,6 +193,8 @@ impl StateData {
                 revision,
             } => {
                 if h.imported.get(&topic) == Some(&job) {
+                    // Copied again after a crash: the first copy stands.
+                    h.staged.remove(&topic);
                     return Ok(CmdValue::Count(0));
                 }
                 let Some((j, _, staging)) = h.staged.get(&topic) else {
@@ -287,7 +295,10 @@ mod tests {
         let e = apply(&mut src, enqueue("t")).unwrap_err();
         assert_eq!(details(e)["moving"]["group"], 2);
         let e = apply(&mut src, enqueue("t.dlq")).unwrap_err();
-        assert!(details(e).get("moving").is_some(), "dead letters freeze too");
+        assert!(
+            details(e).get("moving").is_some(),
+            "dead letters freeze too"
+        );
 
         let (parts, next) = src.queues.export_page("t", 0, 1 << 20);
         assert!(next.is_none());

@@ -4,7 +4,9 @@
 
 use std::collections::VecDeque;
 
-use dsync_api::shards::{moved_replicas, JobState, MovePhase, ReplicaMove, ShardJob};
+use dsync_api::shards::{
+    moved_replicas, JobState, MovePhase, ReplicaMove, ShardJob, ShardMap, TopicMove, TopicPhase,
+};
 use dsync_api::ErrorCode;
 use serde::{Deserialize, Serialize};
 
@@ -40,6 +42,20 @@ pub enum JobStep {
         phase: MovePhase,
         error: Option<String>,
     },
+    /// Records a reshard towards `target` (`state::reshard`); refused
+    /// while another job runs. New variants go last.
+    StartReshard { target: ShardMap },
+    /// The topics reshard `id` moves; routes follow the target ring from
+    /// now on, but for those topics until each switches.
+    Listed { id: u64, topics: Vec<TopicMove> },
+    /// Topic `index` of reshard `id` reached `phase` (`error`: why the
+    /// last try failed, shown in the job until the next step).
+    TopicStep {
+        id: u64,
+        index: usize,
+        phase: TopicPhase,
+        error: Option<String>,
+    },
 }
 
 impl ShardJobs {
@@ -72,6 +88,14 @@ impl StateData {
                 phase,
                 error,
             } => self.advance_job(id, index, phase, error),
+            JobStep::StartReshard { target } => self.start_reshard(target),
+            JobStep::Listed { id, topics } => self.list_reshard(id, topics),
+            JobStep::TopicStep {
+                id,
+                index,
+                phase,
+                error,
+            } => self.step_topic(id, index, phase, error),
         }
     }
 
@@ -178,11 +202,11 @@ impl StateData {
         Ok(CmdValue::Done)
     }
 
-    fn finish_job_if_done(&mut self) {
+    pub(super) fn finish_job_if_done(&mut self) {
         let Some(job) = self.jobs.running.as_mut() else {
             return;
         };
-        if job.current().is_some() {
+        if job.current().is_some() || StateData::reshard_unfinished(job) {
             return;
         }
         let rolled_back = job
@@ -201,6 +225,7 @@ impl StateData {
         };
         job.finished_ms = Some(self.now_ms);
         let job = self.jobs.running.take().expect("checked above");
+        self.finish_reshard(&job);
         self.jobs.finished.push_back(job);
         while self.jobs.finished.len() > KEEP_FINISHED {
             self.jobs.finished.pop_front();

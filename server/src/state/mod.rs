@@ -14,6 +14,7 @@ pub mod kv;
 pub mod locks;
 mod outcome;
 pub mod queue;
+pub mod reshard;
 #[cfg(test)]
 mod tests;
 

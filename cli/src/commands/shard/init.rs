@@ -80,7 +80,7 @@ pub async fn ensure(
             let hint = if topics > 0 || depth > 0 {
                 format!(
                     "\nthe control group holds {topics} topic(s), {depth} message(s) not yet acked, from before queue groups; \
-                     moving live topics is resharding, which is not available yet. Drain them (consume and ack until \
+                     moving live topics out of the control group is not available (`dsync shard reshard` moves topics between queue groups). Drain them (consume and ack until \
                      `dsync queue stats` shows 0 READY, IN_FLIGHT, DELAYED and DLQ on every topic), then run this again \
                      (docs/operations.md, \"Queue shards\")"
                 )
@@ -141,8 +141,8 @@ fn existing(map: ShardMap, groups: u64, replicas: Option<u64>) -> anyhow::Result
     let have = map.groups.len() as u64;
     if have != groups {
         anyhow::bail!(
-            "the cluster already has {have} queue group(s) (shard map epoch {}), not {groups}: changing the number \
-             of groups is resharding, which is not available yet; `dsync shard list` shows them",
+            "the cluster already has {have} queue group(s) (shard map epoch {}), not {groups}: change the number \
+             of groups with `dsync shard reshard --groups {groups}`; `dsync shard list` shows them",
             map.epoch
         );
     }

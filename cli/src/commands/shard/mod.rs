@@ -3,6 +3,7 @@
 
 pub mod init;
 pub mod rebalance;
+pub mod reshard;
 pub mod wait;
 
 use clap::Subcommand;
@@ -40,8 +41,7 @@ pub enum ShardCommand {
     ///
     /// A cluster that already has G queue groups is left as it is (exit
     /// 0, "already in place"); one with another number of groups is
-    /// refused, since changing G is resharding, which is not available
-    /// yet. So is a cluster whose control group still holds topics (one
+    /// refused: changing G is `dsync shard reshard`. So is a cluster whose control group still holds topics (one
     /// made by an earlier release): drain them first (docs/operations.md,
     /// "Queue shards").
     Init(init::InitArgs),
@@ -58,6 +58,20 @@ pub enum ShardCommand {
     /// mid-move is succeeded by one that resumes it. `cluster scale` runs
     /// this after adding nodes and before removing them.
     Rebalance(rebalance::RebalanceArgs),
+    /// Change the number of queue groups; the topics whose place on the
+    /// ring changes move to their new group.
+    ///
+    /// Prints the plan, then records it as a job in the control group,
+    /// whose leader carries it out: new groups are created and placed
+    /// over the voters; each topic that moves is frozen in its group
+    /// (requests for it wait in the server, they are not refused), its
+    /// whole state (ready, in flight with receipts and deadlines, delayed,
+    /// dead letters, dedup window, settings) is committed in the new
+    /// group, routes switch, and the old group deletes its copy. When
+    /// every topic has moved, groups no longer wanted are deleted. A node
+    /// that crashes at any step is succeeded by one that resumes it.
+    /// `--dry-run` prints the plan only.
+    Reshard(reshard::ReshardArgs),
     /// The running shard job (with its moves) and the last finished ones.
     Jobs,
 }
@@ -74,6 +88,7 @@ pub async fn run(global: &GlobalArgs, cmd: ShardCommand) -> anyhow::Result<i32> 
     match cmd {
         ShardCommand::Init(args) => return init::run(global, args).await,
         ShardCommand::Rebalance(args) => return rebalance::run(global, args).await,
+        ShardCommand::Reshard(args) => return reshard::run(global, args).await,
         ShardCommand::Jobs => return rebalance::jobs(global).await,
         ShardCommand::List => {
             let status = global.client()?.shards().await.api()?;

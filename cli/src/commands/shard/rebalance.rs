@@ -123,7 +123,11 @@ fn retry_later(e: &ClientError) -> bool {
     e.code() == Some(ErrorCode::Unavailable) || e.code().is_none()
 }
 
-async fn follow(client: &Client, job: u64, timeout: Duration) -> anyhow::Result<ShardJob> {
+pub(super) async fn follow(
+    client: &Client,
+    job: u64,
+    timeout: Duration,
+) -> anyhow::Result<ShardJob> {
     let mut progress = Progress::new();
     let done = follow_with(client, job, timeout, &mut progress).await;
     progress.finish();
@@ -148,7 +152,11 @@ async fn follow_with(
                         return Ok(job);
                     }
                     let (done, all) = job.progress();
-                    let now = job.current().map(|(_, m)| move_text(m)).unwrap_or_default();
+                    let now = match (job.current(), job.current_topic()) {
+                        (Some((_, m)), _) => move_text(m),
+                        (None, Some((_, t))) => super::reshard::topic_text(t),
+                        (None, None) => "listing the topics to move".into(),
+                    };
                     progress.step(format!("shard job {id}: {done} of {all} moves done; {now}"));
                 }
             }
@@ -215,7 +223,7 @@ fn plan_text(plan: &RebalancePlan, dry_run: bool) -> String {
     format!("{head}\n{}", moves_table(&plan.moves))
 }
 
-fn jobs_text(jobs: &[ShardJob]) -> String {
+pub(super) fn jobs_text(jobs: &[ShardJob]) -> String {
     if jobs.is_empty() {
         return "no shard jobs yet\n".into();
     }
@@ -242,11 +250,19 @@ fn jobs_text(jobs: &[ShardJob]) -> String {
     }
     let mut out = t.render();
     if let Some(running) = jobs.iter().find(|j| j.state == JobState::Running) {
-        out.push_str(&format!(
-            "\njob {} moves:\n{}",
-            running.id,
-            moves_table(&running.moves)
-        ));
+        if running.target.is_some() {
+            out.push_str(&format!(
+                "\njob {} topics:\n{}",
+                running.id,
+                super::reshard::topics_table(&running.topics)
+            ));
+        } else {
+            out.push_str(&format!(
+                "\njob {} moves:\n{}",
+                running.id,
+                moves_table(&running.moves)
+            ));
+        }
     }
     out
 }

@@ -36,6 +36,16 @@ impl Client {
             .await
     }
 
+    /// `POST /v1/shards/reshard`: plan a change of the number of queue
+    /// groups, and start moving topics unless `dry_run`.
+    pub async fn shards_reshard(
+        &self,
+        req: &crate::shards::ReshardRequest,
+    ) -> Result<crate::shards::ReshardPlan> {
+        self.call(Method::POST, routes::SHARDS_RESHARD, Some(req))
+            .await
+    }
+
     /// `GET /v1/shards/jobs`: the running shard job, then finished ones.
     pub async fn shard_jobs(&self) -> Result<Vec<crate::shards::ShardJob>> {
         self.call::<(), _>(Method::GET, routes::SHARDS_JOBS, None)

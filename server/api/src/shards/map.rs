@@ -2,9 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{
-    place_balanced, route_name, topic_point, vnode_point, CONTROL_GROUP, DEFAULT_VNODES,
-};
+use super::{place_balanced, route_name, topic_point, vnode_point, CONTROL_GROUP, DEFAULT_VNODES};
 
 /// Most queue groups a map may have: each is a Raft group with its own log,
 /// timers and disk folder on every replica.

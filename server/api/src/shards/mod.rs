@@ -38,9 +38,7 @@ pub use jobs::{
 pub use leaders::preferred_leaders;
 pub use map::{GroupInfo, ShardMap, ShardMapError, MAX_GROUPS, MAX_VNODES};
 pub use placement::place;
-pub use reshard::{
-    reshard_target, route_name, ReshardPlan, ReshardRequest, TopicMove, TopicPhase,
-};
+pub use reshard::{reshard_target, route_name, ReshardPlan, ReshardRequest, TopicMove, TopicPhase};
 pub use ring::Ring;
 pub use status::{GroupMove, GroupStatus, InitShards, ReplicaStatus, ShardsStatus, HEADER_GROUP};
 

@@ -293,12 +293,7 @@ impl QueueTable {
     /// [`tick`](Self::tick) for every topic but those `frozen` names (a
     /// topic moving to another group keeps still while it is copied).
     pub fn tick_except(&mut self, now_ms: u64, frozen: impl Fn(&str) -> bool) {
-        let names: Vec<String> = self
-            .topics
-            .keys()
-            .filter(|n| !frozen(n))
-            .cloned()
-            .collect();
+        let names: Vec<String> = self.topics.keys().filter(|n| !frozen(n)).cloned().collect();
         for name in names {
             let t = self.topics.get_mut(&name).expect("listed");
             while let Some(entry) = t.delayed.first_entry() {

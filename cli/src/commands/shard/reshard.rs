@@ -1,0 +1,130 @@
+//! `dsync shard reshard --groups G`: changing the number of queue groups,
+//! which moves the topics whose place on the consistent-hash ring changes.
+
+use std::time::Duration;
+
+use dsync_api::shards::{JobState, ReshardPlan, ReshardRequest, TopicMove};
+
+use super::rebalance::{follow, jobs_text};
+use crate::commands::{EXIT_ERROR, EXIT_OK};
+use crate::context::{GlobalArgs, RequestExt};
+use crate::output::Table;
+
+#[derive(Debug, clap::Args)]
+pub struct ReshardArgs {
+    /// Queue groups wanted (1 to 1024). The number the cluster has already
+    /// only moves topics that sit outside the group the ring names.
+    #[arg(long, value_name = "G")]
+    pub groups: u64,
+
+    /// Print the plan (how many topics move, and which) and move nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+
+    /// Seconds to follow the job; 0 returns once it has started (follow it
+    /// with `dsync shard jobs`). The job goes on either way.
+    #[arg(long, default_value_t = 600, value_name = "SECONDS")]
+    pub timeout: u64,
+}
+
+pub async fn run(global: &GlobalArgs, args: ReshardArgs) -> anyhow::Result<i32> {
+    let client = global.client()?;
+    let req = ReshardRequest {
+        groups: args.groups,
+        dry_run: args.dry_run,
+    };
+    let plan = client.shards_reshard(&req).await.api()?;
+    let Some(job) = plan.job else {
+        global
+            .output
+            .print(&plan, || plan_text(&plan, args.dry_run))?;
+        return Ok(EXIT_OK);
+    };
+    eprint!("{}", plan_text(&plan, false));
+    if args.timeout == 0 {
+        global
+            .output
+            .print(&plan, || format!("job {job} started\n"))?;
+        return Ok(EXIT_OK);
+    }
+    let done = follow(&client, job, Duration::from_secs(args.timeout)).await?;
+    global
+        .output
+        .print(&done, || jobs_text(std::slice::from_ref(&done)))?;
+    Ok(if done.state == JobState::Done {
+        EXIT_OK
+    } else {
+        EXIT_ERROR
+    })
+}
+
+pub(super) fn topic_text(t: &TopicMove) -> String {
+    format!(
+        "topic {:?}: group {} -> {} ({:?})",
+        t.topic, t.from, t.to, t.phase
+    )
+}
+
+pub(super) fn topics_table(topics: &[TopicMove]) -> String {
+    let mut t = Table::new(["TOPIC", "FROM", "TO", "PHASE"]);
+    for m in topics {
+        t.row([
+            m.topic.clone(),
+            m.from.to_string(),
+            m.to.to_string(),
+            format!("{:?}", m.phase).to_lowercase(),
+        ]);
+    }
+    t.render()
+}
+
+fn plan_text(plan: &ReshardPlan, dry_run: bool) -> String {
+    let head = format!(
+        "{} -> {} queue groups: {} of {} topics move{}",
+        plan.groups_before,
+        plan.groups_after,
+        plan.topics.len(),
+        plan.topics_total,
+        if dry_run {
+            " (dry run)"
+        } else {
+            ", one at a time"
+        }
+    );
+    if plan.topics.is_empty() {
+        return format!("{head}\n");
+    }
+    format!("{head}:\n{}", topics_table(&plan.topics))
+}
+
+#[cfg(test)]
+mod tests {
+    use dsync_api::shards::TopicPhase;
+
+    use super::*;
+
+    #[test]
+    fn the_plan_names_the_topics_and_their_groups() {
+        let plan = ReshardPlan {
+            groups_before: 2,
+            groups_after: 5,
+            topics_total: 10,
+            topics: vec![TopicMove {
+                topic: "orders".into(),
+                from: 1,
+                to: 4,
+                phase: TopicPhase::Pending,
+            }],
+            job: None,
+        };
+        let text = plan_text(&plan, true);
+        assert!(
+            text.contains("2 -> 5 queue groups: 1 of 10 topics move (dry run)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("orders") && text.contains("pending"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,238 @@
+//! Resharding (DESIGN.md §2a "Resharding"): `POST /v1/shards/reshard`
+//! records a job towards a map with another number of queue groups; the
+//! control leader carries it out one committed step at a time, so a new
+//! leader (or the same one after a crash) resumes where it stopped:
+//!
+//! 1. every source group is told the target map and from then on refuses
+//!    new topics the target ring puts elsewhere (their writers wait);
+//! 2. the topics that sit in another group than the target ring names are
+//!    listed in the job, and routes follow the target ring but for them;
+//! 3. one topic at a time: the source freezes it (its requests wait in
+//!    the server), its whole state is copied into the target and
+//!    installed there, routes switch to the target, the source drops it
+//!    and answers stragglers with `moved`;
+//! 4. the target map becomes the shard map; groups it lacks are deleted.
+
+use dsync_api::shards::{
+    reshard_target, ReshardPlan, ReshardRequest, ShardJob, ShardMap, TopicMove, TopicPhase,
+    MAX_GROUPS,
+};
+use dsync_api::types::MemberKind;
+
+use super::routed::{GroupReply, GroupRequest};
+use super::Node;
+use crate::error::{Error, Result};
+use crate::state::handoff::HandoffStep;
+use crate::state::jobs::JobStep;
+use crate::state::{CmdValue, Command};
+
+impl Node {
+    /// Plans a reshard to `req.groups` queue groups and, unless a dry run,
+    /// starts a job for it.
+    pub async fn reshard(&self, req: ReshardRequest) -> Result<ReshardPlan> {
+        if req.groups == 0 || req.groups > MAX_GROUPS {
+            return Err(Error::InvalidArgument(format!(
+                "groups must be 1 to {MAX_GROUPS}"
+            )));
+        }
+        self.read_barrier(dsync_api::types::Consistency::Linearizable, None)
+            .await?;
+        let (map, running) = {
+            let st = self.control.sm.read();
+            (st.data.shards.clone(), st.data.jobs.running.clone())
+        };
+        if map.groups.is_empty() {
+            return Err(Error::InvalidArgument(
+                "the cluster has no queue groups to reshard (see `dsync shard init`)".into(),
+            ));
+        }
+        if let Some(j) = running {
+            return Err(super::moves::conflict(format!(
+                "shard job {} ({}) is still running; see `dsync shard jobs`",
+                j.id, j.kind
+            )));
+        }
+        let voters: Vec<u64> = self
+            .members()
+            .into_iter()
+            .filter(|m| m.kind == MemberKind::Voter)
+            .map(|m| m.id)
+            .collect();
+        let r = map
+            .groups
+            .iter()
+            .map(|g| g.replicas.len())
+            .max()
+            .unwrap_or(1);
+        let target = reshard_target(&map, &voters, req.groups, r)
+            .map_err(|e| Error::InvalidArgument(e.to_string()))?;
+        let (topics, total) = self.misplaced_topics(&map, &target).await?;
+        let mut plan = ReshardPlan {
+            groups_before: map.groups.len() as u64,
+            groups_after: target.groups.len() as u64,
+            topics_total: total,
+            topics,
+            job: None,
+        };
+        if req.dry_run {
+            return Ok(plan);
+        }
+        let step = JobStep::StartReshard { target };
+        match self.write(Command::ShardJob { step }).await? {
+            CmdValue::Count(id) => plan.job = Some(id),
+            other => return Err(Error::Internal(format!("unexpected job answer {other:?}"))),
+        }
+        tracing::info!(job = ?plan.job, groups = req.groups, "reshard started");
+        Ok(plan)
+    }
+
+    /// The topics of `map`'s groups that `target`'s ring puts in another
+    /// group, and how many topics there are in all.
+    async fn misplaced_topics(
+        &self,
+        map: &ShardMap,
+        target: &ShardMap,
+    ) -> Result<(Vec<TopicMove>, u64)> {
+        let mut moves: Vec<TopicMove> = Vec::new();
+        let mut total = 0;
+        for g in &map.groups {
+            let names: Vec<String> = match self.group_call(g.id, GroupRequest::Topics).await? {
+                GroupReply::Json(s) => serde_json::from_str(&s)
+                    .map_err(|e| Error::Internal(format!("bad topic list: {e}")))?,
+                other => return Err(Error::Internal(format!("unexpected reply {other:?}"))),
+            };
+            total += names.len() as u64;
+            for topic in names {
+                let to = target.group_of(&topic);
+                if to != g.id && !moves.iter().any(|m| m.topic == topic) {
+                    moves.push(TopicMove {
+                        topic,
+                        from: g.id,
+                        to,
+                        phase: TopicPhase::Pending,
+                    });
+                }
+            }
+        }
+        Ok((moves, total))
+    }
+
+    async fn handoff_in(&self, group: u64, step: HandoffStep) -> Result<CmdValue> {
+        let cmd = Command::Handoff { step };
+        match self.group_call(group, GroupRequest::Write(cmd)).await? {
+            GroupReply::Value(v) => Ok(v),
+            other => Err(Error::Internal(format!("unexpected reply {other:?}"))),
+        }
+    }
+
+    async fn topic_step(&self, job: u64, index: usize, phase: TopicPhase) -> Result<()> {
+        let step = JobStep::TopicStep {
+            id: job,
+            index,
+            phase,
+            error: None,
+        };
+        self.write(Command::ShardJob { step }).await.map(|_| ())
+    }
+
+    /// Takes reshard `job` one step further. Every step may be repeated.
+    pub(super) async fn drive_reshard(&self, job: ShardJob) -> Result<()> {
+        let target = job
+            .target
+            .clone()
+            .ok_or_else(|| Error::Internal("not a reshard".into()))?;
+        if !job.listed {
+            let sources = self.control.sm.read().data.shards.clone();
+            for g in &sources.groups {
+                let begin = HandoffStep::Begin {
+                    job: job.id,
+                    group: g.id,
+                    target: target.clone(),
+                };
+                self.handoff_in(g.id, begin).await?;
+            }
+            self.crash_point("reshard-begun");
+            let (topics, _) = self.misplaced_topics(&sources, &target).await?;
+            tracing::info!(
+                job = job.id,
+                topics = topics.len(),
+                "reshard listed its topics"
+            );
+            let step = JobStep::Listed { id: job.id, topics };
+            return self.write(Command::ShardJob { step }).await.map(|_| ());
+        }
+        let Some((index, t)) = job.current_topic() else {
+            return Ok(());
+        };
+        let (id, t) = (job.id, t.clone());
+        match t.phase {
+            TopicPhase::Pending => {
+                let freeze = HandoffStep::Freeze {
+                    job: id,
+                    topic: t.topic.clone(),
+                    to: t.to,
+                };
+                self.handoff_in(t.from, freeze).await?;
+                self.crash_point("reshard-frozen");
+                self.topic_step(id, index, TopicPhase::Frozen).await
+            }
+            TopicPhase::Frozen => {
+                self.copy_topic(id, &t).await?;
+                self.crash_point("reshard-copied");
+                self.topic_step(id, index, TopicPhase::Copied).await
+            }
+            // The step itself switches the routes (it bumps the epoch).
+            TopicPhase::Copied => self.topic_step(id, index, TopicPhase::Switched).await,
+            TopicPhase::Switched => {
+                let epoch = self.control.sm.read().data.shards.epoch;
+                let drop = HandoffStep::Drop {
+                    job: id,
+                    topic: t.topic.clone(),
+                    to: t.to,
+                    epoch,
+                };
+                self.handoff_in(t.from, drop).await?;
+                self.crash_point("reshard-dropped");
+                self.shared.metrics.groups.count_move("topic");
+                tracing::info!(job = id, topic = %t.topic, from = t.from, to = t.to, "topic moved");
+                self.topic_step(id, index, TopicPhase::Done).await
+            }
+            TopicPhase::Done => Ok(()),
+        }
+    }
+
+    /// Copies frozen topic `t` page by page from its source into its
+    /// target and installs it there.
+    async fn copy_topic(&self, job: u64, t: &TopicMove) -> Result<()> {
+        let (mut from, mut seq) = (Some(0), 0);
+        let mut revision = 0;
+        while let Some(at) = from {
+            let req = GroupRequest::Export {
+                topic: t.topic.clone(),
+                from: at,
+            };
+            let (parts, next, rev) = match self.group_call(t.from, req).await? {
+                GroupReply::Export {
+                    parts,
+                    next,
+                    revision,
+                } => (parts, next, revision),
+                other => return Err(Error::Internal(format!("unexpected reply {other:?}"))),
+            };
+            let part = HandoffStep::ImportPart {
+                job,
+                topic: t.topic.clone(),
+                seq,
+                parts,
+            };
+            self.handoff_in(t.to, part).await?;
+            (from, seq, revision) = (next, seq + 1, rev);
+        }
+        let commit = HandoffStep::ImportCommit {
+            job,
+            topic: t.topic.clone(),
+            revision,
+        };
+        self.handoff_in(t.to, commit).await.map(|_| ())
+    }
+}
