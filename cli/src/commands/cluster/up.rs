@@ -63,8 +63,8 @@ pub struct UpArgs {
     /// (`dsync shard init`) and waits until every group has a leader. 0
     /// keeps every topic in the control group, as clusters made before
     /// shards do. On an existing cluster: a cluster that already has G
-    /// groups is left as it is; another G is refused (resharding is not
-    /// available yet).
+    /// groups is left as it is; another G is refused (change it with
+    /// `dsync shard reshard --groups G`).
     #[arg(long, value_name = "G", default_value_t = 0,
           value_parser = clap::value_parser!(u64).range(0..=dsync_api::shards::MAX_GROUPS))]
     pub shards: u64,

@@ -1,0 +1,162 @@
+//! Issue 18, acceptance 2: `shard reshard --groups 2 → 5 → 3` while
+//! producers and consumers run on 32 topics. The topics whose place on
+//! the ring changes move, and only those; no acknowledged message is lost,
+//! FIFO holds for first deliveries, every topic ends in exactly one group
+//! (the one the ring names) and the groups that went have no data left.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use dsync_api::shards::{JobState, ShardJob, ShardMap, TopicPhase};
+use dsync_tests::shard_workload::{delivered_once, first_deliveries, misplaced, start, view, Plan};
+use dsync_tests::{wait_ok, Cluster};
+
+const TOPICS: usize = 32;
+const MESSAGES: u64 = 500;
+
+fn dsync_ok(c: &Cluster, args: &[&str]) -> String {
+    let out = tokio::task::block_in_place(|| c.dsync_ok(args));
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The topics a change from `before` to `after` reroutes, by the ring.
+fn rerouted(topics: &[String], before: &ShardMap, after: &ShardMap) -> BTreeSet<String> {
+    topics
+        .iter()
+        .filter(|t| before.group_of(t) != after.group_of(t))
+        .cloned()
+        .collect()
+}
+
+/// The last reshard job, finished.
+async fn last_job(c: &Cluster) -> ShardJob {
+    let jobs = c.client().shard_jobs().await.expect("jobs");
+    let job = jobs.into_iter().next().expect("a job");
+    assert_eq!(job.kind, "reshard");
+    assert_eq!(job.state, JobState::Done, "{job:?}");
+    assert!(job.topics.iter().all(|t| t.phase == TopicPhase::Done));
+    job
+}
+
+/// Every topic in exactly one group, the one `map` routes it to, and no
+/// group folder left that `map` does not place.
+async fn one_home_each(c: &Cluster, map: &ShardMap, topics: &[String]) {
+    let status = view(c, 1).await.expect("shards");
+    assert_eq!(status.map.groups, map.groups);
+    let held: u64 = status
+        .groups
+        .iter()
+        .filter(|g| g.id != 0)
+        .map(|g| g.topics)
+        .sum();
+    assert_eq!(
+        held,
+        topics.len() as u64,
+        "a topic in two groups: {status:?}"
+    );
+    let client = c.client();
+    for t in topics {
+        let s = client.queue_stats(t).await.expect("stats");
+        assert_eq!(s.group, map.group_of(t), "{t}");
+    }
+    let nodes = [1, 2, 3];
+    wait_ok(
+        Duration::from_secs(30),
+        "data folders as the map says",
+        || async {
+            if let Some(m) = misplaced(c, map, &nodes) {
+                return Err(m);
+            }
+            for n in nodes {
+                let dir = c.node(n).data_dir.join("groups");
+                for e in std::fs::read_dir(&dir).map_err(|e| e.to_string())? {
+                    let name = e.map_err(|e| e.to_string())?.file_name();
+                    let id: u64 = name.to_string_lossy().parse().unwrap_or(0);
+                    if map.group(id).is_none() {
+                        return Err(format!("node {n} still has group {id}"));
+                    }
+                }
+            }
+            Ok(())
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn resharding_2_5_3_under_load_moves_the_rings_share_and_loses_nothing() {
+    let c = Cluster::up_with(3, &[], &["--shards", "2"]);
+    c.wait_leader(3).await;
+    let first = view(&c, 1).await.expect("shards").map;
+    assert_eq!(first.groups.len(), 2);
+
+    let plan = Plan {
+        topics: (0..TOPICS).map(|i| format!("reshard-{i:02}")).collect(),
+        messages: MESSAGES,
+        batch: 1,
+        visibility_ms: 3_000,
+    };
+    let total = TOPICS as u64 * MESSAGES;
+    // Producers and consumers through every node.
+    let run = start(
+        &plan,
+        |i| c.client_for(1 + (i % 3) as u64),
+        |i| c.client_for(1 + ((i + 1) % 3) as u64),
+    );
+    run.published_at_least(total / 10).await;
+
+    let mut before = first.clone();
+    for groups in [5u64, 3] {
+        let out = dsync_ok(&c, &["shard", "reshard", "--groups", &groups.to_string()]);
+        let at = run.published.load(std::sync::atomic::Ordering::Relaxed);
+        println!("resharded to {groups} at {at} of {total} published:\n{out}");
+        assert!(
+            at < total,
+            "the producers finished before the reshard to {groups}"
+        );
+        let job = last_job(&c).await;
+        let after = view(&c, 1).await.expect("shards").map;
+        assert_eq!(after.groups.len() as u64, groups);
+        let moved: BTreeSet<String> = job.topics.iter().map(|t| t.topic.clone()).collect();
+        let expected = rerouted(&plan.topics, &before, &after);
+        assert_eq!(
+            moved, expected,
+            "the topics the ring reroutes, and only those"
+        );
+        let share = moved.len() as f64 / TOPICS as f64;
+        let ring = 1.0
+            - before.groups.len().min(after.groups.len()) as f64
+                / before.groups.len().max(after.groups.len()) as f64;
+        println!(
+            "{} -> {groups}: {} of {TOPICS} topics moved ({share:.2}; the ring's share about {ring:.2})",
+            before.groups.len(),
+            moved.len()
+        );
+        one_home_each(&c, &after, &plan.topics).await;
+        before = after;
+    }
+
+    let history = run.history.clone();
+    let (report, stats) = run.drain(&c.client_for(2), Duration::from_secs(180)).await;
+    assert!(report.violations.is_empty(), "{:?}", report.violations);
+    assert_eq!(report.acknowledged_enqueues, total as usize);
+    for (t, s) in &stats {
+        assert_eq!(
+            (s.enqueued_total, s.dead_lettered),
+            (MESSAGES, 0),
+            "{t}: {s:?}"
+        );
+        let order = first_deliveries(&history, t);
+        assert_eq!(order.len() as u64, MESSAGES, "{t}");
+        let once = delivered_once(&history, t);
+        let kept: Vec<u64> = order.into_iter().filter(|s| once.contains(s)).collect();
+        assert!(
+            kept.windows(2).all(|w| w[0] < w[1]),
+            "{t}: out of FIFO order: {kept:?}"
+        );
+    }
+    println!(
+        "{total} messages through 2 -> 5 -> 3 groups, {} redeliveries",
+        report.duplicates
+    );
+}
