@@ -52,6 +52,7 @@ mod shard_move_faults;
 mod shard_move_pause;
 mod shard_partition;
 mod shard_reshard;
+mod shard_reshard_faults;
 mod shard_scale;
 mod shards;
 mod shutdown;
