@@ -36,7 +36,14 @@ where
     let deadline = tokio::time::Instant::now() + Duration::from_millis(req.wait_ms);
     let mut rx = sm.subscribe();
     loop {
-        let ready = sm.read().data.queues.ready_count(&topic);
+        let ready = {
+            let st = sm.read();
+            // Frozen for a move (or gone): the route's caller follows it.
+            if let Some(e) = st.data.leaving(&topic) {
+                return Err(Error::Api(e.to_api()).into());
+            }
+            st.data.queues.ready_count(&topic)
+        };
         if ready > 0 || req.wait_ms == 0 {
             let cmd = Command::QueueConsume {
                 topic: topic.clone(),

@@ -119,6 +119,15 @@ impl StateData {
         (to != *me).then(|| moving(topic, to))
     }
 
+    /// Why a request for `topic` cannot be served here any more, if it is
+    /// frozen for a move or gone: a long poll here would wait in vain.
+    pub fn leaving(&self, topic: &str) -> Option<CmdError> {
+        if let Some(&to) = self.handoff.frozen.get(route_name(topic)) {
+            return Some(moving(topic, to));
+        }
+        self.moved_away(topic)
+    }
+
     /// The refusal of a request for a topic that moved to another group.
     pub fn moved_away(&self, topic: &str) -> Option<CmdError> {
         let &(group, epoch) = self.handoff.gone.get(route_name(topic))?;

@@ -53,6 +53,7 @@ mod shard_move_pause;
 mod shard_partition;
 mod shard_reshard;
 mod shard_reshard_faults;
+mod shard_reshard_pause;
 mod shard_scale;
 mod shards;
 mod shutdown;
