@@ -93,6 +93,9 @@ pub struct GroupGauges {
     pub moves: Family<ResultLabels, Counter>,
     /// Entries the learner of the move in progress trails its leader by.
     pub move_lag: Gauge,
+    /// Moves (replicas or topics) of the running shard job not done yet,
+    /// on the control leader driving it.
+    pub moves_left: Gauge,
 }
 
 impl GroupGauges {
@@ -118,8 +121,13 @@ impl GroupGauges {
         let r = registry;
         r.register(
             "shard_moves",
-            "Replica moves this node drove as control leader, by result (done, rolled_back)",
+            "Replica and topic moves this node drove as control leader, by result (done, rolled_back, topic_moved)",
             self.moves.clone(),
+        );
+        r.register(
+            "shard_job_moves_left",
+            "Moves (replicas or topics) of the running shard job left to do, on the node driving it",
+            self.moves_left.clone(),
         );
         r.register(
             "shard_move_lag",

@@ -236,6 +236,9 @@ pub(super) async fn run_mover(node: Arc<Node>) {
         let current = node.control.sm.read().data.jobs.running.clone();
         match current {
             Some(job) if node.is_leader() && !node.is_draining() => {
+                let (done, all) = job.progress();
+                let left = all.saturating_sub(done) as i64;
+                node.shared.metrics.groups.moves_left.set(left);
                 let done = match job.current() {
                     Some((index, m)) => node.drive_move(job.id, index, m.clone()).await,
                     None => node.drive_reshard(job.clone()).await,
@@ -254,6 +257,7 @@ pub(super) async fn run_mover(node: Arc<Node>) {
                 let _ = tokio::time::timeout(Duration::from_secs(1), applied.changed()).await;
             }
             None => {
+                node.shared.metrics.groups.moves_left.set(0);
                 if applied.changed().await.is_err() {
                     return;
                 }

@@ -193,7 +193,7 @@ impl Node {
                 };
                 self.handoff_in(t.from, drop).await?;
                 self.crash_point("reshard-dropped");
-                self.shared.metrics.groups.count_move("topic");
+                self.shared.metrics.groups.count_move("topic_moved");
                 tracing::info!(job = id, topic = %t.topic, from = t.from, to = t.to, "topic moved");
                 self.topic_step(id, index, TopicPhase::Done).await
             }

@@ -107,10 +107,14 @@ async fn a_topic_of_100k_moves_between_groups_while_its_producer_and_a_long_poll
             }
         })
     };
-    wait_until(Duration::from_secs(30), "the producers under way", || async {
-        let s = client.queue_stats(live).await.ok()?;
-        (s.enqueued_total >= 20).then_some(())
-    })
+    wait_until(
+        Duration::from_secs(30),
+        "the producers under way",
+        || async {
+            let s = client.queue_stats(live).await.ok()?;
+            (s.enqueued_total >= 20).then_some(())
+        },
+    )
     .await;
 
     let started = Instant::now();
@@ -129,9 +133,16 @@ async fn a_topic_of_100k_moves_between_groups_while_its_producer_and_a_long_poll
     let took = started.elapsed();
     assert_eq!(job.state, JobState::Done, "{job:?}");
     let names: Vec<&str> = job.topics.iter().map(|t| t.topic.as_str()).collect();
-    assert!(names.contains(&backlog) && names.contains(&live), "{names:?}");
+    assert!(
+        names.contains(&backlog) && names.contains(&live),
+        "{names:?}"
+    );
 
-    let at = client.queue_stats(live).await.expect("stats").enqueued_total;
+    let at = client
+        .queue_stats(live)
+        .await
+        .expect("stats")
+        .enqueued_total;
     wait_until(
         Duration::from_secs(30),
         "publishes after the move",

@@ -7,7 +7,7 @@
 
 use std::collections::BTreeSet;
 
-use dsync_api::shards::{GroupStatus, MovePhase, ReplicaMove, ShardJob};
+use dsync_api::shards::{GroupStatus, MovePhase, ReplicaMove, ShardJob, TopicMove, TopicPhase};
 use dsync_api::types::MemberKind;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Style, Stylize};
@@ -78,8 +78,12 @@ fn row(g: &GroupStatus, nodes: &BTreeSet<u64>, job: Option<&ShardJob>) -> Row<'s
         (0, false) => "0 control".to_string(),
         (id, _) => id.to_string(),
     };
+    let topic = job
+        .and_then(|j| j.current_topic())
+        .map(|(_, t)| t)
+        .filter(|t| t.from == g.id || t.to == g.id);
     let mut name = Cell::from(name);
-    if current.is_some() {
+    if current.is_some() || topic.is_some() {
         name = name.yellow().bold();
     }
     let mut cells = vec![name, Cell::from(g.term.to_string())];
@@ -107,6 +111,11 @@ fn row(g: &GroupStatus, nodes: &BTreeSet<u64>, job: Option<&ShardJob>) -> Row<'s
         (Some(m), _) => Cell::from(format!("{} {}", endpoints(m), phase(m.phase)))
             .yellow()
             .bold(),
+        (None, Some(_)) if topic.is_some() => {
+            Cell::from(topic.map(|t| topic_move(t, g.id)).unwrap_or_default())
+                .yellow()
+                .bold()
+        }
         (None, Some(j)) => Cell::from(queued(j, g.id)).dark_gray(),
         (None, None) => Cell::from(""),
     });
@@ -138,6 +147,26 @@ fn endpoints(m: &ReplicaMove) -> String {
     }
 }
 
+/// `orders→4 frozen` on the source group, `orders←1 frozen` on the target.
+fn topic_move(t: &TopicMove, group: u64) -> String {
+    let way = if t.from == group {
+        format!("{}→{}", t.topic, t.to)
+    } else {
+        format!("{}←{}", t.topic, t.from)
+    };
+    format!("{way} {}", topic_phase(t.phase))
+}
+
+fn topic_phase(p: TopicPhase) -> &'static str {
+    match p {
+        TopicPhase::Pending => "next",
+        TopicPhase::Frozen => "frozen",
+        TopicPhase::Copied => "copied",
+        TopicPhase::Switched => "switched",
+        TopicPhase::Done => "done",
+    }
+}
+
 fn phase(p: MovePhase) -> &'static str {
     match p {
         MovePhase::Pending => "starting",
@@ -164,6 +193,22 @@ fn job_lines(job: &ShardJob) -> Vec<Line<'static>> {
         if let Some(e) = &m.error {
             why.push_str(&format!("; last error: {e}"));
         }
+    } else if let Some((_, t)) = job.current_topic() {
+        head.push_str(&format!(
+            "; now topic {}: group {} → {} {}",
+            t.topic,
+            t.from,
+            t.to,
+            topic_phase(t.phase)
+        ));
+        if let Some(target) = &job.target {
+            why = format!("   to {} queue groups", target.groups.len());
+        }
+        if let Some(e) = &job.error {
+            why.push_str(&format!("; last error: {e}"));
+        }
+    } else if job.target.is_some() {
+        head.push_str("; listing the topics to move");
     }
     vec![
         Line::styled(head, Style::new().yellow().bold()),

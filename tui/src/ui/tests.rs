@@ -101,6 +101,23 @@ fn shards_panel_marks_the_moving_replica_and_the_jobs_progress() {
 }
 
 #[test]
+fn shards_panel_marks_the_moving_topic_on_both_groups() {
+    let mut app = fixtures::shards::resharding_app();
+    app.panel = Panel::Shards;
+    let t = render(&app);
+    insta::assert_snapshot!(t.backend());
+    let buf = t.backend().buffer();
+    assert_eq!(color_of(buf, "orders→4 frozen"), Color::Yellow);
+    assert_eq!(
+        color_of(
+            buf,
+            "job 3 reshard: 1 of 3 moves done; now topic orders: group 2 → 4"
+        ),
+        Color::Yellow
+    );
+}
+
+#[test]
 fn events_panel_lists_newest_first() {
     let t = render(&on(Panel::Events, true));
     insta::assert_snapshot!(t.backend());
