@@ -216,9 +216,7 @@ impl StateData {
                 }
                 let held = staging.held() as u64;
                 let (_, _, staging) = h.staged.remove(&topic).expect("checked above");
-                if let Err(e) = self.queues.install(staging.topics) {
-                    return Err(e);
-                }
+                self.queues.install(staging.topics);
                 let h = &mut self.handoff;
                 h.gone.remove(&topic);
                 h.frozen.remove(&topic);

@@ -160,3 +160,64 @@ async fn resharding_2_5_3_under_load_moves_the_rings_share_and_loses_nothing() {
         report.duplicates
     );
 }
+
+/// Dead letters live in their topic's group, are read under `T.dlq` from
+/// any node, and move with their topic.
+#[tokio::test(flavor = "multi_thread")]
+async fn dead_letters_are_read_and_moved_with_their_topic() {
+    use dsync_api::queue::{ConsumeRequest, NewMessage, ReceiptsRequest, TopicSettings};
+
+    let c = Cluster::up_with(3, &[], &["--shards", "4"]);
+    c.wait_leader(3).await;
+    let client = c.client();
+    let topics: Vec<String> = (0..8).map(|i| format!("dl-{i}")).collect();
+    let once = TopicSettings {
+        max_attempts: Some(1),
+        ..Default::default()
+    };
+    let consume = ConsumeRequest {
+        consumer: "c".into(),
+        max: 1,
+        visibility_ms: Some(60_000),
+        wait_ms: 0,
+    };
+    for t in &topics {
+        client.queue_settings(t, &once).await.expect("settings");
+        let m = NewMessage {
+            payload: serde_json::json!(t),
+            delay_ms: None,
+            dedup_id: None,
+        };
+        client.queue_push(t, vec![m]).await.expect("push");
+        let got = client.queue_consume(t, &consume).await.expect("consume");
+        let nack = ReceiptsRequest {
+            receipts: vec![got.messages[0].receipt.clone()],
+            delay_ms: None,
+            visibility_ms: None,
+        };
+        client.queue_receipts(t, "nack", &nack).await.expect("nack");
+    }
+    let check = |map: ShardMap| {
+        let (client, topics) = (c.client(), topics.clone());
+        async move {
+            for t in &topics {
+                let dlq = client.queue_stats(&format!("{t}.dlq")).await.expect("dlq");
+                assert_eq!(dlq.ready, 1, "{t}.dlq");
+                assert_eq!(dlq.group, map.group_of(t), "{t}.dlq lives with {t}");
+                let s = client.queue_stats(t).await.expect("stats");
+                assert_eq!(s.dead_lettered, 1, "{t}");
+            }
+        }
+    };
+    let before = view(&c, 1).await.expect("shards").map;
+    check(before).await;
+    dsync_ok(&c, &["shard", "reshard", "--groups", "2"]);
+    let after = view(&c, 1).await.expect("shards").map;
+    check(after.clone()).await;
+    let t = &topics[0];
+    let got = client
+        .queue_consume(&format!("{t}.dlq"), &consume)
+        .await
+        .expect("consume the dead letter");
+    assert_eq!(got.messages[0].payload, serde_json::json!(t));
+}

@@ -185,20 +185,40 @@ impl QueueTable {
         names.len()
     }
 
-    /// Installs staged topics. Refused (nothing changes) if one of their
-    /// names holds messages here already.
-    pub fn install(&mut self, staged: BTreeMap<String, Topic>) -> Result<(), CmdError> {
-        if let Some(n) = staged
-            .keys()
-            .find(|n| self.topics.get(*n).is_some_and(|t| !t.is_empty()))
-        {
-            return Err(CmdError::new(
-                ErrorCode::Conflict,
-                format!("topic {n:?} already holds messages in the target group"),
-            ));
+    /// Installs staged topics. A name that already holds messages here (a
+    /// dead-letter topic that a release before this one kept under its
+    /// own hash, meeting its topic's) takes the staged messages in after
+    /// its own, with new ids: nothing is lost, receipts of the merged
+    /// deliveries go stale and those messages are delivered again.
+    pub fn install(&mut self, staged: BTreeMap<String, Topic>) {
+        for (name, t) in staged {
+            match self.topics.get_mut(&name) {
+                Some(have) if !have.is_empty() => have.merge(t),
+                _ => {
+                    self.topics.insert(name, t);
+                }
+            }
         }
-        self.topics.extend(staged);
-        Ok(())
+    }
+}
+
+impl Topic {
+    fn merge(&mut self, other: Topic) {
+        let in_flight = other.in_flight.into_values().map(|f| f.msg);
+        for m in other.ready.into_values().chain(in_flight) {
+            self.push_ready(m, false);
+        }
+        for ((at, _), mut m) in other.delayed {
+            self.next_id += 1;
+            m.id = self.next_id;
+            self.delayed.insert((at, m.id), m);
+        }
+        for (d, v) in other.dedup {
+            self.dedup.entry(d).or_insert(v);
+        }
+        self.enqueued_total += other.enqueued_total;
+        self.acked_total += other.acked_total;
+        self.redelivered_total += other.redelivered_total;
     }
 }
 
@@ -250,7 +270,7 @@ mod tests {
         }
         assert!(pages > 5, "small pages: {pages}");
         let mut target = QueueTable::default();
-        target.install(staging.topics).unwrap();
+        target.install(staging.topics);
         assert_eq!(target.get("t"), q.get("t"));
         assert_eq!(target.get("t.dlq"), q.get("t.dlq"));
         assert!(target.get("other").is_none());
@@ -262,15 +282,27 @@ mod tests {
     }
 
     #[test]
-    fn installing_over_messages_is_refused() {
+    fn installing_over_messages_merges_them() {
         let mut q = QueueTable::default();
-        q.enqueue("t", incoming(1, 0), 1).unwrap();
-        let mut staged = BTreeMap::new();
-        staged.insert("t".to_string(), Topic::default());
-        assert_eq!(q.install(staged).unwrap_err().code, ErrorCode::Conflict);
-        let mut empty = BTreeMap::new();
-        empty.insert("u".to_string(), Topic::default());
-        q.install(empty).unwrap();
-        assert!(q.get("u").is_some());
+        q.enqueue("t.dlq", incoming(2, 0), 1).unwrap();
+        let mut other = QueueTable::default();
+        other.enqueue("t.dlq", incoming(3, 0), 1).unwrap();
+        other.enqueue("t.dlq", incoming(1, 50), 1).unwrap();
+        let mut rev = 0;
+        other.consume("t.dlq", "c", 1, None, 1, &mut rev);
+        let mut staging = Staging::default();
+        let (page, _) = other.export_page("t", 0, 1 << 20);
+        page.into_iter().for_each(|p| staging.absorb(p));
+        q.install(staging.topics);
+        let s = q.stats("t.dlq", 1).unwrap();
+        assert_eq!((s.ready, s.delayed, s.in_flight), (5, 1, 0), "{s:?}");
+        assert_eq!(s.enqueued_total, 6);
+        let mut rev = 0;
+        let ids: Vec<u64> = q
+            .consume("t.dlq", "c", 10, None, 2, &mut rev)
+            .iter()
+            .map(|f| f.msg.id)
+            .collect();
+        assert_eq!(ids, vec![1, 2, 3, 4, 5], "theirs after ours, renumbered");
     }
 }
