@@ -24,6 +24,7 @@ use super::Node;
 use crate::error::{Error, Result};
 use crate::state::handoff::HandoffStep;
 use crate::state::jobs::JobStep;
+use crate::state::queue::TopicPart;
 use crate::state::{CmdValue, Command};
 
 impl Node {
@@ -202,37 +203,51 @@ impl Node {
     }
 
     /// Copies frozen topic `t` page by page from its source into its
-    /// target and installs it there.
+    /// target and installs it there; the next page is read while the last
+    /// one is committed.
     async fn copy_topic(&self, job: u64, t: &TopicMove) -> Result<()> {
-        let (mut from, mut seq) = (Some(0), 0);
-        let mut revision = 0;
-        while let Some(at) = from {
-            let req = GroupRequest::Export {
-                topic: t.topic.clone(),
-                from: at,
-            };
-            let (parts, next, rev) = match self.group_call(t.from, req).await? {
-                GroupReply::Export {
-                    parts,
-                    next,
-                    revision,
-                } => (parts, next, revision),
-                other => return Err(Error::Internal(format!("unexpected reply {other:?}"))),
-            };
+        let mut page = self.export_page(t, 0).await?;
+        let mut seq = 0;
+        loop {
+            let (parts, next, revision) = page;
             let part = HandoffStep::ImportPart {
                 job,
                 topic: t.topic.clone(),
                 seq,
                 parts,
             };
-            self.handoff_in(t.to, part).await?;
-            (from, seq, revision) = (next, seq + 1, rev);
+            let Some(at) = next else {
+                self.handoff_in(t.to, part).await?;
+                let commit = HandoffStep::ImportCommit {
+                    job,
+                    topic: t.topic.clone(),
+                    revision,
+                };
+                return self.handoff_in(t.to, commit).await.map(|_| ());
+            };
+            let (imported, read) =
+                futures::future::join(self.handoff_in(t.to, part), self.export_page(t, at)).await;
+            imported?;
+            page = read?;
+            seq += 1;
         }
-        let commit = HandoffStep::ImportCommit {
-            job,
+    }
+
+    async fn export_page(&self, t: &TopicMove, from: usize) -> Result<ExportPage> {
+        let req = GroupRequest::Export {
             topic: t.topic.clone(),
-            revision,
+            from,
         };
-        self.handoff_in(t.to, commit).await.map(|_| ())
+        match self.group_call(t.from, req).await? {
+            GroupReply::Export {
+                parts,
+                next,
+                revision,
+            } => Ok((parts, next, revision)),
+            other => Err(Error::Internal(format!("unexpected reply {other:?}"))),
+        }
     }
 }
+
+/// Parts of a frozen topic, where the next page starts, the source's revision.
+type ExportPage = (Vec<TopicPart>, Option<usize>, u64);

@@ -219,7 +219,7 @@ fn once_sharded_the_control_group_serves_no_topic_and_keeps_its_map() {
     one(&mut s, Command::SetShards { map: map.clone() }).unwrap();
     let other = dsync_api::shards::ShardMap::initial(&[1, 2, 3], 4, 3).unwrap();
     let err = one(&mut s, Command::SetShards { map: other }).unwrap_err();
-    assert!(err.message.contains("resharding"), "{err:?}");
+    assert!(err.message.contains("dsync shard reshard"), "{err:?}");
     let err = one(&mut s, enqueue("t")).unwrap_err();
     assert_eq!(err.code, ErrorCode::Unavailable);
     assert!(err.message.contains("queue group"), "{err:?}");

@@ -283,7 +283,7 @@ mod tests {
         let err = existing(map.clone(), 8, None).unwrap_err().to_string();
         assert!(err.contains("already has 4 queue group(s)"), "{err}");
         assert!(err.contains("not 8"), "{err}");
-        assert!(err.contains("resharding"), "{err}");
+        assert!(err.contains("dsync shard reshard --groups 8"), "{err}");
         let note = existing(map, 4, Some(5)).unwrap().note.unwrap();
         assert!(note.contains("keep their 3 replicas"), "{note}");
     }

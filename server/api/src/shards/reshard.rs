@@ -13,6 +13,7 @@ use crate::queue::DLQ_SUFFIX;
 pub struct ReshardRequest {
     /// Queue groups wanted, 1 to 1,024. The same number as today only
     /// moves topics that sit in another group than the ring names.
+    #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1024))]
     pub groups: u64,
     /// Print the plan, move nothing.
     #[serde(default)]

@@ -38,27 +38,48 @@ impl TopicPart {
     }
 }
 
+/// A part of a topic, borrowed: pages skip parts without copying them.
+enum PartRef<'a> {
+    Topic(&'a str, &'a Topic),
+    Ready(&'a Message),
+    Delayed(u64, &'a Message),
+    InFlight(&'a InFlight),
+    Dedup(&'a str, u64, u64),
+}
+
+impl PartRef<'_> {
+    fn to_part(&self) -> TopicPart {
+        match *self {
+            PartRef::Topic(name, t) => TopicPart::Topic {
+                name: name.to_string(),
+                settings: t.settings.clone(),
+                next_id: t.next_id,
+                enqueued_total: t.enqueued_total,
+                acked_total: t.acked_total,
+                redelivered_total: t.redelivered_total,
+            },
+            PartRef::Ready(m) => TopicPart::Ready(m.clone()),
+            PartRef::Delayed(at, m) => TopicPart::Delayed(at, m.clone()),
+            PartRef::InFlight(f) => TopicPart::InFlight(f.clone()),
+            PartRef::Dedup(d, id, until) => TopicPart::Dedup(d.to_string(), id, until),
+        }
+    }
+}
+
 impl Topic {
-    fn parts<'a>(&'a self, name: &'a str) -> impl Iterator<Item = TopicPart> + 'a {
-        let head = std::iter::once(TopicPart::Topic {
-            name: name.to_string(),
-            settings: self.settings.clone(),
-            next_id: self.next_id,
-            enqueued_total: self.enqueued_total,
-            acked_total: self.acked_total,
-            redelivered_total: self.redelivered_total,
-        });
-        head.chain(self.ready.values().cloned().map(TopicPart::Ready))
+    fn parts<'a>(&'a self, name: &'a str) -> impl Iterator<Item = PartRef<'a>> + 'a {
+        std::iter::once(PartRef::Topic(name, self))
+            .chain(self.ready.values().map(PartRef::Ready))
             .chain(
                 self.delayed
                     .iter()
-                    .map(|((at, _), m)| TopicPart::Delayed(*at, m.clone())),
+                    .map(|((at, _), m)| PartRef::Delayed(*at, m)),
             )
-            .chain(self.in_flight.values().cloned().map(TopicPart::InFlight))
+            .chain(self.in_flight.values().map(PartRef::InFlight))
             .chain(
                 self.dedup
                     .iter()
-                    .map(|(d, (id, until))| TopicPart::Dedup(d.clone(), *id, *until)),
+                    .map(|(d, (id, until))| PartRef::Dedup(d, *id, *until)),
             )
     }
 
@@ -165,6 +186,7 @@ impl QueueTable {
         let mut page = Vec::new();
         let mut bytes = 0;
         for part in all.by_ref() {
+            let part = part.to_part();
             bytes += part.size_hint();
             page.push(part);
             if bytes >= max_bytes {
