@@ -174,4 +174,30 @@ mod tests {
         assert_eq!(r.replicas(1).len(), 3);
         assert!(r.replicas(9).is_empty());
     }
+
+    #[test]
+    fn a_reshard_routes_by_its_target_but_for_the_topics_not_switched() {
+        let map = ShardMap::initial(&[1, 2, 3], 2, 3).unwrap();
+        let target = dsync_api::shards::reshard_target(&map, &[1, 2, 3], 4, 3).unwrap();
+        let names: Vec<String> = (0..200).map(|i| format!("t{i}")).collect();
+        let moving: Vec<&String> = names
+            .iter()
+            .filter(|t| map.group_of(t) != target.group_of(t))
+            .collect();
+        let (stays, goes) = (moving[0].clone(), moving[1].clone());
+        let routes = |listed| ReshardRoutes {
+            job: 1,
+            target: target.clone(),
+            listed,
+            pending: [(stays.clone(), map.group_of(&stays))].into(),
+        };
+        let before = Routing::new(map.clone(), Some(routes(false)));
+        assert_eq!(before.group_of(&goes), map.group_of(&goes), "not listed yet");
+        assert_eq!(before.replicas(4), target.group(4).unwrap().replicas);
+        assert_eq!(before.group_ids(), vec![1, 2, 3, 4]);
+        let during = Routing::new(map.clone(), Some(routes(true)));
+        assert_eq!(during.group_of(&stays), map.group_of(&stays));
+        assert_eq!(during.group_of(&format!("{stays}.dlq")), map.group_of(&stays));
+        assert_eq!(during.group_of(&goes), target.group_of(&goes));
+    }
 }

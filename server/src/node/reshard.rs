@@ -24,6 +24,7 @@ use super::Node;
 use crate::error::{Error, Result};
 use crate::state::handoff::HandoffStep;
 use crate::state::jobs::JobStep;
+use crate::state::reshard::MAX_TOPIC_MOVES;
 use crate::state::queue::TopicPart;
 use crate::state::{CmdValue, Command};
 
@@ -68,6 +69,15 @@ impl Node {
         let target = reshard_target(&map, &voters, req.groups, r)
             .map_err(|e| Error::InvalidArgument(e.to_string()))?;
         let (topics, total) = self.misplaced_topics(&map, &target).await?;
+        // Headroom for topics created between this plan and the job's list.
+        if topics.len() > MAX_TOPIC_MOVES * 4 / 5 {
+            return Err(Error::InvalidArgument(format!(
+                "{} topics would move; one reshard moves at most {}: reshard in smaller steps \
+                 (fewer groups added or removed at a time)",
+                topics.len(),
+                MAX_TOPIC_MOVES * 4 / 5
+            )));
+        }
         let mut plan = ReshardPlan {
             groups_before: map.groups.len() as u64,
             groups_after: target.groups.len() as u64,
@@ -95,6 +105,7 @@ impl Node {
         target: &ShardMap,
     ) -> Result<(Vec<TopicMove>, u64)> {
         let mut moves: Vec<TopicMove> = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         let mut total = 0;
         for g in &map.groups {
             let names: Vec<String> = match self.group_call(g.id, GroupRequest::Topics).await? {
@@ -105,7 +116,7 @@ impl Node {
             total += names.len() as u64;
             for topic in names {
                 let to = target.group_of(&topic);
-                if to != g.id && !moves.iter().any(|m| m.topic == topic) {
+                if to != g.id && seen.insert(topic.clone()) {
                     moves.push(TopicMove {
                         topic,
                         from: g.id,

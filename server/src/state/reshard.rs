@@ -14,8 +14,9 @@ use super::{CmdError, CmdValue, StateData};
 /// The job kind of a reshard.
 pub const RESHARD: &str = "reshard";
 
-/// Most topic moves one reshard may carry.
-pub const MAX_TOPIC_MOVES: usize = 1 << 20;
+/// Most topic moves one reshard may carry: its list is one Raft entry
+/// (about 40 bytes a topic), kept with the job.
+pub const MAX_TOPIC_MOVES: usize = 50_000;
 
 /// A running reshard as routing sees it.
 #[derive(Debug, Clone, PartialEq)]
