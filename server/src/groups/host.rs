@@ -192,12 +192,19 @@ mod tests {
             pending: [(stays.clone(), map.group_of(&stays))].into(),
         };
         let before = Routing::new(map.clone(), Some(routes(false)));
-        assert_eq!(before.group_of(&goes), map.group_of(&goes), "not listed yet");
+        assert_eq!(
+            before.group_of(&goes),
+            map.group_of(&goes),
+            "not listed yet"
+        );
         assert_eq!(before.replicas(4), target.group(4).unwrap().replicas);
         assert_eq!(before.group_ids(), vec![1, 2, 3, 4]);
         let during = Routing::new(map.clone(), Some(routes(true)));
         assert_eq!(during.group_of(&stays), map.group_of(&stays));
-        assert_eq!(during.group_of(&format!("{stays}.dlq")), map.group_of(&stays));
+        assert_eq!(
+            during.group_of(&format!("{stays}.dlq")),
+            map.group_of(&stays)
+        );
         assert_eq!(during.group_of(&goes), target.group_of(&goes));
     }
 }

@@ -142,8 +142,10 @@ impl Node {
                     ))));
                 }
                 let (parts, next) = st.data.queues.export_page(&topic, from, EXPORT_PAGE);
+                let page = bincode::serialize(&parts)
+                    .map_err(|e| Error::Internal(format!("encode an export page: {e}")))?;
                 Ok(GroupReply::Export {
-                    parts,
+                    page,
                     next,
                     revision: st.data.revision,
                 })

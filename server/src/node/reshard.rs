@@ -25,7 +25,6 @@ use crate::error::{Error, Result};
 use crate::state::handoff::HandoffStep;
 use crate::state::jobs::JobStep;
 use crate::state::reshard::MAX_TOPIC_MOVES;
-use crate::state::queue::TopicPart;
 use crate::state::{CmdValue, Command};
 
 impl Node {
@@ -220,12 +219,12 @@ impl Node {
         let mut page = self.export_page(t, 0).await?;
         let mut seq = 0;
         loop {
-            let (parts, next, revision) = page;
+            let (page_bytes, next, revision) = page;
             let part = HandoffStep::ImportPart {
                 job,
                 topic: t.topic.clone(),
                 seq,
-                parts,
+                page: page_bytes,
             };
             let Some(at) = next else {
                 self.handoff_in(t.to, part).await?;
@@ -251,14 +250,15 @@ impl Node {
         };
         match self.group_call(t.from, req).await? {
             GroupReply::Export {
-                parts,
+                page,
                 next,
                 revision,
-            } => Ok((parts, next, revision)),
+            } => Ok((page, next, revision)),
             other => Err(Error::Internal(format!("unexpected reply {other:?}"))),
         }
     }
 }
 
-/// Parts of a frozen topic, where the next page starts, the source's revision.
-type ExportPage = (Vec<TopicPart>, Option<usize>, u64);
+/// A page of a frozen topic (encoded parts), where the next page starts,
+/// the source's revision.
+type ExportPage = (Vec<u8>, Option<usize>, u64);

@@ -80,10 +80,12 @@ pub enum GroupReply {
     },
     /// An encoded `SnapshotFile`.
     Snapshot(Vec<u8>),
-    /// A page of a frozen topic: its parts, where the next page starts,
-    /// and the group's revision.
+    /// A page of a frozen topic (bincode of its parts, passed on to the
+    /// target unopened), where the next page starts, and the group's
+    /// revision.
     Export {
-        parts: Vec<crate::state::queue::TopicPart>,
+        #[serde(with = "serde_bytes")]
+        page: Vec<u8>,
         next: Option<usize>,
         revision: u64,
     },

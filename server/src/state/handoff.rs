@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 use super::queue::{Staging, TopicPart};
 use super::{CmdError, CmdValue, Command, StateData};
 
-/// Most parts one `ImportPart` may carry.
-pub const MAX_PARTS: usize = 100_000;
+/// Largest page one `ImportPart` may carry, in bytes.
+pub const MAX_PAGE: usize = 4 * 1024 * 1024;
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Handoff {
@@ -47,12 +47,16 @@ pub enum HandoffStep {
     },
     /// Refuse every request of `topic` (and its dead letters) from now on.
     Freeze { job: u64, topic: String, to: u64 },
-    /// Parts `seq..` of an import; `seq` 0 starts it over.
+    /// Page `seq` of an import (`seq` 0 starts it over): bincode of a
+    /// `Vec<TopicPart>`, kept opaque so a follower appending the entry only
+    /// copies bytes (openraft gives an AppendEntries one heartbeat) and
+    /// decodes it when it applies the entry.
     ImportPart {
         job: u64,
         topic: String,
         seq: u64,
-        parts: Vec<TopicPart>,
+        #[serde(with = "serde_bytes")]
+        page: Vec<u8>,
     },
     /// Installs the staged topics; `revision` is the source's, so receipts
     /// issued from here on never repeat one issued there.
@@ -74,9 +78,7 @@ impl HandoffStep {
     pub fn size_hint(&self) -> usize {
         match self {
             HandoffStep::Begin { target, .. } => 64 + 32 * target.groups.len(),
-            HandoffStep::ImportPart { topic, parts, .. } => {
-                topic.len() + parts.iter().map(TopicPart::size_hint).sum::<usize>()
-            }
+            HandoffStep::ImportPart { topic, page, .. } => topic.len() + page.len() + 32,
             HandoffStep::Freeze { topic, .. }
             | HandoffStep::ImportCommit { topic, .. }
             | HandoffStep::Drop { topic, .. } => topic.len() + 32,
@@ -172,14 +174,20 @@ impl StateData {
                 job,
                 topic,
                 seq,
-                parts,
+                page,
             } => {
-                if parts.len() > MAX_PARTS {
+                if page.len() > MAX_PAGE {
                     return Err(CmdError::new(
                         ErrorCode::InvalidArgument,
-                        format!("an import part carries at most {MAX_PARTS} pieces"),
+                        format!("an import page holds at most {MAX_PAGE} bytes"),
                     ));
                 }
+                let parts: Vec<TopicPart> = bincode::deserialize(&page).map_err(|e| {
+                    CmdError::new(
+                        ErrorCode::InvalidArgument,
+                        format!("import page {seq} of {topic:?} cannot be decoded: {e}"),
+                    )
+                })?;
                 if seq == 0 {
                     h.staged.insert(topic.clone(), (job, 0, Staging::default()));
                 }
@@ -309,12 +317,13 @@ mod tests {
 
         let (parts, next) = src.queues.export_page("t", 0, 1 << 20);
         assert!(next.is_none());
+        let page = bincode::serialize(&parts).unwrap();
         let part = |seq| {
             step(HandoffStep::ImportPart {
                 job: 1,
                 topic: "t".into(),
                 seq,
-                parts: parts.clone(),
+                page: page.clone(),
             })
         };
         apply(&mut dst, part(0)).unwrap();
