@@ -36,7 +36,7 @@ pub fn router() -> Router<Arc<Node>> {
     path = "/v1/shards",
     tag = "cluster",
     responses(
-        (status = 200, description = "The shard map and every group's replicas (match indexes from each group's leader), leader, topics and depth", body = dsync_api::shards::ShardsStatus),
+        (status = 200, description = "The shard map and every group's replicas (match indexes from each group's leader), leader, topics and depth; during a reshard also the groups it creates", body = dsync_api::shards::ShardsStatus),
     )
 )]
 pub(super) async fn shards(State(node): State<Arc<Node>>) -> Json<ShardsStatus> {
@@ -47,7 +47,20 @@ pub(super) async fn shards(State(node): State<Arc<Node>>) -> Json<ShardsStatus> 
         &node.control.sm,
         map.groups.is_empty(),
     );
-    let queue_groups = map.groups.iter().map(|g| {
+    // The map's groups, and those a reshard under way is creating.
+    let routing = node.groups.routing();
+    let listed: Vec<GroupInfo> = routing
+        .group_ids()
+        .into_iter()
+        .map(|id| {
+            map.group(id).cloned().unwrap_or_else(|| GroupInfo {
+                id,
+                replicas: routing.replicas(id).to_vec(),
+                vnodes: dsync_api::shards::DEFAULT_VNODES,
+            })
+        })
+        .collect();
+    let queue_groups = listed.iter().map(|g| {
         let node = node.clone();
         async move {
             match node.group_status(g.id).await {
