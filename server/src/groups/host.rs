@@ -178,7 +178,7 @@ mod tests {
     #[test]
     fn a_reshard_routes_by_its_target_but_for_the_topics_not_switched() {
         let map = ShardMap::initial(&[1, 2, 3], 2, 3).unwrap();
-        let target = dsync_api::shards::reshard_target(&map, &[1, 2, 3], 4, 3).unwrap();
+        let target = dsync_api::shards::reshard_target(&map, 0, &[1, 2, 3], 4, 3).unwrap();
         let names: Vec<String> = (0..200).map(|i| format!("t{i}")).collect();
         let moving: Vec<&String> = names
             .iter()

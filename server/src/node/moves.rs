@@ -220,6 +220,17 @@ impl Node {
     }
 }
 
+/// How many moves of `job` are done, for the log line of a failed step.
+fn done_index(node: &Node, job: u64) -> usize {
+    let st = node.control.sm.read();
+    st.data
+        .jobs
+        .running
+        .as_ref()
+        .filter(|j| j.id == job)
+        .map_or(0, |j| j.progress().0)
+}
+
 pub(super) fn conflict(message: String) -> Error {
     Error::Api(dsync_api::ApiError::new(
         dsync_api::ErrorCode::Conflict,
@@ -233,17 +244,23 @@ pub(super) async fn run_mover(node: Arc<Node>) {
     let mut applied = node.control.sm.subscribe();
     let mut backoff = POLL;
     loop {
-        let current = node.control.sm.read().data.jobs.running.clone();
+        // Not the whole job: a reshard's may list many topics.
+        let current = {
+            let st = node.control.sm.read();
+            st.data.jobs.running.as_ref().map(|j| {
+                let replica = j.current().map(|(i, m)| (i, m.clone()));
+                (j.id, j.progress(), replica)
+            })
+        };
         match current {
-            Some(job) if node.is_leader() && !node.is_draining() => {
-                let (done, all) = job.progress();
+            Some((job, (done, all), replica)) if node.is_leader() && !node.is_draining() => {
                 let left = all.saturating_sub(done) as i64;
                 node.shared.metrics.groups.moves_left.set(left);
-                let done = match job.current() {
-                    Some((index, m)) => node.drive_move(job.id, index, m.clone()).await,
-                    None => node.drive_reshard(job.clone()).await,
+                let done = match replica {
+                    Some((index, m)) => node.drive_move(job, index, m).await,
+                    None => node.drive_reshard(job).await,
                 };
-                let (job, index) = (job.id, job.progress().0);
+                let index = done_index(&node, job);
                 match done {
                     Ok(()) => backoff = POLL,
                     Err(e) => {

@@ -14,8 +14,7 @@
 //! 4. the target map becomes the shard map; groups it lacks are deleted.
 
 use dsync_api::shards::{
-    reshard_target, ReshardPlan, ReshardRequest, ShardJob, ShardMap, TopicMove, TopicPhase,
-    MAX_GROUPS,
+    reshard_target, ReshardPlan, ReshardRequest, Ring, ShardMap, TopicMove, TopicPhase, MAX_GROUPS,
 };
 use dsync_api::types::MemberKind;
 
@@ -26,6 +25,9 @@ use crate::state::handoff::HandoffStep;
 use crate::state::jobs::JobStep;
 use crate::state::reshard::MAX_TOPIC_MOVES;
 use crate::state::{CmdValue, Command};
+
+/// Topic moves per `Listed` entry.
+const LIST_CHUNK: usize = 1000;
 
 impl Node {
     /// Plans a reshard to `req.groups` queue groups and, unless a dry run,
@@ -38,9 +40,10 @@ impl Node {
         }
         self.read_barrier(dsync_api::types::Consistency::Linearizable, None)
             .await?;
-        let (map, running) = {
+        let (map, used, running) = {
             let st = self.control.sm.read();
-            (st.data.shards.clone(), st.data.jobs.running.clone())
+            let d = &st.data;
+            (d.shards.clone(), d.jobs.last_group, d.jobs.running.clone())
         };
         if map.groups.is_empty() {
             return Err(Error::InvalidArgument(
@@ -65,7 +68,7 @@ impl Node {
             .map(|g| g.replicas.len())
             .max()
             .unwrap_or(1);
-        let target = reshard_target(&map, &voters, req.groups, r)
+        let target = reshard_target(&map, used, &voters, req.groups, r)
             .map_err(|e| Error::InvalidArgument(e.to_string()))?;
         let (topics, total) = self.misplaced_topics(&map, &target).await?;
         // Headroom for topics created between this plan and the job's list.
@@ -104,7 +107,6 @@ impl Node {
         target: &ShardMap,
     ) -> Result<(Vec<TopicMove>, u64)> {
         let mut moves: Vec<TopicMove> = Vec::new();
-        let mut seen = std::collections::HashSet::new();
         let mut total = 0;
         for g in &map.groups {
             let names: Vec<String> = match self.group_call(g.id, GroupRequest::Topics).await? {
@@ -115,7 +117,7 @@ impl Node {
             total += names.len() as u64;
             for topic in names {
                 let to = target.group_of(&topic);
-                if to != g.id && seen.insert(topic.clone()) {
+                if to != g.id {
                     moves.push(TopicMove {
                         topic,
                         from: g.id,
@@ -125,7 +127,44 @@ impl Node {
                 }
             }
         }
+        // A route name held by two groups (dead letters that a release
+        // before this one kept under their own hash): the stray copy moves
+        // first, while routes still name the group its topic is in.
+        let ring = Ring::new(map);
+        moves.sort_by_key(|m| m.from == ring.group_of(&m.topic));
         Ok((moves, total))
+    }
+
+    /// Steps 1 and 2: every source group learns the target; then the
+    /// topics to move are recorded, in chunks (one Raft entry each).
+    async fn list_topics(&self, id: u64, target: ShardMap) -> Result<()> {
+        let sources = self.control.sm.read().data.shards.clone();
+        for g in &sources.groups {
+            let begin = HandoffStep::Begin {
+                job: id,
+                group: g.id,
+                target: target.clone(),
+            };
+            self.handoff_in(g.id, begin).await?;
+        }
+        self.crash_point("reshard-begun");
+        let (topics, _) = self.misplaced_topics(&sources, &target).await?;
+        tracing::info!(job = id, topics = topics.len(), "reshard listed its topics");
+        let chunks: Vec<&[TopicMove]> = if topics.is_empty() {
+            vec![&[]]
+        } else {
+            topics.chunks(LIST_CHUNK).collect()
+        };
+        for (i, chunk) in chunks.iter().enumerate() {
+            let step = JobStep::Listed {
+                id,
+                offset: i * LIST_CHUNK,
+                topics: chunk.to_vec(),
+                last: i + 1 == chunks.len(),
+            };
+            self.write(Command::ShardJob { step }).await?;
+        }
+        Ok(())
     }
 
     async fn handoff_in(&self, group: u64, step: HandoffStep) -> Result<CmdValue> {
@@ -146,36 +185,25 @@ impl Node {
         self.write(Command::ShardJob { step }).await.map(|_| ())
     }
 
-    /// Takes reshard `job` one step further. Every step may be repeated.
-    pub(super) async fn drive_reshard(&self, job: ShardJob) -> Result<()> {
-        let target = job
-            .target
-            .clone()
-            .ok_or_else(|| Error::Internal("not a reshard".into()))?;
-        if !job.listed {
-            let sources = self.control.sm.read().data.shards.clone();
-            for g in &sources.groups {
-                let begin = HandoffStep::Begin {
-                    job: job.id,
-                    group: g.id,
-                    target: target.clone(),
-                };
-                self.handoff_in(g.id, begin).await?;
-            }
-            self.crash_point("reshard-begun");
-            let (topics, _) = self.misplaced_topics(&sources, &target).await?;
-            tracing::info!(
-                job = job.id,
-                topics = topics.len(),
-                "reshard listed its topics"
-            );
-            let step = JobStep::Listed { id: job.id, topics };
-            return self.write(Command::ShardJob { step }).await.map(|_| ());
+    /// Takes reshard `id` one step further. Every step may be repeated.
+    pub(super) async fn drive_reshard(&self, id: u64) -> Result<()> {
+        // A new control leader may not have applied every step yet.
+        self.read_barrier(dsync_api::types::Consistency::Linearizable, None)
+            .await?;
+        let (target, current) = {
+            let st = self.control.sm.read();
+            let Some(job) = st.data.jobs.running.as_ref().filter(|j| j.id == id) else {
+                return Ok(());
+            };
+            let target = if job.listed { None } else { job.target.clone() };
+            (target, job.current_topic().map(|(i, t)| (i, t.clone())))
+        };
+        if let Some(target) = target {
+            return self.list_topics(id, target).await;
         }
-        let Some((index, t)) = job.current_topic() else {
+        let Some((index, t)) = current else {
             return Ok(());
         };
-        let (id, t) = (job.id, t.clone());
         match t.phase {
             TopicPhase::Pending => {
                 let freeze = HandoffStep::Freeze {
@@ -216,15 +244,17 @@ impl Node {
     /// target and installs it there; the next page is read while the last
     /// one is committed.
     async fn copy_topic(&self, job: u64, t: &TopicMove) -> Result<()> {
+        let attempt: u64 = rand::random();
         let mut page = self.export_page(t, 0).await?;
         let mut seq = 0;
         loop {
-            let (page_bytes, next, revision) = page;
+            let (bytes, next, revision) = page;
             let part = HandoffStep::ImportPart {
                 job,
                 topic: t.topic.clone(),
                 seq,
-                page: page_bytes,
+                attempt,
+                page: bytes,
             };
             let Some(at) = next else {
                 self.handoff_in(t.to, part).await?;
@@ -232,6 +262,8 @@ impl Node {
                     job,
                     topic: t.topic.clone(),
                     revision,
+                    attempt,
+                    pages: seq + 1,
                 };
                 return self.handoff_in(t.to, commit).await.map(|_| ());
             };

@@ -173,17 +173,18 @@ pub(super) async fn run_shard_host(node: Arc<Node>) {
     let mut applied = node.control.sm.subscribe();
     let mut hosted: Option<(u64, BTreeMap<u64, bool>)> = None;
     loop {
-        let (routed, routes, map, placed) = {
+        let (map, placed) = {
             let st = node.control.sm.read();
-            (
-                st.data.shards.clone(),
-                st.data.reshard_routes(),
-                hosting_map(&st.data),
-                placed_here(&st.data, node.id),
-            )
+            (hosting_map(&st.data), placed_here(&st.data, node.id))
         };
         let want = Some((map.epoch, placed.clone()));
         if want != hosted {
+            // Routes change only with the epoch: built here, not on every
+            // applied entry (a reshard's may list many topics).
+            let (routed, routes) = {
+                let st = node.control.sm.read();
+                (st.data.shards.clone(), st.data.reshard_routes())
+            };
             node.groups.set_map(&routed, routes);
             let done = match node.host_groups(&map, &placed).await {
                 Ok(()) => node.drop_moved_groups(&map, &placed).await,

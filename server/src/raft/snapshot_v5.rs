@@ -64,6 +64,7 @@ impl JobV5 {
 
 impl SnapshotV5 {
     pub(super) fn upgrade(self) -> SnapshotFile {
+        let last_group = self.shards.groups.iter().map(|g| g.id).max().unwrap_or(0);
         SnapshotFile {
             meta: self.meta,
             data: StateData {
@@ -77,6 +78,7 @@ impl SnapshotV5 {
                 recent: self.recent,
                 shards: self.shards,
                 jobs: ShardJobs {
+                    last_group,
                     next_id: self.jobs.next_id,
                     running: self.jobs.running.map(JobV5::upgrade),
                     finished: self.jobs.finished.into_iter().map(JobV5::upgrade).collect(),
@@ -150,6 +152,7 @@ mod tests {
         let done = back.data.jobs.finished.back().unwrap();
         assert_eq!((done.id, done.moves.len()), (4, moves.len()));
         assert!(done.topics.is_empty() && !done.listed);
+        assert_eq!(back.data.jobs.last_group, 3, "the ids the map has used");
         assert_eq!(back.data.handoff, Default::default());
         // And this release's own format round-trips.
         let again = SnapshotFile::decode(&back.encode().unwrap(), "v6").unwrap();

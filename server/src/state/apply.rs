@@ -215,6 +215,8 @@ impl StateData {
         if let Err(e) = map.validate() {
             return Err(CmdError::new(ErrorCode::InvalidArgument, e.to_string()));
         }
+        let top = map.groups.iter().map(|g| g.id).max().unwrap_or(0);
+        self.jobs.last_group = self.jobs.last_group.max(top);
         self.shards = map;
         Ok(CmdValue::Done)
     }

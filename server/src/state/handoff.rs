@@ -28,11 +28,24 @@ pub struct Handoff {
     pub frozen: BTreeMap<String, u64>,
     /// Route names that moved away → (group, epoch that routes them there).
     pub gone: BTreeMap<String, (u64, u64)>,
-    /// Imports under way: route name → (job, next part, staged topics).
-    pub staged: BTreeMap<String, (u64, u64, Staging)>,
+    /// Imports under way, by route name.
+    pub staged: BTreeMap<String, Stage>,
     /// Route names installed here → the job that brought them, so a
     /// repeated commit changes nothing.
     pub imported: BTreeMap<String, u64>,
+}
+
+/// An import being staged.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Stage {
+    pub job: u64,
+    /// Chosen by the driver at page 0: the pages and the commit of one copy
+    /// carry it, so a deposed driver's late commit cannot install the
+    /// first pages of its successor's copy.
+    pub attempt: u64,
+    /// The page expected next.
+    pub next: u64,
+    pub staging: Staging,
 }
 
 /// A step of a reshard in a queue group (`Command::Handoff`).
@@ -55,15 +68,19 @@ pub enum HandoffStep {
         job: u64,
         topic: String,
         seq: u64,
+        attempt: u64,
         #[serde(with = "serde_bytes")]
         page: Vec<u8>,
     },
-    /// Installs the staged topics; `revision` is the source's, so receipts
-    /// issued from here on never repeat one issued there.
+    /// Installs the staged topics if the stage is attempt `attempt` with
+    /// all its `pages`; `revision` is the source's, so receipts issued from
+    /// here on never repeat one issued there.
     ImportCommit {
         job: u64,
         topic: String,
         revision: u64,
+        attempt: u64,
+        pages: u64,
     },
     /// Deletes the frozen copy; requests for it are answered `moved`.
     Drop {
@@ -114,7 +131,9 @@ impl StateData {
             return Some(refused);
         }
         let (_, me, target) = h.begun.as_ref()?;
-        if self.queues.get(topic).is_some() || !creates(cmd) {
+        // A topic here, or its dead letters' topic (`T.dlq` of a `T` here),
+        // is this group's until its move freezes it.
+        if self.queues.get(topic).is_some() || self.queues.get(base).is_some() || !creates(cmd) {
             return None;
         }
         let to = target.group_of(base);
@@ -162,6 +181,10 @@ impl StateData {
                 if let Err(e) = target.validate() {
                     return Err(CmdError::new(ErrorCode::InvalidArgument, e.to_string()));
                 }
+                // A deposed driver's late step never undoes a newer job's.
+                if h.begun.as_ref().is_some_and(|(j, _, _)| *j > job) {
+                    return Ok(CmdValue::Count(0));
+                }
                 h.begun = Some((job, group, target));
             }
             HandoffStep::Freeze { topic, to, .. } => {
@@ -174,6 +197,7 @@ impl StateData {
                 job,
                 topic,
                 seq,
+                attempt,
                 page,
             } => {
                 if page.len() > MAX_PAGE {
@@ -189,42 +213,55 @@ impl StateData {
                     )
                 })?;
                 if seq == 0 {
-                    h.staged.insert(topic.clone(), (job, 0, Staging::default()));
+                    let stage = Stage {
+                        job,
+                        attempt,
+                        ..Default::default()
+                    };
+                    h.staged.insert(topic.clone(), stage);
                 }
-                let Some((j, next, staging)) = h.staged.get_mut(&topic) else {
+                let Some(stage) = h.staged.get_mut(&topic) else {
                     return Err(conflict(format!("no import of {topic:?} is staged")));
                 };
-                if *j != job || seq > *next {
+                if stage.job != job || stage.attempt != attempt || seq > stage.next {
                     return Err(conflict(format!(
-                        "import of {topic:?}: part {seq} of job {job}, expected {next} of job {j}"
+                        "import of {topic:?}: page {seq} of job {job} (attempt {attempt}), \
+                         expected page {} of job {} (attempt {})",
+                        stage.next, stage.job, stage.attempt
                     )));
                 }
-                if seq == *next {
-                    parts.into_iter().for_each(|p| staging.absorb(p));
-                    *next += 1;
+                if seq == stage.next {
+                    parts.into_iter().for_each(|p| stage.staging.absorb(p));
+                    stage.next += 1;
                 }
             }
             HandoffStep::ImportCommit {
                 job,
                 topic,
                 revision,
+                attempt,
+                pages,
             } => {
                 if h.imported.get(&topic) == Some(&job) {
                     // Copied again after a crash: the first copy stands.
-                    h.staged.remove(&topic);
+                    if h.staged.get(&topic).is_some_and(|s| s.attempt == attempt) {
+                        h.staged.remove(&topic);
+                    }
                     return Ok(CmdValue::Count(0));
                 }
-                let Some((j, _, staging)) = h.staged.get(&topic) else {
+                let Some(stage) = h.staged.get(&topic) else {
                     return Err(conflict(format!("no import of {topic:?} is staged")));
                 };
-                if *j != job {
+                if stage.job != job || stage.attempt != attempt || stage.next != pages {
                     return Err(conflict(format!(
-                        "the import of {topic:?} staged is job {j}'s, not {job}'s"
+                        "the import of {topic:?} staged is {} page(s) of job {} (attempt {}), \
+                         not {pages} of job {job} (attempt {attempt})",
+                        stage.next, stage.job, stage.attempt
                     )));
                 }
-                let held = staging.held() as u64;
-                let (_, _, staging) = h.staged.remove(&topic).expect("checked above");
-                self.queues.install(staging.topics);
+                let stage = h.staged.remove(&topic).expect("checked above");
+                let held = stage.staging.held() as u64;
+                self.queues.install(stage.staging.topics);
                 let h = &mut self.handoff;
                 h.gone.remove(&topic);
                 h.frozen.remove(&topic);
@@ -235,6 +272,14 @@ impl StateData {
             HandoffStep::Drop {
                 topic, to, epoch, ..
             } => {
+                if h.gone.get(&topic).is_some_and(|(g, _)| *g == to) {
+                    return Ok(CmdValue::Count(0));
+                }
+                if h.frozen.get(&topic) != Some(&to) {
+                    return Err(conflict(format!(
+                        "topic {topic:?} is not frozen for a move to group {to}"
+                    )));
+                }
                 h.frozen.remove(&topic);
                 h.imported.remove(&topic);
                 h.gone.insert(topic.clone(), (to, epoch));
@@ -261,161 +306,5 @@ fn creates(cmd: &Command) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use crate::state::queue::Incoming;
-    use crate::state::Request;
-
-    use super::*;
-
-    fn apply(st: &mut StateData, cmd: Command) -> Result<CmdValue, CmdError> {
-        let mut out = st.apply(Request {
-            now_ms: 1_000,
-            cmds: vec![cmd],
-        });
-        out.0.remove(0)
-    }
-
-    fn enqueue(topic: &str) -> Command {
-        Command::QueueEnqueue {
-            topic: topic.into(),
-            msgs: vec![Incoming {
-                payload: "1".into(),
-                delay_ms: 0,
-                dedup_id: None,
-            }],
-        }
-    }
-
-    fn step(step: HandoffStep) -> Command {
-        Command::Handoff { step }
-    }
-
-    fn details(e: CmdError) -> serde_json::Value {
-        serde_json::from_str(e.details.as_deref().unwrap_or("null")).unwrap()
-    }
-
-    #[test]
-    fn a_topic_moves_whole_and_its_old_group_sends_writers_on() {
-        let (mut src, mut dst) = (StateData::default(), StateData::default());
-        for _ in 0..3 {
-            apply(&mut src, enqueue("t")).unwrap();
-        }
-        let freeze = HandoffStep::Freeze {
-            job: 1,
-            topic: "t".into(),
-            to: 2,
-        };
-        apply(&mut src, step(freeze.clone())).unwrap();
-        apply(&mut src, step(freeze)).unwrap();
-        let e = apply(&mut src, enqueue("t")).unwrap_err();
-        assert_eq!(details(e)["moving"]["group"], 2);
-        let e = apply(&mut src, enqueue("t.dlq")).unwrap_err();
-        assert!(
-            details(e).get("moving").is_some(),
-            "dead letters freeze too"
-        );
-
-        let (parts, next) = src.queues.export_page("t", 0, 1 << 20);
-        assert!(next.is_none());
-        let page = bincode::serialize(&parts).unwrap();
-        let part = |seq| {
-            step(HandoffStep::ImportPart {
-                job: 1,
-                topic: "t".into(),
-                seq,
-                page: page.clone(),
-            })
-        };
-        apply(&mut dst, part(0)).unwrap();
-        apply(&mut dst, part(0)).unwrap(); // starts over: still one copy
-        apply(&mut dst, part(1)).unwrap();
-        apply(&mut dst, part(1)).unwrap(); // a repeat changes nothing
-        assert!(apply(&mut dst, part(3)).is_err(), "a gap is refused");
-        let commit = step(HandoffStep::ImportCommit {
-            job: 1,
-            topic: "t".into(),
-            revision: 500,
-        });
-        // Part 1 carried part 0's messages again: the same ids, one copy.
-        assert_eq!(apply(&mut dst, commit.clone()).unwrap(), CmdValue::Count(3));
-        assert_eq!(apply(&mut dst, commit).unwrap(), CmdValue::Count(0));
-        assert_eq!(dst.queues.get("t"), src.queues.get("t"));
-        assert!(dst.revision >= 500);
-
-        apply(
-            &mut src,
-            step(HandoffStep::Drop {
-                job: 1,
-                topic: "t".into(),
-                to: 2,
-                epoch: 9,
-            }),
-        )
-        .unwrap();
-        assert!(src.queues.get("t").is_none());
-        let e = apply(&mut src, enqueue("t")).unwrap_err();
-        assert_eq!(details(e)["moved"]["epoch"], 9);
-        assert!(src.queues.get("t").is_none(), "not created again");
-    }
-
-    #[test]
-    fn after_begin_new_topics_of_other_groups_wait() {
-        let mut st = StateData::default();
-        apply(&mut st, enqueue("old")).unwrap();
-        let target = ShardMap::initial(&[1], 4, 1).unwrap();
-        let mine = target.group_of("old");
-        apply(
-            &mut st,
-            step(HandoffStep::Begin {
-                job: 1,
-                group: mine,
-                target: target.clone(),
-            }),
-        )
-        .unwrap();
-        apply(&mut st, enqueue("old")).unwrap();
-        let (here, elsewhere): (Vec<String>, Vec<String>) = (0..40)
-            .map(|i| format!("new-{i}"))
-            .partition(|t| target.group_of(t) == mine);
-        assert!(!here.is_empty() && !elsewhere.is_empty());
-        apply(&mut st, enqueue(&here[0])).unwrap();
-        let e = apply(&mut st, enqueue(&elsewhere[0])).unwrap_err();
-        assert!(details(e).get("moving").is_some());
-    }
-
-    #[test]
-    fn a_frozen_topic_keeps_still_while_others_tick() {
-        let mut st = StateData::default();
-        apply(&mut st, enqueue("a")).unwrap();
-        apply(&mut st, enqueue("b")).unwrap();
-        for t in ["a", "b"] {
-            apply(
-                &mut st,
-                Command::QueueConsume {
-                    topic: t.into(),
-                    consumer: "c".into(),
-                    max: 1,
-                    visibility_ms: Some(10),
-                },
-            )
-            .unwrap();
-        }
-        apply(
-            &mut st,
-            step(HandoffStep::Freeze {
-                job: 1,
-                topic: "a".into(),
-                to: 2,
-            }),
-        )
-        .unwrap();
-        let mut out = st.apply(Request {
-            now_ms: 5_000,
-            cmds: vec![Command::Tick],
-        });
-        out.0.remove(0).unwrap();
-        assert_eq!(st.queues.ready_count("b"), 1, "b's delivery expired");
-        assert_eq!(st.queues.ready_count("a"), 0, "a is frozen");
-        assert!(st.next_queue_deadline().is_none_or(|d| d > 5_000));
-    }
-}
+#[path = "handoff_tests.rs"]
+mod tests;

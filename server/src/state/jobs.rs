@@ -24,6 +24,11 @@ pub struct ShardJobs {
     pub running: Option<ShardJob>,
     /// Newest last.
     pub finished: VecDeque<ShardJob>,
+    /// The highest queue group id the cluster has used: a reshard's new
+    /// groups take ids above it, never one a retired group had (a node
+    /// down while that group was retired still has its folder). Last
+    /// field (snapshot format 6).
+    pub last_group: u64,
 }
 
 /// A step of a shard job (`Command::ShardJob`).
@@ -45,9 +50,15 @@ pub enum JobStep {
     /// Records a reshard towards `target` (`state::reshard`); refused
     /// while another job runs. New variants go last.
     StartReshard { target: ShardMap },
-    /// The topics reshard `id` moves; routes follow the target ring from
-    /// now on, but for those topics until each switches.
-    Listed { id: u64, topics: Vec<TopicMove> },
+    /// Topics `offset..` that reshard `id` moves (offset 0 starts the
+    /// list over). Once the `last` chunk is in, routes follow the target
+    /// ring, but for those topics until each switches.
+    Listed {
+        id: u64,
+        offset: usize,
+        topics: Vec<TopicMove>,
+        last: bool,
+    },
     /// Topic `index` of reshard `id` reached `phase` (`error`: why the
     /// last try failed, shown in the job until the next step).
     TopicStep {
@@ -89,7 +100,12 @@ impl StateData {
                 error,
             } => self.advance_job(id, index, phase, error),
             JobStep::StartReshard { target } => self.start_reshard(target),
-            JobStep::Listed { id, topics } => self.list_reshard(id, topics),
+            JobStep::Listed {
+                id,
+                offset,
+                topics,
+                last,
+            } => self.list_reshard(id, offset, topics, last),
             JobStep::TopicStep {
                 id,
                 index,
@@ -224,8 +240,8 @@ impl StateData {
             JobState::Failed
         };
         job.finished_ms = Some(self.now_ms);
-        let job = self.jobs.running.take().expect("checked above");
-        self.finish_reshard(&job);
+        let mut job = self.jobs.running.take().expect("checked above");
+        self.finish_reshard(&mut job);
         self.jobs.finished.push_back(job);
         while self.jobs.finished.len() > KEEP_FINISHED {
             self.jobs.finished.pop_front();

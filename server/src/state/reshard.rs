@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use dsync_api::shards::{JobState, ShardJob, ShardMap, TopicMove, TopicPhase};
+use dsync_api::shards::{JobState, Ring, ShardJob, ShardMap, TopicMove, TopicPhase};
 use dsync_api::ErrorCode;
 
 use super::jobs::{JobStep, MAX_MOVES};
@@ -14,9 +14,11 @@ use super::{CmdError, CmdValue, StateData};
 /// The job kind of a reshard.
 pub const RESHARD: &str = "reshard";
 
-/// Most topic moves one reshard may carry: its list is one Raft entry
-/// (about 40 bytes a topic), kept with the job.
+/// Most topic moves one reshard may carry (listed 1,000 per entry, kept
+/// with the job while it runs).
 pub const MAX_TOPIC_MOVES: usize = 50_000;
+/// Topic moves a finished reshard keeps for `GET /v1/shards/jobs`.
+pub const KEEP_TOPICS: usize = 1000;
 
 /// A running reshard as routing sees it.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,12 +40,17 @@ impl StateData {
     pub fn reshard_routes(&self) -> Option<ReshardRoutes> {
         let job = self.jobs.running.as_ref()?;
         let target = job.target.clone()?;
-        let pending = job
-            .topics
-            .iter()
-            .filter(|t| t.phase < TopicPhase::Switched)
-            .map(|t| (t.topic.clone(), t.from))
-            .collect();
+        // A route name in two groups routes to the one the current ring
+        // names (where its topic is), not to the stray copy.
+        let ring = Ring::new(&self.shards);
+        let mut pending = BTreeMap::new();
+        for t in job.topics.iter().filter(|t| t.phase < TopicPhase::Switched) {
+            if t.from == ring.group_of(&t.topic) {
+                pending.insert(t.topic.clone(), t.from);
+            } else {
+                pending.entry(t.topic.clone()).or_insert(t.from);
+            }
+        }
         Some(ReshardRoutes {
             job: job.id,
             target,
@@ -73,16 +80,28 @@ impl StateData {
                 "a reshard keeps at least one queue group",
             ));
         }
+        let used = self
+            .shards
+            .groups
+            .iter()
+            .map(|g| g.id)
+            .max()
+            .unwrap_or(0)
+            .max(self.jobs.last_group);
         for g in &target.groups {
-            if let Some(now) = self.shards.group(g.id) {
-                if now.replicas != g.replicas {
-                    return Err(conflict(format!(
-                        "group {} moved since the reshard was planned (epoch {}); plan again",
-                        g.id, self.shards.epoch
-                    )));
-                }
+            let stale = match self.shards.group(g.id) {
+                Some(now) => now.replicas != g.replicas,
+                None => g.id <= used,
+            };
+            if stale {
+                return Err(conflict(format!(
+                    "group {} changed since the reshard was planned (epoch {}); plan again",
+                    g.id, self.shards.epoch
+                )));
             }
         }
+        let top = target.groups.iter().map(|g| g.id).max().unwrap_or(0);
+        self.jobs.last_group = used.max(top);
         self.jobs.next_id += 1;
         let id = self.jobs.next_id;
         self.jobs.running = Some(ShardJob {
@@ -113,22 +132,33 @@ impl StateData {
     pub(super) fn list_reshard(
         &mut self,
         id: u64,
+        offset: usize,
         topics: Vec<TopicMove>,
+        last: bool,
     ) -> Result<CmdValue, CmdError> {
-        if topics.len() > MAX_TOPIC_MOVES {
+        let job = self.running_reshard(id)?;
+        if job.listed {
+            return Ok(CmdValue::Done);
+        }
+        if offset != 0 && offset != job.topics.len() {
+            return Err(conflict(format!(
+                "reshard job {id} has {} topics listed, not {offset}",
+                job.topics.len()
+            )));
+        }
+        if offset + topics.len() > MAX_TOPIC_MOVES {
             return Err(CmdError::new(
                 ErrorCode::InvalidArgument,
                 format!("a reshard moves at most {MAX_TOPIC_MOVES} topics"),
             ));
         }
-        let job = self.running_reshard(id)?;
-        if job.listed {
-            return Ok(CmdValue::Done);
+        job.topics.truncate(offset);
+        job.topics.extend(topics);
+        if last {
+            job.listed = true;
+            self.shards.epoch += 1;
+            self.finish_job_if_done();
         }
-        job.topics = topics;
-        job.listed = true;
-        self.shards.epoch += 1;
-        self.finish_job_if_done();
         Ok(CmdValue::Done)
     }
 
@@ -164,8 +194,10 @@ impl StateData {
         job.target.is_some() && (!job.listed || job.current_topic().is_some())
     }
 
-    /// A reshard that has moved every topic: its target becomes the map.
-    pub(super) fn finish_reshard(&mut self, job: &ShardJob) {
+    /// A reshard that has moved every topic: its target becomes the map,
+    /// and it keeps the first [`KEEP_TOPICS`] of its moves.
+    pub(super) fn finish_reshard(&mut self, job: &mut ShardJob) {
+        job.topics.truncate(KEEP_TOPICS);
         if let Some(target) = &job.target {
             let epoch = self.shards.epoch + 1;
             self.shards = target.clone();
@@ -205,7 +237,7 @@ mod tests {
             shards: ShardMap::initial(&[1, 2, 3], 2, 3).unwrap(),
             ..Default::default()
         };
-        let target = reshard_target(&st.shards, &[1, 2, 3], 4, 3).unwrap();
+        let target = reshard_target(&st.shards, 0, &[1, 2, 3], 4, 3).unwrap();
         let Ok(CmdValue::Count(id)) = step(
             &mut st,
             JobStep::StartReshard {
@@ -225,14 +257,17 @@ mod tests {
                 phase: TopicPhase::Pending,
             })
             .collect();
-        step(
-            &mut st,
-            JobStep::Listed {
-                id,
-                topics: moves.clone(),
-            },
-        )
-        .unwrap();
+        // In two chunks; a chunk out of place is refused.
+        let listed = |offset: usize, topics: &[TopicMove], last| JobStep::Listed {
+            id,
+            offset,
+            topics: topics.to_vec(),
+            last,
+        };
+        step(&mut st, listed(0, &moves[..1], false)).unwrap();
+        assert!(!st.reshard_routes().unwrap().listed);
+        assert!(step(&mut st, listed(2, &moves[1..], true)).is_err());
+        step(&mut st, listed(1, &moves[1..], true)).unwrap();
         assert_eq!(st.reshard_routes().unwrap().pending.len(), 2);
         let topic = |st: &mut StateData, index, phase| {
             step(
@@ -264,13 +299,56 @@ mod tests {
         assert!(st.shards.epoch > epoch + 1);
     }
 
+    /// Runs a reshard to `groups` with no topics to move, to its end.
+    fn reshard_to(
+        st: &mut StateData,
+        groups: u64,
+        target: Option<ShardMap>,
+    ) -> Result<(), CmdError> {
+        let target = target.unwrap_or_else(|| {
+            reshard_target(&st.shards, st.jobs.last_group, &[1, 2, 3], groups, 3).unwrap()
+        });
+        let CmdValue::Count(id) = step(st, JobStep::StartReshard { target })? else {
+            panic!("not started")
+        };
+        let last = JobStep::Listed {
+            id,
+            offset: 0,
+            topics: vec![],
+            last: true,
+        };
+        step(st, last).map(|_| ())
+    }
+
+    #[test]
+    fn a_retired_groups_id_is_never_given_again() {
+        let mut st = StateData::default();
+        let first = ShardMap::initial(&[1, 2, 3], 2, 3).unwrap();
+        let set = crate::state::Request {
+            now_ms: 1,
+            cmds: vec![crate::state::Command::SetShards { map: first }],
+        };
+        st.apply(set).0.remove(0).unwrap();
+        reshard_to(&mut st, 4, None).unwrap();
+        let four = st.shards.clone();
+        reshard_to(&mut st, 2, None).unwrap();
+        assert_eq!(st.jobs.last_group, 4);
+        // A plan made as if 3 and 4 were free is refused.
+        let stale = reshard_target(&st.shards, 0, &[1, 2, 3], 4, 3).unwrap();
+        assert!(reshard_to(&mut st, 4, Some(stale)).is_err());
+        reshard_to(&mut st, 4, None).unwrap();
+        let ids: Vec<u64> = st.shards.groups.iter().map(|g| g.id).collect();
+        assert_eq!(ids, vec![1, 2, 5, 6]);
+        assert_ne!(st.shards.groups, four.groups);
+    }
+
     #[test]
     fn a_reshard_with_nothing_to_move_ends_when_listed() {
         let mut st = StateData {
             shards: ShardMap::initial(&[1, 2, 3], 3, 3).unwrap(),
             ..Default::default()
         };
-        let target = reshard_target(&st.shards, &[1, 2, 3], 2, 3).unwrap();
+        let target = reshard_target(&st.shards, 0, &[1, 2, 3], 2, 3).unwrap();
         let Ok(CmdValue::Count(id)) = step(&mut st, JobStep::StartReshard { target }) else {
             panic!("not started")
         };
@@ -285,7 +363,13 @@ mod tests {
             .is_err(),
             "one job at a time"
         );
-        step(&mut st, JobStep::Listed { id, topics: vec![] }).unwrap();
+        let last = JobStep::Listed {
+            id,
+            offset: 0,
+            topics: vec![],
+            last: true,
+        };
+        step(&mut st, last).unwrap();
         assert!(st.jobs.running.is_none());
         assert_eq!(st.shards.groups.len(), 2);
     }

@@ -57,7 +57,7 @@ async fn a_topic_of_100k_moves_between_groups_while_its_producer_and_a_long_poll
     let c = Cluster::up_with(3, &[], &["--shards", "1"]);
     c.wait_leader(3).await;
     let map = view(&c, 1).await.expect("shards").map;
-    let target = reshard_target(&map, &[1, 2, 3], 2, 3).unwrap();
+    let target = reshard_target(&map, 0, &[1, 2, 3], 2, 3).unwrap();
     // Both topics are ones the new group takes.
     let moving = |prefix: &str| {
         (0..)

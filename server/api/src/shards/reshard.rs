@@ -76,12 +76,14 @@ pub fn route_name(topic: &str) -> &str {
 }
 
 /// The map a reshard of `map` to `groups` queue groups leads to: the
-/// groups that stay keep their replicas and vnodes; new ones (ids after
-/// the highest) are placed over `nodes` with `r` replicas within the
-/// balanced cap where they can be; the highest ids go first when the
-/// number shrinks. Its epoch is left to the caller.
+/// groups that stay keep their replicas and vnodes; new ones take ids
+/// after the highest of `map` and `used` (the highest the cluster ever
+/// had) and are placed over `nodes` with `r` replicas within the balanced
+/// cap where they can be; the highest ids go first when the number
+/// shrinks. Its epoch is left to the caller.
 pub fn reshard_target(
     map: &ShardMap,
+    used: u64,
     nodes: &[u64],
     groups: u64,
     r: usize,
@@ -98,7 +100,7 @@ pub fn reshard_target(
     let mut kept: Vec<GroupInfo> = map.groups.clone();
     kept.sort_by_key(|g| g.id);
     kept.truncate(groups as usize);
-    let mut next_id = map.groups.iter().map(|g| g.id).max().unwrap_or(0) + 1;
+    let mut next_id = map.groups.iter().map(|g| g.id).max().unwrap_or(0).max(used) + 1;
     let mut grown = ShardMap {
         epoch: map.epoch,
         groups: kept,
@@ -137,7 +139,7 @@ mod tests {
     #[test]
     fn growing_keeps_every_group_and_places_the_new_ones() {
         let map = ShardMap::initial(&[1, 2, 3], 2, 3).unwrap();
-        let t = reshard_target(&map, &[1, 2, 3], 5, 3).unwrap();
+        let t = reshard_target(&map, 0, &[1, 2, 3], 5, 3).unwrap();
         assert_eq!(t.groups.len(), 5);
         assert_eq!(t.groups[..2], map.groups[..]);
         for g in &t.groups[2..] {
@@ -150,17 +152,21 @@ mod tests {
     #[test]
     fn shrinking_drops_the_highest_ids() {
         let map = ShardMap::initial(&[1, 2, 3, 4, 5], 5, 3).unwrap();
-        let t = reshard_target(&map, &[1, 2, 3, 4, 5], 3, 3).unwrap();
+        let t = reshard_target(&map, 0, &[1, 2, 3, 4, 5], 3, 3).unwrap();
         assert_eq!(t.groups, map.groups[..3].to_vec());
-        assert!(reshard_target(&map, &[1], 0, 3).is_err());
-        assert!(reshard_target(&map, &[], 3, 3).is_err());
-        assert!(reshard_target(&map, &[1], MAX_GROUPS + 1, 3).is_err());
+        assert!(reshard_target(&map, 0, &[1], 0, 3).is_err());
+        assert!(reshard_target(&map, 0, &[], 3, 3).is_err());
+        assert!(reshard_target(&map, 0, &[1], MAX_GROUPS + 1, 3).is_err());
+        // Growing again never reuses a retired group's id.
+        let again = reshard_target(&t, 5, &[1, 2, 3, 4, 5], 5, 3).unwrap();
+        let ids: Vec<u64> = again.groups.iter().map(|g| g.id).collect();
+        assert_eq!(ids, vec![1, 2, 3, 6, 7]);
     }
 
     #[test]
     fn the_share_of_topics_that_moves_is_the_rings() {
         let before = ShardMap::initial(&[1, 2, 3], 2, 3).unwrap();
-        let after = reshard_target(&before, &[1, 2, 3], 5, 3).unwrap();
+        let after = reshard_target(&before, 0, &[1, 2, 3], 5, 3).unwrap();
         let topics: Vec<String> = (0..2000).map(|i| format!("t-{i}")).collect();
         let moved = topics
             .iter()
