@@ -11,6 +11,7 @@ pub mod linearizability;
 pub mod nemesis;
 mod netcluster;
 pub mod netns;
+pub mod shard_faults;
 pub mod shard_workload;
 pub mod wait;
 pub mod workloads;

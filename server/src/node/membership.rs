@@ -22,6 +22,13 @@ pub(super) fn membership_err(e: RaftError<u64, ClientWriteError<u64, BasicNode>>
 }
 
 impl Node {
+    /// The voters' ids, as this node sees the membership.
+    pub fn voter_ids(&self) -> Vec<u64> {
+        let m = self.control.raft.metrics();
+        let m = m.borrow();
+        m.membership_config.membership().voter_ids().collect()
+    }
+
     /// Current members as this node sees them; match indexes on the leader.
     pub fn members(&self) -> Vec<MemberStatus> {
         let m = self.control.raft.metrics();

@@ -35,12 +35,7 @@ impl Node {
     /// Plans the moves that place every group's replicas over the voters
     /// (less `req.exclude`) and, unless a dry run, starts a job for them.
     pub async fn rebalance(&self, req: RebalanceRequest) -> Result<RebalancePlan> {
-        let voters: Vec<u64> = self
-            .members()
-            .into_iter()
-            .filter(|m| m.kind == MemberKind::Voter)
-            .map(|m| m.id)
-            .collect();
+        let voters = self.voter_ids();
         if let Some(x) = req.exclude.iter().find(|x| !voters.contains(x)) {
             return Err(Error::InvalidArgument(format!(
                 "exclude: node {x} is not a voter of this cluster"

@@ -16,7 +16,6 @@
 use dsync_api::shards::{
     reshard_target, ReshardPlan, ReshardRequest, Ring, ShardMap, TopicMove, TopicPhase, MAX_GROUPS,
 };
-use dsync_api::types::MemberKind;
 
 use super::routed::{GroupReply, GroupRequest};
 use super::Node;
@@ -56,12 +55,7 @@ impl Node {
                 j.id, j.kind
             )));
         }
-        let voters: Vec<u64> = self
-            .members()
-            .into_iter()
-            .filter(|m| m.kind == MemberKind::Voter)
-            .map(|m| m.id)
-            .collect();
+        let voters = self.voter_ids();
         let r = map
             .groups
             .iter()

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use dsync_api::queue::TopicStats;
 use dsync_api::shards::{InitShards, ShardMap, DEFAULT_REPLICAS, MAX_GROUPS};
-use dsync_api::types::{Consistency, MemberKind};
+use dsync_api::types::Consistency;
 
 use super::Node;
 use crate::error::{Error, Result};
@@ -29,12 +29,7 @@ impl Node {
         if req.replicas == Some(0) {
             return Err(Error::InvalidArgument("replicas must be at least 1".into()));
         }
-        let voters: Vec<u64> = self
-            .members()
-            .into_iter()
-            .filter(|m| m.kind == MemberKind::Voter)
-            .map(|m| m.id)
-            .collect();
+        let voters = self.voter_ids();
         let replicas = req
             .replicas
             .map_or(DEFAULT_REPLICAS, |r| r as usize)

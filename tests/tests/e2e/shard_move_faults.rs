@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use dsync_api::shards::{JobState, MovePhase, RebalanceRequest, ReplicaMove, ShardJob};
 use dsync_api::types::MemberKind;
+use dsync_tests::shard_faults::{arm, exited, job, last_job_id, restart};
 use dsync_tests::shard_workload::{first_deliveries, misplaced, start, view, Plan};
-use dsync_tests::{is_dsync_process, wait_ok, wait_until, Cluster};
+use dsync_tests::{wait_ok, wait_until, Cluster};
 
 const NODES: u64 = 4;
 const TOPICS: usize = 8;
@@ -59,37 +60,6 @@ async fn pick_exclude(c: &Cluster, leader: u64) -> (Vec<u64>, ReplicaMove) {
         fallback.get_or_insert((vec![x], first));
     }
     fallback.expect("a non-leader node")
-}
-
-fn arm(c: &Cluster, node: u64, point: &str) {
-    let dir = c.node(node).data_dir.join("failpoints");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join(point), b"").unwrap();
-}
-
-async fn exited(c: &Cluster, node: u64, point: &str) {
-    let pid = c.node(node).pid.expect("pid");
-    wait_until(
-        Duration::from_secs(60),
-        &format!("node {node} to die at {point}"),
-        || async move { (!is_dsync_process(pid)).then_some(()) },
-    )
-    .await;
-}
-
-/// `cluster up` starts the stopped node again from its data.
-fn restart(c: &Cluster) {
-    tokio::task::block_in_place(|| c.dsync_ok(&["cluster", "up", "--timeout", "60"]));
-}
-
-async fn job(c: &Cluster, id: u64) -> Option<ShardJob> {
-    let jobs = c.client().shard_jobs().await.ok()?;
-    jobs.into_iter().find(|j| j.id == id)
-}
-
-async fn last_job_id(c: &Cluster) -> u64 {
-    let jobs = c.client().shard_jobs().await.expect("jobs");
-    jobs.iter().map(|j| j.id).max().unwrap_or(0)
 }
 
 async fn job_ended(c: &Cluster, id: u64) -> ShardJob {

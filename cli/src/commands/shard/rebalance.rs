@@ -39,20 +39,44 @@ pub async fn run(global: &GlobalArgs, args: RebalanceArgs) -> anyhow::Result<i32
         exclude: args.exclude,
     };
     let plan = client.shards_rebalance(&req).await.api()?;
-    let Some(job) = plan.job else {
-        global
-            .output
-            .print(&plan, || plan_text(&plan, args.dry_run))?;
+    let text = |dry_run| plan_text(&plan, dry_run);
+    let job = plan.job;
+    print_and_follow(
+        global,
+        &client,
+        &plan,
+        job,
+        text,
+        args.dry_run,
+        args.timeout,
+    )
+    .await
+}
+
+/// Prints a shard job's plan (alone for a dry run or when there is no
+/// job), then follows the job up to `timeout` seconds (0: not at all) and
+/// prints how it ended; exit 1 unless it ended done.
+pub(super) async fn print_and_follow<P: serde::Serialize>(
+    global: &GlobalArgs,
+    client: &Client,
+    plan: &P,
+    job: Option<u64>,
+    plan_text: impl Fn(bool) -> String,
+    dry_run: bool,
+    timeout: u64,
+) -> anyhow::Result<i32> {
+    let Some(job) = job else {
+        global.output.print(plan, || plan_text(dry_run))?;
         return Ok(EXIT_OK);
     };
-    eprint!("{}", plan_text(&plan, false));
-    if args.timeout == 0 {
+    eprint!("{}", plan_text(false));
+    if timeout == 0 {
         global
             .output
-            .print(&plan, || format!("job {job} started\n"))?;
+            .print(plan, || format!("job {job} started\n"))?;
         return Ok(EXIT_OK);
     }
-    let done = follow(&client, job, Duration::from_secs(args.timeout)).await?;
+    let done = follow(client, job, Duration::from_secs(timeout)).await?;
     global
         .output
         .print(&done, || jobs_text(std::slice::from_ref(&done)))?;

@@ -1,12 +1,9 @@
 //! `dsync shard reshard --groups G`: changing the number of queue groups,
 //! which moves the topics whose place on the consistent-hash ring changes.
 
-use std::time::Duration;
+use dsync_api::shards::{ReshardPlan, ReshardRequest, TopicMove};
 
-use dsync_api::shards::{JobState, ReshardPlan, ReshardRequest, TopicMove};
-
-use super::rebalance::{follow, jobs_text};
-use crate::commands::{EXIT_ERROR, EXIT_OK};
+use super::rebalance::print_and_follow;
 use crate::context::{GlobalArgs, RequestExt};
 use crate::output::Table;
 
@@ -34,28 +31,18 @@ pub async fn run(global: &GlobalArgs, args: ReshardArgs) -> anyhow::Result<i32> 
         dry_run: args.dry_run,
     };
     let plan = client.shards_reshard(&req).await.api()?;
-    let Some(job) = plan.job else {
-        global
-            .output
-            .print(&plan, || plan_text(&plan, args.dry_run))?;
-        return Ok(EXIT_OK);
-    };
-    eprint!("{}", plan_text(&plan, false));
-    if args.timeout == 0 {
-        global
-            .output
-            .print(&plan, || format!("job {job} started\n"))?;
-        return Ok(EXIT_OK);
-    }
-    let done = follow(&client, job, Duration::from_secs(args.timeout)).await?;
-    global
-        .output
-        .print(&done, || jobs_text(std::slice::from_ref(&done)))?;
-    Ok(if done.state == JobState::Done {
-        EXIT_OK
-    } else {
-        EXIT_ERROR
-    })
+    let text = |dry_run| plan_text(&plan, dry_run);
+    let job = plan.job;
+    print_and_follow(
+        global,
+        &client,
+        &plan,
+        job,
+        text,
+        args.dry_run,
+        args.timeout,
+    )
+    .await
 }
 
 pub(super) fn topic_text(t: &TopicMove) -> String {
