@@ -57,13 +57,7 @@ pub fn seed_groups(
     let mut control = seed_for_new_cluster(backup.control, members, cluster_id.clone());
     let nodes: Vec<u64> = members.keys().copied().collect();
     let map = &mut control.data.shards;
-    let r = map
-        .groups
-        .iter()
-        .map(|g| g.replicas.len())
-        .max()
-        .unwrap_or(0)
-        .min(nodes.len());
+    let r = map.replica_count().min(nodes.len());
     let ids: Vec<u64> = map.groups.iter().map(|g| g.id).collect();
     let mut placed = place_balanced(&ids, &nodes, r);
     for g in &mut map.groups {

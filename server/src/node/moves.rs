@@ -69,12 +69,7 @@ impl Node {
                 j.progress().1
             )));
         }
-        let r = map
-            .groups
-            .iter()
-            .map(|g| g.replicas.len())
-            .max()
-            .unwrap_or(1);
+        let r = map.replica_count().max(1);
         let moves = plan_moves(&map, &nodes, r);
         if req.dry_run || moves.is_empty() {
             return Ok(RebalancePlan { moves, job: None });

@@ -56,12 +56,7 @@ impl Node {
             )));
         }
         let voters = self.voter_ids();
-        let r = map
-            .groups
-            .iter()
-            .map(|g| g.replicas.len())
-            .max()
-            .unwrap_or(1);
+        let r = map.replica_count().max(1);
         let target = reshard_target(&map, used, &voters, req.groups, r)
             .map_err(|e| Error::InvalidArgument(e.to_string()))?;
         let (topics, total) = self.misplaced_topics(&map, &target).await?;

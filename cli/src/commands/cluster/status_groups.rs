@@ -18,7 +18,7 @@ pub struct QueueGroups {
 /// node answered).
 pub async fn fetch(client: &Client) -> Option<QueueGroups> {
     let s: ShardsStatus = client.shards().await.ok()?;
-    let replicas = s.map.groups.iter().map(|g| g.replicas.len()).max()?;
+    let replicas = Some(s.map.replica_count()).filter(|r| *r > 0)?;
     let groups: Vec<GroupStatus> = s.groups.into_iter().filter(|g| g.id != 0).collect();
     (!groups.is_empty()).then_some(QueueGroups { groups, replicas })
 }

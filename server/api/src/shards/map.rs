@@ -136,6 +136,16 @@ impl ShardMap {
         Ok(())
     }
 
+    /// Replicas per group: the largest group's (0 with no groups), which
+    /// planners keep every group at.
+    pub fn replica_count(&self) -> usize {
+        self.groups
+            .iter()
+            .map(|g| g.replicas.len())
+            .max()
+            .unwrap_or(0)
+    }
+
     /// The group entry with this id.
     pub fn group(&self, id: u64) -> Option<&GroupInfo> {
         self.groups.iter().find(|g| g.id == id)
