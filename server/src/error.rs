@@ -31,6 +31,14 @@ pub enum Error {
     Corrupt { path: String, detail: String },
     #[error("storage: {0}")]
     Storage(String),
+    /// A file or folder operation failed: what was being done, and the OS
+    /// error that stopped it.
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Internal(String),
     /// An error that already has its API form (e.g. relayed from the leader).
@@ -41,6 +49,17 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// `context` names the operation and the path, e.g. "cannot open X".
+    pub fn io(context: impl Into<String>, source: std::io::Error) -> Error {
+        Error::Io {
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// The error as a client or a peer may see it. An internal failure is
+    /// logged here, where its details are, with a random id, and only the id
+    /// leaves the node — also when a follower relays a leader's answer.
     pub fn to_api(&self) -> ApiError {
         match self {
             Error::Config(m) | Error::InvalidArgument(m) => {
@@ -55,16 +74,76 @@ impl Error {
                 .with_detail("current_version", *current_version),
             Error::Unavailable(m) => ApiError::new(ErrorCode::Unavailable, m),
             Error::OutcomeUnknown(m) => ApiError::outcome_unknown(m),
-            Error::Corrupt { .. } | Error::Storage(_) | Error::Internal(_) => {
-                ApiError::new(ErrorCode::Internal, self.to_string())
-            }
+
             Error::Api(e) => e.clone(),
+            Error::Corrupt { .. } | Error::Storage(_) | Error::Io { .. } | Error::Internal(_) => {
+                let id = format!("{:016x}", rand::random::<u64>());
+                tracing::error!(error_id = %id, "internal error: {}", chain(self));
+                ApiError::new(
+                    ErrorCode::Internal,
+                    format!("internal error {id}: the node's log has the details"),
+                )
+                .with_detail("error_id", id)
+            }
         }
     }
+}
+
+/// The error and each of its sources, as one line for the log.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut next = e.source();
+    while let Some(s) = next {
+        let text = s.to_string();
+        // `Io` already shows its source in its own text.
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        next = s.source();
+    }
+    out
 }
 
 impl From<ApiError> for Error {
     fn from(e: ApiError) -> Self {
         Error::Api(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_io_failure_keeps_its_os_error_as_source_and_out_of_the_answer() {
+        let os = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "EACCES");
+        let e = Error::io("cannot open /var/lib/dsync/groups/3/log", os);
+        let source = std::error::Error::source(&e).expect("the OS error is the source");
+        assert_eq!(source.to_string(), "EACCES");
+        assert_eq!(chain(&e), "cannot open /var/lib/dsync/groups/3/log: EACCES");
+        // What a peer relays to the client is the same scrubbed answer.
+        let api = e.to_api();
+        assert_eq!(api.code, ErrorCode::Internal);
+        assert!(!api.message.contains("/var/lib"), "{}", api.message);
+        assert!(!api.message.contains("EACCES"), "{}", api.message);
+        assert!(api.details.contains_key("error_id"));
+    }
+
+    #[test]
+    fn a_request_error_keeps_its_text() {
+        let api = Error::InvalidArgument("ttl_ms must be between 1 and 10".into()).to_api();
+        assert_eq!(api.code, ErrorCode::InvalidArgument);
+        assert_eq!(api.message, "ttl_ms must be between 1 and 10");
+        assert!(api.details.is_empty());
+    }
+
+    #[test]
+    fn the_chain_lists_each_source_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("outer")]
+        struct Outer(#[source] std::io::Error);
+        let e = Outer(std::io::Error::other("inner"));
+        assert_eq!(chain(&e), "outer: inner");
     }
 }

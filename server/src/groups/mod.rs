@@ -96,9 +96,8 @@ impl Group {
     /// starts its Raft and proposer.
     pub async fn open(id: u64, shared: &Shared) -> Result<Group> {
         let dir = group_dir(&shared.config.data_dir, id);
-        std::fs::create_dir_all(&dir).map_err(|e| {
-            Error::Storage(format!("cannot create group dir {}: {e}", dir.display()))
-        })?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::io(format!("cannot create group dir {}", dir.display()), e))?;
         let log = LogStore::open(&log_dir(&dir), shared.metrics.clone())?;
         let sm = SmShared::open(dir.clone(), shared.metrics.clone())?;
         sm.publish_to(shared.events.clone());

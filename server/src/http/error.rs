@@ -11,23 +11,9 @@ use crate::error::Error;
 pub struct HttpError(pub ApiError);
 
 impl From<Error> for HttpError {
-    /// Internal and storage failures are logged with an id; the client gets
-    /// the id, never the text (file paths, internals).
+    /// Internal and storage failures reach the client as an id only
+    /// ([`Error::to_api`] logs their text).
     fn from(e: Error) -> Self {
-        if matches!(
-            e,
-            Error::Corrupt { .. } | Error::Storage(_) | Error::Internal(_)
-        ) {
-            let id = format!("{:016x}", rand::random::<u64>());
-            tracing::error!(error_id = %id, "internal error: {e}");
-            return HttpError(
-                ApiError::new(
-                    ErrorCode::Internal,
-                    format!("internal error {id}: the node's log has the details"),
-                )
-                .with_detail("error_id", id),
-            );
-        }
         HttpError(e.to_api())
     }
 }

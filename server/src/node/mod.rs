@@ -80,10 +80,10 @@ impl Node {
     pub async fn start(config: Config) -> Result<Arc<Node>> {
         config.validate()?;
         std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-            Error::Storage(format!(
-                "cannot create data dir {}: {e}",
-                config.data_dir.display()
-            ))
+            Error::io(
+                format!("cannot create data dir {}", config.data_dir.display()),
+                e,
+            )
         })?;
         let metrics = Arc::new(Metrics::new());
         let events = EventBus::default();

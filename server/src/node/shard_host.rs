@@ -144,10 +144,10 @@ impl Node {
                 Ok(()) => tracing::info!(group = id, "replica moved away; its copy is deleted"),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
                 Err(e) => {
-                    return Err(Error::Storage(format!(
-                        "cannot delete {} of a group that moved away: {e}",
-                        dir.display()
-                    )))
+                    return Err(Error::io(
+                        format!("cannot delete {} of a group that moved away", dir.display()),
+                        e,
+                    ))
                 }
             }
         }

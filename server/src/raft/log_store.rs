@@ -199,17 +199,16 @@ fn hold(dir: &Path) -> Result<Arc<std::fs::File>, Error> {
         .truncate(false)
         .write(true)
         .open(&path)
-        .map_err(|e| Error::Storage(format!("cannot open {}: {e}", path.display())))?;
+        .map_err(|e| Error::io(format!("cannot open {}", path.display()), e))?;
     match file.try_lock() {
         Ok(()) => Ok(Arc::new(file)),
         Err(std::fs::TryLockError::WouldBlock) => Err(Error::Storage(format!(
             "the Raft log in {} is in use by another process",
             dir.display()
         ))),
-        Err(std::fs::TryLockError::Error(e)) => Err(Error::Storage(format!(
-            "cannot lock {}: {e}",
-            path.display()
-        ))),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(Error::io(format!("cannot lock {}", path.display()), e))
+        }
     }
 }
 

@@ -49,11 +49,11 @@ pub fn leave_tombstone(dir: &Path) -> Result<(), Error> {
     write_meta(parent, name, TOMBSTONE).map_err(|e| storage("leaving a note", &old, e))
 }
 
-fn storage(what: &str, path: &Path, e: impl std::fmt::Display) -> Error {
-    Error::Storage(format!(
-        "moving the Raft log into {}: {what}: {e}",
-        path.display()
-    ))
+fn storage(what: &str, path: &Path, e: std::io::Error) -> Error {
+    Error::io(
+        format!("moving the Raft log into {}: {what}", path.display()),
+        e,
+    )
 }
 
 /// If `<dir>.redb` holds a log, moves its contents into the folder `dir`.

@@ -153,12 +153,7 @@ pub fn load(dir: &Path) -> Result<Option<(SnapshotFile, Vec<u8>)>, Error> {
     let bytes = match fs::read(&path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(Error::Storage(format!(
-                "cannot read {}: {e}",
-                path.display()
-            )))
-        }
+        Err(e) => return Err(Error::io(format!("cannot read {}", path.display()), e)),
     };
     let file = SnapshotFile::decode(&bytes, &path.display().to_string())?;
     Ok(Some((file, bytes)))
