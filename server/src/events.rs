@@ -9,7 +9,7 @@ use dsync_api::events::Event;
 use dsync_api::types::Role;
 use tokio::sync::{broadcast, watch};
 
-use crate::node::Node;
+use crate::raft::Raft;
 
 /// Events kept for a slow subscriber before it starts skipping.
 const CAPACITY: usize = 1024;
@@ -82,13 +82,13 @@ impl Subscription {
     }
 }
 
-/// The node's role as a `role` event.
-pub fn role_event(node: &Node) -> Event {
-    let m = node.control.raft.metrics();
+/// Node `id`'s role in the control group `raft` as a `role` event.
+pub fn role_event(id: u64, raft: &Raft) -> Event {
+    let m = raft.metrics();
     let m = m.borrow();
     Event::Role {
-        node: node.id,
-        role: crate::node::role_of(m.state),
+        node: id,
+        role: crate::raft::role_of(m.state),
         term: m.current_term,
         leader: m.current_leader,
     }
@@ -96,11 +96,11 @@ pub fn role_event(node: &Node) -> Event {
 
 /// Publishes a `role` event whenever this node's role, term or known leader
 /// changes.
-pub async fn watch_roles(node: Arc<Node>) {
-    let mut rx = node.control.raft.metrics();
+pub async fn watch_roles(id: u64, raft: Raft, events: EventBus) {
+    let mut rx = raft.metrics();
     let mut last: Option<(Role, u64, Option<u64>)> = None;
     loop {
-        let event = role_event(&node);
+        let event = role_event(id, &raft);
         if let Event::Role {
             role, term, leader, ..
         } = &event
@@ -108,7 +108,7 @@ pub async fn watch_roles(node: Arc<Node>) {
             let now = (*role, *term, *leader);
             if last != Some(now) {
                 last = Some(now);
-                node.events.publish(event);
+                events.publish(event);
             }
         }
         if rx.changed().await.is_err() {

@@ -27,6 +27,21 @@ pub enum ProposeError {
     Unknown(String),
 }
 
+impl From<ProposeError> for crate::error::Error {
+    /// A failed proposal on this node, as the client's error.
+    fn from(e: ProposeError) -> Self {
+        use crate::error::Error;
+        match e {
+            ProposeError::NotLeader(_) => Error::Unavailable("leadership moved; retry".into()),
+            ProposeError::Stopped(m) => Error::Unavailable(format!("node is stopping: {m}")),
+            ProposeError::Unknown(m) => Error::OutcomeUnknown(format!(
+                "the write was proposed but Raft failed before it committed ({m}); \
+                 it may still be applied: read before retrying"
+            )),
+        }
+    }
+}
+
 struct Pending {
     cmd: Command,
     reply: oneshot::Sender<Result<CmdOutput, ProposeError>>,

@@ -21,13 +21,14 @@ use super::policy::{classify, permit, Access, Matched};
 use super::{Auth, Principal};
 use crate::config::Config;
 use crate::http::error::HttpError;
-use crate::node::Node;
 use crate::proposer::now_ms;
 use crate::serve::ConnMark;
 use crate::tls::{PeerCertificate, Tls};
 
 /// Everything the guard needs, built once per node.
 pub struct Security {
+    /// This node's id, for the audit log.
+    pub node_id: u64,
     pub auth: Auth,
     pub limits: Limits,
     pub audit: Option<Audit>,
@@ -45,6 +46,7 @@ impl Security {
             })
             .transpose()?;
         Ok(Security {
+            node_id: c.id,
             auth: Auth::from_config(&c.auth)?,
             limits: Limits::new(c.limits.clone()),
             audit,
@@ -121,8 +123,7 @@ fn node_full() -> Response {
     resp
 }
 
-pub async fn guard(State(node): State<Arc<Node>>, req: Request, next: Next) -> Response {
-    let sec = &node.security;
+pub async fn guard(State(sec): State<Arc<Security>>, req: Request, next: Next) -> Response {
     let (mut req, access) = match access_of(req).await {
         Ok(found) => found,
         Err(e) => return refuse(e),
@@ -171,15 +172,7 @@ pub async fn guard(State(node): State<Arc<Node>>, req: Request, next: Next) -> R
                 Ok(p) => p,
                 Err(e) => {
                     let resp = refuse(e);
-                    audit(
-                        &node,
-                        p.name,
-                        remote,
-                        &method,
-                        &path,
-                        resp.status().as_u16(),
-                    )
-                    .await;
+                    audit(&sec, p.name, remote, &method, &path, resp.status().as_u16()).await;
                     return resp;
                 }
             }
@@ -187,7 +180,7 @@ pub async fn guard(State(node): State<Arc<Node>>, req: Request, next: Next) -> R
         Ok(p) => p,
         Err((who, e)) => {
             let resp = refuse(e);
-            audit(&node, who, remote, &method, &path, resp.status().as_u16()).await;
+            audit(&sec, who, remote, &method, &path, resp.status().as_u16()).await;
             return resp;
         }
     };
@@ -206,7 +199,7 @@ pub async fn guard(State(node): State<Arc<Node>>, req: Request, next: Next) -> R
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
-            audit(&node, principal.name, remote, &method, &path, 429).await;
+            audit(&sec, principal.name, remote, &method, &path, 429).await;
             return resp;
         }
     }
@@ -216,7 +209,7 @@ pub async fn guard(State(node): State<Arc<Node>>, req: Request, next: Next) -> R
     let mutating = !(method == Method::GET || method == Method::HEAD);
     let status = resp.status().as_u16();
     if mutating || admin || outcome_of(status) == "denied" {
-        audit(&node, name, remote, &method, &path, status).await;
+        audit(&sec, name, remote, &method, &path, status).await;
     }
     resp
 }
@@ -264,20 +257,20 @@ fn credential_hint(req: &Request) -> String {
 }
 
 async fn audit(
-    node: &Node,
+    sec: &Security,
     principal: String,
     remote: Option<SocketAddr>,
     method: &Method,
     path: &str,
     status: u16,
 ) {
-    let Some(audit) = &node.security.audit else {
+    let Some(audit) = &sec.audit else {
         return;
     };
     audit
         .record(Record {
             ts_ms: now_ms(),
-            node: node.id,
+            node: sec.node_id,
             principal: printable(&principal),
             remote: remote.map(|a| a.to_string()),
             method: method.to_string(),

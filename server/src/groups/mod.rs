@@ -146,7 +146,7 @@ impl Group {
         match self.proposer.propose(cmd).await {
             Ok(out) => out.map_err(|e| GroupError::Refused(Error::Api(e.to_api()))),
             Err(ProposeError::NotLeader(leader)) => Err(GroupError::NotLeader(leader)),
-            Err(e) => Err(GroupError::Refused(crate::node::proposal_failed(e))),
+            Err(e) => Err(GroupError::Refused(e.into())),
         }
     }
 

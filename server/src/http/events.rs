@@ -48,7 +48,7 @@ async fn events(
             format!("this node already streams events to {MAX_SUBSCRIBERS} subscribers"),
         )
     })?;
-    let first = stream::iter([role_event(&node)]);
+    let first = stream::iter([role_event(node.id, &node.control.raft)]);
     // The client's count drops when its stream does.
     let rest = stream::unfold((sub, held), |(mut sub, held)| async move {
         sub.next().await.map(|e| (e, (sub, held)))

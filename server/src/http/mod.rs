@@ -44,7 +44,7 @@ pub fn router(node: Arc<Node>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Outside every route, so routes any router adds are guarded too.
-        .layer(middleware::from_fn_with_state(node.clone(), guard))
+        .layer(middleware::from_fn_with_state(node.security.clone(), guard))
         .layer(middleware::from_fn_with_state(
             node.clone(),
             lifecycle::drain_gate,

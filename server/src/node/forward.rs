@@ -79,18 +79,6 @@ fn no_leader() -> Error {
     Error::Unavailable("no leader is elected yet".into())
 }
 
-/// Maps a failed proposal on this node to the client's error.
-pub(crate) fn proposal_failed(e: ProposeError) -> Error {
-    match e {
-        ProposeError::NotLeader(_) => Error::Unavailable("leadership moved; retry".into()),
-        ProposeError::Stopped(m) => Error::Unavailable(format!("node is stopping: {m}")),
-        ProposeError::Unknown(m) => Error::OutcomeUnknown(format!(
-            "the write was proposed but Raft failed before it committed ({m}); \
-             it may still be applied: read before retrying"
-        )),
-    }
-}
-
 /// Whether a forward that failed this way may still have been acted on:
 /// sent with its answer lost, or a server error (ours after applying, or a
 /// proxy's). A 4xx is a refusal before anything was proposed.
@@ -147,7 +135,7 @@ impl Node {
                     self.forward_write(leader, addr, cmd, owned).await
                 }
                 Err(ProposeError::NotLeader(None)) => Err(no_leader()),
-                Err(e) => Err(proposal_failed(e)),
+                Err(e) => Err(e.into()),
             },
         }
     }
@@ -167,7 +155,7 @@ impl Node {
         self.refuse_while_handing_off()?;
         match self.control.proposer.propose(cmd).await {
             Ok(out) => out.map_err(|e| Error::Api(e.to_api())),
-            Err(e) => Err(proposal_failed(e)),
+            Err(e) => Err(e.into()),
         }
     }
 

@@ -2,9 +2,9 @@
 
 use std::collections::BTreeSet;
 
-use dsync_api::types::{MemberKind, MemberStatus, NodeStatus, PeerStatus, Role};
+use dsync_api::types::{MemberKind, MemberStatus, NodeStatus, PeerStatus};
 use openraft::error::{ClientWriteError, RaftError};
-use openraft::{BasicNode, ChangeMembers, ServerState};
+use openraft::{BasicNode, ChangeMembers};
 
 use super::{ForwardReply, ForwardRequest, Node};
 use crate::error::{Error, Result};
@@ -128,7 +128,7 @@ impl Node {
     pub fn status(&self) -> NodeStatus {
         let m = self.control.raft.metrics();
         let m = m.borrow();
-        let role = role_of(m.state);
+        let role = crate::raft::role_of(m.state);
         let applied = m.last_applied.map_or(0, |l| l.index);
         let commit = (self.metrics.commit_index.get().max(0) as u64).max(applied);
         let mut status = NodeStatus {
@@ -162,16 +162,6 @@ impl Node {
             .filter(|&id| id != self.id)
             .collect();
         self.breakers.states(&peers)
-    }
-}
-
-pub(crate) fn role_of(state: ServerState) -> Role {
-    match state {
-        ServerState::Leader => Role::Leader,
-        ServerState::Follower => Role::Follower,
-        ServerState::Candidate => Role::Candidate,
-        ServerState::Learner => Role::Learner,
-        ServerState::Shutdown => Role::Shutdown,
     }
 }
 

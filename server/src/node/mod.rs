@@ -28,9 +28,7 @@ use std::time::{Duration, Instant};
 use dsync_api::shards::CONTROL_GROUP;
 use openraft::BasicNode;
 
-pub(crate) use forward::proposal_failed;
 pub use forward::{ForwardReply, ForwardRequest};
-pub(crate) use membership::role_of;
 
 use crate::auth::guard::Security;
 use crate::config::Config;
@@ -148,7 +146,10 @@ impl Node {
             ),
         );
         t.spawn("metrics", watch_metrics(node.clone()));
-        t.spawn("role events", crate::events::watch_roles(node.clone()));
+        t.spawn(
+            "role events",
+            crate::events::watch_roles(node.id, node.control.raft.clone(), node.events.clone()),
+        );
         t.spawn("deadline ticker", locks::run_deadline_ticker(node.clone()));
         t.spawn("cache", crate::cache::run(node.clone()));
         t.spawn("shard host", shard_host::run_shard_host(node.clone()));

@@ -42,6 +42,19 @@ pub type StoredMembership = openraft::StoredMembership<NodeId, openraft::BasicNo
 
 pub type RaftMetrics = openraft::RaftMetrics<NodeId, openraft::BasicNode>;
 
+/// A member's Raft state as the API names it.
+pub fn role_of(state: openraft::ServerState) -> dsync_api::types::Role {
+    use dsync_api::types::Role;
+    use openraft::ServerState;
+    match state {
+        ServerState::Leader => Role::Leader,
+        ServerState::Follower => Role::Follower,
+        ServerState::Candidate => Role::Candidate,
+        ServerState::Learner => Role::Learner,
+        ServerState::Shutdown => Role::Shutdown,
+    }
+}
+
 /// How far `id`'s log matches the leader's, as the leader's metrics `m`
 /// know it (`None` on a follower, or before the first match).
 pub fn matched_index(m: &RaftMetrics, id: u64) -> Option<u64> {
