@@ -11,10 +11,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use openraft::error::{ClientWriteError, RaftError};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use crate::metrics::Metrics;
 use crate::raft::Raft;
 use crate::state::{CmdOutput, Command, Request};
 use crate::tasks::Tasks;
+use prometheus_client::metrics::histogram::Histogram;
 
 /// Why a command was not applied.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,12 +70,12 @@ impl Proposer {
         raft: Raft,
         max_batch: usize,
         in_flight: usize,
-        metrics: Arc<Metrics>,
+        batch_size: Histogram,
     ) -> Proposer {
         let (tx, rx) = mpsc::channel(max_batch * 4);
         tasks.spawn(
             "proposer",
-            run(tasks.clone(), raft, rx, max_batch, in_flight, metrics),
+            run(tasks.clone(), raft, rx, max_batch, in_flight, batch_size),
         );
         Proposer { tx }
     }
@@ -129,7 +129,7 @@ async fn run(
     mut rx: mpsc::Receiver<Pending>,
     max_batch: usize,
     in_flight: usize,
-    metrics: Arc<Metrics>,
+    batch_size: Histogram,
 ) {
     let slots = Arc::new(Semaphore::new(in_flight.max(1)));
     loop {
@@ -139,7 +139,7 @@ async fn run(
         let Some(first) = rx.recv().await else { return };
         let limits = (max_batch, MAX_BATCH_BYTES, DISPATCH_YIELDS);
         let batch = collect_batch(&mut rx, first, limits, |p| p.cmd.size_hint()).await;
-        metrics.batch_size.observe(batch.len() as f64);
+        batch_size.observe(batch.len() as f64);
         let raft = raft.clone();
         tasks.spawn("proposal", async move {
             let (cmds, replies): (Vec<_>, Vec<_>) =

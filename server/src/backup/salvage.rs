@@ -52,8 +52,8 @@ pub async fn salvage(data_dir: &Path) -> Result<(SnapshotFile, Salvaged), Error>
             data_dir.display()
         )));
     }
-    let metrics = std::sync::Arc::new(crate::metrics::Metrics::new());
-    let mut log = crate::raft::log_store::LogStore::open(&log_path, metrics).map_err(|e| {
+    let series = crate::metrics::groups::GroupSeries::standalone();
+    let mut log = crate::raft::log_store::LogStore::open(&log_path, series).map_err(|e| {
         Error::Storage(format!("{e} (a running node holds its log: stop it first)"))
     })?;
     let storage = |e: crate::raft::StorageError| Error::Storage(e.to_string());

@@ -14,11 +14,12 @@ use std::sync::Arc;
 
 pub use host::{Groups, Routing};
 pub use status::group_status;
-pub use ticker::{allow_elections, GroupGauges};
+pub use ticker::allow_elections;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::events::EventBus;
+use crate::metrics::groups::GroupSeries;
 use crate::metrics::Metrics;
 use crate::proposer::{ProposeError, Proposer};
 use crate::raft::breakers::PeerBreakers;
@@ -36,6 +37,8 @@ pub struct Group {
     pub sm: Arc<SmShared>,
     pub log: LogStore,
     pub proposer: Proposer,
+    /// The metric series it writes.
+    pub series: GroupSeries,
     /// Where its files are.
     pub dir: PathBuf,
     /// Set while this node hands the group's leadership off: it then turns
@@ -98,8 +101,9 @@ impl Group {
         let dir = group_dir(&shared.config.data_dir, id);
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::io(format!("cannot create group dir {}", dir.display()), e))?;
-        let log = LogStore::open(&log_dir(&dir), shared.metrics.clone())?;
-        let sm = SmShared::open(dir.clone(), shared.metrics.clone())?;
+        let series = GroupSeries::of(&shared.metrics, id);
+        let log = LogStore::open(&log_dir(&dir), series.clone())?;
+        let sm = SmShared::open(dir.clone(), series.clone())?;
         sm.publish_to(shared.events.clone());
         let raft = Raft::new(
             shared.node_id,
@@ -115,7 +119,7 @@ impl Group {
             raft.clone(),
             shared.config.max_batch,
             shared.config.max_inflight_batches,
-            shared.metrics.clone(),
+            series.batch_size.clone(),
         );
         Ok(Group {
             id,
@@ -123,6 +127,7 @@ impl Group {
             sm,
             log,
             proposer,
+            series,
             dir,
             handing_off: Default::default(),
         })

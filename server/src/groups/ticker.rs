@@ -4,13 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::Registry;
-
 use super::{Group, Shared};
+use crate::metrics::groups::GroupLabels;
 use crate::proposer::now_ms;
 use crate::state::Command;
 
@@ -72,91 +67,6 @@ pub async fn allow_elections(group: Arc<Group>, timeout_max_ms: u64, campaign: b
     }
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct GroupLabels {
-    pub group: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ResultLabels {
-    pub result: String,
-}
-
-/// The Raft gauges of every queue group this node hosts, labelled `group`,
-/// and the replica moves this node drove.
-#[derive(Default)]
-pub struct GroupGauges {
-    pub term: Family<GroupLabels, Gauge>,
-    pub is_leader: Family<GroupLabels, Gauge>,
-    pub last_log_index: Family<GroupLabels, Gauge>,
-    pub applied_index: Family<GroupLabels, Gauge>,
-    pub moves: Family<ResultLabels, Counter>,
-    /// Entries the learner of the move in progress trails its leader by.
-    pub move_lag: Gauge,
-    /// Moves (replicas or topics) of the running shard job not done yet,
-    /// on the control leader driving it.
-    pub moves_left: Gauge,
-}
-
-impl GroupGauges {
-    pub fn count_move(&self, result: &str) {
-        let labels = ResultLabels {
-            result: result.into(),
-        };
-        self.moves.get_or_create(&labels).inc();
-    }
-
-    /// Stops exporting a group this node no longer hosts.
-    pub fn forget(&self, group: u64) {
-        let label = GroupLabels {
-            group: group.to_string(),
-        };
-        self.term.remove(&label);
-        self.is_leader.remove(&label);
-        self.last_log_index.remove(&label);
-        self.applied_index.remove(&label);
-    }
-
-    pub fn register(&self, registry: &mut Registry) {
-        let r = registry;
-        r.register(
-            "shard_moves",
-            "Replica and topic moves this node drove as control leader, by result (done, rolled_back, topic_moved)",
-            self.moves.clone(),
-        );
-        r.register(
-            "shard_job_moves_left",
-            "Moves (replicas or topics) of the running shard job left to do, on the node driving it",
-            self.moves_left.clone(),
-        );
-        r.register(
-            "shard_move_lag",
-            "Log entries the learner of the replica move in progress trails its group's leader by",
-            self.move_lag.clone(),
-        );
-        r.register(
-            "group_raft_term",
-            "Current Raft term of each queue group hosted here",
-            self.term.clone(),
-        );
-        r.register(
-            "group_raft_is_leader",
-            "1 if this node leads the queue group",
-            self.is_leader.clone(),
-        );
-        r.register(
-            "group_raft_last_log_index",
-            "Last log index of each queue group hosted here",
-            self.last_log_index.clone(),
-        );
-        r.register(
-            "group_raft_applied_index",
-            "Applied index of each queue group hosted here",
-            self.applied_index.clone(),
-        );
-    }
-}
-
 pub(super) async fn watch_metrics(group: Arc<Group>, shared: Shared) {
     let label = GroupLabels {
         group: group.id.to_string(),
@@ -175,10 +85,12 @@ pub(super) async fn watch_metrics(group: Arc<Group>, shared: Shared) {
                 .last_log_index
                 .get_or_create(&label)
                 .set(m.last_log_index.unwrap_or(0) as i64);
+            let applied = m.last_applied.map_or(0, |l| l.index);
             gauges
                 .applied_index
                 .get_or_create(&label)
-                .set(m.last_applied.map_or(0, |l| l.index) as i64);
+                .set(applied as i64);
+            group.series.raise_commit(applied, applied);
         }
         if rx.changed().await.is_err() {
             return;

@@ -130,7 +130,7 @@ impl Node {
         let m = m.borrow();
         let role = crate::raft::role_of(m.state);
         let applied = m.last_applied.map_or(0, |l| l.index);
-        let commit = (self.metrics.commit_index.get().max(0) as u64).max(applied);
+        let commit = (self.control.series.commit_index.get().max(0) as u64).max(applied);
         let mut status = NodeStatus {
             id: self.id,
             addr: self.addr.clone(),

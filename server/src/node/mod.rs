@@ -259,7 +259,7 @@ async fn watch_metrics(node: Arc<Node>) {
                 .last_log_index
                 .set(m.last_log_index.unwrap_or(0) as i64);
             let applied = m.last_applied.map_or(0, |l| l.index);
-            node.metrics.raise_commit(applied, applied);
+            node.control.series.raise_commit(applied, applied);
             if m.current_leader != last_leader {
                 if m.current_leader.is_some() {
                     node.metrics.leader_changes.inc();

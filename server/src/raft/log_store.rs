@@ -21,7 +21,7 @@ use super::log_writer::{lock, HighWater, Job, Tail, Writer, KEY_COMMITTED, KEY_P
 use super::segments::SegmentLog;
 use super::{frame, io_err, unframe, Entry, LogId, NodeId, StorageError, TypeConfig};
 use crate::error::Error;
-use crate::metrics::Metrics;
+use crate::metrics::groups::GroupSeries;
 
 #[derive(Clone)]
 pub struct LogStore {
@@ -40,9 +40,9 @@ pub struct LogStore {
     committed: Arc<Mutex<Option<LogId>>>,
     /// The commit index found at open, never past the log's end.
     committed_at_open: Option<LogId>,
-    /// `dsync_raft_commit_index` follows what openraft saves here: its own
-    /// metrics carry no commit index.
-    metrics: Arc<Metrics>,
+    /// The group's commit index series follows what openraft saves here:
+    /// its own metrics carry no commit index.
+    metrics: GroupSeries,
 }
 
 fn corrupt(path: &Path, detail: impl Into<String>) -> Error {
@@ -70,7 +70,7 @@ impl LogStore {
     /// Opens (or creates) the log in the folder `dir`, verifies every stored
     /// entry and starts the writer thread. A log of an older release in
     /// `<dir>.redb` is moved into `dir` first.
-    pub fn open(dir: &Path, metrics: Arc<Metrics>) -> Result<LogStore, Error> {
+    pub fn open(dir: &Path, metrics: GroupSeries) -> Result<LogStore, Error> {
         let held = hold(dir)?;
         super::migrate::from_redb_if_present(dir)?;
         std::fs::create_dir_all(dir).map_err(|e| corrupt(dir, e.to_string()))?;
@@ -142,7 +142,7 @@ impl LogStore {
             committed: committed.clone(),
             committed_written: None,
             committed_file: None,
-            metrics: metrics.clone(),
+            fsync_seconds: metrics.fsync_seconds.clone(),
         }
         .spawn();
         Ok(LogStore {

@@ -4,14 +4,16 @@ use super::*;
 async fn a_committed_vote_is_read_back_uncommitted() {
     let dir = tempfile::tempdir().unwrap();
     let path = log_dir(dir.path());
-    let mut store = LogStore::open(&path, Arc::new(Metrics::new())).unwrap();
+    let mut store =
+        LogStore::open(&path, crate::metrics::groups::GroupSeries::standalone()).unwrap();
     let vote = Vote {
         committed: true,
         ..Vote::new(7, 2)
     };
     store.save_vote(&vote).await.unwrap();
     drop(store);
-    let mut store = LogStore::open(&path, Arc::new(Metrics::new())).unwrap();
+    let mut store =
+        LogStore::open(&path, crate::metrics::groups::GroupSeries::standalone()).unwrap();
     let got = store.read_vote().await.unwrap().expect("a stored vote");
     assert_eq!(got.leader_id, vote.leader_id);
     assert!(!got.committed, "the node would restart as leader: {got:?}");
@@ -37,7 +39,8 @@ async fn a_purge_cut_short_by_a_crash_is_finished_at_open() {
     // recorded; the crash came before the segments were removed.
     let purged = frame(&bincode::serialize(&id(5000)).unwrap());
     super::super::log_writer::write_meta(&path, KEY_PURGED, &purged).unwrap();
-    let mut store = LogStore::open(&path, Arc::new(Metrics::new())).unwrap();
+    let mut store =
+        LogStore::open(&path, crate::metrics::groups::GroupSeries::standalone()).unwrap();
     let state = store.get_log_state().await.unwrap();
     assert_eq!(state.last_purged_log_id, Some(id(5000)));
     assert_eq!(state.last_log_id, Some(id(5000)));
@@ -48,11 +51,11 @@ async fn a_purge_cut_short_by_a_crash_is_finished_at_open() {
 fn a_second_open_of_the_same_log_is_refused_while_the_first_lives() {
     let dir = tempfile::tempdir().unwrap();
     let path = log_dir(dir.path());
-    let first = LogStore::open(&path, Arc::new(Metrics::new())).unwrap();
-    let err = LogStore::open(&path, Arc::new(Metrics::new()))
+    let first = LogStore::open(&path, crate::metrics::groups::GroupSeries::standalone()).unwrap();
+    let err = LogStore::open(&path, crate::metrics::groups::GroupSeries::standalone())
         .err()
         .expect("two owners of one log");
     assert!(err.to_string().contains("in use"), "{err}");
     drop(first);
-    LogStore::open(&path, Arc::new(Metrics::new())).unwrap();
+    LogStore::open(&path, crate::metrics::groups::GroupSeries::standalone()).unwrap();
 }

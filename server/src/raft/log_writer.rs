@@ -18,7 +18,6 @@ use openraft::storage::LogFlushed;
 
 use super::segments::{sync_dir, SegmentLog};
 use super::{frame, Entry, LogId, TypeConfig};
-use crate::metrics::Metrics;
 
 pub const KEY_VOTE: &str = "vote";
 pub const KEY_COMMITTED: &str = "committed";
@@ -71,7 +70,7 @@ pub struct Writer {
     /// The commit index as last written, so an unchanged one isn't rewritten.
     pub committed_written: Option<LogId>,
     pub committed_file: Option<File>,
-    pub metrics: Arc<Metrics>,
+    pub fsync_seconds: prometheus_client::metrics::histogram::Histogram,
 }
 
 impl Writer {
@@ -95,9 +94,7 @@ impl Writer {
             }
             let started = Instant::now();
             let result = self.commit(&jobs).map_err(|e| e.to_string());
-            self.metrics
-                .fsync_seconds
-                .observe(started.elapsed().as_secs_f64());
+            self.fsync_seconds.observe(started.elapsed().as_secs_f64());
             if let Err(e) = &result {
                 tracing::error!("log write failed: {e}");
             }

@@ -150,7 +150,6 @@ fn encode<T: serde::Serialize>(v: &T) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
 
     use openraft::storage::RaftLogStorage;
     use openraft::{CommittedLeaderId, EntryPayload, LogId, RaftLogReader, Vote};
@@ -199,7 +198,7 @@ mod tests {
         let vote = Vote::new(3, 1);
         write_old_log(&old, &entries, vote, blank(40).log_id);
 
-        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let metrics = crate::metrics::groups::GroupSeries::standalone();
         let mut store = LogStore::open(&dir, metrics.clone()).unwrap();
         assert!(
             is_tombstone(&old),
@@ -276,7 +275,7 @@ mod tests {
     fn an_older_release_cannot_open_a_folder_whose_log_is_in_segments() {
         let data = tempfile::tempdir().unwrap();
         let dir = log_dir(data.path());
-        let metrics = Arc::new(crate::metrics::Metrics::new());
+        let metrics = crate::metrics::groups::GroupSeries::standalone();
         drop(LogStore::open(&dir, metrics.clone()).unwrap());
         let old = dir.with_extension("redb");
         // What a release that kept its log in redb did first on start.

@@ -12,7 +12,7 @@ use super::wakeups::Wakeups;
 use super::{io_err, Entry, LogId, SnapshotMeta, StorageError, StoredMembership, TypeConfig};
 use crate::error::Error;
 use crate::events::EventBus;
-use crate::metrics::Metrics;
+use crate::metrics::groups::GroupSeries;
 use crate::state::{Response, StateData};
 
 /// State plus what Raft needs to know about how far it got.
@@ -29,7 +29,7 @@ pub struct SmShared {
     /// The latest snapshot, encoded as it is on disk and on the wire.
     current: RwLock<Option<(SnapshotMeta, Arc<Vec<u8>>)>>,
     dir: PathBuf,
-    metrics: Arc<Metrics>,
+    metrics: GroupSeries,
     /// Last applied index, for handlers that wait on the state (lock waiters).
     applied_tx: tokio::sync::watch::Sender<u64>,
     /// Where the events of applied entries go (`/v1/events`).
@@ -40,7 +40,7 @@ pub struct SmShared {
 
 impl SmShared {
     /// Opens the state from the snapshot in `dir`, if any.
-    pub fn open(dir: PathBuf, metrics: Arc<Metrics>) -> Result<Arc<SmShared>, Error> {
+    pub fn open(dir: PathBuf, metrics: GroupSeries) -> Result<Arc<SmShared>, Error> {
         let mut applied = Applied::default();
         let mut current = None;
         if let Some((file, bytes)) = snapshot::load(&dir)? {
@@ -82,18 +82,16 @@ impl SmShared {
     fn applied(&self, st: &Applied) {
         let index = st.last_applied.map_or(0, |l| l.index);
         self.metrics.applied_index.set(index as i64);
-        let (held, waiting) = st.data.locks.counts();
-        self.metrics.locks_held.set(held as i64);
-        self.metrics.locks_waiting.set(waiting as i64);
         let recent = &st.data.recent;
         self.metrics.dedup_answers.set(recent.kept() as i64);
         self.metrics.dedup_repeats.set(recent.repeats as i64);
-        self.metrics
-            .locks_expired
-            .set(st.data.locks.stats.expired as i64);
-        self.metrics
-            .locks_deadlocks
-            .set(st.data.locks.stats.deadlocks as i64);
+        if let Some(locks) = &self.metrics.locks {
+            let (held, waiting) = st.data.locks.counts();
+            locks.held.set(held as i64);
+            locks.waiting.set(waiting as i64);
+            locks.expired.set(st.data.locks.stats.expired as i64);
+            locks.deadlocks.set(st.data.locks.stats.deadlocks as i64);
+        }
         self.applied_tx.send_replace(index);
     }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use dsync_api::routes;
 use dsync_api::shards::{ShardMap, HEADER_GROUP};
 use dsync_tests::shard_workload::{first_deliveries, leaders, start, view, Plan};
-use dsync_tests::{wait_ok, Cluster};
+use dsync_tests::{fetch_metrics, metric, wait_ok, Cluster};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -273,6 +273,53 @@ async fn sixty_four_topics_through_every_node_keep_fifo_order_and_lose_nothing()
         "{} messages on 64 topics over {GROUPS} groups, all delivered in order and acked; {} duplicate deliveries",
         report.acknowledged_enqueues, report.duplicates
     );
+    each_group_writes_its_own_metrics(&c, &map).await;
+}
+
+/// After queue traffic, every node exports each group it hosts under its
+/// own `group` label, and the control group's unlabelled series (and the
+/// commit index `/v1/status` and `/ready` read from it) stay the control
+/// group's: the queue groups' logs are far longer than its own.
+async fn each_group_writes_its_own_metrics(c: &Cluster, map: &ShardMap) {
+    let http = reqwest::Client::new();
+    for id in IDS {
+        let addr = c.node(id).addr.clone();
+        let status = c.client_for(id).status().await.expect("status");
+        let text = fetch_metrics(&addr).await;
+        let control_commit = metric(&text, "dsync_raft_commit_index").expect("control commit");
+        assert!(
+            control_commit <= status.last_index as f64 && status.commit_index <= status.last_index,
+            "node {id}: control commit {control_commit} / {} past its log's end {}",
+            status.commit_index,
+            status.last_index
+        );
+        for g in map.groups.iter().filter(|g| g.replicas.contains(&id)) {
+            let label = format!("{{group=\"{}\"}}", g.id);
+            let commit = metric(&text, &format!("dsync_group_raft_commit_index{label}"))
+                .unwrap_or_else(|| panic!("node {id}: no commit index of group {}", g.id));
+            let fsyncs = metric(
+                &text,
+                &format!("dsync_group_log_fsync_seconds_count{label}"),
+            )
+            .unwrap_or_else(|| panic!("node {id}: no log writes of group {}", g.id));
+            assert!(commit > 0.0 && fsyncs > 0.0, "node {id} group {}", g.id);
+        }
+        wait_ok(Duration::from_secs(10), &format!("node {id} ready"), || {
+            let http = http.clone();
+            let addr = addr.clone();
+            async move {
+                let r = http
+                    .get(format!("http://{addr}/ready"))
+                    .send()
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let code = r.status();
+                let body = r.text().await.unwrap_or_default();
+                code.is_success().then_some(()).ok_or(body)
+            }
+        })
+        .await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,5 +1,7 @@
 //! Prometheus metrics of one node (`GET /metrics`).
 
+pub mod groups;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -27,9 +29,9 @@ pub struct RouteLabels {
     pub status: u16,
 }
 
-type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+pub(crate) type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
-fn latency_histogram() -> Histogram {
+pub(crate) fn latency_histogram() -> Histogram {
     // 50 µs … ~26 s.
     Histogram::new(exponential_buckets(0.00005, 2.0, 20))
 }
@@ -65,7 +67,7 @@ pub struct Metrics {
     pub topic: TopicGauges,
     pub cache: crate::cache::CacheMetrics,
     /// Per queue group hosted here.
-    pub groups: crate::groups::GroupGauges,
+    pub groups: groups::GroupGauges,
     /// Per peer, refreshed from the breakers at scrape time.
     pub peer_breaker_state: Family<PeerLabels, Gauge>,
     /// The peers `peer_breaker_state` has a series for.
@@ -103,20 +105,6 @@ impl TopicGauges {
 }
 
 impl Metrics {
-    /// Raises `raft_commit_index` to `commit` (it never goes back) and
-    /// recomputes `raft_apply_lag` against `applied`. Called when openraft
-    /// saves a commit index and when the apply moves, so a stuck apply
-    /// shows a growing lag, and an installed snapshot (which moves the apply
-    /// past a commit index the log store was never told of) none.
-    pub fn raise_commit(&self, commit: u64, applied: u64) {
-        let before = self
-            .commit_index
-            .inner()
-            .fetch_max(commit as i64, std::sync::atomic::Ordering::Relaxed);
-        let commit = before.max(commit as i64);
-        self.apply_lag.set((commit - applied as i64).max(0));
-    }
-
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("dsync");
         let m = Metrics {
@@ -128,7 +116,7 @@ impl Metrics {
             last_log_index: Gauge::default(),
             apply_lag: Gauge::default(),
             fsync_seconds: latency_histogram(),
-            batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 14)),
+            batch_size: groups::batch_histogram(),
             forward_batch_size: Histogram::new(exponential_buckets(1.0, 2.0, 10)),
             snapshots_built: Counter::default(),
             snapshots_installed: Counter::default(),
@@ -383,5 +371,4 @@ impl Default for Metrics {
 }
 
 #[cfg(test)]
-#[path = "metrics_tests.rs"]
 mod tests;
