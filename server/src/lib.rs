@@ -155,3 +155,6 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {},
     }
 }
+
+#[cfg(test)]
+mod layering_tests;

@@ -5,10 +5,10 @@
 
 pub mod audit;
 pub mod config;
-pub mod guard;
 pub mod limits;
 pub mod ownership;
 pub mod policy;
+mod security;
 
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -20,6 +20,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use subtle::ConstantTimeEq;
 
 pub use self::config::{AuthConfig, AuthMode, JwtAlgorithm, LimitsConfig};
+pub use self::security::{Caller, Security};
 
 /// Shortest secret accepted for HS256 and the cluster secret.
 pub const MIN_SECRET_BYTES: usize = 32;

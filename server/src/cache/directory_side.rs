@@ -1,18 +1,15 @@
 //! The directory side, on the leader: per-key serialized reads, writes and
 //! renewals, with downgrades and invalidations sent to the holders.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dsync_api::cache::LineState;
 use dsync_api::events::Event;
 use dsync_api::routes;
-use dsync_api::types::Consistency;
 use openraft::{BasicNode, RaftMetrics};
 
-use super::{DirReply, DirRequest, Granted, HolderReply, HolderRequest, KeyGuard};
+use super::{DirReply, DirRequest, Granted, HolderReply, HolderRequest, Host, KeyGuard};
 use crate::error::{Error, Result};
-use crate::node::Node;
 use crate::raft::network::post_bincode;
 use crate::state::{CmdValue, Command};
 
@@ -34,238 +31,232 @@ fn members_in_term(m: &RaftMetrics<u64, BasicNode>, me: u64, term: u64) -> bool 
 /// cached copy is invalidated.
 const KV_WRITER: u64 = 0;
 
-impl Node {
-    /// Serves one holder request (from a peer or from this node itself).
-    pub async fn handle_directory(self: &Arc<Self>, req: DirRequest) -> Result<DirReply> {
-        match req {
-            DirRequest::Read { key, from } => self.dir_read(&key, from).await,
-            DirRequest::Write { key, from, value } => self.dir_write(&key, from, value).await,
-            DirRequest::Renew { key, from, grant } => {
-                let (term, _) = self.dir_enter()?;
-                let _k = self.cache.keys.lock(&key).await;
-                // A deposed leader unaware of it must not extend a lease past
-                // its successor's wait: confirm leadership after the holder
-                // sent this request.
-                let until = Instant::now() + self.cache.lease;
-                self.read_barrier(Consistency::Linearizable, None).await?;
-                let mut st = self.cache.dir();
-                let ok = st.term == term && st.dir.renew(&key, from, grant, until);
-                Ok(DirReply::Renewed(ok))
-            }
+/// Serves one holder request (from a peer or from this node itself).
+pub async fn handle_directory(h: &impl Host, req: DirRequest) -> Result<DirReply> {
+    match req {
+        DirRequest::Read { key, from } => dir_read(h, &key, from).await,
+        DirRequest::Write { key, from, value } => dir_write(h, &key, from, value).await,
+        DirRequest::Renew { key, from, grant } => {
+            let (term, _) = dir_enter(h)?;
+            let _k = h.cache().keys.lock(&key).await;
+            // A deposed leader unaware of it must not extend a lease past
+            // its successor's wait: confirm leadership after the holder
+            // sent this request.
+            let until = Instant::now() + h.cache().lease;
+            h.read_linearizable().await?;
+            let mut st = h.cache().dir();
+            let ok = st.term == term && st.dir.renew(&key, from, grant, until);
+            Ok(DirReply::Renewed(ok))
         }
     }
+}
 
-    /// The directory of this term; a new term starts empty and not ready
-    /// until one lease has passed.
-    fn dir_enter(&self) -> Result<(u64, Instant)> {
-        if !self.is_leader() {
-            return Err(Error::Unavailable(
-                "this node is not the leader (cache directory); retry".into(),
-            ));
-        }
-        let term = self.term();
-        Ok((term, self.cache.enter_term(term)))
+/// The directory of this term; a new term starts empty and not ready
+/// until one lease has passed.
+fn dir_enter(h: &impl Host) -> Result<(u64, Instant)> {
+    if !h.is_leader() {
+        return Err(Error::Unavailable(
+            "this node is not the leader (cache directory); retry".into(),
+        ));
     }
+    let term = h.control().term();
+    Ok((term, h.cache().enter_term(term)))
+}
 
-    async fn dir_read(self: &Arc<Self>, key: &str, from: u64) -> Result<DirReply> {
-        let (term, ready_at) = self.dir_enter()?;
-        let _k = self.cache.keys.lock(key).await;
-        self.dir_ready(term, ready_at).await;
-        let owner = self.cache.dir().dir.read_plan(key, from, Instant::now());
-        if let Some((node, lease_until)) = owner {
-            let req = HolderRequest::Downgrade {
-                key: key.to_string(),
-            };
-            let held = self.tell_holder(node, req, lease_until).await;
-            self.cache.dir().dir.downgraded(key, node, held);
-        }
-        // The latest committed value, with leadership confirmed by a quorum
-        // (a write-back owner's flush above is included).
-        self.read_barrier(Consistency::Linearizable, None).await?;
-        let entry = self.control.sm.read().data.kv.get(key).cloned();
-        let Some(entry) = entry else {
-            return Ok(DirReply::Read(None));
+async fn dir_read(h: &impl Host, key: &str, from: u64) -> Result<DirReply> {
+    let (term, ready_at) = dir_enter(h)?;
+    let _k = h.cache().keys.lock(key).await;
+    dir_ready(h, term, ready_at).await;
+    let owner = h.cache().dir().dir.read_plan(key, from, Instant::now());
+    if let Some((node, lease_until)) = owner {
+        let req = HolderRequest::Downgrade {
+            key: key.to_string(),
         };
-        let mut st = self.cache.dir();
-        if st.term != term {
-            return Err(Error::Unavailable("leadership moved; retry".into()));
-        }
-        let h = st
-            .dir
-            .grant_read(key, from, Instant::now(), self.cache.lease);
-        Ok(DirReply::Read(Some(Granted {
-            term,
-            grant: h.grant,
-            state: h.state,
-            value: entry.value,
-            version: entry.version,
-        })))
+        let held = tell_holder(h, node, req, lease_until).await;
+        h.cache().dir().dir.downgraded(key, node, held);
     }
-
-    async fn dir_write(
-        self: &Arc<Self>,
-        key: &str,
-        from: u64,
-        value: Option<String>,
-    ) -> Result<DirReply> {
-        let (term, ready_at) = self.dir_enter()?;
-        let _k = self.cache.keys.lock(key).await;
-        self.dir_ready(term, ready_at).await;
-        self.invalidate_copies(key, from).await;
-        let cmd = match &value {
-            Some(v) => Command::KvPut {
-                key: key.to_string(),
-                value: v.clone(),
-                if_version: None,
-                fence: None,
-            },
-            None => Command::KvDelete {
-                key: key.to_string(),
-                if_version: None,
-            },
-        };
-        match self.propose_local(cmd).await? {
-            CmdValue::Version(version) => {
-                let mut st = self.cache.dir();
-                let granted = (st.term == term).then(|| {
-                    let h = st
-                        .dir
-                        .grant_write(key, from, Instant::now(), self.cache.lease);
-                    Granted {
-                        term,
-                        grant: h.grant,
-                        state: LineState::M,
-                        value: value.unwrap_or_default(),
-                        version,
-                    }
-                });
-                Ok(DirReply::Written {
-                    version: Some(version),
-                    deleted: false,
-                    granted,
-                })
-            }
-            CmdValue::Deleted(deleted) => Ok(DirReply::Written {
-                version: None,
-                deleted,
-                granted: None,
-            }),
-            other => Err(Error::Internal(format!("unexpected result {other:?}"))),
-        }
+    // The latest committed value, with leadership confirmed by a quorum
+    // (a write-back owner's flush above is included).
+    h.read_linearizable().await?;
+    let entry = h.control().sm.read().data.kv.get(key).cloned();
+    let Some(entry) = entry else {
+        return Ok(DirReply::Read(None));
+    };
+    let mut st = h.cache().dir();
+    if st.term != term {
+        return Err(Error::Unavailable("leadership moved; retry".into()));
     }
+    let h = st
+        .dir
+        .grant_read(key, from, Instant::now(), h.cache().lease);
+    Ok(DirReply::Read(Some(Granted {
+        term,
+        grant: h.grant,
+        state: h.state,
+        value: entry.value,
+        version: entry.version,
+    })))
+}
 
-    /// Waits until no line granted in an earlier term can still be served:
-    /// every other member has accepted this term's entries (and with the
-    /// first of them dropped its lines), or one lease has passed since this
-    /// leader took office. A handoff is ready at once; after a crash the
-    /// lost node cannot be told from a cut-off one, so the lease is waited.
-    /// With write-back the lease is always waited.
-    async fn dir_ready(&self, term: u64, ready_at: Instant) {
-        // This node's own older lines too, before anything is decided.
-        if let Some(dirty) = self.cache.observe_term(term) {
-            Box::pin(self.flush_all(dirty)).await;
-        }
-        // Write-back: writes dropped with their lines at the term change are
-        // flushed in the background for up to a lease; nothing may commit
-        // over them before.
-        let members_count = !self.cache.write_back();
-        let mut rx = self.control.raft.metrics();
-        loop {
-            let now = Instant::now();
-            if now >= ready_at
-                || (members_count && members_in_term(&rx.borrow_and_update(), self.id, term))
-            {
-                return;
-            }
-            match tokio::time::timeout_at(ready_at.into(), rx.changed()).await {
-                Ok(Ok(())) => {}
-                Ok(Err(_)) => return tokio::time::sleep_until(ready_at.into()).await,
-                Err(_) => return,
-            }
-        }
-    }
-
-    /// Before a `/v1/kv` write of `key` commits on this leader: every cached
-    /// copy is invalidated (acknowledged, or its lease ended). The guard keeps
-    /// the key's directory operations out until the write has committed, so
-    /// no read miss can grant the old value in between. Other KV writes of
-    /// the key share it: a hot key nobody caches commits as many writes per
-    /// Raft round as before the directory took part (a holder two of them
-    /// invalidate at once drops its line for the first and acks the second).
-    pub(crate) async fn invalidate_for_kv(&self, key: &str) -> Result<KeyGuard<'_>> {
-        let (term, ready_at) = self.dir_enter()?;
-        let guard = self.cache.keys.shared(key).await;
-        self.dir_ready(term, ready_at).await;
-        self.invalidate_copies(key, KV_WRITER).await;
-        Ok(guard)
-    }
-
-    /// Invalidates every copy of `key` but the writer's; the caller holds
-    /// the key's lock.
-    async fn invalidate_copies(&self, key: &str, writer: u64) {
-        let targets = self.cache.dir().dir.write_plan(key, writer, Instant::now());
-        let invalidations = targets.into_iter().map(|(node, lease_until)| async move {
-            let req = HolderRequest::Invalidate {
-                key: key.to_string(),
-            };
-            self.metrics.cache.invalidations_sent.inc();
-            self.tell_holder(node, req, lease_until).await;
-            node
-        });
-        let invalidated = futures::future::join_all(invalidations).await;
-        for node in &invalidated {
-            self.cache.dir().dir.remove(key, *node);
-        }
-        if !invalidated.is_empty() {
-            self.events.publish(Event::CacheInvalidated {
-                key: key.to_string(),
-                writer,
-                nodes: invalidated,
-                at_ms: crate::proposer::now_ms(),
-            });
-        }
-    }
-
-    /// Sends a downgrade or invalidation and waits for its answer, or, if
-    /// none comes, for the holder's lease to end (it then serves nothing).
-    /// Returns whether the holder acknowledged still holding a line.
-    async fn tell_holder(&self, node: u64, req: HolderRequest, lease_until: Instant) -> bool {
-        let started = Instant::now();
-        let reply = if node == self.id {
-            Some(self.handle_holder(req).await)
-        } else {
-            match self.member_addr(node) {
-                Some(addr) => {
-                    let wait = lease_until
-                        .saturating_duration_since(started)
-                        .max(Duration::from_millis(1));
-                    post_bincode::<_, HolderReply>(
-                        &self.peers,
-                        &self.breakers,
-                        (node, &addr),
-                        routes::RAFT_CACHE_HOLDER,
-                        &req,
-                        wait,
-                    )
-                    .await
-                    .map_err(|e| tracing::debug!(node, "cache holder did not answer: {e}"))
-                    .ok()
+async fn dir_write(h: &impl Host, key: &str, from: u64, value: Option<String>) -> Result<DirReply> {
+    let (term, ready_at) = dir_enter(h)?;
+    let _k = h.cache().keys.lock(key).await;
+    dir_ready(h, term, ready_at).await;
+    invalidate_copies(h, key, from).await;
+    let cmd = match &value {
+        Some(v) => Command::KvPut {
+            key: key.to_string(),
+            value: v.clone(),
+            if_version: None,
+            fence: None,
+        },
+        None => Command::KvDelete {
+            key: key.to_string(),
+            if_version: None,
+        },
+    };
+    match h.propose_local(cmd).await? {
+        CmdValue::Version(version) => {
+            let mut st = h.cache().dir();
+            let granted = (st.term == term).then(|| {
+                let h = st
+                    .dir
+                    .grant_write(key, from, Instant::now(), h.cache().lease);
+                Granted {
+                    term,
+                    grant: h.grant,
+                    state: LineState::M,
+                    value: value.unwrap_or_default(),
+                    version,
                 }
-                None => None,
-            }
+            });
+            Ok(DirReply::Written {
+                version: Some(version),
+                deleted: false,
+                granted,
+            })
+        }
+        CmdValue::Deleted(deleted) => Ok(DirReply::Written {
+            version: None,
+            deleted,
+            granted: None,
+        }),
+        other => Err(Error::Internal(format!("unexpected result {other:?}"))),
+    }
+}
+
+/// Waits until no line granted in an earlier term can still be served:
+/// every other member has accepted this term's entries (and with the
+/// first of them dropped its lines), or one lease has passed since this
+/// leader took office. A handoff is ready at once; after a crash the
+/// lost node cannot be told from a cut-off one, so the lease is waited.
+/// With write-back the lease is always waited.
+async fn dir_ready(h: &impl Host, term: u64, ready_at: Instant) {
+    // This node's own older lines too, before anything is decided.
+    if let Some(dirty) = h.cache().observe_term(term) {
+        Box::pin(super::holder::flush_all(h, dirty)).await;
+    }
+    // Write-back: writes dropped with their lines at the term change are
+    // flushed in the background for up to a lease; nothing may commit
+    // over them before.
+    let members_count = !h.cache().write_back();
+    let mut rx = h.control().raft.metrics();
+    loop {
+        let now = Instant::now();
+        if now >= ready_at
+            || (members_count && members_in_term(&rx.borrow_and_update(), h.id(), term))
+        {
+            return;
+        }
+        match tokio::time::timeout_at(ready_at.into(), rx.changed()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return tokio::time::sleep_until(ready_at.into()).await,
+            Err(_) => return,
+        }
+    }
+}
+
+/// Before a `/v1/kv` write of `key` commits on this leader: every cached
+/// copy is invalidated (acknowledged, or its lease ended). The guard keeps
+/// the key's directory operations out until the write has committed, so
+/// no read miss can grant the old value in between. Other KV writes of
+/// the key share it: a hot key nobody caches commits as many writes per
+/// Raft round as before the directory took part (a holder two of them
+/// invalidate at once drops its line for the first and acks the second).
+pub async fn invalidate_for_kv<'a>(h: &'a impl Host, key: &str) -> Result<KeyGuard<'a>> {
+    let (term, ready_at) = dir_enter(h)?;
+    let guard = h.cache().keys.shared(key).await;
+    dir_ready(h, term, ready_at).await;
+    invalidate_copies(h, key, KV_WRITER).await;
+    Ok(guard)
+}
+
+/// Invalidates every copy of `key` but the writer's; the caller holds
+/// the key's lock.
+async fn invalidate_copies(h: &impl Host, key: &str, writer: u64) {
+    let targets = h.cache().dir().dir.write_plan(key, writer, Instant::now());
+    let invalidations = targets.into_iter().map(|(node, lease_until)| async move {
+        let req = HolderRequest::Invalidate {
+            key: key.to_string(),
         };
-        match reply {
-            Some(HolderReply::Held(held)) => {
-                self.metrics
-                    .cache
-                    .invalidation_seconds
-                    .observe(started.elapsed().as_secs_f64());
-                held
+        h.metrics().cache.invalidations_sent.inc();
+        tell_holder(h, node, req, lease_until).await;
+        node
+    });
+    let invalidated = futures::future::join_all(invalidations).await;
+    for node in &invalidated {
+        h.cache().dir().dir.remove(key, *node);
+    }
+    if !invalidated.is_empty() {
+        h.events().publish(Event::CacheInvalidated {
+            key: key.to_string(),
+            writer,
+            nodes: invalidated,
+            at_ms: crate::proposer::now_ms(),
+        });
+    }
+}
+
+/// Sends a downgrade or invalidation and waits for its answer, or, if
+/// none comes, for the holder's lease to end (it then serves nothing).
+/// Returns whether the holder acknowledged still holding a line.
+async fn tell_holder(h: &impl Host, node: u64, req: HolderRequest, lease_until: Instant) -> bool {
+    let started = Instant::now();
+    let reply = if node == h.id() {
+        Some(super::holder::handle_holder(h, req).await)
+    } else {
+        match h.control().member_addr(node) {
+            Some(addr) => {
+                let wait = lease_until
+                    .saturating_duration_since(started)
+                    .max(Duration::from_millis(1));
+                let (peers, breakers) = h.peers();
+                post_bincode::<_, HolderReply>(
+                    peers,
+                    breakers,
+                    (node, &addr),
+                    routes::RAFT_CACHE_HOLDER,
+                    &req,
+                    wait,
+                )
+                .await
+                .map_err(|e| tracing::debug!(node, "cache holder did not answer: {e}"))
+                .ok()
             }
-            _ => {
-                tokio::time::sleep_until(lease_until.into()).await;
-                false
-            }
+            None => None,
+        }
+    };
+    match reply {
+        Some(HolderReply::Held(held)) => {
+            h.metrics()
+                .cache
+                .invalidation_seconds
+                .observe(started.elapsed().as_secs_f64());
+            held
+        }
+        _ => {
+            tokio::time::sleep_until(lease_until.into()).await;
+            false
         }
     }
 }

@@ -8,8 +8,8 @@
 mod directory;
 mod directory_side;
 mod holder;
+mod host;
 mod line;
-mod metrics;
 #[cfg(test)]
 mod model_tests;
 mod states;
@@ -23,11 +23,16 @@ use dsync_api::cache::{LineInfo, LineState};
 use serde::{Deserialize, Serialize};
 
 use crate::config::{CacheConfig, WritePolicy};
-use crate::node::Node;
 
 pub use directory::{Directory, KeyGuard, KeyLocks};
+pub use directory_side::{handle_directory, invalidate_for_kv};
+pub use holder::{
+    flush_all, get, handle_holder, observe_leader_term, update_line_gauges, write, CacheRead,
+    PutOutcome,
+};
+pub use host::Host;
 pub use line::{Dirty, Line, LineStore, Lookup};
-pub use metrics::CacheMetrics;
+pub use states::{lines, states};
 
 /// A holder's request to the directory (`/raft/cache/directory`).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -178,13 +183,13 @@ impl Cache {
 
 /// Background work of every node: drop all lines when the leader term
 /// changes, and flush write-back lines every `writeback_delay_ms`.
-pub async fn run(node: Arc<Node>) {
-    let mut rx = node.control.raft.metrics();
+pub async fn run<H: Host>(node: Arc<H>) {
+    let cache = node.cache();
+    let mut rx = node.control().raft.metrics();
     let mut term = rx.borrow().current_term;
-    let mut tick =
-        tokio::time::interval(Duration::from_millis(node.cache.config.writeback_delay_ms));
+    let mut tick = tokio::time::interval(Duration::from_millis(cache.config.writeback_delay_ms));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let write_back = node.cache.write_back();
+    let write_back = cache.write_back();
     loop {
         tokio::select! {
             changed = rx.changed() => {
@@ -195,32 +200,32 @@ pub async fn run(node: Arc<Node>) {
                     let m = rx.borrow_and_update();
                     (m.current_term, m.current_leader)
                 };
-                if leader == Some(node.id) {
+                if leader == Some(node.id()) {
                     // Start the new directory's one-lease wait as early as possible.
-                    node.cache.enter_term(t);
-                    node.observe_leader_term(t);
+                    cache.enter_term(t);
+                    observe_leader_term(&node, t);
                 }
                 if t != term {
                     term = t;
-                    let dirty = node.cache.lines().clear();
-                    node.update_line_gauges();
+                    let dirty = cache.lines().clear();
+                    update_line_gauges(&*node);
                     if !dirty.is_empty() {
                         let n = node.clone();
-                        node.tasks
-                            .spawn_to_end("write-back flush", async move { n.flush_all(dirty).await });
+                        node.tasks()
+                            .spawn_to_end("write-back flush", async move { flush_all(&*n, dirty).await });
                     }
                 }
             }
             _ = tick.tick(), if write_back => {
-                let _g = node.cache.flush.lock().await;
+                let _g = cache.flush.lock().await;
                 let dirty = {
-                    let mut lines = node.cache.lines();
+                    let mut lines = cache.lines();
                     let mut d = lines.take_leaving();
                     d.extend(lines.dirty());
                     d
                 };
                 for d in dirty {
-                    node.flush_locked(d).await;
+                    holder::flush_locked(&*node, d).await;
                 }
             }
         }

@@ -5,39 +5,33 @@ use std::time::{Duration, Instant};
 use dsync_api::cache::{LineInfo, LineState, NodeLineState};
 use dsync_api::routes;
 
-use super::{HolderReply, HolderRequest};
-use crate::node::Node;
+use super::{HolderReply, HolderRequest, Host};
 use crate::raft::network::post_bincode;
 
 const STATE_TIMEOUT: Duration = Duration::from_secs(1);
 
-impl Node {
-    /// This node's own lines, most recently used first.
-    pub fn cache_lines(&self, limit: usize) -> (Vec<LineInfo>, bool) {
-        self.cache.lines().list(Instant::now(), limit)
-    }
+/// This node's own lines, most recently used first.
+pub fn lines(h: &impl Host, limit: usize) -> (Vec<LineInfo>, bool) {
+    h.cache().lines().list(Instant::now(), limit)
+}
 
-    /// The state of `key` on every member (unreachable ones say why).
-    pub async fn cache_states(&self, key: &str) -> Vec<NodeLineState> {
-        let members: Vec<(u64, String)> = {
-            let m = self.control.raft.metrics();
-            let m = m.borrow();
-            m.membership_config
-                .membership()
-                .nodes()
-                .map(|(id, n)| (*id, n.addr.clone()))
-                .collect()
-        };
-        let asks = members.into_iter().map(|(id, addr)| async move {
-            let info = if id == self.id {
-                Ok(self.cache.lines().info(key, Instant::now()))
+/// The state of `key` on every member (unreachable ones say why).
+pub async fn states(h: &impl Host, key: &str) -> Vec<NodeLineState> {
+    let (peers, breakers) = h.peers();
+    let asks = h
+        .control()
+        .members()
+        .into_iter()
+        .map(|(id, addr)| async move {
+            let info = if id == h.id() {
+                Ok(h.cache().lines().info(key, Instant::now()))
             } else {
                 let req = HolderRequest::State {
                     key: key.to_string(),
                 };
                 post_bincode::<_, HolderReply>(
-                    &self.peers,
-                    &self.breakers,
+                    peers,
+                    breakers,
                     (id, &addr),
                     routes::RAFT_CACHE_HOLDER,
                     &req,
@@ -74,6 +68,5 @@ impl Node {
                 },
             }
         });
-        futures::future::join_all(asks).await
-    }
+    futures::future::join_all(asks).await
 }

@@ -142,6 +142,29 @@ impl Group {
         Some((id, addr))
     }
 
+    pub fn term(&self) -> u64 {
+        self.raft.metrics().borrow().current_term
+    }
+
+    /// The address of member `id`, as the current membership records it.
+    pub fn member_addr(&self, id: u64) -> Option<String> {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        let addr = m.membership_config.membership().get_node(&id)?.addr.clone();
+        Some(addr)
+    }
+
+    /// Every member with its address.
+    pub fn members(&self) -> Vec<(u64, String)> {
+        let m = self.raft.metrics();
+        let m = m.borrow();
+        m.membership_config
+            .membership()
+            .nodes()
+            .map(|(id, n)| (*id, n.addr.clone()))
+            .collect()
+    }
+
     pub fn leads(&self, me: u64) -> bool {
         self.raft.metrics().borrow().current_leader == Some(me)
     }

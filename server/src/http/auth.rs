@@ -10,8 +10,8 @@ use dsync_api::routes;
 
 use super::error::HttpResult;
 use super::extract::ApiJson;
-use crate::auth::guard::Caller;
 use crate::auth::AuthMode;
+use crate::auth::Caller;
 use crate::node::Node;
 
 pub fn router() -> Router<Arc<Node>> {

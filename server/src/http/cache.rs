@@ -16,6 +16,7 @@ use serde::Deserialize;
 use super::error::{invalid, HttpResult};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::kv::validate_key;
+use crate::cache;
 use crate::node::Node;
 
 const MAX_LINES: usize = 10_000;
@@ -62,7 +63,7 @@ async fn get_key(
     ApiPath(key): ApiPath<String>,
 ) -> HttpResult<Response> {
     validate_cache_key(&key)?;
-    let r = node.cache_get(&key).await?;
+    let r = cache::get(&node, &key).await?;
     let body = format!(
         r#"{{"value":{},"version":{},"state":"{}","node":{},"hit":{}}}"#,
         r.value,
@@ -93,7 +94,7 @@ async fn put_key(
 ) -> HttpResult<Json<CachePutResponse>> {
     validate_cache_key(&key)?;
     super::kv::room_for_key(&node, &key)?;
-    let out = node.cache_write(&key, Some(req.value.to_string())).await?;
+    let out = cache::write(&*node, &key, Some(req.value.to_string())).await?;
     Ok(Json(CachePutResponse {
         version: out.version,
         state: out.state,
@@ -117,7 +118,7 @@ async fn delete_key(
     ApiPath(key): ApiPath<String>,
 ) -> HttpResult<Json<CacheDeleteResponse>> {
     validate_cache_key(&key)?;
-    let out = node.cache_write(&key, None).await?;
+    let out = cache::write(&*node, &key, None).await?;
     Ok(Json(CacheDeleteResponse {
         deleted: out.deleted,
     }))
@@ -139,7 +140,7 @@ async fn states(
     ApiPath(key): ApiPath<String>,
 ) -> HttpResult<Json<CacheStates>> {
     validate_cache_key(&key)?;
-    let nodes = node.cache_states(&key).await;
+    let nodes = cache::states(&*node, &key).await;
     Ok(Json(CacheStates { key, nodes }))
 }
 
@@ -168,7 +169,7 @@ async fn lines(
     if limit == 0 || limit > MAX_LINES {
         return Err(invalid(format!("limit must be between 1 and {MAX_LINES}")));
     }
-    let (lines, truncated) = node.cache_lines(limit);
+    let (lines, truncated) = cache::lines(&*node, limit);
     Ok(Json(CacheLines {
         node: node.id,
         lines,
@@ -185,7 +186,7 @@ async fn lines(
     )
 )]
 async fn stats(State(node): State<Arc<Node>>) -> Json<CacheStats> {
-    node.update_line_gauges();
+    cache::update_line_gauges(&*node);
     let m = &node.metrics.cache;
     let c = &node.cache.config;
     let (lines, entries, bytes) = {

@@ -13,8 +13,9 @@ use dsync_api::{routes, ApiError, ErrorCode};
 use futures::stream::{self, Stream};
 
 use super::error::HttpResult;
-use crate::auth::guard::Caller;
-use crate::events::{role_event, MAX_SUBSCRIBERS};
+use crate::auth::Caller;
+use crate::events::MAX_SUBSCRIBERS;
+use crate::node::role_event;
 use crate::node::Node;
 
 /// Comment lines keep idle connections (and proxies) from timing out and

@@ -10,9 +10,9 @@ use dsync_api::types::ReadQuery;
 
 use super::error::{invalid, HttpResult};
 use super::extract::{ApiJson, ApiPath, ApiQuery, RequestId};
-use crate::auth::guard::Caller;
 use crate::auth::limits::{rate_limited, room_for_new};
 use crate::auth::ownership::{not_yours, owned_by, qualify_owner};
+use crate::auth::Caller;
 use crate::error::Error;
 use crate::node::Node;
 use crate::proposer::now_ms;

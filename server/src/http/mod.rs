@@ -7,6 +7,7 @@ mod cluster;
 pub mod error;
 mod events;
 mod extract;
+mod guard;
 mod head;
 mod kv;
 mod lifecycle;
@@ -27,7 +28,7 @@ use axum::Router;
 use dsync_api::{ApiError, ErrorCode, HEADER_LEADER, HEADER_NODE, HEADER_TERM};
 
 use self::error::HttpError;
-use crate::auth::guard::guard;
+use self::guard::guard;
 use crate::metrics::RouteLabels;
 use crate::node::Node;
 

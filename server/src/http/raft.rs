@@ -93,7 +93,7 @@ async fn append(
             Ok(r) => r,
             Err(r) => return r,
         };
-    node.observe_leader_term(req.vote.leader_id().get_term());
+    crate::cache::observe_leader_term(&node, req.vote.leader_id().get_term());
     let res = node.control.raft.append_entries(req).await;
     if matches!(&res, Ok(r) if r.is_success()) {
         node.touch_leader_contact();
@@ -142,10 +142,12 @@ async fn cache_directory(
     match decode::<crate::cache::DirRequest>(&headers, &body) {
         Ok(req) => {
             node.metrics.cache.remote_requests.inc();
-            let res = node.handle_directory(req).await.map_err(|e| {
-                let api = e.to_api();
-                crate::state::CmdError::new(api.code, api.message)
-            });
+            let res = crate::cache::handle_directory(&*node, req)
+                .await
+                .map_err(|e| {
+                    let api = e.to_api();
+                    crate::state::CmdError::new(api.code, api.message)
+                });
             encode(&res)
         }
         Err(r) => r,
@@ -162,7 +164,7 @@ async fn cache_holder(
             if !matches!(req, crate::cache::HolderRequest::State { .. }) {
                 node.metrics.cache.remote_requests.inc();
             }
-            encode(&node.handle_holder(req).await)
+            encode(&crate::cache::handle_holder(&*node, req).await)
         }
         Err(r) => r,
     }

@@ -1,5 +1,6 @@
 //! Prometheus metrics of one node (`GET /metrics`).
 
+pub mod cache;
 pub mod groups;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -65,7 +66,7 @@ pub struct Metrics {
     pub queue_dead_lettered: Gauge,
     /// Per topic, refreshed from the replicated state at scrape time.
     pub topic: TopicGauges,
-    pub cache: crate::cache::CacheMetrics,
+    pub cache: cache::CacheMetrics,
     /// Per queue group hosted here.
     pub groups: groups::GroupGauges,
     /// Per peer, refreshed from the breakers at scrape time.

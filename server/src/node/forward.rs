@@ -144,7 +144,7 @@ impl Node {
     pub(crate) async fn write_local(&self, cmd: Command) -> Result<CmdValue> {
         self.refuse_while_handing_off()?;
         let _copies = match cmd.kv_key() {
-            Some(key) => Some(self.invalidate_for_kv(key).await?),
+            Some(key) => Some(crate::cache::invalidate_for_kv(self, key).await?),
             None => None,
         };
         self.propose_local(cmd).await

@@ -1,5 +1,6 @@
 //! One running node: Raft, storage, state and the background tasks.
 
+mod cache_host;
 mod detour;
 mod forward;
 mod forward_batch;
@@ -14,6 +15,7 @@ pub mod progress;
 mod queue;
 mod reads;
 mod reshard;
+mod roles;
 mod routed;
 mod shard_host;
 mod shards;
@@ -29,8 +31,9 @@ use dsync_api::shards::CONTROL_GROUP;
 use openraft::BasicNode;
 
 pub use forward::{ForwardReply, ForwardRequest};
+pub use roles::role_event;
 
-use crate::auth::guard::Security;
+use crate::auth::Security;
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::events::EventBus;
@@ -85,7 +88,16 @@ impl Node {
         })?;
         let metrics = Arc::new(Metrics::new());
         let events = EventBus::default();
-        let security = Arc::new(Security::from_config(&config).map_err(Error::Config)?);
+        let security = Arc::new(
+            Security::new(
+                config.id,
+                &config.auth,
+                &config.limits,
+                config.audit_log.as_deref(),
+                config.tls.as_ref(),
+            )
+            .map_err(Error::Config)?,
+        );
         // Half the header read timeout (which also closes idle connections),
         // at most 20 s like the API client.
         let idle = Duration::from_millis(config.limits.header_read_timeout_ms / 2)
@@ -148,7 +160,7 @@ impl Node {
         t.spawn("metrics", watch_metrics(node.clone()));
         t.spawn(
             "role events",
-            crate::events::watch_roles(node.id, node.control.raft.clone(), node.events.clone()),
+            roles::watch_roles(node.id, node.control.raft.clone(), node.events.clone()),
         );
         t.spawn("deadline ticker", locks::run_deadline_ticker(node.clone()));
         t.spawn("cache", crate::cache::run(node.clone()));
@@ -206,10 +218,7 @@ impl Node {
 
     /// The address of member `id`, as the current membership records it.
     pub(crate) fn member_addr(&self, id: u64) -> Option<String> {
-        let m = self.control.raft.metrics();
-        let m = m.borrow();
-        let addr = m.membership_config.membership().get_node(&id)?.addr.clone();
-        Some(addr)
+        self.control.member_addr(id)
     }
 
     pub fn is_leader(&self) -> bool {
@@ -217,7 +226,7 @@ impl Node {
     }
 
     pub fn term(&self) -> u64 {
-        self.control.raft.metrics().borrow().current_term
+        self.control.term()
     }
 
     pub fn touch_leader_contact(&self) {

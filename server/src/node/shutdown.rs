@@ -71,10 +71,10 @@ impl Node {
     /// holds (for up to a lease each).
     async fn commit_write_back(&self, what: &'static str) {
         let dirty = self.cache.lines().clear();
-        self.update_line_gauges();
+        crate::cache::update_line_gauges(self);
         if !dirty.is_empty() {
             tracing::info!(lines = dirty.len(), "{what}");
-            self.flush_all(dirty).await;
+            crate::cache::flush_all(self, dirty).await;
         }
     }
 

@@ -13,9 +13,9 @@ use dsync_api::{ApiError, ErrorCode};
 
 use super::error::{invalid, HttpError, HttpResult};
 use super::extract::{ApiJson, ApiPath, RequestId};
-use crate::auth::guard::Caller;
 use crate::auth::limits::{rate_limited, room_for_new};
 use crate::auth::ownership::qualify_owner;
+use crate::auth::Caller;
 use crate::error::Error;
 use crate::node::Node;
 use crate::state::queue::{receipt, Incoming};

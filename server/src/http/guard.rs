@@ -1,6 +1,6 @@
 //! The one middleware in front of every route: peer routes need the cluster
 //! secret; client routes need a credential whose role and scopes cover what
-//! [`policy::classify`](super::policy::classify) says the call needs; then
+//! [`policy::classify`](crate::auth::policy::classify) says the call needs; then
 //! the per-client rate limit; then the audit record.
 
 use std::net::SocketAddr;
@@ -8,80 +8,20 @@ use std::sync::Arc;
 
 use axum::extract::rejection::RawPathParamsRejection;
 use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, RawPathParams, Request, State};
-use axum::http::request::Parts;
 use axum::http::{header, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use dsync_api::auth::Role;
 use dsync_api::{ApiError, ErrorCode};
 
-use super::audit::{outcome_of, printable, Audit, Record};
-use super::limits::{rate_limited, Limits};
-use super::policy::{classify, permit, Access, Matched};
-use super::{Auth, Principal};
-use crate::config::Config;
-use crate::http::error::HttpError;
+use super::error::HttpError;
+use crate::auth::audit::{outcome_of, printable, Record};
+use crate::auth::limits::rate_limited;
+use crate::auth::policy::{classify, permit, Access, Matched};
+use crate::auth::{Caller, Principal, Security};
 use crate::proposer::now_ms;
 use crate::serve::ConnMark;
-use crate::tls::{PeerCertificate, Tls};
-
-/// Everything the guard needs, built once per node.
-pub struct Security {
-    /// This node's id, for the audit log.
-    pub node_id: u64,
-    pub auth: Auth,
-    pub limits: Limits,
-    pub audit: Option<Audit>,
-    /// With TLS, peer routes also need a certificate signed by the cluster CA.
-    pub tls: Option<Tls>,
-}
-
-impl Security {
-    pub fn from_config(c: &Config) -> Result<Security, String> {
-        let audit = c
-            .audit_log
-            .as_deref()
-            .map(|p| {
-                Audit::open(p).map_err(|e| format!("cannot open audit log {}: {e}", p.display()))
-            })
-            .transpose()?;
-        Ok(Security {
-            node_id: c.id,
-            auth: Auth::from_config(&c.auth)?,
-            limits: Limits::new(c.limits.clone()),
-            audit,
-            tls: c.tls.as_ref().map(Tls::load).transpose()?,
-        })
-    }
-
-    /// Whether a request may use the peer routes: the cluster secret (when
-    /// there is one) and, with TLS, a certificate signed by the cluster CA.
-    fn is_peer(&self, req: &Request) -> bool {
-        self.auth.is_peer(req.headers())
-            && (self.tls.is_none() || req.extensions().get::<PeerCertificate>().is_some())
-    }
-}
-
-/// The caller of a client request, for handlers that bind ownership or
-/// count per-client resources.
-#[derive(Debug, Clone)]
-pub struct Caller {
-    pub principal: Principal,
-    /// Whom per-client limits count against: the principal, or the remote
-    /// IP when auth is off.
-    pub key: String,
-}
-
-impl<S: Send + Sync> FromRequestParts<S> for Caller {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(parts.extensions.get::<Caller>().cloned().unwrap_or(Caller {
-            principal: Principal::anonymous(),
-            key: "anonymous".into(),
-        }))
-    }
-}
+use crate::tls::PeerCertificate;
 
 fn refuse(e: ApiError) -> Response {
     HttpError(e).into_response()
