@@ -57,6 +57,12 @@ impl ComposeCluster {
             .arg(&dir)
             .args(["cluster", "up", "--runtime", "compose", "--image", &image()])
             .args(extra)
+            // As `Cluster::up_with`: no queue groups unless a test asks.
+            .args(if extra.contains(&"--shards") {
+                &[][..]
+            } else {
+                &["--shards", "0"][..]
+            })
             .output()
             .expect("run dsync");
         let mut c = ComposeCluster {

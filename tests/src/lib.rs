@@ -79,7 +79,25 @@ impl Cluster {
     }
 
     /// Like [`up`](Self::up), with more `cluster up` arguments (e.g. `--auth token`).
+    /// Without `--shards` in `args` the cluster has no queue groups (G = 0):
+    /// most tests are about something else, and a group per node on every
+    /// test cluster would add its CPU to every test on two cores.
+    /// [`up_as_a_user_would`](Self::up_as_a_user_would) takes the defaults.
     pub fn up_with(n: usize, env: &[(&str, &str)], args: &[&str]) -> Cluster {
+        let mut args = args.to_vec();
+        if !args.contains(&"--shards") {
+            args.extend(["--shards", "0"]);
+        }
+        Cluster::start(n, env, &args)
+    }
+
+    /// `dsync cluster up --nodes n` with nothing else: the release's
+    /// defaults, queue groups included.
+    pub fn up_as_a_user_would(n: usize) -> Cluster {
+        Cluster::start(n, &[], &[])
+    }
+
+    fn start(n: usize, env: &[(&str, &str)], args: &[&str]) -> Cluster {
         let c = Cluster {
             dir: tempfile::Builder::new()
                 .prefix("dsync-e2e-")

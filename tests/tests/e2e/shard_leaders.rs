@@ -48,10 +48,12 @@ fn status_warnings(c: &Cluster) -> Result<Vec<String>, String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn leadership_is_spread_regained_after_a_restart_and_drained_away() {
-    let c = Cluster::up_with(3, &[], &["--shards", "3"]);
+    // A new cluster of 3 gets a queue group per node by default.
+    let c = Cluster::up_as_a_user_would(3);
     c.wait_leader(3).await;
     let map = view(&c, 1).await.expect("shards").map;
     assert_eq!(map.groups.len(), 3);
+    assert!(map.groups.iter().all(|g| g.replicas.len() == 3), "{map:?}");
     let limit = Duration::from_secs(60);
     wait_ok(limit, "one group led by each node", || spread(&c, &map)).await;
 

@@ -58,16 +58,17 @@ pub struct UpArgs {
     #[arg(long, default_value = "dsync:latest", value_name = "IMAGE")]
     pub image: String,
 
-    /// Queue groups to spread the topics over, 0 to 1024 [default: 0]: once
-    /// the nodes have formed the cluster, commits the first shard map
-    /// (`dsync shard init`) and waits until every group has a leader. 0
-    /// keeps every topic in the control group, as clusters made before
-    /// shards do. On an existing cluster: a cluster that already has G
-    /// groups is left as it is; another G is refused (change it with
-    /// `dsync shard reshard --groups G`).
-    #[arg(long, value_name = "G", default_value_t = 0,
+    /// Queue groups to spread the topics over, 0 to 1024 [default for a new
+    /// cluster: one per node with 3 nodes or more, else 0; an existing
+    /// cluster is left as it is]: once the nodes have formed the cluster,
+    /// commits the first shard map (`dsync shard init`) and waits until
+    /// every group has a leader. 0 keeps every topic in the control group,
+    /// as clusters made before shards do. On an existing cluster: one that
+    /// already has G groups is left as it is; another G is refused (change
+    /// it with `dsync shard reshard --groups G`).
+    #[arg(long, value_name = "G",
           value_parser = clap::value_parser!(u64).range(0..=dsync_api::shards::MAX_GROUPS))]
-    pub shards: u64,
+    pub shards: Option<u64>,
 
     /// Replicas per queue group with --shards [default: 3, or the node
     /// count if smaller].
@@ -110,6 +111,19 @@ struct UpReport {
     shards: Option<MapReport>,
 }
 
+/// Queue groups for `cluster up` without --shards: one per node on a new
+/// cluster of 3 nodes or more, so each node leads one group (measured and
+/// modelled in docs/benchmarks.md, "Queue groups"); none below 3 nodes,
+/// where a group has no replicas to spread over, and none added to an
+/// existing cluster.
+fn default_shards(new_cluster: bool, nodes: usize) -> u64 {
+    if new_cluster && nodes >= 3 {
+        nodes as u64
+    } else {
+        0
+    }
+}
+
 pub async fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<i32> {
     let dir = global.dir()?;
     let binary = std::env::current_exe().context("cannot locate the dsync binary")?;
@@ -125,6 +139,7 @@ pub async fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<i32> {
             progress.note(note);
         }
     }
+    let new_cluster = existing.is_none();
     let (file, states, statuses) = match existing {
         existing if compose => {
             if args.tls {
@@ -155,7 +170,11 @@ pub async fn run(global: &GlobalArgs, args: UpArgs) -> anyhow::Result<i32> {
         global,
         &dir,
         &file,
-        (args.shards, args.shard_replicas),
+        (
+            args.shards
+                .unwrap_or_else(|| default_shards(new_cluster, file.nodes.len())),
+            args.shard_replicas,
+        ),
         timeout,
         &mut progress,
     )
@@ -384,6 +403,16 @@ pub(super) fn keep_running_hint(e: anyhow::Error) -> anyhow::Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_cluster_of_three_or_more_gets_a_queue_group_per_node() {
+        assert_eq!(default_shards(true, 3), 3);
+        assert_eq!(default_shards(true, 5), 5);
+        assert_eq!(default_shards(true, 1), 0);
+        assert_eq!(default_shards(true, 2), 0);
+        // A cluster that exists (perhaps made before shards) keeps its G.
+        assert_eq!(default_shards(false, 3), 0);
+    }
 
     #[test]
     fn leftover_node_folders_are_refused() {
