@@ -3,6 +3,7 @@
 
 mod as_created;
 mod compose_up;
+pub(crate) mod create;
 pub mod down;
 mod preflight;
 mod purge;

@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use anyhow::bail;
 
-use super::up::{keep_running_hint, record_versions, start, Started};
+use super::create::start;
+use super::up::{keep_running_hint, record_versions, Started};
 use super::wait::{all_agree, healthy, wait_for, Watched};
 use crate::cluster_file::ClusterFile;
 use crate::node_process::owner;

@@ -6,7 +6,7 @@ use std::path::Path;
 use anyhow::{bail, Context};
 
 use crate::cluster_file::{ClusterFile, NodeEntry};
-use crate::commands::cluster::up::start;
+use crate::commands::cluster::create::start;
 use crate::commands::cluster::wait::Watched;
 use crate::local::{free_ports, NodeYaml};
 use crate::progress::Progress;
