@@ -90,26 +90,7 @@ impl Error {
 }
 
 /// The error and each of its sources, as one line for the log.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut next = e.source();
-    while let Some(s) = next {
-        let text = s.to_string();
-        // `Io` already shows its source in its own text.
-        if !out.ends_with(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        next = s.source();
-    }
-    out
-}
-
-impl From<ApiError> for Error {
-    fn from(e: ApiError) -> Self {
-        Error::Api(e)
-    }
-}
+pub use dsync_api::error_chain as chain;
 
 #[cfg(test)]
 mod tests {

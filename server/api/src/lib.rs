@@ -20,7 +20,7 @@ pub mod types;
 #[cfg(all(test, feature = "openapi"))]
 mod schema_bounds;
 
-pub use client::{CallOpts, Client, ClientConfig, ClientError};
+pub use client::{error_chain, CallOpts, Client, ClientConfig, ClientError};
 pub use error::{ApiError, ErrorBody, ErrorCode};
 
 /// Response header naming the node that answered.

@@ -30,8 +30,9 @@ impl ClientError {
 
 pub type Result<T> = std::result::Result<T, ClientError>;
 
-/// The error with its causes ("connection refused" hides in the chain).
-pub(super) fn chain(e: &dyn std::error::Error) -> String {
+/// The error with its causes ("connection refused" hides in the chain), as
+/// one line; a cause whose text the line already holds is not repeated.
+pub fn chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut cur = e.source();
     while let Some(c) = cur {

@@ -20,7 +20,7 @@ mod request_id;
 pub use call::CallOpts;
 pub(crate) use error::decode_error;
 use error::{chain, decode};
-pub use error::{ClientError, Result};
+pub use error::{chain as error_chain, ClientError, Result};
 use request_id::RequestIds;
 
 #[derive(Debug, Clone)]
