@@ -85,11 +85,9 @@ pub(super) async fn watch_metrics(group: Arc<Group>, shared: Shared) {
                 .last_log_index
                 .get_or_create(&label)
                 .set(m.last_log_index.unwrap_or(0) as i64);
+            // The group's series holds this group's applied-index gauge.
             let applied = m.last_applied.map_or(0, |l| l.index);
-            gauges
-                .applied_index
-                .get_or_create(&label)
-                .set(applied as i64);
+            group.series.applied_index.set(applied as i64);
             group.series.raise_commit(applied, applied);
         }
         if rx.changed().await.is_err() {
