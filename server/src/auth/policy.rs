@@ -1,10 +1,9 @@
-//! What each request needs, decided from the route it matched and the path
-//! parameters the router extracted for it — the same values the handler
-//! acts on — so a scope is checked against the exact key, lock, topic or
-//! cache key, never against a path segment that only looks like it. Routes
-//! added later fall under the rule of their prefix: reads need `read`,
-//! mutations `write`, cluster, node, backup, token and force-release routes
-//! `admin`; anything unknown that mutates needs `admin`.
+//! What each request needs, decided from the rule its route was registered
+//! with (`http::route`) and the path parameters the router extracted for
+//! it — the same values the handler acts on — so a scope is checked against
+//! the exact key, lock, topic or cache key, never against a path segment
+//! that only looks like it. A path no route matches (answered 404) needs
+//! `read` to read and `admin` to change; nothing under `/raft` is a client's.
 
 use axum::http::Method;
 use dsync_api::auth::{Kind, Role};
@@ -35,26 +34,62 @@ pub enum Access {
     Needs(Role, Target),
 }
 
-/// What the router found for a request: the route template it matched
-/// (`/v1/kv/{*key}`), if any, and the decoded path parameters it extracted.
-#[derive(Debug, Clone, Copy)]
-pub struct Matched<'a> {
-    pub route: Option<&'a str>,
-    pub params: &'a [(&'a str, &'a str)],
+/// What a route's calls need, declared where the route is registered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rule {
+    /// Probes, status and the API description.
+    Public,
+    /// Any valid credential, no role (whoami).
+    Authenticated,
+    /// `read` to read (`GET`, `HEAD`), `write` to change.
+    Data(On),
+    /// This role, whatever the method.
+    Role(Role, On),
+}
+
+impl Rule {
+    /// Cluster administration: the `admin` role and a token without scopes.
+    pub const ADMIN: Rule = Rule::Role(Role::Admin, On::Everything);
+
+    /// The role a call of `method` needs under this rule (`None`: none).
+    pub fn role_for(&self, method: &Method) -> Option<Role> {
+        match self {
+            Rule::Public | Rule::Authenticated => None,
+            Rule::Data(_) => Some(data_role(method)),
+            Rule::Role(role, _) => Some(*role),
+        }
+    }
+}
+
+fn is_read(method: &Method) -> bool {
+    method == Method::GET || method == Method::HEAD
+}
+
+/// `read` to read, `write` to change.
+fn data_role(method: &Method) -> Role {
+    if is_read(method) {
+        Role::Read
+    } else {
+        Role::Write
+    }
+}
+
+/// What a scope must cover for a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum On {
+    Nothing,
+    /// Everything at once: only a token without scopes.
+    Everything,
+    /// The resource the route's `key`, `name` or `topic` parameter names.
+    One(Kind),
+    /// Every resource of the kind (a listing of all of them).
+    All(Kind),
+    /// Those whose names start with the `prefix` query parameter.
+    Prefix(Kind),
 }
 
 /// The path parameters that name a resource, as the routes call them.
 const NAME_PARAMS: [&str; 3] = ["key", "name", "topic"];
-
-fn kind_of(seg: &str) -> Option<Kind> {
-    match seg {
-        "locks" => Some(Kind::Locks),
-        "queues" => Some(Kind::Queues),
-        "kv" => Some(Kind::Kv),
-        "cache" => Some(Kind::Cache),
-        _ => None,
-    }
-}
 
 fn query_param(query: Option<&str>, key: &str) -> Option<String> {
     form_urlencoded::parse(query?.as_bytes())
@@ -62,57 +97,38 @@ fn query_param(query: Option<&str>, key: &str) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-pub fn classify(method: &Method, path: &str, query: Option<&str>, m: Matched<'_>) -> Access {
+/// What a request needs: `rule` is that of the route it matched (`None`
+/// if none did), `params` the path parameters the router extracted.
+pub fn classify(
+    method: &Method,
+    path: &str,
+    query: Option<&str>,
+    rule: Option<Rule>,
+    params: &[(&str, &str)],
+) -> Access {
     // By the raw path, matched or not: nothing under /raft is a client's.
     if path == "/raft" || path.starts_with(dsync_api::routes::RAFT_PREFIX) {
         return Access::Peer;
     }
-    let read = method == Method::GET || method == Method::HEAD;
-    let by_method =
-        |target: Target| Access::Needs(if read { Role::Read } else { Role::Write }, target);
-    // An unmatched path is answered 404 by the fallback; what it needs
-    // follows from the method alone.
-    let Some(route) = m.route else {
+    let read = is_read(method);
+    let Some(rule) = rule else {
         return unknown(read);
     };
-    match route {
-        // Status shows topology, never data; tools poll it while a cluster
-        // forms, as with Consul's /v1/status.
-        "/health" | "/ready" | "/openapi.json" | "/v1/status" => return Access::Public,
-        "/metrics" => return Access::Needs(Role::Read, Target::Nothing),
-        "/v1/auth/whoami" => return Access::Authenticated,
-        "/v1/events" => return Access::Needs(Role::Read, Target::Global),
-        _ => {}
-    }
-    let Some(rest) = route.strip_prefix("/v1/") else {
-        return unknown(read);
+    let target = |on: On| match on {
+        On::Nothing => Target::Nothing,
+        On::Everything => Target::Global,
+        On::One(kind) => params
+            .iter()
+            .find(|(k, _)| NAME_PARAMS.contains(k))
+            .map_or(Target::Global, |(_, v)| Target::Named(kind, v.to_string())),
+        On::All(kind) => Target::Prefix(kind, String::new()),
+        On::Prefix(kind) => Target::Prefix(kind, query_param(query, "prefix").unwrap_or_default()),
     };
-    let mut segs = rest.split('/');
-    let first = segs.next().unwrap_or_default();
-    if matches!(first, "auth" | "cluster" | "node") {
-        return Access::Needs(Role::Admin, Target::Global);
-    }
-    let Some(kind) = kind_of(first) else {
-        return unknown(read);
-    };
-    let name = m
-        .params
-        .iter()
-        .find(|(k, _)| NAME_PARAMS.contains(k))
-        .map(|(_, v)| v.to_string());
-    match name {
-        Some(name) if route.ends_with("/force-release") => {
-            Access::Needs(Role::Admin, Target::Named(kind, name))
-        }
-        Some(name) => by_method(Target::Named(kind, name)),
-        // A route of the domain without a name lists it (`/v1/locks`,
-        // `/v1/locks/graph`, `/v1/cache/lines`): all of it, or the prefix
-        // the KV listing asks for.
-        None if route == dsync_api::routes::KV => by_method(Target::Prefix(
-            kind,
-            query_param(query, "prefix").unwrap_or_default(),
-        )),
-        None => by_method(Target::Prefix(kind, String::new())),
+    match rule {
+        Rule::Public => Access::Public,
+        Rule::Authenticated => Access::Authenticated,
+        Rule::Data(on) => Access::Needs(data_role(method), target(on)),
+        Rule::Role(role, on) => Access::Needs(role, target(on)),
     }
 }
 
@@ -165,145 +181,47 @@ pub fn permit(p: &Principal, role: Role, target: &Target) -> Result<(), ApiError
 mod tests {
     use super::*;
 
-    /// Classifies a request the way the guard does once the router has
-    /// matched `route` and extracted `params` from `path`.
-    fn c(m: &str, path: &str, route: Option<&str>, params: &[(&str, &str)]) -> Access {
-        let (p, q) = path
-            .split_once('?')
-            .map_or((path, None), |(p, q)| (p, Some(q)));
-        classify(&m.parse().unwrap(), p, q, Matched { route, params })
-    }
-
-    /// A route without parameters, matched as itself.
-    fn plain(m: &str, path: &str) -> Access {
-        let route = path.split('?').next().unwrap();
-        c(m, path, Some(route), &[])
-    }
-
-    fn needs(role: Role, t: Target) -> Access {
-        Access::Needs(role, t)
+    /// A call on a KV key, classified as the guard does once the router
+    /// has matched `/v1/kv/{*key}` and extracted `key`.
+    fn kv(key: &str) -> (Role, Target) {
+        let rule = Some(Rule::Data(On::One(Kind::Kv)));
+        let path = format!("/v1/kv/{key}");
+        let Access::Needs(role, target) =
+            classify(&Method::PUT, &path, None, rule, &[("key", key)])
+        else {
+            panic!("kv routes need a role");
+        };
+        (role, target)
     }
 
     #[test]
-    fn every_route_group_is_classified() {
-        use Kind::*;
-        let n = |k, s: &str| Target::Named(k, s.to_string());
-        let p = |k, s: &str| Target::Prefix(k, s.to_string());
-        assert_eq!(plain("POST", "/raft/append"), Access::Peer);
-        assert_eq!(c("POST", "/raft/cache/invalidate", None, &[]), Access::Peer);
-        assert_eq!(plain("GET", "/health"), Access::Public);
-        assert_eq!(plain("GET", "/v1/auth/whoami"), Access::Authenticated);
-        let admin = needs(Role::Admin, Target::Global);
-        assert_eq!(plain("POST", "/v1/auth/tokens"), admin);
-        assert_eq!(plain("GET", "/v1/status"), Access::Public);
-        assert_eq!(plain("GET", "/metrics"), needs(Role::Read, Target::Nothing));
-        assert_eq!(plain("GET", "/v1/cluster/backup"), admin);
-        assert_eq!(plain("POST", "/v1/cluster/leader/transfer"), admin);
-        let member = c(
-            "DELETE",
-            "/v1/cluster/members/3",
-            Some("/v1/cluster/members/{id}"),
-            &[("id", "3")],
-        );
-        assert_eq!(member, admin);
-        assert_eq!(plain("POST", "/v1/node/drain"), admin);
+    fn peer_paths_and_unmatched_paths() {
+        let any = Some(Rule::Public);
+        let c = |m: &str, path: &str, rule| classify(&m.parse().unwrap(), path, None, rule, &[]);
+        assert_eq!(c("POST", "/raft/append", any), Access::Peer);
+        assert_eq!(c("POST", "/raft/cache/invalidate", None), Access::Peer);
+        let admin = Access::Needs(Role::Admin, Target::Global);
+        assert_eq!(c("POST", "/v1/whatever", None), admin);
+        assert_eq!(c("DELETE", "/elsewhere", None), admin);
         assert_eq!(
-            plain("GET", "/v1/events"),
-            needs(Role::Read, Target::Global)
+            c("GET", "/v1/kv", None),
+            Access::Needs(Role::Read, Target::Global)
         );
-        assert_eq!(plain("GET", "/v1/locks"), needs(Role::Read, p(Locks, "")));
-        assert_eq!(
-            plain("GET", "/v1/locks/graph"),
-            needs(Role::Read, p(Locks, ""))
-        );
-        let lock = |verb: &str| format!("/v1/locks/{{name}}{verb}");
-        assert_eq!(
-            c(
-                "GET",
-                "/v1/locks/a%2Fb",
-                Some(&lock("")),
-                &[("name", "a/b")]
-            ),
-            needs(Role::Read, n(Locks, "a/b"))
+    }
+
+    #[test]
+    fn a_listing_by_prefix_needs_a_scope_over_the_prefix() {
+        let rule = Some(Rule::Data(On::Prefix(Kind::Kv)));
+        let got = classify(
+            &Method::GET,
+            "/v1/kv",
+            Some("prefix=app%2F&limit=3"),
+            rule,
+            &[],
         );
         assert_eq!(
-            c(
-                "POST",
-                "/v1/locks/a/acquire",
-                Some(&lock("/acquire")),
-                &[("name", "a")]
-            ),
-            needs(Role::Write, n(Locks, "a"))
-        );
-        assert_eq!(
-            c(
-                "POST",
-                "/v1/locks/a/force-release",
-                Some(&lock("/force-release")),
-                &[("name", "a")]
-            ),
-            needs(Role::Admin, n(Locks, "a"))
-        );
-        assert_eq!(
-            c(
-                "POST",
-                "/v1/queues/jobs/ack",
-                Some("/v1/queues/{topic}/ack"),
-                &[("topic", "jobs")]
-            ),
-            needs(Role::Write, n(Queues, "jobs"))
-        );
-        assert_eq!(
-            c(
-                "GET",
-                "/v1/queues/jobs",
-                Some("/v1/queues/{topic}"),
-                &[("topic", "jobs")]
-            ),
-            needs(Role::Read, n(Queues, "jobs"))
-        );
-        assert_eq!(
-            c("GET", "/v1/kv?prefix=app%2F", Some("/v1/kv"), &[]),
-            needs(Role::Read, p(Kv, "app/"))
-        );
-        assert_eq!(
-            c(
-                "PUT",
-                "/v1/kv/app%2Fx",
-                Some("/v1/kv/{*key}"),
-                &[("key", "app/x")]
-            ),
-            needs(Role::Write, n(Kv, "app/x"))
-        );
-        assert_eq!(
-            c(
-                "GET",
-                "/v1/cache/k/states",
-                Some("/v1/cache/{key}/states"),
-                &[("key", "k")]
-            ),
-            needs(Role::Read, n(Cache, "k"))
-        );
-        assert_eq!(
-            c(
-                "DELETE",
-                "/v1/cache/k",
-                Some("/v1/cache/{key}"),
-                &[("key", "k")]
-            ),
-            needs(Role::Write, n(Cache, "k"))
-        );
-        assert_eq!(plain("GET", "/v1/cache"), needs(Role::Read, p(Cache, "")));
-        assert_eq!(
-            plain("GET", "/v1/cache/lines"),
-            needs(Role::Read, p(Cache, ""))
-        );
-        // Unmatched paths (answered 404) need what their method implies.
-        assert_eq!(c("POST", "/v1/whatever", None, &[]), admin);
-        assert_eq!(c("POST", "/elsewhere", None, &[]), admin);
-        assert_eq!(
-            c("GET", "/v1/kv", None, &[]),
-            needs(Role::Read, Target::Global)
+            got,
+            Access::Needs(Role::Read, Target::Prefix(Kind::Kv, "app/".into()))
         );
     }
 
@@ -318,17 +236,6 @@ mod tests {
             scopes: vec![scope.parse().unwrap()],
             expires_at: None,
             bound: true,
-        };
-        let kv = |key: &str| {
-            let Access::Needs(role, target) = c(
-                "PUT",
-                &format!("/v1/kv/{key}"),
-                Some("/v1/kv/{*key}"),
-                &[("key", key)],
-            ) else {
-                panic!("kv routes need a role");
-            };
-            (role, target)
         };
         let (role, t) = kv("app/db-password");
         assert!(permit(&p("kv:app"), role, &t).is_err());

@@ -3,26 +3,32 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
+use dsync_api::auth::Role;
 use dsync_api::auth::{TokenRequest, TokenResponse, WhoAmI};
 use dsync_api::routes;
+use utoipa_axum::routes;
 
 use super::error::HttpResult;
 use super::extract::ApiJson;
+use super::route::Api;
+use crate::auth::policy::{On, Rule};
 use crate::auth::AuthMode;
 use crate::auth::Caller;
 use crate::node::Node;
 
-pub fn router() -> Router<Arc<Node>> {
-    Router::new()
-        .route(routes::AUTH_WHOAMI, get(whoami))
-        .route(routes::AUTH_TOKENS, post(create_token))
+pub fn api() -> Api {
+    Api::client()
+        .route(Rule::Authenticated, routes!(whoami))
+        .route(
+            Rule::Role(Role::Admin, On::Everything),
+            routes!(create_token),
+        )
 }
 
 #[utoipa::path(
     get,
-    path = "/v1/auth/whoami",
+    path = routes::AUTH_WHOAMI,
     tag = "auth",
     responses(
         (status = 200, description = "The caller as this node sees it", body = dsync_api::auth::WhoAmI),
@@ -45,7 +51,7 @@ async fn whoami(State(node): State<Arc<Node>>, caller: Caller) -> Json<WhoAmI> {
 /// The guard lets only admins here (every `/v1/auth/*` route but whoami).
 #[utoipa::path(
     post,
-    path = "/v1/auth/tokens",
+    path = routes::AUTH_TOKENS,
     tag = "auth",
     request_body = dsync_api::auth::TokenRequest,
     responses(

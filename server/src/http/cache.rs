@@ -5,31 +5,35 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
+use dsync_api::auth::Kind;
 use dsync_api::cache::{
     CacheDeleteResponse, CacheLines, CachePutRequest, CachePutResponse, CacheStates, CacheStats,
 };
 use dsync_api::routes;
 use serde::Deserialize;
+use utoipa_axum::routes;
 
 use super::error::{invalid, HttpResult};
 use super::extract::{ApiJson, ApiPath, ApiQuery};
 use super::kv::validate_key;
+use super::params::{CacheKeyPath, ListLimit};
+use super::route::Api;
+use crate::auth::policy::{On, Rule};
 use crate::cache;
 use crate::node::Node;
 
 const MAX_LINES: usize = 10_000;
 
-pub fn router() -> Router<Arc<Node>> {
-    Router::new()
-        .route(routes::CACHE, get(stats))
-        .route(routes::CACHE_LINES, get(lines))
+pub fn api() -> Api {
+    Api::client()
+        .route(Rule::Data(On::All(Kind::Cache)), routes!(stats))
+        .route(Rule::Data(On::All(Kind::Cache)), routes!(lines))
         .route(
-            "/v1/cache/{key}",
-            get(get_key).put(put_key).delete(delete_key),
+            Rule::Data(On::One(Kind::Cache)),
+            routes!(get_key, put_key, delete_key),
         )
-        .route("/v1/cache/{key}/states", get(states))
+        .route(Rule::Data(On::One(Kind::Cache)), routes!(states))
 }
 
 /// Cache keys are KV keys, one path segment (the client percent-encodes
@@ -48,10 +52,10 @@ fn validate_cache_key(key: &str) -> HttpResult<()> {
 /// in rather than parsed and serialized again on every hit.
 #[utoipa::path(
     get,
-    path = "/v1/cache/{key}",
+    path = routes::CACHE_KEY,
     tag = "cache",
     params(
-        ("key" = String, Path, description = "Key: 1 to 512 bytes of printable text, one path segment (percent-encode `/`); `lines` is reserved", min_length = 1, max_length = 512, pattern = "^(?!lines$)[^\\x00-\\x1F\\x7F-\\x9F]*$"),
+        CacheKeyPath,
     ),
     responses(
         (status = 200, description = "The latest acknowledged value, and this node's line state", body = dsync_api::cache::CacheItem),
@@ -77,10 +81,10 @@ async fn get_key(
 
 #[utoipa::path(
     put,
-    path = "/v1/cache/{key}",
+    path = routes::CACHE_KEY,
     tag = "cache",
     params(
-        ("key" = String, Path, description = "Key: 1 to 512 bytes of printable text, one path segment (percent-encode `/`); `lines` is reserved", min_length = 1, max_length = 512, pattern = "^(?!lines$)[^\\x00-\\x1F\\x7F-\\x9F]*$"),
+        CacheKeyPath,
     ),
     request_body = dsync_api::cache::CachePutRequest,
     responses(
@@ -104,10 +108,10 @@ async fn put_key(
 
 #[utoipa::path(
     delete,
-    path = "/v1/cache/{key}",
+    path = routes::CACHE_KEY,
     tag = "cache",
     params(
-        ("key" = String, Path, description = "Key: 1 to 512 bytes of printable text, one path segment (percent-encode `/`); `lines` is reserved", min_length = 1, max_length = 512, pattern = "^(?!lines$)[^\\x00-\\x1F\\x7F-\\x9F]*$"),
+        CacheKeyPath,
     ),
     responses(
         (status = 200, description = "Whether a value was removed", body = dsync_api::cache::CacheDeleteResponse),
@@ -126,10 +130,10 @@ async fn delete_key(
 
 #[utoipa::path(
     get,
-    path = "/v1/cache/{key}/states",
+    path = routes::CACHE_KEY_STATES,
     tag = "cache",
     params(
-        ("key" = String, Path, description = "Key: 1 to 512 bytes of printable text, one path segment (percent-encode `/`); `lines` is reserved", min_length = 1, max_length = 512, pattern = "^(?!lines$)[^\\x00-\\x1F\\x7F-\\x9F]*$"),
+        CacheKeyPath,
     ),
     responses(
         (status = 200, description = "Every node's line state for the key", body = dsync_api::cache::CacheStates),
@@ -152,10 +156,10 @@ struct LinesQuery {
 
 #[utoipa::path(
     get,
-    path = "/v1/cache/lines",
+    path = routes::CACHE_LINES,
     tag = "cache",
     params(
-        ("limit" = Option<usize>, Query, description = "Most items listed (default 1000)", minimum = 1, maximum = 10000),
+        ListLimit,
     ),
     responses(
         (status = 200, description = "This node's own lines", body = dsync_api::cache::CacheLines),
@@ -179,7 +183,7 @@ async fn lines(
 
 #[utoipa::path(
     get,
-    path = "/v1/cache",
+    path = routes::CACHE,
     tag = "cache",
     responses(
         (status = 200, description = "This node's cache counters", body = dsync_api::cache::CacheStats),

@@ -5,32 +5,35 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
+use dsync_api::auth::Role;
 use dsync_api::routes;
 use dsync_api::types::{
     Health, JoinRequest, LeaderTransferRequest, LeaderTransferResponse, MembershipResponse,
     NodeStatus,
 };
+use utoipa_axum::routes;
 
 use super::error::HttpResult;
 use super::extract::ApiJson;
+use super::route::Api;
+use crate::auth::policy::{On, Rule};
 use crate::node::Node;
 
-pub fn router() -> Router<Arc<Node>> {
-    Router::new()
-        .route(routes::HEALTH, get(health))
-        .route(routes::READY, get(ready))
-        .route(routes::METRICS, get(metrics))
-        .route(routes::STATUS, get(status))
-        .route(routes::MEMBERS, post(join))
-        .route(routes::LEADER_TRANSFER, post(transfer_leader))
+pub fn api() -> Api {
+    Api::operator()
+        .route(Rule::Public, routes!(health))
+        .route(Rule::Public, routes!(ready))
+        .route(Rule::Role(Role::Read, On::Nothing), routes!(metrics))
+        .route(Rule::Public, routes!(status))
+        .route(Rule::ADMIN, routes!(join))
+        .route(Rule::ADMIN, routes!(transfer_leader))
 }
 
 /// The process is alive and serving HTTP.
 #[utoipa::path(
     get,
-    path = "/health",
+    path = routes::HEALTH,
     tag = "meta",
     responses(
         (status = 200, description = "The process is alive and serving HTTP", body = dsync_api::types::Health),
@@ -49,7 +52,7 @@ async fn health(State(node): State<Arc<Node>>) -> Json<Health> {
 /// `progress::GRACE`).
 #[utoipa::path(
     get,
-    path = "/ready",
+    path = routes::READY,
     tag = "meta",
     responses(
         (status = 200, description = "A leader is known and this node has not stayed behind what it knows committed for over a second", body = dsync_api::types::Health),
@@ -87,7 +90,7 @@ async fn ready(State(node): State<Arc<Node>>) -> Response {
 
 #[utoipa::path(
     get,
-    path = "/metrics",
+    path = routes::METRICS,
     tag = "meta",
     responses(
         (status = 200, description = "Prometheus metrics", body = String, content_type = "application/openmetrics-text"),
@@ -121,7 +124,7 @@ async fn metrics(State(node): State<Arc<Node>>) -> Response {
 
 #[utoipa::path(
     get,
-    path = "/v1/status",
+    path = routes::STATUS,
     tag = "cluster",
     responses(
         (status = 200, description = "This node's view of the cluster", body = dsync_api::types::NodeStatus),
@@ -133,7 +136,7 @@ async fn status(State(node): State<Arc<Node>>) -> Json<NodeStatus> {
 
 #[utoipa::path(
     post,
-    path = "/v1/cluster/members",
+    path = routes::MEMBERS,
     tag = "cluster",
     request_body = dsync_api::types::JoinRequest,
     responses(
@@ -151,7 +154,7 @@ async fn join(
 
 #[utoipa::path(
     post,
-    path = "/v1/cluster/leader/transfer",
+    path = routes::LEADER_TRANSFER,
     tag = "cluster",
     request_body = dsync_api::types::LeaderTransferRequest,
     responses(

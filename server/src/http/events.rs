@@ -6,13 +6,15 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
-use axum::routing::get;
-use axum::Router;
+use dsync_api::auth::Role;
 use dsync_api::events::Event;
 use dsync_api::{routes, ApiError, ErrorCode};
 use futures::stream::{self, Stream};
+use utoipa_axum::routes;
 
 use super::error::HttpResult;
+use super::route::Api;
+use crate::auth::policy::{On, Rule};
 use crate::auth::Caller;
 use crate::events::MAX_SUBSCRIBERS;
 use crate::node::role_event;
@@ -22,8 +24,8 @@ use crate::node::Node;
 /// let a client notice a dead node.
 const KEEP_ALIVE: Duration = Duration::from_secs(5);
 
-pub fn router() -> Router<Arc<Node>> {
-    Router::new().route(routes::EVENTS, get(events))
+pub fn api() -> Api {
+    Api::client().route(Rule::Role(Role::Read, On::Everything), routes!(events))
 }
 
 /// Starts with this node's role, then streams every event published from
@@ -31,7 +33,7 @@ pub fn router() -> Router<Arc<Node>> {
 /// slowing the node down.
 #[utoipa::path(
     get,
-    path = "/v1/events",
+    path = routes::EVENTS,
     tag = "events",
     responses(
         (status = 200, description = "A never-ending `text/event-stream`: each message's `event:` is the `kind` and its `data:` one `Event` as JSON; comment lines keep the connection alive", body = String, content_type = "text/event-stream"),

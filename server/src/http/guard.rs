@@ -15,9 +15,10 @@ use dsync_api::auth::Role;
 use dsync_api::{ApiError, ErrorCode};
 
 use super::error::HttpError;
+use super::route;
 use crate::auth::audit::{outcome_of, printable, Record};
 use crate::auth::limits::rate_limited;
-use crate::auth::policy::{classify, permit, Access, Matched};
+use crate::auth::policy::{classify, permit, Access};
 use crate::auth::{Caller, Principal, Security};
 use crate::proposer::now_ms;
 use crate::serve::ConnMark;
@@ -27,8 +28,8 @@ fn refuse(e: ApiError) -> Response {
     HttpError(e).into_response()
 }
 
-/// What `req` needs, from the route the router matched and the path
-/// parameters it extracted (the handler's own values), or the 400 that
+/// What `req` needs, from the rule of the route the router matched and the
+/// path parameters it extracted (the handler's own values), or the 400 that
 /// the handler would give for parameters that do not decode.
 async fn access_of(req: Request) -> Result<(Request, Access), ApiError> {
     let (mut parts, body) = req.into_parts();
@@ -40,11 +41,14 @@ async fn access_of(req: Request) -> Result<(Request, Access), ApiError> {
         Err(rej) => return Err(ApiError::new(ErrorCode::InvalidArgument, rej.body_text())),
     };
     let params: Vec<(&str, &str)> = params.iter().flatten().collect();
-    let matched = Matched {
-        route: route.as_ref().map(MatchedPath::as_str),
-        params: &params,
-    };
-    let access = classify(&parts.method, parts.uri.path(), parts.uri.query(), matched);
+    let rule = route.and_then(|r| route::table().rule(r.as_str(), &parts.method));
+    let access = classify(
+        &parts.method,
+        parts.uri.path(),
+        parts.uri.query(),
+        rule,
+        &params,
+    );
     Ok((Request::from_parts(parts, body), access))
 }
 

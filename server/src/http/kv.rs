@@ -3,28 +3,35 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::Json;
+use dsync_api::auth::Kind;
+use dsync_api::routes;
 use dsync_api::routes::MAX_KEY_LEN;
 use dsync_api::types::{
     KvDeleteQuery, KvDeleteResponse, KvItem, KvListResponse, KvPutRequest, KvPutResponse, ReadQuery,
 };
 use dsync_api::ErrorCode;
+use utoipa_axum::routes;
 
 use super::error::{invalid, HttpError, HttpResult};
 use super::extract::{ApiJson, ApiPath, ApiQuery, RequestId};
+use super::params::{KvKeyPath, ListLimit, ReadOptions, RequestIdHeader};
+use super::route::Api;
 use crate::auth::limits::room_for_new;
+use crate::auth::policy::{On, Rule};
 use crate::error::Error;
 use crate::node::Node;
 use crate::state::{dedup, CmdValue, Command};
 
 const MAX_LIST: usize = 10_000;
 
-pub fn router() -> Router<Arc<Node>> {
-    Router::new().route("/v1/kv", get(list)).route(
-        "/v1/kv/{*key}",
-        get(get_key).put(put_key).delete(delete_key),
-    )
+pub fn api() -> Api {
+    Api::client()
+        .route(Rule::Data(On::Prefix(Kind::Kv)), routes!(list))
+        .route(
+            Rule::Data(On::One(Kind::Kv)),
+            routes!(get_key, put_key, delete_key),
+        )
 }
 
 /// 429 when `key` is new and the KV holds `limits.max_kv_keys` keys.
@@ -64,12 +71,11 @@ fn parse_value(text: &str) -> serde_json::Value {
 
 #[utoipa::path(
     get,
-    path = "/v1/kv/{key}",
+    path = routes::KV_KEY,
     tag = "kv",
     params(
-        ("key" = String, Path, description = "Key: 1 to 512 bytes of printable text (percent-encode `/`)", min_length = 1, max_length = 512, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"),
-        ("consistency" = Option<dsync_api::types::Consistency>, Query, description = "Read consistency (default `linearizable`)"),
-        ("max_staleness_ms" = Option<u64>, Query, description = "With `consistency=stale`: refuse (503) if this node may be further behind"),
+        KvKeyPath,
+        ReadOptions,
     ),
     responses(
         (status = 200, description = "The value and its version", body = dsync_api::types::KvItem),
@@ -99,11 +105,11 @@ async fn get_key(
 
 #[utoipa::path(
     put,
-    path = "/v1/kv/{key}",
+    path = routes::KV_KEY,
     tag = "kv",
     params(
-        ("key" = String, Path, description = "Key: 1 to 512 bytes of printable text (percent-encode `/`)", min_length = 1, max_length = 512, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"),
-        ("x-dsync-request-id" = Option<String>, Header, description = "Names this write: resent with the same id and body, it is applied at most once and answered as the first time", min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_.:-]+$"),
+        KvKeyPath,
+        RequestIdHeader,
     ),
     request_body = dsync_api::types::KvPutRequest,
     responses(
@@ -134,11 +140,11 @@ async fn put_key(
 
 #[utoipa::path(
     delete,
-    path = "/v1/kv/{key}",
+    path = routes::KV_KEY,
     tag = "kv",
     params(
-        ("key" = String, Path, description = "Key: 1 to 512 bytes of printable text (percent-encode `/`)", min_length = 1, max_length = 512, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"),
-        ("x-dsync-request-id" = Option<String>, Header, description = "Names this write: resent with the same id and body, it is applied at most once and answered as the first time", min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_.:-]+$"),
+        KvKeyPath,
+        RequestIdHeader,
         ("if_version" = Option<u64>, Query, description = "Compare-and-delete: only if the key is at this version"),
     ),
     responses(
@@ -170,13 +176,12 @@ async fn delete_key(
 
 #[utoipa::path(
     get,
-    path = "/v1/kv",
+    path = routes::KV,
     tag = "kv",
     params(
         ("prefix" = Option<String>, Query, description = "Only keys starting with this", max_length = 512),
-        ("limit" = Option<usize>, Query, description = "Most items listed (default 1000)", minimum = 1, maximum = 10000),
-        ("consistency" = Option<dsync_api::types::Consistency>, Query, description = "Read consistency (default `linearizable`)"),
-        ("max_staleness_ms" = Option<u64>, Query, description = "With `consistency=stale`: refuse (503) if this node may be further behind"),
+        ListLimit,
+        ReadOptions,
     ),
     responses(
         (status = 200, description = "Keys in order, at most `limit`", body = dsync_api::types::KvListResponse),

@@ -2,29 +2,31 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
-use axum::{Json, Router};
+use axum::Json;
 use dsync_api::types::{DrainResponse, MembershipResponse};
 use dsync_api::{routes, ApiError, ErrorCode};
+use utoipa_axum::routes;
 
 use super::error::{invalid, HttpError, HttpResult};
 use super::extract::ApiPath;
+use super::route::{self, Api, Traffic};
+use crate::auth::policy::Rule;
 use crate::node::Node;
 
-pub fn router() -> Router<Arc<Node>> {
-    Router::new()
-        .route(&format!("{}/{{id}}", routes::MEMBERS), delete(remove))
-        .route(routes::BACKUP, get(backup))
-        .route(routes::NODE_DRAIN, post(drain).delete(undrain))
+pub fn api() -> Api {
+    Api::operator()
+        .route(Rule::ADMIN, routes!(remove))
+        .route(Rule::ADMIN, routes!(backup))
+        .route(Rule::ADMIN, routes!(drain, undrain))
 }
 
 #[utoipa::path(
     delete,
-    path = "/v1/cluster/members/{id}",
+    path = routes::MEMBER,
     tag = "cluster",
     params(
         ("id" = u64, Path, description = "Member id", minimum = 1),
@@ -50,7 +52,7 @@ async fn remove(
 
 #[utoipa::path(
     get,
-    path = "/v1/cluster/backup",
+    path = routes::BACKUP,
     tag = "cluster",
     responses(
         (status = 200, description = "A backup file of the whole state at a linearizable point", body = Vec<u8>, content_type = "application/octet-stream"),
@@ -78,7 +80,7 @@ async fn backup(State(node): State<Arc<Node>>) -> HttpResult<Response> {
 /// a drain is harmless.
 #[utoipa::path(
     post,
-    path = "/v1/node/drain",
+    path = routes::NODE_DRAIN,
     tag = "cluster",
     responses(
         (status = 200, description = "This node now turns clients away (503)", body = dsync_api::types::DrainResponse),
@@ -126,7 +128,7 @@ async fn drain(State(node): State<Arc<Node>>) -> HttpResult<Json<DrainResponse>>
 /// Ends a drain without a restart (e.g. when a maintenance is called off).
 #[utoipa::path(
     delete,
-    path = "/v1/node/drain",
+    path = routes::NODE_DRAIN,
     tag = "cluster",
     responses(
         (status = 200, description = "This node takes client requests again", body = dsync_api::types::DrainResponse),
@@ -143,26 +145,28 @@ async fn undrain(State(node): State<Arc<Node>>) -> Json<DrainResponse> {
     })
 }
 
-/// Whether a request is client traffic a draining node turns away. Status,
-/// health, admin and peer routes keep working so operators and the rest of
-/// the cluster can still reach it.
-pub(super) fn is_client_traffic(path: &str) -> bool {
-    path.starts_with("/v1/")
-        && path != routes::STATUS
-        && !path.starts_with("/v1/cluster/")
-        && !path.starts_with("/v1/node/")
+/// Whether a request is client traffic a draining node turns away, as its
+/// route was registered (`route::Traffic`). Status, health, admin and peer
+/// routes keep working so operators and the rest of the cluster can still
+/// reach it; a path no route takes is answered 404 either way.
+fn is_client_traffic(req: &Request) -> bool {
+    req.extensions()
+        .get::<MatchedPath>()
+        .and_then(|m| route::table().get(m.as_str(), req.method()))
+        .is_some_and(|e| e.traffic == Traffic::Client)
 }
 
 /// Middleware: 503 `unavailable` with `Retry-After` on a draining node.
 pub async fn drain_gate(State(node): State<Arc<Node>>, req: Request, next: Next) -> Response {
-    if node.is_draining() && is_client_traffic(req.uri().path()) {
+    let client = is_client_traffic(&req);
+    if client && node.is_draining() {
         return HttpError(ApiError::new(
             ErrorCode::Unavailable,
             format!("node {} is draining; use another node", node.id),
         ))
         .into_response();
     }
-    let _serving = is_client_traffic(req.uri().path()).then(|| node.client_requests.enter());
+    let _serving = client.then(|| node.client_requests.enter());
     next.run(req).await
 }
 
@@ -170,15 +174,25 @@ pub async fn drain_gate(State(node): State<Arc<Node>>, req: Request, next: Next)
 mod tests {
     use super::*;
 
+    fn traffic(method: &str, route: &str) -> Option<Traffic> {
+        let method = method.parse().unwrap();
+        route::table().get(route, &method).map(|e| e.traffic)
+    }
+
     #[test]
     fn only_client_traffic_is_drained() {
-        assert!(is_client_traffic("/v1/kv/a"));
-        assert!(is_client_traffic("/v1/locks/x/acquire"));
-        assert!(is_client_traffic("/v1/queues/t/consume"));
-        assert!(!is_client_traffic("/v1/status"));
-        assert!(!is_client_traffic("/v1/cluster/members"));
-        assert!(!is_client_traffic("/v1/node/drain"));
-        assert!(!is_client_traffic("/health"));
-        assert!(!is_client_traffic("/raft/append"));
+        use Traffic::*;
+        assert_eq!(traffic("GET", routes::KV_KEY), Some(Client));
+        assert_eq!(traffic("HEAD", routes::KV_KEY), Some(Client));
+        assert_eq!(traffic("POST", routes::LOCK_ACQUIRE), Some(Client));
+        assert_eq!(traffic("POST", routes::TOPIC_CONSUME), Some(Client));
+        assert_eq!(traffic("POST", routes::SHARDS_RESHARD), Some(Client));
+        assert_eq!(traffic("GET", routes::STATUS), Some(Operator));
+        assert_eq!(traffic("POST", routes::MEMBERS), Some(Operator));
+        assert_eq!(traffic("DELETE", routes::NODE_DRAIN), Some(Operator));
+        assert_eq!(traffic("GET", routes::HEALTH), Some(Operator));
+        assert_eq!(traffic("GET", routes::METRICS), Some(Operator));
+        // Peer routes are not client routes at all.
+        assert_eq!(traffic("POST", routes::RAFT_APPEND), None);
     }
 }

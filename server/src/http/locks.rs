@@ -3,15 +3,20 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
+use dsync_api::auth::{Kind, Role};
 use dsync_api::locks::*;
+use dsync_api::routes;
 use dsync_api::types::ReadQuery;
+use utoipa_axum::routes;
 
 use super::error::{invalid, HttpResult};
 use super::extract::{ApiJson, ApiPath, ApiQuery, RequestId};
+use super::params::{ListLimit, LockPath, ReadOptions, RequestIdHeader};
+use super::route::Api;
 use crate::auth::limits::{rate_limited, room_for_new};
 use crate::auth::ownership::{not_yours, owned_by, qualify_owner};
+use crate::auth::policy::{On, Rule};
 use crate::auth::Caller;
 use crate::error::Error;
 use crate::node::Node;
@@ -21,15 +26,21 @@ use crate::state::{dedup, CmdValue, Command};
 /// Most locks listed by `GET /v1/locks`.
 const MAX_LISTED: usize = 10_000;
 
-pub fn router() -> Router<Arc<Node>> {
-    Router::new()
-        .route("/v1/locks", get(list))
-        .route("/v1/locks/graph", get(graph))
-        .route("/v1/locks/{name}", get(one))
-        .route("/v1/locks/{name}/acquire", post(acquire))
-        .route("/v1/locks/{name}/release", post(release))
-        .route("/v1/locks/{name}/keepalive", post(keepalive))
-        .route("/v1/locks/{name}/force-release", post(force_release))
+/// Calls on the lock the path names.
+const ONE_LOCK: Rule = Rule::Data(On::One(Kind::Locks));
+
+pub fn api() -> Api {
+    Api::client()
+        .route(Rule::Data(On::All(Kind::Locks)), routes!(list))
+        .route(Rule::Data(On::All(Kind::Locks)), routes!(graph))
+        .route(ONE_LOCK, routes!(one))
+        .route(ONE_LOCK, routes!(acquire))
+        .route(ONE_LOCK, routes!(release))
+        .route(ONE_LOCK, routes!(keepalive))
+        .route(
+            Rule::Role(Role::Admin, On::One(Kind::Locks)),
+            routes!(force_release),
+        )
 }
 
 fn check_text(what: &str, value: &str, max: usize) -> HttpResult<()> {
@@ -73,10 +84,10 @@ fn check_grant_owner(node: &Node, caller: &Caller, name: &str, token: u64) -> Ht
 
 #[utoipa::path(
     post,
-    path = "/v1/locks/{name}/acquire",
+    path = routes::LOCK_ACQUIRE,
     tag = "locks",
     params(
-        ("name" = String, Path, description = "Lock name: 1 to 256 bytes of printable text", min_length = 1, max_length = 256, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"),
+        LockPath,
     ),
     request_body = dsync_api::locks::AcquireRequest,
     responses(
@@ -122,11 +133,11 @@ async fn acquire(
 
 #[utoipa::path(
     post,
-    path = "/v1/locks/{name}/release",
+    path = routes::LOCK_RELEASE,
     tag = "locks",
     params(
-        ("name" = String, Path, description = "Lock name: 1 to 256 bytes of printable text", min_length = 1, max_length = 256, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"),
-        ("x-dsync-request-id" = Option<String>, Header, description = "Names this write: resent with the same id and body, it is applied at most once and answered as the first time", min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_.:-]+$"),
+        LockPath,
+        RequestIdHeader,
     ),
     request_body = dsync_api::locks::ReleaseRequest,
     responses(
@@ -155,10 +166,10 @@ async fn release(
 
 #[utoipa::path(
     post,
-    path = "/v1/locks/{name}/keepalive",
+    path = routes::LOCK_KEEPALIVE,
     tag = "locks",
     params(
-        ("name" = String, Path, description = "Lock name: 1 to 256 bytes of printable text", min_length = 1, max_length = 256, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"),
+        LockPath,
     ),
     request_body = dsync_api::locks::KeepaliveRequest,
     responses(
@@ -197,10 +208,10 @@ async fn keepalive(
 /// drops every grant (their tokens become stale) and wakes the next waiter.
 #[utoipa::path(
     post,
-    path = "/v1/locks/{name}/force-release",
+    path = routes::LOCK_FORCE_RELEASE,
     tag = "locks",
     params(
-        ("name" = String, Path, description = "Lock name: 1 to 256 bytes of printable text", min_length = 1, max_length = 256, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"),
+        LockPath,
     ),
     responses(
         (status = 200, description = "Every holder evicted", body = dsync_api::locks::ForceReleaseResponse),
@@ -222,12 +233,11 @@ async fn force_release(
 
 #[utoipa::path(
     get,
-    path = "/v1/locks/{name}",
+    path = routes::LOCK,
     tag = "locks",
     params(
         ("name" = String, Path, description = "Lock name: 1 to 256 bytes of printable text (`graph` names the wait-for graph)", min_length = 1, max_length = 256, pattern = "^(?!graph$)[^\\x00-\\x1F\\x7F-\\x9F]*$"),
-        ("consistency" = Option<dsync_api::types::Consistency>, Query, description = "Read consistency (default `linearizable`)"),
-        ("max_staleness_ms" = Option<u64>, Query, description = "With `consistency=stale`: refuse (503) if this node may be further behind"),
+        ReadOptions,
     ),
     responses(
         (status = 200, description = "Holders and waiters (none for an unknown lock)", body = dsync_api::locks::LockInfo),
@@ -251,12 +261,11 @@ async fn one(
 
 #[utoipa::path(
     get,
-    path = "/v1/locks",
+    path = routes::LOCKS,
     tag = "locks",
     params(
-        ("limit" = Option<usize>, Query, description = "Most items listed (default 1000)", minimum = 1, maximum = 10000),
-        ("consistency" = Option<dsync_api::types::Consistency>, Query, description = "Read consistency (default `linearizable`)"),
-        ("max_staleness_ms" = Option<u64>, Query, description = "With `consistency=stale`: refuse (503) if this node may be further behind"),
+        ListLimit,
+        ReadOptions,
     ),
     responses(
         (status = 200, description = "Held or awaited locks", body = dsync_api::locks::LockList),
@@ -274,11 +283,10 @@ async fn list(
 
 #[utoipa::path(
     get,
-    path = "/v1/locks/graph",
+    path = routes::LOCK_GRAPH,
     tag = "locks",
     params(
-        ("consistency" = Option<dsync_api::types::Consistency>, Query, description = "Read consistency (default `linearizable`)"),
-        ("max_staleness_ms" = Option<u64>, Query, description = "With `consistency=stale`: refuse (503) if this node may be further behind"),
+        ReadOptions,
     ),
     responses(
         (status = 200, description = "The wait-for graph and recent deadlocks", body = dsync_api::locks::LockGraph),

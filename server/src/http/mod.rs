@@ -13,8 +13,10 @@ mod kv;
 mod lifecycle;
 mod locks;
 pub mod openapi;
+mod params;
 mod queue;
 mod raft;
+pub mod route;
 pub(crate) mod shards;
 
 use std::sync::Arc;
@@ -57,20 +59,25 @@ pub fn router(node: Arc<Node>) -> Router {
         .with_state(node)
 }
 
+/// Every client route, with its OpenAPI entry and its rule.
+pub(crate) fn api() -> route::Api {
+    route::Api::operator()
+        .merge(openapi::api())
+        .merge(cluster::api())
+        .merge(shards::api())
+        .merge(lifecycle::api())
+        .merge(auth::api())
+        .merge(events::api())
+        .merge(kv::api())
+        .merge(locks::api())
+        .merge(queue::api())
+        .merge(cache::api())
+}
+
 /// Every route, before the layers that need a node.
 pub(crate) fn routes(max_body_bytes: usize) -> Router<Arc<Node>> {
-    let client = Router::new()
-        .merge(auth::router())
-        .merge(cache::router())
-        .merge(cluster::router())
-        .merge(kv::router())
-        .merge(locks::router())
-        .merge(queue::router())
-        .merge(shards::router())
-        .merge(events::router())
-        .merge(lifecycle::router())
-        .merge(openapi::router())
-        .layer(DefaultBodyLimit::max(max_body_bytes));
+    let (client, _, _) = api().split();
+    let client = client.layer(DefaultBodyLimit::max(max_body_bytes));
     let peer = raft::router().layer(DefaultBodyLimit::max(PEER_BODY_LIMIT));
     Router::new().merge(client).merge(peer)
 }
@@ -91,8 +98,7 @@ async fn method_not_allowed(method: Method, uri: Uri, matched: Option<MatchedPat
     ))
     .into_response();
     if let Some(allow) = matched.and_then(|m| openapi::allow(m.as_str())) {
-        resp.headers_mut()
-            .insert(header::ALLOW, HeaderValue::from_static(allow));
+        resp.headers_mut().insert(header::ALLOW, allow);
     }
     resp
 }

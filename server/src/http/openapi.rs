@@ -6,29 +6,25 @@
 //! Peer routes (`/raft/*`) are left out: they speak bincode between nodes
 //! of one release and are no client's business.
 
-use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::OnceLock;
 
-use axum::http::{header, Method};
+use axum::http::{header, HeaderValue, Method};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
-use dsync_api::{ErrorBody, ErrorCode};
+use dsync_api::{routes, ErrorBody, ErrorCode};
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
-use utoipa::{Modify, OpenApi};
+use utoipa::OpenApi;
+use utoipa_axum::routes;
 
-use super::{auth, cache, cluster, events, kv, lifecycle, locks, queue, shards};
-use crate::auth::policy::{classify, Access, Matched};
-use crate::node::Node;
+use super::route::{self, Api, Table, Traffic};
+use crate::auth::policy::Rule;
 
-pub const PATH: &str = "/openapi.json";
-
-pub fn router() -> Router<Arc<Node>> {
-    Router::new().route(PATH, get(serve))
+pub fn api() -> Api {
+    Api::operator().route(Rule::Public, routes!(serve))
 }
 
+/// What the document says besides its paths, which `http::api` registers.
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -39,61 +35,12 @@ pub fn router() -> Router<Arc<Node>> {
             response carries `x-dsync-node`, `x-dsync-leader` and `x-dsync-term`. \
             Peer routes (`/raft/*`) are internal and not described here."
     ),
-    paths(
-        serve,
-        cluster::health,
-        cluster::ready,
-        cluster::metrics,
-        cluster::status,
-        shards::shards,
-        shards::init,
-        shards::balance,
-        shards::rebalance,
-        shards::reshard,
-        shards::jobs,
-        cluster::join,
-        cluster::transfer_leader,
-        lifecycle::remove,
-        lifecycle::backup,
-        lifecycle::drain,
-        lifecycle::undrain,
-        auth::whoami,
-        auth::create_token,
-        events::events,
-        kv::list,
-        kv::get_key,
-        kv::put_key,
-        kv::delete_key,
-        locks::list,
-        locks::graph,
-        locks::one,
-        locks::acquire,
-        locks::release,
-        locks::keepalive,
-        locks::force_release,
-        queue::topics::list,
-        queue::topics::stats,
-        queue::topics::configure,
-        queue::enqueue,
-        queue::consume,
-        queue::ack,
-        queue::nack,
-        queue::extend,
-        queue::topics::redrive,
-        cache::stats,
-        cache::lines,
-        cache::get_key,
-        cache::put_key,
-        cache::delete_key,
-        cache::states,
-    ),
     components(schemas(
         ErrorBody,
         ErrorCode,
         dsync_api::types::Consistency,
         dsync_api::events::Event
     )),
-    modifiers(&Shared),
     tags(
         (name = "meta", description = "Probes, metrics and this document"),
         (name = "cluster", description = "Status, membership, leadership, backup, drain"),
@@ -105,51 +52,39 @@ pub fn router() -> Router<Arc<Node>> {
         (name = "events", description = "Server-sent events"),
     )
 )]
-pub struct ApiDoc;
+struct ApiDoc;
 
 /// The document as served, built once.
 pub fn document() -> &'static str {
     static DOC: OnceLock<String> = OnceLock::new();
     DOC.get_or_init(|| {
-        ApiDoc::openapi()
-            .to_json()
-            .expect("the OpenAPI document serializes")
+        let (paths, table) = route::described();
+        let mut doc = ApiDoc::openapi();
+        doc.merge(paths.clone());
+        add_shared(&mut doc, table);
+        // axum's catch-all `{*key}` is one parameter `{key}` to OpenAPI.
+        let described = std::mem::take(&mut doc.paths.paths);
+        doc.paths.paths = described
+            .into_iter()
+            .map(|(path, item)| (path.replace("{*", "{"), item))
+            .collect();
+        doc.to_json().expect("the OpenAPI document serializes")
     })
 }
 
 /// The `Allow` header of a route, as axum's template names it (`{*key}`
-/// included): its methods in the document, `HEAD` with `GET`. Peer routes
-/// are all `POST`.
-pub fn allow(template: &str) -> Option<&'static str> {
-    static ALLOW: OnceLock<HashMap<String, String>> = OnceLock::new();
-    if template.starts_with(dsync_api::routes::RAFT_PREFIX) {
-        return Some("POST");
+/// included). Peer routes are all `POST`.
+pub fn allow(template: &str) -> Option<HeaderValue> {
+    if template.starts_with(routes::RAFT_PREFIX) {
+        return Some(HeaderValue::from_static("POST"));
     }
-    let map = ALLOW.get_or_init(|| {
-        let doc = ApiDoc::openapi();
-        doc.paths
-            .paths
-            .iter()
-            .map(|(path, item)| {
-                let methods = [
-                    ("GET,HEAD", item.get.is_some()),
-                    ("PUT", item.put.is_some()),
-                    ("POST", item.post.is_some()),
-                    ("DELETE", item.delete.is_some()),
-                    ("PATCH", item.patch.is_some()),
-                ];
-                let allow: Vec<&str> = methods.iter().filter(|m| m.1).map(|m| m.0).collect();
-                (path.clone(), allow.join(","))
-            })
-            .collect()
-    });
-    map.get(&template.replace("{*", "{")).map(String::as_str)
+    HeaderValue::from_str(&route::table().allow(template)?).ok()
 }
 
 /// This document (OpenAPI 3.1). Readable without a credential, like the probes.
 #[utoipa::path(
     get,
-    path = "/openapi.json",
+    path = routes::OPENAPI,
     tag = "meta",
     responses((status = 200, description = "The OpenAPI document", body = Object))
 )]
@@ -216,89 +151,79 @@ const SHARED: [(ErrorCode, &str); 9] = [
 ];
 
 /// Adds the security scheme and, to every operation, the responses the
-/// guard, the drain gate and the extractors may give.
-struct Shared;
-
-impl Modify for Shared {
-    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
-        let components = doc.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .description(Some(
-                        "A dsync JWT (`dsync auth token create`). Nodes in auth mode \
-                         `none` ignore it.",
-                    ))
+/// guard, the drain gate and the extractors may give, from the rule and
+/// traffic class its route was registered with.
+fn add_shared(doc: &mut utoipa::openapi::OpenApi, table: &Table) {
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .bearer_format("JWT")
+                .description(Some(
+                    "A dsync JWT (`dsync auth token create`). Nodes in auth mode \
+                     `none` ignore it.",
+                ))
+                .build(),
+        ),
+    );
+    for (code, description) in SHARED {
+        let json = ContentBuilder::new()
+            .schema(Some(Ref::from_schema_name("ErrorBody")))
+            .build();
+        components.responses.insert(
+            response_name(code).to_string(),
+            RefOr::T(
+                ResponseBuilder::new()
+                    .description(description)
+                    .content("application/json", json)
                     .build(),
             ),
         );
-        for (code, description) in SHARED {
-            let json = ContentBuilder::new()
-                .schema(Some(Ref::from_schema_name("ErrorBody")))
-                .build();
-            components.responses.insert(
-                response_name(code).to_string(),
-                RefOr::T(
-                    ResponseBuilder::new()
-                        .description(description)
-                        .content("application/json", json)
-                        .build(),
-                ),
-            );
-        }
-        for (path, item) in doc.paths.paths.iter_mut() {
-            let ops = [
-                (Method::GET, &mut item.get),
-                (Method::PUT, &mut item.put),
-                (Method::POST, &mut item.post),
-                (Method::DELETE, &mut item.delete),
-                (Method::PATCH, &mut item.patch),
-            ];
-            for (method, op) in ops {
-                if let Some(op) = op {
-                    add_shared(&method, path, op);
-                }
+    }
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let ops = [
+            (Method::GET, &mut item.get),
+            (Method::PUT, &mut item.put),
+            (Method::POST, &mut item.post),
+            (Method::DELETE, &mut item.delete),
+            (Method::PATCH, &mut item.patch),
+        ];
+        for (method, op) in ops {
+            if let Some(op) = op {
+                let entry = table
+                    .get(path, &method)
+                    .expect("every described operation is registered with its rule");
+                add_responses(path, entry, op);
             }
         }
     }
 }
 
-fn add_shared(method: &Method, path: &str, op: &mut Operation) {
+fn add_responses(path: &str, entry: route::Entry, op: &mut Operation) {
     // Handler names repeat across domains (`list`, `get_key`): prefix the tag.
     if let (Some(id), Some(tag)) = (&op.operation_id, op.tags.as_ref().and_then(|t| t.first())) {
         op.operation_id = Some(format!("{tag}_{id}"));
     }
     // Any request's head may be over the limits (`http::head`).
     let mut codes = vec![ErrorCode::UriTooLong, ErrorCode::HeadersTooLarge];
-    let matched = Matched {
-        route: Some(path),
-        params: &[],
-    };
-    let guarded = match classify(method, path, None, matched) {
-        Access::Public => false,
-        Access::Authenticated => {
-            codes.extend([ErrorCode::Unauthenticated, ErrorCode::RateLimited]);
-            true
-        }
-        Access::Needs(..) | Access::Peer => {
-            codes.extend([
-                ErrorCode::Unauthenticated,
-                ErrorCode::PermissionDenied,
-                ErrorCode::RateLimited,
-            ]);
-            true
-        }
-    };
-    if guarded {
+    match entry.rule {
+        Rule::Public => {}
+        Rule::Authenticated => codes.extend([ErrorCode::Unauthenticated, ErrorCode::RateLimited]),
+        Rule::Data(_) | Rule::Role(..) => codes.extend([
+            ErrorCode::Unauthenticated,
+            ErrorCode::PermissionDenied,
+            ErrorCode::RateLimited,
+        ]),
+    }
+    if entry.rule != Rule::Public {
         op.security = Some(vec![SecurityRequirement::new(
             "bearer",
             Vec::<String>::new(),
         )]);
     }
-    if lifecycle::is_client_traffic(path) {
+    if entry.traffic == Traffic::Client {
         codes.push(ErrorCode::Unavailable);
     }
     if op.parameters.as_ref().is_some_and(|p| !p.is_empty()) {

@@ -8,32 +8,36 @@ use axum::extract::{MatchedPath, RawPathParams, Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
+use dsync_api::auth::Role;
 use dsync_api::routes;
 use dsync_api::shards::{
     GroupInfo, GroupMove, GroupStatus, InitShards, RebalancePlan, RebalanceRequest, ReplicaStatus,
     ReshardPlan, ReshardRequest, ShardJob, ShardMap, ShardsStatus, CONTROL_GROUP, HEADER_GROUP,
 };
 use dsync_api::types::MemberKind;
+use utoipa_axum::routes;
 
 use super::error::HttpResult;
 use super::extract::ApiJson;
+use super::route::Api;
+use crate::auth::policy::{On, Rule};
 use crate::groups::group_status;
 use crate::node::Node;
 
-pub fn router() -> Router<Arc<Node>> {
-    Router::new()
-        .route(routes::SHARDS, get(shards).post(init))
-        .route(routes::SHARDS_LEADERS, post(balance))
-        .route(routes::SHARDS_REBALANCE, post(rebalance))
-        .route(routes::SHARDS_RESHARD, post(reshard))
-        .route(routes::SHARDS_JOBS, get(jobs))
+pub fn api() -> Api {
+    Api::client()
+        .route(Rule::Role(Role::Read, On::Everything), routes!(shards))
+        .route(Rule::ADMIN, routes!(init))
+        .route(Rule::ADMIN, routes!(balance))
+        .route(Rule::ADMIN, routes!(rebalance))
+        .route(Rule::ADMIN, routes!(reshard))
+        .route(Rule::Role(Role::Read, On::Everything), routes!(jobs))
 }
 
 #[utoipa::path(
     get,
-    path = "/v1/shards",
+    path = routes::SHARDS,
     tag = "cluster",
     responses(
         (status = 200, description = "The shard map and every group's replicas (match indexes from each group's leader), leader, topics and depth; during a reshard also the groups it creates", body = dsync_api::shards::ShardsStatus),
@@ -110,7 +114,7 @@ fn unreachable_group(g: &GroupInfo) -> GroupStatus {
 
 #[utoipa::path(
     post,
-    path = "/v1/shards",
+    path = routes::SHARDS,
     tag = "cluster",
     request_body = dsync_api::shards::InitShards,
     responses(
@@ -127,7 +131,7 @@ pub(super) async fn init(
 
 #[utoipa::path(
     post,
-    path = "/v1/shards/leaders",
+    path = routes::SHARDS_LEADERS,
     tag = "cluster",
     responses(
         (status = 200, description = "Each queue group's leadership, moved to its preferred leader where it was elsewhere (no node then leads more than ⌈G/N⌉ groups)", body = Vec<dsync_api::shards::GroupMove>),
@@ -139,7 +143,7 @@ pub(super) async fn balance(State(node): State<Arc<Node>>) -> HttpResult<Json<Ve
 
 #[utoipa::path(
     post,
-    path = "/v1/shards/rebalance",
+    path = routes::SHARDS_REBALANCE,
     tag = "cluster",
     request_body = dsync_api::shards::RebalanceRequest,
     responses(
@@ -162,7 +166,7 @@ pub(super) async fn rebalance(
 
 #[utoipa::path(
     post,
-    path = "/v1/shards/reshard",
+    path = routes::SHARDS_RESHARD,
     tag = "cluster",
     request_body = dsync_api::shards::ReshardRequest,
     responses(
@@ -180,7 +184,7 @@ pub(super) async fn reshard(
 
 #[utoipa::path(
     get,
-    path = "/v1/shards/jobs",
+    path = routes::SHARDS_JOBS,
     tag = "cluster",
     responses(
         (status = 200, description = "The running shard job, then the last finished ones, newest first, as this node last applied them", body = Vec<dsync_api::shards::ShardJob>),

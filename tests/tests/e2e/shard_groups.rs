@@ -169,7 +169,7 @@ async fn queue_groups_are_placed_hosted_and_routed_as_the_shard_map_says() {
         let url = format!(
             "http://{}{}",
             c.node(node).addr,
-            routes::topic(&topic, Some("messages"))
+            routes::path(routes::TOPIC_MESSAGES, &topic)
         );
         let resp = http
             .post(url)

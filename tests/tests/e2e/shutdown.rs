@@ -267,18 +267,18 @@ async fn new_requests_to_a_stopping_node_are_refused_never_hung_or_failed() {
         (Method::GET, routes::kv_key("seeded"), None),
         (
             Method::PUT,
-            routes::cache_key("after-sigterm", None),
+            routes::path(routes::CACHE_KEY, "after-sigterm"),
             Some(json!({"value": 2})),
         ),
-        (Method::GET, routes::cache_key("seeded", None), None),
+        (Method::GET, routes::path(routes::CACHE_KEY, "seeded"), None),
         (
             Method::POST,
-            routes::lock("other", Some("acquire")),
+            routes::path(routes::LOCK_ACQUIRE, "other"),
             Some(json!({"owner": "late", "ttl_ms": 1000, "wait_ms": 0})),
         ),
         (
             Method::POST,
-            routes::topic("jobs", Some("messages")),
+            routes::path(routes::TOPIC_MESSAGES, "jobs"),
             Some(json!({"payload": 1})),
         ),
     ];

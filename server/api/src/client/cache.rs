@@ -8,7 +8,7 @@ use crate::routes;
 impl Client {
     /// Reads through the cache of the node this client prefers.
     pub async fn cache_get(&self, key: &str) -> Result<crate::cache::CacheItem> {
-        self.call::<(), _>(Method::GET, &routes::cache_key(key, None), None)
+        self.call::<(), _>(Method::GET, &routes::path(routes::CACHE_KEY, key), None)
             .await
     }
 
@@ -18,18 +18,26 @@ impl Client {
         value: serde_json::Value,
     ) -> Result<crate::cache::CachePutResponse> {
         let body = crate::cache::CachePutRequest { value };
-        self.call(Method::PUT, &routes::cache_key(key, None), Some(&body))
-            .await
+        self.call(
+            Method::PUT,
+            &routes::path(routes::CACHE_KEY, key),
+            Some(&body),
+        )
+        .await
     }
 
     pub async fn cache_delete(&self, key: &str) -> Result<crate::cache::CacheDeleteResponse> {
-        self.call::<(), _>(Method::DELETE, &routes::cache_key(key, None), None)
+        self.call::<(), _>(Method::DELETE, &routes::path(routes::CACHE_KEY, key), None)
             .await
     }
 
     pub async fn cache_states(&self, key: &str) -> Result<crate::cache::CacheStates> {
-        self.call::<(), _>(Method::GET, &routes::cache_key(key, Some("states")), None)
-            .await
+        self.call::<(), _>(
+            Method::GET,
+            &routes::path(routes::CACHE_KEY_STATES, key),
+            None,
+        )
+        .await
     }
 
     pub async fn cache_stats(&self) -> Result<crate::cache::CacheStats> {

@@ -23,7 +23,7 @@ impl Client {
         let bytes = self
             .call_opts(
                 Method::POST,
-                &routes::lock(name, Some("acquire")),
+                &routes::path(routes::LOCK_ACQUIRE, name),
                 Some(req),
                 opts,
             )
@@ -43,7 +43,7 @@ impl Client {
         };
         self.call_once(
             Method::POST,
-            &routes::lock(name, Some("release")),
+            &routes::path(routes::LOCK_RELEASE, name),
             Some(&body),
         )
         .await
@@ -69,7 +69,7 @@ impl Client {
         let bytes = self
             .call_opts(
                 Method::POST,
-                &routes::lock(name, Some("keepalive")),
+                &routes::path(routes::LOCK_KEEPALIVE, name),
                 Some(&body),
                 opts,
             )
@@ -78,7 +78,7 @@ impl Client {
     }
 
     pub async fn lock_get(&self, name: &str) -> Result<crate::locks::LockInfo> {
-        self.call::<(), _>(Method::GET, &routes::lock(name, None), None)
+        self.call::<(), _>(Method::GET, &routes::path(routes::LOCK, name), None)
             .await
     }
 
@@ -100,7 +100,7 @@ impl Client {
     ) -> Result<crate::locks::ForceReleaseResponse> {
         self.call::<(), _>(
             Method::POST,
-            &routes::lock(name, Some("force-release")),
+            &routes::path(routes::LOCK_FORCE_RELEASE, name),
             None,
         )
         .await

@@ -16,7 +16,7 @@ impl Client {
         let body = crate::queue::EnqueueRequest::Batch { messages };
         self.call_once(
             Method::POST,
-            &routes::topic(topic, Some("messages")),
+            &routes::path(routes::TOPIC_MESSAGES, topic),
             Some(&body),
         )
         .await
@@ -36,7 +36,7 @@ impl Client {
         let bytes = self
             .call_opts(
                 Method::POST,
-                &routes::topic(topic, Some("consume")),
+                &routes::path(routes::TOPIC_CONSUME, topic),
                 Some(req),
                 opts,
             )
@@ -51,12 +51,12 @@ impl Client {
         verb: &str,
         req: &crate::queue::ReceiptsRequest,
     ) -> Result<crate::queue::ReceiptsResponse> {
-        self.call_once(Method::POST, &routes::topic(topic, Some(verb)), Some(req))
-            .await
+        let path = format!("{}/{verb}", routes::path(routes::TOPIC, topic));
+        self.call_once(Method::POST, &path, Some(req)).await
     }
 
     pub async fn queue_stats(&self, topic: &str) -> Result<crate::queue::TopicStats> {
-        self.call::<(), _>(Method::GET, &routes::topic(topic, None), None)
+        self.call::<(), _>(Method::GET, &routes::path(routes::TOPIC, topic), None)
             .await
     }
 
@@ -65,8 +65,12 @@ impl Client {
     }
 
     pub async fn queue_redrive(&self, topic: &str) -> Result<crate::queue::RedriveResponse> {
-        self.call::<(), _>(Method::POST, &routes::topic(topic, Some("redrive")), None)
-            .await
+        self.call::<(), _>(
+            Method::POST,
+            &routes::path(routes::TOPIC_REDRIVE, topic),
+            None,
+        )
+        .await
     }
 
     pub async fn queue_settings(
@@ -74,7 +78,11 @@ impl Client {
         topic: &str,
         settings: &crate::queue::TopicSettings,
     ) -> Result<crate::queue::TopicStats> {
-        self.call(Method::PUT, &routes::topic(topic, None), Some(settings))
-            .await
+        self.call(
+            Method::PUT,
+            &routes::path(routes::TOPIC, topic),
+            Some(settings),
+        )
+        .await
     }
 }

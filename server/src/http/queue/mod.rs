@@ -5,37 +5,42 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
+use dsync_api::auth::Kind;
 use dsync_api::queue::*;
+use dsync_api::routes;
 use dsync_api::shards::CONTROL_GROUP;
 use dsync_api::{ApiError, ErrorCode};
+use utoipa_axum::routes;
 
 use super::error::{invalid, HttpError, HttpResult};
 use super::extract::{ApiJson, ApiPath, RequestId};
+use super::route::Api;
 use crate::auth::limits::{rate_limited, room_for_new};
 use crate::auth::ownership::qualify_owner;
+use crate::auth::policy::{On, Rule};
 use crate::auth::Caller;
 use crate::error::Error;
+use crate::http::params::{RequestIdHeader, TopicPath};
 use crate::node::Node;
 use crate::state::queue::{receipt, Incoming};
 use crate::state::{dedup, CmdValue, Command};
 
 pub mod topics;
 
-pub fn router() -> Router<Arc<Node>> {
-    Router::new()
-        .route("/v1/queues", get(topics::list))
-        .route(
-            "/v1/queues/{topic}",
-            get(topics::stats).put(topics::configure),
-        )
-        .route("/v1/queues/{topic}/messages", post(enqueue))
-        .route("/v1/queues/{topic}/consume", post(consume))
-        .route("/v1/queues/{topic}/ack", post(ack))
-        .route("/v1/queues/{topic}/nack", post(nack))
-        .route("/v1/queues/{topic}/extend", post(extend))
-        .route("/v1/queues/{topic}/redrive", post(topics::redrive))
+/// Calls on the topic the path names.
+const ONE_TOPIC: Rule = Rule::Data(On::One(Kind::Queues));
+
+pub fn api() -> Api {
+    Api::client()
+        .route(Rule::Data(On::All(Kind::Queues)), routes!(topics::list))
+        .route(ONE_TOPIC, routes!(topics::stats, topics::configure))
+        .route(ONE_TOPIC, routes!(enqueue))
+        .route(ONE_TOPIC, routes!(consume))
+        .route(ONE_TOPIC, routes!(ack))
+        .route(ONE_TOPIC, routes!(nack))
+        .route(ONE_TOPIC, routes!(extend))
+        .route(ONE_TOPIC, routes!(topics::redrive))
 }
 
 /// 429 when `topic` is new and `limits.max_topics` topics exist.
@@ -81,11 +86,11 @@ pub(super) fn count_of(v: CmdValue) -> HttpResult<u64> {
 
 #[utoipa::path(
     post,
-    path = "/v1/queues/{topic}/messages",
+    path = routes::TOPIC_MESSAGES,
     tag = "queues",
     params(
-        ("topic" = String, Path, description = "Topic: 1 to 200 bytes of printable text", min_length = 1, max_length = 200, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"),
-        ("x-dsync-request-id" = Option<String>, Header, description = "Names this write: resent with the same id and body, it is applied at most once and answered as the first time", min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_.:-]+$"),
+        TopicPath,
+        RequestIdHeader,
     ),
     request_body = dsync_api::queue::EnqueueRequest,
     responses(
@@ -155,10 +160,10 @@ async fn enqueue(
 
 #[utoipa::path(
     post,
-    path = "/v1/queues/{topic}/consume",
+    path = routes::TOPIC_CONSUME,
     tag = "queues",
     params(
-        ("topic" = String, Path, description = "Topic: 1 to 200 bytes of printable text", min_length = 1, max_length = 200, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"),
+        TopicPath,
     ),
     request_body = dsync_api::queue::ConsumeRequest,
     responses(
@@ -245,11 +250,11 @@ async fn settle(
 
 #[utoipa::path(
     post,
-    path = "/v1/queues/{topic}/ack",
+    path = routes::TOPIC_ACK,
     tag = "queues",
     params(
-        ("topic" = String, Path, description = "Topic: 1 to 200 bytes of printable text", min_length = 1, max_length = 200, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"),
-        ("x-dsync-request-id" = Option<String>, Header, description = "Names this write: resent with the same id and body, it is applied at most once and answered as the first time", min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_.:-]+$"),
+        TopicPath,
+        RequestIdHeader,
     ),
     request_body = dsync_api::queue::ReceiptsRequest,
     responses(
@@ -279,11 +284,11 @@ async fn ack(
 
 #[utoipa::path(
     post,
-    path = "/v1/queues/{topic}/nack",
+    path = routes::TOPIC_NACK,
     tag = "queues",
     params(
-        ("topic" = String, Path, description = "Topic: 1 to 200 bytes of printable text", min_length = 1, max_length = 200, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"),
-        ("x-dsync-request-id" = Option<String>, Header, description = "Names this write: resent with the same id and body, it is applied at most once and answered as the first time", min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_.:-]+$"),
+        TopicPath,
+        RequestIdHeader,
     ),
     request_body = dsync_api::queue::ReceiptsRequest,
     responses(
@@ -320,11 +325,11 @@ async fn nack(
 
 #[utoipa::path(
     post,
-    path = "/v1/queues/{topic}/extend",
+    path = routes::TOPIC_EXTEND,
     tag = "queues",
     params(
-        ("topic" = String, Path, description = "Topic: 1 to 200 bytes of printable text", min_length = 1, max_length = 200, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"),
-        ("x-dsync-request-id" = Option<String>, Header, description = "Names this write: resent with the same id and body, it is applied at most once and answered as the first time", min_length = 1, max_length = 64, pattern = "^[A-Za-z0-9_.:-]+$"),
+        TopicPath,
+        RequestIdHeader,
     ),
     request_body = dsync_api::queue::ReceiptsRequest,
     responses(

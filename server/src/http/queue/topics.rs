@@ -5,22 +5,24 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::Json;
 use dsync_api::queue::*;
+use dsync_api::routes;
 use dsync_api::types::{Consistency, ReadQuery};
 
 use super::{check_name, count_of};
 use crate::error::Error;
 use crate::http::error::{invalid, HttpResult};
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery};
+use crate::http::params::{ListLimit, ReadOptions, TopicPath};
 use crate::node::Node;
 use crate::proposer::now_ms;
 use crate::state::Command;
 
 #[utoipa::path(
     post,
-    path = "/v1/queues/{topic}/redrive",
+    path = routes::TOPIC_REDRIVE,
     tag = "queues",
     params(
-        ("topic" = String, Path, description = "Topic: 1 to 200 bytes of printable text", min_length = 1, max_length = 200, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"),
+        TopicPath,
     ),
     responses(
         (status = 200, description = "Dead letters moved back to the topic", body = dsync_api::queue::RedriveResponse),
@@ -40,10 +42,10 @@ pub async fn redrive(
 
 #[utoipa::path(
     put,
-    path = "/v1/queues/{topic}",
+    path = routes::TOPIC,
     tag = "queues",
     params(
-        ("topic" = String, Path, description = "Topic: 1 to 200 bytes of printable text", min_length = 1, max_length = 200, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"),
+        TopicPath,
     ),
     request_body = dsync_api::queue::TopicSettings,
     responses(
@@ -101,12 +103,11 @@ pub async fn configure(
 
 #[utoipa::path(
     get,
-    path = "/v1/queues/{topic}",
+    path = routes::TOPIC,
     tag = "queues",
     params(
-        ("topic" = String, Path, description = "Topic: 1 to 200 bytes of printable text", min_length = 1, max_length = 200, pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"),
-        ("consistency" = Option<dsync_api::types::Consistency>, Query, description = "Read consistency (default `linearizable`)"),
-        ("max_staleness_ms" = Option<u64>, Query, description = "With `consistency=stale`: refuse (503) if this node may be further behind"),
+        TopicPath,
+        ReadOptions,
     ),
     responses(
         (status = 200, description = "The topic's counters and settings", body = dsync_api::queue::TopicStats),
@@ -135,12 +136,11 @@ pub async fn stats(
 
 #[utoipa::path(
     get,
-    path = "/v1/queues",
+    path = routes::QUEUES,
     tag = "queues",
     params(
-        ("limit" = Option<usize>, Query, description = "Most items listed (default 1000)", minimum = 1, maximum = 10000),
-        ("consistency" = Option<dsync_api::types::Consistency>, Query, description = "Read consistency (default `linearizable`)"),
-        ("max_staleness_ms" = Option<u64>, Query, description = "With `consistency=stale`: refuse (503) if this node may be further behind"),
+        ListLimit,
+        ReadOptions,
     ),
     responses(
         (status = 200, description = "Every topic's stats", body = dsync_api::queue::TopicList),
