@@ -33,8 +33,7 @@ pub fn restart(c: &Cluster) {
 
 /// Shard job `id` as some node last applied it.
 pub async fn job(c: &Cluster, id: u64) -> Option<ShardJob> {
-    let jobs = c.client().shard_jobs().await.ok()?;
-    jobs.into_iter().find(|j| j.id == id)
+    c.client().shard_job(id).await.ok()
 }
 
 /// The id of the newest shard job (0: none yet).

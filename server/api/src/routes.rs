@@ -17,6 +17,8 @@ pub const SHARDS_REBALANCE: &str = "/v1/shards/rebalance";
 pub const SHARDS_RESHARD: &str = "/v1/shards/reshard";
 /// The running shard job and the last finished ones.
 pub const SHARDS_JOBS: &str = "/v1/shards/jobs";
+/// One shard job, running or finished.
+pub const SHARDS_JOB: &str = "/v1/shards/jobs/{id}";
 pub const KV: &str = "/v1/kv";
 /// One key: the rest of the path, so a key may contain `/` (percent-encoded
 /// by [`kv_key`] all the same).

@@ -16,10 +16,11 @@ use dsync_api::shards::{
     ReshardPlan, ReshardRequest, ShardJob, ShardMap, ShardsStatus, CONTROL_GROUP, HEADER_GROUP,
 };
 use dsync_api::types::MemberKind;
+use dsync_api::{ApiError, ErrorCode};
 use utoipa_axum::routes;
 
-use super::error::HttpResult;
-use super::extract::ApiJson;
+use super::error::{HttpError, HttpResult};
+use super::extract::{ApiJson, ApiPath};
 use super::route::Api;
 use crate::auth::policy::{On, Rule};
 use crate::groups::group_status;
@@ -33,6 +34,7 @@ pub fn api() -> Api {
         .route(Rule::ADMIN, routes!(rebalance))
         .route(Rule::ADMIN, routes!(reshard))
         .route(Rule::Role(Role::Read, On::Everything), routes!(jobs))
+        .route(Rule::Role(Role::Read, On::Everything), routes!(job))
 }
 
 #[utoipa::path(
@@ -192,6 +194,28 @@ pub(super) async fn reshard(
 )]
 pub(super) async fn jobs(State(node): State<Arc<Node>>) -> Json<Vec<ShardJob>> {
     Json(node.shard_jobs())
+}
+
+#[utoipa::path(
+    get,
+    path = routes::SHARDS_JOB,
+    tag = "cluster",
+    params(("id" = u64, Path, description = "Shard job id", minimum = 1)),
+    responses(
+        (status = 200, description = "The job as this node last applied it", body = dsync_api::shards::ShardJob),
+        (status = 404, description = "`not_found`: this node has not applied that job, or no longer keeps it", body = dsync_api::ErrorBody),
+    )
+)]
+pub(super) async fn job(
+    State(node): State<Arc<Node>>,
+    ApiPath(id): ApiPath<u64>,
+) -> HttpResult<Json<ShardJob>> {
+    node.shard_job(id).map(Json).ok_or_else(|| {
+        HttpError(ApiError::new(
+            ErrorCode::NotFound,
+            format!("node {} knows no shard job {id}", node.id),
+        ))
+    })
 }
 
 /// Middleware of the queue routes: `x-dsync-group` names the group that

@@ -98,6 +98,10 @@ impl Node {
         self.control.sm.read().data.jobs.all()
     }
 
+    pub fn shard_job(&self, id: u64) -> Option<ShardJob> {
+        self.shard_jobs().into_iter().find(|j| j.id == id)
+    }
+
     async fn advance(
         &self,
         job: u64,

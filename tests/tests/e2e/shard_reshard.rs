@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use dsync_api::shards::{JobState, ShardJob, ShardMap, TopicPhase};
+use dsync_api::ErrorCode;
 use dsync_tests::shard_workload::{delivered_once, first_deliveries, misplaced, start, view, Plan};
 use dsync_tests::{wait_ok, Cluster};
 
@@ -28,14 +29,32 @@ fn rerouted(topics: &[String], before: &ShardMap, after: &ShardMap) -> BTreeSet<
         .collect()
 }
 
-/// The last reshard job, finished.
+/// The last reshard job, finished, as the list and its own route give it.
 async fn last_job(c: &Cluster) -> ShardJob {
-    let jobs = c.client().shard_jobs().await.expect("jobs");
+    let client = c.client();
+    let jobs = client.shard_jobs().await.expect("jobs");
     let job = jobs.into_iter().next().expect("a job");
     assert_eq!(job.kind, "reshard");
     assert_eq!(job.state, JobState::Done, "{job:?}");
     assert!(job.topics.iter().all(|t| t.phase == TopicPhase::Done));
+    assert_eq!(client.shard_job(job.id).await.expect("one job"), job);
     job
+}
+
+/// `dsync shard jobs ID` prints job `job` alone; an id no node applied is
+/// `not_found`.
+async fn one_job_by_id(c: &Cluster, job: &ShardJob) {
+    let out = tokio::task::block_in_place(|| {
+        c.dsync_ok(&["shard", "jobs", &job.id.to_string(), "--output", "json"])
+    });
+    let printed: Vec<ShardJob> = serde_json::from_slice(&out.stdout).expect("jobs as JSON");
+    assert_eq!(printed, vec![job.clone()]);
+    let unknown = c
+        .client()
+        .shard_job(job.id + 1000)
+        .await
+        .expect_err("no such job");
+    assert_eq!(unknown.code(), Some(ErrorCode::NotFound), "{unknown}");
 }
 
 /// Every topic in exactly one group, the one `map` routes it to, and no
@@ -138,6 +157,7 @@ async fn resharding_2_5_3_under_load_moves_the_rings_share_and_loses_nothing() {
 
     let history = run.history.clone();
     let (report, stats) = run.drain(&c.client_for(2), Duration::from_secs(180)).await;
+    one_job_by_id(&c, &last_job(&c).await).await;
     assert!(report.violations.is_empty(), "{:?}", report.violations);
     assert_eq!(report.acknowledged_enqueues, total as usize);
     for (t, s) in &stats {

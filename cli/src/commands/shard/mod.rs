@@ -72,8 +72,12 @@ pub enum ShardCommand {
     /// that crashes at any step is succeeded by one that resumes it.
     /// `--dry-run` prints the plan only.
     Reshard(reshard::ReshardArgs),
-    /// The running shard job (with its moves) and the last finished ones.
-    Jobs,
+    /// The running shard job (with its moves) and the last finished ones,
+    /// or only job ID.
+    Jobs {
+        /// One job, as `rebalance` and `reshard` print its id.
+        id: Option<u64>,
+    },
 }
 
 /// `shard locate` as JSON/YAML.
@@ -89,7 +93,7 @@ pub async fn run(global: &GlobalArgs, cmd: ShardCommand) -> anyhow::Result<i32> 
         ShardCommand::Init(args) => return init::run(global, args).await,
         ShardCommand::Rebalance(args) => return rebalance::run(global, args).await,
         ShardCommand::Reshard(args) => return reshard::run(global, args).await,
-        ShardCommand::Jobs => return rebalance::jobs(global).await,
+        ShardCommand::Jobs { id } => return rebalance::jobs(global, id).await,
         ShardCommand::List => {
             let status = global.client()?.shards().await.api()?;
             global.output.print(&status, || list(&status))?

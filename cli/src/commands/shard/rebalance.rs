@@ -158,7 +158,7 @@ pub(super) async fn follow(
     done
 }
 
-/// Polls `GET /v1/shards/jobs` until job `id` has finished.
+/// Polls `GET /v1/shards/jobs/{id}` until job `id` has finished.
 async fn follow_with(
     client: &Client,
     id: u64,
@@ -169,21 +169,18 @@ async fn follow_with(
     loop {
         // Any node answers from its applied state; a node that has not
         // applied the job yet does not list it.
-        match client.shard_jobs().await {
-            Ok(jobs) => {
-                if let Some(job) = jobs.into_iter().find(|j| j.id == id) {
-                    if job.state != JobState::Running {
-                        return Ok(job);
-                    }
-                    let (done, all) = job.progress();
-                    let now = match (job.current(), job.current_topic()) {
-                        (Some((_, m)), _) => move_text(m),
-                        (None, Some((_, t))) => super::reshard::topic_text(t),
-                        (None, None) => "listing the topics to move".into(),
-                    };
-                    progress.step(format!("shard job {id}: {done} of {all} moves done; {now}"));
-                }
+        match client.shard_job(id).await {
+            Ok(job) if job.state != JobState::Running => return Ok(job),
+            Ok(job) => {
+                let (done, all) = job.progress();
+                let now = match (job.current(), job.current_topic()) {
+                    (Some((_, m)), _) => move_text(m),
+                    (None, Some((_, t))) => super::reshard::topic_text(t),
+                    (None, None) => "listing the topics to move".into(),
+                };
+                progress.step(format!("shard job {id}: {done} of {all} moves done; {now}"));
             }
+            Err(e) if e.code() == Some(ErrorCode::NotFound) => {}
             Err(e) => progress.step(format!("shard job {id}: cannot read its state yet: {e}")),
         }
         if Instant::now() >= deadline {
@@ -196,8 +193,12 @@ async fn follow_with(
     }
 }
 
-pub async fn jobs(global: &GlobalArgs) -> anyhow::Result<i32> {
-    let jobs = global.client()?.shard_jobs().await.api()?;
+pub async fn jobs(global: &GlobalArgs, id: Option<u64>) -> anyhow::Result<i32> {
+    let client = global.client()?;
+    let jobs = match id {
+        Some(id) => vec![client.shard_job(id).await.api()?],
+        None => client.shard_jobs().await.api()?,
+    };
     global.output.print(&jobs, || jobs_text(&jobs))?;
     Ok(EXIT_OK)
 }

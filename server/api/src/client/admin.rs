@@ -52,6 +52,13 @@ impl Client {
             .await
     }
 
+    /// `GET /v1/shards/jobs/{id}`: one shard job; `not_found` until the
+    /// node answering has applied it (or once it is too old to be kept).
+    pub async fn shard_job(&self, id: u64) -> Result<crate::shards::ShardJob> {
+        let path = routes::path(routes::SHARDS_JOB, &id.to_string());
+        self.call::<(), _>(Method::GET, &path, None).await
+    }
+
     pub async fn status(&self) -> Result<NodeStatus> {
         self.call::<(), _>(Method::GET, routes::STATUS, None).await
     }
