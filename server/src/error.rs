@@ -48,6 +48,15 @@ pub enum Error {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+impl From<crate::state::Unexpected> for Error {
+    fn from(u: crate::state::Unexpected) -> Error {
+        Error::Internal(format!(
+            "a command answered {:?}, not the kind it gives",
+            u.0
+        ))
+    }
+}
+
 impl Error {
     /// `context` names the operation and the path, e.g. "cannot open X".
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Error {

@@ -11,7 +11,8 @@ use openraft::{BasicNode, RaftMetrics};
 use super::{DirReply, DirRequest, Granted, HolderReply, HolderRequest, Host, KeyGuard};
 use crate::error::{Error, Result};
 use crate::raft::network::post_bincode;
-use crate::state::{CmdValue, Command};
+use crate::state::proposal::kv;
+use crate::state::Proposal;
 
 /// Whether every member but `me` has matched an entry of `term` (so its
 /// lines from earlier terms are gone).
@@ -103,46 +104,40 @@ async fn dir_write(h: &impl Host, key: &str, from: u64, value: Option<String>) -
     let _k = h.cache().keys.lock(key).await;
     dir_ready(h, term, ready_at).await;
     invalidate_copies(h, key, from).await;
-    let cmd = match &value {
-        Some(v) => Command::KvPut {
-            key: key.to_string(),
-            value: v.clone(),
-            if_version: None,
-            fence: None,
-        },
-        None => Command::KvDelete {
-            key: key.to_string(),
-            if_version: None,
-        },
-    };
-    match h.propose_local(cmd).await? {
-        CmdValue::Version(version) => {
-            let mut st = h.cache().dir();
-            let granted = (st.term == term).then(|| {
-                let h = st
-                    .dir
-                    .grant_write(key, from, Instant::now(), h.cache().lease);
-                Granted {
-                    term,
-                    grant: h.grant,
-                    state: LineState::M,
-                    value: value.unwrap_or_default(),
-                    version,
-                }
-            });
-            Ok(DirReply::Written {
-                version: Some(version),
-                deleted: false,
-                granted,
-            })
-        }
-        CmdValue::Deleted(deleted) => Ok(DirReply::Written {
+    let Some(value) = value else {
+        let deleted = propose_local(h, kv::delete(key.to_string(), None)).await?;
+        return Ok(DirReply::Written {
             version: None,
             deleted,
             granted: None,
-        }),
-        other => Err(Error::Internal(format!("unexpected result {other:?}"))),
-    }
+        });
+    };
+    let put = kv::put(key.to_string(), value.clone(), None, None);
+    let version = propose_local(h, put).await?;
+    let mut st = h.cache().dir();
+    let granted = (st.term == term).then(|| {
+        let h = st
+            .dir
+            .grant_write(key, from, Instant::now(), h.cache().lease);
+        Granted {
+            term,
+            grant: h.grant,
+            state: LineState::M,
+            value,
+            version,
+        }
+    });
+    Ok(DirReply::Written {
+        version: Some(version),
+        deleted: false,
+        granted,
+    })
+}
+
+/// `p` proposed on this node, the directory's leader.
+async fn propose_local<A>(h: &impl Host, p: Proposal<A>) -> Result<A> {
+    let (cmd, answer) = p.split();
+    Ok(answer.read(h.propose_local(cmd).await?)?)
 }
 
 /// Waits until no line granted in an earlier term can still be served:

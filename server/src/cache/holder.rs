@@ -14,7 +14,8 @@ use crate::error::{Error, Result};
 use crate::metrics::cache::StateLabels;
 use crate::metrics::Metrics;
 use crate::raft::network::{post_bincode, PeerError};
-use crate::state::{CmdError, CmdValue, Command};
+use crate::state::proposal::kv;
+use crate::state::CmdError;
 
 const DIR_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -297,18 +298,13 @@ pub(super) async fn flush_locked(h: &impl Host, d: Dirty) {
     // (503s) for up to one lease before giving it up.
     let deadline = Instant::now() + h.cache().lease;
     loop {
-        let cmd = Command::KvPut {
-            key: d.key.clone(),
-            value: d.value.clone(),
-            if_version: None,
-            fence: None,
-        };
-        match h.write_owned(cmd).await {
-            Ok(CmdValue::Version(v)) => {
-                h.cache().lines().flushed(&d.key, d.seq, v);
+        let (cmd, answer) = kv::put(d.key.clone(), d.value.clone(), None, None).split();
+        let written = h.write_owned(cmd).await;
+        match written.and_then(|v| Ok(answer.read(v)?)) {
+            Ok(version) => {
+                h.cache().lines().flushed(&d.key, d.seq, version);
                 return;
             }
-            Ok(_) => return,
             Err(e) if Instant::now() >= deadline => {
                 tracing::warn!(key = %d.key, "write-back flush failed, write lost: {e}");
                 return;

@@ -21,7 +21,7 @@ use crate::auth::limits::room_for_new;
 use crate::auth::policy::{On, Rule};
 use crate::error::Error;
 use crate::node::Node;
-use crate::state::{dedup, CmdValue, Command};
+use crate::state::proposal::kv;
 
 const MAX_LIST: usize = 10_000;
 
@@ -126,16 +126,14 @@ async fn put_key(
 ) -> HttpResult<Json<KvPutResponse>> {
     validate_key(&key)?;
     room_for_key(&node, &key)?;
-    let cmd = Command::KvPut {
+    let put = kv::put(
         key,
-        value: req.value.to_string(),
-        if_version: req.if_version,
-        fence: req.fence.map(|f| (f.lock, f.token)),
-    };
-    match node.write(dedup::once(id.as_deref(), cmd)).await? {
-        CmdValue::Version(version) => Ok(Json(KvPutResponse { version })),
-        other => Err(Error::Internal(format!("unexpected result {other:?}")).into()),
-    }
+        req.value.to_string(),
+        req.if_version,
+        req.fence.map(|f| (f.lock, f.token)),
+    );
+    let version = node.propose(put.once(id.as_deref())).await?;
+    Ok(Json(KvPutResponse { version }))
 }
 
 #[utoipa::path(
@@ -159,19 +157,9 @@ async fn delete_key(
     ApiQuery(q): ApiQuery<KvDeleteQuery>,
 ) -> HttpResult<Json<KvDeleteResponse>> {
     validate_key(&key)?;
-    match node
-        .write(dedup::once(
-            id.as_deref(),
-            Command::KvDelete {
-                key,
-                if_version: q.if_version,
-            },
-        ))
-        .await?
-    {
-        CmdValue::Deleted(deleted) => Ok(Json(KvDeleteResponse { deleted })),
-        other => Err(Error::Internal(format!("unexpected result {other:?}")).into()),
-    }
+    let delete = kv::delete(key, q.if_version).once(id.as_deref());
+    let deleted = node.propose(delete).await?;
+    Ok(Json(KvDeleteResponse { deleted }))
 }
 
 #[utoipa::path(

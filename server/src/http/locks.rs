@@ -18,10 +18,9 @@ use crate::auth::limits::{rate_limited, room_for_new};
 use crate::auth::ownership::{not_yours, owned_by, qualify_owner};
 use crate::auth::policy::{On, Rule};
 use crate::auth::Caller;
-use crate::error::Error;
 use crate::node::Node;
 use crate::proposer::now_ms;
-use crate::state::{dedup, CmdValue, Command};
+use crate::state::proposal::locks;
 
 /// Most locks listed by `GET /v1/locks`.
 const MAX_LISTED: usize = 10_000;
@@ -155,12 +154,9 @@ async fn release(
     check_text("lock name", &name, MAX_LOCK_NAME)?;
     check_text("owner", &req.owner, MAX_OWNER)?;
     check_grant_owner(&node, &caller, &name, req.token)?;
-    let cmd = Command::LockRelease {
-        name,
-        owner: qualify_owner(&caller.principal, &req.owner),
-        token: req.token,
-    };
-    node.write(dedup::once(id.as_deref(), cmd)).await?;
+    let owner = qualify_owner(&caller.principal, &req.owner);
+    let release = locks::release(name, owner, req.token).once(id.as_deref());
+    node.propose(release).await?;
     Ok(Json(ReleaseResponse { released: true }))
 }
 
@@ -189,19 +185,14 @@ async fn keepalive(
         check_ttl(t)?;
     }
     check_grant_owner(&node, &caller, &name, req.token)?;
-    let cmd = Command::LockKeepalive {
-        name,
-        owner: qualify_owner(&caller.principal, &req.owner),
-        token: req.token,
-        ttl_ms: req.ttl_ms,
-    };
-    match node.write(cmd).await? {
-        CmdValue::Granted(h) => Ok(Json(KeepaliveResponse {
-            token: h.token,
-            ttl_ms: h.ttl_ms,
-        })),
-        other => Err(Error::Internal(format!("unexpected result {other:?}")).into()),
-    }
+    let owner = qualify_owner(&caller.principal, &req.owner);
+    let h = node
+        .propose(locks::keepalive(name, owner, req.token, req.ttl_ms))
+        .await?;
+    Ok(Json(KeepaliveResponse {
+        token: h.token,
+        ttl_ms: h.ttl_ms,
+    }))
 }
 
 /// Admin override for a holder that is stuck but keeps its lease alive:
@@ -222,13 +213,8 @@ async fn force_release(
     ApiPath(name): ApiPath<String>,
 ) -> HttpResult<Json<ForceReleaseResponse>> {
     check_text("lock name", &name, MAX_LOCK_NAME)?;
-    match node
-        .write(Command::LockForceRelease { name: name.clone() })
-        .await?
-    {
-        CmdValue::Released(released) => Ok(Json(ForceReleaseResponse { name, released })),
-        other => Err(Error::Internal(format!("unexpected result {other:?}")).into()),
-    }
+    let released = node.propose(locks::force_release(name.clone())).await?;
+    Ok(Json(ForceReleaseResponse { name, released }))
 }
 
 #[utoipa::path(

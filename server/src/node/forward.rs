@@ -9,7 +9,7 @@ use super::Node;
 use crate::error::{Error, Result};
 use crate::proposer::ProposeError;
 use crate::raft::network::{post_bincode, PeerError};
-use crate::state::{CmdError, CmdValue, Command};
+use crate::state::{CmdError, CmdValue, Command, Proposal};
 
 /// What a follower asks of the leader over `/raft/forward`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -110,6 +110,12 @@ impl Node {
     /// A KV write invalidates the cached copies of its key first.
     pub async fn write(&self, cmd: Command) -> Result<CmdValue> {
         self.route_write(cmd, false).await
+    }
+
+    /// [`write`](Self::write) of a client command, its answer typed.
+    pub async fn propose<A>(&self, p: Proposal<A>) -> Result<A> {
+        let (cmd, answer) = p.split();
+        Ok(answer.read(self.write(cmd).await?)?)
     }
 
     /// A write-back flush of a line this node owns (see [`ForwardRequest::Flush`]).

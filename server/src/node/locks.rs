@@ -10,8 +10,9 @@ use dsync_api::{ApiError, ErrorCode};
 use super::Node;
 use crate::error::{Error, Result};
 use crate::proposer::now_ms;
-use crate::state::locks::{holder_info, Holder};
-use crate::state::{CmdValue, Command};
+use crate::state::locks::{holder_info, Acquired, Holder};
+use crate::state::proposal::locks;
+use crate::state::Command;
 
 /// How long past its deadline a waiter waits for the leader's expiry entry
 /// before giving up on its own (e.g. while no leader can commit it).
@@ -46,16 +47,16 @@ impl Node {
         name: String,
         req: AcquireRequest,
     ) -> Result<AcquireResponse> {
-        let cmd = Command::LockAcquire {
-            name: name.clone(),
-            owner: req.owner.clone(),
-            mode: req.mode,
-            ttl_ms: req.ttl_ms,
-            wait_ms: req.wait_ms,
-        };
-        let holder = match self.write(cmd).await? {
-            CmdValue::Granted(h) => h,
-            CmdValue::Queued { seq } => {
+        let acquire = locks::acquire(
+            name.clone(),
+            req.owner.clone(),
+            req.mode,
+            req.ttl_ms,
+            req.wait_ms,
+        );
+        let holder = match self.propose(acquire).await? {
+            Acquired::Granted(h) => h,
+            Acquired::Queued { seq } => {
                 let mut guard = CancelOnDrop {
                     node: self.clone(),
                     cmd: Some(Command::LockCancel {
@@ -74,7 +75,6 @@ impl Node {
                     .observe(started.elapsed().as_secs_f64());
                 h
             }
-            other => return Err(Error::Internal(format!("unexpected result {other:?}"))),
         };
         Ok(self.grant_response(name, &holder))
     }

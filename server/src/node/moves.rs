@@ -20,6 +20,7 @@ use super::routed::GroupRequest;
 use super::Node;
 use crate::error::{Error, Result};
 use crate::state::jobs::JobStep;
+use crate::state::proposal;
 use crate::state::Command;
 
 /// A learner whose matched index has not moved for this long (while it
@@ -78,10 +79,7 @@ impl Node {
             kind: "rebalance".into(),
             moves: moves.clone(),
         };
-        let id = match self.write(Command::ShardJob { step }).await? {
-            crate::state::CmdValue::Count(id) => id,
-            other => return Err(Error::Internal(format!("unexpected job answer {other:?}"))),
-        };
+        let id = self.propose(proposal::shards::start_job(step)).await?;
         tracing::info!(job = id, moves = moves.len(), "shard rebalance started");
         Ok(RebalancePlan {
             moves,

@@ -8,6 +8,7 @@ use dsync_api::queue::ConsumeRequest;
 use super::Node;
 use crate::error::{Error, Result};
 use crate::raft::state_machine::SmShared;
+use crate::state::proposal::queue;
 use crate::state::queue::InFlight;
 use crate::state::{CmdValue, Command};
 
@@ -45,17 +46,18 @@ where
             st.data.queues.ready_count(&topic)
         };
         if ready > 0 || req.wait_ms == 0 {
-            let cmd = Command::QueueConsume {
-                topic: topic.clone(),
-                consumer: req.consumer.clone(),
-                max: req.max,
-                visibility_ms: req.visibility_ms,
-            };
-            match write(cmd).await? {
-                CmdValue::Delivered(v) if !v.is_empty() || req.wait_ms == 0 => return Ok(v),
-                // Another consumer took them first (or this node lagged): keep waiting.
-                CmdValue::Delivered(_) => {}
-                other => return Err(Error::Internal(format!("unexpected result {other:?}")).into()),
+            let consume = queue::consume(
+                topic.clone(),
+                req.consumer.clone(),
+                req.max,
+                req.visibility_ms,
+            );
+            let (cmd, answer) = consume.split();
+            let delivered = answer.read(write(cmd).await?).map_err(Error::from)?;
+            // Nothing delivered: another consumer took them first (or this
+            // node lagged), so keep waiting.
+            if !delivered.is_empty() || req.wait_ms == 0 {
+                return Ok(delivered);
             }
         }
         match tokio::time::timeout_at(deadline, rx.changed()).await {

@@ -22,6 +22,7 @@ use super::Node;
 use crate::error::{Error, Result};
 use crate::state::handoff::HandoffStep;
 use crate::state::jobs::JobStep;
+use crate::state::proposal;
 use crate::state::reshard::MAX_TOPIC_MOVES;
 use crate::state::{CmdValue, Command};
 
@@ -80,10 +81,7 @@ impl Node {
             return Ok(plan);
         }
         let step = JobStep::StartReshard { target };
-        match self.write(Command::ShardJob { step }).await? {
-            CmdValue::Count(id) => plan.job = Some(id),
-            other => return Err(Error::Internal(format!("unexpected job answer {other:?}"))),
-        }
+        plan.job = Some(self.propose(proposal::shards::start_job(step)).await?);
         tracing::info!(job = ?plan.job, groups = req.groups, "reshard started");
         Ok(plan)
     }

@@ -15,7 +15,7 @@ use crate::groups::GroupError;
 use crate::raft::network::{post_bincode, PeerError};
 use crate::raft::snapshot::SnapshotFile;
 use crate::state::queue::InFlight;
-use crate::state::{CmdError, CmdValue, Command};
+use crate::state::{CmdError, CmdValue, Command, Proposal};
 
 /// A queue request for the leader of a queue group. Peer wire format: new
 /// variants go last.
@@ -97,6 +97,12 @@ const ATTEMPTS: usize = 5;
 
 impl Node {
     /// Applies a queue command on the group that holds `topic`.
+    /// [`queue_write`](Self::queue_write) of a client command, its answer typed.
+    pub async fn propose_for_topic<A>(&self, topic: &str, p: Proposal<A>) -> Result<A> {
+        let (cmd, answer) = p.split();
+        Ok(answer.read(self.queue_write(topic, cmd).await?)?)
+    }
+
     pub async fn queue_write(&self, topic: &str, cmd: Command) -> Result<CmdValue> {
         self.detoured(topic, |group| {
             let cmd = cmd.clone();

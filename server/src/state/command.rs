@@ -198,3 +198,7 @@ impl Command {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "command_tests.rs"]
+mod tests;

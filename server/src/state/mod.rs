@@ -13,6 +13,7 @@ pub mod jobs;
 pub mod kv;
 pub mod locks;
 mod outcome;
+pub mod proposal;
 pub mod queue;
 pub mod reshard;
 #[cfg(test)]
@@ -23,6 +24,7 @@ use serde::{Deserialize, Serialize};
 
 pub use command::Command;
 pub use outcome::{CmdError, CmdOutput, CmdValue};
+pub use proposal::{Proposal, Unexpected};
 
 /// Application data of one Raft entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -20,11 +20,11 @@ use crate::auth::limits::{rate_limited, room_for_new};
 use crate::auth::ownership::qualify_owner;
 use crate::auth::policy::{On, Rule};
 use crate::auth::Caller;
-use crate::error::Error;
 use crate::http::params::{RequestIdHeader, TopicPath};
 use crate::node::Node;
+use crate::state::proposal::queue;
 use crate::state::queue::{receipt, Incoming};
-use crate::state::{dedup, CmdValue, Command};
+use crate::state::Proposal;
 
 pub mod topics;
 
@@ -75,13 +75,6 @@ fn check_count(what: &str, n: usize) -> HttpResult<()> {
         return Err(invalid(format!("{what} must hold 1 to {MAX_BATCH} items")));
     }
     Ok(())
-}
-
-pub(super) fn count_of(v: CmdValue) -> HttpResult<u64> {
-    match v {
-        CmdValue::Count(n) => Ok(n),
-        other => Err(Error::Internal(format!("unexpected result {other:?}")).into()),
-    }
 }
 
 #[utoipa::path(
@@ -145,17 +138,9 @@ async fn enqueue(
             .into());
         }
     }
-    let cmd = dedup::once(
-        id.as_deref(),
-        Command::QueueEnqueue {
-            topic: topic.clone(),
-            msgs,
-        },
-    );
-    match node.queue_write(&topic, cmd).await? {
-        CmdValue::Ids(ids) => Ok((StatusCode::CREATED, Json(EnqueueResponse { ids }))),
-        other => Err(Error::Internal(format!("unexpected result {other:?}")).into()),
-    }
+    let enqueue = queue::enqueue(topic.clone(), msgs).once(id.as_deref());
+    let ids = node.propose_for_topic(&topic, enqueue).await?;
+    Ok((StatusCode::CREATED, Json(EnqueueResponse { ids })))
 }
 
 #[utoipa::path(
@@ -229,7 +214,7 @@ async fn settle(
     id: &RequestId,
     topic: String,
     req: &ReceiptsRequest,
-    make: impl FnOnce(String, Vec<String>) -> Command,
+    make: impl FnOnce(String, Vec<String>) -> Proposal<u64>,
 ) -> HttpResult<Json<ReceiptsResponse>> {
     check_name("topic", &topic, MAX_TOPIC)?;
     check_count("receipts", req.receipts.len())?;
@@ -243,8 +228,8 @@ async fn settle(
         .iter()
         .map(|r| node.security.auth.open_receipt(&caller.principal, r))
         .collect::<Result<Vec<_>, _>>()?;
-    let cmd = dedup::once(id.as_deref(), make(topic.clone(), receipts));
-    let n = count_of(node.queue_write(&topic, cmd).await?)?;
+    let settled = make(topic.clone(), receipts).once(id.as_deref());
+    let n = node.propose_for_topic(&topic, settled).await?;
     Ok(Json(ReceiptsResponse { count: n as usize }))
 }
 
@@ -276,10 +261,7 @@ async fn ack(
         req.visibility_ms.is_some(),
         "extend",
     )?;
-    settle(&node, &caller, &id, topic, &req, |topic, receipts| {
-        Command::QueueAck { topic, receipts }
-    })
-    .await
+    settle(&node, &caller, &id, topic, &req, queue::ack).await
 }
 
 #[utoipa::path(
@@ -314,11 +296,7 @@ async fn nack(
         return Err(invalid(format!("delay_ms must be at most {MAX_DELAY_MS}")));
     }
     settle(&node, &caller, &id, topic, &req, |topic, receipts| {
-        Command::QueueNack {
-            topic,
-            receipts,
-            delay_ms,
-        }
+        queue::nack(topic, receipts, delay_ms)
     })
     .await
 }
@@ -354,11 +332,7 @@ async fn extend(
             ))
         })?;
     settle(&node, &caller, &id, topic, &req, |topic, receipts| {
-        Command::QueueExtend {
-            topic,
-            receipts,
-            visibility_ms,
-        }
+        queue::extend(topic, receipts, visibility_ms)
     })
     .await
 }

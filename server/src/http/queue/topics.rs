@@ -8,14 +8,14 @@ use dsync_api::queue::*;
 use dsync_api::routes;
 use dsync_api::types::{Consistency, ReadQuery};
 
-use super::{check_name, count_of};
+use super::check_name;
 use crate::error::Error;
 use crate::http::error::{invalid, HttpResult};
 use crate::http::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::http::params::{ListLimit, ReadOptions, TopicPath};
 use crate::node::Node;
 use crate::proposer::now_ms;
-use crate::state::Command;
+use crate::state::proposal::queue;
 
 #[utoipa::path(
     post,
@@ -33,10 +33,9 @@ pub async fn redrive(
     ApiPath(topic): ApiPath<String>,
 ) -> HttpResult<Json<RedriveResponse>> {
     check_name("topic", &topic, MAX_TOPIC)?;
-    let cmd = Command::QueueRedrive {
-        topic: topic.clone(),
-    };
-    let moved = count_of(node.queue_write(&topic, cmd).await?)?;
+    let moved = node
+        .propose_for_topic(&topic, queue::redrive(topic.clone()))
+        .await?;
     Ok(Json(RedriveResponse { moved }))
 }
 
@@ -81,14 +80,8 @@ pub async fn configure(
     {
         return Err(invalid("retention_ms must be 1 s to 14 days"));
     }
-    let cmd = Command::QueueConfigure {
-        topic: topic.clone(),
-        max_attempts: s.max_attempts,
-        visibility_ms: s.visibility_ms,
-        max_message_bytes: s.max_message_bytes,
-        retention_ms: s.retention_ms,
-    };
-    node.queue_write(&topic, cmd).await?;
+    node.propose_for_topic(&topic, queue::configure(topic.clone(), &s))
+        .await?;
     let stats = match node.group_topic_stats(&topic).await? {
         Some(in_group) => in_group,
         None => {
