@@ -7,19 +7,20 @@ use openraft::{CommittedLeaderId, LogId, StoredMembership};
 use super::*;
 use crate::raft::SnapshotMeta;
 use crate::state::{Command, Request, StateData};
+use crate::state::{KvPut, QueueEnqueue, SetClusterId};
 
 fn sample() -> SnapshotFile {
     let mut data = StateData::default();
     data.apply(Request {
         now_ms: 1,
         cmds: vec![
-            Command::SetClusterId { id: "c1".into() },
-            Command::KvPut {
+            Command::SetClusterId(SetClusterId { id: "c1".into() }),
+            Command::KvPut(KvPut {
                 key: "k".into(),
                 value: "1".into(),
                 if_version: None,
                 fence: None,
-            },
+            }),
         ],
     });
     let log_id = LogId::new(CommittedLeaderId::new(3, 1), 42);
@@ -88,14 +89,14 @@ fn group_sample(id: u64, topic: &str) -> SnapshotFile {
     let mut data = StateData::default();
     data.apply(Request {
         now_ms: 1,
-        cmds: vec![Command::QueueEnqueue {
+        cmds: vec![Command::QueueEnqueue(QueueEnqueue {
             topic: topic.into(),
             msgs: vec![crate::state::queue::Incoming {
                 payload: "m".into(),
                 delay_ms: 0,
                 dedup_id: None,
             }],
-        }],
+        })],
     });
     let log_id = LogId::new(CommittedLeaderId::new(2, id), 10 + id);
     SnapshotFile {

@@ -11,7 +11,7 @@ use openraft::{BasicNode, RaftMetrics};
 use super::{DirReply, DirRequest, Granted, HolderReply, HolderRequest, Host, KeyGuard};
 use crate::error::{Error, Result};
 use crate::raft::network::post_bincode;
-use crate::state::proposal::kv;
+use crate::state::command::kv;
 use crate::state::Proposal;
 
 /// Whether every member but `me` has matched an entry of `term` (so its

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::metrics::cache::StateLabels;
 use crate::metrics::Metrics;
 use crate::raft::network::{post_bincode, PeerError};
-use crate::state::proposal::kv;
+use crate::state::command::kv;
 use crate::state::CmdError;
 
 const DIR_TIMEOUT: Duration = Duration::from_secs(10);

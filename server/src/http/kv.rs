@@ -21,7 +21,7 @@ use crate::auth::limits::room_for_new;
 use crate::auth::policy::{On, Rule};
 use crate::error::Error;
 use crate::node::Node;
-use crate::state::proposal::kv;
+use crate::state::command::kv;
 
 const MAX_LIST: usize = 10_000;
 

@@ -20,7 +20,7 @@ use crate::auth::policy::{On, Rule};
 use crate::auth::Caller;
 use crate::node::Node;
 use crate::proposer::now_ms;
-use crate::state::proposal::locks;
+use crate::state::command::locks;
 
 /// Most locks listed by `GET /v1/locks`.
 const MAX_LISTED: usize = 10_000;

@@ -4,6 +4,7 @@ use dsync_api::ErrorCode;
 use tokio::sync::watch;
 
 use super::*;
+use crate::state::KvPut;
 
 const LEADER: &str = "127.0.0.1:7001";
 
@@ -46,10 +47,10 @@ impl Fake {
 
 fn answer(cmd: &Command) -> std::result::Result<CmdValue, CmdError> {
     match cmd {
-        Command::KvPut { key, .. } if key == "bad" => {
+        Command::KvPut(KvPut { key, .. }) if key == "bad" => {
             Err(CmdError::new(ErrorCode::Conflict, "version mismatch"))
         }
-        Command::KvPut { key, .. } => Ok(CmdValue::Version(key[1..].parse().unwrap())),
+        Command::KvPut(KvPut { key, .. }) => Ok(CmdValue::Version(key[1..].parse().unwrap())),
         other => panic!("unexpected command {other:?}"),
     }
 }
@@ -90,12 +91,12 @@ impl Transport for Fake {
 }
 
 fn put(key: &str) -> Command {
-    Command::KvPut {
+    Command::KvPut(KvPut {
         key: key.into(),
         value: "1".into(),
         if_version: None,
         fence: None,
-    }
+    })
 }
 
 async fn until(what: &str, cond: impl Fn() -> bool) {

@@ -15,6 +15,7 @@ use crate::proposer::now_ms;
 use crate::raft::snapshot::SnapshotFile;
 use crate::raft::SnapshotMeta;
 use crate::state::{CmdError, CmdValue, Command};
+use crate::state::{Once, QueueConfigure, QueueEnqueue};
 
 /// Bytes of topic state per page of a reshard's copy: one Raft entry in
 /// the target each. openraft gives an AppendEntries of up to 8 entries one
@@ -163,8 +164,8 @@ impl Node {
     /// the newest view of its group's tables.
     fn admit(&self, group: &Group, cmd: &Command) -> Result<()> {
         let (topic, new_msgs) = match unwrap_once(cmd) {
-            Command::QueueEnqueue { topic, msgs } => (topic, msgs.len()),
-            Command::QueueConfigure { topic, .. } => (topic, 0),
+            Command::QueueEnqueue(QueueEnqueue { topic, msgs }) => (topic, msgs.len()),
+            Command::QueueConfigure(QueueConfigure { topic, .. }) => (topic, 0),
             _ => return Ok(()),
         };
         let limits = &self.security.limits.config;
@@ -192,7 +193,7 @@ impl Node {
 
 fn unwrap_once(cmd: &Command) -> &Command {
     match cmd {
-        Command::Once { cmd, .. } => unwrap_once(cmd),
+        Command::Once(Once { cmd, .. }) => unwrap_once(cmd),
         c => c,
     }
 }

@@ -9,12 +9,13 @@ use dsync_api::routes;
 use openraft::error::{ClientWriteError, RaftError};
 use openraft::ChangeMembers;
 
-use super::{ForwardReply, ForwardRequest, Node};
+use super::{ForwardRequest, Node};
 use crate::error::{Error, Result};
 use crate::raft::network::{peer_error, peer_url, PeerError};
 use crate::raft::snapshot::SnapshotFile;
 use crate::raft::SnapshotMeta;
 use crate::state::Command;
+use crate::state::SetClusterId;
 
 /// How long a remaining voter gets to answer `/health` before a removal
 /// counts it as down.
@@ -29,16 +30,10 @@ impl Node {
     pub async fn remove_member(&self, id: u64) -> Result<Vec<dsync_api::types::MemberStatus>> {
         match self.leader() {
             Some((leader, _)) if leader == self.id => self.remove_local(id).await,
-            Some((leader, addr)) => match self
+            Some((leader, addr)) => self
                 .forward(leader, &addr, &ForwardRequest::Remove { id })
-                .await?
-            {
-                ForwardReply::Members(m) => serde_json::from_str(&m)
-                    .map_err(|e| Error::Internal(format!("bad membership from the leader: {e}"))),
-                other => Err(Error::Internal(format!(
-                    "unexpected forward reply {other:?}"
-                ))),
-            },
+                .await
+                .and_then(super::membership::members_of),
             None => Err(Error::Unavailable("no leader is elected yet".into())),
         }
     }
@@ -158,9 +153,9 @@ impl Node {
         if let Some(id) = self.cluster_id() {
             return Ok(id);
         }
-        self.write(Command::SetClusterId {
+        self.write(Command::SetClusterId(SetClusterId {
             id: crate::backup::new_cluster_id(),
-        })
+        }))
         .await?;
         self.cluster_id()
             .ok_or_else(|| Error::Unavailable("the cluster id is not applied yet; retry".into()))

@@ -10,9 +10,10 @@ use dsync_api::{ApiError, ErrorCode};
 use super::Node;
 use crate::error::{Error, Result};
 use crate::proposer::now_ms;
+use crate::state::command::locks;
 use crate::state::locks::{holder_info, Acquired, Holder};
-use crate::state::proposal::locks;
 use crate::state::Command;
+use crate::state::{LockCancel, LockExtendLeases};
 
 /// How long past its deadline a waiter waits for the leader's expiry entry
 /// before giving up on its own (e.g. while no leader can commit it).
@@ -59,11 +60,11 @@ impl Node {
             Acquired::Queued { seq } => {
                 let mut guard = CancelOnDrop {
                     node: self.clone(),
-                    cmd: Some(Command::LockCancel {
+                    cmd: Some(Command::LockCancel(LockCancel {
                         name: name.clone(),
                         owner: req.owner.clone(),
                         since_seq: seq,
-                    }),
+                    })),
                 };
                 let started = Instant::now();
                 let h = self
@@ -163,9 +164,9 @@ pub async fn run_deadline_ticker(node: Arc<Node>) {
                 return;
             }
         };
-        let grace = Command::LockExtendLeases {
+        let grace = Command::LockExtendLeases(LockExtendLeases {
             by_ms: node.config.election_timeout_max_ms,
-        };
+        });
         if let Err(e) = node.write_local(grace).await {
             tracing::warn!("lease extension for term {term} not committed: {e}");
             if metrics.changed().await.is_err() {

@@ -71,20 +71,14 @@ impl Node {
         validate_member(id, &addr)?;
         match self.leader() {
             Some((leader, _)) if leader == self.id => self.join_local(id, addr, voter).await,
-            Some((leader, leader_addr)) => match self
+            Some((leader, leader_addr)) => self
                 .forward(
                     leader,
                     &leader_addr,
                     &ForwardRequest::Join { id, addr, voter },
                 )
-                .await?
-            {
-                ForwardReply::Members(m) => serde_json::from_str(&m)
-                    .map_err(|e| Error::Internal(format!("bad membership from the leader: {e}"))),
-                other => Err(Error::Internal(format!(
-                    "unexpected forward reply {other:?}"
-                ))),
-            },
+                .await
+                .and_then(members_of),
             None => Err(Error::Unavailable("no leader is elected yet".into())),
         }
     }
@@ -178,4 +172,15 @@ fn validate_member(id: u64, addr: &str) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// The membership a leader answered a forwarded join or removal with.
+pub(super) fn members_of(reply: ForwardReply) -> Result<Vec<dsync_api::types::MemberStatus>> {
+    match reply {
+        ForwardReply::Members(m) => serde_json::from_str(&m)
+            .map_err(|e| Error::Internal(format!("bad membership from the leader: {e}"))),
+        other => Err(Error::Internal(format!(
+            "unexpected forward reply {other:?}"
+        ))),
+    }
 }

@@ -19,8 +19,8 @@ use super::group_members::MemberChange;
 use super::routed::GroupRequest;
 use super::Node;
 use crate::error::{Error, Result};
+use crate::state::command;
 use crate::state::jobs::JobStep;
-use crate::state::proposal;
 use crate::state::Command;
 
 /// A learner whose matched index has not moved for this long (while it
@@ -79,7 +79,7 @@ impl Node {
             kind: "rebalance".into(),
             moves: moves.clone(),
         };
-        let id = self.propose(proposal::shards::start_job(step)).await?;
+        let id = self.propose(command::cluster::start_job(step)).await?;
         tracing::info!(job = id, moves = moves.len(), "shard rebalance started");
         Ok(RebalancePlan {
             moves,
@@ -113,7 +113,9 @@ impl Node {
             phase,
             error,
         };
-        self.write(Command::ShardJob { step }).await.map(|_| ())
+        self.write(Command::ShardJob(crate::state::ShardJob { step }))
+            .await
+            .map(|_| ())
     }
 
     /// Carries move `index` of `job` from the phase it is recorded in to

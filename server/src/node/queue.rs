@@ -8,7 +8,7 @@ use dsync_api::queue::ConsumeRequest;
 use super::Node;
 use crate::error::{Error, Result};
 use crate::raft::state_machine::SmShared;
-use crate::state::proposal::queue;
+use crate::state::command::queue;
 use crate::state::queue::InFlight;
 use crate::state::{CmdValue, Command};
 

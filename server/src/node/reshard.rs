@@ -20,11 +20,12 @@ use dsync_api::shards::{
 use super::routed::{GroupReply, GroupRequest};
 use super::Node;
 use crate::error::{Error, Result};
+use crate::state::command;
 use crate::state::handoff::HandoffStep;
 use crate::state::jobs::JobStep;
-use crate::state::proposal;
 use crate::state::reshard::MAX_TOPIC_MOVES;
 use crate::state::{CmdValue, Command};
+use crate::state::{Handoff, ShardJob};
 
 /// Topic moves per `Listed` entry.
 const LIST_CHUNK: usize = 1000;
@@ -81,7 +82,7 @@ impl Node {
             return Ok(plan);
         }
         let step = JobStep::StartReshard { target };
-        plan.job = Some(self.propose(proposal::shards::start_job(step)).await?);
+        plan.job = Some(self.propose(command::cluster::start_job(step)).await?);
         tracing::info!(job = ?plan.job, groups = req.groups, "reshard started");
         Ok(plan)
     }
@@ -149,13 +150,13 @@ impl Node {
                 topics: chunk.to_vec(),
                 last: i + 1 == chunks.len(),
             };
-            self.write(Command::ShardJob { step }).await?;
+            self.write(Command::ShardJob(ShardJob { step })).await?;
         }
         Ok(())
     }
 
     async fn handoff_in(&self, group: u64, step: HandoffStep) -> Result<CmdValue> {
-        let cmd = Command::Handoff { step };
+        let cmd = Command::Handoff(Handoff { step });
         match self.group_call(group, GroupRequest::Write(cmd)).await? {
             GroupReply::Value(v) => Ok(v),
             other => Err(Error::Internal(format!("unexpected reply {other:?}"))),
@@ -169,7 +170,9 @@ impl Node {
             phase,
             error: None,
         };
-        self.write(Command::ShardJob { step }).await.map(|_| ())
+        self.write(Command::ShardJob(ShardJob { step }))
+            .await
+            .map(|_| ())
     }
 
     /// Takes reshard `id` one step further. Every step may be repeated.

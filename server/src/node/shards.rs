@@ -12,6 +12,7 @@ use super::Node;
 use crate::error::{Error, Result};
 use crate::proposer::now_ms;
 use crate::state::Command;
+use crate::state::{QueueConfigure, SetShards};
 
 /// How long `init_shards` tries to set the old topics' settings on their
 /// new groups (they elect their first leaders meanwhile).
@@ -46,7 +47,8 @@ impl Node {
             .data
             .queues
             .all_stats(now_ms(), usize::MAX);
-        self.write(Command::SetShards { map: map.clone() }).await?;
+        self.write(Command::SetShards(SetShards { map: map.clone() }))
+            .await?;
         self.carry_settings(&map, old).await;
         Ok(map)
     }
@@ -61,13 +63,13 @@ impl Node {
             let _ = tokio::time::timeout(Duration::from_millis(100), applied.changed()).await;
         }
         for t in old {
-            let cmd = Command::QueueConfigure {
+            let cmd = Command::QueueConfigure(QueueConfigure {
                 topic: t.topic.clone(),
                 max_attempts: Some(t.max_attempts),
                 visibility_ms: Some(t.visibility_ms),
                 max_message_bytes: Some(t.max_message_bytes),
                 retention_ms: Some(t.retention_ms),
-            };
+            });
             loop {
                 match self.queue_write(&t.topic, cmd.clone()).await {
                     Ok(_) => break,

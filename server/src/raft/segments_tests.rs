@@ -3,17 +3,18 @@ use std::sync::Arc;
 use openraft::{CommittedLeaderId, EntryPayload, LogId};
 
 use super::*;
+use crate::state::KvPut;
 use crate::state::{Command, Request};
 
 fn entry(index: u64, key: &str) -> Entry {
     let req = Request {
         now_ms: index,
-        cmds: vec![Command::KvPut {
+        cmds: vec![Command::KvPut(KvPut {
             key: key.into(),
             value: format!("value-{index};"),
             if_version: None,
             fence: None,
-        }],
+        })],
     };
     Entry {
         log_id: LogId::new(CommittedLeaderId::new(1, 1), index),

@@ -162,18 +162,19 @@ pub fn load(dir: &Path) -> Result<Option<(SnapshotFile, Vec<u8>)>, Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::KvPut;
     use crate::state::{Command, Request};
 
     fn sample() -> SnapshotFile {
         let mut data = StateData::default();
         data.apply(Request {
             now_ms: 1,
-            cmds: vec![Command::KvPut {
+            cmds: vec![Command::KvPut(KvPut {
                 key: "k".into(),
                 value: "\"v\"".into(),
                 if_version: None,
                 fence: None,
-            }],
+            })],
         });
         SnapshotFile {
             meta: SnapshotMeta::default(),
@@ -325,12 +326,12 @@ mod tests {
         let mut s = sample();
         let cmd = crate::state::dedup::once(
             Some("r1"),
-            Command::KvPut {
+            Command::KvPut(KvPut {
                 key: "once".into(),
                 value: "1".into(),
                 if_version: None,
                 fence: None,
-            },
+            }),
         );
         let req = |now_ms| Request {
             now_ms,

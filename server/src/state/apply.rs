@@ -3,7 +3,7 @@
 use dsync_api::events::Event;
 use dsync_api::ErrorCode;
 
-use super::{locks, CmdError, CmdOutput, CmdValue, Command, Request, Response, StateData};
+use super::{locks, CmdError, CmdOutput, CmdValue, Command, Once, Request, Response, StateData};
 
 impl StateData {
     pub fn apply(&mut self, req: Request) -> Response {
@@ -22,7 +22,7 @@ impl StateData {
     }
 
     fn apply_one(&mut self, cmd: Command) -> CmdOutput {
-        if let Command::Once { key, cmd } = cmd {
+        if let Command::Once(Once { key, cmd }) = cmd {
             if let Some(out) = self.recent.repeat(key) {
                 return out;
             }
@@ -54,132 +54,37 @@ impl StateData {
         let l = &mut self.locks;
         // Commands are taken by value so payloads move into the state
         // instead of being copied.
+        let (now, q) = (self.now_ms, &mut self.queues);
         match cmd {
-            Command::KvPut {
-                key,
-                value,
-                if_version,
-                fence,
-            } => {
-                if let Some((lock, token)) = &fence {
-                    if !l.is_current_grant(lock, *token) {
-                        return Err(CmdError::new(
-                            ErrorCode::StaleToken,
-                            format!(
-                                "fencing token {token} is not the current grant of lock {lock:?}"
-                            ),
-                        ));
-                    }
-                }
-                self.kv.put(key, value, if_version, rev)
-            }
-            Command::QueueEnqueue { topic, msgs } => self
-                .queues
-                .enqueue(&topic, msgs, self.now_ms)
-                .map(CmdValue::Ids),
-            Command::KvDelete { key, if_version } => self.kv.delete(&key, if_version),
-            Command::LockAcquire {
-                name,
-                owner,
-                mode,
-                ttl_ms,
-                wait_ms,
-            } => l
-                .acquire(&name, &owner, mode, ttl_ms, wait_ms, &mut ctx)
-                .map(|a| match a {
-                    locks::Acquired::Granted(h) => CmdValue::Granted(h),
-                    locks::Acquired::Queued { seq } => CmdValue::Queued { seq },
-                }),
-            Command::LockRelease { name, owner, token } => l
-                .release(&name, &owner, token, &mut ctx)
-                .map(|_| CmdValue::Done),
-            Command::LockKeepalive {
-                name,
-                owner,
-                token,
-                ttl_ms,
-            } => l
-                .keepalive(&name, &owner, token, ttl_ms, &mut ctx)
-                .map(CmdValue::Granted),
-            Command::LockCancel {
-                name,
-                owner,
-                since_seq,
-            } => {
-                l.cancel(&name, &owner, since_seq, &mut ctx);
-                Ok(CmdValue::Done)
-            }
+            Command::KvPut(c) => c.apply(&mut self.kv, l, rev),
+            Command::KvDelete(c) => c.apply(&mut self.kv),
+            Command::LockAcquire(c) => c.apply(l, &mut ctx),
+            Command::LockRelease(c) => c.apply(l, &mut ctx),
+            Command::LockKeepalive(c) => c.apply(l, &mut ctx),
+            Command::LockCancel(c) => c.apply(l, &mut ctx),
+            Command::LockExtendLeases(c) => c.apply(l),
+            Command::LockForceRelease(c) => c.apply(l, &mut ctx),
             Command::Tick => {
                 l.tick(&mut ctx);
                 self.queue_tick();
                 Ok(CmdValue::Done)
             }
-            Command::LockExtendLeases { by_ms } => {
-                l.extend_leases(by_ms);
-                Ok(CmdValue::Done)
-            }
-            Command::QueueConsume {
-                topic,
-                consumer,
-                max,
-                visibility_ms,
-            } => Ok(CmdValue::Delivered(self.queues.consume(
-                &topic,
-                &consumer,
-                max,
-                visibility_ms,
-                self.now_ms,
-                &mut self.revision,
-            ))),
-            Command::QueueAck { topic, receipts } => self
-                .queues
-                .ack(&topic, &receipts)
-                .map(|n| CmdValue::Count(n as u64)),
-            Command::QueueNack {
-                topic,
-                receipts,
-                delay_ms,
-            } => self
-                .queues
-                .nack(&topic, &receipts, delay_ms, self.now_ms)
-                .map(|n| CmdValue::Count(n as u64)),
-            Command::QueueExtend {
-                topic,
-                receipts,
-                visibility_ms,
-            } => self
-                .queues
-                .extend(&topic, &receipts, visibility_ms, self.now_ms)
-                .map(|n| CmdValue::Count(n as u64)),
-            Command::QueueRedrive { topic } => Ok(CmdValue::Count(self.queues.redrive(&topic))),
-            Command::QueueConfigure {
-                topic,
-                max_attempts,
-                visibility_ms,
-                max_message_bytes,
-                retention_ms,
-            } => {
-                let s = dsync_api::queue::TopicSettings {
-                    max_attempts,
-                    visibility_ms,
-                    max_message_bytes,
-                    retention_ms,
-                };
-                self.queues.configure(&topic, &s);
-                Ok(CmdValue::Done)
-            }
-            Command::LockForceRelease { name } => {
-                Ok(CmdValue::Released(l.force_release(&name, &mut ctx)))
-            }
-            Command::SetClusterId { id } => {
-                self.cluster_id.get_or_insert(id);
+            Command::QueueEnqueue(c) => c.apply(q, now),
+            Command::QueueConsume(c) => c.apply(q, now, &mut self.revision),
+            Command::QueueAck(c) => c.apply(q),
+            Command::QueueNack(c) => c.apply(q, now),
+            Command::QueueExtend(c) => c.apply(q, now),
+            Command::QueueRedrive(c) => c.apply(q),
+            Command::QueueConfigure(c) => c.apply(q),
+            Command::SetClusterId(c) => {
+                self.cluster_id.get_or_insert(c.id);
                 Ok(CmdValue::Done)
             }
             // Unwrapped above.
-            Command::Once { cmd, .. } => self.apply_one(*cmd),
-            Command::SetShards { map } => self.set_shards(map),
-            Command::ShardJob { step } => self.shard_job(step),
-            Command::Handoff { step } => self.handoff(step),
+            Command::Once(c) => self.apply_one(*c.cmd),
+            Command::SetShards(c) => self.set_shards(c.map),
+            Command::ShardJob(c) => self.shard_job(c.step),
+            Command::Handoff(c) => self.handoff(c.step),
         }
     }
 

@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{CmdOutput, Command};
+use crate::state::Once;
 
 /// How long an answer is kept, on the leader's clock. It covers a client's
 /// whole retry budget (15 s by default) plus a forward's timeout.
@@ -40,10 +41,10 @@ pub const MAX_REQUEST_ID: usize = 64;
 /// Wraps `cmd` so that it applies at most once for this request id.
 pub fn once(request_id: Option<&str>, cmd: Command) -> Command {
     match request_id {
-        Some(id) => Command::Once {
+        Some(id) => Command::Once(Once {
             key: key(id, &cmd),
             cmd: Box::new(cmd),
-        },
+        }),
         None => cmd,
     }
 }
@@ -127,15 +128,16 @@ impl Recent {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::state::KvPut;
     use crate::state::{CmdValue, Request, StateData};
 
     fn put(key: &str, value: &str) -> Command {
-        Command::KvPut {
+        Command::KvPut(KvPut {
             key: key.into(),
             value: value.into(),
             if_version: None,
             fence: None,
-        }
+        })
     }
 
     fn apply(s: &mut StateData, now_ms: u64, cmd: Command) -> CmdOutput {
@@ -169,12 +171,12 @@ mod tests {
             panic!("put")
         };
         let cas = |s: &mut StateData| {
-            let cmd = Command::KvPut {
+            let cmd = Command::KvPut(KvPut {
                 key: "k".into(),
                 value: "1".into(),
                 if_version: Some(v),
                 fence: None,
-            };
+            });
             apply(s, 2, once(Some("cas"), cmd))
         };
         assert!(cas(&mut s).is_ok());

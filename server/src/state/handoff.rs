@@ -15,6 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::queue::{Staging, TopicPart};
 use super::{CmdError, CmdValue, Command, StateData};
+use crate::state::{Once, QueueConfigure, QueueConsume, QueueEnqueue, QueueRedrive};
 
 /// Largest page one `ImportPart` may carry, in bytes.
 pub const MAX_PAGE: usize = 4 * 1024 * 1024;
@@ -294,13 +295,13 @@ impl StateData {
 /// Whether `cmd` would create its topic where it does not exist.
 fn creates(cmd: &Command) -> bool {
     match cmd {
-        Command::Once { cmd, .. } => creates(cmd),
-        Command::QueueEnqueue { .. }
-        | Command::QueueConfigure { .. }
-        | Command::QueueRedrive { .. }
+        Command::Once(Once { cmd, .. }) => creates(cmd),
+        Command::QueueEnqueue(QueueEnqueue { .. })
+        | Command::QueueConfigure(QueueConfigure { .. })
+        | Command::QueueRedrive(QueueRedrive { .. })
         // Not a creation, but a long poll here would wait on a topic that
         // is about to be created elsewhere.
-        | Command::QueueConsume { .. } => true,
+        | Command::QueueConsume(QueueConsume { .. }) => true,
         _ => false,
     }
 }

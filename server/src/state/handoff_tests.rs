@@ -4,6 +4,7 @@ use crate::state::queue::Incoming;
 use crate::state::Request;
 
 use super::*;
+use crate::state::{QueueConsume, QueueEnqueue};
 
 fn apply(st: &mut StateData, cmd: Command) -> Result<CmdValue, CmdError> {
     let mut out = st.apply(Request {
@@ -14,18 +15,18 @@ fn apply(st: &mut StateData, cmd: Command) -> Result<CmdValue, CmdError> {
 }
 
 fn enqueue(topic: &str) -> Command {
-    Command::QueueEnqueue {
+    Command::QueueEnqueue(QueueEnqueue {
         topic: topic.into(),
         msgs: vec![Incoming {
             payload: "1".into(),
             delay_ms: 0,
             dedup_id: None,
         }],
-    }
+    })
 }
 
 fn step(step: HandoffStep) -> Command {
-    Command::Handoff { step }
+    Command::Handoff(crate::state::Handoff { step })
 }
 
 fn details(e: CmdError) -> serde_json::Value {
@@ -149,12 +150,12 @@ fn a_frozen_topic_keeps_still_while_others_tick() {
     for t in ["a", "b"] {
         apply(
             &mut st,
-            Command::QueueConsume {
+            Command::QueueConsume(QueueConsume {
                 topic: t.into(),
                 consumer: "c".into(),
                 max: 1,
                 visibility_ms: Some(10),
-            },
+            }),
         )
         .unwrap();
     }

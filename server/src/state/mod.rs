@@ -6,7 +6,7 @@
 //! process could later host several groups.
 
 mod apply;
-mod command;
+pub mod command;
 pub mod dedup;
 pub mod handoff;
 pub mod jobs;
@@ -22,7 +22,11 @@ mod tests;
 use dsync_api::events::Event;
 use serde::{Deserialize, Serialize};
 
-pub use command::Command;
+pub use command::{
+    Command, Handoff, KvDelete, KvPut, LockAcquire, LockCancel, LockExtendLeases, LockForceRelease,
+    LockKeepalive, LockRelease, Once, QueueAck, QueueConfigure, QueueConsume, QueueEnqueue,
+    QueueExtend, QueueNack, QueueRedrive, SetClusterId, SetShards, ShardJob,
+};
 pub use outcome::{CmdError, CmdOutput, CmdValue};
 pub use proposal::{Proposal, Unexpected};
 

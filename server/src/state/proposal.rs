@@ -1,12 +1,11 @@
-//! The commands clients cause, each built with the answer it gives, by
-//! domain (`kv::put`, `locks::acquire`, `queue::enqueue`, `shards::job`).
-//! A caller proposes a [`Proposal`] and gets that answer typed; reading it
-//! here is the one place a [`CmdValue`] of another kind is met (a bug, see
-//! [`Unexpected`]), instead of a fallback arm at every caller. The log keeps
-//! carrying the flat [`Command`], so entries written by earlier releases
-//! read the same.
+//! A command clients cause, with the answer it gives. Each domain's
+//! command module builds them (`command::kv::put`, `command::locks::acquire`,
+//! `command::queue::enqueue`, `command::cluster::start_job`); a caller
+//! proposes one and gets that answer typed. Reading it here is the one place
+//! a [`CmdValue`] of another kind is met (a bug, see [`Unexpected`]),
+//! instead of a fallback arm at every caller.
 
-use super::{dedup, locks as lock_state, queue as queue_state, CmdValue, Command};
+use super::{dedup, CmdValue, Command};
 
 /// A command and how to read its answer.
 #[derive(Debug)]
@@ -40,7 +39,7 @@ impl<A> Answer<A> {
 }
 
 impl<A> Proposal<A> {
-    fn new(cmd: Command, answer: fn(CmdValue) -> Result<A, CmdValue>) -> Self {
+    pub(super) fn new(cmd: Command, answer: fn(CmdValue) -> Result<A, CmdValue>) -> Self {
         Self {
             cmd,
             answer: Answer(answer),
@@ -65,191 +64,24 @@ impl<A> Proposal<A> {
     }
 }
 
-fn version(v: CmdValue) -> Result<u64, CmdValue> {
+pub(super) fn version(v: CmdValue) -> Result<u64, CmdValue> {
     match v {
         CmdValue::Version(n) => Ok(n),
         other => Err(other),
     }
 }
 
-fn count(v: CmdValue) -> Result<u64, CmdValue> {
+pub(super) fn count(v: CmdValue) -> Result<u64, CmdValue> {
     match v {
         CmdValue::Count(n) => Ok(n),
         other => Err(other),
     }
 }
 
-fn done(v: CmdValue) -> Result<(), CmdValue> {
+pub(super) fn done(v: CmdValue) -> Result<(), CmdValue> {
     match v {
         CmdValue::Done => Ok(()),
         other => Err(other),
-    }
-}
-
-pub mod kv {
-    use super::*;
-
-    /// Answers the key's new version.
-    pub fn put(
-        key: String,
-        value: String,
-        if_version: Option<u64>,
-        fence: Option<(String, u64)>,
-    ) -> Proposal<u64> {
-        let cmd = Command::KvPut {
-            key,
-            value,
-            if_version,
-            fence,
-        };
-        Proposal::new(cmd, version)
-    }
-
-    /// Answers whether a value was removed.
-    pub fn delete(key: String, if_version: Option<u64>) -> Proposal<bool> {
-        Proposal::new(Command::KvDelete { key, if_version }, |v| match v {
-            CmdValue::Deleted(d) => Ok(d),
-            other => Err(other),
-        })
-    }
-}
-
-pub mod locks {
-    use dsync_api::locks::LockMode;
-
-    use super::*;
-
-    /// Answers the grant, or the place in the queue of waiters.
-    pub fn acquire(
-        name: String,
-        owner: String,
-        mode: LockMode,
-        ttl_ms: u64,
-        wait_ms: u64,
-    ) -> Proposal<lock_state::Acquired> {
-        let cmd = Command::LockAcquire {
-            name,
-            owner,
-            mode,
-            ttl_ms,
-            wait_ms,
-        };
-        Proposal::new(cmd, |v| match v {
-            CmdValue::Granted(h) => Ok(lock_state::Acquired::Granted(h)),
-            CmdValue::Queued { seq } => Ok(lock_state::Acquired::Queued { seq }),
-            other => Err(other),
-        })
-    }
-
-    pub fn release(name: String, owner: String, token: u64) -> Proposal<()> {
-        Proposal::new(Command::LockRelease { name, owner, token }, done)
-    }
-
-    /// Answers the renewed grant.
-    pub fn keepalive(
-        name: String,
-        owner: String,
-        token: u64,
-        ttl_ms: Option<u64>,
-    ) -> Proposal<lock_state::Holder> {
-        let cmd = Command::LockKeepalive {
-            name,
-            owner,
-            token,
-            ttl_ms,
-        };
-        Proposal::new(cmd, |v| match v {
-            CmdValue::Granted(h) => Ok(h),
-            other => Err(other),
-        })
-    }
-
-    /// Answers the owners evicted.
-    pub fn force_release(name: String) -> Proposal<Vec<String>> {
-        Proposal::new(Command::LockForceRelease { name }, |v| match v {
-            CmdValue::Released(owners) => Ok(owners),
-            other => Err(other),
-        })
-    }
-}
-
-pub mod queue {
-    use super::*;
-
-    /// Answers the new messages' ids, in order.
-    pub fn enqueue(topic: String, msgs: Vec<queue_state::Incoming>) -> Proposal<Vec<u64>> {
-        Proposal::new(Command::QueueEnqueue { topic, msgs }, |v| match v {
-            CmdValue::Ids(ids) => Ok(ids),
-            other => Err(other),
-        })
-    }
-
-    /// Answers the messages delivered (maybe none).
-    pub fn consume(
-        topic: String,
-        consumer: String,
-        max: usize,
-        visibility_ms: Option<u64>,
-    ) -> Proposal<Vec<queue_state::InFlight>> {
-        let cmd = Command::QueueConsume {
-            topic,
-            consumer,
-            max,
-            visibility_ms,
-        };
-        Proposal::new(cmd, |v| match v {
-            CmdValue::Delivered(msgs) => Ok(msgs),
-            other => Err(other),
-        })
-    }
-
-    /// Each answers how many receipts took effect.
-    pub fn ack(topic: String, receipts: Vec<String>) -> Proposal<u64> {
-        Proposal::new(Command::QueueAck { topic, receipts }, count)
-    }
-
-    pub fn nack(topic: String, receipts: Vec<String>, delay_ms: u64) -> Proposal<u64> {
-        let cmd = Command::QueueNack {
-            topic,
-            receipts,
-            delay_ms,
-        };
-        Proposal::new(cmd, count)
-    }
-
-    pub fn extend(topic: String, receipts: Vec<String>, visibility_ms: u64) -> Proposal<u64> {
-        let cmd = Command::QueueExtend {
-            topic,
-            receipts,
-            visibility_ms,
-        };
-        Proposal::new(cmd, count)
-    }
-
-    /// Answers how many dead letters went back to the topic.
-    pub fn redrive(topic: String) -> Proposal<u64> {
-        Proposal::new(Command::QueueRedrive { topic }, count)
-    }
-
-    pub fn configure(topic: String, s: &dsync_api::queue::TopicSettings) -> Proposal<()> {
-        let cmd = Command::QueueConfigure {
-            topic,
-            max_attempts: s.max_attempts,
-            visibility_ms: s.visibility_ms,
-            max_message_bytes: s.max_message_bytes,
-            retention_ms: s.retention_ms,
-        };
-        Proposal::new(cmd, done)
-    }
-}
-
-pub mod shards {
-    use super::*;
-    use crate::state::jobs::JobStep;
-
-    /// Starts a shard job (`JobStep::Start`, `StartReshard`); answers its id.
-    pub fn start_job(step: JobStep) -> Proposal<u64> {
-        Proposal::new(Command::ShardJob { step }, count)
     }
 }
 
@@ -258,6 +90,7 @@ mod tests {
     use dsync_api::locks::LockMode;
 
     use super::*;
+    use crate::state::command::{cluster, kv, locks, queue};
     use crate::state::jobs::JobStep;
     use crate::state::locks::Acquired;
     use crate::state::queue::receipt;
@@ -297,7 +130,7 @@ mod tests {
         apply(&mut s, locks::release("l".into(), "o".into(), h.token));
         assert_eq!(apply(&mut s, locks::force_release("l".into())), vec!["p"]);
 
-        let msg = queue_state::Incoming {
+        let msg = crate::state::queue::Incoming {
             payload: "\"x\"".into(),
             delay_ms: 0,
             dedup_id: None,
@@ -322,7 +155,7 @@ mod tests {
             kind: "rebalance".into(),
             moves: Vec::new(),
         };
-        assert!(apply(&mut s, shards::start_job(start)) > 0);
+        assert!(apply(&mut s, cluster::start_job(start)) > 0);
     }
 
     #[test]

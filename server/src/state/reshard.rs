@@ -226,6 +226,7 @@ mod tests {
     use dsync_api::shards::reshard_target;
 
     use super::*;
+    use crate::state::SetShards;
 
     fn step(st: &mut StateData, s: JobStep) -> Result<CmdValue, CmdError> {
         st.shard_job(s)
@@ -326,7 +327,7 @@ mod tests {
         let first = ShardMap::initial(&[1, 2, 3], 2, 3).unwrap();
         let set = crate::state::Request {
             now_ms: 1,
-            cmds: vec![crate::state::Command::SetShards { map: first }],
+            cmds: vec![crate::state::Command::SetShards(SetShards { map: first })],
         };
         st.apply(set).0.remove(0).unwrap();
         reshard_to(&mut st, 4, None).unwrap();

@@ -11,7 +11,7 @@ fn the_first_cluster_id_wins() {
     let mut d = StateData::default();
     let set = |id: &str| Request {
         now_ms: 1,
-        cmds: vec![Command::SetClusterId { id: id.into() }],
+        cmds: vec![Command::SetClusterId(SetClusterId { id: id.into() })],
     };
     d.apply(set("a"));
     d.apply(set("b"));
@@ -19,12 +19,12 @@ fn the_first_cluster_id_wins() {
 }
 
 fn put(key: &str, v: &str, if_version: Option<u64>) -> Command {
-    Command::KvPut {
+    Command::KvPut(KvPut {
         key: key.into(),
         value: v.into(),
         if_version,
         fence: None,
-    }
+    })
 }
 
 #[test]
@@ -56,13 +56,13 @@ fn clock_never_goes_back() {
 }
 
 fn acquire(name: &str, owner: &str, wait_ms: u64) -> Command {
-    Command::LockAcquire {
+    Command::LockAcquire(LockAcquire {
         name: name.into(),
         owner: owner.into(),
         mode: LockMode::Exclusive,
         ttl_ms: 10_000,
         wait_ms,
-    }
+    })
 }
 
 #[test]
@@ -77,7 +77,9 @@ fn force_release_evicts_holders_and_grants_the_next_waiter() {
     };
     let r = s.apply(Request {
         now_ms: 2,
-        cmds: vec![Command::LockForceRelease { name: "l".into() }],
+        cmds: vec![Command::LockForceRelease(LockForceRelease {
+            name: "l".into(),
+        })],
     });
     assert_eq!(r.0, vec![Ok(CmdValue::Released(vec!["a".into()]))]);
     let holders: Vec<_> = s.locks.get("l").expect("b holds l").holders().collect();
@@ -88,9 +90,9 @@ fn force_release_evicts_holders_and_grants_the_next_waiter() {
     // Releasing a lock nobody holds evicts nobody and is not an error.
     let r = s.apply(Request {
         now_ms: 3,
-        cmds: vec![Command::LockForceRelease {
+        cmds: vec![Command::LockForceRelease(LockForceRelease {
             name: "free".into(),
-        }],
+        })],
     });
     assert_eq!(r.0, vec![Ok(CmdValue::Released(vec![]))]);
 }
@@ -105,7 +107,7 @@ fn grants_refusals_and_releases_reach_the_outbox() {
             acquire("y", "b", 0),
             acquire("y", "a", 5_000),
             acquire("x", "b", 5_000),
-            Command::LockForceRelease { name: "x".into() },
+            Command::LockForceRelease(LockForceRelease { name: "x".into() }),
         ],
     });
     let kinds: Vec<&str> = s.outbox.iter().map(Event::kind).collect();
@@ -133,27 +135,27 @@ fn dead_letters_reach_the_outbox() {
     let r = s.apply(Request {
         now_ms: 1,
         cmds: vec![
-            Command::QueueConfigure {
+            Command::QueueConfigure(QueueConfigure {
                 topic: "t".into(),
                 max_attempts: Some(1),
                 visibility_ms: None,
                 max_message_bytes: None,
                 retention_ms: None,
-            },
-            Command::QueueEnqueue {
+            }),
+            Command::QueueEnqueue(QueueEnqueue {
                 topic: "t".into(),
                 msgs: vec![queue::Incoming {
                     payload: "1".into(),
                     delay_ms: 0,
                     dedup_id: None,
                 }],
-            },
-            Command::QueueConsume {
+            }),
+            Command::QueueConsume(QueueConsume {
                 topic: "t".into(),
                 consumer: "c".into(),
                 max: 1,
                 visibility_ms: Some(10),
-            },
+            }),
         ],
     });
     assert!(r.0.iter().all(Result::is_ok), "{r:?}");
@@ -178,14 +180,14 @@ fn errors_keep_their_details() {
 }
 
 fn enqueue(topic: &str) -> Command {
-    Command::QueueEnqueue {
+    Command::QueueEnqueue(QueueEnqueue {
         topic: topic.into(),
         msgs: vec![queue::Incoming {
             payload: "1".into(),
             delay_ms: 0,
             dedup_id: None,
         }],
-    }
+    })
 }
 
 fn one(s: &mut StateData, cmd: Command) -> CmdOutput {
@@ -200,7 +202,7 @@ fn one(s: &mut StateData, cmd: Command) -> CmdOutput {
 #[test]
 fn a_shard_map_is_refused_while_the_control_group_holds_messages() {
     let map = dsync_api::shards::ShardMap::initial(&[1, 2, 3], 3, 3).unwrap();
-    let set = || Command::SetShards { map: map.clone() };
+    let set = || Command::SetShards(SetShards { map: map.clone() });
     let mut s = StateData::default();
     one(&mut s, enqueue("old")).unwrap();
     let err = one(&mut s, set()).unwrap_err();
@@ -213,12 +215,12 @@ fn a_shard_map_is_refused_while_the_control_group_holds_messages() {
 fn once_sharded_the_control_group_serves_no_topic_and_keeps_its_map() {
     let map = dsync_api::shards::ShardMap::initial(&[1, 2, 3], 3, 3).unwrap();
     let mut s = StateData::default();
-    one(&mut s, Command::SetShards { map: map.clone() }).unwrap();
+    one(&mut s, Command::SetShards(SetShards { map: map.clone() })).unwrap();
     assert_eq!(s.shards, map);
     // The same map again is a no-op (a retried init); another is resharding.
-    one(&mut s, Command::SetShards { map: map.clone() }).unwrap();
+    one(&mut s, Command::SetShards(SetShards { map: map.clone() })).unwrap();
     let other = dsync_api::shards::ShardMap::initial(&[1, 2, 3], 4, 3).unwrap();
-    let err = one(&mut s, Command::SetShards { map: other }).unwrap_err();
+    let err = one(&mut s, Command::SetShards(SetShards { map: other })).unwrap_err();
     assert!(err.message.contains("dsync shard reshard"), "{err:?}");
     let err = one(&mut s, enqueue("t")).unwrap_err();
     assert_eq!(err.code, ErrorCode::Unavailable);

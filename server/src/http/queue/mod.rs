@@ -22,7 +22,7 @@ use crate::auth::policy::{On, Rule};
 use crate::auth::Caller;
 use crate::http::params::{RequestIdHeader, TopicPath};
 use crate::node::Node;
-use crate::state::proposal::queue;
+use crate::state::command::queue;
 use crate::state::queue::{receipt, Incoming};
 use crate::state::Proposal;
 

@@ -15,7 +15,7 @@ use crate::http::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::http::params::{ListLimit, ReadOptions, TopicPath};
 use crate::node::Node;
 use crate::proposer::now_ms;
-use crate::state::proposal::queue;
+use crate::state::command::queue;
 
 #[utoipa::path(
     post,

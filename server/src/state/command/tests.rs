@@ -10,7 +10,7 @@ use crate::state::handoff::HandoffStep;
 use crate::state::jobs::JobStep;
 
 fn one_of_each() -> Vec<(&'static str, Command)> {
-    let msg = queue::Incoming {
+    let msg = crate::state::queue::Incoming {
         payload: "p".into(),
         delay_ms: 7,
         dedup_id: Some("d".into()),
@@ -18,143 +18,152 @@ fn one_of_each() -> Vec<(&'static str, Command)> {
     vec![
         (
             "kv_put",
-            Command::KvPut {
+            Command::KvPut(KvPut {
                 key: "k".into(),
                 value: "1".into(),
                 if_version: Some(2),
                 fence: Some(("l".into(), 3)),
-            },
+            }),
         ),
         (
             "kv_delete",
-            Command::KvDelete {
+            Command::KvDelete(KvDelete {
                 key: "k".into(),
                 if_version: None,
-            },
+            }),
         ),
         (
             "lock_acquire",
-            Command::LockAcquire {
+            Command::LockAcquire(LockAcquire {
                 name: "l".into(),
                 owner: "o".into(),
                 mode: LockMode::Shared,
                 ttl_ms: 5,
                 wait_ms: 6,
-            },
+            }),
         ),
         (
             "lock_release",
-            Command::LockRelease {
+            Command::LockRelease(LockRelease {
                 name: "l".into(),
                 owner: "o".into(),
                 token: 9,
-            },
+            }),
         ),
         (
             "lock_keepalive",
-            Command::LockKeepalive {
+            Command::LockKeepalive(LockKeepalive {
                 name: "l".into(),
                 owner: "o".into(),
                 token: 9,
                 ttl_ms: Some(4),
-            },
+            }),
         ),
         (
             "lock_cancel",
-            Command::LockCancel {
+            Command::LockCancel(LockCancel {
                 name: "l".into(),
                 owner: "o".into(),
                 since_seq: 8,
-            },
+            }),
         ),
         ("tick", Command::Tick),
-        ("extend_leases", Command::LockExtendLeases { by_ms: 3 }),
+        (
+            "extend_leases",
+            Command::LockExtendLeases(LockExtendLeases { by_ms: 3 }),
+        ),
         (
             "enqueue",
-            Command::QueueEnqueue {
+            Command::QueueEnqueue(QueueEnqueue {
                 topic: "t".into(),
                 msgs: vec![msg],
-            },
+            }),
         ),
         (
             "consume",
-            Command::QueueConsume {
+            Command::QueueConsume(QueueConsume {
                 topic: "t".into(),
                 consumer: "c".into(),
                 max: 2,
                 visibility_ms: None,
-            },
+            }),
         ),
         (
             "ack",
-            Command::QueueAck {
+            Command::QueueAck(QueueAck {
                 topic: "t".into(),
                 receipts: vec!["r".into()],
-            },
+            }),
         ),
         (
             "nack",
-            Command::QueueNack {
+            Command::QueueNack(QueueNack {
                 topic: "t".into(),
                 receipts: vec!["r".into()],
                 delay_ms: 1,
-            },
+            }),
         ),
         (
             "extend",
-            Command::QueueExtend {
+            Command::QueueExtend(QueueExtend {
                 topic: "t".into(),
                 receipts: vec!["r".into()],
                 visibility_ms: 1,
-            },
+            }),
         ),
-        ("redrive", Command::QueueRedrive { topic: "t".into() }),
+        (
+            "redrive",
+            Command::QueueRedrive(QueueRedrive { topic: "t".into() }),
+        ),
         (
             "configure",
-            Command::QueueConfigure {
+            Command::QueueConfigure(QueueConfigure {
                 topic: "t".into(),
                 max_attempts: Some(3),
                 visibility_ms: None,
                 max_message_bytes: Some(10),
                 retention_ms: None,
-            },
+            }),
         ),
         (
             "force_release",
-            Command::LockForceRelease { name: "l".into() },
+            Command::LockForceRelease(LockForceRelease { name: "l".into() }),
         ),
-        ("cluster_id", Command::SetClusterId { id: "c".into() }),
+        (
+            "cluster_id",
+            Command::SetClusterId(SetClusterId { id: "c".into() }),
+        ),
         (
             "once",
-            Command::Once {
+            Command::Once(Once {
                 key: 5,
                 cmd: Box::new(Command::Tick),
-            },
+            }),
         ),
         (
             "set_shards",
-            Command::SetShards {
+            Command::SetShards(SetShards {
                 map: ShardMap::default(),
-            },
+            }),
         ),
         (
             "shard_job",
-            Command::ShardJob {
+            Command::ShardJob(ShardJob {
                 step: JobStep::Start {
                     kind: "rebalance".into(),
                     moves: Vec::new(),
                 },
-            },
+            }),
         ),
         (
             "handoff",
-            Command::Handoff {
+            Command::Handoff(Handoff {
                 step: HandoffStep::Freeze {
                     job: 1,
                     topic: "t".into(),
                     to: 2,
                 },
-            },
+            }),
         ),
     ]
 }
@@ -163,27 +172,27 @@ fn one_of_each() -> Vec<(&'static str, Command)> {
 /// command cannot be added without a place in the table below.
 fn kind(c: &Command) -> &'static str {
     match c {
-        Command::KvPut { .. } => "kv_put",
-        Command::KvDelete { .. } => "kv_delete",
-        Command::LockAcquire { .. } => "lock_acquire",
-        Command::LockRelease { .. } => "lock_release",
-        Command::LockKeepalive { .. } => "lock_keepalive",
-        Command::LockCancel { .. } => "lock_cancel",
+        Command::KvPut(KvPut { .. }) => "kv_put",
+        Command::KvDelete(KvDelete { .. }) => "kv_delete",
+        Command::LockAcquire(LockAcquire { .. }) => "lock_acquire",
+        Command::LockRelease(LockRelease { .. }) => "lock_release",
+        Command::LockKeepalive(LockKeepalive { .. }) => "lock_keepalive",
+        Command::LockCancel(LockCancel { .. }) => "lock_cancel",
         Command::Tick => "tick",
-        Command::LockExtendLeases { .. } => "extend_leases",
-        Command::QueueEnqueue { .. } => "enqueue",
-        Command::QueueConsume { .. } => "consume",
-        Command::QueueAck { .. } => "ack",
-        Command::QueueNack { .. } => "nack",
-        Command::QueueExtend { .. } => "extend",
-        Command::QueueRedrive { .. } => "redrive",
-        Command::QueueConfigure { .. } => "configure",
-        Command::LockForceRelease { .. } => "force_release",
-        Command::SetClusterId { .. } => "cluster_id",
-        Command::Once { .. } => "once",
-        Command::SetShards { .. } => "set_shards",
-        Command::ShardJob { .. } => "shard_job",
-        Command::Handoff { .. } => "handoff",
+        Command::LockExtendLeases(LockExtendLeases { .. }) => "extend_leases",
+        Command::QueueEnqueue(QueueEnqueue { .. }) => "enqueue",
+        Command::QueueConsume(QueueConsume { .. }) => "consume",
+        Command::QueueAck(QueueAck { .. }) => "ack",
+        Command::QueueNack(QueueNack { .. }) => "nack",
+        Command::QueueExtend(QueueExtend { .. }) => "extend",
+        Command::QueueRedrive(QueueRedrive { .. }) => "redrive",
+        Command::QueueConfigure(QueueConfigure { .. }) => "configure",
+        Command::LockForceRelease(LockForceRelease { .. }) => "force_release",
+        Command::SetClusterId(SetClusterId { .. }) => "cluster_id",
+        Command::Once(Once { .. }) => "once",
+        Command::SetShards(SetShards { .. }) => "set_shards",
+        Command::ShardJob(ShardJob { .. }) => "shard_job",
+        Command::Handoff(Handoff { .. }) => "handoff",
     }
 }
 
