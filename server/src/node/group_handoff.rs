@@ -135,11 +135,10 @@ impl Node {
             let done = self
                 .group_call(group, GroupRequest::Transfer { to: Some(to) })
                 .await;
-            let error = match done {
-                Ok(GroupReply::Value(_)) => None,
-                Ok(other) => Some(format!("unexpected reply {other:?}")),
-                Err(e) => Some(e.to_string()),
-            };
+            let error = done
+                .and_then(GroupReply::value)
+                .err()
+                .map(|e| e.to_string());
             GroupMove {
                 group,
                 from,

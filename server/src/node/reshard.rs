@@ -17,7 +17,7 @@ use dsync_api::shards::{
     reshard_target, ReshardPlan, ReshardRequest, Ring, ShardMap, TopicMove, TopicPhase, MAX_GROUPS,
 };
 
-use super::routed::{GroupReply, GroupRequest};
+use super::routed::GroupRequest;
 use super::Node;
 use crate::error::{Error, Result};
 use crate::state::command;
@@ -97,11 +97,7 @@ impl Node {
         let mut moves: Vec<TopicMove> = Vec::new();
         let mut total = 0;
         for g in &map.groups {
-            let names: Vec<String> = match self.group_call(g.id, GroupRequest::Topics).await? {
-                GroupReply::Json(s) => serde_json::from_str(&s)
-                    .map_err(|e| Error::Internal(format!("bad topic list: {e}")))?,
-                other => return Err(Error::Internal(format!("unexpected reply {other:?}"))),
-            };
+            let names: Vec<String> = self.group_call(g.id, GroupRequest::Topics).await?.json()?;
             total += names.len() as u64;
             for topic in names {
                 let to = target.group_of(&topic);
@@ -157,10 +153,9 @@ impl Node {
 
     async fn handoff_in(&self, group: u64, step: HandoffStep) -> Result<CmdValue> {
         let cmd = Command::Handoff(Handoff { step });
-        match self.group_call(group, GroupRequest::Write(cmd)).await? {
-            GroupReply::Value(v) => Ok(v),
-            other => Err(Error::Internal(format!("unexpected reply {other:?}"))),
-        }
+        self.group_call(group, GroupRequest::Write(cmd))
+            .await?
+            .value()
     }
 
     async fn topic_step(&self, job: u64, index: usize, phase: TopicPhase) -> Result<()> {
@@ -270,14 +265,7 @@ impl Node {
             topic: t.topic.clone(),
             from,
         };
-        match self.group_call(t.from, req).await? {
-            GroupReply::Export {
-                page,
-                next,
-                revision,
-            } => Ok((page, next, revision)),
-            other => Err(Error::Internal(format!("unexpected reply {other:?}"))),
-        }
+        self.group_call(t.from, req).await?.export()
     }
 }
 

@@ -110,10 +110,9 @@ impl Node {
                 if group == CONTROL_GROUP {
                     return self.write(cmd).await;
                 }
-                match self.group_call(group, GroupRequest::Write(cmd)).await? {
-                    GroupReply::Value(v) => Ok(v),
-                    other => Err(unexpected(other)),
-                }
+                self.group_call(group, GroupRequest::Write(cmd))
+                    .await?
+                    .value()
             }
         })
         .await
@@ -139,10 +138,7 @@ impl Node {
                     visibility_ms: req.visibility_ms,
                     wait_ms: req.wait_ms,
                 };
-                match self.group_call(group, call).await? {
-                    GroupReply::Delivered(v) => Ok(v),
-                    other => Err(unexpected(other)),
-                }
+                self.group_call(group, call).await?.delivered()
             }
         })
         .await
@@ -158,7 +154,7 @@ impl Node {
             let req = GroupRequest::Stats {
                 topic: topic.into(),
             };
-            json_of(self.group_call(group, req).await?).map(Some)
+            self.group_call(group, req).await?.json().map(Some)
         })
         .await
     }
@@ -175,7 +171,7 @@ impl Node {
         for (id, reply) in ids.iter().zip(futures::future::join_all(calls).await) {
             // A topic halfway through a move is in two groups: the one
             // its route names speaks for it.
-            let stats = json_of::<Vec<TopicStats>>(reply?)?;
+            let stats: Vec<TopicStats> = reply?.json()?;
             all.extend(
                 stats
                     .into_iter()
@@ -189,17 +185,16 @@ impl Node {
 
     /// Queue group `id`'s state at a linearizable point, from its leader.
     pub async fn group_snapshot(&self, id: u64) -> Result<SnapshotFile> {
-        match self.group_call(id, GroupRequest::Snapshot).await? {
-            GroupReply::Snapshot(bytes) => {
-                SnapshotFile::decode(&bytes, &format!("queue group {id}'s snapshot"))
-            }
-            other => Err(unexpected(other)),
-        }
+        let bytes = self
+            .group_call(id, GroupRequest::Snapshot)
+            .await?
+            .snapshot()?;
+        SnapshotFile::decode(&bytes, &format!("queue group {id}'s snapshot"))
     }
 
     /// Queue group `id` as its leader sees it.
     pub async fn group_status(&self, id: u64) -> Result<GroupStatus> {
-        json_of(self.group_call(id, GroupRequest::Status).await?)
+        self.group_call(id, GroupRequest::Status).await?.json()
     }
 
     /// Sends `req` to the leader of queue group `id`, serving it here when
@@ -335,14 +330,54 @@ pub(super) fn to_json<T: Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_default()
 }
 
-fn json_of<T: serde::de::DeserializeOwned>(reply: GroupReply) -> Result<T> {
-    match reply {
-        GroupReply::Json(s) => serde_json::from_str(&s)
-            .map_err(|e| Error::Internal(format!("bad stats from a group leader: {e}"))),
-        other => Err(unexpected(other)),
+/// What each kind of request is answered with, taken out of the reply: the
+/// one place a reply of another kind (a bug) is met.
+impl GroupReply {
+    fn unexpected(self) -> Error {
+        Error::Internal(format!("unexpected group reply {self:?}"))
     }
-}
 
-fn unexpected(reply: GroupReply) -> Error {
-    Error::Internal(format!("unexpected group reply {reply:?}"))
+    /// The answer to a `Write`, `Elect` or `Transfer`.
+    pub(super) fn value(self) -> Result<CmdValue> {
+        match self {
+            GroupReply::Value(v) => Ok(v),
+            other => Err(other.unexpected()),
+        }
+    }
+
+    fn delivered(self) -> Result<Vec<InFlight>> {
+        match self {
+            GroupReply::Delivered(v) => Ok(v),
+            other => Err(other.unexpected()),
+        }
+    }
+
+    /// The answer to `Stats`, `AllStats`, `Status` or `Topics`.
+    pub(super) fn json<T: serde::de::DeserializeOwned>(self) -> Result<T> {
+        match self {
+            GroupReply::Json(s) => serde_json::from_str(&s)
+                .map_err(|e| Error::Internal(format!("bad JSON from a group leader: {e}"))),
+            other => Err(other.unexpected()),
+        }
+    }
+
+    fn snapshot(self) -> Result<Vec<u8>> {
+        match self {
+            GroupReply::Snapshot(bytes) => Ok(bytes),
+            other => Err(other.unexpected()),
+        }
+    }
+
+    /// The answer to `Export`: the page, where the next starts, the
+    /// source's revision.
+    pub(super) fn export(self) -> Result<(Vec<u8>, Option<usize>, u64)> {
+        match self {
+            GroupReply::Export {
+                page,
+                next,
+                revision,
+            } => Ok((page, next, revision)),
+            other => Err(other.unexpected()),
+        }
+    }
 }
