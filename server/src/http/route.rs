@@ -127,6 +127,7 @@ impl Table {
         Some(allow.join(","))
     }
 
+    #[cfg(test)]
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Method, &Entry)> {
         self.by_path
             .iter()

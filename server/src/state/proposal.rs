@@ -55,10 +55,6 @@ impl<A> Proposal<A> {
         }
     }
 
-    pub fn command(&self) -> &Command {
-        &self.cmd
-    }
-
     pub fn split(self) -> (Command, Answer<A>) {
         (self.cmd, self.answer)
     }
