@@ -6,6 +6,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use crate::cluster_file::{canonical, NodeEntry};
 use crate::process_handle::ProcessHandle;
@@ -32,6 +33,9 @@ impl Owner {
     }
 }
 
+/// How long a process whose command line is already gone may take to end.
+const EXIT_WAIT: Duration = Duration::from_secs(5);
+
 /// Judges `node.pid` for the cluster folder `dir`.
 pub fn owner(dir: &Path, node: &NodeEntry) -> Owner {
     let Some(pid) = node.pid else {
@@ -43,6 +47,11 @@ pub fn owner(dir: &Path, node: &NodeEntry) -> Owner {
     };
     let verdict = match process_args(pid) {
         Some(args) => judge(dir, node, pid, &args),
+        // A process that is exiting (after `kill -9`, or a node stopping)
+        // has released its memory, and with it its command line, but not
+        // yet its sockets: starting the node again now would find its
+        // ports taken. Wait for the end rather than call it foreign.
+        None if handle.wait_ended(EXIT_WAIT) => return Owner::Gone,
         None => Err("its command line cannot be read".into()),
     };
     // The arguments read are the pinned process's only if it still runs:

@@ -65,6 +65,20 @@ impl ProcessHandle {
         send_signal(self.pid, sig)
     }
 
+    /// Blocks until the process has ended or `limit` passes; whether it
+    /// ended. For a process caught mid-exit, which holds its sockets for a
+    /// few milliseconds more.
+    pub fn wait_ended(&self, limit: Duration) -> bool {
+        let deadline = Instant::now() + limit;
+        while self.alive() {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        true
+    }
+
     /// SIGTERM, then SIGKILL if the process still runs after `grace`.
     pub async fn stop(&self, grace: Duration) -> anyhow::Result<()> {
         self.signal(Signal::SIGTERM)?;

@@ -294,8 +294,11 @@ impl Drop for Cluster {
 
 /// Whether `pid` is a live `dsync` process (never signal a recycled pid).
 pub fn is_dsync_process(pid: u32) -> bool {
+    // An empty command line is a process mid-exit: it has released its
+    // memory but still holds its sockets, so it counts until it has ended
+    // (else a restart right after a kill finds the ports taken).
     std::fs::read(format!("/proc/{pid}/cmdline"))
-        .map(|c| String::from_utf8_lossy(&c).contains("dsync"))
+        .map(|c| c.is_empty() || String::from_utf8_lossy(&c).contains("dsync"))
         .unwrap_or(false)
         && !is_zombie(pid)
 }
