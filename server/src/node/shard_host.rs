@@ -228,18 +228,7 @@ mod tests {
         assert!(placed_here(&st, 4).is_empty());
         let mut moves = plan_moves(&st.shards, &[1, 2, 3, 4], 3);
         let group = moves[0].group;
-        st.jobs.running = Some(ShardJob {
-            id: 1,
-            kind: "rebalance".into(),
-            state: dsync_api::shards::JobState::Running,
-            moves: moves.clone(),
-            topics: Vec::new(),
-            target: None,
-            listed: false,
-            started_ms: 0,
-            finished_ms: None,
-            error: None,
-        });
+        st.jobs.running = Some(ShardJob::running(1, "rebalance", moves.clone(), 0));
         // Pending: not yet.
         assert!(placed_here(&st, 4).is_empty());
         moves[0].phase = MovePhase::CatchingUp;

@@ -146,19 +146,7 @@ impl StateData {
         }
         self.jobs.next_id += 1;
         let id = self.jobs.next_id;
-        let job = ShardJob {
-            id,
-            kind,
-            state: JobState::Running,
-            moves,
-            topics: Vec::new(),
-            target: None,
-            listed: false,
-            started_ms: self.now_ms,
-            finished_ms: None,
-            error: None,
-        };
-        self.jobs.running = Some(job);
+        self.jobs.running = Some(ShardJob::running(id, &kind, moves, self.now_ms));
         self.finish_job_if_done();
         Ok(CmdValue::Count(id))
     }

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use dsync_api::shards::{JobState, Ring, ShardJob, ShardMap, TopicMove, TopicPhase};
+use dsync_api::shards::{Ring, ShardJob, ShardMap, TopicMove, TopicPhase};
 use dsync_api::ErrorCode;
 
 use super::jobs::{JobStep, MAX_MOVES};
@@ -105,16 +105,8 @@ impl StateData {
         self.jobs.next_id += 1;
         let id = self.jobs.next_id;
         self.jobs.running = Some(ShardJob {
-            id,
-            kind: RESHARD.into(),
-            state: JobState::Running,
-            moves: Vec::new(),
-            topics: Vec::new(),
             target: Some(target),
-            listed: false,
-            started_ms: self.now_ms,
-            finished_ms: None,
-            error: None,
+            ..ShardJob::running(id, RESHARD, Vec::new(), self.now_ms)
         });
         // New groups are routed to (by their replicas) from now on.
         self.shards.epoch += 1;
@@ -223,7 +215,7 @@ impl JobStep {
 
 #[cfg(test)]
 mod tests {
-    use dsync_api::shards::reshard_target;
+    use dsync_api::shards::{reshard_target, JobState};
 
     use super::*;
     use crate::state::SetShards;

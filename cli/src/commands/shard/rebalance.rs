@@ -18,13 +18,20 @@ const POLL_EVERY: Duration = Duration::from_millis(300);
 
 #[derive(Debug, clap::Args)]
 pub struct RebalanceArgs {
-    /// Print the plan (which replica moves where, and why) and move nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-
     /// Move every replica off this node (repeatable), e.g. before removing it.
     #[arg(long, value_name = "ID")]
     pub exclude: Vec<u64>,
+
+    #[command(flatten)]
+    pub job: JobArgs,
+}
+
+/// What a command that starts a shard job takes besides its own request.
+#[derive(Debug, clap::Args)]
+pub struct JobArgs {
+    /// Print the plan (what would move where, and why) and move nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 
     /// Seconds to follow the job; 0 returns once it has started (follow it
     /// with `dsync shard jobs`). The job goes on either way.
@@ -35,48 +42,37 @@ pub struct RebalanceArgs {
 pub async fn run(global: &GlobalArgs, args: RebalanceArgs) -> anyhow::Result<i32> {
     let client = global.client()?;
     let req = RebalanceRequest {
-        dry_run: args.dry_run,
+        dry_run: args.job.dry_run,
         exclude: args.exclude,
     };
     let plan = client.shards_rebalance(&req).await.api()?;
     let text = |dry_run| plan_text(&plan, dry_run);
-    let job = plan.job;
-    print_and_follow(
-        global,
-        &client,
-        &plan,
-        job,
-        text,
-        args.dry_run,
-        args.timeout,
-    )
-    .await
+    print_and_follow(global, &client, &plan, plan.job, text, &args.job).await
 }
 
 /// Prints a shard job's plan (alone for a dry run or when there is no
-/// job), then follows the job up to `timeout` seconds (0: not at all) and
-/// prints how it ended; exit 1 unless it ended done.
+/// job), then follows the job up to `args.timeout` seconds (0: not at all)
+/// and prints how it ended; exit 1 unless it ended done.
 pub(super) async fn print_and_follow<P: serde::Serialize>(
     global: &GlobalArgs,
     client: &Client,
     plan: &P,
     job: Option<u64>,
     plan_text: impl Fn(bool) -> String,
-    dry_run: bool,
-    timeout: u64,
+    args: &JobArgs,
 ) -> anyhow::Result<i32> {
     let Some(job) = job else {
-        global.output.print(plan, || plan_text(dry_run))?;
+        global.output.print(plan, || plan_text(args.dry_run))?;
         return Ok(EXIT_OK);
     };
     eprint!("{}", plan_text(false));
-    if timeout == 0 {
+    if args.timeout == 0 {
         global
             .output
             .print(plan, || format!("job {job} started\n"))?;
         return Ok(EXIT_OK);
     }
-    let done = follow(client, job, Duration::from_secs(timeout)).await?;
+    let done = follow(client, job, Duration::from_secs(args.timeout)).await?;
     global
         .output
         .print(&done, || jobs_text(std::slice::from_ref(&done)))?;
@@ -321,18 +317,7 @@ mod tests {
         let map = ShardMap::initial(&[1, 2, 3], 3, 3).unwrap();
         let mut moves = plan_moves(&map, &[1, 2, 3, 4], 3);
         moves[0].phase = MovePhase::Done;
-        let job = ShardJob {
-            id: 7,
-            kind: "rebalance".into(),
-            state: JobState::Running,
-            moves: moves.clone(),
-            topics: Vec::new(),
-            target: None,
-            listed: false,
-            started_ms: 0,
-            finished_ms: None,
-            error: None,
-        };
+        let job = ShardJob::running(7, "rebalance", moves.clone(), 0);
         let text = jobs_text(&[job]);
         assert!(text.contains(&format!("1/{}", moves.len())), "{text}");
         assert!(text.contains("job 7 moves:"), "{text}");

@@ -3,7 +3,7 @@
 
 use dsync_api::shards::{ReshardPlan, ReshardRequest, TopicMove};
 
-use super::rebalance::print_and_follow;
+use super::rebalance::{print_and_follow, JobArgs};
 use crate::context::{GlobalArgs, RequestExt};
 use crate::output::Table;
 
@@ -14,35 +14,19 @@ pub struct ReshardArgs {
     #[arg(long, value_name = "G")]
     pub groups: u64,
 
-    /// Print the plan (how many topics move, and which) and move nothing.
-    #[arg(long)]
-    pub dry_run: bool,
-
-    /// Seconds to follow the job; 0 returns once it has started (follow it
-    /// with `dsync shard jobs`). The job goes on either way.
-    #[arg(long, default_value_t = 600, value_name = "SECONDS")]
-    pub timeout: u64,
+    #[command(flatten)]
+    pub job: JobArgs,
 }
 
 pub async fn run(global: &GlobalArgs, args: ReshardArgs) -> anyhow::Result<i32> {
     let client = global.client()?;
     let req = ReshardRequest {
         groups: args.groups,
-        dry_run: args.dry_run,
+        dry_run: args.job.dry_run,
     };
     let plan = client.shards_reshard(&req).await.api()?;
     let text = |dry_run| plan_text(&plan, dry_run);
-    let job = plan.job;
-    print_and_follow(
-        global,
-        &client,
-        &plan,
-        job,
-        text,
-        args.dry_run,
-        args.timeout,
-    )
-    .await
+    print_and_follow(global, &client, &plan, plan.job, text, &args.job).await
 }
 
 pub(super) fn topic_text(t: &TopicMove) -> String {

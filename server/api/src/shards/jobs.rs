@@ -109,6 +109,22 @@ pub struct ShardJob {
 }
 
 impl ShardJob {
+    /// A job just started: running, nothing listed or finished yet.
+    pub fn running(id: u64, kind: &str, moves: Vec<ReplicaMove>, started_ms: u64) -> ShardJob {
+        ShardJob {
+            id,
+            kind: kind.to_string(),
+            state: JobState::Running,
+            moves,
+            topics: Vec::new(),
+            target: None,
+            listed: false,
+            started_ms,
+            finished_ms: None,
+            error: None,
+        }
+    }
+
     /// The move being carried out (the first one not finished).
     pub fn current(&self) -> Option<(usize, &ReplicaMove)> {
         self.moves
