@@ -48,6 +48,25 @@ pub struct NodeEntry {
     pub binary: Option<PathBuf>,
 }
 
+impl NodeEntry {
+    /// A local node in `node_dir` (its data, node.yaml and log below it),
+    /// stopped, on this build's version and the cluster's binary.
+    pub fn local(id: u64, node_dir: PathBuf, port: u16, tls: bool) -> NodeEntry {
+        let scheme = if tls { "https://" } else { "" };
+        NodeEntry {
+            id,
+            addr: format!("{scheme}127.0.0.1:{port}"),
+            pid: None,
+            log: node_dir.join("server.log"),
+            data_dir: node_dir.join("data"),
+            config: node_dir.join("node.yaml"),
+            dir: node_dir,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            binary: None,
+        }
+    }
+}
+
 impl ClusterFile {
     pub fn path(dir: &Path) -> PathBuf {
         dir.join(CLUSTER_FILE_NAME)

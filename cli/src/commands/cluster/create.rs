@@ -55,22 +55,20 @@ pub(super) async fn create(
         nodes: Vec::new(),
     };
     for (i, port) in (1u64..).zip(&ports) {
-        let node_dir = dir.join(format!("node-{i}"));
-        let data_dir = node_dir.join("data");
-        std::fs::create_dir_all(&data_dir)
-            .with_context(|| format!("cannot create {}", data_dir.display()))?;
-        let config = node_dir.join("node.yaml");
+        let node = NodeEntry::local(i, dir.join(format!("node-{i}")), *port, tls);
+        std::fs::create_dir_all(&node.data_dir)
+            .with_context(|| format!("cannot create {}", node.data_dir.display()))?;
         NodeYaml {
             id: i,
             listen: ([127, 0, 0, 1], *port).into(),
-            data_dir: data_dir.clone(),
+            data_dir: node.data_dir.clone(),
             bootstrap: i == 1,
             join: file
                 .nodes
                 .iter()
                 .map(|n: &NodeEntry| n.addr.clone())
                 .collect(),
-            audit_log: auth.as_ref().map(|_| node_dir.join("audit.log")),
+            audit_log: auth.as_ref().map(|_| node.dir.join("audit.log")),
             auth: auth.clone(),
             tls: tls.then(|| {
                 let (cert_file, key_file) = crate::commands::cert::init::node_files(&tls_dir, i);
@@ -82,19 +80,8 @@ pub(super) async fn create(
             }),
             worker_threads: crate::local::worker_share(n as usize),
         }
-        .write(&config)?;
-        let scheme = if tls { "https://" } else { "" };
-        file.nodes.push(NodeEntry {
-            id: i,
-            addr: format!("{scheme}127.0.0.1:{port}"),
-            pid: None,
-            log: node_dir.join("server.log"),
-            dir: node_dir,
-            data_dir,
-            config,
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            binary: None,
-        });
+        .write(&node.config)?;
+        file.nodes.push(node);
     }
     // Written before anything starts so `cluster down` can always clean up.
     file.save(dir)?;

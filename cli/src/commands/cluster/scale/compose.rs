@@ -12,7 +12,6 @@ use crate::compose::{
     publish_entry, published_addr, remove_node, start_nodes, volume_exists, ComposeDoc,
     ComposeInfo, NodeService, Publish,
 };
-use crate::local::free_ports;
 use crate::progress::Progress;
 
 /// Adds the new services and starts their containers; each node joins
@@ -22,12 +21,9 @@ pub(super) fn grow(
     dir: &Path,
     info: &ComposeInfo,
     file: &mut ClusterFile,
-    target: usize,
+    additions: Vec<(u64, u16)>,
     progress: &mut Progress,
 ) -> anyhow::Result<Vec<Watched>> {
-    let count = target - file.nodes.len();
-    let ports = free_ports(count)?;
-    let first = file.nodes.iter().map(|n| n.id).max().unwrap_or(0) + 1;
     let members: Vec<u64> = file.nodes.iter().map(|n| n.id).collect();
     let mut doc = ComposeDoc::load(&info.file)?;
     // New nodes run what the existing ones run (an upgraded cluster keeps
@@ -38,7 +34,7 @@ pub(super) fn grow(
         .unwrap_or_else(|| info.image.clone());
     let version = file.nodes.first().map(|n| n.version.clone());
     let mut added = Vec::new();
-    for (k, id) in (first..).take(count).enumerate() {
+    for (id, port) in additions {
         if volume_exists(info, id)? {
             bail!(
                 "the volume of a former node {id} still exists ({}_dsync-{id}-data): remove it first",
@@ -48,14 +44,14 @@ pub(super) fn grow(
         doc.add_node(&NodeService {
             id,
             image: &image,
-            port: publish_entry(Publish::Loopback(&ports[k..=k]), 1),
+            port: publish_entry(Publish::Loopback(&[port]), 1),
             bootstrap: false,
             join: members.clone(),
             auth: info.auth,
         })?;
         file.nodes.push(NodeEntry {
             id,
-            addr: format!("127.0.0.1:{}", ports[k]),
+            addr: format!("127.0.0.1:{port}"),
             pid: None,
             dir: dir.to_path_buf(),
             data_dir: "/data".into(),

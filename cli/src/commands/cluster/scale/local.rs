@@ -8,7 +8,7 @@ use anyhow::{bail, Context};
 use crate::cluster_file::{ClusterFile, NodeEntry};
 use crate::commands::cluster::create::start;
 use crate::commands::cluster::wait::Watched;
-use crate::local::{free_ports, NodeYaml};
+use crate::local::NodeYaml;
 use crate::progress::Progress;
 
 /// Starts the new nodes; each joins as a learner and the leader promotes it
@@ -16,12 +16,9 @@ use crate::progress::Progress;
 pub(super) fn grow(
     dir: &Path,
     file: &mut ClusterFile,
-    target: usize,
+    additions: Vec<(u64, u16)>,
     progress: &mut Progress,
 ) -> anyhow::Result<Vec<Watched>> {
-    let count = target - file.nodes.len();
-    let ports = free_ports(count)?;
-    let first = file.nodes.iter().map(|n| n.id).max().unwrap_or(0) + 1;
     // New nodes run what the existing ones run (an upgraded cluster keeps
     // its binary when it grows).
     let (version, binary) = file.nodes.first().map_or_else(
@@ -29,7 +26,7 @@ pub(super) fn grow(
         |n| (n.version.clone(), n.binary.clone()),
     );
     let mut added = Vec::new();
-    for (id, port) in (first..).zip(ports) {
+    for (id, port) in additions {
         let node_dir = dir.join(format!("node-{id}"));
         if node_dir.exists() {
             bail!(
@@ -37,22 +34,22 @@ pub(super) fn grow(
                 node_dir.display()
             );
         }
-        let data_dir = node_dir.join("data");
-        std::fs::create_dir_all(&data_dir)
-            .with_context(|| format!("cannot create {}", data_dir.display()))?;
-        let config = node_dir.join("node.yaml");
         let security = file
             .nodes
             .first()
             .map(|n| crate::local::security_of(&n.config, &node_dir));
-        let scheme = match security.as_ref().and_then(|s| s.tls.as_ref()) {
-            Some(_) => "https://",
-            None => "",
+        let tls = security.as_ref().is_some_and(|s| s.tls.is_some());
+        let node = NodeEntry {
+            version: version.clone(),
+            binary: binary.clone(),
+            ..NodeEntry::local(id, node_dir, port, tls)
         };
+        std::fs::create_dir_all(&node.data_dir)
+            .with_context(|| format!("cannot create {}", node.data_dir.display()))?;
         NodeYaml {
             id,
             listen: ([127, 0, 0, 1], port).into(),
-            data_dir: data_dir.clone(),
+            data_dir: node.data_dir.clone(),
             bootstrap: false,
             join: file.endpoints(),
             auth: security.as_ref().and_then(|s| s.auth.clone()),
@@ -60,18 +57,8 @@ pub(super) fn grow(
             tls: security.and_then(|s| s.tls),
             worker_threads: crate::local::worker_share(file.nodes.len() + 1),
         }
-        .write(&config)?;
-        file.nodes.push(NodeEntry {
-            id,
-            addr: format!("{scheme}127.0.0.1:{port}"),
-            pid: None,
-            log: node_dir.join("server.log"),
-            dir: node_dir,
-            data_dir,
-            config,
-            version: version.clone(),
-            binary: binary.clone(),
-        });
+        .write(&node.config)?;
+        file.nodes.push(node);
         file.save(dir)?;
         added.push(start(dir, file, id, progress)?);
     }

@@ -72,9 +72,10 @@ pub async fn run(global: &GlobalArgs, args: ScaleArgs) -> anyhow::Result<i32> {
     let mut started = Vec::new();
     let mut moved_off = 0;
     let (added, removed) = if target > from {
+        let adds = additions(&file, target)?;
         started = match file.compose.clone() {
-            Some(info) => compose::grow(&dir, &info, &mut file, target, &mut progress)?,
-            None => local::grow(&dir, &mut file, target, &mut progress)?,
+            Some(info) => compose::grow(&dir, &info, &mut file, adds, &mut progress)?,
+            None => local::grow(&dir, &mut file, adds, &mut progress)?,
         };
         (started.iter().map(|w| w.id).collect(), vec![])
     } else if target < from {
@@ -265,6 +266,14 @@ fn pick_victims(mut candidates: Vec<(u64, bool)>, count: usize) -> Vec<u64> {
         .take(count)
         .map(|(id, _)| id)
         .collect()
+}
+
+/// The ids and free loopback ports of the nodes that grow `file` to
+/// `target`: ids follow the highest there is, never reusing a removed one's.
+fn additions(file: &ClusterFile, target: usize) -> anyhow::Result<Vec<(u64, u16)>> {
+    let ports = crate::local::free_ports(target - file.nodes.len())?;
+    let first = file.nodes.iter().map(|n| n.id).max().unwrap_or(0) + 1;
+    Ok((first..).zip(ports).collect())
 }
 
 #[cfg(test)]
