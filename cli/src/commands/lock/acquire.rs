@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use dsync_api::locks::AcquireResponse;
 
-use super::{acquire_waiting, default_owner, ModeArg, Want};
+use super::{acquire_waiting, LockArgs};
 use crate::commands::EXIT_OK;
 use crate::context::GlobalArgs;
 use crate::duration::{format_ms, parse_duration};
@@ -12,17 +12,8 @@ use crate::output::Table;
 
 #[derive(Debug, clap::Args)]
 pub struct AcquireArgs {
-    /// Name of the lock (any text, `/` included).
-    pub name: String,
-
-    /// Who holds the lock; release and keepalive must name the same owner.
-    /// Default: <hostname>-<pid> of this dsync process.
-    #[arg(long, value_name = "OWNER")]
-    pub owner: Option<String>,
-
-    /// Exclusive (one holder) or shared (many readers).
-    #[arg(long, value_enum, default_value_t = ModeArg::Exclusive)]
-    pub mode: ModeArg,
+    #[command(flatten)]
+    pub lock: LockArgs,
 
     /// Lease length: the lock is released unless kept alive within it
     /// (500ms, 30s, 2m, or milliseconds).
@@ -36,19 +27,9 @@ pub struct AcquireArgs {
 }
 
 pub async fn run(global: &GlobalArgs, args: AcquireArgs) -> anyhow::Result<i32> {
-    let owner = args.owner.unwrap_or_else(default_owner);
+    let owner = args.lock.owner();
     let client = global.client()?;
-    let grant = acquire_waiting(
-        &client,
-        &Want {
-            name: &args.name,
-            owner: &owner,
-            mode: args.mode.into(),
-            ttl: args.ttl,
-            wait: args.wait,
-        },
-    )
-    .await?;
+    let grant = acquire_waiting(&client, &args.lock.want(&owner, args.ttl, args.wait)).await?;
     global.output.print(&grant, || grant_table(&grant))?;
     Ok(EXIT_OK)
 }
@@ -68,6 +49,7 @@ pub fn grant_table(grant: &AcquireResponse) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::commands::lock::ModeArg;
     use crate::Cli;
     use clap::Parser;
     use dsync_api::locks::LockMode;
@@ -83,9 +65,9 @@ mod tests {
     #[test]
     fn defaults_try_once_with_the_server_default_lease() {
         let a = parse(&["jobs/nightly"]);
-        assert_eq!(a.name, "jobs/nightly");
-        assert_eq!(a.owner, None);
-        assert_eq!(a.mode, ModeArg::Exclusive);
+        assert_eq!(a.lock.name, "jobs/nightly");
+        assert_eq!(a.lock.owner, None);
+        assert_eq!(a.lock.mode, ModeArg::Exclusive);
         assert_eq!(a.ttl, Duration::from_secs(30));
         assert_eq!(a.wait, Duration::ZERO);
     }
@@ -95,8 +77,8 @@ mod tests {
         let a = parse(&[
             "x", "--owner", "o", "--mode", "shared", "--ttl", "500ms", "--wait", "2m",
         ]);
-        assert_eq!(a.owner.as_deref(), Some("o"));
-        assert_eq!(a.mode, ModeArg::Shared);
+        assert_eq!(a.lock.owner.as_deref(), Some("o"));
+        assert_eq!(a.lock.mode, ModeArg::Shared);
         assert_eq!(a.ttl, Duration::from_millis(500));
         assert_eq!(a.wait, Duration::from_secs(120));
         assert!(Cli::try_parse_from(["dsync", "lock", "acquire", "x", "--ttl", "3x"]).is_err());

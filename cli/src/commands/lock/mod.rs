@@ -158,6 +158,39 @@ fn acquire_error(e: ClientError) -> anyhow::Error {
     RequestError(e).into()
 }
 
+/// The lock `acquire` and `run` take, and as whom.
+#[derive(Debug, clap::Args)]
+pub struct LockArgs {
+    /// Name of the lock (any text, `/` included).
+    pub name: String,
+
+    /// Who holds the lock; release and keepalive must name the same owner.
+    /// Default: <hostname>-<pid> of this dsync process.
+    #[arg(long, value_name = "OWNER")]
+    pub owner: Option<String>,
+
+    /// Exclusive (one holder) or shared (many readers).
+    #[arg(long, value_enum, default_value_t = ModeArg::Exclusive)]
+    pub mode: ModeArg,
+}
+
+impl LockArgs {
+    /// The owner given, or this process's default one.
+    pub fn owner(&self) -> String {
+        self.owner.clone().unwrap_or_else(default_owner)
+    }
+
+    pub fn want<'a>(&'a self, owner: &'a str, ttl: Duration, wait: Duration) -> Want<'a> {
+        Want {
+            name: &self.name,
+            owner,
+            mode: self.mode.into(),
+            ttl,
+            wait,
+        }
+    }
+}
+
 /// What one acquire asks for; `wait` may exceed what one request may wait.
 pub struct Want<'a> {
     pub name: &'a str,

@@ -15,7 +15,7 @@ use tokio::signal::unix::{signal, SignalKind};
 use tokio::time::Instant;
 
 use super::lease::{keep_alive, Lost, Schedule};
-use super::{acquire_waiting, default_owner, ModeArg, Want};
+use super::{acquire_waiting, LockArgs};
 use crate::context::{within, GlobalArgs, RequestError};
 use crate::duration::parse_duration;
 use crate::local::send_signal;
@@ -30,17 +30,8 @@ const LOST_RELEASE_LIMIT: Duration = Duration::from_secs(1);
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// Name of the lock (any text, `/` included).
-    pub name: String,
-
-    /// Who holds the lock while CMD runs. Default: <hostname>-<pid> of this
-    /// dsync process.
-    #[arg(long, value_name = "OWNER")]
-    pub owner: Option<String>,
-
-    /// Exclusive (one holder) or shared (many readers).
-    #[arg(long, value_enum, default_value_t = ModeArg::Exclusive)]
-    pub mode: ModeArg,
+    #[command(flatten)]
+    pub lock: LockArgs,
 
     /// Lease length; renewed every third of it while CMD runs, so a crashed
     /// dsync frees the lock after at most this (500ms, 30s, 2m, or
@@ -70,19 +61,9 @@ pub async fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<i32> {
         anyhow::bail!("no command given");
     };
     let shown = program.to_string_lossy().into_owned();
-    let owner = args.owner.clone().unwrap_or_else(default_owner);
+    let owner = args.lock.owner();
     let client = global.client()?;
-    let grant = acquire_waiting(
-        &client,
-        &Want {
-            name: &args.name,
-            owner: &owner,
-            mode: args.mode.into(),
-            ttl: args.ttl,
-            wait: args.wait,
-        },
-    )
-    .await?;
+    let grant = acquire_waiting(&client, &args.lock.want(&owner, args.ttl, args.wait)).await?;
     let granted_at = Instant::now();
     let token = grant.token;
     let ttl = grant_ttl(grant.ttl_ms, args.ttl);
@@ -95,13 +76,13 @@ pub async fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<i32> {
     let mut child = match Command::new(program)
         .args(program_args)
         .env("DSYNC_FENCING_TOKEN", token.to_string())
-        .env("DSYNC_LOCK_NAME", &args.name)
+        .env("DSYNC_LOCK_NAME", &args.lock.name)
         .env("DSYNC_LOCK_OWNER", &owner)
         .spawn()
     {
         Ok(child) => child,
         Err(e) => {
-            release(&client, &args.name, &owner, token).await;
+            release(&client, &args.lock.name, &owner, token).await;
             eprintln!("error: cannot start {shown}: {e}");
             return Ok(spawn_failure_code(e.kind()));
         }
@@ -115,7 +96,7 @@ pub async fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<i32> {
         c.request_timeout = renew_every.max(Duration::from_millis(200));
         c.retry_for = renew_every;
     })?;
-    let (name, lease_owner) = (args.name.clone(), owner.clone());
+    let (name, lease_owner) = (args.lock.name.clone(), owner.clone());
     let mut lease = tokio::spawn(async move {
         keep_alive(&name, ttl, granted_at, || {
             renewer.lock_keepalive(&name, &lease_owner, token, None)
@@ -140,18 +121,18 @@ pub async fn run(global: &GlobalArgs, args: RunArgs) -> anyhow::Result<i32> {
     lease.abort();
     match outcome {
         Outcome::Exited(status) => {
-            release(&client, &args.name, &owner, token).await;
+            release(&client, &args.lock.name, &owner, token).await;
             let status = status.with_context(|| format!("cannot wait for {shown}"))?;
             Ok(exit_code(status))
         }
         Outcome::Lost(lost) => {
-            eprintln!("lock {}: {}", args.name, lost.reason);
+            eprintln!("lock {}: {}", args.lock.name, lost.reason);
             stop(&mut child, pid).await;
             // Usually refused as stale; frees the lock early if the cluster
             // was only unreachable to us.
-            let release = client.lock_release(&args.name, &owner, token);
+            let release = client.lock_release(&args.lock.name, &owner, token);
             let _ = within(LOST_RELEASE_LIMIT, release).await;
-            anyhow::bail!("lock {} lost; stopped {shown}", args.name);
+            anyhow::bail!("lock {} lost; stopped {shown}", args.lock.name);
         }
     }
 }
@@ -233,6 +214,7 @@ fn spawn_failure_code(kind: ErrorKind) -> i32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::commands::lock::ModeArg;
     use crate::Cli;
     use clap::Parser;
 
@@ -253,7 +235,7 @@ mod tests {
         let a = parse(&[
             "x", "--mode", "shared", "--wait", "5s", "--", "sh", "-c", "echo $A", "--ttl", "1s",
         ]);
-        assert_eq!(a.mode, ModeArg::Shared);
+        assert_eq!(a.lock.mode, ModeArg::Shared);
         assert_eq!(a.wait, Duration::from_secs(5));
         assert_eq!(a.ttl, Duration::from_secs(15));
         assert_eq!(strings(&a.command), ["sh", "-c", "echo $A", "--ttl", "1s"]);
