@@ -112,14 +112,7 @@ pub async fn run(global: &GlobalArgs, cmd: CacheCommand) -> anyhow::Result<i32> 
         }
         CacheCommand::Del { key, node } => {
             let resp = node_client(global, &node)?.cache_delete(&key).await.api()?;
-            out.print(&resp, || {
-                if resp.deleted {
-                    "deleted\n"
-                } else {
-                    "not present\n"
-                }
-                .to_string()
-            })?;
+            out.print(&resp, || super::kv::deleted_text(resp.deleted))?;
         }
         CacheCommand::States { key, node } => {
             let resp = node_client(global, &node)?.cache_states(&key).await.api()?;

@@ -105,14 +105,7 @@ pub async fn run(global: &GlobalArgs, cmd: KvCommand) -> anyhow::Result<i32> {
         KvCommand::Del { key, if_version } => {
             let client = global.client()?;
             let resp = client.kv_delete(&key, if_version).await.api()?;
-            out.print(&resp, || {
-                if resp.deleted {
-                    "deleted\n"
-                } else {
-                    "not present\n"
-                }
-                .to_string()
-            })?;
+            out.print(&resp, || deleted_text(resp.deleted))?;
         }
         KvCommand::List {
             prefix,
@@ -165,6 +158,16 @@ pub(crate) fn parse_value(arg: &str, mut stdin: impl Read) -> anyhow::Result<Val
 
 fn pretty(v: &Value) -> String {
     serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
+}
+
+/// What a delete of a key (here or in the cache) says.
+pub(crate) fn deleted_text(deleted: bool) -> String {
+    if deleted {
+        "deleted\n"
+    } else {
+        "not present\n"
+    }
+    .to_string()
 }
 
 #[cfg(test)]
