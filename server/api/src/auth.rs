@@ -187,14 +187,7 @@ pub struct WhoAmI {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct TokenRequest {
-    #[cfg_attr(
-        feature = "openapi",
-        schema(
-            min_length = 1,
-            max_length = 128,
-            pattern = "^[^\\x00-\\x1F\\x7F-\\x9F:]*$"
-        )
-    )]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::subject))]
     pub subject: String,
     pub role: Role,
     #[serde(default)]

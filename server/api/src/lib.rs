@@ -14,6 +14,8 @@ pub mod events;
 pub mod locks;
 pub mod queue;
 pub mod routes;
+#[cfg(feature = "openapi")]
+mod schema;
 pub mod shards;
 pub mod types;
 

@@ -38,14 +38,7 @@ impl LockMode {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct AcquireRequest {
-    #[cfg_attr(
-        feature = "openapi",
-        schema(
-            min_length = 1,
-            max_length = 128,
-            pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"
-        )
-    )]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::owner))]
     pub owner: String,
     #[serde(default)]
     pub mode: LockMode,
@@ -111,14 +104,7 @@ pub struct AcquireResponse {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ReleaseRequest {
-    #[cfg_attr(
-        feature = "openapi",
-        schema(
-            min_length = 1,
-            max_length = 128,
-            pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"
-        )
-    )]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::owner))]
     pub owner: String,
     pub token: u64,
 }
@@ -134,14 +120,7 @@ pub struct ReleaseResponse {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct KeepaliveRequest {
-    #[cfg_attr(
-        feature = "openapi",
-        schema(
-            min_length = 1,
-            max_length = 128,
-            pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"
-        )
-    )]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::owner))]
     pub owner: String,
     pub token: u64,
     /// New lease length (default: the grant's).

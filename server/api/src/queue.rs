@@ -123,14 +123,7 @@ pub struct EnqueueResponse {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ConsumeRequest {
-    #[cfg_attr(
-        feature = "openapi",
-        schema(
-            min_length = 1,
-            max_length = 128,
-            pattern = "^[^\\x00-\\x1F\\x7F-\\x9F]*$"
-        )
-    )]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::consumer))]
     pub consumer: String,
     #[serde(default = "one")]
     #[cfg_attr(feature = "openapi", schema(minimum = 1, maximum = 1000))]

@@ -195,6 +195,9 @@ pub struct NodeStatus {
     pub peers: Vec<PeerStatus>,
 }
 
+/// Longest member address (`host:port`) a join may name.
+pub const MAX_MEMBER_ADDR: usize = 255;
+
 /// `POST /v1/cluster/members`.
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -202,14 +205,7 @@ pub struct NodeStatus {
 pub struct JoinRequest {
     #[cfg_attr(feature = "openapi", schema(minimum = 1))]
     pub id: u64,
-    #[cfg_attr(
-        feature = "openapi",
-        schema(
-            min_length = 1,
-            max_length = 255,
-            pattern = "^[^\\s\\x00-\\x1F\\x7F-\\x9F]*$"
-        )
-    )]
+    #[cfg_attr(feature = "openapi", schema(schema_with = crate::schema::member_addr))]
     pub addr: String,
     /// Promote to voter once caught up (default true); false keeps a learner.
     #[serde(default = "default_true")]

@@ -164,7 +164,7 @@ fn validate_member(id: u64, addr: &str) -> Result<()> {
         return Err(Error::InvalidArgument("member id must be > 0".into()));
     }
     if addr.is_empty()
-        || addr.len() > 255
+        || addr.len() > dsync_api::types::MAX_MEMBER_ADDR
         || addr.chars().any(|c| c.is_control() || c.is_whitespace())
     {
         return Err(Error::InvalidArgument(format!(
