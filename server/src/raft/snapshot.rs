@@ -118,12 +118,7 @@ impl SnapshotV1 {
                 kv: self.kv,
                 locks: self.locks,
                 queues: self.queues,
-                cluster_id: None,
-                outbox: Vec::new(),
-                recent: Recent::default(),
-                shards: ShardMap::default(),
-                jobs: ShardJobs::default(),
-                handoff: Handoff::default(),
+                ..StateData::default()
             },
         }
     }

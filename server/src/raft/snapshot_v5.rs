@@ -73,7 +73,6 @@ impl SnapshotV5 {
                 kv: self.kv,
                 locks: self.locks,
                 queues: self.queues,
-                outbox: Vec::new(),
                 cluster_id: self.cluster_id,
                 recent: self.recent,
                 shards: self.shards,
@@ -83,7 +82,7 @@ impl SnapshotV5 {
                     running: self.jobs.running.map(JobV5::upgrade),
                     finished: self.jobs.finished.into_iter().map(JobV5::upgrade).collect(),
                 },
-                handoff: Default::default(),
+                ..StateData::default()
             },
         }
     }
