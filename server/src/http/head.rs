@@ -41,34 +41,35 @@ fn header_bytes(parts: &Parts) -> usize {
 }
 
 fn check(parts: &Parts, limits: &LimitsConfig) -> Result<(), HttpError> {
+    let refuse = |code, message: String| Err(HttpError(ApiError::new(code, message)));
     let target = parts.uri.path_and_query().map_or(0, |p| p.as_str().len());
     if target > limits.max_uri_bytes {
-        return Err(HttpError(ApiError::new(
+        return refuse(
             ErrorCode::UriTooLong,
             format!(
                 "the request target is {target} bytes; this node takes at most {} \
                  (limits.max_uri_bytes)",
                 limits.max_uri_bytes
             ),
-        )));
+        );
     }
     let fields = parts.headers.len();
     if fields > MAX_HEADER_FIELDS {
-        return Err(HttpError(ApiError::new(
+        return refuse(
             ErrorCode::HeadersTooLarge,
             format!("the request has {fields} header fields; this node takes at most {MAX_HEADER_FIELDS}"),
-        )));
+        );
     }
     let bytes = header_bytes(parts);
     if bytes > limits.max_header_bytes {
-        return Err(HttpError(ApiError::new(
+        return refuse(
             ErrorCode::HeadersTooLarge,
             format!(
                 "the header fields are {bytes} bytes; this node takes at most {} \
                  (limits.max_header_bytes)",
                 limits.max_header_bytes
             ),
-        )));
+        );
     }
     Ok(())
 }

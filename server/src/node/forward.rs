@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use dsync_api::types::{LeaderTransferResponse, MemberStatus};
 use dsync_api::{routes, ErrorCode};
 use serde::{Deserialize, Serialize};
 
@@ -61,6 +62,65 @@ pub enum ForwardReply {
     /// The answers to a `WriteBatch`, in its order.
     Values(Vec<Result<CmdValue, CmdError>>),
     Group(super::routed::GroupReply),
+}
+
+impl ForwardReply {
+    /// The error for an answer of another kind than the request asked for
+    /// (a leader of another release, or a bug).
+    pub(super) fn unexpected(&self) -> Error {
+        Error::Internal(format!("unexpected forward reply {self:?}"))
+    }
+
+    /// A write's result.
+    pub(super) fn value(self) -> Result<CmdValue> {
+        match self {
+            ForwardReply::Value(v) => Ok(v),
+            other => Err(other.unexpected()),
+        }
+    }
+
+    /// A read index.
+    pub(super) fn index(self) -> Result<u64> {
+        match self {
+            ForwardReply::Index(i) => Ok(i),
+            other => Err(other.unexpected()),
+        }
+    }
+
+    /// The membership after a join or a removal.
+    pub(super) fn members(self) -> Result<Vec<MemberStatus>> {
+        match self {
+            ForwardReply::Members(m) => serde_json::from_str(&m)
+                .map_err(|e| Error::Internal(format!("bad membership from the leader: {e}"))),
+            other => Err(other.unexpected()),
+        }
+    }
+
+    /// How a leadership transfer went.
+    pub(super) fn transferred(self) -> Result<LeaderTransferResponse> {
+        match self {
+            ForwardReply::Transferred {
+                from,
+                leader,
+                term,
+                elapsed_ms,
+            } => Ok(LeaderTransferResponse {
+                from,
+                leader,
+                term,
+                elapsed_ms,
+            }),
+            other => Err(other.unexpected()),
+        }
+    }
+
+    /// A queue group's answer.
+    pub(super) fn group(self) -> Result<super::routed::GroupReply> {
+        match self {
+            ForwardReply::Group(r) => Ok(r),
+            other => Err(other.unexpected()),
+        }
+    }
 }
 
 pub(super) const FORWARD_TIMEOUT: Duration = Duration::from_secs(10);
@@ -178,15 +238,9 @@ impl Node {
         if !owned {
             return self.forwarder.write(leader, addr, cmd).await;
         }
-        match self
-            .forward(leader, &addr, &ForwardRequest::Flush(cmd))
+        self.forward(leader, &addr, &ForwardRequest::Flush(cmd))
             .await?
-        {
-            ForwardReply::Value(v) => Ok(v),
-            other => Err(Error::Internal(format!(
-                "unexpected forward reply {other:?}"
-            ))),
-        }
+            .value()
     }
 
     /// Sends `req` to node `to` at `addr` (the leader, or a transfer target).

@@ -288,7 +288,7 @@ fn batch_failed(res: &PeerReply) -> Result<CmdValue> {
         Err(e) => forward_failed(e, true),
         // The leader refused the whole forward (no longer the leader, …).
         Ok(Err(e)) => Error::Api(e.to_api()),
-        Ok(Ok(other)) => Error::Internal(format!("unexpected forward reply {other:?}")),
+        Ok(Ok(other)) => other.unexpected(),
     })
 }
 

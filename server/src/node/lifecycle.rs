@@ -33,7 +33,7 @@ impl Node {
             Some((leader, addr)) => self
                 .forward(leader, &addr, &ForwardRequest::Remove { id })
                 .await
-                .and_then(super::membership::members_of),
+                .and_then(super::forward::ForwardReply::members),
             None => Err(Error::Unavailable("no leader is elected yet".into())),
         }
     }

@@ -78,7 +78,7 @@ impl Node {
                     &ForwardRequest::Join { id, addr, voter },
                 )
                 .await
-                .and_then(members_of),
+                .and_then(ForwardReply::members),
             None => Err(Error::Unavailable("no leader is elected yet".into())),
         }
     }
@@ -172,15 +172,4 @@ fn validate_member(id: u64, addr: &str) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-/// The membership a leader answered a forwarded join or removal with.
-pub(super) fn members_of(reply: ForwardReply) -> Result<Vec<dsync_api::types::MemberStatus>> {
-    match reply {
-        ForwardReply::Members(m) => serde_json::from_str(&m)
-            .map_err(|e| Error::Internal(format!("bad membership from the leader: {e}"))),
-        other => Err(Error::Internal(format!(
-            "unexpected forward reply {other:?}"
-        ))),
-    }
 }

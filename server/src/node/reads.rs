@@ -5,7 +5,7 @@ use std::time::Duration;
 use dsync_api::types::Consistency;
 use openraft::error::{CheckIsLeaderError, RaftError};
 
-use super::{ForwardReply, ForwardRequest, Node};
+use super::{ForwardRequest, Node};
 use crate::error::{Error, Result};
 
 const APPLY_WAIT: Duration = Duration::from_secs(5);
@@ -82,12 +82,7 @@ impl Node {
         let (leader, addr) = self
             .leader()
             .ok_or_else(|| Error::Unavailable("no leader is elected yet".into()))?;
-        match self.forward(leader, &addr, &req).await? {
-            ForwardReply::Index(i) => Ok(i),
-            other => Err(Error::Internal(format!(
-                "unexpected forward reply {other:?}"
-            ))),
-        }
+        self.forward(leader, &addr, &req).await?.index()
     }
 
     pub(super) async fn wait_applied(&self, index: u64) -> Result<()> {

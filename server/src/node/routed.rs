@@ -289,10 +289,7 @@ impl Node {
             _ => SendError::Failed(forward_failed(&e, req.writes())),
         })?;
         match reply {
-            Ok(ForwardReply::Group(r)) => Ok(r),
-            Ok(other) => Err(SendError::Failed(Error::Internal(format!(
-                "unexpected forward reply {other:?}"
-            )))),
+            Ok(r) => r.group().map_err(SendError::Failed),
             Err(e) => Err(SendError::Failed(Error::Api(e.to_api()))),
         }
     }

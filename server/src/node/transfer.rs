@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use dsync_api::types::LeaderTransferResponse;
 
-use super::{ForwardReply, ForwardRequest, Node};
+use super::{ForwardRequest, Node};
 use crate::error::{Error, Result};
 
 /// Safety margin past the voters' lease before the target campaigns.
@@ -48,27 +48,10 @@ impl Node {
     pub async fn transfer_leader(&self, to: Option<u64>) -> Result<LeaderTransferResponse> {
         match self.leader() {
             Some((leader, _)) if leader == self.id => self.transfer_local(to).await,
-            Some((leader, addr)) => {
-                match self
-                    .forward(leader, &addr, &ForwardRequest::TransferLeader { to })
-                    .await?
-                {
-                    ForwardReply::Transferred {
-                        from,
-                        leader,
-                        term,
-                        elapsed_ms,
-                    } => Ok(LeaderTransferResponse {
-                        from,
-                        leader,
-                        term,
-                        elapsed_ms,
-                    }),
-                    other => Err(Error::Internal(format!(
-                        "unexpected forward reply {other:?}"
-                    ))),
-                }
-            }
+            Some((leader, addr)) => self
+                .forward(leader, &addr, &ForwardRequest::TransferLeader { to })
+                .await?
+                .transferred(),
             None => Err(Error::Unavailable("no leader is elected yet".into())),
         }
     }
