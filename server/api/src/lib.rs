@@ -15,7 +15,7 @@ pub mod locks;
 pub mod queue;
 pub mod routes;
 #[cfg(feature = "openapi")]
-mod schema;
+pub mod schema;
 pub mod shards;
 pub mod types;
 

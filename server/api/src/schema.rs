@@ -16,6 +16,15 @@ fn text(max: usize, pattern: &str) -> Object {
         .build()
 }
 
+/// Printable text of 1 to `max` bytes that is not `reserved` (a word a
+/// sibling route takes, as `lines` in `/v1/cache/lines`).
+pub fn printable(max: usize, reserved: Option<&str>) -> Object {
+    match reserved {
+        None => text(max, NO_CONTROL),
+        Some(word) => text(max, &format!("^(?!{word}$){}", &NO_CONTROL[1..])),
+    }
+}
+
 /// A lock owner.
 pub(crate) fn owner() -> Object {
     text(crate::locks::MAX_OWNER, NO_CONTROL)

@@ -19,6 +19,7 @@ use crate::node::Node;
 
 pub fn api() -> Api {
     Api::client()
+        .tagged("auth")
         .route(Rule::Authenticated, routes!(whoami))
         .route(
             Rule::Role(Role::Admin, On::Everything),
@@ -26,13 +27,10 @@ pub fn api() -> Api {
         )
 }
 
-#[utoipa::path(
-    get,
-    path = routes::AUTH_WHOAMI,
-    tag = "auth",
+#[utoipa::path(get, path = routes::AUTH_WHOAMI,
     responses(
         (status = 200, description = "The caller as this node sees it", body = dsync_api::auth::WhoAmI),
-    )
+    ),
 )]
 async fn whoami(State(node): State<Arc<Node>>, caller: Caller) -> Json<WhoAmI> {
     let p = caller.principal;
@@ -49,14 +47,10 @@ async fn whoami(State(node): State<Arc<Node>>, caller: Caller) -> Json<WhoAmI> {
 }
 
 /// The guard lets only admins here (every `/v1/auth/*` route but whoami).
-#[utoipa::path(
-    post,
-    path = routes::AUTH_TOKENS,
-    tag = "auth",
-    request_body = dsync_api::auth::TokenRequest,
+#[utoipa::path(post, path = routes::AUTH_TOKENS, request_body = dsync_api::auth::TokenRequest,
     responses(
         (status = 200, description = "A token signed with the node's HS256 secret", body = dsync_api::auth::TokenResponse),
-    )
+    ),
 )]
 async fn create_token(
     State(node): State<Arc<Node>>,

@@ -14,10 +14,9 @@ use dsync_api::routes;
 use serde::Deserialize;
 use utoipa_axum::routes;
 
-use super::error::{invalid, HttpResult};
-use super::extract::{ApiJson, ApiPath, ApiQuery};
-use super::kv::validate_key;
-use super::params::{CacheKeyPath, ListLimit};
+use super::error::HttpResult;
+use super::extract::{ApiJson, ApiQuery};
+use super::params::{list_limit, CacheKey, ListLimit};
 use super::route::Api;
 use crate::auth::policy::{On, Rule};
 use crate::cache;
@@ -27,6 +26,7 @@ const MAX_LINES: usize = 10_000;
 
 pub fn api() -> Api {
     Api::client()
+        .tagged("cache")
         .route(Rule::Data(On::All(Kind::Cache)), routes!(stats))
         .route(Rule::Data(On::All(Kind::Cache)), routes!(lines))
         .route(
@@ -36,37 +36,15 @@ pub fn api() -> Api {
         .route(Rule::Data(On::One(Kind::Cache)), routes!(states))
 }
 
-/// Cache keys are KV keys, one path segment (the client percent-encodes
-/// `/`); `lines` names this node's line listing instead.
-fn validate_cache_key(key: &str) -> HttpResult<()> {
-    validate_key(key)?;
-    if key == "lines" {
-        return Err(invalid(
-            "\"lines\" is reserved (GET /v1/cache/lines lists this node's lines)",
-        ));
-    }
-    Ok(())
-}
-
 /// `CacheItem` as JSON. The stored value is already JSON text: it is spliced
 /// in rather than parsed and serialized again on every hit.
-#[utoipa::path(
-    get,
-    path = routes::CACHE_KEY,
-    tag = "cache",
-    params(
-        CacheKeyPath,
-    ),
+#[utoipa::path(get, path = routes::CACHE_KEY, params(CacheKey),
     responses(
         (status = 200, description = "The latest acknowledged value, and this node's line state", body = dsync_api::cache::CacheItem),
         (status = 404, description = "`not_found`: no such key", body = dsync_api::ErrorBody),
-    )
+    ),
 )]
-async fn get_key(
-    State(node): State<Arc<Node>>,
-    ApiPath(key): ApiPath<String>,
-) -> HttpResult<Response> {
-    validate_cache_key(&key)?;
+async fn get_key(State(node): State<Arc<Node>>, CacheKey(key): CacheKey) -> HttpResult<Response> {
     let r = cache::get(&node, &key).await?;
     let body = format!(
         r#"{{"value":{},"version":{},"state":"{}","node":{},"hit":{}}}"#,
@@ -79,24 +57,17 @@ async fn get_key(
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
 
-#[utoipa::path(
-    put,
-    path = routes::CACHE_KEY,
-    tag = "cache",
-    params(
-        CacheKeyPath,
-    ),
+#[utoipa::path(put, path = routes::CACHE_KEY, params(CacheKey),
     request_body = dsync_api::cache::CachePutRequest,
     responses(
         (status = 200, description = "Written; this node holds the line in M", body = dsync_api::cache::CachePutResponse),
-    )
+    ),
 )]
 async fn put_key(
     State(node): State<Arc<Node>>,
-    ApiPath(key): ApiPath<String>,
+    CacheKey(key): CacheKey,
     ApiJson(req): ApiJson<CachePutRequest>,
 ) -> HttpResult<Json<CachePutResponse>> {
-    validate_cache_key(&key)?;
     super::kv::room_for_key(&node, &key)?;
     let out = cache::write(&*node, &key, Some(req.value.to_string())).await?;
     Ok(Json(CachePutResponse {
@@ -106,44 +77,30 @@ async fn put_key(
     }))
 }
 
-#[utoipa::path(
-    delete,
-    path = routes::CACHE_KEY,
-    tag = "cache",
-    params(
-        CacheKeyPath,
-    ),
+#[utoipa::path(delete, path = routes::CACHE_KEY, params(CacheKey),
     responses(
         (status = 200, description = "Whether a value was removed", body = dsync_api::cache::CacheDeleteResponse),
-    )
+    ),
 )]
 async fn delete_key(
     State(node): State<Arc<Node>>,
-    ApiPath(key): ApiPath<String>,
+    CacheKey(key): CacheKey,
 ) -> HttpResult<Json<CacheDeleteResponse>> {
-    validate_cache_key(&key)?;
     let out = cache::write(&*node, &key, None).await?;
     Ok(Json(CacheDeleteResponse {
         deleted: out.deleted,
     }))
 }
 
-#[utoipa::path(
-    get,
-    path = routes::CACHE_KEY_STATES,
-    tag = "cache",
-    params(
-        CacheKeyPath,
-    ),
+#[utoipa::path(get, path = routes::CACHE_KEY_STATES, params(CacheKey),
     responses(
         (status = 200, description = "Every node's line state for the key", body = dsync_api::cache::CacheStates),
-    )
+    ),
 )]
 async fn states(
     State(node): State<Arc<Node>>,
-    ApiPath(key): ApiPath<String>,
+    CacheKey(key): CacheKey,
 ) -> HttpResult<Json<CacheStates>> {
-    validate_cache_key(&key)?;
     let nodes = cache::states(&*node, &key).await;
     Ok(Json(CacheStates { key, nodes }))
 }
@@ -154,25 +111,16 @@ struct LinesQuery {
     limit: Option<usize>,
 }
 
-#[utoipa::path(
-    get,
-    path = routes::CACHE_LINES,
-    tag = "cache",
-    params(
-        ListLimit,
-    ),
+#[utoipa::path(get, path = routes::CACHE_LINES, params(ListLimit),
     responses(
         (status = 200, description = "This node's own lines", body = dsync_api::cache::CacheLines),
-    )
+    ),
 )]
 async fn lines(
     State(node): State<Arc<Node>>,
     ApiQuery(q): ApiQuery<LinesQuery>,
 ) -> HttpResult<Json<CacheLines>> {
-    let limit = q.limit.unwrap_or(1000);
-    if limit == 0 || limit > MAX_LINES {
-        return Err(invalid(format!("limit must be between 1 and {MAX_LINES}")));
-    }
+    let limit = list_limit(q.limit, MAX_LINES)?;
     let (lines, truncated) = cache::lines(&*node, limit);
     Ok(Json(CacheLines {
         node: node.id,
@@ -181,13 +129,10 @@ async fn lines(
     }))
 }
 
-#[utoipa::path(
-    get,
-    path = routes::CACHE,
-    tag = "cache",
+#[utoipa::path(get, path = routes::CACHE,
     responses(
         (status = 200, description = "This node's cache counters", body = dsync_api::cache::CacheStats),
-    )
+    ),
 )]
 async fn stats(State(node): State<Arc<Node>>) -> Json<CacheStats> {
     cache::update_line_gauges(&*node);

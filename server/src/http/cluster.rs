@@ -31,13 +31,10 @@ pub fn api() -> Api {
 }
 
 /// The process is alive and serving HTTP.
-#[utoipa::path(
-    get,
-    path = routes::HEALTH,
-    tag = "meta",
+#[utoipa::path(get, path = routes::HEALTH, tag = "meta",
     responses(
         (status = 200, description = "The process is alive and serving HTTP", body = dsync_api::types::Health),
-    )
+    ),
 )]
 async fn health(State(node): State<Arc<Node>>) -> Json<Health> {
     Json(Health {
@@ -50,14 +47,11 @@ async fn health(State(node): State<Arc<Node>>) -> Json<Health> {
 /// A leader is known and this node keeps up with what it knows committed
 /// (it has not stayed short of a commit index for longer than
 /// `progress::GRACE`).
-#[utoipa::path(
-    get,
-    path = routes::READY,
-    tag = "meta",
+#[utoipa::path(get, path = routes::READY, tag = "meta",
     responses(
         (status = 200, description = "A leader is known and this node has not stayed behind what it knows committed for over a second", body = dsync_api::types::Health),
         (status = 503, description = "Not ready (no leader, catching up, or draining): `ok` is false and `reason` says why", body = dsync_api::types::Health),
-    )
+    ),
 )]
 async fn ready(State(node): State<Arc<Node>>) -> Response {
     let s = node.status();
@@ -88,13 +82,10 @@ async fn ready(State(node): State<Arc<Node>>) -> Response {
     (code, Json(body)).into_response()
 }
 
-#[utoipa::path(
-    get,
-    path = routes::METRICS,
-    tag = "meta",
+#[utoipa::path(get, path = routes::METRICS, tag = "meta",
     responses(
         (status = 200, description = "Prometheus metrics", body = String, content_type = "application/openmetrics-text"),
-    )
+    ),
 )]
 async fn metrics(State(node): State<Arc<Node>>) -> Response {
     let now = crate::proposer::now_ms();
@@ -122,27 +113,21 @@ async fn metrics(State(node): State<Arc<Node>>) -> Response {
         .into_response()
 }
 
-#[utoipa::path(
-    get,
-    path = routes::STATUS,
-    tag = "cluster",
+#[utoipa::path(get, path = routes::STATUS, tag = "cluster",
     responses(
         (status = 200, description = "This node's view of the cluster", body = dsync_api::types::NodeStatus),
-    )
+    ),
 )]
 async fn status(State(node): State<Arc<Node>>) -> Json<NodeStatus> {
     Json(node.status())
 }
 
-#[utoipa::path(
-    post,
-    path = routes::MEMBERS,
-    tag = "cluster",
+#[utoipa::path(post, path = routes::MEMBERS, tag = "cluster",
     request_body = dsync_api::types::JoinRequest,
     responses(
         (status = 200, description = "The membership after the join", body = dsync_api::types::MembershipResponse),
         (status = 503, description = "`unavailable`: no leader, or the membership change is refused for now", body = dsync_api::ErrorBody),
-    )
+    ),
 )]
 async fn join(
     State(node): State<Arc<Node>>,
@@ -152,15 +137,12 @@ async fn join(
     Ok(Json(MembershipResponse { members }))
 }
 
-#[utoipa::path(
-    post,
-    path = routes::LEADER_TRANSFER,
-    tag = "cluster",
+#[utoipa::path(post, path = routes::LEADER_TRANSFER, tag = "cluster",
     request_body = dsync_api::types::LeaderTransferRequest,
     responses(
         (status = 200, description = "Leadership moved", body = dsync_api::types::LeaderTransferResponse),
         (status = 503, description = "`unavailable`: no leader, another transfer runs, or the target did not catch up", body = dsync_api::ErrorBody),
-    )
+    ),
 )]
 async fn transfer_leader(
     State(node): State<Arc<Node>>,

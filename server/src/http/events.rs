@@ -25,20 +25,19 @@ use crate::node::Node;
 const KEEP_ALIVE: Duration = Duration::from_secs(5);
 
 pub fn api() -> Api {
-    Api::client().route(Rule::Role(Role::Read, On::Everything), routes!(events))
+    Api::client()
+        .tagged("events")
+        .route(Rule::Role(Role::Read, On::Everything), routes!(events))
 }
 
 /// Starts with this node's role, then streams every event published from
 /// now on; a subscriber that falls behind gets a `lagged` event instead of
 /// slowing the node down.
-#[utoipa::path(
-    get,
-    path = routes::EVENTS,
-    tag = "events",
+#[utoipa::path(get, path = routes::EVENTS,
     responses(
         (status = 200, description = "A never-ending `text/event-stream`: each message's `event:` is the `kind` and its `data:` one `Event` as JSON; comment lines keep the connection alive", body = String, content_type = "text/event-stream"),
         (status = 429, description = "`rate_limited`: this node already streams to its maximum of subscribers, or this client to its own (`limits.max_event_streams_per_client`)", body = dsync_api::ErrorBody),
-    )
+    ),
 )]
 async fn events(
     State(node): State<Arc<Node>>,

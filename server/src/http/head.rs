@@ -41,37 +41,38 @@ fn header_bytes(parts: &Parts) -> usize {
 }
 
 fn check(parts: &Parts, limits: &LimitsConfig) -> Result<(), HttpError> {
-    let refuse = |code, message: String| Err(HttpError(ApiError::new(code, message)));
     let target = parts.uri.path_and_query().map_or(0, |p| p.as_str().len());
-    if target > limits.max_uri_bytes {
-        return refuse(
+    // What is measured, how much there is, the most taken and its setting.
+    let bounds = [
+        (
             ErrorCode::UriTooLong,
-            format!(
-                "the request target is {target} bytes; this node takes at most {} \
-                 (limits.max_uri_bytes)",
-                limits.max_uri_bytes
-            ),
-        );
-    }
-    let fields = parts.headers.len();
-    if fields > MAX_HEADER_FIELDS {
-        return refuse(
+            "request target bytes",
+            target,
+            limits.max_uri_bytes,
+            " (limits.max_uri_bytes)",
+        ),
+        (
             ErrorCode::HeadersTooLarge,
-            format!("the request has {fields} header fields; this node takes at most {MAX_HEADER_FIELDS}"),
-        );
-    }
-    let bytes = header_bytes(parts);
-    if bytes > limits.max_header_bytes {
-        return refuse(
+            "header fields",
+            parts.headers.len(),
+            MAX_HEADER_FIELDS,
+            "",
+        ),
+        (
             ErrorCode::HeadersTooLarge,
-            format!(
-                "the header fields are {bytes} bytes; this node takes at most {} \
-                 (limits.max_header_bytes)",
-                limits.max_header_bytes
-            ),
-        );
+            "bytes of header fields",
+            header_bytes(parts),
+            limits.max_header_bytes,
+            " (limits.max_header_bytes)",
+        ),
+    ];
+    match bounds.into_iter().find(|(_, _, have, most, _)| have > most) {
+        Some((code, what, have, most, setting)) => Err(HttpError(ApiError::new(
+            code,
+            format!("the request has {have} {what}; this node takes at most {most}{setting}"),
+        ))),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 #[cfg(test)]

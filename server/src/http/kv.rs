@@ -10,12 +10,11 @@ use dsync_api::routes::MAX_KEY_LEN;
 use dsync_api::types::{
     KvDeleteQuery, KvDeleteResponse, KvItem, KvListResponse, KvPutRequest, KvPutResponse, ReadQuery,
 };
-use dsync_api::ErrorCode;
 use utoipa_axum::routes;
 
 use super::error::{invalid, HttpError, HttpResult};
-use super::extract::{ApiJson, ApiPath, ApiQuery, RequestId};
-use super::params::{KvKeyPath, ListLimit, ReadOptions, RequestIdHeader};
+use super::extract::{ApiJson, ApiQuery, RequestId};
+use super::params::{list_limit, KvKey, ListLimit, ReadOptions, RequestIdHeader};
 use super::route::Api;
 use crate::auth::limits::room_for_new;
 use crate::auth::policy::{On, Rule};
@@ -27,6 +26,7 @@ const MAX_LIST: usize = 10_000;
 
 pub fn api() -> Api {
     Api::client()
+        .tagged("kv")
         .route(Rule::Data(On::Prefix(Kind::Kv)), routes!(list))
         .route(
             Rule::Data(On::One(Kind::Kv)),
@@ -48,46 +48,21 @@ pub fn room_for_key(node: &Node, key: &str) -> HttpResult<()> {
     Ok(())
 }
 
-/// Keys are 1..=512 bytes of printable text.
-pub fn validate_key(key: &str) -> HttpResult<()> {
-    if key.is_empty() {
-        return Err(invalid("key must not be empty"));
-    }
-    if key.len() > MAX_KEY_LEN {
-        return Err(invalid(format!(
-            "key is {} bytes; the limit is {MAX_KEY_LEN}",
-            key.len()
-        )));
-    }
-    if key.chars().any(char::is_control) {
-        return Err(invalid("key must not contain control characters"));
-    }
-    Ok(())
-}
-
 fn parse_value(text: &str) -> serde_json::Value {
     serde_json::from_str(text).unwrap_or(serde_json::Value::Null)
 }
 
-#[utoipa::path(
-    get,
-    path = routes::KV_KEY,
-    tag = "kv",
-    params(
-        KvKeyPath,
-        ReadOptions,
-    ),
+#[utoipa::path(get, path = routes::KV_KEY, params(KvKey, ReadOptions),
     responses(
         (status = 200, description = "The value and its version", body = dsync_api::types::KvItem),
         (status = 404, description = "`not_found`: no such key", body = dsync_api::ErrorBody),
-    )
+    ),
 )]
 async fn get_key(
     State(node): State<Arc<Node>>,
-    ApiPath(key): ApiPath<String>,
+    KvKey(key): KvKey,
     ApiQuery(q): ApiQuery<ReadQuery>,
 ) -> HttpResult<Json<KvItem>> {
-    validate_key(&key)?;
     let staleness_ms = node.read_barrier(q.consistency, q.max_staleness_ms).await?;
     let st = node.control.sm.read();
     let e = st
@@ -103,28 +78,20 @@ async fn get_key(
     }))
 }
 
-#[utoipa::path(
-    put,
-    path = routes::KV_KEY,
-    tag = "kv",
-    params(
-        KvKeyPath,
-        RequestIdHeader,
-    ),
+#[utoipa::path(put, path = routes::KV_KEY, params(KvKey, RequestIdHeader),
     request_body = dsync_api::types::KvPutRequest,
     responses(
         (status = 200, description = "Committed on a quorum", body = dsync_api::types::KvPutResponse),
         (status = 409, description = "`conflict`: `if_version` does not match (`current_version` tells)", body = dsync_api::ErrorBody),
         (status = 412, description = "`stale_token`: the fence is not the current grant of its lock", body = dsync_api::ErrorBody),
-    )
+    ),
 )]
 async fn put_key(
     State(node): State<Arc<Node>>,
     id: RequestId,
-    ApiPath(key): ApiPath<String>,
+    KvKey(key): KvKey,
     ApiJson(req): ApiJson<KvPutRequest>,
 ) -> HttpResult<Json<KvPutResponse>> {
-    validate_key(&key)?;
     room_for_key(&node, &key)?;
     let put = kv::put(
         key,
@@ -136,36 +103,29 @@ async fn put_key(
     Ok(Json(KvPutResponse { version }))
 }
 
-#[utoipa::path(
-    delete,
-    path = routes::KV_KEY,
-    tag = "kv",
+#[utoipa::path(delete, path = routes::KV_KEY,
     params(
-        KvKeyPath,
+        KvKey,
         RequestIdHeader,
         ("if_version" = Option<u64>, Query, description = "Compare-and-delete: only if the key is at this version"),
     ),
     responses(
         (status = 200, description = "Whether a value was removed", body = dsync_api::types::KvDeleteResponse),
         (status = 409, description = "`conflict`: `if_version` does not match", body = dsync_api::ErrorBody),
-    )
+    ),
 )]
 async fn delete_key(
     State(node): State<Arc<Node>>,
     id: RequestId,
-    ApiPath(key): ApiPath<String>,
+    KvKey(key): KvKey,
     ApiQuery(q): ApiQuery<KvDeleteQuery>,
 ) -> HttpResult<Json<KvDeleteResponse>> {
-    validate_key(&key)?;
     let delete = kv::delete(key, q.if_version).once(id.as_deref());
     let deleted = node.propose(delete).await?;
     Ok(Json(KvDeleteResponse { deleted }))
 }
 
-#[utoipa::path(
-    get,
-    path = routes::KV,
-    tag = "kv",
+#[utoipa::path(get, path = routes::KV,
     params(
         ("prefix" = Option<String>, Query, description = "Only keys starting with this", max_length = 512),
         ListLimit,
@@ -173,7 +133,7 @@ async fn delete_key(
     ),
     responses(
         (status = 200, description = "Keys in order, at most `limit`", body = dsync_api::types::KvListResponse),
-    )
+    ),
 )]
 async fn list(
     State(node): State<Arc<Node>>,
@@ -183,13 +143,7 @@ async fn list(
     if prefix.len() > MAX_KEY_LEN {
         return Err(invalid(format!("prefix longer than {MAX_KEY_LEN} bytes")));
     }
-    let limit = q.limit.unwrap_or(1000);
-    if limit == 0 || limit > MAX_LIST {
-        return Err(HttpError(dsync_api::ApiError::new(
-            ErrorCode::InvalidArgument,
-            format!("limit must be between 1 and {MAX_LIST}"),
-        )));
-    }
+    let limit = list_limit(q.limit, MAX_LIST)?;
     let staleness_ms = node.read_barrier(q.consistency, q.max_staleness_ms).await?;
     let st = node.control.sm.read();
     let (items, truncated) = st.data.kv.list(&prefix, limit);
@@ -206,18 +160,4 @@ async fn list(
         truncated,
         staleness_ms,
     }))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_are_validated() {
-        assert!(validate_key("app/config").is_ok());
-        assert!(validate_key("").is_err());
-        assert!(validate_key("a\nb").is_err());
-        assert!(validate_key(&"x".repeat(MAX_KEY_LEN + 1)).is_err());
-        assert!(validate_key(&"x".repeat(MAX_KEY_LEN)).is_ok());
-    }
 }

@@ -19,23 +19,19 @@ use crate::node::Node;
 
 pub fn api() -> Api {
     Api::operator()
+        .tagged("cluster")
         .route(Rule::ADMIN, routes!(remove))
         .route(Rule::ADMIN, routes!(backup))
         .route(Rule::ADMIN, routes!(drain, undrain))
 }
 
-#[utoipa::path(
-    delete,
-    path = routes::MEMBER,
-    tag = "cluster",
-    params(
-        ("id" = u64, Path, description = "Member id", minimum = 1),
-    ),
+#[utoipa::path(delete, path = routes::MEMBER,
+    params(("id" = u64, Path, description = "Member id", minimum = 1)),
     responses(
         (status = 200, description = "The membership after the removal", body = dsync_api::types::MembershipResponse),
         (status = 409, description = "`conflict`: too few healthy voters would remain", body = dsync_api::ErrorBody),
         (status = 503, description = "`unavailable`: no leader, or the change is refused for now", body = dsync_api::ErrorBody),
-    )
+    ),
 )]
 async fn remove(
     State(node): State<Arc<Node>>,
@@ -50,14 +46,11 @@ async fn remove(
     Ok(Json(MembershipResponse { members }))
 }
 
-#[utoipa::path(
-    get,
-    path = routes::BACKUP,
-    tag = "cluster",
+#[utoipa::path(get, path = routes::BACKUP,
     responses(
         (status = 200, description = "A backup file of the whole state at a linearizable point", body = Vec<u8>, content_type = "application/octet-stream"),
         (status = 503, description = "`unavailable`: no leader or no quorum", body = dsync_api::ErrorBody),
-    )
+    ),
 )]
 async fn backup(State(node): State<Arc<Node>>) -> HttpResult<Response> {
     let bytes = node.backup().await?;
@@ -78,15 +71,12 @@ async fn backup(State(node): State<Arc<Node>>) -> HttpResult<Response> {
 /// it leads, hands leadership to the most caught-up follower. If that
 /// hand-off fails the drain is called off and the error returned; repeating
 /// a drain is harmless.
-#[utoipa::path(
-    post,
-    path = routes::NODE_DRAIN,
-    tag = "cluster",
+#[utoipa::path(post, path = routes::NODE_DRAIN,
     responses(
         (status = 200, description = "This node now turns clients away (503)", body = dsync_api::types::DrainResponse),
         (status = 400, description = "`invalid_argument`: this node leads and has no one to hand off to; the drain is called off", body = dsync_api::ErrorBody),
         (status = 503, description = "`unavailable`: the hand-off failed; the drain is called off", body = dsync_api::ErrorBody),
-    )
+    ),
 )]
 async fn drain(State(node): State<Arc<Node>>) -> HttpResult<Json<DrainResponse>> {
     node.set_draining(true);
@@ -126,13 +116,10 @@ async fn drain(State(node): State<Arc<Node>>) -> HttpResult<Json<DrainResponse>>
 }
 
 /// Ends a drain without a restart (e.g. when a maintenance is called off).
-#[utoipa::path(
-    delete,
-    path = routes::NODE_DRAIN,
-    tag = "cluster",
+#[utoipa::path(delete, path = routes::NODE_DRAIN,
     responses(
         (status = 200, description = "This node takes client requests again", body = dsync_api::types::DrainResponse),
-    )
+    ),
 )]
 async fn undrain(State(node): State<Arc<Node>>) -> Json<DrainResponse> {
     node.set_draining(false);

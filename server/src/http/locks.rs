@@ -11,8 +11,10 @@ use dsync_api::types::ReadQuery;
 use utoipa_axum::routes;
 
 use super::error::{invalid, HttpResult};
-use super::extract::{ApiJson, ApiPath, ApiQuery, RequestId};
-use super::params::{ListLimit, LockPath, ReadOptions, RequestIdHeader};
+use super::extract::{ApiJson, ApiQuery, RequestId};
+use super::params::{
+    check_printable, list_limit, ListLimit, LockName, ReadOptions, RequestIdHeader,
+};
 use super::route::Api;
 use crate::auth::limits::{rate_limited, room_for_new};
 use crate::auth::ownership::{not_yours, owned_by, qualify_owner};
@@ -30,6 +32,7 @@ const ONE_LOCK: Rule = Rule::Data(On::One(Kind::Locks));
 
 pub fn api() -> Api {
     Api::client()
+        .tagged("locks")
         .route(Rule::Data(On::All(Kind::Locks)), routes!(list))
         .route(Rule::Data(On::All(Kind::Locks)), routes!(graph))
         .route(ONE_LOCK, routes!(one))
@@ -40,18 +43,6 @@ pub fn api() -> Api {
             Rule::Role(Role::Admin, On::One(Kind::Locks)),
             routes!(force_release),
         )
-}
-
-fn check_text(what: &str, value: &str, max: usize) -> HttpResult<()> {
-    if value.is_empty() || value.len() > max {
-        return Err(invalid(format!("{what} must be 1 to {max} bytes")));
-    }
-    if value.chars().any(char::is_control) {
-        return Err(invalid(format!(
-            "{what} must not contain control characters"
-        )));
-    }
-    Ok(())
 }
 
 fn check_ttl(ttl_ms: u64) -> HttpResult<()> {
@@ -81,27 +72,20 @@ fn check_grant_owner(node: &Node, caller: &Caller, name: &str, token: u64) -> Ht
     }
 }
 
-#[utoipa::path(
-    post,
-    path = routes::LOCK_ACQUIRE,
-    tag = "locks",
-    params(
-        LockPath,
-    ),
+#[utoipa::path(post, path = routes::LOCK_ACQUIRE, params(LockName),
     request_body = dsync_api::locks::AcquireRequest,
     responses(
         (status = 200, description = "Granted, with its fencing token", body = dsync_api::locks::AcquireResponse),
         (status = 409, description = "`lock_busy` (try once, or the wait ran out), or `deadlock` with `cycle`", body = dsync_api::ErrorBody),
-    )
+    ),
 )]
 async fn acquire(
     State(node): State<Arc<Node>>,
     caller: Caller,
-    ApiPath(name): ApiPath<String>,
+    LockName(name): LockName,
     ApiJson(mut req): ApiJson<AcquireRequest>,
 ) -> HttpResult<Json<AcquireResponse>> {
-    check_text("lock name", &name, MAX_LOCK_NAME)?;
-    check_text("owner", &req.owner, MAX_OWNER)?;
+    check_printable("owner", &req.owner, MAX_OWNER)?;
     check_ttl(req.ttl_ms)?;
     if req.wait_ms > MAX_WAIT_MS {
         return Err(invalid(format!("wait_ms must be at most {MAX_WAIT_MS}")));
@@ -130,29 +114,21 @@ async fn acquire(
     Ok(Json(node.lock_acquire(name, req).await?))
 }
 
-#[utoipa::path(
-    post,
-    path = routes::LOCK_RELEASE,
-    tag = "locks",
-    params(
-        LockPath,
-        RequestIdHeader,
-    ),
+#[utoipa::path(post, path = routes::LOCK_RELEASE, params(LockName, RequestIdHeader),
     request_body = dsync_api::locks::ReleaseRequest,
     responses(
         (status = 200, description = "Released", body = dsync_api::locks::ReleaseResponse),
         (status = 412, description = "`stale_token`: not the current grant of this owner", body = dsync_api::ErrorBody),
-    )
+    ),
 )]
 async fn release(
     State(node): State<Arc<Node>>,
     caller: Caller,
     id: RequestId,
-    ApiPath(name): ApiPath<String>,
+    LockName(name): LockName,
     ApiJson(req): ApiJson<ReleaseRequest>,
 ) -> HttpResult<Json<ReleaseResponse>> {
-    check_text("lock name", &name, MAX_LOCK_NAME)?;
-    check_text("owner", &req.owner, MAX_OWNER)?;
+    check_printable("owner", &req.owner, MAX_OWNER)?;
     check_grant_owner(&node, &caller, &name, req.token)?;
     let owner = qualify_owner(&caller.principal, &req.owner);
     let release = locks::release(name, owner, req.token).once(id.as_deref());
@@ -160,27 +136,20 @@ async fn release(
     Ok(Json(ReleaseResponse { released: true }))
 }
 
-#[utoipa::path(
-    post,
-    path = routes::LOCK_KEEPALIVE,
-    tag = "locks",
-    params(
-        LockPath,
-    ),
+#[utoipa::path(post, path = routes::LOCK_KEEPALIVE, params(LockName),
     request_body = dsync_api::locks::KeepaliveRequest,
     responses(
         (status = 200, description = "Lease renewed", body = dsync_api::locks::KeepaliveResponse),
         (status = 412, description = "`stale_token`: not the current grant of this owner", body = dsync_api::ErrorBody),
-    )
+    ),
 )]
 async fn keepalive(
     State(node): State<Arc<Node>>,
     caller: Caller,
-    ApiPath(name): ApiPath<String>,
+    LockName(name): LockName,
     ApiJson(req): ApiJson<KeepaliveRequest>,
 ) -> HttpResult<Json<KeepaliveResponse>> {
-    check_text("lock name", &name, MAX_LOCK_NAME)?;
-    check_text("owner", &req.owner, MAX_OWNER)?;
+    check_printable("owner", &req.owner, MAX_OWNER)?;
     if let Some(t) = req.ttl_ms {
         check_ttl(t)?;
     }
@@ -197,44 +166,33 @@ async fn keepalive(
 
 /// Admin override for a holder that is stuck but keeps its lease alive:
 /// drops every grant (their tokens become stale) and wakes the next waiter.
-#[utoipa::path(
-    post,
-    path = routes::LOCK_FORCE_RELEASE,
-    tag = "locks",
-    params(
-        LockPath,
-    ),
+#[utoipa::path(post, path = routes::LOCK_FORCE_RELEASE, params(LockName),
     responses(
         (status = 200, description = "Every holder evicted", body = dsync_api::locks::ForceReleaseResponse),
-    )
+    ),
 )]
 async fn force_release(
     State(node): State<Arc<Node>>,
-    ApiPath(name): ApiPath<String>,
+    LockName(name): LockName,
 ) -> HttpResult<Json<ForceReleaseResponse>> {
-    check_text("lock name", &name, MAX_LOCK_NAME)?;
     let released = node.propose(locks::force_release(name.clone())).await?;
     Ok(Json(ForceReleaseResponse { name, released }))
 }
 
-#[utoipa::path(
-    get,
-    path = routes::LOCK,
-    tag = "locks",
+#[utoipa::path(get, path = routes::LOCK,
     params(
         ("name" = String, Path, description = "Lock name: 1 to 256 bytes of printable text (`graph` names the wait-for graph)", min_length = 1, max_length = 256, pattern = "^(?!graph$)[^\\x00-\\x1F\\x7F-\\x9F]*$"),
         ReadOptions,
     ),
     responses(
         (status = 200, description = "Holders and waiters (none for an unknown lock)", body = dsync_api::locks::LockInfo),
-    )
+    ),
 )]
 async fn one(
     State(node): State<Arc<Node>>,
-    ApiPath(name): ApiPath<String>,
+    LockName(name): LockName,
     ApiQuery(q): ApiQuery<ReadQuery>,
 ) -> HttpResult<Json<LockInfo>> {
-    check_text("lock name", &name, MAX_LOCK_NAME)?;
     node.read_barrier(q.consistency, q.max_staleness_ms).await?;
     let info = node.control.sm.read().data.locks.info(&name, now_ms());
     // A lock nobody holds or waits for simply has no holders.
@@ -245,38 +203,25 @@ async fn one(
     })))
 }
 
-#[utoipa::path(
-    get,
-    path = routes::LOCKS,
-    tag = "locks",
-    params(
-        ListLimit,
-        ReadOptions,
-    ),
+#[utoipa::path(get, path = routes::LOCKS, params(ListLimit, ReadOptions),
     responses(
         (status = 200, description = "Held or awaited locks", body = dsync_api::locks::LockList),
-    )
+    ),
 )]
 async fn list(
     State(node): State<Arc<Node>>,
     ApiQuery(q): ApiQuery<ReadQuery>,
 ) -> HttpResult<Json<LockList>> {
     node.read_barrier(q.consistency, q.max_staleness_ms).await?;
-    let limit = q.limit.unwrap_or(1000).clamp(1, MAX_LISTED);
+    let limit = list_limit(q.limit, MAX_LISTED)?;
     let locks = node.control.sm.read().data.locks.infos(now_ms(), limit);
     Ok(Json(LockList { locks }))
 }
 
-#[utoipa::path(
-    get,
-    path = routes::LOCK_GRAPH,
-    tag = "locks",
-    params(
-        ReadOptions,
-    ),
+#[utoipa::path(get, path = routes::LOCK_GRAPH, params(ReadOptions),
     responses(
         (status = 200, description = "The wait-for graph and recent deadlocks", body = dsync_api::locks::LockGraph),
-    )
+    ),
 )]
 async fn graph(
     State(node): State<Arc<Node>>,

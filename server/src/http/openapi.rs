@@ -82,11 +82,8 @@ pub fn allow(template: &str) -> Option<HeaderValue> {
 }
 
 /// This document (OpenAPI 3.1). Readable without a credential, like the probes.
-#[utoipa::path(
-    get,
-    path = routes::OPENAPI,
-    tag = "meta",
-    responses((status = 200, description = "The OpenAPI document", body = Object))
+#[utoipa::path(get, path = routes::OPENAPI, tag = "meta",
+    responses((status = 200, description = "The OpenAPI document", body = Object)),
 )]
 async fn serve() -> Response {
     ([(header::CONTENT_TYPE, "application/json")], document()).into_response()

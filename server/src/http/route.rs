@@ -11,7 +11,7 @@ use std::sync::{Arc, OnceLock};
 
 use axum::http::Method;
 use axum::Router;
-use utoipa::openapi::path::PathItem;
+use utoipa::openapi::path::{Operation, PathItem};
 use utoipa::openapi::OpenApi;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 
@@ -47,6 +47,18 @@ fn methods_of(item: &PathItem) -> Vec<Method> {
     .into_iter()
     .filter_map(|(m, present)| present.then_some(m))
     .collect()
+}
+
+fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
+    [
+        item.get.as_mut(),
+        item.put.as_mut(),
+        item.post.as_mut(),
+        item.delete.as_mut(),
+        item.patch.as_mut(),
+    ]
+    .into_iter()
+    .flatten()
 }
 
 /// Every registered route's methods and entries, by axum's template
@@ -141,6 +153,7 @@ pub struct Api {
     router: OpenApiRouter<Arc<Node>>,
     table: Table,
     traffic: Traffic,
+    tag: Option<&'static str>,
 }
 
 impl Api {
@@ -159,19 +172,32 @@ impl Api {
             router: OpenApiRouter::new(),
             table: Table::default(),
             traffic,
+            tag: None,
         }
+    }
+
+    /// Files the routes registered next under `tag` in the OpenAPI
+    /// document, unless a handler's `#[utoipa::path]` names its own.
+    pub fn tagged(mut self, tag: &'static str) -> Self {
+        self.tag = Some(tag);
+        self
     }
 
     /// Mounts the handlers of one path (`routes!(get_key, put_key)`) with
     /// the rule their calls need.
-    pub fn route(mut self, rule: Rule, handlers: UtoipaMethodRouter<Arc<Node>>) -> Self {
+    pub fn route(mut self, rule: Rule, mut handlers: UtoipaMethodRouter<Arc<Node>>) -> Self {
         let entry = Entry {
             rule,
             traffic: self.traffic,
         };
-        for (path, item) in handlers.1.paths.iter() {
+        for (path, item) in handlers.1.paths.iter_mut() {
             for method in methods_of(item) {
                 self.table.insert(path, method, entry);
+            }
+            if let Some(tag) = self.tag {
+                for op in operations(item) {
+                    op.tags.get_or_insert_with(|| vec![tag.to_string()]);
+                }
             }
         }
         self.router = self.router.routes(handlers);

@@ -28,6 +28,7 @@ use crate::node::Node;
 
 pub fn api() -> Api {
     Api::client()
+        .tagged("cluster")
         .route(Rule::Role(Role::Read, On::Everything), routes!(shards))
         .route(Rule::ADMIN, routes!(init))
         .route(Rule::ADMIN, routes!(balance))
@@ -37,13 +38,10 @@ pub fn api() -> Api {
         .route(Rule::Role(Role::Read, On::Everything), routes!(job))
 }
 
-#[utoipa::path(
-    get,
-    path = routes::SHARDS,
-    tag = "cluster",
+#[utoipa::path(get, path = routes::SHARDS,
     responses(
         (status = 200, description = "The shard map and every group's replicas (match indexes from each group's leader), leader, topics and depth; during a reshard also the groups it creates", body = dsync_api::shards::ShardsStatus),
-    )
+    ),
 )]
 pub(super) async fn shards(State(node): State<Arc<Node>>) -> Json<ShardsStatus> {
     let map = node.shard_map();
@@ -114,15 +112,11 @@ fn unreachable_group(g: &GroupInfo) -> GroupStatus {
     }
 }
 
-#[utoipa::path(
-    post,
-    path = routes::SHARDS,
-    tag = "cluster",
-    request_body = dsync_api::shards::InitShards,
+#[utoipa::path(post, path = routes::SHARDS, request_body = dsync_api::shards::InitShards,
     responses(
         (status = 200, description = "The first shard map, committed: every node now opens the queue groups it places there", body = dsync_api::shards::ShardMap),
         (status = 409, description = "`conflict`: the cluster already has other queue groups, or the control group still holds messages", body = dsync_api::ErrorBody),
-    )
+    ),
 )]
 pub(super) async fn init(
     State(node): State<Arc<Node>>,
@@ -131,28 +125,22 @@ pub(super) async fn init(
     Ok(Json(node.init_shards(req).await?))
 }
 
-#[utoipa::path(
-    post,
-    path = routes::SHARDS_LEADERS,
-    tag = "cluster",
+#[utoipa::path(post, path = routes::SHARDS_LEADERS,
     responses(
         (status = 200, description = "Each queue group's leadership, moved to its preferred leader where it was elsewhere (no node then leads more than ⌈G/N⌉ groups)", body = Vec<dsync_api::shards::GroupMove>),
-    )
+    ),
 )]
 pub(super) async fn balance(State(node): State<Arc<Node>>) -> HttpResult<Json<Vec<GroupMove>>> {
     Ok(Json(node.balance_leaders().await?))
 }
 
-#[utoipa::path(
-    post,
-    path = routes::SHARDS_REBALANCE,
-    tag = "cluster",
+#[utoipa::path(post, path = routes::SHARDS_REBALANCE,
     request_body = dsync_api::shards::RebalanceRequest,
     responses(
         (status = 200, description = "The replica moves that balance every group over the voters (less `exclude`), and the job carrying them out (none for a dry run or when nothing needs to move)", body = dsync_api::shards::RebalancePlan),
         (status = 400, description = "`invalid_argument`: no queue groups, or `exclude` names a node that is not a voter or every voter", body = dsync_api::ErrorBody),
         (status = 409, description = "`conflict`: another shard job is still running", body = dsync_api::ErrorBody),
-    )
+    ),
 )]
 pub(super) async fn rebalance(
     State(node): State<Arc<Node>>,
@@ -166,16 +154,13 @@ pub(super) async fn rebalance(
     Ok(Json(node.rebalance(req).await?))
 }
 
-#[utoipa::path(
-    post,
-    path = routes::SHARDS_RESHARD,
-    tag = "cluster",
+#[utoipa::path(post, path = routes::SHARDS_RESHARD,
     request_body = dsync_api::shards::ReshardRequest,
     responses(
         (status = 200, description = "The map the reshard leads to, the topics it moves (from the group that holds each to the one the new ring names) and the job carrying them out (none for a dry run)", body = dsync_api::shards::ReshardPlan),
         (status = 400, description = "`invalid_argument`: no queue groups yet, or `groups` outside 1 to 1,024", body = dsync_api::ErrorBody),
         (status = 409, description = "`conflict`: another shard job is still running", body = dsync_api::ErrorBody),
-    )
+    ),
 )]
 pub(super) async fn reshard(
     State(node): State<Arc<Node>>,
@@ -184,27 +169,21 @@ pub(super) async fn reshard(
     Ok(Json(node.reshard(req).await?))
 }
 
-#[utoipa::path(
-    get,
-    path = routes::SHARDS_JOBS,
-    tag = "cluster",
+#[utoipa::path(get, path = routes::SHARDS_JOBS,
     responses(
         (status = 200, description = "The running shard job, then the last finished ones, newest first, as this node last applied them", body = Vec<dsync_api::shards::ShardJob>),
-    )
+    ),
 )]
 pub(super) async fn jobs(State(node): State<Arc<Node>>) -> Json<Vec<ShardJob>> {
     Json(node.shard_jobs())
 }
 
-#[utoipa::path(
-    get,
-    path = routes::SHARDS_JOB,
-    tag = "cluster",
+#[utoipa::path(get, path = routes::SHARDS_JOB,
     params(("id" = u64, Path, description = "Shard job id", minimum = 1)),
     responses(
         (status = 200, description = "The job as this node last applied it", body = dsync_api::shards::ShardJob),
         (status = 404, description = "`not_found`: this node has not applied that job, or no longer keeps it", body = dsync_api::ErrorBody),
-    )
+    ),
 )]
 pub(super) async fn job(
     State(node): State<Arc<Node>>,

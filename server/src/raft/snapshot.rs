@@ -101,6 +101,13 @@ impl SnapshotFile {
 #[derive(Deserialize)]
 struct SnapshotV1 {
     meta: SnapshotMeta,
+    state: FirstFields,
+}
+
+/// The fields every format's state starts with. Bincode encodes a nested
+/// struct's fields in place, so the old layouts can embed this.
+#[derive(Deserialize)]
+pub(super) struct FirstFields {
     revision: u64,
     now_ms: u64,
     kv: crate::state::kv::KvTable,
@@ -108,18 +115,25 @@ struct SnapshotV1 {
     queues: crate::state::queue::QueueTable,
 }
 
+impl FirstFields {
+    /// The state with these fields and the later ones empty.
+    pub(super) fn into_state(self) -> StateData {
+        StateData {
+            revision: self.revision,
+            now_ms: self.now_ms,
+            kv: self.kv,
+            locks: self.locks,
+            queues: self.queues,
+            ..StateData::default()
+        }
+    }
+}
+
 impl SnapshotV1 {
     fn upgrade(self) -> SnapshotFile {
         SnapshotFile {
             meta: self.meta,
-            data: StateData {
-                revision: self.revision,
-                now_ms: self.now_ms,
-                kv: self.kv,
-                locks: self.locks,
-                queues: self.queues,
-                ..StateData::default()
-            },
+            data: self.state.into_state(),
         }
     }
 }

@@ -7,7 +7,7 @@ use std::collections::VecDeque;
 use dsync_api::shards::{JobState, ReplicaMove, ShardJob, ShardMap};
 use serde::Deserialize;
 
-use super::snapshot::SnapshotFile;
+use super::snapshot::{FirstFields, SnapshotFile};
 use super::SnapshotMeta;
 use crate::state::dedup::Recent;
 use crate::state::jobs::ShardJobs;
@@ -16,11 +16,7 @@ use crate::state::StateData;
 #[derive(Deserialize)]
 pub(super) struct SnapshotV5 {
     meta: SnapshotMeta,
-    revision: u64,
-    now_ms: u64,
-    kv: crate::state::kv::KvTable,
-    locks: crate::state::locks::LockTable,
-    queues: crate::state::queue::QueueTable,
+    first: FirstFields,
     cluster_id: Option<String>,
     recent: Recent,
     shards: ShardMap,
@@ -65,25 +61,22 @@ impl JobV5 {
 impl SnapshotV5 {
     pub(super) fn upgrade(self) -> SnapshotFile {
         let last_group = self.shards.groups.iter().map(|g| g.id).max().unwrap_or(0);
+        let jobs = ShardJobs {
+            last_group,
+            next_id: self.jobs.next_id,
+            running: self.jobs.running.map(JobV5::upgrade),
+            finished: self.jobs.finished.into_iter().map(JobV5::upgrade).collect(),
+        };
+        let data = StateData {
+            cluster_id: self.cluster_id,
+            recent: self.recent,
+            shards: self.shards,
+            jobs,
+            ..self.first.into_state()
+        };
         SnapshotFile {
             meta: self.meta,
-            data: StateData {
-                revision: self.revision,
-                now_ms: self.now_ms,
-                kv: self.kv,
-                locks: self.locks,
-                queues: self.queues,
-                cluster_id: self.cluster_id,
-                recent: self.recent,
-                shards: self.shards,
-                jobs: ShardJobs {
-                    last_group,
-                    next_id: self.jobs.next_id,
-                    running: self.jobs.running.map(JobV5::upgrade),
-                    finished: self.jobs.finished.into_iter().map(JobV5::upgrade).collect(),
-                },
-                ..StateData::default()
-            },
+            data,
         }
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 
 use super::up::Started;
-use super::wait::{all_agree, wait_for, Watched};
+use super::wait::{all_follow, Watched};
 use crate::cluster_file::{now_ms, ClusterFile, NodeEntry, CLUSTER_FILE_VERSION};
 use crate::compose::{
     compose, compose_yaml, node_config_yaml, project_name, published_addr, require_image,
@@ -66,14 +66,8 @@ pub async fn up(
     }
     file.save(dir)?;
     let n = file.nodes.len();
-    let statuses = wait_for(
-        &mut watched,
-        timeout,
-        progress,
-        "waiting for every container to join",
-        |o| all_agree(n, o),
-    )
-    .await
+    let statuses = all_follow(&mut watched, n, timeout, progress, "waiting for every container to join")
+        .await
     .map_err(|e| {
         anyhow::anyhow!(
             "{e:#}\nthe containers keep running: see `docker compose -p {} logs`, stop them with `dsync cluster down`",

@@ -7,7 +7,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 
 use super::up::{keep_running_hint, record_versions, Started, UpAuth};
-use super::wait::{all_agree, leader_is, wait_for, Watched};
+use super::wait::{all_follow, leader_is, wait_for, Watched};
 use crate::cluster_file::{now_ms, ClusterFile, NodeEntry, CLUSTER_FILE_VERSION};
 use crate::local::{free_ports, spawn_node, NodeYaml};
 use crate::progress::Progress;
@@ -101,12 +101,12 @@ pub(super) async fn create(
             .map_err(keep_running_hint)?;
         }
     }
-    let statuses = wait_for(
+    let statuses = all_follow(
         &mut watched,
+        n as usize,
         timeout,
         progress,
         "waiting for every node to join",
-        |o| all_agree(n as usize, o),
     )
     .await
     .map_err(keep_running_hint)?;

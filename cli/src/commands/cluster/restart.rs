@@ -8,7 +8,7 @@ use anyhow::bail;
 
 use super::create::start;
 use super::up::{keep_running_hint, record_versions, Started};
-use super::wait::{all_agree, healthy, wait_for, Watched};
+use super::wait::{all_follow, healthy, Watched};
 use crate::cluster_file::ClusterFile;
 use crate::node_process::owner;
 use crate::progress::Progress;
@@ -68,12 +68,12 @@ pub(super) async fn restart(
         states.insert(id, "restarted");
     }
     let n = file.nodes.len();
-    let statuses = wait_for(
+    let statuses = all_follow(
         &mut watched,
+        n,
         timeout,
         progress,
         "waiting for the cluster",
-        |o| all_agree(n, o),
     )
     .await
     .map_err(keep_running_hint)?;

@@ -150,6 +150,17 @@ fn most_named_leader(observed: &Observed) -> Option<u64> {
     counts.into_iter().max_by_key(|(_, n)| *n).map(|(id, _)| id)
 }
 
+/// [`wait_for`] every one of `voters` to follow one leader as a voter.
+pub async fn all_follow(
+    nodes: &mut [Watched],
+    voters: usize,
+    timeout: Duration,
+    progress: &mut Progress,
+    what: &str,
+) -> anyhow::Result<Vec<NodeStatus>> {
+    wait_for(nodes, timeout, progress, what, |o| all_agree(voters, o)).await
+}
+
 /// Polls every node's `/v1/status` until `check` says ready, a started node
 /// exits, or `timeout` passes. Returns the last statuses.
 pub async fn wait_for(

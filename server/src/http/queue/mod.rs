@@ -14,18 +14,18 @@ use dsync_api::{ApiError, ErrorCode};
 use utoipa_axum::routes;
 
 use super::error::{invalid, HttpError, HttpResult};
-use super::extract::{ApiJson, ApiPath, RequestId};
+use super::extract::{ApiJson, RequestId};
 use super::route::Api;
 use crate::auth::limits::{rate_limited, room_for_new};
 use crate::auth::ownership::qualify_owner;
 use crate::auth::policy::{On, Rule};
 use crate::auth::Caller;
-use crate::http::params::{RequestIdHeader, TopicPath};
+use crate::http::params::{check_printable, RequestIdHeader, Topic};
 use crate::node::Node;
 use crate::state::command::queue;
 use crate::state::queue::{receipt, Incoming};
-use crate::state::Proposal;
 
+mod settle;
 pub mod topics;
 
 /// Calls on the topic the path names.
@@ -33,13 +33,14 @@ const ONE_TOPIC: Rule = Rule::Data(On::One(Kind::Queues));
 
 pub fn api() -> Api {
     Api::client()
+        .tagged("queues")
         .route(Rule::Data(On::All(Kind::Queues)), routes!(topics::list))
         .route(ONE_TOPIC, routes!(topics::stats, topics::configure))
         .route(ONE_TOPIC, routes!(enqueue))
         .route(ONE_TOPIC, routes!(consume))
-        .route(ONE_TOPIC, routes!(ack))
-        .route(ONE_TOPIC, routes!(nack))
-        .route(ONE_TOPIC, routes!(extend))
+        .route(ONE_TOPIC, routes!(settle::ack))
+        .route(ONE_TOPIC, routes!(settle::nack))
+        .route(ONE_TOPIC, routes!(settle::extend))
         .route(ONE_TOPIC, routes!(topics::redrive))
 }
 
@@ -61,42 +62,25 @@ pub(super) fn room_for_topic(node: &Node, topic: &str) -> HttpResult<()> {
     Ok(())
 }
 
-pub(super) fn check_name(what: &str, v: &str, max: usize) -> HttpResult<()> {
-    if v.is_empty() || v.len() > max || v.chars().any(char::is_control) {
-        return Err(invalid(format!(
-            "{what} must be 1 to {max} bytes of printable text"
-        )));
-    }
-    Ok(())
-}
-
-fn check_count(what: &str, n: usize) -> HttpResult<()> {
+pub(super) fn check_count(what: &str, n: usize) -> HttpResult<()> {
     if n == 0 || n > MAX_BATCH {
         return Err(invalid(format!("{what} must hold 1 to {MAX_BATCH} items")));
     }
     Ok(())
 }
 
-#[utoipa::path(
-    post,
-    path = routes::TOPIC_MESSAGES,
-    tag = "queues",
-    params(
-        TopicPath,
-        RequestIdHeader,
-    ),
+#[utoipa::path(post, path = routes::TOPIC_MESSAGES, params(Topic, RequestIdHeader),
     request_body = dsync_api::queue::EnqueueRequest,
     responses(
         (status = 201, description = "Enqueued (a repeated `dedup_id` yields the first id)", body = dsync_api::queue::EnqueueResponse),
-    )
+    ),
 )]
 async fn enqueue(
     State(node): State<Arc<Node>>,
     id: RequestId,
-    ApiPath(topic): ApiPath<String>,
+    Topic(topic): Topic,
     ApiJson(req): ApiJson<EnqueueRequest>,
 ) -> HttpResult<(StatusCode, Json<EnqueueResponse>)> {
-    check_name("topic", &topic, MAX_TOPIC)?;
     let messages = req.into_messages();
     check_count("messages", messages.len())?;
     let mut msgs = Vec::with_capacity(messages.len());
@@ -116,7 +100,7 @@ async fn enqueue(
             return Err(invalid(format!("delay_ms must be at most {MAX_DELAY_MS}")));
         }
         if let Some(d) = &m.dedup_id {
-            check_name("dedup_id", d, MAX_DEDUP_ID)?;
+            check_printable("dedup_id", d, MAX_DEDUP_ID)?;
         }
         msgs.push(Incoming {
             payload,
@@ -143,26 +127,19 @@ async fn enqueue(
     Ok((StatusCode::CREATED, Json(EnqueueResponse { ids })))
 }
 
-#[utoipa::path(
-    post,
-    path = routes::TOPIC_CONSUME,
-    tag = "queues",
-    params(
-        TopicPath,
-    ),
+#[utoipa::path(post, path = routes::TOPIC_CONSUME, params(Topic),
     request_body = dsync_api::queue::ConsumeRequest,
     responses(
         (status = 200, description = "Delivered messages (none if none became ready in `wait_ms`)", body = dsync_api::queue::ConsumeResponse),
-    )
+    ),
 )]
 async fn consume(
     State(node): State<Arc<Node>>,
     caller: Caller,
-    ApiPath(topic): ApiPath<String>,
+    Topic(topic): Topic,
     ApiJson(mut req): ApiJson<ConsumeRequest>,
 ) -> HttpResult<Json<ConsumeResponse>> {
-    check_name("topic", &topic, MAX_TOPIC)?;
-    check_name("consumer", &req.consumer, MAX_CONSUMER)?;
+    check_printable("consumer", &req.consumer, MAX_CONSUMER)?;
     check_count("max", req.max)?;
     if req
         .visibility_ms
@@ -195,144 +172,4 @@ async fn consume(
             })
             .collect(),
     }))
-}
-
-/// 400 for a field another verb takes: silently ignoring it would leave the
-/// caller believing, say, that an ack was delayed.
-fn not_taken(verb: &str, field: &str, sent: bool, taker: &str) -> HttpResult<()> {
-    if sent {
-        return Err(invalid(format!("{verb} takes no `{field}` ({taker} does)")));
-    }
-    Ok(())
-}
-
-/// The shared part of ack, nack and extend: validate, build the command
-/// with `make`, apply it, report how many receipts took effect.
-async fn settle(
-    node: &Node,
-    caller: &Caller,
-    id: &RequestId,
-    topic: String,
-    req: &ReceiptsRequest,
-    make: impl FnOnce(String, Vec<String>) -> Proposal<u64>,
-) -> HttpResult<Json<ReceiptsResponse>> {
-    check_name("topic", &topic, MAX_TOPIC)?;
-    check_count("receipts", req.receipts.len())?;
-    if req.receipts.iter().any(|r| r.len() > 64) {
-        return Err(invalid("a receipt is at most 64 bytes"));
-    }
-    // A receipt delivered to another principal is refused before anything
-    // is applied (403), like the all-or-nothing check of stale receipts.
-    let receipts = req
-        .receipts
-        .iter()
-        .map(|r| node.security.auth.open_receipt(&caller.principal, r))
-        .collect::<Result<Vec<_>, _>>()?;
-    let settled = make(topic.clone(), receipts).once(id.as_deref());
-    let n = node.propose_for_topic(&topic, settled).await?;
-    Ok(Json(ReceiptsResponse { count: n as usize }))
-}
-
-#[utoipa::path(
-    post,
-    path = routes::TOPIC_ACK,
-    tag = "queues",
-    params(
-        TopicPath,
-        RequestIdHeader,
-    ),
-    request_body = dsync_api::queue::ReceiptsRequest,
-    responses(
-        (status = 200, description = "Acknowledged", body = dsync_api::queue::ReceiptsResponse),
-        (status = 409, description = "`stale_receipt`: a receipt of an earlier delivery", body = dsync_api::ErrorBody),
-    )
-)]
-async fn ack(
-    State(node): State<Arc<Node>>,
-    caller: Caller,
-    id: RequestId,
-    ApiPath(topic): ApiPath<String>,
-    ApiJson(req): ApiJson<ReceiptsRequest>,
-) -> HttpResult<Json<ReceiptsResponse>> {
-    not_taken("ack", "delay_ms", req.delay_ms.is_some(), "nack")?;
-    not_taken(
-        "ack",
-        "visibility_ms",
-        req.visibility_ms.is_some(),
-        "extend",
-    )?;
-    settle(&node, &caller, &id, topic, &req, queue::ack).await
-}
-
-#[utoipa::path(
-    post,
-    path = routes::TOPIC_NACK,
-    tag = "queues",
-    params(
-        TopicPath,
-        RequestIdHeader,
-    ),
-    request_body = dsync_api::queue::ReceiptsRequest,
-    responses(
-        (status = 200, description = "Made visible again after `delay_ms`", body = dsync_api::queue::ReceiptsResponse),
-        (status = 409, description = "`stale_receipt`: a receipt of an earlier delivery", body = dsync_api::ErrorBody),
-    )
-)]
-async fn nack(
-    State(node): State<Arc<Node>>,
-    caller: Caller,
-    id: RequestId,
-    ApiPath(topic): ApiPath<String>,
-    ApiJson(req): ApiJson<ReceiptsRequest>,
-) -> HttpResult<Json<ReceiptsResponse>> {
-    not_taken(
-        "nack",
-        "visibility_ms",
-        req.visibility_ms.is_some(),
-        "extend",
-    )?;
-    let delay_ms = req.delay_ms.unwrap_or(0);
-    if delay_ms > MAX_DELAY_MS {
-        return Err(invalid(format!("delay_ms must be at most {MAX_DELAY_MS}")));
-    }
-    settle(&node, &caller, &id, topic, &req, |topic, receipts| {
-        queue::nack(topic, receipts, delay_ms)
-    })
-    .await
-}
-
-#[utoipa::path(
-    post,
-    path = routes::TOPIC_EXTEND,
-    tag = "queues",
-    params(
-        TopicPath,
-        RequestIdHeader,
-    ),
-    request_body = dsync_api::queue::ReceiptsRequest,
-    responses(
-        (status = 200, description = "Invisible for `visibility_ms` more", body = dsync_api::queue::ReceiptsResponse),
-        (status = 409, description = "`stale_receipt`: a receipt of an earlier delivery", body = dsync_api::ErrorBody),
-    )
-)]
-async fn extend(
-    State(node): State<Arc<Node>>,
-    caller: Caller,
-    id: RequestId,
-    ApiPath(topic): ApiPath<String>,
-    ApiJson(req): ApiJson<ReceiptsRequest>,
-) -> HttpResult<Json<ReceiptsResponse>> {
-    not_taken("extend", "delay_ms", req.delay_ms.is_some(), "nack")?;
-    let visibility_ms = req
-        .visibility_ms
-        .filter(|v| (1..=MAX_VISIBILITY_MS).contains(v))
-        .ok_or_else(|| {
-            invalid(format!(
-                "extend needs visibility_ms between 1 and {MAX_VISIBILITY_MS}"
-            ))
-        })?;
-    settle(&node, &caller, &id, topic, &req, |topic, receipts| {
-        queue::extend(topic, receipts, visibility_ms)
-    })
-    .await
 }

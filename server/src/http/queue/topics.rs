@@ -8,55 +8,40 @@ use dsync_api::queue::*;
 use dsync_api::routes;
 use dsync_api::types::{Consistency, ReadQuery};
 
-use super::check_name;
 use crate::error::Error;
 use crate::http::error::{invalid, HttpResult};
-use crate::http::extract::{ApiJson, ApiPath, ApiQuery};
-use crate::http::params::{ListLimit, ReadOptions, TopicPath};
+use crate::http::extract::{ApiJson, ApiQuery};
+use crate::http::params::{list_limit, ListLimit, ReadOptions, Topic};
 use crate::node::Node;
 use crate::proposer::now_ms;
 use crate::state::command::queue;
 
-#[utoipa::path(
-    post,
-    path = routes::TOPIC_REDRIVE,
-    tag = "queues",
-    params(
-        TopicPath,
-    ),
+#[utoipa::path(post, path = routes::TOPIC_REDRIVE, params(Topic),
     responses(
         (status = 200, description = "Dead letters moved back to the topic", body = dsync_api::queue::RedriveResponse),
-    )
+    ),
 )]
 pub async fn redrive(
     State(node): State<Arc<Node>>,
-    ApiPath(topic): ApiPath<String>,
+    Topic(topic): Topic,
 ) -> HttpResult<Json<RedriveResponse>> {
-    check_name("topic", &topic, MAX_TOPIC)?;
     let moved = node
         .propose_for_topic(&topic, queue::redrive(topic.clone()))
         .await?;
     Ok(Json(RedriveResponse { moved }))
 }
 
-#[utoipa::path(
-    put,
-    path = routes::TOPIC,
-    tag = "queues",
-    params(
-        TopicPath,
-    ),
+#[utoipa::path(put, path = routes::TOPIC, params(Topic),
     request_body = dsync_api::queue::TopicSettings,
     responses(
         (status = 200, description = "The topic with its new settings", body = dsync_api::queue::TopicStats),
-    )
+    ),
 )]
 pub async fn configure(
     State(node): State<Arc<Node>>,
-    ApiPath(topic): ApiPath<String>,
+    Topic(topic): Topic,
     ApiJson(s): ApiJson<TopicSettings>,
 ) -> HttpResult<Json<TopicStats>> {
-    check_name("topic", &topic, MAX_TOPIC)?;
     super::room_for_topic(&node, &topic)?;
     if s.max_attempts.is_some_and(|v| v == 0 || v > 1000) {
         return Err(invalid("max_attempts must be 1 to 1000"));
@@ -94,25 +79,17 @@ pub async fn configure(
         .ok_or_else(|| Error::Internal("topic vanished after configuration".into()).into())
 }
 
-#[utoipa::path(
-    get,
-    path = routes::TOPIC,
-    tag = "queues",
-    params(
-        TopicPath,
-        ReadOptions,
-    ),
+#[utoipa::path(get, path = routes::TOPIC, params(Topic, ReadOptions),
     responses(
         (status = 200, description = "The topic's counters and settings", body = dsync_api::queue::TopicStats),
         (status = 404, description = "`not_found`: no such topic", body = dsync_api::ErrorBody),
-    )
+    ),
 )]
 pub async fn stats(
     State(node): State<Arc<Node>>,
-    ApiPath(topic): ApiPath<String>,
+    Topic(topic): Topic,
     ApiQuery(q): ApiQuery<ReadQuery>,
 ) -> HttpResult<Json<TopicStats>> {
-    check_name("topic", &topic, MAX_TOPIC)?;
     // A queue group's topic is read on its leader, whatever was asked:
     // that is at least as fresh as any consistency level.
     let stats = match node.group_topic_stats(&topic).await? {
@@ -127,24 +104,17 @@ pub async fn stats(
         .ok_or_else(|| Error::NotFound(format!("topic {topic:?} does not exist")).into())
 }
 
-#[utoipa::path(
-    get,
-    path = routes::QUEUES,
-    tag = "queues",
-    params(
-        ListLimit,
-        ReadOptions,
-    ),
+#[utoipa::path(get, path = routes::QUEUES, params(ListLimit, ReadOptions),
     responses(
         (status = 200, description = "Every topic's stats", body = dsync_api::queue::TopicList),
-    )
+    ),
 )]
 pub async fn list(
     State(node): State<Arc<Node>>,
     ApiQuery(q): ApiQuery<ReadQuery>,
 ) -> HttpResult<Json<TopicList>> {
     node.read_barrier(q.consistency, q.max_staleness_ms).await?;
-    let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
+    let limit = list_limit(q.limit, 10_000)?;
     // Once there are queue groups, what the control group still lists are
     // the drained copies of topics from before them: the groups hold them.
     let topics = if node.groups.routing().map.groups.is_empty() {

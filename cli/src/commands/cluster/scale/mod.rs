@@ -12,7 +12,7 @@ use anyhow::{bail, Context};
 use dsync_api::types::MemberKind;
 use serde::Serialize;
 
-use super::wait::{all_agree, healthy, wait_for, Watched};
+use super::wait::{all_follow, healthy, Watched};
 use crate::cluster_file::ClusterFile;
 use crate::commands::shard::rebalance::rebalance_and_follow;
 use crate::context::{GlobalArgs, RequestError, RequestExt};
@@ -102,14 +102,8 @@ pub async fn run(global: &GlobalArgs, args: ScaleArgs) -> anyhow::Result<i32> {
         .map(Watched::of)
         .collect();
     watched.append(&mut started);
-    let statuses = wait_for(
-        &mut watched,
-        timeout,
-        &mut progress,
-        "waiting for every member to follow one leader as a voter",
-        |o| all_agree(target, o),
-    )
-    .await?;
+    let what = "waiting for every member to follow one leader as a voter";
+    let statuses = all_follow(&mut watched, target, timeout, &mut progress, what).await?;
     let mut moved = 0;
     if !added.is_empty() && sharded(global).await? {
         progress.step("moving queue group replicas onto the new nodes");
