@@ -105,6 +105,14 @@ impl TopicGauges {
     }
 }
 
+/// Registers each `name => metric, help;` (the registry holds a clone:
+/// every metric is a handle on shared counts).
+macro_rules! register {
+    ($registry:ident, $($name:literal => $metric:expr, $help:literal;)+) => {
+        $($registry.register($name, $help, $metric.clone());)+
+    };
+}
+
 impl Metrics {
     pub fn new() -> Metrics {
         let mut registry = Registry::with_prefix("dsync");
@@ -140,164 +148,41 @@ impl Metrics {
             peer_breaker_ids: Default::default(),
             registry: Registry::default(),
         };
-        registry.register("raft_term", "Current Raft term", m.term.clone());
-        registry.register(
-            "raft_is_leader",
-            "1 if this node is the leader",
-            m.is_leader.clone(),
-        );
-        registry.register(
-            "raft_leader_changes",
-            "Leader changes seen by this node",
-            m.leader_changes.clone(),
-        );
-        registry.register(
-            "raft_commit_index",
-            "Highest log index known committed",
-            m.commit_index.clone(),
-        );
-        registry.register(
-            "raft_applied_index",
-            "Highest log index applied to the state machine",
-            m.applied_index.clone(),
-        );
-        registry.register(
-            "raft_last_log_index",
-            "Highest log index stored",
-            m.last_log_index.clone(),
-        );
-        registry.register(
-            "raft_apply_lag",
-            "Committed entries not yet applied",
-            m.apply_lag.clone(),
-        );
-        registry.register(
-            "log_fsync_seconds",
-            "Duration of one durable log write group (segment writes and their fdatasync)",
-            m.fsync_seconds.clone(),
-        );
-        registry.register(
-            "proposal_batch_commands",
-            "Commands per proposed Raft entry",
-            m.batch_size.clone(),
-        );
-        registry.register(
-            "forward_batch_commands",
-            "Client writes per request this follower forwarded to the leader",
-            m.forward_batch_size.clone(),
-        );
-        registry.register(
-            "snapshots_built",
-            "Snapshots built by this node",
-            m.snapshots_built.clone(),
-        );
-        registry.register(
-            "snapshots_installed",
-            "Snapshots received from a leader and installed",
-            m.snapshots_installed.clone(),
-        );
-        registry.register(
-            "forwarded_requests",
-            "Client requests this node forwarded to the leader",
-            m.forwarded.clone(),
-        );
-        registry.register(
-            "http_request_duration_seconds",
-            "HTTP request latency by route",
-            m.requests.clone(),
-        );
-        registry.register(
-            "dedup_answers",
-            "Answers of deduplicated writes kept for resends (x-dsync-request-id)",
-            m.dedup_answers.clone(),
-        );
-        registry.register(
-            "dedup_repeats",
-            "Resent writes answered from those instead of applied again",
-            m.dedup_repeats.clone(),
-        );
-        registry.register(
-            "locks_held",
-            "Lock grants currently held",
-            m.locks_held.clone(),
-        );
-        registry.register(
-            "locks_waiting",
-            "Lock requests waiting in queues",
-            m.locks_waiting.clone(),
-        );
-        registry.register(
-            "locks_expired",
-            "Leases expired since the cluster began (replicated count)",
-            m.locks_expired.clone(),
-        );
-        registry.register(
-            "locks_deadlocks",
-            "Requests refused because they would deadlock (replicated count)",
-            m.locks_deadlocks.clone(),
-        );
-        registry.register(
-            "lock_wait_seconds",
-            "Time acquire requests served by this node spent queued before their grant",
-            m.lock_wait_seconds.clone(),
-        );
-        registry.register(
-            "queue_ready",
-            "Messages ready across all topics",
-            m.queue_ready.clone(),
-        );
-        registry.register(
-            "queue_in_flight",
-            "Messages delivered and not yet acked",
-            m.queue_in_flight.clone(),
-        );
-        registry.register(
-            "queue_dead_lettered",
-            "Messages in dead-letter topics",
-            m.queue_dead_lettered.clone(),
-        );
-        let t = &m.topic;
-        registry.register("topic_ready", "Ready messages per topic", t.ready.clone());
-        registry.register(
-            "topic_in_flight",
-            "Delivered, unacked messages per topic",
-            t.in_flight.clone(),
-        );
-        registry.register(
-            "topic_delayed",
-            "Delayed messages per topic",
-            t.delayed.clone(),
-        );
-        registry.register(
-            "topic_dead_lettered",
-            "Messages in the topic's dead-letter queue",
-            t.dead_lettered.clone(),
-        );
-        registry.register(
-            "topic_enqueued",
-            "Messages ever enqueued (replicated total; use rate())",
-            t.enqueued.clone(),
-        );
-        registry.register(
-            "topic_acked",
-            "Messages ever acked (replicated total; use rate())",
-            t.acked.clone(),
-        );
-        registry.register(
-            "topic_redelivered",
-            "Deliveries that expired and were redelivered (replicated total)",
-            t.redelivered.clone(),
-        );
-        registry.register(
-            "topic_oldest_age_seconds",
-            "Age of the oldest unacked message",
-            t.oldest_age_seconds.clone(),
-        );
-        registry.register(
-            "peer_breaker_state",
-            "Circuit breaker of this node's calls to a peer: 0 closed, 1 half-open, 2 open",
-            m.peer_breaker_state.clone(),
-        );
+        register! { registry,
+            "raft_term" => m.term, "Current Raft term";
+            "raft_is_leader" => m.is_leader, "1 if this node is the leader";
+            "raft_leader_changes" => m.leader_changes, "Leader changes seen by this node";
+            "raft_commit_index" => m.commit_index, "Highest log index known committed";
+            "raft_applied_index" => m.applied_index, "Highest log index applied to the state machine";
+            "raft_last_log_index" => m.last_log_index, "Highest log index stored";
+            "raft_apply_lag" => m.apply_lag, "Committed entries not yet applied";
+            "log_fsync_seconds" => m.fsync_seconds, "Duration of one durable log write group (segment writes and their fdatasync)";
+            "proposal_batch_commands" => m.batch_size, "Commands per proposed Raft entry";
+            "forward_batch_commands" => m.forward_batch_size, "Client writes per request this follower forwarded to the leader";
+            "snapshots_built" => m.snapshots_built, "Snapshots built by this node";
+            "snapshots_installed" => m.snapshots_installed, "Snapshots received from a leader and installed";
+            "forwarded_requests" => m.forwarded, "Client requests this node forwarded to the leader";
+            "http_request_duration_seconds" => m.requests, "HTTP request latency by route";
+            "dedup_answers" => m.dedup_answers, "Answers of deduplicated writes kept for resends (x-dsync-request-id)";
+            "dedup_repeats" => m.dedup_repeats, "Resent writes answered from those instead of applied again";
+            "locks_held" => m.locks_held, "Lock grants currently held";
+            "locks_waiting" => m.locks_waiting, "Lock requests waiting in queues";
+            "locks_expired" => m.locks_expired, "Leases expired since the cluster began (replicated count)";
+            "locks_deadlocks" => m.locks_deadlocks, "Requests refused because they would deadlock (replicated count)";
+            "lock_wait_seconds" => m.lock_wait_seconds, "Time acquire requests served by this node spent queued before their grant";
+            "queue_ready" => m.queue_ready, "Messages ready across all topics";
+            "queue_in_flight" => m.queue_in_flight, "Messages delivered and not yet acked";
+            "queue_dead_lettered" => m.queue_dead_lettered, "Messages in dead-letter topics";
+            "topic_ready" => m.topic.ready, "Ready messages per topic";
+            "topic_in_flight" => m.topic.in_flight, "Delivered, unacked messages per topic";
+            "topic_delayed" => m.topic.delayed, "Delayed messages per topic";
+            "topic_dead_lettered" => m.topic.dead_lettered, "Messages in the topic's dead-letter queue";
+            "topic_enqueued" => m.topic.enqueued, "Messages ever enqueued (replicated total; use rate())";
+            "topic_acked" => m.topic.acked, "Messages ever acked (replicated total; use rate())";
+            "topic_redelivered" => m.topic.redelivered, "Deliveries that expired and were redelivered (replicated total)";
+            "topic_oldest_age_seconds" => m.topic.oldest_age_seconds, "Age of the oldest unacked message";
+            "peer_breaker_state" => m.peer_breaker_state, "Circuit breaker of this node's calls to a peer: 0 closed, 1 half-open, 2 open";
+        }
         m.cache.register(&mut registry);
         m.groups.register(&mut registry);
         Metrics { registry, ..m }
