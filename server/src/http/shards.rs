@@ -3,8 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::rejection::RawPathParamsRejection;
-use axum::extract::{MatchedPath, RawPathParams, Request, State};
+use axum::extract::{FromRequestParts, MatchedPath, RawPathParams, Request, State};
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
@@ -198,21 +197,28 @@ pub(super) async fn job(
 }
 
 /// Middleware of the queue routes: `x-dsync-group` names the group that
-/// holds the request's topic.
+/// holds the request's topic. Other routes pass straight through, before
+/// any path parameter is decoded.
 pub async fn group_header(
     State(node): State<Arc<Node>>,
     matched: Option<MatchedPath>,
-    params: Result<RawPathParams, RawPathParamsRejection>,
     req: Request,
     next: Next,
 ) -> Response {
-    let queue_route = matched.is_some_and(|m| m.as_str().starts_with("/v1/queues/"));
-    let group = params
-        .iter()
-        .flat_map(|p| p.iter())
-        .find(|(k, _)| queue_route && *k == "topic")
-        .map(|(_, topic)| node.groups.routing().group_of(topic));
-    let mut resp = next.run(req).await;
+    if !matched.is_some_and(|m| m.as_str().starts_with("/v1/queues/")) {
+        return next.run(req).await;
+    }
+    let (mut parts, body) = req.into_parts();
+    let group = RawPathParams::from_request_parts(&mut parts, &node)
+        .await
+        .ok()
+        .and_then(|params| {
+            params
+                .iter()
+                .find(|(k, _)| *k == "topic")
+                .map(|(_, topic)| node.groups.routing().group_of(topic))
+        });
+    let mut resp = next.run(Request::from_parts(parts, body)).await;
     if let Some(g) = group {
         resp.headers_mut()
             .insert(HEADER_GROUP, HeaderValue::from(g));
