@@ -3,14 +3,13 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::Json;
 use dsync_api::auth::Role;
 use dsync_api::auth::{TokenRequest, TokenResponse, WhoAmI};
 use dsync_api::routes;
 use utoipa_axum::routes;
 
 use super::error::HttpResult;
-use super::extract::ApiJson;
+use super::extract::Json;
 use super::route::Api;
 use crate::auth::policy::{On, Rule};
 use crate::auth::AuthMode;
@@ -47,14 +46,14 @@ async fn whoami(State(node): State<Arc<Node>>, caller: Caller) -> Json<WhoAmI> {
 }
 
 /// The guard lets only admins here (every `/v1/auth/*` route but whoami).
-#[utoipa::path(post, path = routes::AUTH_TOKENS, request_body = dsync_api::auth::TokenRequest,
+#[utoipa::path(post, path = routes::AUTH_TOKENS,
     responses(
         (status = 200, description = "A token signed with the node's HS256 secret", body = dsync_api::auth::TokenResponse),
     ),
 )]
 async fn create_token(
     State(node): State<Arc<Node>>,
-    ApiJson(req): ApiJson<TokenRequest>,
+    Json(req): Json<TokenRequest>,
 ) -> HttpResult<Json<TokenResponse>> {
     let (token, expires_at) = node.security.auth.mint(&req)?;
     Ok(Json(TokenResponse { token, expires_at }))

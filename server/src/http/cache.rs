@@ -5,7 +5,6 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use dsync_api::auth::Kind;
 use dsync_api::cache::{
     CacheDeleteResponse, CacheLines, CachePutRequest, CachePutResponse, CacheStates, CacheStats,
@@ -15,7 +14,7 @@ use serde::Deserialize;
 use utoipa_axum::routes;
 
 use super::error::HttpResult;
-use super::extract::{ApiJson, ApiQuery};
+use super::extract::{ApiQuery, Json};
 use super::params::{list_limit, CacheKey, ListLimit};
 use super::route::Api;
 use crate::auth::policy::{On, Rule};
@@ -58,7 +57,6 @@ async fn get_key(State(node): State<Arc<Node>>, CacheKey(key): CacheKey) -> Http
 }
 
 #[utoipa::path(put, path = routes::CACHE_KEY, params(CacheKey),
-    request_body = dsync_api::cache::CachePutRequest,
     responses(
         (status = 200, description = "Written; this node holds the line in M", body = dsync_api::cache::CachePutResponse),
     ),
@@ -66,7 +64,7 @@ async fn get_key(State(node): State<Arc<Node>>, CacheKey(key): CacheKey) -> Http
 async fn put_key(
     State(node): State<Arc<Node>>,
     CacheKey(key): CacheKey,
-    ApiJson(req): ApiJson<CachePutRequest>,
+    Json(req): Json<CachePutRequest>,
 ) -> HttpResult<Json<CachePutResponse>> {
     super::kv::room_for_key(&node, &key)?;
     let out = cache::write(&*node, &key, Some(req.value.to_string())).await?;

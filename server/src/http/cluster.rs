@@ -5,7 +5,6 @@ use std::sync::Arc;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use dsync_api::auth::Role;
 use dsync_api::routes;
 use dsync_api::types::{
@@ -15,7 +14,7 @@ use dsync_api::types::{
 use utoipa_axum::routes;
 
 use super::error::HttpResult;
-use super::extract::ApiJson;
+use super::extract::Json;
 use super::route::Api;
 use crate::auth::policy::{On, Rule};
 use crate::node::Node;
@@ -123,7 +122,6 @@ async fn status(State(node): State<Arc<Node>>) -> Json<NodeStatus> {
 }
 
 #[utoipa::path(post, path = routes::MEMBERS, tag = "cluster",
-    request_body = dsync_api::types::JoinRequest,
     responses(
         (status = 200, description = "The membership after the join", body = dsync_api::types::MembershipResponse),
         (status = 503, description = "`unavailable`: no leader, or the membership change is refused for now", body = dsync_api::ErrorBody),
@@ -131,14 +129,13 @@ async fn status(State(node): State<Arc<Node>>) -> Json<NodeStatus> {
 )]
 async fn join(
     State(node): State<Arc<Node>>,
-    ApiJson(req): ApiJson<JoinRequest>,
+    Json(req): Json<JoinRequest>,
 ) -> HttpResult<Json<MembershipResponse>> {
     let members = node.join(req.id, req.addr, req.voter).await?;
     Ok(Json(MembershipResponse { members }))
 }
 
 #[utoipa::path(post, path = routes::LEADER_TRANSFER, tag = "cluster",
-    request_body = dsync_api::types::LeaderTransferRequest,
     responses(
         (status = 200, description = "Leadership moved", body = dsync_api::types::LeaderTransferResponse),
         (status = 503, description = "`unavailable`: no leader, another transfer runs, or the target did not catch up", body = dsync_api::ErrorBody),
@@ -146,7 +143,7 @@ async fn join(
 )]
 async fn transfer_leader(
     State(node): State<Arc<Node>>,
-    ApiJson(req): ApiJson<LeaderTransferRequest>,
+    Json(req): Json<LeaderTransferRequest>,
 ) -> HttpResult<Json<LeaderTransferResponse>> {
     Ok(Json(node.transfer_leader(req.to).await?))
 }

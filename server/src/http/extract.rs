@@ -5,22 +5,32 @@ use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, Que
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use dsync_api::{ApiError, ErrorCode};
 use serde::de::DeserializeOwned;
 
 use super::error::HttpError;
 
-/// JSON body: malformed → 400 `invalid_argument`, over the limit → 413 `too_large`.
-pub struct ApiJson<T>(pub T);
+/// A JSON body, and a JSON answer. As an extractor: malformed → 400
+/// `invalid_argument`, over the limit → 413 `too_large`. The name is
+/// axum's on purpose: `#[utoipa::path]` documents an argument of a type
+/// named `Json` as the request body, so a handler names its body once.
+pub struct Json<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Json<T> {
     type Rejection = HttpError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         match axum::Json::<T>::from_request(req, state).await {
-            Ok(axum::Json(v)) => Ok(ApiJson(v)),
+            Ok(axum::Json(v)) => Ok(Json(v)),
             Err(rej) => Err(json_rejection(rej)),
         }
+    }
+}
+
+impl<T: serde::Serialize> IntoResponse for Json<T> {
+    fn into_response(self) -> Response {
+        axum::Json(self.0).into_response()
     }
 }
 
@@ -29,7 +39,7 @@ fn json_rejection(rej: JsonRejection) -> HttpError {
 }
 
 /// A raw body (the peer routes' bincode) with the same JSON rejections as
-/// [`ApiJson`]: too large → 413, stalled or cut short → 400.
+/// [`Json`]: too large → 413, stalled or cut short → 400.
 pub struct ApiBytes(pub Bytes);
 
 impl<S: Send + Sync> FromRequest<S> for ApiBytes {
@@ -150,7 +160,7 @@ mod tests {
             .header("content-type", "application/json")
             .body(Body::from(body.to_string()))
             .unwrap();
-        match ApiJson::<T>::from_request(req, &()).await {
+        match Json::<T>::from_request(req, &()).await {
             Ok(_) => panic!("{body} was accepted"),
             Err(HttpError(e)) => e,
         }

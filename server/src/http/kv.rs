@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::Json;
 use dsync_api::auth::Kind;
 use dsync_api::routes;
 use dsync_api::routes::MAX_KEY_LEN;
@@ -13,7 +12,7 @@ use dsync_api::types::{
 use utoipa_axum::routes;
 
 use super::error::{invalid, HttpError, HttpResult};
-use super::extract::{ApiJson, ApiQuery, RequestId};
+use super::extract::{ApiQuery, Json, RequestId};
 use super::params::{list_limit, KvKey, ListLimit, ReadOptions, RequestIdHeader};
 use super::route::Api;
 use crate::auth::limits::room_for_new;
@@ -79,7 +78,6 @@ async fn get_key(
 }
 
 #[utoipa::path(put, path = routes::KV_KEY, params(KvKey, RequestIdHeader),
-    request_body = dsync_api::types::KvPutRequest,
     responses(
         (status = 200, description = "Committed on a quorum", body = dsync_api::types::KvPutResponse),
         (status = 409, description = "`conflict`: `if_version` does not match (`current_version` tells)", body = dsync_api::ErrorBody),
@@ -90,7 +88,7 @@ async fn put_key(
     State(node): State<Arc<Node>>,
     id: RequestId,
     KvKey(key): KvKey,
-    ApiJson(req): ApiJson<KvPutRequest>,
+    Json(req): Json<KvPutRequest>,
 ) -> HttpResult<Json<KvPutResponse>> {
     room_for_key(&node, &key)?;
     let put = kv::put(

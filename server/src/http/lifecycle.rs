@@ -6,13 +6,12 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use dsync_api::types::{DrainResponse, MembershipResponse};
 use dsync_api::{routes, ApiError, ErrorCode};
 use utoipa_axum::routes;
 
 use super::error::{invalid, HttpError, HttpResult};
-use super::extract::ApiPath;
+use super::extract::{ApiPath, Json};
 use super::route::{self, Api, Traffic};
 use crate::auth::policy::Rule;
 use crate::node::Node;

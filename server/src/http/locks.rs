@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::Json;
 use dsync_api::auth::{Kind, Role};
 use dsync_api::locks::*;
 use dsync_api::routes;
@@ -11,7 +10,7 @@ use dsync_api::types::ReadQuery;
 use utoipa_axum::routes;
 
 use super::error::{invalid, HttpResult};
-use super::extract::{ApiJson, ApiQuery, RequestId};
+use super::extract::{ApiQuery, Json, RequestId};
 use super::params::{
     check_printable, list_limit, ListLimit, LockName, ReadOptions, RequestIdHeader,
 };
@@ -73,7 +72,6 @@ fn check_grant_owner(node: &Node, caller: &Caller, name: &str, token: u64) -> Ht
 }
 
 #[utoipa::path(post, path = routes::LOCK_ACQUIRE, params(LockName),
-    request_body = dsync_api::locks::AcquireRequest,
     responses(
         (status = 200, description = "Granted, with its fencing token", body = dsync_api::locks::AcquireResponse),
         (status = 409, description = "`lock_busy` (try once, or the wait ran out), or `deadlock` with `cycle`", body = dsync_api::ErrorBody),
@@ -83,7 +81,7 @@ async fn acquire(
     State(node): State<Arc<Node>>,
     caller: Caller,
     LockName(name): LockName,
-    ApiJson(mut req): ApiJson<AcquireRequest>,
+    Json(mut req): Json<AcquireRequest>,
 ) -> HttpResult<Json<AcquireResponse>> {
     check_printable("owner", &req.owner, MAX_OWNER)?;
     check_ttl(req.ttl_ms)?;
@@ -115,7 +113,6 @@ async fn acquire(
 }
 
 #[utoipa::path(post, path = routes::LOCK_RELEASE, params(LockName, RequestIdHeader),
-    request_body = dsync_api::locks::ReleaseRequest,
     responses(
         (status = 200, description = "Released", body = dsync_api::locks::ReleaseResponse),
         (status = 412, description = "`stale_token`: not the current grant of this owner", body = dsync_api::ErrorBody),
@@ -126,7 +123,7 @@ async fn release(
     caller: Caller,
     id: RequestId,
     LockName(name): LockName,
-    ApiJson(req): ApiJson<ReleaseRequest>,
+    Json(req): Json<ReleaseRequest>,
 ) -> HttpResult<Json<ReleaseResponse>> {
     check_printable("owner", &req.owner, MAX_OWNER)?;
     check_grant_owner(&node, &caller, &name, req.token)?;
@@ -137,7 +134,6 @@ async fn release(
 }
 
 #[utoipa::path(post, path = routes::LOCK_KEEPALIVE, params(LockName),
-    request_body = dsync_api::locks::KeepaliveRequest,
     responses(
         (status = 200, description = "Lease renewed", body = dsync_api::locks::KeepaliveResponse),
         (status = 412, description = "`stale_token`: not the current grant of this owner", body = dsync_api::ErrorBody),
@@ -147,7 +143,7 @@ async fn keepalive(
     State(node): State<Arc<Node>>,
     caller: Caller,
     LockName(name): LockName,
-    ApiJson(req): ApiJson<KeepaliveRequest>,
+    Json(req): Json<KeepaliveRequest>,
 ) -> HttpResult<Json<KeepaliveResponse>> {
     check_printable("owner", &req.owner, MAX_OWNER)?;
     if let Some(t) = req.ttl_ms {

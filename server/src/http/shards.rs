@@ -7,7 +7,6 @@ use axum::extract::{FromRequestParts, MatchedPath, RawPathParams, Request, State
 use axum::http::HeaderValue;
 use axum::middleware::Next;
 use axum::response::Response;
-use axum::Json;
 use dsync_api::auth::Role;
 use dsync_api::routes;
 use dsync_api::shards::{
@@ -19,7 +18,7 @@ use dsync_api::{ApiError, ErrorCode};
 use utoipa_axum::routes;
 
 use super::error::{HttpError, HttpResult};
-use super::extract::{ApiJson, ApiPath};
+use super::extract::{ApiPath, Json};
 use super::route::Api;
 use crate::auth::policy::{On, Rule};
 use crate::groups::group_status;
@@ -111,7 +110,7 @@ fn unreachable_group(g: &GroupInfo) -> GroupStatus {
     }
 }
 
-#[utoipa::path(post, path = routes::SHARDS, request_body = dsync_api::shards::InitShards,
+#[utoipa::path(post, path = routes::SHARDS,
     responses(
         (status = 200, description = "The first shard map, committed: every node now opens the queue groups it places there", body = dsync_api::shards::ShardMap),
         (status = 409, description = "`conflict`: the cluster already has other queue groups, or the control group still holds messages", body = dsync_api::ErrorBody),
@@ -119,7 +118,7 @@ fn unreachable_group(g: &GroupInfo) -> GroupStatus {
 )]
 pub(super) async fn init(
     State(node): State<Arc<Node>>,
-    ApiJson(req): ApiJson<InitShards>,
+    Json(req): Json<InitShards>,
 ) -> HttpResult<Json<ShardMap>> {
     Ok(Json(node.init_shards(req).await?))
 }
@@ -134,7 +133,6 @@ pub(super) async fn balance(State(node): State<Arc<Node>>) -> HttpResult<Json<Ve
 }
 
 #[utoipa::path(post, path = routes::SHARDS_REBALANCE,
-    request_body = dsync_api::shards::RebalanceRequest,
     responses(
         (status = 200, description = "The replica moves that balance every group over the voters (less `exclude`), and the job carrying them out (none for a dry run or when nothing needs to move)", body = dsync_api::shards::RebalancePlan),
         (status = 400, description = "`invalid_argument`: no queue groups, or `exclude` names a node that is not a voter or every voter", body = dsync_api::ErrorBody),
@@ -143,7 +141,7 @@ pub(super) async fn balance(State(node): State<Arc<Node>>) -> HttpResult<Json<Ve
 )]
 pub(super) async fn rebalance(
     State(node): State<Arc<Node>>,
-    ApiJson(req): ApiJson<RebalanceRequest>,
+    Json(req): Json<RebalanceRequest>,
 ) -> HttpResult<Json<RebalancePlan>> {
     if req.exclude.len() > 1024 {
         return Err(
@@ -154,7 +152,6 @@ pub(super) async fn rebalance(
 }
 
 #[utoipa::path(post, path = routes::SHARDS_RESHARD,
-    request_body = dsync_api::shards::ReshardRequest,
     responses(
         (status = 200, description = "The map the reshard leads to, the topics it moves (from the group that holds each to the one the new ring names) and the job carrying them out (none for a dry run)", body = dsync_api::shards::ReshardPlan),
         (status = 400, description = "`invalid_argument`: no queue groups yet, or `groups` outside 1 to 1,024", body = dsync_api::ErrorBody),
@@ -163,7 +160,7 @@ pub(super) async fn rebalance(
 )]
 pub(super) async fn reshard(
     State(node): State<Arc<Node>>,
-    ApiJson(req): ApiJson<ReshardRequest>,
+    Json(req): Json<ReshardRequest>,
 ) -> HttpResult<Json<ReshardPlan>> {
     Ok(Json(node.reshard(req).await?))
 }

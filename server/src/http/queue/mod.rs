@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Json;
 use dsync_api::auth::Kind;
 use dsync_api::queue::*;
 use dsync_api::routes;
@@ -14,7 +13,7 @@ use dsync_api::{ApiError, ErrorCode};
 use utoipa_axum::routes;
 
 use super::error::{invalid, HttpError, HttpResult};
-use super::extract::{ApiJson, RequestId};
+use super::extract::{Json, RequestId};
 use super::route::Api;
 use crate::auth::limits::{rate_limited, room_for_new};
 use crate::auth::ownership::qualify_owner;
@@ -70,7 +69,6 @@ pub(super) fn check_count(what: &str, n: usize) -> HttpResult<()> {
 }
 
 #[utoipa::path(post, path = routes::TOPIC_MESSAGES, params(Topic, RequestIdHeader),
-    request_body = dsync_api::queue::EnqueueRequest,
     responses(
         (status = 201, description = "Enqueued (a repeated `dedup_id` yields the first id)", body = dsync_api::queue::EnqueueResponse),
     ),
@@ -79,7 +77,7 @@ async fn enqueue(
     State(node): State<Arc<Node>>,
     id: RequestId,
     Topic(topic): Topic,
-    ApiJson(req): ApiJson<EnqueueRequest>,
+    Json(req): Json<EnqueueRequest>,
 ) -> HttpResult<(StatusCode, Json<EnqueueResponse>)> {
     let messages = req.into_messages();
     check_count("messages", messages.len())?;
@@ -128,7 +126,6 @@ async fn enqueue(
 }
 
 #[utoipa::path(post, path = routes::TOPIC_CONSUME, params(Topic),
-    request_body = dsync_api::queue::ConsumeRequest,
     responses(
         (status = 200, description = "Delivered messages (none if none became ready in `wait_ms`)", body = dsync_api::queue::ConsumeResponse),
     ),
@@ -137,7 +134,7 @@ async fn consume(
     State(node): State<Arc<Node>>,
     caller: Caller,
     Topic(topic): Topic,
-    ApiJson(mut req): ApiJson<ConsumeRequest>,
+    Json(mut req): Json<ConsumeRequest>,
 ) -> HttpResult<Json<ConsumeResponse>> {
     check_printable("consumer", &req.consumer, MAX_CONSUMER)?;
     check_count("max", req.max)?;

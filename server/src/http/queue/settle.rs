@@ -4,14 +4,13 @@
 use std::sync::Arc;
 
 use axum::extract::{FromRequest, FromRequestParts, Request};
-use axum::Json;
 use dsync_api::queue::*;
 use dsync_api::routes;
 
 use super::check_count;
 use crate::auth::Caller;
 use crate::http::error::{invalid, HttpError, HttpResult};
-use crate::http::extract::{ApiJson, RequestId};
+use crate::http::extract::{Json, RequestId};
 use crate::http::params::{RequestIdHeader, Topic};
 use crate::node::Node;
 use crate::state::command::queue;
@@ -88,7 +87,7 @@ impl FromRequest<Arc<Node>> for Settle {
         let Ok(caller) = Caller::from_request_parts(&mut parts, node).await;
         let id = RequestId::from_request_parts(&mut parts, node).await?;
         let Topic(topic) = Topic::from_request_parts(&mut parts, node).await?;
-        let ApiJson(req) = ApiJson::from_request(Request::from_parts(parts, body), node).await?;
+        let Json(req) = Json::from_request(Request::from_parts(parts, body), node).await?;
         Ok(Settle {
             node: node.clone(),
             caller,

@@ -3,14 +3,13 @@
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::Json;
 use dsync_api::queue::*;
 use dsync_api::routes;
 use dsync_api::types::{Consistency, ReadQuery};
 
 use crate::error::Error;
 use crate::http::error::{invalid, HttpResult};
-use crate::http::extract::{ApiJson, ApiQuery};
+use crate::http::extract::{ApiQuery, Json};
 use crate::http::params::{list_limit, ListLimit, ReadOptions, Topic};
 use crate::node::Node;
 use crate::proposer::now_ms;
@@ -32,7 +31,6 @@ pub async fn redrive(
 }
 
 #[utoipa::path(put, path = routes::TOPIC, params(Topic),
-    request_body = dsync_api::queue::TopicSettings,
     responses(
         (status = 200, description = "The topic with its new settings", body = dsync_api::queue::TopicStats),
     ),
@@ -40,7 +38,7 @@ pub async fn redrive(
 pub async fn configure(
     State(node): State<Arc<Node>>,
     Topic(topic): Topic,
-    ApiJson(s): ApiJson<TopicSettings>,
+    Json(s): Json<TopicSettings>,
 ) -> HttpResult<Json<TopicStats>> {
     super::room_for_topic(&node, &topic)?;
     if s.max_attempts.is_some_and(|v| v == 0 || v > 1000) {
