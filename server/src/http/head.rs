@@ -46,21 +46,21 @@ fn check(parts: &Parts, limits: &LimitsConfig) -> Result<(), HttpError> {
     let bounds = [
         (
             ErrorCode::UriTooLong,
-            "request target bytes",
+            "the request target's length in bytes",
             target,
             limits.max_uri_bytes,
             " (limits.max_uri_bytes)",
         ),
         (
             ErrorCode::HeadersTooLarge,
-            "header fields",
+            "the number of header fields",
             parts.headers.len(),
             MAX_HEADER_FIELDS,
             "",
         ),
         (
             ErrorCode::HeadersTooLarge,
-            "bytes of header fields",
+            "the header fields' size in bytes",
             header_bytes(parts),
             limits.max_header_bytes,
             " (limits.max_header_bytes)",
@@ -69,7 +69,7 @@ fn check(parts: &Parts, limits: &LimitsConfig) -> Result<(), HttpError> {
     match bounds.into_iter().find(|(_, _, have, most, _)| have > most) {
         Some((code, what, have, most, setting)) => Err(HttpError(ApiError::new(
             code,
-            format!("the request has {have} {what}; this node takes at most {most}{setting}"),
+            format!("{what} is {have}; this node takes at most {most}{setting}"),
         ))),
         None => Ok(()),
     }

@@ -208,8 +208,8 @@ async fn list(
     State(node): State<Arc<Node>>,
     ApiQuery(q): ApiQuery<ReadQuery>,
 ) -> HttpResult<Json<LockList>> {
-    node.read_barrier(q.consistency, q.max_staleness_ms).await?;
     let limit = list_limit(q.limit, MAX_LISTED)?;
+    node.read_barrier(q.consistency, q.max_staleness_ms).await?;
     let locks = node.control.sm.read().data.locks.infos(now_ms(), limit);
     Ok(Json(LockList { locks }))
 }

@@ -66,14 +66,17 @@ pub async fn up(
     }
     file.save(dir)?;
     let n = file.nodes.len();
-    let statuses = all_follow(&mut watched, n, timeout, progress, "waiting for every container to join")
-        .await
-    .map_err(|e| {
+    let what = "waiting for every container to join";
+    let hint = |e: anyhow::Error| {
         anyhow::anyhow!(
-            "{e:#}\nthe containers keep running: see `docker compose -p {} logs`, stop them with `dsync cluster down`",
+            "{e:#}\nthe containers keep running: see `docker compose -p {} logs`, \
+             stop them with `dsync cluster down`",
             info.project
         )
-    })?;
+    };
+    let statuses = all_follow(&mut watched, n, timeout, progress, what)
+        .await
+        .map_err(hint)?;
     for s in &statuses {
         if let Some(node) = file.node_mut(s.id) {
             node.version.clone_from(&s.version);

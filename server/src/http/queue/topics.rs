@@ -111,8 +111,8 @@ pub async fn list(
     State(node): State<Arc<Node>>,
     ApiQuery(q): ApiQuery<ReadQuery>,
 ) -> HttpResult<Json<TopicList>> {
-    node.read_barrier(q.consistency, q.max_staleness_ms).await?;
     let limit = list_limit(q.limit, 10_000)?;
+    node.read_barrier(q.consistency, q.max_staleness_ms).await?;
     // Once there are queue groups, what the control group still lists are
     // the drained copies of topics from before them: the groups hold them.
     let topics = if node.groups.routing().map.groups.is_empty() {
