@@ -21,8 +21,6 @@ use crate::auth::policy::{On, Rule};
 use crate::cache;
 use crate::node::Node;
 
-const MAX_LINES: usize = 10_000;
-
 pub fn api() -> Api {
     Api::client()
         .tagged("cache")
@@ -118,7 +116,7 @@ async fn lines(
     State(node): State<Arc<Node>>,
     ApiQuery(q): ApiQuery<LinesQuery>,
 ) -> HttpResult<Json<CacheLines>> {
-    let limit = list_limit(q.limit, MAX_LINES)?;
+    let limit = list_limit(q.limit)?;
     let (lines, truncated) = cache::lines(&*node, limit);
     Ok(Json(CacheLines {
         node: node.id,

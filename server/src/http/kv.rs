@@ -21,8 +21,6 @@ use crate::error::Error;
 use crate::node::Node;
 use crate::state::command::kv;
 
-const MAX_LIST: usize = 10_000;
-
 pub fn api() -> Api {
     Api::client()
         .tagged("kv")
@@ -141,7 +139,7 @@ async fn list(
     if prefix.len() > MAX_KEY_LEN {
         return Err(invalid(format!("prefix longer than {MAX_KEY_LEN} bytes")));
     }
-    let limit = list_limit(q.limit, MAX_LIST)?;
+    let limit = list_limit(q.limit)?;
     let staleness_ms = node.read_barrier(q.consistency, q.max_staleness_ms).await?;
     let st = node.control.sm.read();
     let (items, truncated) = st.data.kv.list(&prefix, limit);

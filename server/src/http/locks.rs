@@ -23,9 +23,6 @@ use crate::node::Node;
 use crate::proposer::now_ms;
 use crate::state::command::locks;
 
-/// Most locks listed by `GET /v1/locks`.
-const MAX_LISTED: usize = 10_000;
-
 /// Calls on the lock the path names.
 const ONE_LOCK: Rule = Rule::Data(On::One(Kind::Locks));
 
@@ -208,7 +205,7 @@ async fn list(
     State(node): State<Arc<Node>>,
     ApiQuery(q): ApiQuery<ReadQuery>,
 ) -> HttpResult<Json<LockList>> {
-    let limit = list_limit(q.limit, MAX_LISTED)?;
+    let limit = list_limit(q.limit)?;
     node.read_barrier(q.consistency, q.max_staleness_ms).await?;
     let locks = node.control.sm.read().data.locks.infos(now_ms(), limit);
     Ok(Json(LockList { locks }))

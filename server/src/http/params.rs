@@ -26,11 +26,14 @@ pub fn check_printable(what: &str, value: &str, max: usize) -> HttpResult<()> {
     Ok(())
 }
 
-/// 400 unless a list's `limit` (default 1000) is 1 to `max`.
-pub fn list_limit(limit: Option<usize>, max: usize) -> HttpResult<usize> {
+/// Most items one list call returns (`ListLimit` documents it).
+pub const MAX_LIMIT: usize = 10_000;
+
+/// 400 unless a list's `limit` (default 1000) is 1 to [`MAX_LIMIT`].
+pub fn list_limit(limit: Option<usize>) -> HttpResult<usize> {
     match limit.unwrap_or(1000) {
-        n @ 1.. if n <= max => Ok(n),
-        _ => Err(invalid(format!("limit must be between 1 and {max}"))),
+        n @ 1..=MAX_LIMIT => Ok(n),
+        _ => Err(invalid(format!("limit must be between 1 and {MAX_LIMIT}"))),
     }
 }
 
@@ -212,11 +215,13 @@ mod tests {
     }
 
     #[test]
-    fn list_limits_are_bounded() {
-        assert_eq!(list_limit(None, 10_000).ok(), Some(1000));
-        assert_eq!(list_limit(Some(10), 10).ok(), Some(10));
-        assert!(list_limit(Some(0), 10).is_err());
-        assert!(list_limit(Some(11), 10).is_err());
+    fn list_limits_are_bounded_as_documented() {
+        assert_eq!(list_limit(None).ok(), Some(1000));
+        assert_eq!(list_limit(Some(MAX_LIMIT)).ok(), Some(MAX_LIMIT));
+        assert!(list_limit(Some(0)).is_err());
+        assert!(list_limit(Some(MAX_LIMIT + 1)).is_err());
+        let json = serde_json::to_string(&ListLimit::into_params(|| None)).unwrap();
+        assert!(json.contains(&format!("\"maximum\":{MAX_LIMIT}")), "{json}");
     }
 
     #[test]

@@ -35,30 +35,18 @@ pub struct Entry {
     pub traffic: Traffic,
 }
 
-/// The methods a path item describes, in the order `Allow` lists them.
-fn methods_of(item: &PathItem) -> Vec<Method> {
+/// The operations a path item describes, with their methods, in the order
+/// `Allow` lists them.
+fn operations(item: &mut PathItem) -> impl Iterator<Item = (Method, &mut Operation)> {
     [
-        (Method::GET, item.get.is_some()),
-        (Method::PUT, item.put.is_some()),
-        (Method::POST, item.post.is_some()),
-        (Method::DELETE, item.delete.is_some()),
-        (Method::PATCH, item.patch.is_some()),
+        (Method::GET, item.get.as_mut()),
+        (Method::PUT, item.put.as_mut()),
+        (Method::POST, item.post.as_mut()),
+        (Method::DELETE, item.delete.as_mut()),
+        (Method::PATCH, item.patch.as_mut()),
     ]
     .into_iter()
-    .filter_map(|(m, present)| present.then_some(m))
-    .collect()
-}
-
-fn operations(item: &mut PathItem) -> impl Iterator<Item = &mut Operation> {
-    [
-        item.get.as_mut(),
-        item.put.as_mut(),
-        item.post.as_mut(),
-        item.delete.as_mut(),
-        item.patch.as_mut(),
-    ]
-    .into_iter()
-    .flatten()
+    .filter_map(|(method, op)| Some((method, op?)))
 }
 
 /// Every registered route's methods and entries, by axum's template
@@ -191,11 +179,9 @@ impl Api {
             traffic: self.traffic,
         };
         for (path, item) in handlers.1.paths.iter_mut() {
-            for method in methods_of(item) {
+            for (method, op) in operations(item) {
                 self.table.insert(path, method, entry);
-            }
-            if let Some(tag) = self.tag {
-                for op in operations(item) {
+                if let Some(tag) = self.tag {
                     op.tags.get_or_insert_with(|| vec![tag.to_string()]);
                 }
             }

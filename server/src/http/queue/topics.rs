@@ -111,7 +111,7 @@ pub async fn list(
     State(node): State<Arc<Node>>,
     ApiQuery(q): ApiQuery<ReadQuery>,
 ) -> HttpResult<Json<TopicList>> {
-    let limit = list_limit(q.limit, 10_000)?;
+    let limit = list_limit(q.limit)?;
     node.read_barrier(q.consistency, q.max_staleness_ms).await?;
     // Once there are queue groups, what the control group still lists are
     // the drained copies of topics from before them: the groups hold them.
