@@ -60,6 +60,24 @@ impl Principal {
             bound: false,
         }
     }
+
+    /// Equal to [`Principal::anonymous`], without building one.
+    pub fn is_anonymous(&self) -> bool {
+        self.is_unbound_admin("anonymous")
+    }
+
+    /// Equal to [`Principal::peer`], without building one.
+    pub fn is_peer(&self) -> bool {
+        self.is_unbound_admin("peer")
+    }
+
+    fn is_unbound_admin(&self, name: &str) -> bool {
+        self.name == name
+            && self.role == Role::Admin
+            && self.scopes.is_empty()
+            && self.expires_at.is_none()
+            && !self.bound
+    }
 }
 
 struct Verifier {

@@ -1,24 +1,21 @@
-//! The one middleware in front of every route: peer routes need the cluster
-//! secret; client routes need a credential whose role and scopes cover what
-//! [`policy::classify`](crate::auth::policy::classify) says the call needs; then
-//! the per-client rate limit; then the audit record.
+//! Who may call what, the guard part of [`front`](super::front): peer
+//! routes need the cluster secret; client routes need a credential whose
+//! role and scopes cover what
+//! [`policy::classify`](crate::auth::policy::classify) says the call needs;
+//! then the per-client rate limit; then the audit record.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
-use axum::extract::rejection::RawPathParamsRejection;
-use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, RawPathParams, Request, State};
-use axum::http::{header, HeaderValue, Method};
-use axum::middleware::Next;
+use axum::extract::{ConnectInfo, Request};
+use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use dsync_api::auth::Role;
 use dsync_api::{ApiError, ErrorCode};
 
 use super::error::HttpError;
-use super::route;
 use crate::auth::audit::{outcome_of, printable, Record};
 use crate::auth::limits::rate_limited;
-use crate::auth::policy::{classify, permit, Access};
+use crate::auth::policy::{classify, permit, Access, Rule};
 use crate::auth::{Caller, Principal, Security};
 use crate::proposer::now_ms;
 use crate::serve::ConnMark;
@@ -28,28 +25,11 @@ fn refuse(e: ApiError) -> Response {
     HttpError(e).into_response()
 }
 
-/// What `req` needs, from the rule of the route the router matched and the
-/// path parameters it extracted (the handler's own values), or the 400 that
-/// the handler would give for parameters that do not decode.
-async fn access_of(req: Request) -> Result<(Request, Access), ApiError> {
-    let (mut parts, body) = req.into_parts();
-    let route = parts.extensions.get::<MatchedPath>().cloned();
-    let params = match RawPathParams::from_request_parts(&mut parts, &()).await {
-        Ok(params) => Some(params),
-        // Unmatched paths (the 404 fallback) carry no parameters.
-        Err(RawPathParamsRejection::MissingPathParams(_)) => None,
-        Err(rej) => return Err(ApiError::new(ErrorCode::InvalidArgument, rej.body_text())),
-    };
-    let params: Vec<(&str, &str)> = params.iter().flatten().collect();
-    let rule = route.and_then(|r| route::table().rule(r.as_str(), &parts.method));
-    let access = classify(
-        &parts.method,
-        parts.uri.path(),
-        parts.uri.query(),
-        rule,
-        &params,
-    );
-    Ok((Request::from_parts(parts, body), access))
+/// What a call of `method` on `uri` needs, from the rule of the route the
+/// router matched (`rule`) and the path parameters it extracted (the
+/// handler's own values).
+pub fn access(method: &Method, uri: &Uri, rule: Option<Rule>, params: &[(&str, &str)]) -> Access {
+    classify(method, uri.path(), uri.query(), rule, params)
 }
 
 /// A client request on a connection admitted past the caps, in the room
@@ -67,39 +47,55 @@ fn node_full() -> Response {
     resp
 }
 
-pub async fn guard(State(sec): State<Arc<Security>>, req: Request, next: Next) -> Response {
-    let (mut req, access) = match access_of(req).await {
-        Ok(found) => found,
-        Err(e) => return refuse(e),
-    };
+/// What [`admit`] let through, for [`settle`] to audit once the answer
+/// is known.
+pub enum Pass {
+    /// Peers, public routes, and every call when no audit log is kept.
+    Quiet,
+    Audited {
+        name: String,
+        remote: Option<SocketAddr>,
+        method: Method,
+        path: String,
+        admin: bool,
+    },
+}
+
+/// Lets `req` through, with its [`Caller`] attached, or answers it: peer
+/// routes need the cluster secret; client routes a credential whose role
+/// and scopes cover `access`; then the per-client rate limit. Refusals are
+/// audited here, what passes in [`settle`].
+pub async fn admit(
+    sec: &Security,
+    mut req: Request,
+    access: &Access,
+) -> Result<(Request, Pass), Response> {
     let remote = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0);
-    let peer = access == Access::Peer && sec.is_peer(&req);
+    let peer = *access == Access::Peer && sec.is_peer(&req);
     let conn = req.extensions().get::<ConnMark>();
     if peer {
         // A peer's connection is never closed to make room for clients.
         if let Some(conn) = conn {
             conn.mark_peer();
         }
-        return next.run(req).await;
+        return Ok((req, Pass::Quiet));
     }
     if conn.is_some_and(ConnMark::on_probation) {
-        return node_full();
+        return Err(node_full());
     }
-    if access == Access::Public {
-        return next.run(req).await;
+    if *access == Access::Public {
+        return Ok((req, Pass::Quiet));
     }
-    let method = req.method().clone();
-    let path = req.uri().path().to_string();
     let checked = match sec.auth.authenticate(req.headers()) {
         // Without the cluster secret (checked above), a peer route is refused
         // whatever else the request carries.
-        _ if access == Access::Peer => Err((credential_hint(&req), peer_refusal(&req))),
+        _ if *access == Access::Peer => Err((credential_hint(&req), peer_refusal(&req))),
         Err(e) => Err((credential_hint(&req), e)),
         Ok(p) => {
-            let refused = match &access {
+            let refused = match access {
                 Access::Peer => Some(peer_refusal(&req)),
                 Access::Needs(role, target) => permit(&p, *role, target).err(),
                 Access::Public | Access::Authenticated => None,
@@ -111,30 +107,21 @@ pub async fn guard(State(sec): State<Arc<Security>>, req: Request, next: Next) -
         }
     };
     let principal = match checked {
-        Ok(p) if p == Principal::anonymous() && sec.tls.is_some() => {
-            match with_tls_without_tokens(&req, &access) {
+        Ok(p) if p.is_anonymous() && sec.tls.is_some() => {
+            match with_tls_without_tokens(&req, access) {
                 Ok(p) => p,
-                Err(e) => {
-                    let resp = refuse(e);
-                    audit(&sec, p.name, remote, &method, &path, resp.status().as_u16()).await;
-                    return resp;
-                }
+                Err(e) => return Err(refused(sec, p.name, remote, req_line(&req), refuse(e)).await),
             }
         }
         Ok(p) => p,
-        Err((who, e)) => {
-            let resp = refuse(e);
-            audit(&sec, who, remote, &method, &path, resp.status().as_u16()).await;
-            return resp;
-        }
+        Err((who, e)) => return Err(refused(sec, who, remote, req_line(&req), refuse(e)).await),
     };
-    let admin = matches!(access, Access::Needs(Role::Admin, _));
-    let key = if principal.bound || principal == Principal::peer() {
+    let key = if principal.bound || principal.is_peer() {
         principal.name.clone()
     } else {
         remote.map_or_else(|| "anonymous".into(), |a| a.ip().to_string())
     };
-    if principal != Principal::peer() {
+    if !principal.is_peer() {
         if let Err(wait) = sec.limits.check_rate(&key) {
             let mut resp = refuse(rate_limited(format!(
                 "more than {} requests per second",
@@ -143,19 +130,58 @@ pub async fn guard(State(sec): State<Arc<Security>>, req: Request, next: Next) -
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
-            audit(&sec, principal.name, remote, &method, &path, 429).await;
-            return resp;
+            return Err(refused(sec, principal.name, remote, req_line(&req), resp).await);
         }
     }
-    let name = principal.name.clone();
+    let pass = if sec.audit.is_some() {
+        let (method, path) = req_line(&req);
+        Pass::Audited {
+            name: principal.name.clone(),
+            remote,
+            method,
+            path,
+            admin: matches!(access, Access::Needs(Role::Admin, _)),
+        }
+    } else {
+        Pass::Quiet
+    };
     req.extensions_mut().insert(Caller { principal, key });
-    let resp = next.run(req).await;
+    Ok((req, pass))
+}
+
+/// Audits a call [`admit`] let through: every change, every admin call,
+/// and every refusal the handler gave.
+pub async fn settle(sec: &Security, pass: Pass, status: StatusCode) {
+    let Pass::Audited {
+        name,
+        remote,
+        method,
+        path,
+        admin,
+    } = pass
+    else {
+        return;
+    };
     let mutating = !(method == Method::GET || method == Method::HEAD);
-    let status = resp.status().as_u16();
+    let status = status.as_u16();
     if mutating || admin || outcome_of(status) == "denied" {
-        audit(&sec, name, remote, &method, &path, status).await;
+        audit(sec, name, remote, (method, path), status).await;
     }
+}
+
+async fn refused(
+    sec: &Security,
+    who: String,
+    remote: Option<SocketAddr>,
+    line: (Method, String),
+    resp: Response,
+) -> Response {
+    audit(sec, who, remote, line, resp.status().as_u16()).await;
     resp
+}
+
+fn req_line(req: &Request) -> (Method, String) {
+    (req.method().clone(), req.uri().path().to_string())
 }
 
 /// With TLS but no token auth, a certificate of the cluster CA is the admin
@@ -204,8 +230,7 @@ async fn audit(
     sec: &Security,
     principal: String,
     remote: Option<SocketAddr>,
-    method: &Method,
-    path: &str,
+    (method, path): (Method, String),
     status: u16,
 ) {
     let Some(audit) = &sec.audit else {
@@ -218,7 +243,7 @@ async fn audit(
             principal: printable(&principal),
             remote: remote.map(|a| a.to_string()),
             method: method.to_string(),
-            path: printable(path),
+            path: printable(&path),
             status,
             outcome: outcome_of(status),
         })

@@ -5,30 +5,21 @@
 //! are what clients get. Heads the parser would refuse even so reach here
 //! as a stand-in request marked [`Malformed`] (see `serve::frame`).
 
-use std::sync::Arc;
-
-use axum::extract::{Request, State};
 use axum::http::request::Parts;
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use dsync_api::{ApiError, ErrorCode};
 
 use super::error::HttpError;
 use crate::auth::config::MAX_HEADER_FIELDS;
 use crate::auth::LimitsConfig;
-use crate::node::Node;
 use crate::serve::Malformed;
 
-pub async fn limits(State(node): State<Arc<Node>>, req: Request, next: Next) -> Response {
-    let (parts, body) = req.into_parts();
-    // The stand-in for a head the HTTP parser would have refused itself.
+/// The refusal of a head past a limit, or of the stand-in for a head the
+/// HTTP parser would have refused itself.
+pub fn admit(parts: &Parts, limits: &LimitsConfig) -> Result<(), HttpError> {
     if let Some(why) = parts.extensions.get::<Malformed>() {
-        return HttpError(why.to_api()).into_response();
+        return Err(HttpError(why.to_api()));
     }
-    if let Err(e) = check(&parts, &node.config.limits) {
-        return e.into_response();
-    }
-    next.run(Request::from_parts(parts, body)).await
+    check(parts, limits)
 }
 
 /// Bytes of the header fields as sent in HTTP/1: `name: value\r\n` each.

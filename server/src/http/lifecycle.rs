@@ -2,9 +2,8 @@
 
 use std::sync::Arc;
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::State;
 use axum::http::header;
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use dsync_api::types::{DrainResponse, MembershipResponse};
 use dsync_api::{routes, ApiError, ErrorCode};
@@ -12,7 +11,7 @@ use utoipa_axum::routes;
 
 use super::error::{invalid, HttpError, HttpResult};
 use super::extract::{ApiPath, Json};
-use super::route::{self, Api, Traffic};
+use super::route::Api;
 use crate::auth::policy::Rule;
 use crate::node::Node;
 
@@ -131,33 +130,20 @@ async fn undrain(State(node): State<Arc<Node>>) -> Json<DrainResponse> {
     })
 }
 
-/// Whether a request is client traffic a draining node turns away, as its
-/// route was registered (`route::Traffic`). Status, health, admin and peer
+/// The 503 `unavailable` a draining node gives client traffic (routes
+/// registered as `route::Traffic::Client`). Status, health, admin and peer
 /// routes keep working so operators and the rest of the cluster can still
 /// reach it; a path no route takes is answered 404 either way.
-fn is_client_traffic(req: &Request) -> bool {
-    req.extensions()
-        .get::<MatchedPath>()
-        .and_then(|m| route::table().get(m.as_str(), req.method()))
-        .is_some_and(|e| e.traffic == Traffic::Client)
-}
-
-/// Middleware: 503 `unavailable` with `Retry-After` on a draining node.
-pub async fn drain_gate(State(node): State<Arc<Node>>, req: Request, next: Next) -> Response {
-    let client = is_client_traffic(&req);
-    if client && node.is_draining() {
-        return HttpError(ApiError::new(
-            ErrorCode::Unavailable,
-            format!("node {} is draining; use another node", node.id),
-        ))
-        .into_response();
-    }
-    let _serving = client.then(|| node.client_requests.enter());
-    next.run(req).await
+pub fn draining(node: &Node) -> HttpError {
+    HttpError(ApiError::new(
+        ErrorCode::Unavailable,
+        format!("node {} is draining; use another node", node.id),
+    ))
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::route::{self, Traffic};
     use super::*;
 
     fn traffic(method: &str, route: &str) -> Option<Traffic> {

@@ -3,15 +3,12 @@
 
 use std::sync::Arc;
 
-use axum::extract::{FromRequestParts, MatchedPath, RawPathParams, Request, State};
-use axum::http::HeaderValue;
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::extract::State;
 use dsync_api::auth::Role;
 use dsync_api::routes;
 use dsync_api::shards::{
     GroupInfo, GroupMove, GroupStatus, InitShards, RebalancePlan, RebalanceRequest, ReplicaStatus,
-    ReshardPlan, ReshardRequest, ShardJob, ShardMap, ShardsStatus, CONTROL_GROUP, HEADER_GROUP,
+    ReshardPlan, ReshardRequest, ShardJob, ShardMap, ShardsStatus, CONTROL_GROUP,
 };
 use dsync_api::types::MemberKind;
 use dsync_api::{ApiError, ErrorCode};
@@ -193,32 +190,12 @@ pub(super) async fn job(
     })
 }
 
-/// Middleware of the queue routes: `x-dsync-group` names the group that
-/// holds the request's topic. Other routes pass straight through, before
-/// any path parameter is decoded.
-pub async fn group_header(
-    State(node): State<Arc<Node>>,
-    matched: Option<MatchedPath>,
-    req: Request,
-    next: Next,
-) -> Response {
-    if !matched.is_some_and(|m| m.as_str().starts_with("/v1/queues/")) {
-        return next.run(req).await;
+/// The group holding the topic of a queue route (for `x-dsync-group`);
+/// `None` for other routes.
+pub fn group_of(node: &Node, route: &str, params: &[(&str, &str)]) -> Option<u64> {
+    if !route.starts_with("/v1/queues/") {
+        return None;
     }
-    let (mut parts, body) = req.into_parts();
-    let group = RawPathParams::from_request_parts(&mut parts, &node)
-        .await
-        .ok()
-        .and_then(|params| {
-            params
-                .iter()
-                .find(|(k, _)| *k == "topic")
-                .map(|(_, topic)| node.groups.routing().group_of(topic))
-        });
-    let mut resp = next.run(Request::from_parts(parts, body)).await;
-    if let Some(g) = group {
-        resp.headers_mut()
-            .insert(HEADER_GROUP, HeaderValue::from(g));
-    }
-    resp
+    let topic = params.iter().find(|(k, _)| *k == "topic")?.1;
+    Some(node.groups.routing().group_of(topic))
 }
