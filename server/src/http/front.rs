@@ -4,6 +4,7 @@
 //! order. One layer rather than five, so a request pays for one boxed
 //! `Next` and looks up its route's entry and path parameters once.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -29,7 +30,12 @@ pub async fn front(State(node): State<Arc<Node>>, req: Request, next: Next) -> R
         Ok(resp) | Err(resp) => resp,
     };
     stamp(&node, &mut resp);
-    let route = route.map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let route = match route {
+        None => Cow::Borrowed("unmatched"),
+        Some(p) => route::table()
+            .template(p.as_str())
+            .map_or_else(|| Cow::Owned(p.as_str().to_string()), Cow::Borrowed),
+    };
     node.metrics
         .requests
         .get_or_create(&RouteLabels {
@@ -105,12 +111,14 @@ fn stamp(node: &Node, resp: &mut Response) {
 /// The method as a metric label. Any token is a valid HTTP method, so a
 /// client could otherwise mint a series per request (the request metrics
 /// are recorded before auth): methods no route takes share one label.
-fn method_label(m: &Method) -> String {
+fn method_label(m: &Method) -> &'static str {
     match *m {
-        Method::GET | Method::HEAD | Method::POST | Method::PUT | Method::DELETE => {
-            m.as_str().to_string()
-        }
-        _ => "other".to_string(),
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        _ => "other",
     }
 }
 

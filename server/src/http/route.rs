@@ -74,6 +74,11 @@ impl Table {
         }
     }
 
+    /// The table's own copy of `template`, if a client route has it.
+    pub fn template(&'static self, template: &str) -> Option<&'static str> {
+        self.by_path.get_key_value(template).map(|(k, _)| k.as_str())
+    }
+
     /// The entry of `method` on the route `template` matched; `HEAD` is
     /// answered by the `GET` handler, so it needs what `GET` needs.
     pub fn get(&self, template: &str, method: &Method) -> Option<Entry> {

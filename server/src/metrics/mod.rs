@@ -3,6 +3,8 @@
 pub mod cache;
 pub mod groups;
 
+use std::borrow::Cow;
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -25,8 +27,9 @@ pub struct PeerLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
-    pub method: String,
-    pub route: String,
+    /// Borrowed, like `route` where it can be, so a request allocates no label.
+    pub method: &'static str,
+    pub route: Cow<'static, str>,
     pub status: u16,
 }
 

@@ -64,7 +64,7 @@ fn renders_prometheus_text_with_route_labels() {
     m.term.set(4);
     m.requests
         .get_or_create(&RouteLabels {
-            method: "PUT".into(),
+            method: "PUT",
             route: "/v1/kv/{*key}".into(),
             status: 200,
         })
