@@ -6,6 +6,7 @@
 //! the same code opens both.
 
 mod host;
+pub mod read_rounds;
 mod status;
 mod ticker;
 
@@ -44,7 +45,15 @@ pub struct Group {
     /// Set while this node hands the group's leadership off: it then turns
     /// the group's requests away, as a follower would.
     pub handing_off: std::sync::atomic::AtomicBool,
+    /// Linearizable reads share ReadIndex rounds.
+    reads: read_rounds::ReadRounds<ReadPoint>,
 }
+
+/// What a ReadIndex round on a group's leader found.
+pub type ReadPoint = std::result::Result<
+    Option<openraft::LogId<u64>>,
+    openraft::error::RaftError<u64, openraft::error::CheckIsLeaderError<u64, openraft::BasicNode>>,
+>;
 
 /// What every group of a node shares.
 #[derive(Clone)]
@@ -130,6 +139,7 @@ impl Group {
             series,
             dir,
             handing_off: Default::default(),
+            reads: Default::default(),
         })
     }
 
@@ -178,9 +188,18 @@ impl Group {
         }
     }
 
+    /// A ReadIndex round started after this call, shared with the reads
+    /// that arrive while the one before it runs.
+    pub async fn read_point(&self) -> ReadPoint {
+        let raft = self.raft.clone();
+        self.reads
+            .share(move || async move { raft.ensure_linearizable().await })
+            .await
+    }
+
     /// A linearizable read point on the leader (a ReadIndex round).
     pub async fn read_index(&self) -> std::result::Result<(), GroupError> {
-        match self.raft.ensure_linearizable().await {
+        match self.read_point().await {
             Ok(_) => Ok(()),
             Err(openraft::error::RaftError::APIError(
                 openraft::error::CheckIsLeaderError::ForwardToLeader(f),

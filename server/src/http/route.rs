@@ -76,7 +76,9 @@ impl Table {
 
     /// The table's own copy of `template`, if a client route has it.
     pub fn template(&'static self, template: &str) -> Option<&'static str> {
-        self.by_path.get_key_value(template).map(|(k, _)| k.as_str())
+        self.by_path
+            .get_key_value(template)
+            .map(|(k, _)| k.as_str())
     }
 
     /// The entry of `method` on the route `template` matched; `HEAD` is

@@ -67,7 +67,7 @@ impl Node {
     pub(super) async fn local_read_index(&self) -> Result<u64> {
         // A ReadIndex round would renew the voters' leases mid hand-off.
         self.refuse_while_handing_off()?;
-        match self.control.raft.ensure_linearizable().await {
+        match self.control.read_point().await {
             Ok(read_log_id) => Ok(read_log_id.map_or(0, |l| l.index)),
             Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_))) => {
                 Err(Error::Unavailable("leadership moved; retry".into()))

@@ -97,3 +97,34 @@ async fn bench_kv_via_any_reaches_every_node_and_via_leader_only_the_leader() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bench_kv_reads_every_key_it_wrote_at_each_consistency() {
+    let cluster = Cluster::up(3, &[]);
+    cluster.wait_leader(3).await;
+    for at in ["linearizable", "leader", "stale"] {
+        let out = cluster.dsync_ok(&[
+            "bench",
+            "kv",
+            "--read",
+            at,
+            "--clients",
+            "6",
+            "--duration",
+            "1",
+            "--output",
+            "json",
+        ]);
+        let report: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json report");
+        assert_eq!(report["bench"], "kv-reads", "{report}");
+        assert!(report["ops"].as_u64() > Some(0), "{at}: {report}");
+        // A read of a key the bench wrote that failed or missed is an error.
+        assert_eq!(report["errors"], 0, "{at}: {report}");
+    }
+    let out = cluster.dsync(&["bench", "kv", "--read", "sometimes"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "a bad consistency is a usage error"
+    );
+}

@@ -1,9 +1,12 @@
-//! `dsync bench kv`: replicated writes, one Raft commit each.
+//! `dsync bench kv`: replicated writes, one Raft commit each, or reads at
+//! a chosen consistency (`--read`).
 
+use dsync_api::types::Consistency;
 use serde_json::Value;
 
 use super::via::{bench_timeouts, Targets, ViaArgs};
 use super::{closed_loop, print_report, LoadArgs};
+use crate::commands::kv::ConsistencyArg;
 use crate::context::GlobalArgs;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -18,6 +21,9 @@ pub enum KeyPattern {
 
 /// Keys per client with `--keys overwrite`.
 const OVERWRITTEN_KEYS: u64 = 1000;
+
+/// Keys written before a `--read` run, all of them read by every client.
+const READ_KEYS: u64 = 100;
 
 #[derive(Debug, clap::Args)]
 pub struct KvBenchArgs {
@@ -34,11 +40,20 @@ pub struct KvBenchArgs {
     /// Which keys the writes go to.
     #[arg(long, value_enum, default_value_t = KeyPattern::Distinct)]
     pub keys: KeyPattern,
+
+    /// Read instead of writing, at this consistency: 100 keys are written
+    /// first, then every client reads them in turn (`linearizable` costs a
+    /// ReadIndex round, which concurrent reads share).
+    #[arg(long, value_enum, value_name = "CONSISTENCY")]
+    pub read: Option<ConsistencyArg>,
 }
 
 pub async fn run(global: &GlobalArgs, args: KvBenchArgs) -> anyhow::Result<i32> {
     let targets = Targets::new(global, args.via.via, args.load.clients, bench_timeouts).await?;
     let value = Value::String("x".repeat(args.value_size as usize));
+    if let Some(at) = args.read {
+        return reads(global, &args, targets, value, at).await;
+    }
     let key_of = match args.keys {
         KeyPattern::Distinct => key,
         KeyPattern::Overwrite => overwritten_key,
@@ -62,6 +77,47 @@ pub async fn run(global: &GlobalArgs, args: KvBenchArgs) -> anyhow::Result<i32> 
     .await?;
     report.via = Some(via.name().to_string());
     print_report(global.output, &report)
+}
+
+async fn reads(
+    global: &GlobalArgs,
+    args: &KvBenchArgs,
+    targets: Targets,
+    value: Value,
+    at: ConsistencyArg,
+) -> anyhow::Result<i32> {
+    for k in 0..READ_KEYS {
+        targets.all()[0]
+            .kv_put(&read_key(k), value.clone(), None)
+            .await
+            .map_err(crate::context::RequestError)?;
+    }
+    eprintln!(
+        "bench kv reads ({}): {} clients for {} s over {READ_KEYS} keys, {}",
+        Consistency::from(at).as_str(),
+        args.load.clients,
+        args.load.duration,
+        targets.described
+    );
+    let via = targets.via;
+    let targets = std::sync::Arc::new(targets);
+    let mut report = closed_loop("kv-reads", &args.load, move |c, n| {
+        let client = targets.client(c).clone();
+        async move {
+            client
+                .kv_get(&read_key((u64::from(c) * 7919 + n) % READ_KEYS), at.into())
+                .await
+                .map(|_| ())
+                .map_err(|e| crate::context::RequestError(e).to_string())
+        }
+    })
+    .await?;
+    report.via = Some(via.name().to_string());
+    print_report(global.output, &report)
+}
+
+fn read_key(k: u64) -> String {
+    format!("bench/read/{k}")
 }
 
 fn key(client: u32, n: u64) -> String {
