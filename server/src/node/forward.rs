@@ -1,5 +1,6 @@
 //! Writes, and their one-hop forwarding from followers to the leader.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use dsync_api::types::{LeaderTransferResponse, MemberStatus};
@@ -8,9 +9,46 @@ use serde::{Deserialize, Serialize};
 
 use super::Node;
 use crate::error::{Error, Result};
+use crate::metrics::Metrics;
 use crate::proposer::ProposeError;
+use crate::raft::breakers::PeerBreakers;
 use crate::raft::network::{post_bincode, PeerError};
 use crate::state::{CmdError, CmdValue, Command, Proposal};
+
+/// Sends [`ForwardRequest`]s to the leader over `/raft/forward`.
+pub(super) struct Forwarding {
+    peers: reqwest::Client,
+    breakers: PeerBreakers,
+    metrics: Arc<Metrics>,
+}
+
+impl Forwarding {
+    pub(super) async fn send(
+        &self,
+        to: u64,
+        addr: &str,
+        req: &ForwardRequest,
+    ) -> Result<ForwardReply> {
+        self.metrics.forwarded.inc();
+        let reply: Result<ForwardReply, CmdError> = post_bincode(
+            &self.peers,
+            &self.breakers,
+            (to, addr),
+            routes::RAFT_FORWARD,
+            req,
+            FORWARD_TIMEOUT,
+        )
+        .await
+        .map_err(|e| {
+            let write = matches!(
+                req,
+                ForwardRequest::Write(_) | ForwardRequest::Flush(_) | ForwardRequest::WriteBatch(_)
+            );
+            forward_failed(&e, write)
+        })?;
+        reply.map_err(|e| Error::Api(e.to_api()))
+    }
+}
 
 /// What a follower asks of the leader over `/raft/forward`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -250,24 +288,16 @@ impl Node {
         addr: &str,
         req: &ForwardRequest,
     ) -> Result<ForwardReply> {
-        self.metrics.forwarded.inc();
-        let reply: Result<ForwardReply, CmdError> = post_bincode(
-            &self.peers,
-            &self.breakers,
-            (to, addr),
-            routes::RAFT_FORWARD,
-            req,
-            FORWARD_TIMEOUT,
-        )
-        .await
-        .map_err(|e| {
-            let write = matches!(
-                req,
-                ForwardRequest::Write(_) | ForwardRequest::Flush(_) | ForwardRequest::WriteBatch(_)
-            );
-            forward_failed(&e, write)
-        })?;
-        reply.map_err(|e| Error::Api(e.to_api()))
+        self.forwarding().send(to, addr, req).await
+    }
+
+    /// What a forward needs, for a task that cannot borrow the node.
+    pub(super) fn forwarding(&self) -> Forwarding {
+        Forwarding {
+            peers: self.peers.clone(),
+            breakers: self.breakers.clone(),
+            metrics: self.metrics.clone(),
+        }
     }
 
     /// Serves a request forwarded by a follower.

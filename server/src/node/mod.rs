@@ -58,6 +58,9 @@ pub struct Node {
     pub cache: crate::cache::Cache,
     /// Batches the client writes this node forwards to the leader.
     forwarder: forward_batch::Forwarder,
+    /// Linearizable reads here share the read indexes asked of the leader.
+    remote_reads:
+        crate::groups::read_rounds::ReadRounds<std::result::Result<u64, dsync_api::ApiError>>,
     /// When a leader last appended to us (for `stale` reads).
     leader_contact: Mutex<Option<Instant>>,
     /// What `/ready` saw of the apply keeping up (`progress.rs`).
@@ -138,6 +141,7 @@ impl Node {
             security,
             events,
             forwarder,
+            remote_reads: Default::default(),
             leader_contact: Mutex::new(None),
             apply_progress: Mutex::new(progress::ApplyProgress::new(Instant::now())),
             draining: AtomicBool::new(false),

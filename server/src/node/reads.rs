@@ -27,7 +27,7 @@ impl Node {
                 let index = if self.is_leader() {
                     self.local_read_index().await?
                 } else {
-                    self.remote_index(ForwardRequest::ReadIndex).await?
+                    self.remote_read_index().await?
                 };
                 self.wait_applied(index).await?;
                 Ok(None)
@@ -76,6 +76,22 @@ impl Node {
                 "cannot confirm leadership: {e}"
             ))),
         }
+    }
+
+    /// The leader's read index, asked once for the reads that arrive
+    /// together, as the leader shares its rounds (`groups/read_rounds.rs`).
+    async fn remote_read_index(&self) -> Result<u64> {
+        let (leader, addr) = self
+            .leader()
+            .ok_or_else(|| Error::Unavailable("no leader is elected yet".into()))?;
+        let forwarding = self.forwarding();
+        self.remote_reads
+            .share(move || async move {
+                let reply = forwarding.send(leader, &addr, &ForwardRequest::ReadIndex);
+                reply.await.and_then(|r| r.index()).map_err(|e| e.to_api())
+            })
+            .await
+            .map_err(Error::Api)
     }
 
     async fn remote_index(&self, req: ForwardRequest) -> Result<u64> {
