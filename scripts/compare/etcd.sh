@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # etcd 3.4 beside dsync on this machine, in alternating rounds so both see
 # the same host speed: each round starts three etcd members on loopback
-# (defaults: fsync on), runs puts, contended lock handoffs and distinct lock
-# cycles with 64 closed-loop clients, stops them, then does the same with a
-# fresh 3-node dsync cluster and `dsync bench`. --via any (the default)
+# (defaults: fsync on), runs puts, contended lock handoffs, distinct lock
+# cycles and linearizable gets with 64 closed-loop clients, stops them,
+# then does the same with a fresh 3-node dsync cluster and `dsync bench`. --via any (the default)
 # binds client i to member i mod 3 on both sides, as clients behind a load
 # balancer are; --via leader puts every client on the leader.
 #
@@ -94,18 +94,21 @@ print(" ".join(str(x.getsockname()[1]) for x in s))')"
     [ -n "$leader" ] || { echo "etcd elected no leader (logs in $d)" >&2; exit 1; }
     local target="$leader"
     [ "$via" = leader ] || target="$eps"
-    for mode in put lock dist; do
+    for mode in put lock dist get; do
         "$tool" "$mode" "$clients" "$duration" "$target"
     done
     stop_etcd
 }
 
 dsync_round() {
-    for what in kv contended distinct; do
+    for what in kv contended distinct reads; do
         local log="$work/dsync.log"
         "$DSYNC_BIN" cluster up --dir "$work/dsync" >"$log" 2>&1 || { cat "$log" >&2; exit 1; }
         local args=(bench kv --via "$via")
-        [ "$what" = kv ] || args=(bench lock --via "$via" --names "$what")
+        case "$what" in
+            contended|distinct) args=(bench lock --via "$via" --names "$what") ;;
+            reads) args=(bench kv --via "$via" --read linearizable) ;;
+        esac
         local out
         out=$("$DSYNC_BIN" --dir "$work/dsync" "${args[@]}" --clients "$clients" \
             --duration "$duration" --output json 2>"$log") || { cat "$log" >&2; exit 1; }

@@ -2,7 +2,7 @@
 //! (its own gRPC connection) waits for an answer before it sends the next
 //! request, for a fixed time; one line of results at the end.
 //!
-//!   etcd-compare put|lock|dist CLIENTS SECONDS ENDPOINT[,ENDPOINT...]
+//!   etcd-compare put|lock|dist|get CLIENTS SECONDS ENDPOINT[,ENDPOINT...]
 //!
 //! Client c connects to the (c mod N)-th endpoint only, as `dsync bench
 //! --via any` binds its clients; a member that is not the leader forwards
@@ -11,7 +11,10 @@
 //! - `put`: puts of 128-byte values to distinct keys (`bench kv`);
 //! - `lock`: lock + unlock of one name through etcd's lock service, with one
 //!   lease per client (`bench lock --names contended`);
-//! - `dist`: the same on a distinct name per cycle (`bench lock`).
+//! - `dist`: the same on a distinct name per cycle (`bench lock`);
+//! - `get`: linearizable gets (etcd's default) of 100 keys written first,
+//!   client c reading key (c * 7919 + n) mod 100 (`bench kv --read
+//!   linearizable`).
 
 use std::time::{Duration, Instant};
 
@@ -22,10 +25,14 @@ enum Mode {
     Put,
     Lock,
     Dist,
+    Get,
 }
 
+/// Keys written before a `get` run.
+const READ_KEYS: u64 = 100;
+
 fn usage() -> ! {
-    eprintln!("usage: etcd-compare put|lock|dist CLIENTS SECONDS ENDPOINT[,ENDPOINT...]");
+    eprintln!("usage: etcd-compare put|lock|dist|get CLIENTS SECONDS ENDPOINT[,ENDPOINT...]");
     std::process::exit(2)
 }
 
@@ -39,11 +46,22 @@ async fn main() {
         "put" => Mode::Put,
         "lock" => Mode::Lock,
         "dist" => Mode::Dist,
+        "get" => Mode::Get,
         _ => usage(),
     };
     let clients: usize = clients.parse().unwrap_or_else(|_| usage());
     let secs: u64 = secs.parse().unwrap_or_else(|_| usage());
     let endpoints: Vec<String> = endpoints.split(',').map(str::to_string).collect();
+    if mode == Mode::Get {
+        let mut cl = Client::connect([endpoints[0].clone()], None)
+            .await
+            .expect("connect to etcd");
+        for k in 0..READ_KEYS {
+            cl.put(format!("bench/read/{k}"), vec![b'x'; 128], None)
+                .await
+                .expect("put");
+        }
+    }
     let start = Instant::now();
     let deadline = start + Duration::from_secs(secs);
     let mut tasks = Vec::new();
@@ -54,7 +72,7 @@ async fn main() {
                 .await
                 .expect("connect to etcd");
             let lease = match mode {
-                Mode::Put => 0,
+                Mode::Put | Mode::Get => 0,
                 _ => cl.lease_grant(60, None).await.expect("lease").id(),
             };
             let value = vec![b'x'; 128];
@@ -67,6 +85,12 @@ async fn main() {
                         cl.put(format!("bench/{c}/{n}"), value.clone(), None)
                             .await
                             .expect("put");
+                        None
+                    }
+                    Mode::Get => {
+                        let key = format!("bench/read/{}", (c as u64 * 7919 + n) % READ_KEYS);
+                        let got = cl.get(key, None).await.expect("get");
+                        assert_eq!(got.kvs().len(), 1, "a written key was missing");
                         None
                     }
                     Mode::Lock => Some("contended".to_string()),
@@ -97,6 +121,7 @@ async fn main() {
         Mode::Put => "put",
         Mode::Lock => "lock-contended",
         Mode::Dist => "lock-distinct",
+        Mode::Get => "get",
     };
     println!(
         "etcd  {name:15} clients={clients} ops={} ops/s={:.0} p50={:.2}ms p99={:.2}ms",
