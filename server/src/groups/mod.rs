@@ -44,7 +44,7 @@ pub struct Group {
     pub dir: PathBuf,
     /// Set while this node hands the group's leadership off: it then turns
     /// the group's requests away, as a follower would.
-    pub handing_off: std::sync::atomic::AtomicBool,
+    pub handing_off: Arc<std::sync::atomic::AtomicBool>,
     /// Linearizable reads share ReadIndex rounds.
     reads: read_rounds::ReadRounds<ReadPoint>,
 }
@@ -189,17 +189,28 @@ impl Group {
     }
 
     /// A ReadIndex round started after this call, shared with the reads
-    /// that arrive while the one before it runs.
-    pub async fn read_point(&self) -> ReadPoint {
-        let raft = self.raft.clone();
+    /// that arrive while the one before it runs; refused as by a follower
+    /// if `handing_off` is set when it starts (a round would renew the
+    /// voters' leases mid hand-off).
+    pub async fn read_point(&self, handing_off: &Arc<std::sync::atomic::AtomicBool>) -> ReadPoint {
+        let (raft, handing_off) = (self.raft.clone(), handing_off.clone());
         self.reads
-            .share(move || async move { raft.ensure_linearizable().await })
+            .share(move || async move {
+                if handing_off.load(std::sync::atomic::Ordering::SeqCst) {
+                    return Err(openraft::error::RaftError::APIError(
+                        openraft::error::CheckIsLeaderError::ForwardToLeader(
+                            openraft::error::ForwardToLeader::empty(),
+                        ),
+                    ));
+                }
+                raft.ensure_linearizable().await
+            })
             .await
     }
 
     /// A linearizable read point on the leader (a ReadIndex round).
     pub async fn read_index(&self) -> std::result::Result<(), GroupError> {
-        match self.read_point().await {
+        match self.read_point(&self.handing_off).await {
             Ok(_) => Ok(()),
             Err(openraft::error::RaftError::APIError(
                 openraft::error::CheckIsLeaderError::ForwardToLeader(f),

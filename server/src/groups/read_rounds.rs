@@ -9,7 +9,8 @@
 //! waits, whatever the number of readers.
 
 use std::future::Future;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::panic::AssertUnwindSafe;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
 
 use futures::future::{BoxFuture, FutureExt, Shared};
 
@@ -61,12 +62,15 @@ impl<T: Clone + Send + Sync + 'static> ReadRounds<T> {
                     s.rounds += 1;
                     let id = s.rounds;
                     let before = s.running.as_ref().map(|(_, r)| r.clone());
-                    let slots = self.slots.clone();
+                    // Weak: the slots hold this round until it ends, and a
+                    // round nobody awaits any more must not keep them alive.
+                    let slots: Weak<_> = Arc::downgrade(&self.slots);
                     let round = async move {
                         if let Some(before) = before {
-                            before.await;
+                            // Its outcome, even a panic, is its own readers'.
+                            let _ = AssertUnwindSafe(before).catch_unwind().await;
                         }
-                        {
+                        if let Some(slots) = slots.upgrade() {
                             // From here on, arriving reads need a later round.
                             let mut s = lock(&slots);
                             if s.next.as_ref().is_some_and(|(i, _)| *i == id) {
@@ -74,9 +78,11 @@ impl<T: Clone + Send + Sync + 'static> ReadRounds<T> {
                             }
                         }
                         let out = start().await;
-                        let mut s = lock(&slots);
-                        if s.running.as_ref().is_some_and(|(i, _)| *i == id) {
-                            s.running = None;
+                        if let Some(slots) = slots.upgrade() {
+                            let mut s = lock(&slots);
+                            if s.running.as_ref().is_some_and(|(i, _)| *i == id) {
+                                s.running = None;
+                            }
                         }
                         out
                     }

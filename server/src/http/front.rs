@@ -79,7 +79,10 @@ async fn serve(
         None => template.and_then(|t| route::table().rule(t, &parts.method)),
     };
     let access = guard::access(&parts.method, &parts.uri, rule, &params);
-    let group = template.and_then(|t| shards::group_of(node, t, &params));
+    // Only where the route takes the method: a 405 names no group.
+    let group = entry
+        .and(template)
+        .and_then(|t| shards::group_of(node, t, &params));
     drop(params);
     let req = Request::from_parts(parts, body);
     let (req, pass) = guard::admit(&node.security, req, &access).await?;

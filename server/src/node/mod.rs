@@ -67,7 +67,7 @@ pub struct Node {
     apply_progress: Mutex<progress::ApplyProgress>,
     /// Set by `POST /v1/node/drain`: client requests get 503 here.
     draining: AtomicBool,
-    handing_off: AtomicBool,
+    handing_off: Arc<AtomicBool>,
     transfer_lock: tokio::sync::Mutex<()>,
     /// Every background task of this node, stopped by [`Node::shutdown`].
     pub tasks: crate::tasks::Tasks,
@@ -145,7 +145,7 @@ impl Node {
             leader_contact: Mutex::new(None),
             apply_progress: Mutex::new(progress::ApplyProgress::new(Instant::now())),
             draining: AtomicBool::new(false),
-            handing_off: AtomicBool::new(false),
+            handing_off: Default::default(),
             transfer_lock: tokio::sync::Mutex::new(()),
             tasks,
             client_requests: Default::default(),

@@ -67,7 +67,7 @@ impl Node {
     pub(super) async fn local_read_index(&self) -> Result<u64> {
         // A ReadIndex round would renew the voters' leases mid hand-off.
         self.refuse_while_handing_off()?;
-        match self.control.read_point().await {
+        match self.control.read_point(&self.handing_off).await {
             Ok(read_log_id) => Ok(read_log_id.map_or(0, |l| l.index)),
             Err(RaftError::APIError(CheckIsLeaderError::ForwardToLeader(_))) => {
                 Err(Error::Unavailable("leadership moved; retry".into()))
@@ -84,10 +84,12 @@ impl Node {
         let (leader, addr) = self
             .leader()
             .ok_or_else(|| Error::Unavailable("no leader is elected yet".into()))?;
-        let forwarding = self.forwarding();
+        let (forwarding, control) = (self.forwarding(), self.control.clone());
         self.remote_reads
             .share(move || async move {
-                let reply = forwarding.send(leader, &addr, &ForwardRequest::ReadIndex);
+                // The leader as of the round's start, which may be later.
+                let (to, addr) = control.leader().unwrap_or((leader, addr));
+                let reply = forwarding.send(to, &addr, &ForwardRequest::ReadIndex);
                 reply.await.and_then(|r| r.index()).map_err(|e| e.to_api())
             })
             .await
