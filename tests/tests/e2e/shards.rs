@@ -62,6 +62,14 @@ async fn shards_show_the_groups_replicas_and_where_each_topic_is() {
     assert_eq!(r.headers().get(HEADER_GROUP).unwrap(), "0");
     let r = http.get(format!("{base}/v1/queues")).send().await.unwrap();
     assert!(r.headers().get(HEADER_GROUP).is_none());
+    // A method the route does not take is answered before any group would.
+    let r = http
+        .patch(format!("{base}/v1/queues/orders"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 405);
+    assert!(r.headers().get(HEADER_GROUP).is_none());
     let r = http.get(format!("{base}/v1/status")).send().await.unwrap();
     assert!(r.headers().get(HEADER_GROUP).is_none());
 

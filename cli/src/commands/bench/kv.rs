@@ -1,13 +1,17 @@
 //! `dsync bench kv`: replicated writes, one Raft commit each, or reads at
 //! a chosen consistency (`--read`).
 
+use std::future::Future;
+use std::sync::Arc;
+
 use dsync_api::types::Consistency;
+use dsync_api::{Client, ClientError};
 use serde_json::Value;
 
 use super::via::{bench_timeouts, Targets, ViaArgs};
 use super::{closed_loop, print_report, LoadArgs};
 use crate::commands::kv::ConsistencyArg;
-use crate::context::GlobalArgs;
+use crate::context::{GlobalArgs, RequestError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum KeyPattern {
@@ -62,17 +66,30 @@ pub async fn run(global: &GlobalArgs, args: KvBenchArgs) -> anyhow::Result<i32> 
         "bench kv: {} clients for {} s, {}-byte values, {}",
         args.load.clients, args.load.duration, args.value_size, targets.described
     );
+    measure(global, "kv", &args.load, targets, move |client, c, n| {
+        let value = value.clone();
+        async move { client.kv_put(&key_of(c, n), value, None).await.map(|_| ()) }
+    })
+    .await
+}
+
+/// Runs `op` (by client `c`, its `n`-th) in the closed loop and prints the report.
+async fn measure<F, Fut>(
+    global: &GlobalArgs,
+    name: &str,
+    load: &LoadArgs,
+    targets: Targets,
+    op: F,
+) -> anyhow::Result<i32>
+where
+    F: Fn(Client, u32, u64) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<(), ClientError>> + Send + 'static,
+{
     let via = targets.via;
-    let targets = std::sync::Arc::new(targets);
-    let mut report = closed_loop("kv", &args.load, move |c, n| {
-        let (client, value) = (targets.client(c).clone(), value.clone());
-        async move {
-            client
-                .kv_put(&key_of(c, n), value, None)
-                .await
-                .map(|_| ())
-                .map_err(|e| crate::context::RequestError(e).to_string())
-        }
+    let targets = Arc::new(targets);
+    let mut report = closed_loop(name, load, move |c, n| {
+        let op = op(targets.client(c).clone(), c, n);
+        async move { op.await.map_err(|e| RequestError(e).to_string()) }
     })
     .await?;
     report.via = Some(via.name().to_string());
@@ -90,7 +107,7 @@ async fn reads(
         targets.all()[0]
             .kv_put(&read_key(k), value.clone(), None)
             .await
-            .map_err(crate::context::RequestError)?;
+            .map_err(RequestError)?;
     }
     eprintln!(
         "bench kv reads ({}): {} clients for {} s over {READ_KEYS} keys, {}",
@@ -99,21 +116,17 @@ async fn reads(
         args.load.duration,
         targets.described
     );
-    let via = targets.via;
-    let targets = std::sync::Arc::new(targets);
-    let mut report = closed_loop("kv-reads", &args.load, move |c, n| {
-        let client = targets.client(c).clone();
-        async move {
-            client
-                .kv_get(&read_key((u64::from(c) * 7919 + n) % READ_KEYS), at.into())
-                .await
-                .map(|_| ())
-                .map_err(|e| crate::context::RequestError(e).to_string())
-        }
-    })
-    .await?;
-    report.via = Some(via.name().to_string());
-    print_report(global.output, &report)
+    measure(
+        global,
+        "kv-reads",
+        &args.load,
+        targets,
+        move |client, c, n| async move {
+            let key = read_key((u64::from(c) * 7919 + n) % READ_KEYS);
+            client.kv_get(&key, at.into()).await.map(|_| ())
+        },
+    )
+    .await
 }
 
 fn read_key(k: u64) -> String {
