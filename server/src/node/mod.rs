@@ -41,6 +41,9 @@ use crate::metrics::Metrics;
 use crate::raft::breakers::PeerBreakers;
 use crate::raft::network::peer_http_client;
 
+type RemoteIndexes =
+    crate::groups::read_rounds::ReadRounds<std::result::Result<u64, dsync_api::ApiError>>;
+
 pub struct Node {
     pub id: u64,
     pub addr: String,
@@ -58,9 +61,10 @@ pub struct Node {
     pub cache: crate::cache::Cache,
     /// Batches the client writes this node forwards to the leader.
     forwarder: forward_batch::Forwarder,
-    /// Linearizable reads here share the read indexes asked of the leader.
-    remote_reads:
-        crate::groups::read_rounds::ReadRounds<std::result::Result<u64, dsync_api::ApiError>>,
+    /// Linearizable reads here share the read indexes asked of the leader,
+    /// `leader` reads its applied indexes.
+    remote_reads: RemoteIndexes,
+    remote_applied: RemoteIndexes,
     /// When a leader last appended to us (for `stale` reads).
     leader_contact: Mutex<Option<Instant>>,
     /// What `/ready` saw of the apply keeping up (`progress.rs`).
@@ -142,6 +146,7 @@ impl Node {
             events,
             forwarder,
             remote_reads: Default::default(),
+            remote_applied: Default::default(),
             leader_contact: Mutex::new(None),
             apply_progress: Mutex::new(progress::ApplyProgress::new(Instant::now())),
             draining: AtomicBool::new(false),

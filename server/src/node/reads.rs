@@ -27,7 +27,7 @@ impl Node {
                 let index = if self.is_leader() {
                     self.local_read_index().await?
                 } else {
-                    self.remote_read_index().await?
+                    self.remote_index(ForwardRequest::ReadIndex).await?
                 };
                 self.wait_applied(index).await?;
                 Ok(None)
@@ -78,29 +78,28 @@ impl Node {
         }
     }
 
-    /// The leader's read index, asked once for the reads that arrive
-    /// together, as the leader shares its rounds (`groups/read_rounds.rs`).
-    async fn remote_read_index(&self) -> Result<u64> {
-        let (leader, addr) = self
-            .leader()
-            .ok_or_else(|| Error::Unavailable("no leader is elected yet".into()))?;
-        let (forwarding, control) = (self.forwarding(), self.control.clone());
-        self.remote_reads
-            .share(move || async move {
-                // The leader as of the round's start, which may be later.
-                let (to, addr) = control.leader().unwrap_or((leader, addr));
-                let reply = forwarding.send(to, &addr, &ForwardRequest::ReadIndex);
-                reply.await.and_then(|r| r.index()).map_err(|e| e.to_api())
-            })
-            .await
-            .map_err(Error::Api)
-    }
-
+    /// The leader's read index (or applied index, for `AppliedIndex`),
+    /// asked once for the reads that arrive together, as the leader shares
+    /// its rounds (`groups/read_rounds.rs`): each read gets an index asked
+    /// for after it arrived.
     async fn remote_index(&self, req: ForwardRequest) -> Result<u64> {
         let (leader, addr) = self
             .leader()
             .ok_or_else(|| Error::Unavailable("no leader is elected yet".into()))?;
-        self.forward(leader, &addr, &req).await?.index()
+        let rounds = match req {
+            ForwardRequest::ReadIndex => &self.remote_reads,
+            _ => &self.remote_applied,
+        };
+        let (forwarding, control) = (self.forwarding(), self.control.clone());
+        rounds
+            .share(move || async move {
+                // The leader as of the round's start, which may be later.
+                let (to, addr) = control.leader().unwrap_or((leader, addr));
+                let reply = forwarding.send(to, &addr, &req);
+                reply.await.and_then(|r| r.index()).map_err(|e| e.to_api())
+            })
+            .await
+            .map_err(Error::Api)
     }
 
     pub(super) async fn wait_applied(&self, index: u64) -> Result<()> {
