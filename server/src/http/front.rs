@@ -19,6 +19,7 @@ use dsync_api::{ApiError, ErrorCode, HEADER_LEADER, HEADER_NODE, HEADER_TERM};
 use super::error::HttpError;
 use super::route::{self, Traffic};
 use super::{guard, head, lifecycle, shards};
+use crate::auth::policy::classify;
 use crate::metrics::RouteLabels;
 use crate::node::Node;
 
@@ -78,7 +79,8 @@ async fn serve(
         Some(e) => Some(e.rule),
         None => template.and_then(|t| route::table().rule(t, &parts.method)),
     };
-    let access = guard::access(&parts.method, &parts.uri, rule, &params);
+    let uri = &parts.uri;
+    let access = classify(&parts.method, uri.path(), uri.query(), rule, &params);
     // Only where the route takes the method: a 405 names no group.
     let group = entry
         .and(template)

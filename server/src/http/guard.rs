@@ -7,7 +7,7 @@
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, Request};
-use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use dsync_api::auth::Role;
 use dsync_api::{ApiError, ErrorCode};
@@ -15,7 +15,7 @@ use dsync_api::{ApiError, ErrorCode};
 use super::error::HttpError;
 use crate::auth::audit::{outcome_of, printable, Record};
 use crate::auth::limits::rate_limited;
-use crate::auth::policy::{classify, permit, Access, Rule};
+use crate::auth::policy::{permit, Access};
 use crate::auth::{Caller, Principal, Security};
 use crate::proposer::now_ms;
 use crate::serve::ConnMark;
@@ -23,13 +23,6 @@ use crate::tls::PeerCertificate;
 
 fn refuse(e: ApiError) -> Response {
     HttpError(e).into_response()
-}
-
-/// What a call of `method` on `uri` needs, from the rule of the route the
-/// router matched (`rule`) and the path parameters it extracted (the
-/// handler's own values).
-pub fn access(method: &Method, uri: &Uri, rule: Option<Rule>, params: &[(&str, &str)]) -> Access {
-    classify(method, uri.path(), uri.query(), rule, params)
 }
 
 /// A client request on a connection admitted past the caps, in the room
