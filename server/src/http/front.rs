@@ -10,7 +10,7 @@ use std::time::Instant;
 
 use axum::extract::rejection::RawPathParamsRejection;
 use axum::extract::{FromRequestParts, MatchedPath, RawPathParams, Request, State};
-use axum::http::{HeaderValue, Method};
+use axum::http::{HeaderName, HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use dsync_api::shards::HEADER_GROUP;
@@ -90,12 +90,17 @@ async fn serve(
     let (req, pass) = guard::admit(&node.security, req, &access).await?;
     let mut resp = next.run(req).await;
     if let Some(g) = group {
-        resp.headers_mut()
-            .insert(HEADER_GROUP, HeaderValue::from(g));
+        resp.headers_mut().insert(GROUP, HeaderValue::from(g));
     }
     guard::settle(&node.security, pass, resp.status()).await;
     Ok(resp)
 }
+
+// Built once: a name given as a `&str` is parsed again on every insert.
+const NODE: HeaderName = HeaderName::from_static(HEADER_NODE);
+const LEADER: HeaderName = HeaderName::from_static(HEADER_LEADER);
+const TERM: HeaderName = HeaderName::from_static(HEADER_TERM);
+const GROUP: HeaderName = HeaderName::from_static(HEADER_GROUP);
 
 /// `x-dsync-node`, `x-dsync-leader` and `x-dsync-term`, on every answer.
 fn stamp(node: &Node, resp: &mut Response) {
@@ -105,12 +110,12 @@ fn stamp(node: &Node, resp: &mut Response) {
         (m.current_leader, m.current_term)
     };
     let h = resp.headers_mut();
-    h.insert(HEADER_NODE, HeaderValue::from(node.id));
+    h.insert(NODE, HeaderValue::from(node.id));
     h.insert(
-        HEADER_LEADER,
+        LEADER,
         leader.map_or(HeaderValue::from_static(""), HeaderValue::from),
     );
-    h.insert(HEADER_TERM, HeaderValue::from(term));
+    h.insert(TERM, HeaderValue::from(term));
 }
 
 /// The method as a metric label. Any token is a valid HTTP method, so a

@@ -6,9 +6,15 @@
 //! configuration) and the same `http` types, so a head is refused here
 //! only if hyper would refuse it too.
 
+use std::mem::MaybeUninit;
+
 use axum::http::header::{CONTENT_LENGTH, TRANSFER_ENCODING, UPGRADE};
 use axum::http::{HeaderName, HeaderValue, Method, Uri};
 use dsync_api::{ApiError, ErrorCode};
+
+/// Field slots kept on the stack (16 KiB; the default `max_headers` is
+/// 400); a larger `max_headers` takes the heap.
+const STACK_HEADERS: usize = 512;
 
 /// Hyper's cap on a request target, whatever its buffer.
 const MAX_TARGET: usize = u16::MAX as usize - 1;
@@ -85,9 +91,18 @@ impl Malformed {
 /// Parses the head at the start of `buf`, with room for `max_headers`
 /// fields (hyper's `max_headers`).
 pub fn parse(buf: &[u8], max_headers: usize) -> Result<Parsed, Malformed> {
-    let mut headers = vec![httparse::EMPTY_HEADER; max_headers];
-    let mut req = httparse::Request::new(&mut headers);
-    let len = match req.parse(buf) {
+    // Every request head passes here before hyper parses it again: the
+    // usual room for fields stays on the stack, uninitialized.
+    let mut stack = [const { MaybeUninit::<httparse::Header>::uninit() }; STACK_HEADERS];
+    let mut heap = Vec::new();
+    let slots = if max_headers <= STACK_HEADERS {
+        &mut stack[..max_headers]
+    } else {
+        heap.resize_with(max_headers, MaybeUninit::uninit);
+        &mut heap[..]
+    };
+    let mut req = httparse::Request::new(&mut []);
+    let len = match req.parse_with_uninit_headers(buf, slots) {
         Ok(httparse::Status::Complete(len)) => len,
         Ok(httparse::Status::Partial) => return Ok(Parsed::Partial),
         Err(httparse::Error::TooManyHeaders) => return Err(Malformed::TooManyHeaders(max_headers)),
@@ -205,6 +220,30 @@ mod tests {
         );
         assert_eq!(framing("GET / HTTP/1.0\r\n\r\n"), Framing::Length(0));
         assert_eq!(check("GET / HTTP/1.1\r\nhost: x\r\n"), Ok(Parsed::Partial));
+    }
+
+    #[test]
+    fn the_field_limit_holds_on_the_stack_and_past_it() {
+        let head = |n: usize| {
+            let fields: String = (0..n).map(|i| format!("x-f{i}: v\r\n")).collect();
+            format!("GET / HTTP/1.1\r\n{fields}content-length: 3\r\n\r\n")
+        };
+        for max in [1, STACK_HEADERS, STACK_HEADERS + 100] {
+            let fits = head(max - 1);
+            assert_eq!(
+                parse(fits.as_bytes(), max),
+                Ok(Parsed::Complete {
+                    len: fits.len(),
+                    framing: Framing::Length(3)
+                }),
+                "{max} fields allowed"
+            );
+            assert_eq!(
+                parse(head(max).as_bytes(), max),
+                Err(Malformed::TooManyHeaders(max)),
+                "{max} fields allowed"
+            );
+        }
     }
 
     #[test]
