@@ -1,6 +1,8 @@
 //! What the guard (`http/guard.rs`) checks requests against, built once per
 //! node, and the caller it hands to the handlers.
 
+use std::net::IpAddr;
+
 use axum::extract::{FromRequestParts, Request};
 use axum::http::request::Parts;
 
@@ -57,9 +59,21 @@ impl Security {
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub principal: Principal,
+    /// The remote address, for [`key`](Caller::key) when no principal is bound.
+    pub remote: Option<IpAddr>,
+}
+
+impl Caller {
     /// Whom per-client limits count against: the principal, or the remote
-    /// IP when auth is off.
-    pub key: String,
+    /// IP when auth is off. Made on demand: formatting an address for every
+    /// request cost a cache hit about 4 % of its instructions.
+    pub fn key(&self) -> String {
+        if self.principal.bound || self.principal.is_peer() {
+            return self.principal.name.clone();
+        }
+        self.remote
+            .map_or_else(|| "anonymous".into(), |ip| ip.to_string())
+    }
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Caller {
@@ -68,7 +82,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         Ok(parts.extensions.get::<Caller>().cloned().unwrap_or(Caller {
             principal: Principal::anonymous(),
-            key: "anonymous".into(),
+            remote: None,
         }))
     }
 }

@@ -2,9 +2,10 @@
 
 use std::sync::Arc;
 
+use axum::body::Body;
 use axum::extract::State;
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::http::{header, HeaderValue};
+use axum::response::Response;
 use dsync_api::auth::Kind;
 use dsync_api::cache::{
     CacheDeleteResponse, CacheLines, CachePutRequest, CachePutResponse, CacheStates, CacheStats,
@@ -43,15 +44,34 @@ pub fn api() -> Api {
 )]
 async fn get_key(State(node): State<Arc<Node>>, CacheKey(key): CacheKey) -> HttpResult<Response> {
     let r = cache::get(&node, &key).await?;
-    let body = format!(
-        r#"{{"value":{},"version":{},"state":"{}","node":{},"hit":{}}}"#,
-        r.value,
-        r.version,
-        r.state.as_str(),
-        node.id,
-        r.hit
-    );
-    Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
+    let body = item_body(&r.value, r.version, r.state.as_str(), node.id, r.hit);
+    let mut resp = Response::new(Body::from(body));
+    resp.headers_mut()
+        .insert(header::CONTENT_TYPE, JSON_CONTENT.clone());
+    Ok(resp)
+}
+
+const JSON_CONTENT: HeaderValue = HeaderValue::from_static("application/json");
+
+/// A `CacheItem` around `value`, already JSON text. Built by hand: through
+/// `format!`, the hit path spent about 5 % of its instructions formatting.
+fn item_body(value: &str, version: u64, state: &str, node: u64, hit: bool) -> Vec<u8> {
+    let mut n = itoa::Buffer::new();
+    let mut b = Vec::with_capacity(value.len() + 80);
+    b.extend_from_slice(br#"{"value":"#);
+    b.extend_from_slice(value.as_bytes());
+    b.extend_from_slice(br#","version":"#);
+    b.extend_from_slice(n.format(version).as_bytes());
+    b.extend_from_slice(br#","state":""#);
+    b.extend_from_slice(state.as_bytes());
+    b.extend_from_slice(br#"","node":"#);
+    b.extend_from_slice(n.format(node).as_bytes());
+    b.extend_from_slice(if hit {
+        br#","hit":true}"#
+    } else {
+        br#","hit":false}"#
+    });
+    b
 }
 
 #[utoipa::path(put, path = routes::CACHE_KEY, params(CacheKey),
@@ -157,4 +177,31 @@ async fn stats(State(node): State<Arc<Node>>) -> Json<CacheStats> {
         },
         lease_ms: c.lease_ms,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use dsync_api::cache::{CacheItem, LineState};
+    use serde_json::json;
+
+    use super::item_body;
+
+    #[test]
+    fn a_hit_body_is_the_cache_item_of_the_stored_json() {
+        let stored = json!({"a": [1, "two\"", null]}).to_string();
+        for (hit, state) in [(true, LineState::S), (false, LineState::I)] {
+            let body = item_body(&stored, u64::MAX, state.as_str(), 3, hit);
+            let item: CacheItem = serde_json::from_slice(&body).unwrap();
+            assert_eq!(
+                item,
+                CacheItem {
+                    value: json!({"a": [1, "two\"", null]}),
+                    version: u64::MAX,
+                    state,
+                    node: 3,
+                    hit,
+                }
+            );
+        }
+    }
 }

@@ -43,7 +43,7 @@ async fn events(
     State(node): State<Arc<Node>>,
     caller: Caller,
 ) -> HttpResult<Sse<impl Stream<Item = Result<SseEvent, Infallible>>>> {
-    let held = node.security.limits.event_stream(&caller.key)?;
+    let held = node.security.limits.event_stream(&caller.key())?;
     let sub = node.events.subscribe().ok_or_else(|| {
         ApiError::new(
             ErrorCode::RateLimited,

@@ -109,13 +109,12 @@ pub async fn admit(
         Ok(p) => p,
         Err((who, e)) => return Err(refused(sec, who, remote, req_line(&req), refuse(e)).await),
     };
-    let key = if principal.bound || principal.is_peer() {
-        principal.name.clone()
-    } else {
-        remote.map_or_else(|| "anonymous".into(), |a| a.ip().to_string())
+    let caller = Caller {
+        principal,
+        remote: remote.map(|a| a.ip()),
     };
-    if !principal.is_peer() {
-        if let Err(wait) = sec.limits.check_rate(&key) {
+    if !caller.principal.is_peer() && sec.limits.rate_limited() {
+        if let Err(wait) = sec.limits.check_rate(&caller.key()) {
             let mut resp = refuse(rate_limited(format!(
                 "more than {} requests per second",
                 sec.limits.config.rate_limit_per_sec
@@ -123,13 +122,13 @@ pub async fn admit(
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
-            return Err(refused(sec, principal.name, remote, req_line(&req), resp).await);
+            return Err(refused(sec, caller.principal.name, remote, req_line(&req), resp).await);
         }
     }
     let pass = if sec.audit.is_some() {
         let (method, path) = req_line(&req);
         Pass::Audited {
-            name: principal.name.clone(),
+            name: caller.principal.name.clone(),
             remote,
             method,
             path,
@@ -138,7 +137,7 @@ pub async fn admit(
     } else {
         Pass::Quiet
     };
-    req.extensions_mut().insert(Caller { principal, key });
+    req.extensions_mut().insert(caller);
     Ok((req, pass))
 }
 

@@ -150,7 +150,7 @@ async fn consume(
         return Err(invalid(format!("wait_ms must be at most {MAX_WAIT_MS}")));
     }
     let _poll = if req.wait_ms > 0 {
-        Some(node.security.limits.long_poll(&caller.key)?)
+        Some(node.security.limits.long_poll(&caller.key())?)
     } else {
         None
     };
