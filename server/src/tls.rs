@@ -23,11 +23,6 @@ pub struct TlsConfig {
     pub ca_file: PathBuf,
 }
 
-/// Set on each request of a connection that presented a certificate signed
-/// by the cluster CA (rustls verified the chain during the handshake).
-#[derive(Debug, Clone, Copy)]
-pub struct PeerCertificate;
-
 pub struct Tls {
     pub acceptor: TlsAcceptor,
     /// PEM of the CA, for the peer client's roots.

@@ -20,7 +20,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use subtle::ConstantTimeEq;
 
 pub use self::config::{AuthConfig, AuthMode, JwtAlgorithm, LimitsConfig};
-pub use self::security::{Caller, Security};
+pub use self::security::{peer_certificate, Caller, Security};
 
 /// Shortest secret accepted for HS256 and the cluster secret.
 pub const MIN_SECRET_BYTES: usize = 32;

@@ -9,7 +9,8 @@ use axum::http::request::Parts;
 use super::audit::Audit;
 use super::limits::Limits;
 use super::{Auth, AuthConfig, LimitsConfig, Principal};
-use crate::tls::{PeerCertificate, Tls, TlsConfig};
+use crate::serve::ConnInfo;
+use crate::tls::{Tls, TlsConfig};
 
 /// Everything the guard needs, built once per node.
 pub struct Security {
@@ -49,9 +50,15 @@ impl Security {
     /// Whether a request may use the peer routes: the cluster secret (when
     /// there is one) and, with TLS, a certificate signed by the cluster CA.
     pub fn is_peer(&self, req: &Request) -> bool {
-        self.auth.is_peer(req.headers())
-            && (self.tls.is_none() || req.extensions().get::<PeerCertificate>().is_some())
+        self.auth.is_peer(req.headers()) && (self.tls.is_none() || peer_certificate(req))
     }
+}
+
+/// Whether the request's connection presented a certificate of the cluster CA.
+pub fn peer_certificate(req: &Request) -> bool {
+    req.extensions()
+        .get::<ConnInfo>()
+        .is_some_and(|c| c.peer_certificate)
 }
 
 /// The caller of a client request, for handlers that bind ownership or

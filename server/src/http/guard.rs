@@ -6,7 +6,7 @@
 
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Request};
+use axum::extract::Request;
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use dsync_api::auth::Role;
@@ -16,10 +16,9 @@ use super::error::HttpError;
 use crate::auth::audit::{outcome_of, printable, Record};
 use crate::auth::limits::rate_limited;
 use crate::auth::policy::{permit, Access};
-use crate::auth::{Caller, Principal, Security};
+use crate::auth::{peer_certificate, Caller, Principal, Security};
 use crate::proposer::now_ms;
-use crate::serve::ConnMark;
-use crate::tls::PeerCertificate;
+use crate::serve::{ConnInfo, ConnMark};
 
 fn refuse(e: ApiError) -> Response {
     HttpError(e).into_response()
@@ -63,12 +62,10 @@ pub async fn admit(
     mut req: Request,
     access: &Access,
 ) -> Result<(Request, Pass), Response> {
-    let remote = req
-        .extensions()
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0);
+    let info = req.extensions().get::<ConnInfo>();
+    let remote = info.map(|c| c.remote);
+    let conn = info.map(|c| &c.mark);
     let peer = *access == Access::Peer && sec.is_peer(&req);
-    let conn = req.extensions().get::<ConnMark>();
     if peer {
         // A peer's connection is never closed to make room for clients.
         if let Some(conn) = conn {
@@ -179,7 +176,7 @@ fn req_line(req: &Request) -> (Method, String) {
 /// With TLS but no token auth, a certificate of the cluster CA is the admin
 /// credential: other callers may read and write, not change the cluster.
 fn with_tls_without_tokens(req: &Request, access: &Access) -> Result<Principal, ApiError> {
-    if req.extensions().get::<PeerCertificate>().is_some() {
+    if peer_certificate(req) {
         return Ok(Principal::peer());
     }
     let p = Principal {

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{ConnectInfo, Request};
+use axum::extract::Request;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -43,7 +43,17 @@ use tokio_rustls::TlsAcceptor;
 pub use self::conns::ConnMark;
 use self::conns::{Conns, Refusal, Slot};
 pub use self::head_check::Malformed;
-use crate::tls::PeerCertificate;
+
+/// What a request's connection tells about it, attached to each request.
+#[derive(Clone)]
+pub struct ConnInfo {
+    pub remote: SocketAddr,
+    /// The connection's handle in the connection table.
+    pub mark: ConnMark,
+    /// The client presented a certificate signed by the cluster CA
+    /// (rustls verified the chain during the handshake).
+    pub peer_certificate: bool,
+}
 
 /// How long shutdown waits for open requests (long polls end sooner).
 const DRAIN: Duration = Duration::from_secs(10);
@@ -185,11 +195,12 @@ impl Connection {
                 // The stand-in for a head hyper would have refused.
                 req.extensions_mut().insert(why);
             }
-            req.extensions_mut().insert(ConnectInfo(remote));
-            req.extensions_mut().insert(mark.clone());
-            if peer_certificate {
-                req.extensions_mut().insert(PeerCertificate);
-            }
+            // One extension, not three: each insert boxes its value.
+            req.extensions_mut().insert(ConnInfo {
+                remote,
+                mark: mark.clone(),
+                peer_certificate,
+            });
             let call = app.clone().oneshot(req);
             async move {
                 let resp = call.await?;
