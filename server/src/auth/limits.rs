@@ -70,12 +70,12 @@ impl Limits {
         }
     }
 
-    /// Takes one request from `key`'s budget, or says when to come back.
     /// Whether a per-client request rate is enforced at all.
     pub fn rate_limited(&self) -> bool {
         self.rate.is_some()
     }
 
+    /// Takes one request from `key`'s budget, or says when to come back.
     pub fn check_rate(&self, key: &str) -> Result<(), Duration> {
         let Some(rate) = &self.rate else {
             return Ok(());
